@@ -1,0 +1,37 @@
+"""studentflow: learner-flow modelling for school decongestion.
+
+Pipeline (one way): ingest -> pairs -> gravity -> allocation -> scenarios -> report.
+Public names are imported lazily so that ``studentflow.allocation`` stays importable
+with numpy/scipy alone.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from studentflow.errors import DataError
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "load_bundle": "studentflow.ingest",
+    "Bundle": "studentflow.schema",
+    "road_distances": "studentflow.geo",
+    "build_pairs": "studentflow.pairs",
+    "with_subsidy": "studentflow.pairs",
+    "fit_gravity": "studentflow.gravity",
+    "compare_models": "studentflow.gravity",
+    "allocate": "studentflow.allocation",
+    "Scenario": "studentflow.scenarios",
+    "run_scenarios": "studentflow.scenarios",
+    "write_report": "studentflow.report",
+    "make_region": "studentflow.synth",
+}
+
+__all__ = ["DataError", "__version__", *_PUBLIC]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'studentflow' has no attribute {name!r}")

@@ -1,0 +1,207 @@
+"""Canonical tables of a studentflow Bundle: their columns, units and validation.
+
+Every stage after ingestion reads these tables and nothing else from the raw files.
+The column lists below are the contract between :mod:`studentflow.ingest` (which
+produces them), :mod:`studentflow.synth` (whose ``truth/`` folder holds the same
+tables for a synthetic region) and the later stages (which consume them).
+
+Conventions
+-----------
+- ``school_id``: DepEd school ID as a 6-digit string ("013651"), index of ``schools``.
+- ``psgc_code``: 10-digit PSGC code of a city/municipality (string).
+- ``region``: one of :data:`REGIONS` ("NCR", "Region III", "Region IV-A", ...).
+- Money in pesos (float), distances in km, counts in learners (int).
+- Ledger ``row``: the 1-based physical row of the raw file as a spreadsheet shows it
+  (title rows and the header row count; for CSV, the line number).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from studentflow.errors import DataError
+
+#: Canonical region names of the study area, in reference order (NCR first).
+REGIONS: tuple[str, ...] = ("NCR", "Region III", "Region IV-A")
+
+#: PSGC region codes for the canonical region names (all 17 regions + NIR).
+REGION_PSGC: dict[str, str] = {
+    "Region I": "0100000000",
+    "Region II": "0200000000",
+    "Region III": "0300000000",
+    "Region IV-A": "0400000000",
+    "Region V": "0500000000",
+    "Region VI": "0600000000",
+    "Region VII": "0700000000",
+    "Region VIII": "0800000000",
+    "Region IX": "0900000000",
+    "Region X": "1000000000",
+    "Region XI": "1100000000",
+    "Region XII": "1200000000",
+    "NCR": "1300000000",
+    "CAR": "1400000000",
+    "Region XIII": "1600000000",
+    "MIMAROPA": "1700000000",
+    "NIR": "1800000000",
+    "BARMM": "1900000000",
+}
+
+#: Canonical school offerings, from DepEd's "Modified COC" text.
+OFFERINGS: dict[str, str] = {
+    "Purely ES": "purely_es",
+    "ES and JHS": "es_jhs",
+    "JHS with SHS": "jhs_shs",
+    "Purely JHS": "purely_jhs",
+    "All Offering": "all_offering",
+    "Purely SHS": "purely_shs",
+}
+OFFERS_ES = frozenset({"purely_es", "es_jhs", "all_offering"})
+OFFERS_JHS = frozenset({"es_jhs", "jhs_shs", "purely_jhs", "all_offering"})
+
+#: ESC certification text → rank (1 best … 8 worst); missing means unrated (NaN).
+ESC_RATING_RANK: dict[str, int] = {
+    "Accredited Level IV": 1,
+    "Accredited Level III": 2,
+    "Accredited Level II": 3,
+    "Accredited Level I": 4,
+    "Certified with Commendation": 5,
+    "Certified": 6,
+    "For Probation": 7,
+    "For Termination": 8,
+}
+
+#: ESC subsidy location tiers and their Grade 7 amount in pesos (paper-facts / DepEd).
+SUBSIDY_TIERS: dict[str, float] = {"NCR": 13_000.0, "HUC": 11_000.0, "other": 9_000.0}
+
+GRADES = tuple(range(1, 11))
+
+# ---------------------------------------------------------------- table contracts
+#: schools: one row per DepEd school, index ``school_id``; a GeoDataFrame (EPSG:4326).
+SCHOOLS: dict[str, str] = {
+    "name": "str: school name",
+    "sector": "str: 'public' or 'private'",
+    "offering": "str: one of OFFERINGS values",
+    "region": "str: canonical region (REGIONS)",
+    "province": "str: province name as in DepEd's file",
+    "municipality": "str: municipality name as in DepEd's file",
+    "psgc_code": "str: 10-digit PSGC code of the city/municipality",
+    **{f"enrol_g{g}": f"int: Grade {g} enrolment, learners (male + female)" for g in GRADES},
+    "jhs_enrolment": "int: Grades 7-10 enrolment, learners",
+    "jhs_seats": "float: JHS seats (chairs), NaN where the school has no JHS",
+    "jhs_seats_imputed": "bool: jhs_seats was imputed (see ledger)",
+    "esc": "bool: takes part in ESC (has contracted slots)",
+    "esc_slots": "int: contracted ESC slots, learners (0 if not ESC)",
+    "esc_slots_billed": "int: billed ESC slots, learners (0 if not ESC)",
+    "tuition": "float: Grade 7 yearly tuition + misc + other fees, pesos (NaN unknown)",
+    "esc_rating": "float: ESC certification rank 1 (best) - 8, NaN unrated",
+    "geometry": "Point (lon, lat) EPSG:4326; None where no valid coordinate",
+}
+
+#: flows: Grade 6 (SY t) -> Grade 7 (SY t+1), aggregated from learner-level records.
+FLOWS: dict[str, str] = {
+    "origin_id": "str: school_id of the Grade 6 school",
+    "destination_id": "str: school_id of the Grade 7 school",
+    "learners": "int: learners making this transition",
+    "esc_beneficiaries": "int: of them, ESC beneficiaries at the destination",
+}
+
+#: areas: one row per city/municipality (index ``psgc_code``).
+AREAS: dict[str, str] = {
+    "region": "str: canonical region",
+    "province": "str: PSGC province name",
+    "municipality": "str: PSGC city/municipality name",
+    "city_class": "str: 'HUC', 'CC' (component city), 'ICC', or 'Mun'",
+    "population": "int: persons (PSGC)",
+    "lgu_revenue": "float: total LGU revenues, pesos",
+    "lgu_revenue_imputed": "bool: lgu_revenue was imputed (see ledger)",
+}
+
+#: subsidy: ESC Grade 7 amount per school (index ``school_id``), ESC schools only.
+SUBSIDY: dict[str, str] = {
+    "tier": "str: one of SUBSIDY_TIERS",
+    "amount": "float: ESC subsidy per learner per year, pesos",
+}
+
+#: ledger: one row per raw record dropped, merged, corrected or imputed.
+LEDGER: dict[str, str] = {
+    "source": "str: source kind (manifest)",
+    "file": "str: file name relative to the manifest folder",
+    "row": "int: 1-based physical row in the raw file (0 when not row-specific)",
+    "school_id": "str: 6-digit school id where known, else ''",
+    "action": "str: one of LEDGER_ACTIONS",
+    "reason": "str: why, in words; never an LRN or a learner name",
+}
+LEDGER_ACTIONS = ("dropped", "merged", "corrected", "imputed")
+
+
+def empty_ledger() -> pd.DataFrame:
+    """An empty ledger with the canonical columns and dtypes."""
+    return pd.DataFrame(
+        {
+            "source": pd.Series(dtype="str"),
+            "file": pd.Series(dtype="str"),
+            "row": pd.Series(dtype="int64"),
+            "school_id": pd.Series(dtype="str"),
+            "action": pd.Series(dtype="str"),
+            "reason": pd.Series(dtype="str"),
+        }
+    )
+
+
+def require_columns(table: pd.DataFrame, columns, *, name: str) -> None:
+    """Raise :class:`DataError` naming ``name`` if ``table`` lacks any of ``columns``."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(f"{name}: missing column(s) {missing}; found {list(table.columns)}")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The canonical, validated data of one study area.
+
+    Attributes
+    ----------
+    schools : geopandas.GeoDataFrame
+        Index ``school_id``; columns :data:`SCHOOLS`.
+    flows : pandas.DataFrame
+        Columns :data:`FLOWS` (learners).
+    areas : pandas.DataFrame
+        Index ``psgc_code``; columns :data:`AREAS`.
+    subsidy : pandas.DataFrame
+        Index ``school_id``; columns :data:`SUBSIDY` (pesos).
+    ledger : pandas.DataFrame
+        Columns :data:`LEDGER`.
+    sources : pandas.DataFrame
+        Per source file: kind, file, rows_read, kept, corrected, imputed, dropped, merged.
+    extras : dict
+        Optional inputs later stages may use: ``"road_network"`` (path) and
+        ``"road_matrix"`` (path pair), keyed by source kind.
+    """
+
+    schools: Any
+    flows: pd.DataFrame
+    areas: pd.DataFrame
+    subsidy: pd.DataFrame
+    ledger: pd.DataFrame
+    sources: pd.DataFrame = field(default_factory=pd.DataFrame)
+    extras: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """Plain-text summary: table sizes and, per source, rows read/kept/changed/dropped."""
+        lines = [
+            "studentflow Bundle",
+            f"  schools: {len(self.schools):,} "
+            f"({int((self.schools['sector'] == 'public').sum()):,} public, "
+            f"{int(self.schools['esc'].sum()):,} ESC)",
+            f"  flows:   {len(self.flows):,} pairs, {int(self.flows['learners'].sum()):,} learners, "
+            f"{int(self.flows['esc_beneficiaries'].sum()):,} ESC beneficiaries",
+            f"  areas:   {len(self.areas):,} municipalities",
+            f"  ledger:  {len(self.ledger):,} rows",
+        ]
+        if len(self.sources):
+            lines.append("  per source:")
+            lines.append("    " + self.sources.to_string(index=False).replace("\n", "\n    "))
+        return "\n".join(lines)

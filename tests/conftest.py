@@ -1,0 +1,36 @@
+"""Shared fixtures. Test data come from studentflow.synth, not committed fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = REPO / "data" / "sample"
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The bundled synthetic sample (raw files + truth/)."""
+    if not (SAMPLE_DIR / "manifest.toml").exists():
+        pytest.fail("data/sample/manifest.toml is missing: run scripts/make_sample.py")
+    return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def sample_bundle(sample_dir):
+    """The sample loaded through the ingestion layer (once per test session)."""
+    from studentflow.ingest import load_bundle
+
+    return load_bundle(sample_dir / "manifest.toml")
+
+
+@pytest.fixture(scope="session")
+def small_region(tmp_path_factory) -> Path:
+    """A second, smaller synthetic region (another seed and scale), written to disk."""
+    from studentflow.synth import make_region
+
+    out = tmp_path_factory.mktemp("region_s7")
+    make_region(seed=7, scale=0.25, out_dir=out)
+    return out
