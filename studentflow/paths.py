@@ -1,0 +1,34 @@
+"""Where the bundled sample lives, installed or in a source checkout."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from studentflow.errors import DataError
+
+
+def sample_dir() -> Path:
+    """Folder of the bundled synthetic sample (raw files, ``manifest.toml``, ``truth/``).
+
+    Looks first for the installed copy (package ``studentflow.sample_data``, mapped from
+    ``data/sample/`` by pyproject.toml), then for ``data/sample/`` in a source checkout.
+    """
+    try:
+        installed = Path(str(resources.files("studentflow.sample_data")))
+        if (installed / "manifest.toml").exists():
+            return installed
+    except (ModuleNotFoundError, TypeError):
+        pass
+    checkout = Path(__file__).resolve().parents[1] / "data" / "sample"
+    if (checkout / "manifest.toml").exists():
+        return checkout
+    raise DataError(
+        "the bundled sample was not found (neither the installed studentflow.sample_data "
+        f"nor {checkout}); regenerate it with `studentflow make-sample data/sample`"
+    )
+
+
+def sample_manifest() -> Path:
+    """Path of the bundled sample's ``manifest.toml``."""
+    return sample_dir() / "manifest.toml"
