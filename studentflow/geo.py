@@ -511,6 +511,7 @@ def road_distances(origins, destinations, *, network=None, matrix=None, circuity
     else:
         o_ids, olon, olat, o_skip = school_points(origins, name="origins")
         d_ids, dlon, dlat, d_skip = school_points(destinations, name="destinations")
+        n_o, n_d = len(o_ids), len(d_ids)
         if network is not None:
             net = read_network(network)
             method = "network"
