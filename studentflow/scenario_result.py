@@ -1,0 +1,150 @@
+"""The result of :func:`studentflow.scenarios.run_scenarios`: Monte Carlo summaries.
+
+Intervals are the 2.5 % and 97.5 % percentiles over the Monte Carlo draws, which
+carry both the uncertainty of the estimated gravity coefficients (one coefficient
+vector drawn per draw) and the rounding of expected flows to whole learners.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+#: Per-draw metrics summarised into ``table`` as ``<metric>_mean/_lo/_hi``.
+DRAW_METRICS: dict[str, str] = {
+    "placed": "learners placed in ESC schools (whole learners)",
+    "placed_expected": "learners placed before rounding (expected flows)",
+    "vs_observed": "placed minus observed ESC beneficiaries, learners",
+    "vs_observed_pct": "placed vs observed ESC beneficiaries, percent",
+    "vs_baseline": "placed minus the baseline scenario's placed (same draw), learners",
+    "vs_baseline_pct": "placed vs the baseline scenario (same draw), percent",
+    "share_congested": "share of placed learners from origins feeding congested public JHS",
+    "share_new_pairs": "share of placed learners on origin→school pairs not observed today",
+    "relieved": "learners taken out of public JHS (placements above observed ESC)",
+    "aisle_after": "aisle learners (JHS enrolment above seats) left in public JHS",
+    "congested_after": "public JHS still congested (utilisation > 1)",
+    "displaced": "learners of origins placing fewer than in the comparison scenario",
+    "slot_utilisation": "placed / slots available, all ESC schools",
+}
+
+
+def interval(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and 95 % percentile interval of ``values`` along ``axis``."""
+    values = np.asarray(values, dtype=float)
+    mean = values.mean(axis=axis)
+    lo, hi = np.percentile(values, [2.5, 97.5], axis=axis)
+    return mean, lo, hi
+
+
+def summarise_draws(per_draw: pd.DataFrame) -> pd.DataFrame:
+    """One row per scenario: mean, lo, hi of every metric in :data:`DRAW_METRICS`."""
+    rows = []
+    for name, grp in per_draw.groupby("scenario", sort=False):
+        row: dict = {"scenario": name}
+        for metric in DRAW_METRICS:
+            if metric not in grp:
+                continue
+            mean, lo, hi = interval(grp[metric].to_numpy())
+            row[f"{metric}_mean"] = float(mean)
+            row[f"{metric}_lo"] = float(lo)
+            row[f"{metric}_hi"] = float(hi)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """Monte Carlo results of a set of scenarios.
+
+    Attributes
+    ----------
+    scenarios : tuple of Scenario
+        In run order.
+    baseline : str
+        Name of the baseline scenario (``vs_baseline`` columns compare with it).
+    draws, seed : int
+        Monte Carlo draws and the seed that makes the run reproducible.
+    observed_esc : int
+        Observed ESC beneficiaries on the pair table, learners.
+    table : pandas.DataFrame
+        One row per scenario: description, slots (learners), and ``<metric>_mean``,
+        ``_lo``, ``_hi`` (95 % interval) for every metric of :data:`DRAW_METRICS`.
+    per_draw : pandas.DataFrame
+        One row per scenario and draw with the raw metrics.
+    esc_schools : pandas.DataFrame
+        Per scenario and ESC school: ``slots``, ``placed_mean/_lo/_hi``,
+        ``utilisation_mean`` (placed / slots) and ``full_share`` (share of draws at
+        capacity).
+    public_jhs : pandas.DataFrame
+        Per scenario and public JHS: ``jhs_seats``, ``enrolment_before``,
+        ``utilisation_before``, ``aisle_before``, ``relieved_mean/_lo/_hi``,
+        ``utilisation_after_mean``, ``aisle_after_mean``, ``congested_after_share``.
+        Empty if no bundle was given.
+    origin_placed, school_placed : dict
+        Scenario name → integer array (draws × origins / draws × schools) of whole
+        learners placed; ``origin_ids`` / ``school_ids`` name the columns and
+        ``pools`` / ``capacities`` give each scenario's constraints.
+    params : pandas.DataFrame
+        The coefficient vectors drawn (one row per draw).
+    """
+
+    scenarios: tuple
+    baseline: str
+    draws: int
+    seed: int
+    observed_esc: int
+    table: pd.DataFrame
+    per_draw: pd.DataFrame
+    esc_schools: pd.DataFrame
+    public_jhs: pd.DataFrame
+    origin_ids: np.ndarray
+    school_ids: np.ndarray
+    origin_placed: dict = field(default_factory=dict)
+    school_placed: dict = field(default_factory=dict)
+    pools: dict = field(default_factory=dict)
+    capacities: dict = field(default_factory=dict)
+    params: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def scenario_table(self) -> pd.DataFrame:
+        """Readable table: one row per scenario, rounded, intervals as "lo–hi"."""
+        t = self.table
+        out = pd.DataFrame({"scenario": t["scenario"], "slots": t["slots"]})
+
+        def fmt(col, digits=0, scale=1.0):
+            return [
+                f"{m * scale:,.{digits}f} ({lo * scale:,.{digits}f}–{hi * scale:,.{digits}f})"
+                for m, lo, hi in zip(t[f"{col}_mean"], t[f"{col}_lo"], t[f"{col}_hi"])
+            ]
+
+        out["placed (95% interval)"] = fmt("placed")
+        out["vs observed %"] = fmt("vs_observed_pct", 1)
+        out["vs baseline"] = fmt("vs_baseline")
+        out["from congested-feeding origins %"] = fmt("share_congested", 1, 100)
+        out["on new pairs %"] = fmt("share_new_pairs", 1, 100)
+        if "relieved_mean" in t:
+            out["relieved from public JHS"] = fmt("relieved")
+        if "displaced_mean" in t:
+            out["displaced"] = fmt("displaced")
+        return out
+
+    def summary(self) -> str:
+        """Plain-text summary: one line per scenario with means and 95 % intervals."""
+        lines = [
+            f"studentflow scenarios: {len(self.scenarios)} scenarios x {self.draws} draws "
+            f"(seed {self.seed}); observed ESC beneficiaries {self.observed_esc:,}; "
+            f"baseline {self.baseline!r}",
+        ]
+        for _, r in self.table.iterrows():
+            line = (
+                f"  {r['scenario']:<24} placed {r['placed_mean']:>10,.0f} "
+                f"[{r['placed_lo']:,.0f}, {r['placed_hi']:,.0f}]  "
+                f"vs observed {r['vs_observed_pct_mean']:+6.1f}%  "
+                f"vs baseline {r['vs_baseline_mean']:+9,.0f}  "
+                f"slots {int(r['slots']):,}"
+            )
+            if "relieved_mean" in r and np.isfinite(r["relieved_mean"]):
+                line += f"  relieved {r['relieved_mean']:,.0f}"
+            lines.append(line)
+        return "\n".join(lines)

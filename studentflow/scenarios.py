@@ -1,0 +1,452 @@
+"""Subsidy and slot scenarios with Monte Carlo over the gravity coefficients.
+
+For each scenario and draw d = 1..D:
+
+1. a coefficient vector β_d is drawn from the fitted model (``model.draw_params``);
+2. expected flows μ_ij = exp(x_ij β_d) are computed on the scenario's pair table
+   (the design matrix X is built once per scenario; each draw is one ``X @ β``);
+3. the capacity-constrained allocator (:func:`studentflow.allocation.allocate`) scales
+   μ to the origin pools and school slots, on a sparse origin × ESC-school matrix whose
+   structure is built once per scenario (only its data vector changes per draw);
+4. the allocation is rounded to whole learners (``Allocation.to_integer``) and the
+   metrics of :data:`studentflow.scenario_result.DRAW_METRICS` are recorded.
+
+Every scenario uses the same coefficient draws and the same rounding seeds (common
+random numbers), so differences between scenarios are not blurred by sampling noise.
+
+Learners relieved from public JHS: each origin's placements above its observed ESC
+beneficiaries are taken out of its public-JHS destinations in proportion to its
+observed flows (at most the learners it actually sent to public JHS).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from studentflow.errors import DataError
+from studentflow.scenario_result import ScenarioResult, interval, summarise_draws
+from studentflow.scenario_spec import Scenario, baseline_of, load_scenarios
+from studentflow.schema import OFFERS_JHS, SUBSIDY_TIERS, require_columns
+
+__all__ = ["Scenario", "ScenarioResult", "load_scenarios", "run_scenarios", "scenario_capacities"]
+
+PAIR_COLUMNS = (
+    "origin_id", "destination_id", "pair_type", "esc_beneficiaries", "distance_km",
+    "tuition", "esc_amount", "net_cost_k", "origin_lgu_revenue", "origin_pool",
+    "origin_esc_beneficiaries", "destination_slots", "destination_billed",
+    "origin_feeds_congested",
+)
+
+
+# ---------------------------------------------------------------- slot levers
+def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
+    """Split ``total`` whole units in proportion to ``weights`` (largest remainder)."""
+    weights = np.asarray(weights, dtype=float)
+    if total <= 0 or weights.size == 0:
+        return np.zeros(weights.size, dtype=np.int64)
+    if weights.sum() <= 0:
+        weights = np.ones_like(weights)
+    exact = total * weights / weights.sum()
+    out = np.floor(exact).astype(np.int64)
+    short = total - int(out.sum())
+    if short:
+        out[np.argsort(-(exact - out), kind="stable")[:short]] += 1
+    return out
+
+
+def scenario_capacities(scenario: Scenario, contracted, billed, school_ids) -> np.ndarray:
+    """Slots each ESC school offers under ``scenario``, learners.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    contracted, billed : array-like of int
+        Contracted and billed ESC slots per school, learners.
+    school_ids : array-like of str
+        School ids aligned with the slot arrays (for ``add_slots_to``).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Order of operations: start from contracted (or billed) slots; move
+        ``move_slots`` unused contracted slots from under-used schools (billed <
+        contracted, most unused first in proportion) to full ones (billed ≥ contracted,
+        in proportion to their contracted slots), keeping the contracted total; scale by
+        ``scale_slots`` (rounded down); add ``add_slots``.
+    """
+    contracted = np.asarray(contracted, dtype=np.int64)
+    billed = np.asarray(billed, dtype=np.int64)
+    caps = (contracted if scenario.capacity == "contracted" else billed).copy()
+    if scenario.move_slots:
+        unused = np.clip(contracted - billed, 0, None)
+        full = (billed >= contracted) & (contracted > 0)
+        n = int(min(scenario.move_slots, unused.sum()))
+        if n and full.any():
+            take = _largest_remainder(n, unused)
+            take = np.minimum(take, unused)
+            n = int(take.sum())
+            give = np.zeros_like(caps)
+            give[full] = _largest_remainder(n, contracted[full])
+            if scenario.capacity == "contracted":
+                caps = caps - take + give
+            else:  # moved slots were unused, so billed capacity only gains
+                caps = caps + give
+    if scenario.scale_slots != 1.0:
+        caps = np.floor(caps * scenario.scale_slots).astype(np.int64)
+    if scenario.add_slots:
+        if scenario.add_slots_to:
+            mask = np.isin(np.asarray(school_ids, dtype=str), np.asarray(scenario.add_slots_to))
+        else:
+            mask = np.ones(caps.size, dtype=bool)
+        caps = caps + scenario.add_slots * mask
+    return np.clip(caps, 0, None)
+
+
+# ---------------------------------------------------------------- subsidy levers
+def _tiers(pairs: pd.DataFrame, bundle) -> pd.Series:
+    """Location tier per pair row (from the bundle, else from today's ESC amount)."""
+    if bundle is not None and "tier" in getattr(bundle, "subsidy", pd.DataFrame()):
+        tier = pairs["destination_id"].map(bundle.subsidy["tier"])
+        if tier.notna().all():
+            return tier.astype(str)
+    by_amount = {v: k for k, v in SUBSIDY_TIERS.items()}
+    return pairs["esc_amount"].map(lambda a: by_amount.get(float(a), "other")).astype(str)
+
+
+def _apply_subsidy(pairs: pd.DataFrame, extra: np.ndarray) -> pd.DataFrame:
+    """``pairs`` with ``esc_amount += extra`` (pesos) and ``net_cost_k`` recomputed."""
+    try:
+        from studentflow.pairs import with_subsidy
+    except ImportError:  # the pairs stage is optional for a bare pair table
+        with_subsidy = None
+    if with_subsidy is not None:
+        return with_subsidy(pairs, pd.Series(extra, index=pairs.index))
+    out = pairs.copy()
+    out["esc_amount"] = out["esc_amount"].to_numpy(dtype=float) + extra
+    out["net_cost_k"] = np.clip(out["tuition"].to_numpy(dtype=float) - out["esc_amount"], 0, None) / 1000
+    return out
+
+
+def scenario_pairs(scenario: Scenario, pairs: pd.DataFrame, bundle=None, distances=None) -> pd.DataFrame:
+    """The pair table a scenario works on: candidate radius and subsidy applied.
+
+    A ``radius_km`` wider than the table's own needs ``bundle`` and ``distances`` (the
+    pairs are rebuilt); a narrower one drops new pairs beyond it (km).
+    """
+    p = pairs
+    if scenario.radius_km is not None:
+        new = p["pair_type"].to_numpy() == "new"
+        far_new = new & (p["distance_km"].to_numpy() > scenario.radius_km)
+        reach = p.loc[new, "distance_km"].max() if new.any() else 0.0
+        if bundle is not None and distances is not None and scenario.radius_km > reach:
+            from studentflow.pairs import build_pairs
+
+            p = build_pairs(bundle, distances, radius_km=scenario.radius_km)
+        else:
+            p = p.loc[~far_new]
+    extra = np.full(len(p), scenario.subsidy, dtype=float)
+    if scenario.subsidy_by_tier:
+        extra += _tiers(p, bundle).map(scenario.subsidy_by_tier).fillna(0.0).to_numpy(dtype=float)
+    if scenario.subsidy_targeted:
+        q, amount = scenario.subsidy_targeted
+        revenue = p.groupby("origin_id", sort=False)["origin_lgu_revenue"].first()
+        cut = float(np.nanquantile(revenue.to_numpy(dtype=float), q))
+        extra += np.where(p["origin_lgu_revenue"].to_numpy(dtype=float) < cut, amount, 0.0)
+    if np.any(extra != 0):
+        p = _apply_subsidy(p, extra)
+    return p.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- prediction
+def _design(model, pairs: pd.DataFrame):
+    """(X, offset) with ``model.predict(pairs, params=b) == exp(X @ b + offset)``.
+
+    Recovered from the model's own ``predict`` with unit coefficient vectors, so any
+    log-linear model honouring the contract works; returns None if the check fails.
+    """
+    names = model.params.index
+    zero = pd.Series(0.0, index=names)
+    with np.errstate(divide="ignore"):
+        offset = np.log(np.asarray(model.predict(pairs, params=zero), dtype=float))
+        cols = []
+        for name in names:
+            unit = zero.copy()
+            unit[name] = 1.0
+            cols.append(np.log(np.asarray(model.predict(pairs, params=unit), dtype=float)) - offset)
+    X = np.column_stack(cols) if cols else np.zeros((len(pairs), 0))
+    ref = np.asarray(model.predict(pairs), dtype=float)
+    check = np.exp(X @ model.params.to_numpy(dtype=float) + offset)
+    if not (np.all(np.isfinite(X)) and np.allclose(check, ref, rtol=1e-6, atol=1e-12)):
+        return None
+    return X, offset
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    scenario: Scenario
+    pairs: pd.DataFrame
+    rows: np.ndarray  # global origin position of each local row
+    cols: np.ndarray  # global school position of each local column
+    order: np.ndarray  # pair row -> CSR data position
+    indices: np.ndarray
+    indptr: np.ndarray
+    design: tuple | None
+    new_mask: sp.csr_matrix
+    pools: np.ndarray  # global, learners
+    caps: np.ndarray  # global, slots
+
+
+def _prepare(s: Scenario, pairs, bundle, distances, model, origin_pos, school_pos, origins, schools):
+    p = scenario_pairs(s, pairs, bundle, distances)
+    if p.empty:
+        raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
+    o_glob = origin_pos.loc[p["origin_id"]].to_numpy()
+    d_glob = school_pos.loc[p["destination_id"]].to_numpy()
+    rows, r = np.unique(o_glob, return_inverse=True)
+    cols, c = np.unique(d_glob, return_inverse=True)
+    order = np.lexsort((c, r))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=rows.size))])
+    shape = (rows.size, cols.size)
+    is_new = (p["pair_type"].to_numpy() == "new").astype(float)[order]
+    new_mask = sp.csr_matrix((is_new, c[order], indptr), shape=shape)
+    pools = origins["origin_pool"].to_numpy(dtype=float)
+    if s.pool == "non_beneficiaries":
+        pools = pools - origins["origin_esc_beneficiaries"].to_numpy(dtype=float)
+    caps = scenario_capacities(
+        s, schools["destination_slots"], schools["destination_billed"], schools.index
+    )
+    return _Prepared(
+        s, p, rows, cols, order, c[order].astype(np.int32), indptr, _design(model, p),
+        new_mask, np.clip(pools, 0, None), caps,
+    )
+
+
+def _relief_matrix(bundle, origin_ids):
+    """(R, public_total, jhs) : origin share of flows to each public JHS, JHS table."""
+    try:
+        from studentflow.congestion import jhs_congestion
+
+        jhs = jhs_congestion(bundle)
+    except ImportError:
+        s = bundle.schools
+        pub = s[(s["sector"] == "public") & s["offering"].isin(OFFERS_JHS) & (s["jhs_seats"] > 0)]
+        enrol = pub["jhs_enrolment"].astype(float)
+        jhs = pd.DataFrame({"jhs_enrolment": enrol, "jhs_seats": pub["jhs_seats"].astype(float)})
+        jhs["utilisation"] = enrol / jhs["jhs_seats"]
+        jhs["aisle_learners"] = np.clip(enrol - jhs["jhs_seats"], 0, None)
+        jhs["congested"] = jhs["utilisation"] > 1
+    jhs = jhs[jhs["jhs_seats"].astype(float) > 0]
+    f = bundle.flows
+    f = f[f["destination_id"].isin(jhs.index) & f["origin_id"].isin(origin_ids)]
+    o_pos = pd.Index(origin_ids).get_indexer(f["origin_id"])
+    j_pos = jhs.index.get_indexer(f["destination_id"])
+    flows = sp.csr_matrix(
+        (f["learners"].to_numpy(dtype=float), (o_pos, j_pos)), shape=(len(origin_ids), len(jhs))
+    )
+    total = np.asarray(flows.sum(axis=1)).ravel()
+    share = sp.diags(np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)) @ flows
+    return share.tocsr(), total, jhs
+
+
+def _draw_seed(seed: int, d: int) -> int:
+    return int(np.random.SeedSequence([seed, d]).generate_state(1)[0])
+
+
+# ---------------------------------------------------------------- the run
+def run_scenarios(
+    bundle,
+    model,
+    scenarios,
+    *,
+    pairs: pd.DataFrame | None = None,
+    distances: pd.DataFrame | None = None,
+    draws: int = 100,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> ScenarioResult:
+    """Run policy scenarios with Monte Carlo over the gravity coefficients.
+
+    Parameters
+    ----------
+    bundle : studentflow.schema.Bundle or None
+        Canonical data; needed for the public-JHS relief metrics, tier subsidies (else
+        tiers are read off today's ESC amounts) and to build/rebuild pairs.
+    model : GravityModel
+        Anything with ``params`` (Series), ``predict(pairs, params=None)`` (expected
+        learners per pair) and ``draw_params(n, seed)``.
+    scenarios : list of Scenario, a Scenario, or a path to a TOML scenario file
+    pairs : pandas.DataFrame, optional
+        PairTable (docs/contracts.md §3); built with ``build_pairs(bundle, distances)``
+        if omitted.
+    distances : pandas.DataFrame, optional
+        Road distances (km), used to build pairs or widen a scenario's radius.
+    draws : int
+        Monte Carlo draws of the coefficients; 0 uses the point estimate once.
+    seed : int
+        Same seed → identical results.
+    progress : bool, optional
+        tqdm bar over draws; default: only when stderr is a terminal.
+
+    Returns
+    -------
+    ScenarioResult
+    """
+    from tqdm.auto import tqdm
+
+    from studentflow.allocation import allocate
+
+    if isinstance(scenarios, (str, Path)):
+        scenarios = load_scenarios(scenarios)
+    elif isinstance(scenarios, Scenario):
+        scenarios = [scenarios]
+    scenarios = list(scenarios)
+    if not scenarios:
+        raise ValueError("run_scenarios: scenarios is empty")
+    if len({s.name for s in scenarios}) != len(scenarios):
+        raise ValueError("run_scenarios: scenario names must be unique")
+    if not isinstance(draws, (int, np.integer)) or draws < 0:
+        raise ValueError(f"run_scenarios: draws must be a non-negative integer, got {draws!r}")
+    if pairs is None:
+        if bundle is None or distances is None:
+            raise ValueError("run_scenarios: give pairs=, or both bundle and distances= to build them")
+        from studentflow.pairs import build_pairs
+
+        pairs = build_pairs(bundle, distances)
+    require_columns(pairs, PAIR_COLUMNS, name="run_scenarios(pairs=...)")
+    if pairs.empty:
+        raise DataError("run_scenarios(pairs=...): the pair table is empty")
+    base = baseline_of(scenarios)
+
+    # global origin / school index over every scenario's pair table
+    tables = [scenario_pairs(s, pairs, bundle, distances) for s in scenarios if s.radius_km]
+    allp = pd.concat([pairs, *tables], ignore_index=True) if tables else pairs
+    origins = allp.groupby("origin_id", sort=True)[
+        ["origin_pool", "origin_esc_beneficiaries", "origin_feeds_congested"]
+    ].first()
+    schools = allp.groupby("destination_id", sort=True)[["destination_slots", "destination_billed"]].first()
+    origin_pos = pd.Series(np.arange(len(origins)), index=origins.index)
+    school_pos = pd.Series(np.arange(len(schools)), index=schools.index)
+    feeds = origins["origin_feeds_congested"].to_numpy(dtype=bool)
+    obs_origin = origins["origin_esc_beneficiaries"].to_numpy(dtype=float)
+    observed = int(pairs["esc_beneficiaries"].sum())
+
+    if draws == 0:
+        params = model.params.to_frame().T.reset_index(drop=True)
+    else:
+        params = model.draw_params(draws, seed)[list(model.params.index)].reset_index(drop=True)
+    n_draws = len(params)
+    seeds = [_draw_seed(seed, d) for d in range(n_draws)]
+    relief = _relief_matrix(bundle, origins.index) if bundle is not None else None
+
+    preps = [_prepare(s, pairs, bundle, distances, model, origin_pos, school_pos, origins, schools)
+             for s in scenarios]
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    bar = tqdm(total=n_draws * len(preps), desc="scenario draws", unit="draw", disable=not show)
+    origin_placed, school_placed, records, jhs_rows = {}, {}, [], []
+    for prep in preps:
+        s = prep.scenario
+        shape = (prep.rows.size, prep.cols.size)
+        pools, caps = prep.pools[prep.rows], prep.caps[prep.cols].astype(float)
+        o_out = np.zeros((n_draws, len(origins)), dtype=np.int64)
+        s_out = np.zeros((n_draws, len(schools)), dtype=np.int64)
+        expected = np.zeros(n_draws)
+        new_placed = np.zeros(n_draws)
+        for d in range(n_draws):
+            beta = params.iloc[d]
+            if prep.design is not None:
+                X, off = prep.design
+                mu = np.exp(X @ beta.to_numpy(dtype=float) + off)
+            else:
+                mu = np.asarray(model.predict(prep.pairs, params=beta), dtype=float)
+            mat = sp.csr_matrix((mu[prep.order], prep.indices, prep.indptr), shape=shape)
+            alloc = allocate(mat, pools, caps, method=s.method, seed=seeds[d])
+            whole = sp.csr_matrix(alloc.to_integer(seeds[d]))
+            if whole.nnz and not np.array_equal(whole.data, np.round(whole.data)):
+                raise RuntimeError(f"scenario {s.name!r}: to_integer returned fractional learners")
+            whole = whole.astype(np.int64)
+            o_out[d, prep.rows] = np.asarray(whole.sum(axis=1)).ravel()
+            s_out[d, prep.cols] = np.asarray(whole.sum(axis=0)).ravel()
+            expected[d] = float(np.asarray(alloc.flows.sum()))
+            new_placed[d] = float(whole.multiply(prep.new_mask).sum())
+            bar.update(1)
+        origin_placed[s.name], school_placed[s.name] = o_out, s_out
+        placed = o_out.sum(axis=1).astype(float)
+        safe = np.where(placed > 0, placed, np.nan)
+        rec = pd.DataFrame({
+            "scenario": s.name, "draw": np.arange(n_draws), "placed": placed,
+            "placed_expected": expected, "vs_observed": placed - observed,
+            "vs_observed_pct": 100 * (placed - observed) / max(observed, 1),
+            "share_congested": np.nan_to_num(o_out[:, feeds].sum(axis=1) / safe),
+            "share_new_pairs": np.nan_to_num(new_placed / safe),
+            "slot_utilisation": placed / max(prep.caps.sum(), 1),
+        })
+        if relief is not None:
+            share, public_total, jhs = relief
+            extra = np.minimum(np.clip(o_out - obs_origin, 0, None), public_total)
+            relieved = np.asarray(share.T @ extra.T).T  # draws × JHS
+            enrol = jhs["jhs_enrolment"].to_numpy(dtype=float)
+            seats = jhs["jhs_seats"].to_numpy(dtype=float)
+            after = enrol - relieved
+            rec["relieved"] = relieved.sum(axis=1)
+            rec["aisle_after"] = np.clip(after - seats, 0, None).sum(axis=1)
+            rec["congested_after"] = (after / seats > 1).sum(axis=1)
+            m, lo, hi = interval(relieved)
+            jhs_rows.append(pd.DataFrame({
+                "scenario": s.name, "school_id": jhs.index.to_numpy(), "jhs_seats": seats,
+                "enrolment_before": enrol, "utilisation_before": enrol / seats,
+                "aisle_before": np.clip(enrol - seats, 0, None),
+                "relieved_mean": m, "relieved_lo": lo, "relieved_hi": hi,
+                "utilisation_after_mean": (enrol - m) / seats,
+                "aisle_after_mean": np.clip(after - seats, 0, None).mean(axis=0),
+                "congested_after_share": (after / seats > 1).mean(axis=0),
+            }))
+        records.append(rec)
+    bar.close()
+
+    per_draw = pd.concat(records, ignore_index=True)
+    base_placed = per_draw.loc[per_draw["scenario"] == base.name, "placed"].to_numpy()
+    per_draw["vs_baseline"] = per_draw["placed"] - np.tile(base_placed, len(preps))
+    per_draw["vs_baseline_pct"] = 100 * per_draw["vs_baseline"] / np.tile(np.maximum(base_placed, 1), len(preps))
+    displaced = []
+    for s in scenarios:
+        ref = origin_placed[s.compare_to or base.name]
+        displaced.append(np.clip(ref - origin_placed[s.name], 0, None).sum(axis=1))
+    per_draw["displaced"] = np.concatenate(displaced).astype(float)
+
+    table = summarise_draws(per_draw)
+    table.insert(1, "description", [s.description for s in scenarios])
+    table.insert(2, "levers", [s.summary().split(": ", 1)[1] for s in scenarios])
+    table.insert(3, "slots", [int(p.caps.sum()) for p in preps])
+    table.insert(4, "observed_esc", observed)
+    if relief is not None:
+        jhs = relief[2]
+        table.insert(5, "aisle_before", float(np.clip(jhs["jhs_enrolment"] - jhs["jhs_seats"], 0, None).sum()))
+        table.insert(6, "congested_before", int((jhs["jhs_enrolment"] / jhs["jhs_seats"] > 1).sum()))
+
+    esc_rows = []
+    for prep in preps:
+        arr = school_placed[prep.scenario.name]
+        m, lo, hi = interval(arr)
+        caps = prep.caps.astype(float)
+        esc_rows.append(pd.DataFrame({
+            "scenario": prep.scenario.name, "school_id": schools.index.to_numpy(),
+            "slots": prep.caps, "placed_mean": m, "placed_lo": lo, "placed_hi": hi,
+            "utilisation_mean": np.divide(m, caps, out=np.full_like(m, np.nan), where=caps > 0),
+            "full_share": (arr >= prep.caps).mean(axis=0),
+        }))
+    return ScenarioResult(
+        scenarios=tuple(scenarios), baseline=base.name, draws=n_draws, seed=seed,
+        observed_esc=observed, table=table, per_draw=per_draw,
+        esc_schools=pd.concat(esc_rows, ignore_index=True),
+        public_jhs=pd.concat(jhs_rows, ignore_index=True) if jhs_rows else pd.DataFrame(),
+        origin_ids=origins.index.to_numpy(), school_ids=schools.index.to_numpy(),
+        origin_placed=origin_placed, school_placed=school_placed,
+        pools={p.scenario.name: p.pools for p in preps},
+        capacities={p.scenario.name: p.caps for p in preps}, params=params,
+    )
