@@ -1,0 +1,137 @@
+"""Ingestion: raw government files (named in a manifest) → a canonical, validated Bundle.
+
+``load_bundle(manifest=None)`` reads every ``[[source]]`` of a ``manifest.toml`` with one
+reader per source kind (:mod:`.readers`), harmonises them (:mod:`.harmonise`,
+:mod:`.flows`), validates the canonical tables (:mod:`.validate`) and returns a
+:class:`studentflow.schema.Bundle` whose ledger records every raw record dropped, merged,
+corrected or imputed. Learner reference numbers are read but never leave this package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from studentflow.errors import DataError
+from studentflow.ingest.flows import build_flows
+from studentflow.ingest.harmonise import (
+    _concat, _drop, areas_table, esc_columns, jhs_seats, match_places, resolve_coordinates, subsidy_table,
+)
+from studentflow.ingest.ledger import Ledger
+from studentflow.ingest.manifest import KINDS, Source, read_manifest
+from studentflow.ingest.places import PlaceMatcher
+from studentflow.ingest.readers import READERS
+from studentflow.ingest.validate import validate_tables
+from studentflow.schema import GRADES, REGIONS, SCHOOLS, Bundle
+
+__all__ = ["load_bundle", "read_manifest", "KINDS", "Source"]
+
+_SOURCE_COLS = ["kind", "file", "rows_read", "kept", "corrected", "imputed", "merged", "dropped"]
+
+
+def load_bundle(manifest: str | Path | None = None) -> Bundle:
+    """Load, harmonise and validate the raw files named in a manifest.
+
+    Parameters
+    ----------
+    manifest : str or Path, optional
+        Path of a ``manifest.toml`` (its ``[[source]]`` paths are relative to its folder).
+        Default: the bundled synthetic sample (:func:`studentflow.paths.sample_manifest`).
+
+    Returns
+    -------
+    Bundle
+        ``schools`` (GeoDataFrame, index school_id, EPSG:4326), ``flows`` (learners),
+        ``areas`` (index psgc_code; LGU revenue in pesos), ``subsidy`` (pesos), ``ledger``,
+        ``sources`` (per file: rows read, kept, corrected, imputed, merged, dropped) and
+        ``extras`` (resolved paths of ``road_network`` and ``road_distances`` inputs).
+
+    Raises
+    ------
+    DataError
+        Bad manifest or raw file; the message names the file and, where it applies, the
+        row and column.
+    """
+    if manifest is None:
+        from studentflow.paths import sample_manifest
+
+        manifest = sample_manifest()
+    sources = read_manifest(Path(manifest))
+    ledger = Ledger()
+    parts: dict[str, list[tuple[Source, pd.DataFrame]]] = {}
+    extras: dict = {}
+    for src in sources:
+        if src.kind == "road_network":
+            extras["road_network"] = src.path
+        elif src.kind == "road_distances":
+            extras["road_distances"] = (src.path, src.index)
+        else:
+            parts.setdefault(src.kind, []).append((src, READERS[src.kind](src, ledger)))
+    first = {k: v[0][0] for k, v in parts.items()}
+
+    schools = _schools(parts, ledger)
+    matcher = PlaceMatcher(REGIONS)
+    schools["psgc_code"] = match_places(schools, matcher)
+    coords = resolve_coordinates(_concat(parts["coordinates"]), schools, ledger)
+
+    def seat_src(sector: str):
+        s = first.get("seats" if sector == "public" else "private_seats") or first["enrollment"]
+        return s.kind, s.file, 0
+
+    seat_parts = parts.get("seats", []) + parts.get("private_seats", [])
+    seats = _concat(seat_parts) if seat_parts else pd.DataFrame(
+        columns=["school_id", "seats_jhs", "_row", "_kind", "_file"])
+    schools = schools.join(jhs_seats(schools, seats, ledger, seat_src))
+    opt = {k: (_concat(parts[k]) if k in parts else None) for k in ("esc_slots", "tuition", "esc_rating")}
+    if opt["esc_slots"] is None:
+        opt["esc_slots"] = pd.DataFrame(columns=["esc_id", "school_id", "slots_total", "slots_billed", "_row",
+                                                 "_kind", "_file"])
+    esc, crosswalk = esc_columns(schools, opt["esc_slots"], opt["tuition"], opt["esc_rating"], ledger)
+    schools = schools.join(esc)
+
+    lgu_src = first.get("lgu_income") or first["enrollment"]
+    regions = [r for r in REGIONS if r in set(schools["region"])]
+    areas = areas_table(schools, _concat(parts["lgu_income"]) if "lgu_income" in parts else None,
+                        matcher, ledger, regions, lambda: (lgu_src.kind, lgu_src.file, 0))
+    rates = _concat(parts["subsidy_rates"]) if "subsidy_rates" in parts else None
+    subsidy = subsidy_table(schools, rates)
+    billing = _concat(parts["esc_beneficiaries"]) if "esc_beneficiaries" in parts else None
+    flows = build_flows(_concat(parts["transitions"]), billing, schools.index, crosswalk, ledger)
+
+    geometry = gpd.points_from_xy(coords["lon"].reindex(schools.index), coords["lat"].reindex(schools.index))
+    cols = [c for c in SCHOOLS if c != "geometry"]
+    gdf = gpd.GeoDataFrame(schools[cols], geometry=geometry, crs="EPSG:4326")
+    gdf.loc[~gdf.index.isin(coords.index), "geometry"] = None
+    gdf.index.name = "school_id"
+    table = ledger.frame()
+    validate_tables({"schools": gdf, "flows": flows, "areas": areas, "subsidy": subsidy, "ledger": table})
+    return Bundle(schools=gdf, flows=flows, areas=areas, subsidy=subsidy, ledger=table,
+                  sources=_source_table(sources, ledger, table), extras=extras)
+
+
+def _schools(parts: dict, ledger: Ledger) -> pd.DataFrame:
+    enrol = _concat(parts["enrollment"])
+    dup = enrol.duplicated("school_id", keep="first").to_numpy()
+    enrol = _drop(ledger, enrol, dup, "school listed in an earlier enrolment file: merged", action="merged")
+    if not len(enrol):
+        raise DataError(f"{parts['enrollment'][0][0].file}: no valid school rows")
+    schools = enrol.set_index("school_id")
+    schools["jhs_enrolment"] = schools[[f"enrol_g{g}" for g in (7, 8, 9, 10)]].sum(axis=1).astype("int64")
+    return schools
+
+
+def _source_table(sources: list[Source], ledger: Ledger, table: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for s in sources:
+        if (s.kind, s.file) not in ledger.rows_read:
+            continue
+        mine = table[(table["source"] == s.kind) & (table["file"] == s.file)]
+        n = {a: int(mine.loc[(mine["action"] == a) & (mine["row"] > 0), "row"].nunique())
+             for a in ("dropped", "merged", "corrected")}
+        n["imputed"] = int((mine["action"] == "imputed").sum())
+        read = int(ledger.rows_read[(s.kind, s.file)])
+        rows.append({"kind": s.kind, "file": s.file, "rows_read": read,
+                     "kept": read - n["dropped"] - n["merged"], **n})
+    return pd.DataFrame(rows, columns=_SOURCE_COLS)

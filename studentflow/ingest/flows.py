@@ -1,0 +1,69 @@
+"""Learner-level Grade 6 → 7 records → school-level flows; LRNs end here.
+
+Rules (each event in the ledger):
+
+- a record whose Grade 6 school is not in the enrolment list is outside the study area
+  (dropped); likewise a Grade 7 school not in the list;
+- a repeated LRN (across all transitions files, in manifest and row order) keeps its first
+  record; later ones are dropped;
+- ESC beneficiaries: a learner is a beneficiary of the Grade 7 school if a Grade 7 billing
+  row with their LRN names that school (ESC ID through the crosswalk from ``esc_slots``,
+  else the billing row's DepEd ID). Several billing rows of one learner at one school
+  are one beneficiary. Billing rows that match no kept Grade 7 record, or that are not
+  Grade 7, are dropped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from studentflow.ingest.harmonise import _drop
+from studentflow.ingest.ledger import Ledger
+
+
+def _lrn(s: pd.Series) -> pd.Series:
+    return s.astype("str").str.strip().str.replace(r"\.0*$", "", regex=True)
+
+
+def build_flows(trans: pd.DataFrame, billing: pd.DataFrame | None, schools_index: pd.Index,
+                crosswalk: pd.Series, ledger: Ledger) -> pd.DataFrame:
+    """School-level flows (origin_id, destination_id, learners, esc_beneficiaries).
+
+    Parameters
+    ----------
+    trans : DataFrame
+        Stacked transitions readers' output with ``_kind``, ``_file``, ``_row``.
+    billing : DataFrame or None
+        Stacked ESC billing readers' output.
+    schools_index : Index
+        Known school IDs (the study area).
+    crosswalk : Series
+        ESC ID → DepEd school ID.
+    """
+    t = trans.assign(lrn=_lrn(trans["lrn"]), school_id=trans["destination_id"])
+    t = _drop(ledger, t, ~t["origin_id"].isin(schools_index),
+              "Grade 6 school outside the study area (not in the enrolment list)")
+    t = _drop(ledger, t, ~t["destination_id"].isin(schools_index),
+              "Grade 7 school not in the enrolment list")
+    blank = t["lrn"].str.fullmatch(r"\d{12}").fillna(False).astype(bool).to_numpy()
+    t = _drop(ledger, t, ~blank, "LRN blank or malformed (not 12 digits)")
+    t = _drop(ledger, t, t.duplicated("lrn", keep="first").to_numpy(),
+              "repeated LRN: learner already counted in an earlier record")
+    t = t.assign(esc=False)
+    if billing is not None and len(billing):
+        b = billing.assign(lrn=_lrn(billing["lrn"]))
+        school = b["esc_id"].map(crosswalk)
+        school = school.where(school.notna(), b["deped_id"].where(b["deped_id"] != "")).fillna("")
+        b = b.assign(school_id=school.astype("str"))
+        b = _drop(ledger, b, b["school_id"] == "", "ESC school ID not in the ESC slots list and no DepEd ID")
+        b = _drop(ledger, b, b["grade"].notna() & (b["grade"] != 7), "billing row not for Grade 7")
+        key_t = t["lrn"] + "|" + t["destination_id"]
+        key_b = b["lrn"] + "|" + b["school_id"]
+        b = _drop(ledger, b, ~key_b.isin(key_t).to_numpy(),
+                  "no kept Grade 7 record of this learner at this school")
+        t = t.assign(esc=key_t.isin(key_b).to_numpy())
+    g = t.groupby(["origin_id", "destination_id"], sort=True)
+    flows = pd.DataFrame({"learners": g.size(), "esc_beneficiaries": g["esc"].sum()}).reset_index()
+    return flows.astype({"origin_id": "str", "destination_id": "str",
+                         "learners": "int64", "esc_beneficiaries": "int64"})

@@ -1,0 +1,188 @@
+"""Harmonisation: join the per-source tables into canonical schools, areas and subsidy.
+
+Stated rules (each event in the ledger):
+
+- A school is a row of the enrolment file (one per DepEd ID); its municipality is matched
+  to a PSGC code (:mod:`studentflow.ingest.places`).
+- Coordinates: a row for a school not in the enrolment list is dropped. Where a school
+  has several valid points, the one nearest its municipality's PSGC centroid is kept and
+  the others are recorded as merged.
+- JHS seats: public schools from ``seats``, private ones from ``private_seats``; only
+  schools offering JHS have JHS seats. A missing value is imputed as JHS enrolment /
+  median utilisation (enrolment / seats) of schools of the same sector in the same
+  division (region when the division has fewer than 3 such schools), rounded to seats.
+- ESC: slots summed over all ESC IDs of a DepEd school (crosswalk from ``esc_slots``);
+  tuition and rating of a school come from its first ESC ID (file order) that has one.
+- LGU revenue: 0 or blank means missing; imputed as population × median revenue per
+  person of LGUs of the same city class in the same region (region median if fewer than
+  3). Subsidy tier: NCR if the school is in NCR, HUC if its city is a highly urbanised
+  city, otherwise "other"; amount = the Grade 7 amount of that tier.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from studentflow.ingest.ledger import Ledger
+from studentflow.ingest.places import PlaceMatcher, psgc_places
+from studentflow.schema import OFFERS_JHS, SUBSIDY_TIERS
+
+MIN_GROUP = 3
+
+
+def _concat(parts: list[tuple]) -> pd.DataFrame:
+    """Stack the frames of several files of one kind, remembering kind and file."""
+    frames = [df.assign(_kind=src.kind, _file=src.file) for src, df in parts]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _drop(ledger: Ledger, df: pd.DataFrame, mask, reason: str, action: str = "dropped",
+          sid: str = "school_id") -> pd.DataFrame:
+    """Record rows of ``df`` (which has _kind, _file, _row) under ``mask`` and remove them."""
+    mask = np.asarray(mask, dtype=bool)
+    sub = df[mask]
+    for (kind, file), g in sub.groupby(["_kind", "_file"], sort=False):
+        ledger.add_many(kind, file, g["_row"], g[sid] if sid in g else "", action, reason)
+    return df[~mask]
+
+
+def match_places(enrol: pd.DataFrame, matcher: PlaceMatcher) -> pd.Series:
+    """PSGC code per school ('' where the municipality name has no unique match)."""
+    keys = enrol[["municipality", "province", "region"]].drop_duplicates()
+    codes = {tuple(k): matcher.match(*k) for k in keys.itertuples(index=False)}
+    return pd.Series([codes[tuple(k)] for k in enrol[["municipality", "province", "region"]].itertuples(index=False)],
+                     index=enrol.index, dtype="str")
+
+
+def resolve_coordinates(coords: pd.DataFrame, schools: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
+    """One point per known school (rule in the module docstring): index school_id; lon, lat."""
+    coords = _drop(ledger, coords, ~coords["school_id"].isin(schools.index),
+                   "school not in the enrolment list")
+    places = psgc_places()
+    code = schools["psgc_code"].reindex(coords["school_id"]).to_numpy()
+    clon = places["lon"].reindex(code).to_numpy()
+    clat = places["lat"].reindex(code).to_numpy()
+    d = np.hypot((coords["lon"].to_numpy() - clon) * np.cos(np.radians(coords["lat"].to_numpy())),
+                 coords["lat"].to_numpy() - clat)
+    coords = coords.assign(_d=np.nan_to_num(d, nan=0.0)).sort_values(["school_id", "_d", "_row"], kind="stable")
+    dup = coords.duplicated("school_id", keep="first").to_numpy()
+    coords = _drop(ledger, coords, dup,
+                   "second coordinate row for the school: kept the point nearer its municipality centroid",
+                   action="merged")
+    return coords.set_index("school_id")[["lon", "lat"]]
+
+
+def jhs_seats(schools: pd.DataFrame, seats: pd.DataFrame, ledger: Ledger, default_src) -> pd.DataFrame:
+    """JHS seats and the imputed flag per school (rule in the module docstring)."""
+    seats = _drop(ledger, seats, ~seats["school_id"].isin(schools.index), "school not in the enrolment list")
+    sector_of = schools["sector"].reindex(seats["school_id"]).to_numpy()
+    wrong = np.where(seats["_kind"] == "seats", sector_of != "public", sector_of != "private")
+    seats = _drop(ledger, seats, wrong, "seat row for a school of the other sector")
+    seats = seats.sort_values("_row", kind="stable")
+    dup = seats.duplicated("school_id", keep="first").to_numpy()
+    seats = _drop(ledger, seats, dup, "repeated seat row: merged into the first", action="merged")
+    by_school = seats.set_index("school_id")
+    offers = schools["offering"].isin(OFFERS_JHS)
+    value = by_school["seats_jhs"].reindex(schools.index).where(offers)
+    need = offers & (value.isna() | (value <= 0))
+    util = (schools["jhs_enrolment"] / value).where(offers & ~need & (schools["jhs_enrolment"] > 0))
+    imputed = value.copy()
+    for sid in schools.index[need]:
+        s = schools.loc[sid]
+        peers = util[(schools["sector"] == s["sector"]) & (schools["division"] == s["division"])].dropna()
+        how = "division"
+        if len(peers) < MIN_GROUP:
+            peers = util[(schools["sector"] == s["sector"]) & (schools["region"] == s["region"])].dropna()
+            how = "region"
+        if len(peers) < MIN_GROUP:
+            peers, how = util.dropna(), "study area"
+        med = float(peers.median()) if len(peers) else 1.0
+        imputed[sid] = float(np.round(s["jhs_enrolment"] / med)) if med > 0 else float(s["jhs_enrolment"])
+        if sid in by_school.index:
+            r = by_school.loc[sid]
+            kind, file, row = r["_kind"], r["_file"], int(r["_row"])
+        else:
+            kind, file, row = default_src(s["sector"])
+        ledger.add(kind, file, row, sid, "imputed",
+                   f"JHS seats missing: imputed as JHS enrolment / median utilisation "
+                   f"({med:.3f}) of {s['sector']} JHS schools in the same {how}")
+    return pd.DataFrame({"jhs_seats": imputed.astype("float64"), "jhs_seats_imputed": need.astype(bool)})
+
+
+def esc_columns(schools: pd.DataFrame, slots: pd.DataFrame, tuition: pd.DataFrame,
+                rating: pd.DataFrame, ledger: Ledger) -> tuple[pd.DataFrame, pd.Series]:
+    """ESC participation, slots, tuition and rating per school; and the ESC→DepEd crosswalk."""
+    slots = _drop(ledger, slots, ~slots["school_id"].isin(schools.index), "school not in the enrolment list")
+    crosswalk = pd.Series(slots["school_id"].to_numpy(), index=slots["esc_id"].to_numpy(), dtype="str")
+    total = slots.groupby("school_id")[["slots_total", "slots_billed"]].sum()
+    out = pd.DataFrame(index=schools.index)
+    out["esc_slots"] = total["slots_total"].reindex(out.index).fillna(0).astype("int64")
+    out["esc_slots_billed"] = total["slots_billed"].reindex(out.index).fillna(0).astype("int64")
+    out["esc"] = out.index.isin(total.index)
+    for name, df, col in (("tuition", tuition, "tuition"), ("rating", rating, "esc_rating")):
+        out[col] = np.nan
+        if df is None or not len(df):
+            continue
+        df = df.assign(school_id=df["esc_id"].map(crosswalk).fillna("").astype("str"))
+        df = _drop(ledger, df, df["school_id"] == "", f"ESC school ID not in the ESC slots list ({name})")
+        df = df.sort_values("_row", kind="stable")
+        has = df[df[col].notna()]
+        first = has.drop_duplicates("school_id", keep="first")
+        out[col] = first.set_index("school_id")[col].reindex(out.index).astype("float64")
+    return out, crosswalk
+
+
+def areas_table(schools: pd.DataFrame, lgu: pd.DataFrame | None, matcher: PlaceMatcher,
+                ledger: Ledger, regions: list[str], default_src) -> pd.DataFrame:
+    """Municipality covariates (index psgc_code) for every PSGC city/municipality of the
+    study regions; LGU revenue from the DTI file, imputed where missing."""
+    places = matcher.places[matcher.places["region"].isin(regions)]
+    areas = places[["region", "province", "name", "city_class", "population"]].rename(columns={"name": "municipality"})
+    revenue = pd.Series(np.nan, index=areas.index, dtype="float64")
+    row_of: dict[str, tuple] = {}
+    if lgu is not None and len(lgu):
+        code = pd.Series([matcher.match(l, p, "") for l, p in zip(lgu["lgu"], lgu["province"])],
+                         index=lgu.index, dtype="str")
+        lgu = lgu.assign(psgc_code=code, school_id="")
+        lgu = _drop(ledger, lgu, lgu["psgc_code"] == "", "LGU name not matched to a PSGC city/municipality")
+        lgu = _drop(ledger, lgu, ~lgu["psgc_code"].isin(areas.index), "LGU outside the study regions")
+        lgu = lgu.sort_values("_row", kind="stable")
+        lgu = _drop(ledger, lgu, lgu.duplicated("psgc_code", keep="first").to_numpy(),
+                    "repeated LGU row: merged into the first", action="merged")
+        revenue = lgu.set_index("psgc_code")["revenue"].reindex(areas.index).astype("float64")
+        row_of = {c: (k, f, int(r)) for c, k, f, r in zip(lgu["psgc_code"], lgu["_kind"], lgu["_file"], lgu["_row"])}
+    need = revenue.isna()
+    pc = (revenue / areas["population"].replace(0, np.nan)).where(~need)
+    for code in areas.index[need]:
+        a = areas.loc[code]
+        peers = pc[(areas["region"] == a["region"]) & (areas["city_class"] == a["city_class"])].dropna()
+        how = f"{a['city_class']} LGUs in {a['region']}"
+        if len(peers) < MIN_GROUP:
+            peers, how = pc[areas["region"] == a["region"]].dropna(), f"LGUs in {a['region']}"
+        if len(peers) < MIN_GROUP:
+            peers, how = pc.dropna(), "LGUs of the study area"
+        med = float(peers.median()) if len(peers) else 0.0
+        revenue[code] = float(a["population"]) * med
+        kind, file, row = row_of.get(code, default_src())
+        ledger.add(kind, file, row, "", "imputed",
+                   f"LGU revenue missing for PSGC {code}: imputed as population x median revenue "
+                   f"per person ({med:,.0f} pesos) of {how}")
+    areas["lgu_revenue"] = revenue
+    areas["lgu_revenue_imputed"] = need.astype(bool)
+    areas.index.name = "psgc_code"
+    return areas
+
+
+def subsidy_table(schools: pd.DataFrame, rates: pd.DataFrame | None) -> pd.DataFrame:
+    """ESC Grade 7 amount per ESC school (index school_id): tier and amount in pesos."""
+    esc = schools[schools["esc"]]
+    cls = psgc_places()["city_class"].reindex(esc["psgc_code"]).to_numpy()
+    tier = np.where(esc["region"] == "NCR", "NCR", np.where(cls == "HUC", "HUC", "other"))
+    amounts = dict(SUBSIDY_TIERS)
+    if rates is not None and len(rates):
+        g7 = rates[rates["grade"] == 7].drop_duplicates("tier")
+        amounts.update(dict(zip(g7["tier"], g7["amount"].astype(float))))
+    out = pd.DataFrame({"tier": pd.Series(tier, index=esc.index, dtype="str")})
+    out["amount"] = out["tier"].map(amounts).astype("float64")
+    return out

@@ -1,0 +1,281 @@
+"""One short reader per raw source kind: file → tidy text-free DataFrame + ledger rows.
+
+Readers only drop what cannot be read at all (invalid IDs, unparseable key cells) and
+record it; joining sources (coordinates to schools, flows, imputation) is
+:mod:`studentflow.ingest.harmonise`'s job. Every returned frame keeps ``_row``, the
+1-based physical row of the raw file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from studentflow.ingest import values as V
+from studentflow.ingest.columns import Col, read_table
+from studentflow.ingest.ledger import Ledger
+from studentflow.ingest.manifest import Source
+from studentflow.schema import GRADES
+
+#: Philippine bounding box (degrees): lon 116-127, lat 4-21.5.
+PH_LON = (116.0, 127.0)
+PH_LAT = (4.0, 21.5)
+
+
+def _read(src: Source, cols: list[Col], ledger: Ledger) -> pd.DataFrame:
+    df = read_table(src.path, cols, name=src.file, sheet=src.sheet)
+    ledger.rows_read[(src.kind, src.file)] = len(df)
+    return df
+
+
+def _school_ids(df: pd.DataFrame, col: str, src: Source, ledger: Ledger, what: str = "school ID",
+                drop: bool = True) -> pd.DataFrame:
+    """Normalise ``df[col]`` to 6-digit IDs; drop (and record) rows where it is invalid."""
+    ids, _ = V.school_ids(df[col])
+    bad = ids == ""
+    if drop and bad.any():
+        ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], "", "dropped",
+                        f"invalid {what} (not a 6-digit DepEd school ID)")
+    df = df.assign(**{col: ids})
+    return df[~bad] if drop else df
+
+
+def _esc_ids(df: pd.DataFrame, col: str, src: Source, ledger: Ledger) -> pd.DataFrame:
+    ids = V.esc_ids(df[col])
+    bad = ids == ""
+    ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], "", "dropped", "invalid or blank ESC school ID")
+    return df.assign(**{col: ids})[~bad]
+
+
+def _dedupe(df: pd.DataFrame, key: str, src: Source, ledger: Ledger, what: str) -> pd.DataFrame:
+    """Keep the first row per ``key``; record later ones as merged into it."""
+    dup = df.duplicated(key, keep="first")
+    if dup.any():
+        ledger.add_many(src.kind, src.file, df.loc[dup, "_row"], df.loc[dup, key] if key == "school_id" else "",
+                        "merged", f"repeated {what}: merged into its first row")
+    return df[~dup]
+
+
+# --------------------------------------------------------------------------- readers
+ENROLLMENT_COLS = [
+    Col("Region"), Col("Division", required=False), Col("Province", required=False),
+    Col("Municipality", ("City/Municipality", "Municipality/City")),
+    Col("BEIS School ID", ("School ID", "SchoolID", "BEIS ID")),
+    Col("School Name", ("Name of School",)), Col("Sector"), Col("Modified COC", ("COC", "Offering")),
+    *[Col(f"G{g} {s}", (f"Grade {g} {s}",)) for g in GRADES for s in ("Male", "Female")],
+]
+
+
+def read_enrollment(src: Source, ledger: Ledger) -> pd.DataFrame:
+    """School list with wide enrolment → one row per school.
+
+    Columns: school_id, name, region, division, province, municipality, sector, offering,
+    enrol_g1 … enrol_g10 (learners, male + female), _row. Rows with an invalid ID,
+    unrecognised region, sector or offering are dropped; repeated school rows merged.
+    """
+    df = _read(src, ENROLLMENT_COLS, ledger)
+    df = _school_ids(df, "BEIS School ID", src, ledger)
+    out = pd.DataFrame({
+        "school_id": df["BEIS School ID"], "name": df["School Name"],
+        "region": V.region(df["Region"]), "region_raw": df["Region"],
+        "division": df.get("Division", pd.Series("", index=df.index)),
+        "province": df.get("Province", pd.Series("", index=df.index)),
+        "municipality": df["Municipality"],
+        "sector": V.sector(df["Sector"]), "offering": V.offering(df["Modified COC"]),
+        "_row": df["_row"],
+    })
+    for g in GRADES:
+        m, f = V.counts(df[f"G{g} Male"]).fillna(0), V.counts(df[f"G{g} Female"]).fillna(0)
+        out[f"enrol_g{g}"] = (m + f).astype("int64")
+    for col, what in (("region", "Region"), ("sector", "Sector"), ("offering", "Modified COC")):
+        bad = out[col] == ""
+        ledger.add_many(src.kind, src.file, out.loc[bad, "_row"], out.loc[bad, "school_id"], "dropped",
+                        f"unrecognised {what} value")
+        out = out[~bad]
+    return _dedupe(out, "school_id", src, ledger, "school row")
+
+
+COORD_COLS = [Col("School ID", ("BEIS School ID", "SchoolID")), Col("Latitude", ("Lat",)),
+              Col("Longitude", ("Lon", "Long", "Lng"))]
+
+
+def read_coordinates(src: Source, ledger: Ledger) -> pd.DataFrame:
+    """School points: school_id, lon, lat, _row (degrees, EPSG:4326).
+
+    Blank or zero coordinates and points outside the Philippine bounding box are dropped;
+    swapped latitude/longitude (the swap falls inside the box) are corrected. Several
+    rows per school are kept for :func:`harmonise` to resolve.
+    """
+    df = _school_ids(_read(src, COORD_COLS, ledger), "School ID", src, ledger)
+    lat = pd.to_numeric(df["Latitude"].str.replace(",", ""), errors="coerce")
+    lon = pd.to_numeric(df["Longitude"].str.replace(",", ""), errors="coerce")
+    blank = lat.isna() | lon.isna() | (lat == 0) | (lon == 0)
+    inside = lon.between(*PH_LON) & lat.between(*PH_LAT)
+    swapped = ~blank & ~inside & lat.between(*PH_LON) & lon.between(*PH_LAT)
+    outside = ~blank & ~inside & ~swapped
+    sid = df["School ID"]
+    ledger.add_many(src.kind, src.file, df.loc[blank, "_row"], sid[blank], "dropped",
+                    "blank or zero latitude/longitude")
+    ledger.add_many(src.kind, src.file, df.loc[outside, "_row"], sid[outside], "dropped",
+                    "point outside the Philippines (lon 116-127, lat 4-21.5)")
+    ledger.add_many(src.kind, src.file, df.loc[swapped, "_row"], sid[swapped], "corrected",
+                    "latitude and longitude swapped; swapped back")
+    lat2 = lat.where(~swapped, lon)
+    lon2 = lon.where(~swapped, lat)
+    keep = inside | swapped
+    return pd.DataFrame({"school_id": sid[keep], "lon": lon2[keep].astype("float64"),
+                         "lat": lat2[keep].astype("float64"), "_row": df.loc[keep, "_row"]})
+
+
+SEAT_COLS = [Col("School ID", ("BEIS School ID",)), Col("Seats ES", required=False),
+             Col("Seats JHS"), Col("Seats SHS", required=False)]
+
+
+def read_seats(src: Source, ledger: Ledger) -> pd.DataFrame:
+    """Public school seats: school_id, seats_es, seats_jhs, seats_shs (NaN missing), _row."""
+    df = _school_ids(_read(src, SEAT_COLS, ledger), "School ID", src, ledger)
+    out = pd.DataFrame({"school_id": df["School ID"], "_row": df["_row"]})
+    for lvl in ("ES", "JHS", "SHS"):
+        col = f"Seats {lvl}"
+        out[f"seats_{lvl.lower()}"] = V.counts(df[col]) if col in df else np.nan
+    return _dedupe(out, "school_id", src, ledger, "school row")
+
+
+PRIVATE_SEAT_COLS = [Col("School ID", ("BEIS School ID",)), Col("Chairs ES", required=False),
+                     Col("Chairs JHS"), Col("Chairs SHS", required=False)]
+
+
+def read_private_seats(src: Source, ledger: Ledger) -> pd.DataFrame:
+    """Private school chairs: school_id, seats_es, seats_jhs, seats_shs (counts), _row."""
+    df = _school_ids(_read(src, PRIVATE_SEAT_COLS, ledger), "School ID", src, ledger)
+    out = pd.DataFrame({"school_id": df["School ID"], "_row": df["_row"]})
+    for lvl in ("ES", "JHS", "SHS"):
+        col = f"Chairs {lvl}"
+        out[f"seats_{lvl.lower()}"] = V.counts(df[col]) if col in df else np.nan
+    return _dedupe(out, "school_id", src, ledger, "school row")
+
+
+TRANSITION_COLS = [
+    Col("LRN", ("Learner Reference Number",)),
+    Col("BEIS School ID in Grade 7", ("School ID in Grade 7", "Grade 7 School ID")),
+    Col("BEIS School ID in Grade 6", ("School ID in Grade 6", "Grade 6 School ID")),
+]
+
+
+def read_transitions(src: Source, ledger: Ledger) -> pd.DataFrame:
+    """Learner-level Grade 6 → 7 records: lrn, origin_id, destination_id, _row.
+
+    Only the three needed columns are read (pyarrow). Rows with an invalid school ID in
+    either grade are dropped. The LRN stays internal: it never leaves ingestion.
+    """
+    df = _read(src, TRANSITION_COLS, ledger)
+    o, _ = V.school_ids(df["BEIS School ID in Grade 6"])
+    d, _ = V.school_ids(df["BEIS School ID in Grade 7"])
+    bad = (o == "") | (d == "")
+    ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], d.where(d != "", o)[bad], "dropped",
+                    np.where((o == "")[bad], "invalid Grade 6 school ID (not a 6-digit DepEd ID)",
+                             "invalid Grade 7 school ID (not a 6-digit DepEd ID)"))
+    return pd.DataFrame({"lrn": df["LRN"][~bad], "origin_id": o[~bad], "destination_id": d[~bad],
+                         "_row": df["_row"][~bad]})
+
+
+BILLING_COLS = [Col("deped id", ("DepEd School ID", "DepEd ID"), required=False), Col("lrn"),
+                Col("school id", ("ESC School ID", "ESC ID")), Col("grade", required=False),
+                Col("esc_subsidy_amount", ("subsidy amount", "amount"), required=False)]
+
+
+def read_esc_beneficiaries(src: Source, ledger: Ledger) -> pd.DataFrame:
+    """ESC billing rows: lrn, esc_id, deped_id ('' unknown), grade (NaN unknown), amount, _row."""
+    df = _read(src, BILLING_COLS, ledger)
+    df = _esc_ids(df, "school id", src, ledger)
+    dep = V.school_ids(df["deped id"])[0] if "deped id" in df else pd.Series("", index=df.index)
+    grade = (pd.to_numeric(df["grade"].str.extract(r"(\d+)")[0], errors="coerce")
+             if "grade" in df else pd.Series(np.nan, index=df.index))
+    amount = V.pesos(df["esc_subsidy_amount"]) if "esc_subsidy_amount" in df else np.nan
+    return pd.DataFrame({"lrn": df["lrn"], "esc_id": df["school id"], "deped_id": dep,
+                         "grade": grade, "amount": amount, "_row": df["_row"]})
+
+
+SLOT_COLS = [Col("ESC School ID", ("ESC ID",)), Col("DepEd School ID", ("DepEd ID", "BEIS School ID")),
+             Col("School Name", required=False), Col("slots_total", ("Total Slots", "Contracted Slots")),
+             Col("slots_billed", ("Billed Slots",))]
+
+
+def read_esc_slots(src: Source, ledger: Ledger) -> pd.DataFrame:
+    """ESC slots per ESC ID: esc_id, school_id, slots_total, slots_billed (learners), _row."""
+    df = _esc_ids(_read(src, SLOT_COLS, ledger), "ESC School ID", src, ledger)
+    df = _school_ids(df, "DepEd School ID", src, ledger, "DepEd school ID")
+    tot, bil = V.counts(df["slots_total"]), V.counts(df["slots_billed"])
+    bad = tot.isna()
+    ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], df.loc[bad, "DepEd School ID"], "dropped",
+                    "slots_total missing or not a count")
+    out = pd.DataFrame({"esc_id": df["ESC School ID"], "school_id": df["DepEd School ID"],
+                        "slots_total": tot.fillna(0).astype("int64"),
+                        "slots_billed": bil.fillna(0).astype("int64"), "_row": df["_row"]})[~bad]
+    return _dedupe(out, "esc_id", src, ledger, "ESC school ID")
+
+
+TUITION_COLS = [Col("ESC School ID", ("ESC ID",)), Col("School Name", required=False),
+                Col("G7 Tuition", ("Grade 7 Tuition",)), Col("Other Fees", required=False),
+                Col("Misc Fees", ("Miscellaneous Fees",), required=False)]
+
+
+def read_tuition(src: Source, ledger: Ledger) -> pd.DataFrame:
+    """Grade 7 fees per ESC ID: esc_id, tuition (G7 tuition + misc + other, pesos), _row.
+
+    A blank or "N/A" Grade 7 tuition gives NaN (unknown); blank fees count as 0.
+    """
+    df = _esc_ids(_read(src, TUITION_COLS, ledger), "ESC School ID", src, ledger)
+    fees = sum(V.pesos(df[c]).fillna(0.0) for c in ("Other Fees", "Misc Fees") if c in df)
+    out = pd.DataFrame({"esc_id": df["ESC School ID"], "tuition": V.pesos(df["G7 Tuition"]) + fees,
+                        "_row": df["_row"]})
+    return _dedupe(out, "esc_id", src, ledger, "ESC school ID")
+
+
+RATING_COLS = [Col("ESC School ID", ("ESC ID",)), Col("Certification", ("Rating", "Certification Status"))]
+
+
+def read_esc_rating(src: Source, ledger: Ledger) -> pd.DataFrame:
+    """ESC certification per ESC ID: esc_id, esc_rating (rank 1-8, NaN unrated), _row."""
+    df = _esc_ids(_read(src, RATING_COLS, ledger), "ESC School ID", src, ledger)
+    out = pd.DataFrame({"esc_id": df["ESC School ID"], "esc_rating": V.rating_rank(df["Certification"]),
+                        "_row": df["_row"]})
+    return _dedupe(out, "esc_id", src, ledger, "ESC school ID")
+
+
+LGU_COLS = [Col("Province", required=False), Col("LGU", ("City/Municipality", "LGU Name")),
+            Col("Total Revenues of the LGU (in Php)", ("Total Revenues", "Total Revenue", "Revenue"))]
+
+
+def read_lgu_income(src: Source, ledger: Ledger) -> pd.DataFrame:
+    """LGU revenue: province, lgu (DTI spelling), revenue (pesos, NaN = missing incl. 0), _row."""
+    df = _read(src, LGU_COLS, ledger)
+    rev = V.pesos(df["Total Revenues of the LGU (in Php)"])
+    return pd.DataFrame({"province": df.get("Province", pd.Series("", index=df.index)), "lgu": df["LGU"],
+                         "revenue": rev.mask(rev <= 0), "_row": df["_row"]})
+
+
+RATE_COLS = [Col("Location tier", ("Tier", "Location")), Col("Grade"), Col("Amount")]
+_TIER = {"ncr": "NCR", "national capital region": "NCR", "huc": "HUC", "highly urbanized city": "HUC",
+         "highly urbanised city": "HUC", "other": "other", "others": "other"}
+
+
+def read_subsidy_rates(src: Source, ledger: Ledger) -> pd.DataFrame:
+    """ESC amounts: tier ('NCR' / 'HUC' / 'other'), grade, amount (pesos), _row."""
+    df = _read(src, RATE_COLS, ledger)
+    tier = df["Location tier"].map(lambda t: _TIER.get(V.fold(t), "")).astype("str")
+    grade = pd.to_numeric(df["Grade"].str.extract(r"(\d+)")[0], errors="coerce")
+    amount = V.pesos(df["Amount"])
+    bad = (tier == "") | grade.isna() | amount.isna()
+    ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], "", "dropped",
+                    "unrecognised tier, grade or amount")
+    return pd.DataFrame({"tier": tier, "grade": grade, "amount": amount, "_row": df["_row"]})[~bad]
+
+
+READERS = {
+    "enrollment": read_enrollment, "coordinates": read_coordinates, "seats": read_seats,
+    "private_seats": read_private_seats, "transitions": read_transitions,
+    "esc_beneficiaries": read_esc_beneficiaries, "esc_slots": read_esc_slots,
+    "tuition": read_tuition, "esc_rating": read_esc_rating, "lgu_income": read_lgu_income,
+    "subsidy_rates": read_subsidy_rates,
+}
