@@ -1,0 +1,276 @@
+"""The PairTable: observed and candidate origin → ESC-school pairs with covariates.
+
+One row per (origin school, ESC school) pair (docs/contracts.md §3):
+
+=========================  ==============================================================
+column                     meaning
+=========================  ==============================================================
+origin_id, destination_id  6-digit school ids
+pair_type                  "observed" (≥ 1 learner on the pair) or "new" (candidate)
+learners                   observed learners on the pair (0 for new pairs)
+esc_beneficiaries          observed ESC beneficiaries on the pair (0 for new) — the count
+distance_km                road km (see ``distance_method``)
+distance_method            "network" / "matrix" / "great_circle" (as supplied), or
+                           "great_circle_fallback": observed pair missing from
+                           ``distances``, filled with great-circle × circuity
+tuition, esc_amount        pesos (Grade 7 tuition + fees; ESC subsidy of the destination)
+net_cost_k                 max(0, tuition − esc_amount) / 1000, thousand pesos
+esc_rating, esc_unrated    rank 1–8; unrated destinations get the median rank of rated
+                           ESC schools and ``esc_unrated`` True
+origin_lgu_revenue         pesos, LGU revenue of the origin's municipality
+origin_region,             canonical regions
+destination_region
+origin_pool                Grade 7 learners of the origin (sum of its flows)
+origin_esc_beneficiaries   ESC beneficiaries from the origin, all destinations
+destination_slots,         contracted / billed ESC slots of the destination
+destination_billed
+origin_feeds_congested     origin sent ≥ 1 learner to a congested public JHS
+origin_congested_share     share of its Grade 7 learners who entered a congested JHS
+=========================  ==============================================================
+
+Observed pairs are every flow with ≥ 1 learner into an ESC destination (an ESC school,
+or any school receiving ESC beneficiaries), so the observed beneficiary counts sum to
+the bundle's ESC total. The study's gravity sample is the subset with
+``esc_beneficiaries ≥ 1``. New pairs: origins that feed a congested public JHS × ESC
+schools with contracted slots within ``radius_km`` road km, not observed today.
+An observed pair whose distance is missing (outside ``max_km`` of the supplied table, or
+a school outside the matrix) is kept with great-circle × circuity distance and flagged;
+if either school has no coordinates the pair is dropped and counted. Counts are in
+``pairs.attrs["summary"]`` (:class:`PairSummary`). Missing tuition or subsidy leaves
+``net_cost_k`` NaN (the gravity fit drops such rows).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from studentflow import geo
+from studentflow.congestion import origin_congestion
+from studentflow.schema import require_columns
+
+log = logging.getLogger(__name__)
+
+PAIR_COLUMNS = (
+    "origin_id", "destination_id", "pair_type", "learners", "esc_beneficiaries", "distance_km",
+    "distance_method", "tuition", "esc_amount", "net_cost_k", "esc_rating", "esc_unrated",
+    "origin_lgu_revenue", "origin_region", "destination_region", "origin_pool",
+    "origin_esc_beneficiaries", "destination_slots", "destination_billed",
+    "origin_feeds_congested", "origin_congested_share",
+)
+
+
+@dataclass(frozen=True)
+class PairSummary:
+    """Counts behind one :func:`build_pairs` call."""
+
+    observed: int
+    new: int
+    radius_km: float
+    gc_fallback: int  # observed pairs with great-circle × circuity distance
+    dropped_no_location: int  # observed pairs dropped: a school without coordinates
+    dropped_beneficiaries: int  # ESC beneficiaries on those dropped pairs
+    unrated_destinations: int
+    missing_net_cost: int  # pairs with NaN net cost (tuition or subsidy unknown)
+
+    def summary(self) -> str:
+        """One paragraph in words."""
+        return (f"PairTable: {self.observed:,} observed and {self.new:,} new pairs "
+                f"(new = congested feeders × ESC schools with slots within {self.radius_km:g} km). "
+                f"{self.gc_fallback:,} observed pairs use great-circle × circuity distance; "
+                f"{self.dropped_no_location:,} observed pairs dropped for want of coordinates "
+                f"({self.dropped_beneficiaries:,} ESC beneficiaries); "
+                f"{self.unrated_destinations:,} unrated destinations got the median rank; "
+                f"{self.missing_net_cost:,} pairs lack a net cost.")
+
+
+def _observed(bundle, esc_ids: pd.Index) -> pd.DataFrame:
+    f = bundle.flows
+    require_columns(f, ["origin_id", "destination_id", "learners", "esc_beneficiaries"], name="bundle.flows")
+    f = pd.DataFrame({
+        "origin_id": f["origin_id"].astype(str), "destination_id": f["destination_id"].astype(str),
+        "learners": pd.to_numeric(f["learners"]).astype(np.int64),
+        "esc_beneficiaries": pd.to_numeric(f["esc_beneficiaries"]).astype(np.int64),
+    })
+    f = f[(f["learners"] >= 1) & f["destination_id"].isin(esc_ids)]
+    return f.groupby(["origin_id", "destination_id"], as_index=False, sort=True)[
+        ["learners", "esc_beneficiaries"]].sum()
+
+
+def _distances(bundle, origins: pd.Index, esc_ids: pd.Index, circuity: float) -> pd.DataFrame:
+    """Road distances for the given origins × ESC schools from what the bundle offers."""
+    s = bundle.schools
+    o, d = s.loc[s.index.intersection(origins)], s.loc[s.index.intersection(esc_ids)]
+    extras = bundle.extras or {}
+    if extras.get("road_matrix") is not None:
+        return geo.road_distances(o, d, matrix=extras["road_matrix"])
+    return geo.road_distances(o, d, network=extras.get("road_network"), circuity=circuity)
+
+
+def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: float = 5.0,
+                circuity: float = geo.DEFAULT_CIRCUITY) -> pd.DataFrame:
+    """Observed and new origin → ESC-school pairs with covariates and net cost.
+
+    Parameters
+    ----------
+    bundle : studentflow.schema.Bundle
+        Canonical schools, flows, areas and subsidy.
+    distances : pandas.DataFrame, optional
+        :func:`studentflow.geo.road_distances` output (origin_id, destination_id,
+        distance_km, method), covering at least the ESC schools within ``radius_km`` of
+        every congested feeder. ``None``: computed here from ``bundle.extras``
+        (``road_matrix``, else ``road_network``, else great-circle × ``circuity``),
+        every origin × every ESC school, no distance limit.
+    radius_km : float
+        Road km within which new candidate pairs are drawn (study: 5 km).
+    circuity : float
+        Factor for great-circle fall-back distances (road km per great-circle km).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The PairTable (columns in the module docstring), observed pairs first, then new,
+        each sorted by origin then destination; ``attrs["summary"]`` is a
+        :class:`PairSummary`.
+    """
+    if not (np.isfinite(radius_km) and radius_km >= 0):
+        raise ValueError(f"build_pairs: radius_km must be a non-negative number of km, got {radius_km}")
+    s = bundle.schools
+    require_columns(s, ["region", "psgc_code", "esc", "esc_slots", "esc_slots_billed", "tuition",
+                        "esc_rating", "geometry"], name="bundle.schools")
+    s = s.set_axis(s.index.astype(str))
+    benef_dest = bundle.flows.loc[pd.to_numeric(bundle.flows["esc_beneficiaries"]) > 0, "destination_id"]
+    esc_ids = s.index[s["esc"].fillna(False).astype(bool)].union(pd.Index(benef_dest.astype(str).unique()))
+    obs = _observed(bundle, esc_ids)
+    oc = origin_congestion(bundle)
+    feeders = oc.index[oc["feeds_congested"]]
+    if distances is None:
+        distances = _distances(bundle, obs["origin_id"].drop_duplicates().pipe(pd.Index).union(feeders),
+                               esc_ids, circuity)
+    require_columns(distances, ["origin_id", "destination_id", "distance_km"], name="distances")
+    dist = pd.DataFrame({
+        "origin_id": distances["origin_id"].astype(str), "destination_id": distances["destination_id"].astype(str),
+        "distance_km": distances["distance_km"].astype(float),
+        "distance_method": (distances["method"].astype(str) if "method" in distances else "supplied"),
+    }).drop_duplicates(["origin_id", "destination_id"])
+
+    # observed pairs: attach distances, fall back to great-circle × circuity, else drop
+    obs = obs.merge(dist, on=["origin_id", "destination_id"], how="left")
+    miss = obs["distance_km"].isna().to_numpy()
+    gc_fallback = dropped = dropped_b = 0
+    if miss.any():
+        ids, lon, lat, _ = geo.school_points(s[["geometry"]], name="bundle.schools")
+        xy = pd.DataFrame({"lon": lon, "lat": lat}, index=ids)
+        a = xy.reindex(obs.loc[miss, "origin_id"]).to_numpy()
+        b = xy.reindex(obs.loc[miss, "destination_id"]).to_numpy()
+        km = circuity * geo.haversine_km(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
+        obs.loc[miss, "distance_km"] = km
+        obs.loc[miss, "distance_method"] = "great_circle_fallback"
+        lost = obs["distance_km"].isna()
+        gc_fallback = int(miss.sum() - lost.sum())
+        dropped, dropped_b = int(lost.sum()), int(obs.loc[lost, "esc_beneficiaries"].sum())
+        obs = obs[~lost]
+    obs["pair_type"] = "observed"
+
+    # new candidate pairs: congested feeders × ESC schools with slots within radius
+    slots = pd.to_numeric(s["esc_slots"], errors="coerce").fillna(0)
+    with_slots = s.index[s["esc"].fillna(False).astype(bool) & (slots > 0)]
+    new = dist[dist["origin_id"].isin(feeders) & dist["destination_id"].isin(with_slots)
+               & (dist["distance_km"] <= radius_km)]
+    seen = pd.MultiIndex.from_frame(obs[["origin_id", "destination_id"]])
+    new = new[~pd.MultiIndex.from_frame(new[["origin_id", "destination_id"]]).isin(seen)]
+    new = new.assign(pair_type="new", learners=0, esc_beneficiaries=0).sort_values(["origin_id", "destination_id"])
+    pairs = pd.concat([obs, new], ignore_index=True)
+    pairs["learners"] = pairs["learners"].astype(np.int64)
+    pairs["esc_beneficiaries"] = pairs["esc_beneficiaries"].astype(np.int64)
+    return _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b)
+
+
+def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b) -> pd.DataFrame:
+    o, d = pairs["origin_id"], pairs["destination_id"]
+    dest = s.reindex(d)
+    orig = s.reindex(o)
+    amount = pd.to_numeric(bundle.subsidy["amount"], errors="coerce").set_axis(bundle.subsidy.index.astype(str))
+    pairs["tuition"] = pd.to_numeric(dest["tuition"], errors="coerce").to_numpy(float)
+    pairs["esc_amount"] = amount.reindex(d).to_numpy(float)
+    pairs["net_cost_k"] = net_cost_k(pairs["tuition"], pairs["esc_amount"])
+    rating = pd.to_numeric(s["esc_rating"], errors="coerce")
+    esc_rated = rating[s["esc"].fillna(False).astype(bool)].dropna()
+    median = float(esc_rated.median()) if len(esc_rated) else float(rating.median())
+    r = rating.reindex(d).to_numpy(float)
+    pairs["esc_unrated"] = np.isnan(r)
+    pairs["esc_rating"] = np.where(np.isnan(r), median, r)
+    revenue = pd.to_numeric(bundle.areas["lgu_revenue"], errors="coerce").set_axis(bundle.areas.index.astype(str))
+    pairs["origin_lgu_revenue"] = revenue.reindex(orig["psgc_code"].astype(str)).to_numpy(float)
+    pairs["origin_region"] = orig["region"].to_numpy()
+    pairs["destination_region"] = dest["region"].to_numpy()
+    f = bundle.flows
+    benef = pd.to_numeric(f["esc_beneficiaries"]).groupby(f["origin_id"].astype(str)).sum()
+    pairs["origin_pool"] = oc["grade7_learners"].reindex(o).fillna(0).astype(np.int64).to_numpy()
+    pairs["origin_esc_beneficiaries"] = benef.reindex(o).fillna(0).astype(np.int64).to_numpy()
+    pairs["destination_slots"] = pd.to_numeric(dest["esc_slots"], errors="coerce").fillna(0).astype(np.int64).to_numpy()
+    pairs["destination_billed"] = pd.to_numeric(dest["esc_slots_billed"], errors="coerce").fillna(0).astype(np.int64).to_numpy()
+    pairs["origin_feeds_congested"] = oc["feeds_congested"].reindex(o).fillna(False).astype(bool).to_numpy()
+    pairs["origin_congested_share"] = oc["congested_share"].reindex(o).fillna(0.0).to_numpy(float)
+    out = pairs.loc[:, list(PAIR_COLUMNS)].reset_index(drop=True)
+    out.attrs["summary"] = PairSummary(
+        observed=int((out["pair_type"] == "observed").sum()), new=int((out["pair_type"] == "new").sum()),
+        radius_km=float(radius_km), gc_fallback=gc_fallback, dropped_no_location=dropped,
+        dropped_beneficiaries=dropped_b, unrated_destinations=int(out.loc[out["esc_unrated"], "destination_id"].nunique()),
+        missing_net_cost=int(out["net_cost_k"].isna().sum()))
+    log.info(out.attrs["summary"].summary())
+    return out
+
+
+def net_cost_k(tuition, esc_amount) -> np.ndarray:
+    """Net cost in thousand pesos: ``max(0, tuition − esc_amount) / 1000`` (NaN stays NaN)."""
+    t, a = np.asarray(tuition, dtype=float), np.asarray(esc_amount, dtype=float)
+    return np.maximum(0.0, t - a) / 1000.0
+
+
+def with_subsidy(pairs: pd.DataFrame, extra_pesos) -> pd.DataFrame:
+    """A copy of ``pairs`` with the ESC amount raised by ``extra_pesos`` and net cost recomputed.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame
+        A PairTable (needs ``destination_id``, ``tuition``, ``esc_amount``).
+    extra_pesos : float, pandas.Series or Mapping
+        Pesos added per learner: a scalar for every pair; a Series indexed like
+        ``pairs`` (one value per row); or a mapping ``destination_id → pesos`` (a dict,
+        or a Series indexed by destination ids; destinations not listed get 0).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Copy with ``esc_amount`` (pesos) and ``net_cost_k`` (thousand pesos) updated.
+    """
+    require_columns(pairs, ["destination_id", "tuition", "esc_amount"], name="pairs")
+    if isinstance(extra_pesos, pd.Series) and extra_pesos.index.equals(pairs.index):
+        extra = pd.to_numeric(extra_pesos, errors="coerce").to_numpy(float)
+    elif isinstance(extra_pesos, (Mapping, pd.Series)):
+        mapping = pd.Series(dict(extra_pesos) if isinstance(extra_pesos, Mapping) else extra_pesos)
+        mapping.index = mapping.index.astype(str)
+        unknown = mapping.index.difference(pd.Index(pairs["destination_id"].astype(str).unique()))
+        if len(unknown):
+            raise ValueError(f"with_subsidy: extra_pesos names destination(s) not in pairs, e.g. "
+                             f"{list(unknown[:5])} (a row-aligned Series must share pairs' index)")
+        extra = pd.to_numeric(mapping, errors="coerce").reindex(pairs["destination_id"].astype(str)).fillna(0.0)
+        extra = extra.to_numpy(float)
+    else:
+        try:
+            extra = np.full(len(pairs), float(extra_pesos))
+        except (TypeError, ValueError):
+            raise ValueError(f"with_subsidy: extra_pesos must be a number, Series or mapping, "
+                             f"got {type(extra_pesos).__name__}") from None
+    if not np.isfinite(extra).all():
+        raise ValueError(f"with_subsidy: extra_pesos row {int(np.flatnonzero(~np.isfinite(extra))[0])} "
+                         "is not a finite number of pesos")
+    out = pairs.copy()
+    out["esc_amount"] = out["esc_amount"].to_numpy(float) + extra
+    out["net_cost_k"] = net_cost_k(out["tuition"], out["esc_amount"])
+    return out

@@ -1,0 +1,175 @@
+"""Tests of studentflow.pairs on a hand-built Bundle and (when present) the bundled sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely.geometry import Point
+
+from studentflow import geo
+from studentflow.pairs import PAIR_COLUMNS, build_pairs, with_subsidy
+from studentflow.schema import Bundle
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+
+
+def tiny_bundle(extras=None) -> Bundle:
+    """Four origins, two public JHS (one congested), four private schools (three ESC).
+
+    Schools sit on a line of latitude 14.6 N, ``km`` east of 121.0 E (about 0.1076 km per
+    0.001 degree there), so great-circle distances are easy to reason about.
+    """
+    rows = [  # id, sector, offering, km east, jhs_enrolment, jhs_seats, esc, slots, billed, tuition, rating, region, psgc
+        ("100001", "public", "purely_es", 0.0, 0, np.nan, False, 0, 0, np.nan, np.nan, "NCR", "1380600000"),
+        ("100002", "public", "purely_es", 2.0, 0, np.nan, False, 0, 0, np.nan, np.nan, "NCR", "1380600000"),
+        ("100003", "public", "purely_es", 30.0, 0, np.nan, False, 0, 0, np.nan, np.nan, "Region III", "0301400000"),
+        ("100004", "public", "purely_es", 4.0, 0, np.nan, False, 0, 0, np.nan, np.nan, "NCR", "1380600000"),
+        ("300001", "public", "purely_jhs", 1.0, 900, 600.0, False, 0, 0, np.nan, np.nan, "NCR", "1380600000"),
+        ("300002", "public", "jhs_shs", 29.0, 200, 400.0, False, 0, 0, np.nan, np.nan, "Region III", "0301400000"),
+        ("400001", "private", "all_offering", 1.5, 300, np.nan, True, 50, 40, 30_000.0, 2.0, "NCR", "1380600000"),
+        ("400002", "private", "purely_jhs", 3.0, 200, np.nan, True, 20, 25, 12_000.0, np.nan, "NCR", "1380600000"),
+        ("400003", "private", "purely_jhs", 31.0, 200, np.nan, True, 10, 5, 20_000.0, 6.0, "Region III", "0301400000"),
+        ("400004", "private", "purely_jhs", 2.5, 100, np.nan, False, 0, 0, 40_000.0, np.nan, "NCR", "1380600000"),
+        ("400005", "private", "purely_jhs", 1.0, 100, np.nan, True, 0, 0, 25_000.0, 4.0, "NCR", "1380600000"),
+    ]
+    cols = ["school_id", "sector", "offering", "km", "jhs_enrolment", "jhs_seats", "esc", "esc_slots",
+            "esc_slots_billed", "tuition", "esc_rating", "region", "psgc_code"]
+    df = pd.DataFrame(rows, columns=cols).set_index("school_id")
+    geom = [Point(121.0 + km / 107.6, 14.6) for km in df.pop("km")]
+    schools = gpd.GeoDataFrame(df, geometry=geom, crs="EPSG:4326")
+    flows = pd.DataFrame([
+        ("100001", "300001", 80, 0), ("100001", "400001", 6, 4), ("100001", "400004", 3, 0),
+        ("100002", "300001", 40, 0), ("100002", "400002", 5, 0),
+        ("100003", "300002", 70, 0), ("100003", "400003", 4, 3), ("100003", "400001", 1, 1),
+        ("100004", "300002", 20, 0), ("100004", "400005", 0, 0),
+    ], columns=["origin_id", "destination_id", "learners", "esc_beneficiaries"])
+    areas = pd.DataFrame({"region": ["NCR", "Region III"], "lgu_revenue": [5e9, 8e8]},
+                         index=pd.Index(["1380600000", "0301400000"], name="psgc_code"))
+    subsidy = pd.DataFrame({"tier": ["NCR", "NCR", "other", "NCR"], "amount": [13_000.0, 13_000.0, 9_000.0, 13_000.0]},
+                           index=pd.Index(["400001", "400002", "400003", "400005"], name="school_id"))
+    return Bundle(schools=schools, flows=flows, areas=areas, subsidy=subsidy, ledger=pd.DataFrame(),
+                  extras=extras or {})
+
+
+def key(pairs):
+    return set(zip(pairs["origin_id"], pairs["destination_id"]))
+
+
+def test_tiny_bundle_pairs_by_hand():
+    b = tiny_bundle()
+    p = build_pairs(b, radius_km=5.0)
+    assert list(p.columns) == list(PAIR_COLUMNS)
+    obs, new = p[p.pair_type == "observed"], p[p.pair_type == "new"]
+    # observed: flows with >= 1 learner into ESC schools (400004 is not ESC; 100004->400005 has 0)
+    assert key(obs) == {("100001", "400001"), ("100002", "400002"), ("100003", "400003"), ("100003", "400001")}
+    assert obs["esc_beneficiaries"].sum() == b.flows["esc_beneficiaries"].sum()
+    # feeders of congested 300001: 100001, 100002; ESC with slots within 5 km*: 400001, 400002
+    # (*great-circle x 1.3: 100002 -> 400001 is 0.65 km, 100001 -> 400002 3.9 km)
+    assert key(new) == {("100001", "400002"), ("100002", "400001")}
+    assert (new[["learners", "esc_beneficiaries"]] == 0).all().all()
+    r = p.set_index(["origin_id", "destination_id"])
+    assert r.loc[("100001", "400001"), "net_cost_k"] == pytest.approx(17.0)
+    assert r.loc[("100002", "400002"), "net_cost_k"] == 0.0  # subsidy above tuition
+    assert r.loc[("100002", "400002"), "esc_unrated"]
+    assert r.loc[("100002", "400002"), "esc_rating"] == 4.0  # median of rated ESC: 2, 6, 4
+    assert r.loc[("100003", "400001"), "origin_lgu_revenue"] == 8e8
+    assert r.loc[("100003", "400001"), "origin_region"] == "Region III"
+    assert r.loc[("100003", "400001"), "destination_region"] == "NCR"
+    assert r.loc[("100001", "400001"), "origin_pool"] == 89
+    assert r.loc[("100003", "400003"), "origin_esc_beneficiaries"] == 4
+    assert r.loc[("100001", "400001"), "origin_congested_share"] == pytest.approx(80 / 89)
+    assert not r.loc[("100003", "400003"), "origin_feeds_congested"]
+    assert r.loc[("100002", "400002"), "destination_billed"] == 25
+    km = 1.3 * geo.haversine_km(121.0, 14.6, 121.0 + 1.5 / 107.6, 14.6)
+    assert r.loc[("100001", "400001"), "distance_km"] == pytest.approx(km)
+    assert (p["distance_method"] == "great_circle").all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(0.0, 40.0))
+def test_new_pairs_are_exactly_feeders_times_slots_within_radius(radius):
+    b = tiny_bundle()
+    p = build_pairs(b, radius_km=radius)
+    dist = geo.road_distances(b.schools, b.schools)
+    hot_feeders = {"100001", "100002"}
+    slots = {"400001", "400002", "400003"}
+    within = dist[dist.origin_id.isin(hot_feeders) & dist.destination_id.isin(slots) & (dist.distance_km <= radius)]
+    observed = key(p[p.pair_type == "observed"])
+    assert key(p[p.pair_type == "new"]) == key(within) - observed
+    assert (p.loc[p.pair_type == "new", "distance_km"] <= radius).all()
+
+
+def test_missing_distances_fall_back_or_drop_and_count():
+    b = tiny_bundle()
+    d = geo.road_distances(b.schools, b.schools, max_km=3.0)  # drops long observed pairs
+    p = build_pairs(b, d)
+    r = p.set_index(["origin_id", "destination_id"])
+    assert r.loc[("100003", "400001"), "distance_method"] == "great_circle_fallback"
+    assert p.attrs["summary"].gc_fallback == 1  # 100003 -> 400001 (29 km)
+    # a school without coordinates: its observed pair cannot get any distance -> dropped
+    schools = b.schools.copy()
+    schools.loc["400003", "geometry"] = None
+    b2 = Bundle(schools=schools, flows=b.flows, areas=b.areas, subsidy=b.subsidy, ledger=b.ledger)
+    p2 = build_pairs(b2)
+    assert ("100003", "400003") not in key(p2)
+    s = p2.attrs["summary"]
+    assert (s.dropped_no_location, s.dropped_beneficiaries) == (1, 3)
+    assert p2["esc_beneficiaries"].sum() + s.dropped_beneficiaries == b.flows["esc_beneficiaries"].sum()
+    assert "dropped" in s.summary()
+
+
+def test_network_from_bundle_extras(tmp_path):
+    lon = 121.0 + np.array([0, 1, 2, 3, 4, 29, 30, 31]) / 107.6
+    ids = [f"n{k}" for k in range(len(lon))]
+    u, v = [0, 1, 2, 3, 5, 6], [1, 2, 3, 4, 6, 7]
+    hav = geo.haversine_km(lon[u], 14.6, lon[v], 14.6)
+    edges = pd.DataFrame({"u": [ids[k] for k in u], "v": [ids[k] for k in v], "length_m": 1200 * hav,
+                          "geometry": [f"LINESTRING ({lon[a]} 14.6, {lon[c]} 14.6)" for a, c in zip(u, v)]})
+    edges.to_csv(tmp_path / "roads.csv.gz", index=False)
+    p = build_pairs(tiny_bundle({"road_network": tmp_path / "roads.csv.gz"}))
+    # 100003 -> 400001 crosses between components: no road, so great-circle fall-back
+    r = p.set_index(["origin_id", "destination_id"])
+    assert r.loc[("100003", "400001"), "distance_method"] == "great_circle_fallback"
+    assert r.loc[("100001", "400001"), "distance_method"] == "network"
+    gc = geo.haversine_km(121.0, 14.6, 121.0 + 1.5 / 107.6, 14.6)
+    assert r.loc[("100001", "400001"), "distance_km"] >= gc
+
+
+# ------------------------------------------------------------------ with_subsidy
+@settings(max_examples=40, deadline=None)
+@given(st.floats(-5_000, 30_000), st.floats(0, 20_000))
+def test_with_subsidy_scalar_and_mapping(extra, other):
+    p = build_pairs(tiny_bundle())
+    q = with_subsidy(p, extra)
+    assert np.allclose(q["esc_amount"], p["esc_amount"] + extra)
+    expect = np.maximum(0, q["tuition"] - q["esc_amount"]) / 1000
+    assert np.allclose(q["net_cost_k"], expect)
+    if extra >= 0:
+        assert (q["net_cost_k"] <= p["net_cost_k"] + 1e-12).all()
+    assert p["esc_amount"].iloc[0] == 13_000.0  # original untouched
+    m = with_subsidy(p, {"400001": other})
+    hit = p["destination_id"] == "400001"
+    assert np.allclose(m.loc[hit, "esc_amount"], p.loc[hit, "esc_amount"] + other)
+    assert np.array_equal(m.loc[~hit, "esc_amount"], p.loc[~hit, "esc_amount"])
+    rows = pd.Series(np.where(hit, other, 0.0), index=p.index)
+    pd.testing.assert_frame_equal(with_subsidy(p, rows), m)
+
+
+def test_with_subsidy_rejects_bad_input():
+    p = build_pairs(tiny_bundle())
+    with pytest.raises(ValueError, match="999999"):
+        with_subsidy(p, {"999999": 1000.0})
+    with pytest.raises(ValueError, match="finite"):
+        with_subsidy(p, float("nan"))
+    with pytest.raises(ValueError, match="number"):
+        with_subsidy(p, "lots")
+
+
+# ------------------------------------------------------------------ bundled sample
+needs_sample = pytest.mark.skipif(not (SAMPLE / "manifest.toml").exists(), reason="data/sample not generated yet")
