@@ -1,0 +1,100 @@
+"""Unit tests of the ingestion helpers: IDs, pesos, counts, regions, headers, places."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import given, strategies as st
+
+from studentflow.errors import DataError
+from studentflow.ingest import values as V
+from studentflow.ingest.columns import Col, find_header, match_columns
+from studentflow.ingest.places import PlaceMatcher, place_key
+from studentflow.schema import ESC_RATING_RANK
+
+
+@given(st.integers(10_000, 999_999), st.sampled_from(["{}", " {} ", "{}.0", "{}.00 "]))
+def test_school_ids_normalise_any_written_form(n, fmt):
+    ids, _ = V.school_ids(pd.Series([fmt.format(n)]))
+    assert ids[0] == f"{n:06d}" and len(ids[0]) == 6 and int(ids[0]) == n
+
+
+@given(st.one_of(st.integers(0, 9_999), st.integers(1_000_000, 10**13)).map(str)
+       | st.text(alphabet="abcXYZ-/ ", min_size=0, max_size=8))
+def test_school_ids_reject_other_lengths_and_text(s):
+    assert V.school_ids(pd.Series([s]))[0][0] == ""
+
+
+@given(st.integers(0, 10**8), st.integers(0, 99))
+def test_pesos_parse_written_amounts(whole, cents):
+    text = f"₱{whole:,}.{cents:02d}"
+    assert V.pesos(pd.Series([text]))[0] == pytest.approx(whole + cents / 100)
+    assert V.pesos(pd.Series([f"PHP {whole}"]))[0] == whole
+
+
+def test_pesos_and_counts_missing_markers():
+    assert V.pesos(pd.Series(["N/A", "", "-", "abc"])).isna().all()
+    assert list(V.counts(pd.Series(["1,250", "7", "3.0", "", "2.5", "-1"]))[:3]) == [1250, 7, 3]
+    assert V.counts(pd.Series(["", "2.5", "-1"])).isna().all()
+
+
+def test_region_variants():
+    raw = pd.Series(["NCR", "National Capital Region", "Metro Manila", "Region III", "CENTRAL LUZON",
+                     "Region IV-A", "REGION IVA", "CALABARZON", "Region 4A", "Mars"])
+    assert list(V.region(raw)) == ["NCR"] * 3 + ["Region III"] * 2 + ["Region IV-A"] * 4 + [""]
+
+
+def test_rating_rank_every_label_and_case():
+    for text, rank in ESC_RATING_RANK.items():
+        assert V.rating_rank(pd.Series([text.upper() + " "]))[0] == rank
+    assert V.rating_rank(pd.Series(["", "unknown"])).isna().all()
+
+
+def test_header_found_under_banners_and_typos_matched():
+    cols = [Col("BEIS School ID in Grade 7"), Col("School Name in Grade 7"), Col("LRN")]
+    rows = [["Gr 7 Enrollees"], ["as of June"], [""],
+            ["LRN", "BEIS_School_ID in Grade 7", "School Namein Grade 7"], ["1", "2", "3"]]
+    h = find_header(rows, cols, "t.csv")
+    assert h == 3
+    found = match_columns(rows[h], cols, "t.csv")
+    assert found == {"BEIS School ID in Grade 7": "BEIS_School_ID in Grade 7",
+                     "School Name in Grade 7": "School Namein Grade 7", "LRN": "LRN"}
+
+
+def test_grade6_and_grade7_columns_not_confused():
+    cols = [Col("BEIS School ID in Grade 7"), Col("BEIS School ID in Grade 6")]
+    header = ["beis school id in grade 6", "BEIS SCHOOL ID IN GRADE 7"]
+    assert match_columns(header, cols, "t.csv") == {"BEIS School ID in Grade 7": header[1],
+                                                    "BEIS School ID in Grade 6": header[0]}
+
+
+def test_missing_column_names_file_and_close_match():
+    with pytest.raises(DataError, match=r"enrollment.xlsx: no column for 'BEIS School ID'; found 'School ID No.'"):
+        match_columns(["Region", "School ID No.", "Sector"], [Col("Region"), Col("BEIS School ID")],
+                      "enrollment.xlsx")
+
+
+@pytest.fixture(scope="module")
+def matcher():
+    return PlaceMatcher(("NCR", "Region III", "Region IV-A"))
+
+
+@pytest.mark.parametrize("name, province, code", [
+    ("SAN FERNANDO CITY", "PAMPANGA", "0305416000"),
+    ("City of San Fernando (Pampanga)", "", "0305416000"),
+    ("SAN JOSE", "TARLAC", "0306918000"),
+    ("San Jose City", "Nueva Ecija", "0304926000"),
+    ("STO. TOMAS", "Pampanga", "0305421000"),
+    ("Santo Tomas City", "Batangas", "0401028000"),
+    ("LAS PINAS CITY", "NCR", "1380200000"),
+    ("City of Dasmariñas", "Cavite", "0402106000"),
+    ("Dasmarinas City", "", "0402106000"),
+    ("Gen. Trias", "Cavite", "0402108000"),
+])
+def test_deped_and_dti_spellings_reach_one_psgc_code(matcher, name, province, code):
+    assert matcher.match(name, province, "") == code
+
+
+def test_ambiguous_name_without_province_is_not_guessed(matcher):
+    assert matcher.match("San Jose", "", "") == ""          # Tarlac, Batangas, ... : no guess
+    assert place_key("City of Las Piñas") == place_key("LAS PINAS CITY")
