@@ -1,0 +1,136 @@
+"""Scenario levers: slots per ESC school and the pair table a scenario works on.
+
+Slot levers (:func:`scenario_capacities`) act on contracted/billed slots per school
+(learners); subsidy and radius levers (:func:`scenario_pairs`) act on the PairTable:
+extra ESC amount in pesos lowers net cost ``max(0, tuition − amount) / 1000``
+(thousand pesos), a candidate radius in km keeps or adds new pairs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from studentflow.scenario_spec import Scenario
+from studentflow.schema import SUBSIDY_TIERS
+
+__all__ = ["scenario_capacities", "scenario_pairs"]
+
+
+# ---------------------------------------------------------------- slot levers
+def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
+    """Split ``total`` whole units in proportion to ``weights`` (largest remainder)."""
+    weights = np.asarray(weights, dtype=float)
+    if total <= 0 or weights.size == 0:
+        return np.zeros(weights.size, dtype=np.int64)
+    if weights.sum() <= 0:
+        weights = np.ones_like(weights)
+    exact = total * weights / weights.sum()
+    out = np.floor(exact).astype(np.int64)
+    short = total - int(out.sum())
+    if short:
+        out[np.argsort(-(exact - out), kind="stable")[:short]] += 1
+    return out
+
+
+def scenario_capacities(scenario: Scenario, contracted, billed, school_ids) -> np.ndarray:
+    """Slots each ESC school offers under ``scenario``, learners.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    contracted, billed : array-like of int
+        Contracted and billed ESC slots per school, learners.
+    school_ids : array-like of str
+        School ids aligned with the slot arrays (for ``add_slots_to``).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Order of operations: start from contracted (or billed) slots; move
+        ``move_slots`` unused contracted slots from under-used schools (billed <
+        contracted, most unused first in proportion) to full ones (billed ≥ contracted,
+        in proportion to their contracted slots), keeping the contracted total; scale by
+        ``scale_slots`` (rounded down); add ``add_slots``.
+    """
+    contracted = np.asarray(contracted, dtype=np.int64)
+    billed = np.asarray(billed, dtype=np.int64)
+    caps = (contracted if scenario.capacity == "contracted" else billed).copy()
+    if scenario.move_slots:
+        unused = np.clip(contracted - billed, 0, None)
+        full = (billed >= contracted) & (contracted > 0)
+        n = int(min(scenario.move_slots, unused.sum()))
+        if n and full.any():
+            take = _largest_remainder(n, unused)
+            take = np.minimum(take, unused)
+            n = int(take.sum())
+            give = np.zeros_like(caps)
+            give[full] = _largest_remainder(n, contracted[full])
+            if scenario.capacity == "contracted":
+                caps = caps - take + give
+            else:  # moved slots were unused, so billed capacity only gains
+                caps = caps + give
+    if scenario.scale_slots != 1.0:
+        caps = np.floor(caps * scenario.scale_slots).astype(np.int64)
+    if scenario.add_slots:
+        if scenario.add_slots_to:
+            mask = np.isin(np.asarray(school_ids, dtype=str), np.asarray(scenario.add_slots_to))
+        else:
+            mask = np.ones(caps.size, dtype=bool)
+        caps = caps + scenario.add_slots * mask
+    return np.clip(caps, 0, None)
+
+
+# ---------------------------------------------------------------- subsidy levers
+def _tiers(pairs: pd.DataFrame, bundle) -> pd.Series:
+    """Location tier per pair row (from the bundle, else from today's ESC amount)."""
+    if bundle is not None and "tier" in getattr(bundle, "subsidy", pd.DataFrame()):
+        tier = pairs["destination_id"].map(bundle.subsidy["tier"])
+        if tier.notna().all():
+            return tier.astype(str)
+    by_amount = {v: k for k, v in SUBSIDY_TIERS.items()}
+    return pairs["esc_amount"].map(lambda a: by_amount.get(float(a), "other")).astype(str)
+
+
+def _apply_subsidy(pairs: pd.DataFrame, extra: np.ndarray) -> pd.DataFrame:
+    """``pairs`` with ``esc_amount += extra`` (pesos) and ``net_cost_k`` recomputed."""
+    try:
+        from studentflow.pairs import with_subsidy
+    except ImportError:  # the pairs stage is optional for a bare pair table
+        with_subsidy = None
+    if with_subsidy is not None:
+        return with_subsidy(pairs, pd.Series(extra, index=pairs.index))
+    out = pairs.copy()
+    out["esc_amount"] = out["esc_amount"].to_numpy(dtype=float) + extra
+    out["net_cost_k"] = np.clip(out["tuition"].to_numpy(dtype=float) - out["esc_amount"], 0, None) / 1000
+    return out
+
+
+def scenario_pairs(scenario: Scenario, pairs: pd.DataFrame, bundle=None, distances=None) -> pd.DataFrame:
+    """The pair table a scenario works on: candidate radius and subsidy applied.
+
+    A ``radius_km`` wider than the table's own needs ``bundle`` and ``distances`` (the
+    pairs are rebuilt); a narrower one drops new pairs beyond it (km).
+    """
+    p = pairs
+    if scenario.radius_km is not None:
+        new = p["pair_type"].to_numpy() == "new"
+        far_new = new & (p["distance_km"].to_numpy() > scenario.radius_km)
+        reach = p.loc[new, "distance_km"].max() if new.any() else 0.0
+        if bundle is not None and distances is not None and scenario.radius_km > reach:
+            from studentflow.pairs import build_pairs
+
+            p = build_pairs(bundle, distances, radius_km=scenario.radius_km)
+        else:
+            p = p.loc[~far_new]
+    extra = np.full(len(p), scenario.subsidy, dtype=float)
+    if scenario.subsidy_by_tier:
+        extra += _tiers(p, bundle).map(scenario.subsidy_by_tier).fillna(0.0).to_numpy(dtype=float)
+    if scenario.subsidy_targeted:
+        q, amount = scenario.subsidy_targeted
+        revenue = p.groupby("origin_id", sort=False)["origin_lgu_revenue"].first()
+        cut = float(np.nanquantile(revenue.to_numpy(dtype=float), q))
+        extra += np.where(p["origin_lgu_revenue"].to_numpy(dtype=float) < cut, amount, 0.0)
+    if np.any(extra != 0):
+        p = _apply_subsidy(p, extra)
+    return p.reset_index(drop=True)
