@@ -136,6 +136,19 @@ LEDGER: dict[str, str] = {
 }
 LEDGER_ACTIONS = ("dropped", "merged", "corrected", "imputed")
 
+#: sources: one row per raw file read (road inputs are passed on in ``extras``).
+#: rows_read = kept + merged + dropped; corrected and imputed rows are among the kept.
+SOURCES: dict[str, str] = {
+    "kind": "str: source kind (manifest)",
+    "file": "str: file name relative to the manifest folder",
+    "rows_read": "int: non-blank raw data rows below the header",
+    "kept": "int: rows represented in the canonical tables as read or corrected",
+    "corrected": "int: rows with a corrected value (ledger)",
+    "imputed": "int: imputation events recorded against this file (ledger)",
+    "merged": "int: rows merged into another record (ledger)",
+    "dropped": "int: rows dropped (ledger)",
+}
+
 
 def empty_ledger() -> pd.DataFrame:
     """An empty ledger with the canonical columns and dtypes."""
@@ -177,8 +190,9 @@ class Bundle:
     sources : pandas.DataFrame
         Per source file: kind, file, rows_read, kept, corrected, imputed, dropped, merged.
     extras : dict
-        Optional inputs later stages may use: ``"road_network"`` (path) and
-        ``"road_matrix"`` (path pair), keyed by source kind.
+        Optional inputs later stages may use, keyed by source kind and not parsed by
+        ingestion: ``"road_network"`` (Path of the edge list / GraphML / GPKG) and
+        ``"road_distances"`` (tuple ``(npy_path, index_json_path)``).
     """
 
     schools: Any

@@ -31,11 +31,13 @@ def school_ids(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     padded : Series of bool
         The ID was written without its leading zero (a correction worth recording).
     """
-    s = raw.astype("str").str.strip().str.replace(r"\.0*$", "", regex=True)
+    codes, uniques = pd.factorize(raw.astype("str"), use_na_sentinel=False)
+    s = pd.Series(uniques, dtype="str").str.strip().str.replace(r"\.0*$", "", regex=True)
     digits = s.str.fullmatch(r"\d{5,6}").fillna(False).astype(bool)
-    ids = s.where(digits, "").str.zfill(6).where(digits, "")
-    padded = digits & (s.str.len() == 5)
-    return ids.astype("str"), padded.astype(bool)
+    ids = s.where(digits, "").str.zfill(6).where(digits, "").to_numpy(dtype=object)
+    padded = (digits & (s.str.len() == 5)).to_numpy()
+    return (pd.Series(ids[codes], index=raw.index, dtype="str"),
+            pd.Series(padded[codes], index=raw.index, dtype=bool))
 
 
 def esc_ids(raw: pd.Series) -> pd.Series:
