@@ -1,0 +1,292 @@
+"""The policy report: tables, figures, maps and a self-contained HTML page.
+
+:func:`write_report` writes into ``out_dir``:
+
+- ``report.html``: everything below in one file (figures embedded as base64 PNG);
+- ``scenarios.csv``: one row per scenario, means and 95 % intervals;
+- ``esc_schools.csv`` and ``public_jhs.csv``: per-school results per scenario;
+- ``schools.gpkg``: the same per-school results with geometry (layers ``esc_schools``
+  and ``public_jhs``), when a bundle with school geometry is given;
+- ``ledger.csv``: every raw record dropped, merged, corrected or imputed at ingest;
+- ``model.txt``: the gravity model summary (and of every model compared);
+- ``fig_*.png``: the figures.
+
+Every file is written atomically: first to a hidden temporary name in the same folder,
+then moved into place with :func:`os.replace`, so a run that fails never leaves a
+half-written file under a final name. No learner reference number (LRN) is written:
+any 12-digit number in a text field is masked.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["write_report", "atomic_write", "mask_lrns"]
+
+_LRN = re.compile(r"(?<!\d)\d{12}(?!\d)")
+
+
+def mask_lrns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``frame`` with every 12-digit number in text columns replaced by a mask."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].astype("string").str.replace(_LRN, "[LRN removed]", regex=True)
+    return out
+
+
+def atomic_write(path, write) -> Path:
+    """Call ``write(tmp_path)`` then move the temporary file onto ``path``.
+
+    The temporary file sits in the same folder (so :func:`os.replace` is atomic) under a
+    hidden name with the same suffix; it is removed if ``write`` fails.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        if path.suffix == ".gpkg":
+            tmp.unlink()  # the GPKG driver wants to create the file itself
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    return atomic_write(path, lambda tmp: mask_lrns(frame).to_csv(tmp, index=False))
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _models_text(models: dict) -> str:
+    parts = []
+    for label, m in models.items():
+        parts.append(f"=== {label} ===\n{m.summary()}\n")
+    return "\n".join(parts)
+
+
+def _coef_table(models: dict) -> pd.DataFrame:
+    from studentflow.report_figures import term_label
+
+    cols = {}
+    for label, m in models.items():
+        se = getattr(m, "bse", pd.Series(dtype=float))
+        cols[label] = [f"{m.params[t]:.4f} ({se.get(t, float('nan')):.4f})" for t in m.params.index]
+        cols[label] = pd.Series(cols[label], index=m.params.index)
+    table = pd.DataFrame(cols)
+    extra = {}
+    for label, m in models.items():
+        for name in ("alpha", "llf", "aic", "nobs"):
+            value = getattr(m, name, None)
+            if value is not None:
+                extra.setdefault(name, {})[label] = f"{float(value):,.4g}" if name != "nobs" else f"{int(value):,}"
+    table.index = [term_label(t) for t in table.index]
+    return pd.concat([table, pd.DataFrame(extra).T]).fillna("")
+
+
+def _schools_gpkg(path: Path, result, bundle) -> Path | None:
+    import geopandas as gpd
+
+    schools = bundle.schools
+    if "geometry" not in schools:
+        return None
+    geom = gpd.GeoSeries(schools.geometry, crs=getattr(schools, "crs", None) or "EPSG:4326")
+    layers = {"esc_schools": result.esc_schools, "public_jhs": result.public_jhs}
+
+    def write(tmp: Path):
+        for layer, frame in layers.items():
+            if frame is None or frame.empty:
+                continue
+            names = schools["name"].reindex(frame["school_id"]).to_numpy() if "name" in schools else None
+            data = frame.copy()
+            if names is not None:
+                data.insert(2, "name", names)
+            g = gpd.GeoDataFrame(data, geometry=geom.reindex(frame["school_id"]).to_numpy(), crs=geom.crs)
+            g.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio")
+
+    return atomic_write(path, write)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:2px solid #1b6ca8;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;font-size:.88em;margin:1em 0}th,td{border:1px solid #ccc;padding:.3em .6em;
+text-align:right}th{background:#eef3f8}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}.note{color:#555;font-size:.92em}
+.key{background:#f5f9fc;border-left:4px solid #1b6ca8;padding:.6em 1em}
+"""
+
+
+def _headline(result) -> str:
+    t = result.table.set_index("scenario")
+    lines = [f"Observed ESC beneficiaries on the modelled pairs: <b>{result.observed_esc:,}</b>."]
+    base = t.loc[result.baseline]
+    lines.append(f"Baseline <b>{html.escape(result.baseline)}</b> places {base['placed_mean']:,.0f} "
+                 f"learners (95 % interval {base['placed_lo']:,.0f}–{base['placed_hi']:,.0f}) "
+                 f"against {int(base['slots']):,} slots.")
+    best = t["placed_mean"].idxmax()
+    if best != result.baseline:
+        r = t.loc[best]
+        lines.append(f"The scenario placing most, <b>{html.escape(best)}</b>, places {r['placed_mean']:,.0f} "
+                     f"({r['vs_observed_pct_mean']:+.1f} % vs observed; {r['slot_utilisation_mean']:.0%} of its "
+                     f"{int(r['slots']):,} slots filled).")
+    subs = [s for s in result.scenarios if s.subsidy and not s.subsidy_by_tier and not s.subsidy_targeted]
+    if len(subs) >= 2:
+        lo, hi = min(subs, key=lambda s: s.subsidy), max(subs, key=lambda s: s.subsidy)
+        a, b = t.loc[lo.name, "placed_mean"], t.loc[hi.name, "placed_mean"]
+        lines.append(f"Raising the subsidy from +₱{lo.subsidy:,.0f} to +₱{hi.subsidy:,.0f} adds only "
+                     f"{b - a:,.0f} learners ({100 * (b - a) / max(a, 1):+.1f} %): slot capacity, not the "
+                     "subsidy amount, binds.")
+    return "<div class='key'>" + "<br>".join(lines) + "</div>"
+
+
+def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models=None,
+                 timings=None, title="studentflow: ESC scenarios and public JHS decongestion") -> dict:
+    """Write the report files for a :class:`~studentflow.scenario_result.ScenarioResult`.
+
+    Parameters
+    ----------
+    result : ScenarioResult
+    out_dir : str or Path
+        Created if missing.
+    bundle : Bundle, optional
+        For the ledger, the per-source summary, school names and geometry (map, GPKG).
+    model : GravityModel, optional
+        The model used for the scenarios (``model.txt``, coefficient plot).
+    pairs : pandas.DataFrame, optional
+        PairTable: observed vs new pairs in the report's data section.
+    models : dict, optional
+        Label → model, for comparing estimators (e.g. the study's NB2 on positive flows
+        against zero-truncated NB2); ``model`` is added as "used for scenarios".
+    timings : dict, optional
+        Stage → seconds, listed at the end of the report.
+
+    Returns
+    -------
+    dict
+        Output name → path of every file written.
+    """
+    from studentflow import report_figures as rf
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    all_models = dict(models or {})
+    if model is not None and not any(m is model for m in all_models.values()):
+        all_models = {"used for scenarios": model, **all_models}
+
+    written["scenarios.csv"] = _write_csv(out / "scenarios.csv", result.table)
+    written["esc_schools.csv"] = _write_csv(out / "esc_schools.csv", result.esc_schools)
+    if not result.public_jhs.empty:
+        written["public_jhs.csv"] = _write_csv(out / "public_jhs.csv", result.public_jhs)
+    if bundle is not None:
+        written["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
+        if len(getattr(bundle, "sources", ())):
+            written["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
+    if all_models:
+        written["model.txt"] = _write_text(out / "model.txt", _models_text(all_models))
+
+    figures: dict[str, tuple[str, bytes]] = {}
+    if all_models:
+        figures["fig_coefficients.png"] = (
+            "Gravity coefficients with 95 % intervals. Negative distance and net-cost effects: "
+            "learners go to nearer, cheaper ESC schools.", _png(rf.coefficient_plot(all_models)))
+    figures["fig_placed.png"] = (
+        "Learners placed in ESC schools per scenario (mean of the Monte Carlo draws, 95 % interval).",
+        _png(rf.placed_plot(result)))
+    figures["fig_utilisation.png"] = (
+        "ESC slot utilisation per school: how many schools are full.", _png(rf.utilisation_plot(result)))
+    if bundle is not None and not result.public_jhs.empty:
+        figures["fig_map.png"] = (
+            "Public JHS seat utilisation before and after the scenario relieving most learners; "
+            "ESC schools in blue.", _png(rf.congestion_map(result, bundle)))
+        written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", result, bundle)
+    for name, (_, png) in figures.items():
+        written[name] = atomic_write(out / name, lambda tmp, png=png: tmp.write_bytes(png))
+
+    page = _html(result, title, figures, all_models, bundle, pairs, timings)
+    written["report.html"] = _write_text(out / "report.html", page)
+    return {k: v for k, v in written.items() if v is not None}
+
+
+def _table_html(frame: pd.DataFrame, **kw) -> str:
+    return mask_lrns(frame).to_html(index=kw.pop("index", False), border=0, na_rep="", escape=True, **kw)
+
+
+def _html(result, title, figures, models, bundle, pairs, timings) -> str:
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+             f"<p class='note'>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · "
+             f"{result.draws} Monte Carlo draws · seed {result.seed}</p>", _headline(result)]
+    parts.append("<h2>Scenarios</h2><p>Means over the Monte Carlo draws with 95 % intervals; each draw uses a "
+                 "new set of gravity coefficients (their estimation uncertainty) and rounds flows to whole "
+                 "learners. <i>vs baseline</i> compares with the same draw of the baseline.</p>")
+    parts.append(_table_html(result.scenario_table()))
+    levers = pd.DataFrame({"scenario": [s.name for s in result.scenarios],
+                           "what changes": [s.summary().split(": ", 1)[1] for s in result.scenarios],
+                           "description": [s.description for s in result.scenarios]})
+    parts.append(_table_html(levers))
+    for name, (caption, png) in figures.items():
+        if name == "fig_coefficients.png":
+            continue
+        parts.append(f"<figure><img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+                     f"<figcaption class='note'>{html.escape(caption)}</figcaption></figure>")
+    if not result.public_jhs.empty:
+        pj = result.public_jhs
+        best = result.table.set_index("scenario")["relieved_mean"].idxmax()
+        top = pj[pj["scenario"] == best].sort_values("relieved_mean", ascending=False).head(15)
+        if bundle is not None and "name" in bundle.schools:
+            top.insert(1, "name", bundle.schools["name"].reindex(top["school_id"]).to_numpy())
+        parts.append(f"<h2>Public JHS relieved most ({html.escape(best)})</h2>")
+        parts.append(_table_html(top.drop(columns="scenario"), float_format=lambda v: f"{v:,.2f}"))
+    if models:
+        parts.append("<h2>Gravity model</h2><p>Negative binomial (NB2) gravity model of ESC beneficiaries per "
+                     "origin school → ESC school pair; standard errors clustered by origin school. The study fit "
+                     "only pairs with at least one beneficiary and then predicted all candidate pairs, which "
+                     "biases the intercept and slopes (truncation); a zero-truncated NB2 on positive pairs, or an "
+                     "NB2 on all candidate pairs, is consistent. Estimates (standard errors):</p>")
+        parts.append(_table_html(_coef_table(models), index=True))
+        png = figures.get("fig_coefficients.png")
+        if png:
+            parts.append(f"<figure><img alt='fig_coefficients.png' src='data:image/png;base64,"
+                         f"{base64.b64encode(png[1]).decode()}'><figcaption class='note'>"
+                         f"{html.escape(png[0])}</figcaption></figure>")
+    if pairs is not None:
+        kinds = pairs.groupby("pair_type").agg(pairs=("origin_id", "size"),
+                                               esc_beneficiaries=("esc_beneficiaries", "sum"))
+        parts.append("<h2>Data</h2><p>Origin → ESC school pairs: observed (≥ 1 learner today) and new "
+                     "candidates within the radius.</p>" + _table_html(kinds.reset_index()))
+    if bundle is not None and len(getattr(bundle, "sources", ())):
+        parts.append("<h2>Sources and ledger</h2><p>Rows read, kept and changed per raw file; every "
+                     f"dropped, merged, corrected or imputed record is in ledger.csv ({len(bundle.ledger):,} rows).</p>")
+        parts.append(_table_html(bundle.sources))
+    if timings:
+        tt = pd.DataFrame({"stage": list(timings), "seconds": [f"{v:.1f}" for v in timings.values()]})
+        parts.append("<h2>Run</h2>" + _table_html(tt))
+    parts.append("</body></html>")
+    return "\n".join(parts)

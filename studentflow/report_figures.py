@@ -1,0 +1,190 @@
+"""Figures of the policy report (matplotlib, Agg backend; each returns a Figure).
+
+Every function takes plain results (a :class:`ScenarioResult`, fitted models, the
+bundle) and returns a :class:`matplotlib.figure.Figure`; :mod:`studentflow.report`
+saves them as PNG and embeds them in ``report.html``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.titleweight": "bold",
+                     "axes.spines.top": False, "axes.spines.right": False})
+
+COLORS = ["#1b6ca8", "#d1495b", "#2a9d8f", "#e9a03b", "#6c4f9e", "#7a7a7a"]
+
+_TERM_LABELS = [
+    (r"log1p\(distance_km\)|log1p_distance_km", "ln(1 + road km)"),
+    (r"log1p\(net_cost_k\)|log1p_net_cost_k", "ln(1 + net cost, ₱1,000)"),
+    (r"log1p\(origin_lgu_revenue\)|log1p_origin_lgu_revenue", "ln(1 + origin LGU revenue)"),
+    (r"^esc_rating$", "ESC rating rank (1 = best)"),
+    (r"^intercept$", "intercept"),
+]
+
+
+def term_label(term: str) -> str:
+    """Readable label for a model term ("np.log1p(distance_km)" → "ln(1 + road km)")."""
+    for pattern, label in _TERM_LABELS:
+        if re.search(pattern, term, flags=re.IGNORECASE):
+            return label
+    region = re.search(r"(origin|destination)_region.*\[(?:T\.)?(.+?)\]$", term)
+    if region:
+        return f"{region.group(1)} in {region.group(2)} (vs NCR)"
+    return term
+
+
+def coefficient_plot(models: dict):
+    """Point estimates and 95 % intervals of each model's slopes (intercept left out).
+
+    Parameters
+    ----------
+    models : dict
+        Label → fitted model with ``params`` and ``conf_int()`` (log-learner units).
+    """
+    frames = []
+    for label, m in models.items():
+        ci = m.conf_int()
+        ci = ci.iloc[:, :2].set_axis(["lo", "hi"], axis=1)
+        df = pd.DataFrame({"coef": m.params, "lo": ci["lo"], "hi": ci["hi"]}).dropna()
+        df = df[~df.index.str.lower().isin(["intercept", "alpha"])]
+        df["model"] = label
+        frames.append(df)
+    data = pd.concat(frames)
+    terms = list(dict.fromkeys(data.index))
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(terms) + 1.6))
+    n = len(models)
+    for k, (label, grp) in enumerate(data.groupby("model", sort=False)):
+        y = np.array([terms.index(t) for t in grp.index]) + (k - (n - 1) / 2) * 0.22
+        ax.errorbar(grp["coef"], y, xerr=[grp["coef"] - grp["lo"], grp["hi"] - grp["coef"]],
+                    fmt="o", ms=5, capsize=3, color=COLORS[k % len(COLORS)], label=label)
+    ax.axvline(0, color="0.5", lw=0.8)
+    ax.set_yticks(range(len(terms)), [term_label(t) for t in terms])
+    ax.invert_yaxis()
+    ax.set_xlabel("coefficient (effect on log expected learners), 95 % interval")
+    ax.set_title("Gravity model: what drives ESC enrolment flows")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09 - 0.3 / len(terms)), ncol=n,
+              fontsize=9, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def placed_plot(result):
+    """Learners placed per scenario (95 % intervals) and, where present, vs subsidy."""
+    t = result.table
+    scen = {s.name: s for s in result.scenarios}
+    uniform = [s for s in result.scenarios
+               if not s.subsidy_by_tier and not s.subsidy_targeted and s.capacity == "contracted"
+               and not (s.add_slots or s.move_slots or s.scale_slots != 1.0 or s.radius_km)]
+    curve = t[t["scenario"].isin([s.name for s in uniform])].copy()
+    curve["subsidy"] = [scen[n].subsidy for n in curve["scenario"]]
+    curve = curve.sort_values("subsidy")
+    two = curve["subsidy"].nunique() >= 2
+    fig, axes = plt.subplots(1, 2 if two else 1, figsize=(12 if two else 7, 4.6), squeeze=False)
+    ax = axes[0, 0]
+    y = np.arange(len(t))
+    ax.barh(y, t["placed_mean"], color=COLORS[0], alpha=0.85)
+    ax.errorbar(t["placed_mean"], y, xerr=[t["placed_mean"] - t["placed_lo"], t["placed_hi"] - t["placed_mean"]],
+                fmt="none", ecolor="k", capsize=3, lw=1)
+    ax.axvline(result.observed_esc, color=COLORS[1], ls="--", lw=1.2, label=f"observed ESC ({result.observed_esc:,})")
+    ax.set_yticks(y, t["scenario"])
+    ax.invert_yaxis()
+    ax.set_xlabel("learners placed in ESC schools (mean, 95 % interval)")
+    ax.set_title("Learners placed by scenario")
+    ax.legend(loc="lower right", fontsize=9, frameon=True)
+    if two:
+        ax = axes[0, 1]
+        x = curve["subsidy"] / 1000
+        ax.fill_between(x, curve["placed_lo"], curve["placed_hi"], color=COLORS[0], alpha=0.25, label="95 % interval")
+        ax.plot(x, curve["placed_mean"], "o-", color=COLORS[0], label="mean placed")
+        slots = float(curve["slots"].iloc[0])
+        ax.axhline(slots, color=COLORS[3], ls=":", lw=1.5, label=f"contracted slots ({slots:,.0f})")
+        ax.axhline(result.observed_esc, color=COLORS[1], ls="--", lw=1.2, label="observed ESC")
+        ax.set_xlabel("ESC amount raised by (thousand pesos) = net cost lowered by")
+        ax.set_ylabel("learners placed")
+        ax.set_title("More subsidy adds little while slots bind")
+        ax.legend(fontsize=9, frameon=False, loc="upper left", bbox_to_anchor=(0.0, 0.93))
+        top = max(slots, curve["placed_hi"].max())
+        ax.set_ylim(min(result.observed_esc, curve["placed_lo"].min()) * 0.9, top * 1.05)
+    fig.tight_layout()
+    return fig
+
+
+def utilisation_plot(result, scenarios=None):
+    """Distribution of ESC slot utilisation (mean placed / slots) over schools."""
+    es = result.esc_schools
+    names = scenarios or _pick(result)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    bins = np.linspace(0, 1.0001, 21)
+    for k, name in enumerate(names):
+        u = es.loc[(es["scenario"] == name) & (es["slots"] > 0), "utilisation_mean"].clip(0, 1)
+        ax.hist(u, bins=bins, histtype="step", lw=2, color=COLORS[k % len(COLORS)],
+                label=f"{name} (median {np.median(u):.0%})")
+    ax.set_xlabel("slot utilisation per ESC school (placed / slots available)")
+    ax.set_ylabel("ESC schools")
+    ax.set_title("How full ESC schools get")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.legend(fontsize=9, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def _pick(result) -> list[str]:
+    """Baseline plus the scenario placing most learners (and one in between if any)."""
+    t = result.table.set_index("scenario")["placed_mean"]
+    best = t.idxmax()
+    names = [result.baseline] + ([best] if best != result.baseline else [])
+    return names
+
+
+def congestion_map(result, bundle, scenario: str | None = None):
+    """Public JHS utilisation before and after ``scenario``, with ESC schools.
+
+    Needs the bundle's school geometry; public JHS coloured by seat utilisation
+    (JHS enrolment / seats; above 1 = congested), ESC schools as squares sized by slots.
+    """
+    import geopandas as gpd
+
+    pj = result.public_jhs
+    if scenario is None:
+        t = result.table.set_index("scenario")
+        scenario = t["relieved_mean"].idxmax() if "relieved_mean" in t else result.baseline
+    sch = bundle.schools
+    geo = gpd.GeoSeries(sch.geometry, crs=getattr(sch, "crs", None) or "EPSG:4326")
+    jhs = pj[pj["scenario"] == scenario].set_index("school_id")
+    jhs = gpd.GeoDataFrame(jhs, geometry=geo.reindex(jhs.index).to_numpy(), crs=geo.crs)
+    jhs = jhs[~jhs.geometry.isna() & ~jhs.geometry.is_empty]
+    esc = result.esc_schools[result.esc_schools["scenario"] == scenario].set_index("school_id")
+    esc = gpd.GeoDataFrame(esc, geometry=geo.reindex(esc.index).to_numpy(), crs=geo.crs)
+    esc = esc[~esc.geometry.isna() & ~esc.geometry.is_empty]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6), sharex=True, sharey=True)
+    norm = matplotlib.colors.TwoSlopeNorm(vmin=0.5, vcenter=1.0, vmax=max(1.6, float(jhs["utilisation_before"].max())))
+    cmap = matplotlib.colormaps["RdYlGn_r"]
+    for ax, col, title in [(axes[0], "utilisation_before", "Public JHS today"),
+                           (axes[1], "utilisation_after_mean", f"After: {scenario}")]:
+        if len(esc):
+            size = 6 + 40 * esc["slots"] / max(float(esc["slots"].max()), 1)
+            esc.plot(ax=ax, marker="s", markersize=size, color="#1b6ca8", alpha=0.35, zorder=1)
+        jhs.plot(ax=ax, column=col, cmap=cmap, norm=norm, markersize=22, edgecolor="k",
+                 linewidth=0.3, zorder=2)
+        n_cong = int((jhs[col] > 1).sum())
+        ax.set_title(f"{title}\n{n_cong} of {len(jhs)} public JHS congested")
+        ax.set_xlabel("longitude")
+        lat = float(np.nanmean(jhs.geometry.y)) if len(jhs) else 14.6
+        ax.set_aspect(1 / np.cos(np.radians(lat)), adjustable="box")
+    axes[0].set_ylabel("latitude")
+    axes[1].set_ylabel("")
+    sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+    cb = fig.colorbar(sm, ax=axes, shrink=0.8, pad=0.02)
+    cb.set_label("JHS seat utilisation (enrolment / seats; > 1 congested)")
+    handle = matplotlib.lines.Line2D([], [], marker="s", ls="", color="#1b6ca8", alpha=0.5,
+                                     label="ESC school (size = slots)")
+    axes[1].legend(handles=[handle], loc="lower right", fontsize=9)
+    return fig
