@@ -1,0 +1,171 @@
+"""Grade 6 → Grade 7 flows of a synthetic region, with ESC beneficiaries from a known NB2.
+
+ESC beneficiary counts on every candidate origin→ESC pair (origin × ESC school within
+``radius_km`` of road) are drawn from the study's NB2 gravity model (slopes and dispersion
+of :data:`studentflow.synth.STUDY_PARAMS` / ``STUDY_ALPHA``), with the intercept set so
+that beneficiaries are about 4 % of Grade 7 learners (paper-facts.md, last section). The
+remaining learners go to nearby public JHS and private schools, gravity-like on distance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from studentflow.schema import OFFERS_JHS
+from studentflow.synth.roads import haversine_km, project
+
+#: Target ESC beneficiaries as a share of Grade 7 learners (74,232 / 1,788,916 ≈ 4.1 %).
+ESC_SHARE = 0.041
+#: Mean share of a public origin's learners entering private schools (NCR, HUC, other).
+PRIVATE_SHARE = {"NCR": 0.20, "HUC": 0.17, "other": 0.12}
+PRIVATE_SHARE_OF_PRIVATE_ORIGINS = 0.80
+#: An origin's ESC beneficiaries may use at most this share of its cohort.
+MAX_ESC_SHARE_OF_COHORT = 0.5
+
+
+def design(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Model covariates of the study's NB2 (keys of STUDY_PARAMS, intercept omitted)."""
+    return pd.DataFrame(
+        {
+            "log1p_distance_km": np.log1p(pairs["distance_km"].to_numpy(float)),
+            "log1p_net_cost_k": np.log1p(pairs["net_cost_k"].to_numpy(float)),
+            "esc_rating": pairs["esc_rating"].to_numpy(float),
+            "log1p_origin_lgu_revenue": np.log1p(pairs["origin_lgu_revenue"].to_numpy(float)),
+            "origin_region[Region III]": (pairs["origin_region"] == "Region III").to_numpy(float),
+            "origin_region[Region IV-A]": (pairs["origin_region"] == "Region IV-A").to_numpy(float),
+            "destination_region[Region III]": (pairs["destination_region"] == "Region III").to_numpy(float),
+            "destination_region[Region IV-A]": (pairs["destination_region"] == "Region IV-A").to_numpy(float),
+        }
+    )
+
+
+def candidate_pairs(schools, origins, esc, dist_km, revenue, rating_fill) -> pd.DataFrame:
+    """Every origin→ESC pair with finite road distance (within the radius) and covariates.
+
+    Parameters
+    ----------
+    schools : pandas.DataFrame
+        Institutions with tuition, esc_amount, esc_rating, region, psgc_code.
+    origins, esc : pandas.Index
+        School ids of the rows / columns of ``dist_km``.
+    dist_km : numpy.ndarray
+        Road km, ``inf`` beyond the radius.
+    revenue : pandas.Series
+        LGU revenue (pesos) by psgc_code.
+    rating_fill : float
+        Rank used for unrated ESC schools (the median rated rank).
+    """
+    i, j = np.nonzero(np.isfinite(dist_km))
+    o = schools.loc[origins[i]]
+    d = schools.loc[esc[j]]
+    tuition = d["tuition"].to_numpy(float)
+    amount = d["esc_amount"].to_numpy(float)
+    rating = d["esc_rating"].to_numpy(float)
+    return pd.DataFrame(
+        {
+            "origin_id": origins[i].to_numpy(),
+            "destination_id": esc[j].to_numpy(),
+            "distance_km": dist_km[i, j],
+            "tuition": tuition,
+            "esc_amount": amount,
+            "net_cost_k": np.maximum(0.0, tuition - amount) / 1000.0,
+            "esc_rating": np.where(np.isfinite(rating), rating, rating_fill),
+            "origin_lgu_revenue": revenue.loc[o["psgc_code"]].to_numpy(float),
+            "origin_region": o["region"].to_numpy(),
+            "destination_region": d["region"].to_numpy(),
+        }
+    )
+
+
+def draw_esc(pairs: pd.DataFrame, params: dict, alpha: float, target: float, rng) -> tuple[pd.DataFrame, float]:
+    """Draw NB2 counts on the pairs with the intercept calibrated to ``target`` in total.
+
+    Returns the pairs with ``mu`` and ``esc_beneficiaries`` and the intercept used.
+    """
+    X = design(pairs)
+    eta = X.to_numpy() @ np.array([params[c] for c in X.columns])
+    intercept = float(np.log(target / np.exp(eta).sum()))
+    mu = np.exp(intercept + eta)
+    lam = mu * rng.gamma(shape=1.0 / alpha, scale=alpha, size=len(mu))
+    out = pairs.copy()
+    out["mu"] = mu
+    out["esc_beneficiaries"] = rng.poisson(lam).astype(np.int64)
+    return out, intercept
+
+
+def _spread(rng, n: np.ndarray, src_xy, dst_xy, dst_ids, k: int, scale_km: float, self_idx=None,
+            self_weight: float = 0.0) -> pd.DataFrame:
+    """Multinomial split of n[i] learners over the k nearest destinations, ∝ exp(-d/scale)."""
+    k = min(k, len(dst_xy))
+    d, nb = cKDTree(dst_xy).query(src_xy, k=k)
+    d, nb = d.reshape(len(src_xy), k), nb.reshape(len(src_xy), k)
+    w = np.exp(-(d / 1000.0) / scale_km) + 1e-9
+    if self_idx is not None:
+        has = self_idx >= 0
+        w = np.column_stack([w, np.where(has, self_weight * w.sum(axis=1), 0.0)])
+        nb = np.column_stack([nb, np.where(has, self_idx, 0)])
+    p = w / w.sum(axis=1, keepdims=True)
+    counts = rng.multinomial(n.astype(np.int64), p)
+    i, c = np.nonzero(counts)
+    return pd.DataFrame({"src": i, "destination_id": dst_ids[nb[i, c]], "learners": counts[i, c]})
+
+
+def learner_flows(schools: pd.DataFrame, cohort: pd.Series, esc_pairs: pd.DataFrame, rng) -> pd.DataFrame:
+    """School-level Grade 6 → 7 flows: ESC beneficiaries + private non-ESC + public JHS.
+
+    Parameters
+    ----------
+    schools : pandas.DataFrame
+        Institutions (index school_id) with sector, offering, tier, lon, lat.
+    cohort : pandas.Series
+        Grade 7 learners sent by each origin (index origin school_id).
+    esc_pairs : pandas.DataFrame
+        origin_id, destination_id, esc_beneficiaries (> 0 rows are used).
+
+    Returns
+    -------
+    pandas.DataFrame
+        origin_id, destination_id, learners, esc_beneficiaries (schema.FLOWS), sorted.
+    """
+    esc_pairs = esc_pairs[esc_pairs["esc_beneficiaries"] > 0]
+    esc_by_o = esc_pairs.groupby("origin_id")["esc_beneficiaries"].sum().reindex(cohort.index, fill_value=0)
+    o = schools.loc[cohort.index]
+    n = cohort.to_numpy(np.int64)
+    base = np.where(o["sector"].to_numpy() == "private", PRIVATE_SHARE_OF_PRIVATE_ORIGINS,
+                    o["tier"].map(PRIVATE_SHARE).to_numpy(float))
+    p = rng.beta(base * 12, (1 - base) * 12)
+    n_priv = np.maximum(0, np.round(p * n).astype(np.int64) - esc_by_o.to_numpy())
+    n_priv = np.minimum(n_priv, n - esc_by_o.to_numpy())
+    n_pub = n - esc_by_o.to_numpy() - n_priv
+    o_xy = project(o["lon"], o["lat"])
+    jhs = schools["offering"].isin(OFFERS_JHS).to_numpy()
+    pub = schools[jhs & (schools["sector"] == "public").to_numpy()]
+    prv = schools[jhs & (schools["sector"] == "private").to_numpy()]
+
+    def self_index(dst: pd.DataFrame) -> np.ndarray:
+        pos = pd.Series(np.arange(len(dst)), index=dst.index)
+        return pos.reindex(cohort.index).fillna(-1).to_numpy(np.int64)
+
+    f_pub = _spread(rng, n_pub, o_xy, project(pub["lon"], pub["lat"]), pub.index.to_numpy(), 8, 2.5,
+                    self_index(pub), 3.0)
+    f_prv = _spread(rng, n_priv, o_xy, project(prv["lon"], prv["lat"]), prv.index.to_numpy(), 6, 2.0,
+                    self_index(prv), 4.0)
+    parts = []
+    for f in (f_pub, f_prv):
+        f["origin_id"] = cohort.index.to_numpy()[f["src"].to_numpy()]
+        parts.append(f[["origin_id", "destination_id", "learners"]])
+    e = esc_pairs[["origin_id", "destination_id", "esc_beneficiaries"]].rename(columns={"esc_beneficiaries": "learners"})
+    e = e.assign(esc_beneficiaries=e["learners"])
+    flows = pd.concat(parts + [e], ignore_index=True)
+    flows["esc_beneficiaries"] = flows["esc_beneficiaries"].fillna(0)
+    flows = flows.groupby(["origin_id", "destination_id"], as_index=False)[["learners", "esc_beneficiaries"]].sum()
+    flows = flows.astype({"learners": np.int64, "esc_beneficiaries": np.int64})
+    return flows.sort_values(["origin_id", "destination_id"], ignore_index=True)
+
+
+def great_circle(schools: pd.DataFrame, a, b) -> np.ndarray:
+    """Haversine km between schools ``a`` and ``b`` (aligned id arrays)."""
+    sa, sb = schools.loc[a], schools.loc[b]
+    return haversine_km(sa["lon"], sa["lat"], sb["lon"], sb["lat"])
