@@ -1,0 +1,348 @@
+"""Stochastic gravity model of learner flows: NB2 / Poisson, plain or zero-truncated.
+
+``E[F_ij] = mu_ij = exp(x_ij' beta)``, ``Var = mu + alpha mu^2`` (NB2), one row per
+origin school -> ESC school pair, standard errors clustered by origin school
+(Cameron & Trivedi 2013, *Regression Analysis of Count Data*; the study: arXiv
+2602.17972). :func:`fit_gravity` returns a :class:`GravityModel`.
+
+Which zeros handling is consistent when
+----------------------------------------
+Suppose the counts are NB2 over *all* candidate pairs (a pair within reach can carry
+zero learners), as in :func:`studentflow.synth.make_pairs`.
+
+- ``zeros="drop"`` (the study): plain NB2 on the positive pairs only. Inconsistent:
+  ``E[y | y > 0] = mu / (1 - p0) > mu``, with the gap largest where ``mu`` is small,
+  so the intercept is biased up and the slopes toward zero; predicting all candidate
+  pairs with it overstates flows. Kept for replication.
+- ``zeros="truncate"``: zero-truncated NB2 on the positive pairs. Consistent for beta
+  and alpha when the NB2 distribution is right (the truncation uses ``p0``, so it leans
+  on the distributional assumption, not just the mean). Use when only positive flows
+  are observed. ``predict`` returns the untruncated mean ``mu``.
+- ``zeros="include"``: NB2 (or Poisson) on all candidate pairs, zeros included.
+  Consistent when the candidate set is the one flows could take; Poisson here is
+  consistent under a correct mean alone (pseudo-ML). Use when the zeros are known.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from studentflow import gravity_fast as gf
+from studentflow.gravity_metrics import term_label
+from studentflow.gravity_model import (
+    DispersionTest, GravityModel, _engine_error, check_finite, design_matrix,
+)
+
+__all__ = [
+    "STUDY_FORMULA", "NESTED_FORMULAS", "fit_gravity", "compare_models", "GravityModel",
+    "DispersionTest", "design_matrix", "GravityConvergenceWarning",
+]
+
+STUDY_FORMULA = (
+    "esc_beneficiaries ~ np.log1p(distance_km) + np.log1p(net_cost_k) + esc_rating + "
+    "np.log1p(origin_lgu_revenue) + C(origin_region, Treatment('NCR')) + "
+    "C(destination_region, Treatment('NCR'))"
+)
+
+_Y = "esc_beneficiaries ~ np.log1p(distance_km) + np.log1p(net_cost_k)"
+_OR = " + C(origin_region, Treatment('NCR'))"
+_DR = " + C(destination_region, Treatment('NCR'))"
+#: The study's nested sequence: baseline distance + cost -> + rating -> + origin region
+#: -> + destination region -> + origin revenue (the last equals STUDY_FORMULA's terms).
+NESTED_FORMULAS: dict[str, str] = {
+    "baseline": _Y,
+    "+ rating": _Y + " + esc_rating",
+    "+ origin region": _Y + " + esc_rating" + _OR,
+    "+ destination region": _Y + " + esc_rating" + _OR + _DR,
+    "+ origin revenue": _Y + " + esc_rating" + _OR + _DR + " + np.log1p(origin_lgu_revenue)",
+}
+
+Family = Literal["negbin", "poisson"]
+Zeros = Literal["drop", "truncate", "include"]
+
+
+class GravityConvergenceWarning(UserWarning):
+    """The gravity fit did not converge; estimates may be unreliable."""
+
+
+def _build(pairs: pd.DataFrame, formula: str):
+    from statsmodels.formula._manager import FormulaManager
+
+    if not isinstance(pairs, pd.DataFrame) or len(pairs) == 0:
+        raise ValueError("fit_gravity: pairs must be a non-empty DataFrame")
+    if "~" not in formula:
+        raise ValueError(f"fit_gravity: formula needs 'count ~ terms', got {formula!r}")
+    lhs = formula.split("~")[0].strip()
+    if lhs not in pairs.columns:
+        raise ValueError(f"fit_gravity: count column {lhs!r} (formula left-hand side) is "
+                         f"not in the pair table")
+    y = pd.to_numeric(pairs[lhs], errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise ValueError(f"fit_gravity: column {lhs!r} has missing/non-numeric counts at "
+                         f"rows {list(pairs.index[bad][:5])}")
+    if (y < 0).any():
+        raise ValueError(f"fit_gravity: column {lhs!r} has negative counts at rows "
+                         f"{list(pairs.index[y < 0][:5])}")
+    if (y != np.round(y)).any():
+        raise ValueError(f"fit_gravity: column {lhs!r} has non-integer counts at rows "
+                         f"{list(pairs.index[y != np.round(y)][:5])}")
+    if not (y > 0).any():
+        raise ValueError(f"fit_gravity: column {lhs!r} is all zero: nothing to fit")
+    mgr = FormulaManager()
+    try:
+        _, X = mgr.get_matrices(formula, pairs, eval_env={"np": np}, pandas=True,
+                                na_action="raise")
+    except Exception as exc:  # patsy.PatsyError / formulaic errors
+        raise _engine_error(exc, pairs, "fit_gravity") from exc
+    check_finite(X, "fit_gravity")
+    return y, X, mgr.spec
+
+
+def _check_design(y: np.ndarray, X: pd.DataFrame, zeros: str) -> None:
+    Xn = X.to_numpy(float)
+    const = np.all(Xn == 1.0, axis=0)
+    for j, name in enumerate(X.columns):
+        col = Xn[:, j]
+        if not const[j] and np.all(col == col[0]):
+            raise ValueError(
+                f"fit_gravity: term {term_label(name)!r} ({name}) is constant in the "
+                f"estimation sample (zeros={zeros!r}, {len(y)} rows): not identified"
+            )
+        if not const[j] and np.isin(col, (0.0, 1.0)).all():
+            for v in (0.0, 1.0):
+                if y[col == v].sum() == 0:
+                    raise ValueError(
+                        f"fit_gravity: perfect separation: no positive count where "
+                        f"{term_label(name)!r} = {v:g} ({int((col == v).sum())} rows), so "
+                        f"its coefficient would run to -inf"
+                    )
+    rank = np.linalg.matrix_rank(Xn)
+    if rank < Xn.shape[1]:
+        raise ValueError(f"fit_gravity: the design matrix is rank deficient ({rank} < "
+                         f"{Xn.shape[1]} terms): collinear terms in the formula")
+    if len(y) <= Xn.shape[1] + 1:
+        raise ValueError(f"fit_gravity: {len(y)} rows for {Xn.shape[1]} terms: too few")
+
+
+def _fit_statsmodels(y, X: pd.DataFrame, family, truncated, groups):
+    """Reference fit with statsmodels; returns (beta, alpha, llf, cov, converged)."""
+    import statsmodels.api as sm
+    from statsmodels.discrete.truncated_model import (
+        TruncatedLFNegativeBinomialP, TruncatedLFPoisson,
+    )
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    cov_kw = ({"cov_type": "cluster", "cov_kwds": {"groups": groups}} if groups is not None
+              else {"cov_type": "nonrobust"})
+    k = X.shape[1]
+
+    def ok(r):
+        return r is not None and np.all(np.isfinite(np.asarray(r.params, float)))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if family == "poisson":
+            cls = TruncatedLFPoisson if truncated else sm.Poisson
+            res = cls(y, X).fit(method="newton", maxiter=100, disp=0, **cov_kw)
+        else:
+            nb2 = sm.NegativeBinomial(y, X, loglike_method="nb2")
+            res = nb2.fit(method="newton", maxiter=100, disp=0,
+                          **({} if truncated else cov_kw))
+            if not ok(res) or not res.mle_retvals.get("converged", False):
+                # Newton on alpha itself can step to alpha < 0; BFGS works on log alpha
+                res = nb2.fit(method="bfgs", maxiter=5000, gtol=1e-10, disp=0,
+                              **({} if truncated else cov_kw))
+            if ok(res) and truncated:
+                # statsmodels' own start (NegativeBinomialP by BFGS) can diverge when a
+                # covariate is large (ln revenue ~ 21): start from NB2 on the positives
+                # and alpha at a few values (BFGS on raw alpha can leave alpha > 0),
+                # keep the best, then polish with Newton
+                tm = TruncatedLFNegativeBinomialP(y, X, p=2)
+                best = None
+                for a0 in (0.5, 2.0, max(float(res.params.iloc[k]), 0.05)):
+                    start = np.array(res.params, dtype=float)
+                    start[k] = a0
+                    r = tm.fit(start_params=start, method="bfgs", maxiter=5000, gtol=1e-9,
+                               disp=0, **cov_kw)
+                    if ok(r) and np.isfinite(r.llf) and (best is None or r.llf > best.llf):
+                        best = r
+                res = best
+                if ok(res):
+                    r = tm.fit(start_params=np.asarray(res.params), method="newton",
+                               maxiter=50, disp=0, **cov_kw)
+                    if ok(r) and np.isfinite(r.llf) and r.llf >= res.llf - 1e-9:
+                        res = r
+            if ok(res) and float(np.asarray(res.params)[k]) < 1e-6:
+                # alpha on its boundary 0: NB2 reduces to Poisson
+                sub = _fit_statsmodels(y, X, "poisson", truncated, groups)
+                cov = np.zeros((k + 1, k + 1))
+                cov[:k, :k] = sub[3]
+                return sub[0], 0.0, sub[2], cov, sub[4]
+    if not ok(res):
+        raise ValueError("fit_gravity: the statsmodels fit failed (non-finite estimates); "
+                         "check the covariates for separation or scale")
+    conv = bool(res.mle_retvals.get("converged", True))
+    del caught  # warnings of abandoned starts are not about the final fit
+    params = np.asarray(res.params, float)
+    cov = np.asarray(res.cov_params(), float)
+    alpha = float(params[k]) if family == "negbin" else 0.0
+    return params[:k], alpha, float(res.llf), cov, conv
+
+
+def _null_llf(y, family, truncated, method) -> float:
+    ones = np.ones((len(y), 1))
+    if method == "fast":
+        return gf.fit_counts(y, ones, family=family, truncated=truncated).llf
+    return _fit_statsmodels(y, pd.DataFrame({"Intercept": ones[:, 0]}), family, truncated,
+                            None)[2]
+
+
+def fit_gravity(
+    pairs: pd.DataFrame,
+    formula: str = STUDY_FORMULA,
+    *,
+    family: Family = "negbin",
+    zeros: Zeros = "drop",
+    cluster: str | None = "origin_id",
+    method: Literal["statsmodels", "fast"] = "statsmodels",
+) -> GravityModel:
+    """Fit the gravity model of learner flows to a pair table.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame
+        PairTable (docs/contracts.md section 3): one row per origin -> ESC pair with
+        the count (``esc_beneficiaries``, learners) and covariates (km, thousand pesos,
+        pesos, rank, region).
+    formula : str
+        Patsy-style formula; ``np`` is available (``np.log1p``).
+    family : {"negbin", "poisson"}
+        NB2 with alpha by maximum likelihood, or Poisson.
+    zeros : {"drop", "truncate", "include"}
+        Positive flows only (the study; biased), zero-truncated likelihood on positive
+        flows (consistent), or all candidate pairs (consistent). See the module text.
+    cluster : str or None
+        Column of cluster labels for cluster-robust covariance (default: origin
+        school, as the study); None gives the model-based ``-H^-1``.
+    method : {"statsmodels", "fast"}
+        statsmodels' Newton/BFGS (reference), or this package's Newton on
+        ``(beta, log alpha)`` with exact derivatives (same estimates, much faster).
+
+    Returns
+    -------
+    GravityModel
+
+    Raises
+    ------
+    ValueError
+        Unknown option, a formula naming a missing column, missing/negative/non-integer
+        or all-zero counts, non-finite covariates, constant or collinear terms, perfect
+        separation (a category level with no positive flow).
+
+    Warns
+    -----
+    GravityConvergenceWarning
+        The optimiser did not converge (the model's ``converged`` is False).
+    """
+    for name, val, ok in (("family", family, ("negbin", "poisson")),
+                          ("zeros", zeros, ("drop", "truncate", "include")),
+                          ("method", method, ("statsmodels", "fast"))):
+        if val not in ok:
+            raise ValueError(f"fit_gravity: {name} must be one of {ok}, got {val!r}")
+    y, X, spec = _build(pairs, formula)
+    groups = None
+    if cluster is not None:
+        if cluster not in pairs.columns:
+            raise ValueError(f"fit_gravity: cluster column {cluster!r} is not in the pair table")
+        if pairs[cluster].isna().any():
+            raise ValueError(f"fit_gravity: cluster column {cluster!r} has missing values at "
+                             f"rows {list(pairs.index[pairs[cluster].isna()][:5])}")
+        groups = pd.factorize(pairs[cluster])[0]
+    keep = y > 0 if zeros in ("drop", "truncate") else np.ones(len(y), dtype=bool)
+    y, X = y[keep], X.loc[keep]
+    groups = groups[keep] if groups is not None else None
+    _check_design(y, X, zeros)
+    if groups is not None and np.unique(groups).size < 2:
+        raise ValueError(f"fit_gravity: cluster column {cluster!r} has fewer than 2 clusters")
+    truncated = zeros == "truncate"
+    Xn = X.to_numpy(float)
+    if method == "fast":
+        fit = gf.fit_counts(y, Xn, family=family, truncated=truncated, groups=groups)
+        beta, alpha, llf, cov, conv = fit.beta, fit.alpha, fit.llf, fit.cov, fit.converged
+    else:
+        beta, alpha, llf, cov, conv = _fit_statsmodels(y, X, family, truncated, groups)
+    names = list(X.columns) + (["alpha"] if family == "negbin" else [])
+    if not (np.all(np.isfinite(beta)) and np.isfinite(llf) and np.all(np.isfinite(cov))):
+        raise ValueError(f"fit_gravity: the {method} fit failed (non-finite estimates or "
+                         f"covariance); check the covariates for separation or scale")
+    if family == "negbin" and alpha == 0.0:
+        warnings.warn(f"fit_gravity: NB2 alpha is on its boundary 0 (zeros={zeros!r}): no "
+                      f"overdispersion given the regressors, the fit is Poisson's",
+                      GravityConvergenceWarning, stacklevel=2)
+    if not conv:
+        warnings.warn(f"fit_gravity: the {method} fit ({family}, zeros={zeros!r}) did not "
+                      f"converge; estimates may be unreliable", GravityConvergenceWarning,
+                      stacklevel=2)
+    if np.max(np.abs(beta)) > 50:
+        warnings.warn("fit_gravity: a coefficient exceeds 50 in absolute value: possible "
+                      "quasi-separation", GravityConvergenceWarning, stacklevel=2)
+    cov_df = pd.DataFrame(cov, index=names, columns=names)
+    bse = np.sqrt(np.diag(cov))[: X.shape[1]]
+    return GravityModel(
+        params=pd.Series(beta, index=X.columns, name="coef"),
+        bse=pd.Series(bse, index=X.columns, name="std_err"),
+        alpha=alpha, cov_params=cov_df, llf=llf,
+        llnull=_null_llf(y, family, truncated, method), nobs=int(len(y)),
+        formula=formula, family=family, zeros=zeros, cluster=cluster, method=method,
+        converged=conv, n_clusters=None if groups is None else int(np.unique(groups).size),
+        design_info=spec, endog=y, exog=Xn, groups=groups,
+    )
+
+
+def compare_models(
+    pairs: pd.DataFrame, formulas: dict[str, str] | None = None, **fit_kwargs
+) -> pd.DataFrame:
+    """Fit a nested sequence of gravity models and compare them by LR tests.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame
+        PairTable.
+    formulas : dict, optional
+        Model name -> formula, each nested in the next (default
+        :data:`NESTED_FORMULAS`, the study's sequence).
+    **fit_kwargs
+        Passed to :func:`fit_gravity` (family, zeros, cluster, method).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model: ``model``, ``nobs``, ``k``, ``llf``, ``aic``, ``bic``,
+        ``pseudo_r2``, ``lr`` and ``lr_df`` and ``lr_pvalue`` (vs the previous model;
+        NaN for the first), ``alpha``.
+    """
+    from scipy import stats
+
+    formulas = NESTED_FORMULAS if formulas is None else formulas
+    rows, prev = [], None
+    for name, f in formulas.items():
+        m = fit_gravity(pairs, f, **fit_kwargs)
+        row = {"model": name, "nobs": m.nobs, "k": m.k_params, "llf": m.llf, "aic": m.aic,
+               "bic": m.bic, "pseudo_r2": m.pseudo_r2, "lr": np.nan, "lr_df": np.nan,
+               "lr_pvalue": np.nan, "alpha": m.alpha}
+        if prev is not None:
+            df = m.k_params - prev.k_params
+            if m.nobs != prev.nobs or df <= 0:
+                raise ValueError(f"compare_models: {name!r} is not nested in the previous "
+                                 f"model (nobs {prev.nobs} -> {m.nobs}, extra terms {df})")
+            lr = 2.0 * (m.llf - prev.llf)
+            row.update(lr=lr, lr_df=df, lr_pvalue=float(stats.chi2.sf(max(lr, 0.0), df)))
+        rows.append(row)
+        prev = m
+    return pd.DataFrame(rows)

@@ -1,0 +1,387 @@
+"""The fitted gravity model: :class:`GravityModel` and design matrices for new pairs.
+
+Built by :func:`studentflow.gravity.fit_gravity`; see that module for the estimators.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from studentflow import gravity_metrics as gm
+
+__all__ = ["GravityModel", "DispersionTest", "design_matrix"]
+
+_FAMILY_NAME = {"negbin": "NB2 (negative binomial, Var = μ + αμ²)", "poisson": "Poisson"}
+_ZEROS_NAME = {
+    "drop": "drop (positive flows only, as the study)",
+    "truncate": "truncate (zero-truncated, positive flows)",
+    "include": "include (all candidate pairs)",
+}
+
+
+def _engine_error(exc: Exception, pairs: pd.DataFrame, what: str) -> ValueError:
+    """Turn a formula-engine error into a ValueError that names the problem."""
+    msg = str(exc).splitlines()[0]
+    if m := re.search(r"name '(\w+)' is not defined", msg):
+        return ValueError(
+            f"{what}: the formula names column {m[1]!r}, which the pair table does not "
+            f"have (columns: {', '.join(map(str, pairs.columns))})"
+        )
+    if "does not match any of the expected levels" in msg:
+        return ValueError(f"{what}: a categorical column has a level unseen in the fit: {msg}")
+    if "missing values" in msg:
+        bad = [c for c in pairs.columns if pairs[c].isna().any()]
+        col = bad[0] if bad else "?"
+        rows = list(pairs.index[pairs[col].isna()][:5]) if bad else []
+        return ValueError(
+            f"{what}: missing values (NaN) in column {col!r} at rows {rows} "
+            f"(columns with NaN: {bad})"
+        )
+    return ValueError(f"{what}: could not build the design matrix: {msg}")
+
+
+def check_finite(X: pd.DataFrame, what: str) -> None:
+    """Raise a ValueError naming the first non-finite design column and rows."""
+    arr = X.to_numpy(dtype=float)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        rows = list(X.index[bad[:, j]][:5])
+        raise ValueError(
+            f"{what}: non-finite value (NaN/inf) in term {X.columns[j]!r} at rows {rows} "
+            f"({int(bad[:, j].sum())} rows in all); check the covariates (e.g. negative "
+            f"values under a log)"
+        )
+
+
+def design_matrix(design_info: Any, pairs: pd.DataFrame, what: str = "predict") -> pd.DataFrame:
+    """Design matrix of a fitted formula for new pairs.
+
+    Parameters
+    ----------
+    design_info : object
+        The formula engine's right-hand-side spec of the fit (``GravityModel.design_info``).
+    pairs : pandas.DataFrame
+        Pair table with the covariate columns.
+    what : str
+        Name used in error messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair, one column per term.
+
+    Raises
+    ------
+    ValueError
+        Missing column, NaN or non-finite covariate, unseen category level.
+    """
+    from statsmodels.formula._manager import FormulaManager
+
+    if not isinstance(pairs, pd.DataFrame) or len(pairs) == 0:
+        raise ValueError(f"{what}: pairs must be a non-empty DataFrame")
+    try:
+        X = FormulaManager().get_matrices(
+            design_info, pairs, pandas=True, prediction=True, na_action="raise"
+        )
+    except Exception as exc:  # patsy.PatsyError / formulaic errors
+        raise _engine_error(exc, pairs, what) from exc
+    if len(X) != len(pairs):
+        raise ValueError(f"{what}: {len(pairs) - len(X)} rows were dropped by the formula")
+    check_finite(X, what)
+    return X
+
+
+@dataclass(frozen=True)
+class DispersionTest:
+    """Overdispersion test result (H0: Poisson, ``alpha = 0``)."""
+
+    method: str
+    statistic: float
+    pvalue: float
+    alpha: float
+
+    def summary(self) -> str:
+        """One line: method, statistic, p-value, alpha."""
+        return (f"{self.method}: statistic {self.statistic:.3f}, p = {self.pvalue:.3g}, "
+                f"alpha = {self.alpha:.4f}")
+
+
+@dataclass(frozen=True)
+class GravityModel:
+    """A fitted stochastic gravity model (statsmodels-results-like).
+
+    ``params``/``bse`` are indexed by the formula's design columns (e.g.
+    ``np.log1p(distance_km)``); :func:`studentflow.gravity_metrics.term_label` gives the
+    study's names. ``alpha`` is the NB2 dispersion (0 for Poisson). ``cov_params``
+    covers the coefficients and, for NB2, ``alpha`` (cluster-robust when ``cluster``).
+    """
+
+    params: pd.Series
+    bse: pd.Series
+    alpha: float
+    cov_params: pd.DataFrame
+    llf: float
+    llnull: float
+    nobs: int
+    formula: str
+    family: str
+    zeros: str
+    cluster: str | None
+    method: str
+    converged: bool
+    n_clusters: int | None
+    design_info: Any = field(repr=False, compare=False)
+    endog: np.ndarray = field(repr=False, compare=False)
+    exog: np.ndarray = field(repr=False, compare=False)
+    groups: np.ndarray | None = field(repr=False, compare=False)
+
+    # ---- statsmodels-like summaries -------------------------------------------------
+    @property
+    def k_params(self) -> int:
+        """Number of estimated parameters (coefficients, plus alpha for NB2)."""
+        return len(self.params) + (self.family == "negbin")
+
+    @property
+    def aic(self) -> float:
+        """Akaike information criterion ``-2 llf + 2 k``."""
+        return -2.0 * self.llf + 2.0 * self.k_params
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion ``-2 llf + k ln(nobs)``."""
+        return -2.0 * self.llf + self.k_params * np.log(self.nobs)
+
+    @property
+    def pseudo_r2(self) -> float:
+        """McFadden's pseudo R²: ``1 - llf / llnull`` (intercept-only, same family/zeros)."""
+        return 1.0 - self.llf / self.llnull
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """z statistics ``params / bse``."""
+        return self.params / self.bse
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided normal p-values."""
+        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues)), index=self.params.index)
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald confidence intervals (columns ``lower``, ``upper``) at level ``1 - alpha``."""
+        z = stats.norm.ppf(1 - alpha / 2)
+        return pd.DataFrame(
+            {"lower": self.params - z * self.bse, "upper": self.params + z * self.bse}
+        )
+
+    @property
+    def irr(self) -> pd.Series:
+        """Incidence-rate ratios ``exp(beta)`` (flow multiplier per unit of the term)."""
+        return np.exp(self.params)
+
+    @property
+    def elasticities(self) -> pd.DataFrame:
+        """Elasticities with 95 % CIs and plain-language readings (see gravity_metrics)."""
+        return gm.elasticity_table(self.params, self.bse)
+
+    def summary(self) -> str:
+        """A statsmodels-like text summary with the study's term names."""
+        cov = (f"cluster ({self.cluster}, {self.n_clusters} clusters)" if self.cluster
+               else "model-based")
+        left = [
+            ("Dep. variable:", self.formula.split("~")[0].strip()),
+            ("Family:", _FAMILY_NAME[self.family].split(" (")[0]),
+            ("Zeros:", self.zeros),
+            ("Method:", self.method),
+            ("Zeros:", self.zeros),
+            ("Covariance:", cov),
+            ("Converged:", "yes" if self.converged else "NO"),
+        ]
+        right = [
+            ("No. observations:", f"{self.nobs:d}"),
+            ("Log-likelihood:", f"{self.llf:.2f}"),
+            ("AIC:", f"{self.aic:.2f}"),
+            ("BIC:", f"{self.bic:.2f}"),
+            ("Pseudo R² (McFadden):", f"{self.pseudo_r2:.4f}"),
+            ("alpha:", f"{self.alpha:.4f}" if self.family == "negbin" else "—"),
+        ]
+        width = 96
+        lines = [f"Gravity model results: {_FAMILY_NAME[self.family]}".center(width),
+                 "=" * width]
+        for (a, b), (c, d) in zip(left, right):
+            lines.append(f"{a:<16}{b:<36}{c:<24}{d:>20}")
+        lines.append(f"Zero flows: {_ZEROS_NAME[self.zeros]}")
+        lines.append("=" * width)
+        ci = self.conf_int()
+        lines.append(f"{'':<36}{'coef':>10}{'std err':>10}{'z':>9}{'P>|z|':>8}"
+                     f"{'[0.025':>11}{'0.975]':>11}")
+        lines.append("-" * width)
+        rows = [(gm.term_label(n), self.params[n], self.bse[n], ci.loc[n, "lower"],
+                 ci.loc[n, "upper"]) for n in self.params.index]
+        if self.family == "negbin":
+            s = float(np.sqrt(self.cov_params.loc["alpha", "alpha"]))
+            z = stats.norm.ppf(0.975)
+            rows.append(("alpha (dispersion)", self.alpha, s, self.alpha - z * s,
+                         self.alpha + z * s))
+        for label, b, s, lo, hi in rows:
+            t = b / s if s > 0 else np.nan
+            p = 2 * stats.norm.sf(abs(t))
+            lines.append(f"{label[:35]:<36}{b:>10.4f}{s:>10.4f}{t:>9.2f}{p:>8.3f}"
+                         f"{lo:>11.4f}{hi:>11.4f}")
+        lines.append("=" * width)
+        return "\n".join(lines)
+
+    # ---- prediction --------------------------------------------------------------------
+    def _param_vector(self, params) -> np.ndarray:
+        names = list(self.params.index)
+        if params is None:
+            return self.params.to_numpy(float)
+        if isinstance(params, (pd.Series, Mapping)):
+            p = dict(params.items())
+            vals = []
+            for n in names:
+                if n in p:
+                    vals.append(p[n])
+                elif gm.term_key(n) in p:
+                    vals.append(p[gm.term_key(n)])
+                else:
+                    raise ValueError(
+                        f"predict: params lacks term {n!r} (or key {gm.term_key(n)!r}); "
+                        f"given: {list(p)}"
+                    )
+            return np.asarray(vals, dtype=float)
+        arr = np.asarray(params, dtype=float).ravel()
+        if arr.size != len(names):
+            raise ValueError(f"predict: params has {arr.size} values, model has {len(names)}")
+        return arr
+
+    def predict(self, pairs: pd.DataFrame, params=None) -> np.ndarray:
+        """Expected flows ``mu`` (learners) for the rows of a pair table.
+
+        Parameters
+        ----------
+        pairs : pandas.DataFrame
+            PairTable with the formula's covariates.
+        params : pandas.Series, mapping or array, optional
+            Coefficients to use instead of the fitted ones, e.g. a row of
+            :meth:`draw_params`; indexed by design column or by ``term_key``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Untruncated NB2/Poisson mean per row (also for ``zeros="truncate"``).
+        """
+        X = design_matrix(self.design_info, pairs)
+        beta = self._param_vector(params)
+        eta = X.to_numpy(float) @ beta
+        return np.exp(np.minimum(eta, 700.0))
+
+    def fitted_values(self) -> np.ndarray:
+        """Expected flows on the estimation sample: ``mu``, or ``E[y | y > 0]`` if truncated."""
+        mu = np.exp(self.exog @ self.params.to_numpy(float))
+        if self.zeros != "truncate":
+            return mu
+        if self.family == "poisson":
+            p0 = np.exp(-mu)
+        else:
+            p0 = np.exp(-np.log1p(self.alpha * mu) / self.alpha)
+        return mu / (1.0 - p0)
+
+    def draw_params(self, n: int, seed: int | None = 0) -> pd.DataFrame:
+        """Draw coefficient vectors from ``N(params, cov(beta))`` for Monte Carlo.
+
+        Parameters
+        ----------
+        n : int
+            Number of draws.
+        seed : int
+            Seed of :func:`numpy.random.default_rng` (same seed, same draws).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``n`` rows, columns = ``params.index``.
+        """
+        if n < 1:
+            raise ValueError(f"draw_params: n must be >= 1, got {n}")
+        names = list(self.params.index)
+        cov = self.cov_params.loc[names, names].to_numpy(float)
+        rng = np.random.default_rng(seed)
+        draws = rng.multivariate_normal(self.params.to_numpy(float), cov, size=n,
+                                        method="cholesky" if _is_pd(cov) else "eigh")
+        return pd.DataFrame(draws, columns=names)
+
+    # ---- metrics -----------------------------------------------------------------------
+    def _obs_pred(self, pairs, count):
+        if pairs is None:
+            return self.endog, self.fitted_values()
+        col = count or self.formula.split("~")[0].strip()
+        if col not in pairs.columns:
+            raise ValueError(f"metrics: pair table has no observed-count column {col!r}")
+        return pairs[col].to_numpy(float), self.predict(pairs)
+
+    def srmse(self, pairs: pd.DataFrame | None = None, count: str | None = None) -> float:
+        """SRMSE of observed vs expected flows (estimation sample if ``pairs`` is None)."""
+        return gm.srmse(*self._obs_pred(pairs, count))
+
+    def cpc(self, pairs: pd.DataFrame | None = None, count: str | None = None) -> float:
+        """Common part of commuters (estimation sample if ``pairs`` is None)."""
+        return gm.cpc(*self._obs_pred(pairs, count))
+
+    def deviance(self, pairs: pd.DataFrame | None = None, count: str | None = None) -> float:
+        """Deviance of the (untruncated) family at the fitted ``mu`` and ``alpha``."""
+        if pairs is None:
+            y, mu = self.endog, np.exp(self.exog @ self.params.to_numpy(float))
+        else:
+            y, mu = self._obs_pred(pairs, count)
+        return gm.deviance(y, mu, self.alpha if self.family == "negbin" else 0.0)
+
+    def dispersion_test(self, method: str = "lr") -> DispersionTest:
+        """Test of Poisson equidispersion against NB2 on the estimation sample.
+
+        Parameters
+        ----------
+        method : {"lr", "ct"}
+            ``"lr"``: likelihood ratio NB2 vs Poisson (same zeros handling), p-value
+            from the boundary mixture ``0.5 chi2_0 + 0.5 chi2_1``. ``"ct"``:
+            Cameron-Trivedi auxiliary regression on Poisson fitted means (not for
+            ``zeros="truncate"``).
+        """
+        from studentflow.gravity_fast import fit_counts
+
+        trunc = self.zeros == "truncate"
+        if method == "lr":
+            other = "poisson" if self.family == "negbin" else "negbin"
+            fit = fit_counts(self.endog, self.exog, family=other, truncated=trunc)
+            ll_nb, ll_p = ((self.llf, fit.llf) if self.family == "negbin"
+                           else (fit.llf, self.llf))
+            a = self.alpha if self.family == "negbin" else fit.alpha
+            lr = 2.0 * (ll_nb - ll_p)
+            return DispersionTest("LR test of alpha = 0 (chi-bar-squared)", lr,
+                                  gm.lr_dispersion_pvalue(lr), a)
+        if method == "ct":
+            if trunc:
+                raise ValueError("dispersion_test: method='ct' needs zeros='drop' or 'include'")
+            if self.family == "poisson":
+                mu = np.exp(self.exog @ self.params.to_numpy(float))
+            else:
+                fit = fit_counts(self.endog, self.exog, family="poisson")
+                mu = np.exp(self.exog @ fit.beta)
+            a, t, p = gm.ct_dispersion_test(self.endog, mu)
+            return DispersionTest("Cameron-Trivedi auxiliary regression", t, p, a)
+        raise ValueError(f"dispersion_test: method must be 'lr' or 'ct', got {method!r}")
+
+
+def _is_pd(cov: np.ndarray) -> bool:
+    try:
+        np.linalg.cholesky(cov)
+        return True
+    except np.linalg.LinAlgError:
+        return False
