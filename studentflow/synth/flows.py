@@ -14,7 +14,8 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from studentflow.schema import OFFERS_JHS
-from studentflow.synth.roads import haversine_km, project
+from studentflow.geo import haversine_km
+from studentflow.synth.roads import project
 
 #: Target ESC beneficiaries as a share of Grade 7 learners (74,232 / 1,788,916 ≈ 4.1 %).
 ESC_SHARE = 0.041

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from studentflow.geo import read_network
 from studentflow.schema import SCHOOLS, SUBSIDY_TIERS
 from studentflow.synth import STUDY_ALPHA, STUDY_PARAMS
 from studentflow.synth import enrolment as E
@@ -131,7 +132,8 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
     esc_ids_ = schools.index[schools["esc"].to_numpy()]
     origins = cohort.index
     o_pts, e_pts = schools.loc[origins], schools.loc[esc_ids_]
-    dist = network_distances(edges, nodes, o_pts, e_pts, max_km=radius_km)
+    net = read_network(edges)
+    dist = network_distances(net, o_pts, e_pts, max_km=radius_km)
     rated = schools.loc[esc_ids_, "esc_rating"].dropna()
     rating_fill = float(rated.median())
     cand = F.candidate_pairs(schools, origins, esc_ids_, dist, revenue, rating_fill)
@@ -186,7 +188,7 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
     write_csv(add("road_network", "roads.csv.gz"), edges)
     if write_matrix:
         _matrix(out, add("road_distances", "road_matrix.npy", index="road_matrix_index.json"),
-                edges, nodes, kept, origins, esc_ids_)
+                net, kept, origins, esc_ids_)
     _manifest(out / "manifest.toml", manifest)
 
     # ------------------------------------------------------------------ truth
@@ -231,10 +233,10 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
                       counts, {**params, "alpha": STUDY_ALPHA})
 
 
-def _matrix(out: Path, npy: Path, edges, nodes, kept: pd.DataFrame, origins, esc) -> None:
+def _matrix(out: Path, npy: Path, net, kept: pd.DataFrame, origins, esc) -> None:
     rows = kept[kept["school_id"].isin(origins)].reset_index(drop=True)
     cols = kept[kept["school_id"].isin(esc)].reset_index(drop=True)
-    km = network_distances(edges, nodes, rows.set_index("school_id"), cols.set_index("school_id"), max_km=None)
+    km = network_distances(net, rows.set_index("school_id"), cols.set_index("school_id"), max_km=None)
     write_npy(npy, (km * 1000.0).astype(np.float32))
 
     def index(t):

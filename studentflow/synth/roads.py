@@ -1,4 +1,4 @@
-"""A synthetic road network over barangay centroids, and network distances on it.
+"""A synthetic road network over barangay centroids.
 
 Nodes are barangay centroids; each node is joined to its k nearest neighbours and to the
 edges of a Euclidean minimum spanning tree (so most of the area is connected); edges that
@@ -6,9 +6,8 @@ cross Manila Bay or Laguna de Bay (coarse polygons) or are longer than a thresho
 removed, which leaves a few islands. Edge length = haversine length × a seeded factor in
 [1.05, 1.4] (never shorter than the straight line).
 
-Network distances follow docs/contracts.md §2 exactly (snap to the nearest node with a
-KD-tree in EPSG:32651, haversine to the node, Dijkstra between nodes); they are computed
-by :func:`studentflow.geo.road_distances` when that function is available.
+Distances on the network are computed by :func:`studentflow.geo.road_distances`
+(docs/contracts.md §2), see :mod:`studentflow.synth.distances`.
 """
 
 from __future__ import annotations
@@ -17,11 +16,12 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
-from scipy.spatial import Delaunay, cKDTree
 import shapely
+from scipy.spatial import Delaunay, cKDTree
 from shapely import LineString, Polygon, STRtree, intersection, length
 
-R_EARTH_KM = 6371.0088
+from studentflow.geo import haversine_km
+
 
 #: Coarse water polygons (lon, lat): edges mostly over water are dropped.
 WATER = {
@@ -36,13 +36,6 @@ WATER = {
         (121.22, 14.24), (121.15, 14.27), (121.10, 14.35), (121.06, 14.42),
     ],
 }
-
-
-def haversine_km(lon1, lat1, lon2, lat2) -> np.ndarray:
-    """Great-circle distance in km (R = 6371.0088 km), elementwise over arrays (degrees)."""
-    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(a, dtype=float)) for a in (lon1, lat1, lon2, lat2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * R_EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def project(lon, lat) -> np.ndarray:
@@ -133,65 +126,3 @@ def components(edges: pd.DataFrame, nodes: pd.DataFrame) -> np.ndarray:
     j = pos[edges["v"].to_numpy()].to_numpy()
     g = coo_matrix((np.ones(len(i)), (i, j)), shape=(len(nodes), len(nodes)))
     return connected_components(g, directed=False)[1]
-
-
-def _graph(edges: pd.DataFrame, nodes: pd.DataFrame):
-    pos = pd.Series(np.arange(len(nodes)), index=nodes["node"].to_numpy())
-    i = pos[edges["u"].to_numpy()].to_numpy()
-    j = pos[edges["v"].to_numpy()].to_numpy()
-    w = edges["length_m"].to_numpy(float) / 1000.0
-    n = len(nodes)
-    g = coo_matrix((np.concatenate([w, w]), (np.concatenate([i, j]), np.concatenate([j, i]))), shape=(n, n))
-    return g.tocsr()
-
-
-def snap(nodes: pd.DataFrame, lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest node (position in ``nodes``) of each point and the haversine km to it.
-
-    The nearest node is found with a KD-tree on EPSG:32651 coordinates (contracts §2).
-    """
-    tree = cKDTree(project(nodes["lon"], nodes["lat"]))
-    _, idx = tree.query(project(lon, lat))
-    d = haversine_km(lon, lat, nodes["lon"].to_numpy(float)[idx], nodes["lat"].to_numpy(float)[idx])
-    return idx, d
-
-
-def distance_matrix(edges, nodes, o_lon, o_lat, d_lon, d_lat, *, max_km: float | None = None,
-                    block: int = 2000) -> np.ndarray:
-    """Dense network distances (km) from each origin point to each destination point.
-
-    distance = haversine(origin, its node) + shortest path + haversine(node', destination)
-    (docs/contracts.md §2); unreachable or beyond ``max_km`` → ``inf``.
-
-    Parameters
-    ----------
-    edges, nodes : pandas.DataFrame
-        Network from :func:`make_network` and its node table (node, lon, lat).
-    o_lon, o_lat, d_lon, d_lat : array-like
-        Origin and destination coordinates (degrees).
-    max_km : float, optional
-        Search limit in km (None: no limit).
-    block : int
-        Origin nodes per Dijkstra call (memory bound).
-
-    Returns
-    -------
-    numpy.ndarray
-        (n_origins, n_destinations) float64, km.
-    """
-    from scipy.sparse.csgraph import dijkstra
-
-    g = _graph(edges, nodes)
-    o_node, o_snap = snap(nodes, o_lon, o_lat)
-    d_node, d_snap = snap(nodes, d_lon, d_lat)
-    out = np.full((len(o_node), len(d_node)), np.inf)
-    uniq, inv = np.unique(o_node, return_inverse=True)
-    limit = np.inf if max_km is None else float(max_km)
-    for s in range(0, len(uniq), block):
-        src = uniq[s : s + block]
-        dist = dijkstra(g, directed=False, indices=src, limit=limit)[:, d_node]
-        rows = np.flatnonzero((inv >= s) & (inv < s + block))
-        out[rows] = dist[inv[rows] - s] + o_snap[rows, None] + d_snap[None, :]
-    if max_km is not None:
-        out[out > max_km] = np.inf
-    return out
