@@ -299,11 +299,12 @@ class DistanceSummary:
 
 
 def _table(o_ids, d_ids, i, j, dist, method: str) -> pd.DataFrame:
+    """Long table from positions; ``take`` on a string array avoids 10⁷ Python strings."""
     return pd.DataFrame({
-        "origin_id": pd.array(np.asarray(o_ids, dtype=object)[i], dtype="str"),
-        "destination_id": pd.array(np.asarray(d_ids, dtype=object)[j], dtype="str"),
+        "origin_id": pd.array(np.asarray(o_ids, dtype=object), dtype="str").take(np.asarray(i, np.int64)),
+        "destination_id": pd.array(np.asarray(d_ids, dtype=object), dtype="str").take(np.asarray(j, np.int64)),
         "distance_km": np.asarray(dist, dtype=float),
-        "method": pd.array([method] * len(i), dtype="str"),
+        "method": pd.array([method], dtype="str").take(np.zeros(len(i), np.int64)),
     })
 
 
@@ -368,7 +369,7 @@ def _network(net: RoadNetwork, olon, olat, dlon, dlat, max_km, block_size):
         i, j = np.nonzero(mask)
         parts.append((sel[i], j, tot[i, j]))
     i, j, d = _cat(parts)
-    order = np.lexsort((j, i))
+    order = np.argsort(i, kind="stable")  # within an origin, j is already ascending
     snap_max = float(max(o_snap.max(initial=0.0), d_snap.max(initial=0.0)))
     return i[order], j[order], d[order], unreachable, snap_max
 
