@@ -34,7 +34,8 @@ import pandas as pd
 from studentflow import gravity_fast as gf
 from studentflow.gravity_metrics import term_label
 from studentflow.gravity_model import (
-    DispersionTest, GravityModel, _engine_error, check_finite, design_matrix,
+    DispersionTest, GravityModel, _engine_error, _na_action, check_finite, check_missing,
+    design_matrix,
 )
 
 __all__ = [
@@ -93,10 +94,11 @@ def _build(pairs: pd.DataFrame, formula: str):
                          f"{list(pairs.index[y != np.round(y)][:5])}")
     if not (y > 0).any():
         raise ValueError(f"fit_gravity: column {lhs!r} is all zero: nothing to fit")
+    check_missing(pairs, formula.split("~", 1)[1], "fit_gravity")
     mgr = FormulaManager()
     try:
         _, X = mgr.get_matrices(formula, pairs, eval_env={"np": np}, pandas=True,
-                                na_action="raise")
+                                na_action=_na_action())
     except Exception as exc:  # patsy.PatsyError / formulaic errors
         raise _engine_error(exc, pairs, "fit_gravity") from exc
     check_finite(X, "fit_gravity")
@@ -144,8 +146,8 @@ def _fit_statsmodels(y, X: pd.DataFrame, family, truncated, groups):
     def ok(r):
         return r is not None and np.all(np.isfinite(np.asarray(r.params, float)))
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         if family == "poisson":
             cls = TruncatedLFPoisson if truncated else sm.Poisson
@@ -178,7 +180,7 @@ def _fit_statsmodels(y, X: pd.DataFrame, family, truncated, groups):
                                maxiter=50, disp=0, **cov_kw)
                     if ok(r) and np.isfinite(r.llf) and r.llf >= res.llf - 1e-9:
                         res = r
-            if ok(res) and float(np.asarray(res.params)[k]) < 1e-6:
+            if ok(res) and float(np.asarray(res.params)[k]) < gf.ALPHA_BOUNDARY:
                 # alpha on its boundary 0: NB2 reduces to Poisson
                 sub = _fit_statsmodels(y, X, "poisson", truncated, groups)
                 cov = np.zeros((k + 1, k + 1))
@@ -187,8 +189,8 @@ def _fit_statsmodels(y, X: pd.DataFrame, family, truncated, groups):
     if not ok(res):
         raise ValueError("fit_gravity: the statsmodels fit failed (non-finite estimates); "
                          "check the covariates for separation or scale")
+    # judged on the final fit only: warnings of abandoned starts are not about it
     conv = bool(res.mle_retvals.get("converged", True))
-    del caught  # warnings of abandoned starts are not about the final fit
     params = np.asarray(res.params, float)
     cov = np.asarray(res.cov_params(), float)
     alpha = float(params[k]) if family == "negbin" else 0.0

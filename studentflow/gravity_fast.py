@@ -29,6 +29,8 @@ __all__ = ["FastFit", "fit_counts", "row_derivatives", "loglike", "cluster_cov"]
 
 _ETA_MAX = 700.0
 _LOG_ALPHA_MIN = np.log(1e-8)
+#: NB2 alpha below this is taken as the boundary alpha = 0 (the fit is then Poisson's).
+ALPHA_BOUNDARY: float = 1e-5
 
 
 def row_derivatives(y, eta, r, family: str, truncated: bool, order: int = 2):
@@ -244,7 +246,7 @@ def fit_counts(
         start = np.append(pois, np.log(np.clip(a0, 0.05, 10.0)))
     theta, ll, grad, H, converged, it = _newton(y, X, start, family, truncated, maxiter, tol)
     nb = family == "negbin"
-    if nb and theta[k] <= _LOG_ALPHA_MIN + 1e-6:
+    if nb and np.exp(theta[k]) < ALPHA_BOUNDARY:
         # boundary: no overdispersion given the regressors, NB2 reduces to Poisson
         sub = fit_counts(y, X, family="poisson", truncated=truncated, groups=groups,
                          maxiter=maxiter, tol=tol)

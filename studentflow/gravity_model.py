@@ -47,6 +47,26 @@ def _engine_error(exc: Exception, pairs: pd.DataFrame, what: str) -> ValueError:
     return ValueError(f"{what}: could not build the design matrix: {msg}")
 
 
+def _na_action():
+    """Let NaN through the formula engine so that :func:`check_finite` can name it."""
+    from statsmodels.formula._manager import FormulaManager
+
+    if FormulaManager().engine == "patsy":
+        import patsy
+
+        return patsy.NAAction(NA_types=[])
+    return "ignore"
+
+
+def check_missing(pairs: pd.DataFrame, formula_text: str, what: str) -> None:
+    """Raise a ValueError naming a formula column with missing values and its rows."""
+    for col in pairs.columns:
+        if re.search(rf"\b{re.escape(str(col))}\b", formula_text) and pairs[col].isna().any():
+            rows = list(pairs.index[pairs[col].isna()][:5])
+            raise ValueError(f"{what}: column {col!r} has missing values at rows {rows} "
+                             f"({int(pairs[col].isna().sum())} rows in all)")
+
+
 def check_finite(X: pd.DataFrame, what: str) -> None:
     """Raise a ValueError naming the first non-finite design column and rows."""
     arr = X.to_numpy(dtype=float)
@@ -87,9 +107,11 @@ def design_matrix(design_info: Any, pairs: pd.DataFrame, what: str = "predict") 
 
     if not isinstance(pairs, pd.DataFrame) or len(pairs) == 0:
         raise ValueError(f"{what}: pairs must be a non-empty DataFrame")
+    names = getattr(design_info, "term_names", None) or []
+    check_missing(pairs, " ".join(map(str, names)) or str(design_info), what)
     try:
         X = FormulaManager().get_matrices(
-            design_info, pairs, pandas=True, prediction=True, na_action="raise"
+            design_info, pairs, pandas=True, prediction=True, na_action=_na_action()
         )
     except Exception as exc:  # patsy.PatsyError / formulaic errors
         raise _engine_error(exc, pairs, what) from exc
