@@ -325,6 +325,24 @@ def load_scenarios(path) -> list[Scenario]:
     return parse_scenarios(data, source=str(path))
 
 
+def study_scenarios() -> list[Scenario]:
+    """The study's scenarios, as in ``scenarios/study.toml``.
+
+    Status quo (billed slots, baseline), fill contracted slots, and net cost lowered by
+    1, 5, 10, 15 and 20 thousand pesos (ESC amount raised by that many pesos) with
+    contracted slots as capacity, the study's default.
+    """
+    out = [
+        Scenario("status quo", "Today: billed slots as capacity, today's ESC amounts.",
+                 baseline=True, capacity="billed"),
+        Scenario("fill contracted slots", "No new subsidy; every contracted slot may be filled."),
+    ]
+    for k in (1, 5, 10, 15, 20):
+        out.append(Scenario(f"net cost -{k}K", f"ESC amount raised by {k},000 pesos; contracted slots.",
+                            subsidy=1000.0 * k))
+    return out
+
+
 def baseline_of(scenarios) -> Scenario:
     """The scenario flagged ``baseline = true``, else the first one."""
     for s in scenarios:

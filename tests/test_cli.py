@@ -1,0 +1,103 @@
+"""The studentflow command: help, run on the sample, determinism, clean errors, make-sample."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from studentflow.cli import main
+from studentflow.scenario_spec import load_scenarios, study_scenarios
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUTS = {"report.html", "scenarios.csv", "esc_schools.csv", "public_jhs.csv", "schools.gpkg", "ledger.csv",
+           "sources.csv", "model.txt", "fig_coefficients.png", "fig_placed.png", "fig_utilisation.png",
+           "fig_map.png"}
+
+
+def _cli(*args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "studentflow.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, sample_dir):
+    """The sample run twice with the same seed (few draws), once with another seed."""
+    out = {}
+    for name, seed in (("a", 3), ("b", 3)):
+        d = tmp_path_factory.mktemp(f"run_{name}")
+        code = main(["run", "--out", str(d), "--draws", "3", "--seed", str(seed), "--no-progress"])
+        out[name] = (code, d)
+    return out
+
+
+def test_help_lists_commands():
+    res = _cli("--help")
+    assert res.returncode == 0
+    assert "run" in res.stdout and "make-sample" in res.stdout
+    res = _cli("run", "--help")
+    for flag in ("--data", "--scenarios", "--out", "--draws", "--seed", "--zeros"):
+        assert flag in res.stdout
+
+
+def test_run_on_sample_writes_every_output(runs, capsys):
+    code, out = runs["a"]
+    assert code == 0
+    names = {p.name for p in out.iterdir()}
+    assert OUTPUTS <= names
+    assert not [n for n in names if n.startswith(".")]
+    table = pd.read_csv(out / "scenarios.csv")
+    assert list(table["scenario"]) == [s.name for s in study_scenarios()]
+    assert (table["placed_mean"] <= table["slots"]).all()
+    ledger = pd.read_csv(out / "ledger.csv", dtype=str)
+    assert len(ledger) and set(ledger.columns) >= {"source", "file", "row", "action", "reason"}
+    model = (out / "model.txt").read_text()
+    assert "zero-truncated" in model and "study" in model
+
+
+def test_same_seed_identical_outputs(runs):
+    (_, a), (_, b) = runs["a"], runs["b"]
+    for name in ("scenarios.csv", "esc_schools.csv", "public_jhs.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_progress_lines_and_timings(tmp_path, sample_dir, capsys):
+    code = main(["run", "--data", str(sample_dir), "--out", str(tmp_path), "--draws", "0", "--no-progress",
+                 "--scenarios", str(REPO / "scenarios" / "move_slots.toml")])
+    captured = capsys.readouterr()
+    assert code == 0
+    for k, stage in enumerate(("ingest", "distances", "pairs", "fit", "scenarios", "report"), start=1):
+        assert f"[{k}/6] {stage} done in" in captured.err
+    assert "stage timings" in captured.out and "total" in captured.out
+    assert "move 500 slots" in pd.read_csv(tmp_path / "scenarios.csv")["scenario"].tolist()
+
+
+def test_study_toml_matches_builtin_default():
+    assert load_scenarios(REPO / "scenarios" / "study.toml") == study_scenarios()
+
+
+def test_bad_input_one_line_exit_2(tmp_path):
+    res = _cli("run", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "manifest not found" in res.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[scenario]]\nname = "x"\nadd_slots = -3\n')
+    res = _cli("run", "--scenarios", str(bad), "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "bad.toml" in res.stderr and "'add_slots'" in res.stderr and "non-negative integer" in res.stderr
+    assert not (tmp_path / "o" / "report.html").exists()
+
+
+def test_make_sample_writes_a_loadable_region(tmp_path):
+    from studentflow.ingest import load_bundle
+
+    assert main(["make-sample", str(tmp_path / "r"), "--seed", "2", "--scale", "0.05"]) == 0
+    bundle = load_bundle(tmp_path / "r" / "manifest.toml")
+    assert len(bundle.schools) > 50 and bundle.flows["learners"].sum() > 0
+    assert main(["make-sample", str(tmp_path / "r2"), "--scale", "-1"]) == 2
