@@ -109,6 +109,7 @@ class Allocation:
     pools: np.ndarray = field(repr=False)
     capacities: np.ndarray = field(repr=False)
     tol: float = 1e-9
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def summary(self) -> str:
         """Short human-readable description (learners)."""
@@ -145,7 +146,7 @@ class Allocation:
         """
         from studentflow.allocation_integer import round_flows
 
-        return round_flows(self.flows, self.pools, self.capacities, seed)
+        return round_flows(self.flows, self.pools, self.capacities, seed, cache=self._cache)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -262,6 +263,9 @@ def _balance(mv, rmv, E, K, tol, max_iter):
     b_fixed = g_b  # factor of zero-capacity columns (0 where the column has support)
     if viol <= tol:
         return a, b, it, viol
+    if not free.any():  # every column has zero capacity: b is fixed, one more step
+        a, _, viol = step(b_fixed)
+        return a, b_fixed, it + 1, viol
     x = to_v(b)
     gx = to_v(g_b)
     f = gx - x
@@ -438,6 +442,9 @@ def allocate(
         mv = mu.__matmul__
         rmv = muT.__matmul__
     a, b, iters, viol = _balance(mv, rmv, E, K, float(tol), int(max_iter))
+    # zero pool / capacity with candidate pairs: factor 0 (flows there are 0 anyway)
+    a[(E == 0) & (mv(np.ones(m)) > 0)] = 0.0
+    b[(K == 0) & (rmv(np.ones(n)) > 0)] = 0.0
     if kind == "dense":
         flows = (a[:, None] * mu) * b[None, :]
         R = flows.sum(axis=1)

@@ -1,0 +1,389 @@
+"""Dependent rounding of allocated flows to whole learners (numpy/scipy only).
+
+:func:`round_flows` turns a fractional allocation ``T`` (learners) into an integer
+matrix ``Y`` on the same support such that, for every draw,
+
+* row sums ``<= floor(E_i)`` and column sums ``<= floor(K_j)``, and
+* ``E[Y_ij] = T_ij`` up to ``2**-32`` learners per pair (the fractional parts are
+  handled in fixed point with 32 bits, truncated downwards; this is far below the
+  allocator's tolerance).
+
+Assumption.  Pools and capacities are whole learners.  For non-integer ones the limits
+are ``floor(E_i)`` and ``floor(K_j)``; flows whose row (column) sum exceeds that limit
+are first scaled down proportionally to it, and the expectation then equals those
+scaled flows.  With integer limits and feasible ``T`` (the allocator's output, up to
+its tolerance) the scaling is a no-op up to rounding error.
+
+Algorithm and proof
+-------------------
+Write ``T = I + X`` with ``I = floor(T)`` and ``X`` in ``[0, 1)``, quantised to
+``w = floor(X 2^32)``.  For a vertex ``v`` (row or column) let ``c_v`` be its limit
+minus the integer parts already placed, and ``W_v = sum w``; feasibility of ``T``
+gives ``W_v <= c_v 2^32``.  Only ``Z`` in ``{0,1}`` with ``E[Z_e] = w_e 2^-32`` is
+left to draw, with ``sum_{e at v} Z_e <= c_v``.
+
+1. *Freeing.*  At vertex ``v``, ``k`` edges may be taken out of the vertex's group
+   ("freed") as long as ``k + ceil(W_rest / 2^32) <= c_v``: a freed edge adds at most
+   one learner and the group (below) at most ``ceil(W_rest / 2^32)``, so the limit
+   holds whatever the freed edges do.  Edges are freed greedily (largest first,
+   rows then columns, preferring edges still grouped at the other end).
+2. *Classes.*  An edge freed at both ends is an independent Bernoulli.  An edge grouped
+   at exactly one end is a *star* edge of that vertex's group.  An edge grouped at both
+   ends is a *core* edge.
+3. *Systematic sampling* (Madow 1949) rounds each group's star edges: with one uniform
+   offset ``U`` per group, edge ``e`` gets ``floor((S_e + U)/2^32) -
+   floor((S_e - w_e + U)/2^32)`` for the within-group cumulative sum ``S``; each edge
+   is 1 with probability ``w_e 2^-32`` and the group's count is ``floor`` or ``ceil``
+   of its total ``P / 2^32`` (it is ``ceil`` exactly when ``U >= 2^32 - P mod 2^32``).
+4. *Core* (vertices with core edges).  Each such vertex's star group is represented by
+   one *pendant* edge of weight ``P mod 2^32`` (to a super node on the other side), and
+   a *dummy* edge to the same super node tops its total up to a multiple of ``2^32``;
+   one edge joins the two super nodes (both then have totals that are multiples of
+   ``2^32`` because every real vertex has).  Bipartite dependent rounding (Gandhi,
+   Khuller, Parthasarathy & Srinivasan 2006, J. ACM 53(3)) is done bit by bit, from
+   the lowest bit up (Doerr's dyadic variant): at bit ``b`` every vertex has an even
+   number of edges with that bit set (its total is a multiple of ``2^(b+1)`` once
+   lower bits are clear); pairing them consecutively at every vertex splits them into
+   closed alternating trails (an Euler partition); within each trail edges alternate
+   sign, a fair coin per trail decides the direction, and each edge gains or loses
+   ``2^b``.  Every vertex total is preserved exactly and each edge's expectation is
+   unchanged; after 32 bits all weights are ``0`` or ``2^32``.  The trails are found
+   at C speed as connected components of the pairing graph's double cover
+   (``scipy.sparse.csgraph.connected_components``); the double cover of an even
+   cycle has two components, which give the alternating colouring.
+   The pendant's outcome ``z`` then conditions the group's offset (``U`` uniform on
+   ``[2^32 - f, 2^32)`` if ``z = 1``, on ``[0, 2^32 - f)`` otherwise), so the group's
+   count is ``floor(P/2^32) + z`` and its edges keep their marginals (``U`` is still
+   uniform overall because ``P(z = 1) = f 2^-32``).  A core vertex's count is thus at
+   most ``ceil(W_group / 2^32)``, as the dummy absorbs the rest.
+
+Everything that does not depend on the seed (classes, groups, the core graph) is
+computed once per allocation and cached; each draw costs a few vectorised passes over
+the pairs plus 32 component labellings of the (small) core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+__all__ = ["round_flows", "BITS"]
+
+BITS = 32
+ONE = np.int64(1) << BITS
+
+
+def _group_sum(vals: np.ndarray, starts: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sums of consecutive segments ``starts[g]:starts[g+1]`` (int64, empty -> 0)."""
+    out = np.zeros(n_groups, dtype=np.int64)
+    lens = np.diff(starts)
+    ne = lens > 0
+    if vals.size and ne.any():
+        out[ne] = np.add.reduceat(vals, starts[:-1][ne])
+    return out
+
+
+def _indptr(keys_sorted: np.ndarray, n: int) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(np.bincount(keys_sorted, minlength=n))]).astype(
+        np.int64
+    )
+
+
+def _fix_excess(w, keys, n, cap):
+    """Lower weights (largest first) wherever a vertex total exceeds ``cap * 2^32``.
+
+    Only rounding error can cause this for feasible flows; the change is at most a few
+    units of 2^-32 per vertex (or all of it where the limit is 0).
+    """
+    tot = np.bincount(keys, weights=w.astype(float), minlength=n)
+    suspect = np.flatnonzero(tot > cap * float(ONE) - 4096.0)
+    for v in suspect:
+        idx = np.flatnonzero(keys == v)
+        excess = int(w[idx].sum()) - int(cap[v]) * int(ONE)
+        if excess <= 0:
+            continue
+        for e in idx[np.argsort(-w[idx], kind="stable")]:
+            take = min(int(w[e]), excess)
+            w[e] -= take
+            excess -= take
+            if excess == 0:
+                break
+
+
+def _free_prefix(keys, order, w, W, cap, n):
+    """Edges freed at their ``keys`` vertex, visiting edges in ``order``.
+
+    Returns a boolean mask: the longest prefix per vertex (in ``order``) with
+    ``t + ceil((W - cumw_t) / 2^32) <= cap``.
+    """
+    k = keys[order]
+    ws = w[order]
+    starts = _indptr(k, n)
+    first = np.repeat(starts[:-1], np.diff(starts))  # position of each group's start
+    cum = np.cumsum(ws)
+    cw = cum - (cum - ws)[first]  # inclusive within-group cumsum
+    t = np.arange(k.size) - first + 1
+    rest = W[k] - cw
+    ceil_rest = -((-rest) // ONE)
+    ok = t + ceil_rest <= cap[k]
+    freed = np.zeros(w.size, dtype=bool)
+    freed[order] = ok
+    return freed
+
+
+@dataclass(frozen=True)
+class _Plan:
+    n: int
+    m: int
+    ip: np.ndarray            # integer parts per stored pair
+    w: np.ndarray             # fractional parts, units 2^-32
+    indep: np.ndarray         # edges freed at both ends
+    # star groups (row groups then column groups), edges in group order
+    g_edges: np.ndarray
+    g_of_edge: np.ndarray     # group of each entry of g_edges
+    g_S: np.ndarray           # inclusive within-group cumsum
+    n_groups: int
+    g_pend: np.ndarray        # index of the group's pendant edge in the core graph, or -1
+    g_f: np.ndarray           # P mod 2^32 per group
+    # core graph
+    c_w0: np.ndarray          # initial weights of the core graph edges
+    c_left: np.ndarray
+    c_right: np.ndarray
+    c_ordL: np.ndarray
+    c_ordR: np.ndarray
+    c_real: np.ndarray        # pair index of core-graph edges that are real, else -1
+
+
+def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
+    # scale down to the integer limits (no-op for feasible flows with integer limits)
+    R = np.bincount(rows, weights=vals, minlength=n)
+    sr = np.where(R > limE, limE / np.where(R > 0, R, 1.0), 1.0)
+    vals = vals * sr[rows]
+    C = np.bincount(cols, weights=vals, minlength=m)
+    sc = np.where(C > limK, limK / np.where(C > 0, C, 1.0), 1.0)
+    vals = vals * sc[cols]
+    ipf = np.floor(vals)
+    ip = ipf.astype(np.int64)
+    w = np.floor((vals - ipf) * float(ONE)).astype(np.int64)
+    capR = limE.astype(np.int64) - np.bincount(rows, weights=ipf, minlength=n).round().astype(np.int64)
+    capC = limK.astype(np.int64) - np.bincount(cols, weights=ipf, minlength=m).round().astype(np.int64)
+    if (capR < 0).any() or (capC < 0).any():  # pragma: no cover - guarded by scaling
+        raise ValueError("integer parts exceed pools or capacities; flows are infeasible")
+    _fix_excess(w, rows, n, capR)
+    _fix_excess(w, cols, m, capC)
+    frac = np.flatnonzero(w > 0)
+    fr, fc, fw = rows[frac], cols[frac], w[frac]
+    WR = np.zeros(n, np.int64)
+    np.add.at(WR, fr, fw)
+    WC = np.zeros(m, np.int64)
+    np.add.at(WC, fc, fw)
+    # rows: free first the edges to the tightest columns (least slack), largest first
+    slackC = capC - (-((-WC) // ONE))
+    ordr = np.lexsort((-fw, slackC[fc], fr))
+    free_r = _free_prefix(fr, ordr, fw, WR, capR, n)
+    # columns: prefer edges still grouped at their row, then the largest
+    ordc = np.lexsort((-fw, free_r, fc))
+    free_c = _free_prefix(fc, ordc, fw, WC, capC, m)
+    indep = frac[free_r & free_c]
+    core = ~free_r & ~free_c
+    rstar = ~free_r & free_c
+    cstar = free_r & ~free_c
+    # star groups: row groups (key = row) then column groups (key = n + col)
+    sel = np.flatnonzero(rstar | cstar)
+    gkey = np.where(rstar[sel], fr[sel], n + fc[sel])
+    o = np.argsort(gkey, kind="stable")
+    sel, gkey = sel[o], gkey[o]
+    uniq, g_of = np.unique(gkey, return_inverse=True)
+    n_groups = uniq.size
+    gw = fw[sel]
+    starts = np.concatenate([[0], np.cumsum(np.bincount(g_of, minlength=n_groups))])
+    cum = np.cumsum(gw)
+    g_S = cum - (cum - gw)[np.repeat(starts[:-1], np.diff(starts))]
+    P = _group_sum(gw, starts, n_groups)
+    g_f = P % ONE
+    # core vertices
+    core_rows = np.unique(fr[core])
+    core_cols = np.unique(fc[core])
+    nr, nc = core_rows.size, core_cols.size
+    lid = np.full(n, -1, np.int64)
+    lid[core_rows] = np.arange(nr)
+    rid = np.full(m, -1, np.int64)
+    rid[core_cols] = np.arange(nc)
+    SL, SR = nr, nc
+    # group -> core vertex (pendants)
+    is_row_g = uniq < n
+    g_vertex_row = np.where(is_row_g, uniq, 0)
+    g_vertex_col = np.where(is_row_g, 0, uniq - n)
+    g_core = np.where(is_row_g, lid[g_vertex_row] >= 0, rid[g_vertex_col] >= 0)
+    pend_g = np.flatnonzero(g_core & (g_f > 0))
+    e_core = np.flatnonzero(core)
+    left = [lid[fr[e_core]]]
+    right = [rid[fc[e_core]]]
+    weights = [fw[e_core]]
+    real = [frac[e_core]]
+    n_core = e_core.size
+    # pendants
+    pl = np.where(is_row_g[pend_g], lid[g_vertex_row[pend_g]], SL)
+    pr = np.where(is_row_g[pend_g], SR, rid[g_vertex_col[pend_g]])
+    left.append(pl)
+    right.append(pr)
+    weights.append(g_f[pend_g])
+    real.append(np.full(pend_g.size, -1, np.int64))
+    g_pend = np.full(n_groups, -1, np.int64)
+    g_pend[pend_g] = n_core + np.arange(pend_g.size)
+    L0 = np.concatenate(left)
+    R0 = np.concatenate(right)
+    W0 = np.concatenate(weights)
+    # dummies so every core vertex total is a multiple of 2^32
+    tl = np.zeros(nr + 1, np.int64)
+    np.add.at(tl, L0, W0)
+    tr = np.zeros(nc + 1, np.int64)
+    np.add.at(tr, R0, W0)
+    dl = (-tl[:nr]) % ONE
+    dr = (-tr[:nc]) % ONE
+    kl = np.flatnonzero(dl > 0)
+    kr = np.flatnonzero(dr > 0)
+    sr_tot = (tr[SR] + dl.sum()) % ONE  # super right node: row pendants + row dummies
+    z = (-sr_tot) % ONE
+    left += [kl, np.full(kr.size, SL, np.int64), np.array([SL], np.int64)]
+    right += [np.full(kl.size, SR, np.int64), kr, np.array([SR], np.int64)]
+    weights += [dl[kl], dr[kr], np.array([z], np.int64)]
+    real += [np.full(kl.size + kr.size + 1, -1, np.int64)]
+    c_left = np.concatenate(left).astype(np.int64)
+    c_right = np.concatenate(right).astype(np.int64)
+    c_w0 = np.concatenate(weights).astype(np.int64)
+    c_real = np.concatenate(real).astype(np.int64)
+    if n_core == 0:  # no core: nothing to round jointly
+        c_left = c_right = c_w0 = c_real = np.zeros(0, np.int64)
+    return _Plan(
+        n=n, m=m, ip=ip, w=w, indep=indep, g_edges=frac[sel], g_of_edge=g_of, g_S=g_S,
+        n_groups=n_groups, g_pend=g_pend, g_f=g_f, c_w0=c_w0, c_left=c_left,
+        c_right=c_right, c_ordL=np.argsort(c_left, kind="stable"),
+        c_ordR=np.argsort(c_right, kind="stable"), c_real=c_real,
+    )
+
+
+def _dyadic(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
+    """Bit-by-bit dependent rounding of the core graph; returns 0/1 per core edge."""
+    wd = plan.c_w0.copy()
+    ordL, ordR = plan.c_ordL, plan.c_ordR
+    pos = np.empty(wd.size, np.int64)
+    for b in range(BITS):
+        bit = ((wd >> b) & 1).astype(bool)
+        idx = np.flatnonzero(bit)
+        k = idx.size
+        if k == 0:
+            continue
+        pos[idx] = np.arange(k)
+        pl = pos[ordL[bit[ordL]]].reshape(-1, 2)
+        pr = pos[ordR[bit[ordR]]].reshape(-1, 2)
+        nb = np.empty((k, 2), np.int64)  # partner at the left / right end
+        nb[pl[:, 0], 0] = pl[:, 1]
+        nb[pl[:, 1], 0] = pl[:, 0]
+        nb[pr[:, 0], 1] = pr[:, 1]
+        nb[pr[:, 1], 1] = pr[:, 0]
+        # double cover: (e, 0) ~ (partner, 1) and (e, 1) ~ (partner, 0)
+        indices = np.concatenate([(nb + k).ravel(), nb.ravel()]).astype(np.int32)
+        g = sp.csr_array(
+            (np.ones(4 * k), indices, np.arange(0, 4 * k + 1, 2, dtype=np.int32)),
+            shape=(2 * k, 2 * k),
+        )
+        ncomp, lab = connected_components(g, directed=False)
+        lab0, lab1 = lab[:k], lab[k:]
+        coins = rng.integers(0, 2, ncomp).astype(bool)
+        up = (lab0 < lab1) ^ coins[np.minimum(lab0, lab1)]
+        step = np.int64(1) << b
+        wd[idx] += np.where(up, step, -step)
+    return wd >> BITS  # 0 or 1
+
+
+def _draw(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
+    Z = np.zeros(plan.w.size, np.int64)
+    # core
+    if plan.c_w0.size:
+        zc = _dyadic(plan, rng)
+        real = plan.c_real >= 0
+        Z[plan.c_real[real]] = zc[real]
+    else:
+        zc = np.zeros(0, np.int64)
+    # star groups: offsets, conditioned on the pendant where the vertex is in the core
+    u = rng.random(plan.n_groups)
+    f = plan.g_f
+    span = np.full(plan.n_groups, ONE, np.int64)
+    lo = np.zeros(plan.n_groups, np.int64)
+    has = plan.g_pend >= 0
+    zp = np.zeros(plan.n_groups, np.int64)
+    zp[has] = zc[plan.g_pend[has]]
+    one = has & (zp == 1)
+    zero = has & (zp == 0)
+    lo[one] = ONE - f[one]
+    span[one] = f[one]
+    span[zero] = ONE - f[zero]
+    U = lo + np.minimum((u * span).astype(np.int64), span - 1)
+    if plan.g_edges.size:
+        Ue = U[plan.g_of_edge]
+        we = plan.w[plan.g_edges]
+        Z[plan.g_edges] = ((plan.g_S + Ue) >> BITS) - ((plan.g_S - we + Ue) >> BITS)
+    # independent edges
+    if plan.indep.size:
+        # w / 2^32 is exact in binary floating point and random() is a multiple of
+        # 2^-53, so P(random() < w 2^-32) = w 2^-32 exactly
+        Z[plan.indep] = rng.random(plan.indep.size) < plan.w[plan.indep] / float(ONE)
+    return plan.ip + Z
+
+
+def round_flows(flows: Any, pools: Any, capacities: Any, seed=None, *, cache: dict | None = None):
+    """Round fractional flows to whole learners by dependent rounding.
+
+    Parameters
+    ----------
+    flows : numpy.ndarray or scipy.sparse matrix/array, shape (n_origins, n_destinations)
+        Feasible fractional flows (learners), e.g. ``Allocation.flows``.
+    pools, capacities : array_like
+        Origin pools and destination capacities (learners); the limits are their floors.
+    seed : int, numpy.random.Generator or None
+        Randomness; the same seed gives the same matrix.
+    cache : dict, optional
+        Where the seed-independent plan is kept between calls.
+
+    Returns
+    -------
+    numpy.ndarray (int64) or scipy.sparse CSR (int64)
+        Integer flows on the support of ``flows`` (CSR with the same pattern when
+        ``flows`` is sparse) with row sums ``<= floor(pools)`` and column sums
+        ``<= floor(capacities)`` on every draw and ``E[result] = flows`` (up to
+        ``2**-32`` learners per pair).  See the module docstring for the proof.
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    limE = np.floor(np.asarray(pools, dtype=float))
+    limK = np.floor(np.asarray(capacities, dtype=float))
+    plan = cache.get("plan") if cache is not None else None
+    if sp.issparse(flows):
+        csr = flows.tocsr() if flows.format != "csr" else flows
+        n, m = csr.shape
+        if plan is None:
+            rows = np.repeat(np.arange(n), np.diff(csr.indptr))
+            plan = _plan(rows, csr.indices.astype(np.int64), np.asarray(csr.data, float),
+                         limE, limK, n, m)
+        data = _draw(plan, rng)
+        out = sp.csr_array((data, csr.indices.copy(), csr.indptr.copy()), shape=(n, m))
+        out = out if isinstance(flows, sp.sparray) else sp.csr_matrix(out)
+    else:
+        arr = np.asarray(flows, dtype=float)
+        n, m = arr.shape
+        if plan is None:
+            rows, cols = (v.astype(np.int64) for v in np.nonzero(arr > 0))
+            plan = _plan(rows, cols, arr[rows, cols], limE, limK, n, m)
+            if cache is not None:
+                cache["support"] = (rows, cols)
+        else:
+            rows, cols = cache["support"]
+        out = np.zeros((n, m), np.int64)
+        out[rows, cols] = _draw(plan, rng)
+    if cache is not None:
+        cache["plan"] = plan
+    return out
