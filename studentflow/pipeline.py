@@ -47,6 +47,8 @@ class PipelineResult:
     models : dict
         Label → fitted model (the one used and the study's positive-only NB2).
     result : ScenarioResult
+    comparisons : dict
+        Label → ScenarioResult under each other model (point estimate, ``draws=0``).
     outputs : dict
         Output name → path written.
     timings : dict
@@ -59,6 +61,7 @@ class PipelineResult:
     model: object
     models: dict
     result: object
+    comparisons: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
 
@@ -193,16 +196,26 @@ def run_pipeline(
     models = stage(4, "fit", lambda: fit_models(pairs, zeros, method=fit_method),
                    lambda m: "; ".join(f"{k}: {_slopes(v)}" for k, v in m.items()))
     model = next(iter(models.values()))
-    result = stage(5, "scenarios", lambda: run_scenarios(bundle, model, scenarios, pairs=pairs,
-                                                         distances=distances, draws=draws, seed=seed,
-                                                         progress=progress),
-                   lambda r: f"{len(r.scenarios)} scenarios x {r.draws} draws")
+
+    def scenario_stage():
+        main = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
+                             seed=seed, progress=progress)
+        others = {label: run_scenarios(bundle, m, scenarios, pairs=pairs, distances=distances, draws=0,
+                                       seed=seed, progress=False)
+                  for label, m in list(models.items())[1:]}
+        return main, others
+
+    result, comparisons = stage(5, "scenarios", scenario_stage,
+                                lambda r: f"{len(r[0].scenarios)} scenarios x {r[0].draws} draws"
+                                          + (f" (+ point estimates under {len(r[1])} other estimator(s))"
+                                             if r[1] else ""))
     if write:
         written = stage(6, "report", lambda: write_report(result, out, bundle=bundle, model=model, pairs=pairs,
-                                                          models=models, timings=timings),
+                                                          models=models, comparisons=comparisons,
+                                                          timings=timings),
                         lambda w: f"{len(w)} files in {out}")
         outputs.update(written)
-    return PipelineResult(bundle, distances, pairs, model, models, result, outputs, timings)
+    return PipelineResult(bundle, distances, pairs, model, models, result, comparisons, outputs, timings)
 
 
 def _slopes(model) -> str:

@@ -12,7 +12,11 @@ import re
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.cm  # noqa: E402
+import matplotlib.colors  # noqa: E402
+import matplotlib.lines  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -76,8 +80,12 @@ def coefficient_plot(models: dict):
     return fig
 
 
-def placed_plot(result):
-    """Learners placed per scenario (95 % intervals) and, where present, vs subsidy."""
+def placed_plot(result, comparisons=None):
+    """Learners placed per scenario (95 % intervals) and, where present, vs subsidy.
+
+    ``comparisons`` (label → ScenarioResult of the same scenarios under another
+    estimator) are drawn as dashed lines on the subsidy panel.
+    """
     t = result.table
     scen = {s.name: s for s in result.scenarios}
     uniform = [s for s in result.scenarios
@@ -97,8 +105,9 @@ def placed_plot(result):
     ax.set_yticks(y, t["scenario"])
     ax.invert_yaxis()
     ax.set_xlabel("learners placed in ESC schools (mean, 95 % interval)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     ax.set_title("Learners placed by scenario")
-    ax.legend(loc="lower right", fontsize=9, frameon=True)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=9, frameon=False)
     if two:
         ax = axes[0, 1]
         x = curve["subsidy"] / 1000
@@ -107,12 +116,22 @@ def placed_plot(result):
         slots = float(curve["slots"].iloc[0])
         ax.axhline(slots, color=COLORS[3], ls=":", lw=1.5, label=f"contracted slots ({slots:,.0f})")
         ax.axhline(result.observed_esc, color=COLORS[1], ls="--", lw=1.2, label="observed ESC")
+        lows = [result.observed_esc, curve["placed_lo"].min()]
+        for k, (label, other) in enumerate((comparisons or {}).items(), start=1):
+            oc = other.table.set_index("scenario").reindex(curve["scenario"])
+            ax.plot(x, oc["placed_mean"].to_numpy(), "s--", color=COLORS[(k + 3) % len(COLORS)],
+                    label=f"{label} (point estimate)")
+            lows.append(oc["placed_mean"].min())
         ax.set_xlabel("ESC amount raised by (thousand pesos) = net cost lowered by")
         ax.set_ylabel("learners placed")
-        ax.set_title("More subsidy adds little while slots bind")
-        ax.legend(fontsize=9, frameon=False, loc="upper left", bbox_to_anchor=(0.0, 0.93))
+        gain = curve["placed_mean"].iloc[-1] - curve["placed_mean"].iloc[0]
+        full = curve["placed_mean"].iloc[-1] / max(slots, 1)
+        ax.set_title("More subsidy adds little while slots bind" if full > 0.9 else
+                     f"Placed learners vs subsidy\n+{gain:,.0f} over the range, {full:.0%} of slots filled")
+        ax.legend(fontsize=9, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
         top = max(slots, curve["placed_hi"].max())
-        ax.set_ylim(min(result.observed_esc, curve["placed_lo"].min()) * 0.9, top * 1.05)
+        ax.set_ylim(min(lows) * 0.9, top * 1.05)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     fig.tight_layout()
     return fig
 
