@@ -137,7 +137,7 @@ def _fit_statsmodels(y, X: pd.DataFrame, family, truncated, groups):
     from statsmodels.discrete.truncated_model import (
         TruncatedLFNegativeBinomialP, TruncatedLFPoisson,
     )
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning, HessianInversionWarning
 
     cov_kw = ({"cov_type": "cluster", "cov_kwds": {"groups": groups}} if groups is not None
               else {"cov_type": "nonrobust"})
@@ -148,6 +148,7 @@ def _fit_statsmodels(y, X: pd.DataFrame, family, truncated, groups):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", HessianInversionWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         if family == "poisson":
             cls = TruncatedLFPoisson if truncated else sm.Poisson

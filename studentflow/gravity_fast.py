@@ -33,6 +33,33 @@ _LOG_ALPHA_MIN = np.log(1e-8)
 ALPHA_BOUNDARY: float = 1e-5
 
 
+class _Counts:
+    """Counts with ``log y!`` and their distinct values cached.
+
+    The NB2 terms ``lgamma(y+r) - lgamma(r)`` and its ``r``-derivatives depend on the
+    row only through ``y``, and counts take few distinct values: evaluating the special
+    functions on those values alone is what makes the fast path fast.
+    """
+
+    def __init__(self, y):
+        self.y = np.asarray(y, dtype=float)
+        self.uniq, self.inv = np.unique(self.y, return_inverse=True)
+        self.lgy1 = gammaln(self.y + 1.0)
+
+    def nb_terms(self, r: float, order: int):
+        u = self.uniq
+        out = [gammaln(u + r) - gammaln(r)]
+        if order >= 1:
+            out.append(psi(u + r) - psi(r))
+        if order >= 2:
+            out.append(polygamma(1, u + r) - polygamma(1, r))
+        return [a[self.inv] for a in out]
+
+
+def _as_counts(y) -> _Counts:
+    return y if isinstance(y, _Counts) else _Counts(y)
+
+
 def row_derivatives(y, eta, r, family: str, truncated: bool, order: int = 2):
     """Per-row log-likelihood and its derivatives in ``(eta, r)``.
 
@@ -56,12 +83,14 @@ def row_derivatives(y, eta, r, family: str, truncated: bool, order: int = 2):
         ``ll`` and, up to ``order``, ``e``, ``r``, ``ee``, ``er``, ``rr`` arrays
         (derivatives of ``ll`` in ``eta`` and ``r``; the ``r`` ones are 0 for Poisson).
     """
+    yc = _as_counts(y)
+    y = yc.y
     eta = np.minimum(eta, _ETA_MAX)
     mu = np.exp(eta)
     zeros = np.zeros_like(mu)
     out: dict[str, np.ndarray] = {}
     if family == "poisson":
-        out["ll"] = y * eta - mu - gammaln(y + 1.0)
+        out["ll"] = y * eta - mu - yc.lgy1
         if order >= 1:
             out["e"], out["r"] = y - mu, zeros
         if order >= 2:
@@ -72,20 +101,16 @@ def row_derivatives(y, eta, r, family: str, truncated: bool, order: int = 2):
     else:
         rm = r + mu
         log_rm = np.log(rm)
-        out["ll"] = (
-            gammaln(y + r) - gammaln(r) - gammaln(y + 1.0) + r * np.log(r)
-            - (r + y) * log_rm + y * eta
-        )
+        terms = yc.nb_terms(r, order)
+        out["ll"] = terms[0] - yc.lgy1 + r * np.log(r) - (r + y) * log_rm + y * eta
         if order >= 1:
             out["e"] = (y - mu) * r / rm
-            out["r"] = psi(y + r) - psi(r) + np.log(r) + 1.0 - log_rm - (r + y) / rm
+            out["r"] = terms[1] + np.log(r) + 1.0 - log_rm - (r + y) / rm
         if order >= 2:
-            out["ee"] = -mu * r * (r + y) / rm**2
-            out["er"] = (y - mu) * mu / rm**2
-            out["rr"] = (
-                polygamma(1, y + r) - polygamma(1, r) + 1.0 / r - 2.0 / rm
-                + (r + y) / rm**2
-            )
+            rm2 = rm * rm
+            out["ee"] = -mu * r * (r + y) / rm2
+            out["er"] = (y - mu) * mu / rm2
+            out["rr"] = terms[2] + 1.0 / r - 2.0 / rm + (r + y) / rm2
         if truncated:
             l1p = np.log1p(mu / r)
             g = -r * l1p
@@ -115,6 +140,17 @@ def loglike(y, X, beta, alpha, family: str, truncated: bool) -> float:
     return float(np.sum(row_derivatives(y, X @ beta, r, family, truncated, 0)["ll"]))
 
 
+def _xtwx(X: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``X' diag(w) X``; a symmetric rank-k update when ``w`` has one sign."""
+    if np.all(w <= 0):
+        Z = X * np.sqrt(-w)[:, None]
+        return -(Z.T @ Z)
+    if np.all(w >= 0):
+        Z = X * np.sqrt(w)[:, None]
+        return Z.T @ Z
+    return X.T @ (X * w[:, None])
+
+
 def _grad_hess(y, X, theta, family, truncated, order=2):
     """Log-likelihood, gradient and Hessian in ``(beta, log alpha)``."""
     nb = family == "negbin"
@@ -127,13 +163,13 @@ def _grad_hess(y, X, theta, family, truncated, order=2):
         return ll, None, None
     gb = X.T @ d["e"]
     if not nb:
-        return ll, gb, (X.T @ (X * d["ee"][:, None]) if order >= 2 else None)
+        return ll, gb, (_xtwx(X, d["ee"]) if order >= 2 else None)
     gt = -r * np.sum(d["r"])
     grad = np.append(gb, gt)
     if order < 2:
         return ll, grad, None
     H = np.empty((k + 1, k + 1))
-    H[:k, :k] = X.T @ (X * d["ee"][:, None])
+    H[:k, :k] = _xtwx(X, d["ee"])
     H[:k, k] = H[k, :k] = X.T @ (-r * d["er"])
     H[k, k] = r**2 * np.sum(d["rr"]) + r * np.sum(d["r"])
     return ll, grad, H
@@ -228,14 +264,15 @@ def fit_counts(
     FastFit
     """
     y = np.asarray(y, float)
-    X = np.asarray(X, float)
+    X = np.asfortranarray(X, dtype=float)  # column-major: fast X @ b and X' v
+    yc = _Counts(y)
     k = X.shape[1]
     # Poisson start (untruncated, as statsmodels does), intercept at log mean
     const = np.flatnonzero(np.all(X == 1.0, axis=0))
     b0 = np.zeros(k)
     if const.size:
         b0[const[0]] = np.log(max(y.mean(), 1e-3))
-    pois, _, _, _, _, it0 = _newton(y, X, b0, "poisson", False, maxiter, 1e-8)
+    pois, _, _, _, _, it0 = _newton(yc, X, b0, "poisson", False, maxiter, 1e-4)
     if family == "poisson" and not truncated:
         start = pois
     elif family == "poisson":
@@ -244,11 +281,11 @@ def fit_counts(
         mu = np.exp(np.minimum(X @ pois, _ETA_MAX))
         a0 = np.sum((y - mu) ** 2 - y) / np.sum(mu**2)
         start = np.append(pois, np.log(np.clip(a0, 0.05, 10.0)))
-    theta, ll, grad, H, converged, it = _newton(y, X, start, family, truncated, maxiter, tol)
+    theta, ll, grad, H, converged, it = _newton(yc, X, start, family, truncated, maxiter, tol)
     nb = family == "negbin"
     if nb and np.exp(theta[k]) < ALPHA_BOUNDARY:
         # boundary: no overdispersion given the regressors, NB2 reduces to Poisson
-        sub = fit_counts(y, X, family="poisson", truncated=truncated, groups=groups,
+        sub = fit_counts(yc.y, X, family="poisson", truncated=truncated, groups=groups,
                          maxiter=maxiter, tol=tol)
         cov = np.zeros((k + 1, k + 1))
         cov[:k, :k] = sub.cov
@@ -256,7 +293,7 @@ def fit_counts(
                        converged=sub.converged, iterations=it + it0 + sub.iterations,
                        max_abs_grad=sub.max_abs_grad, boundary=True)
     alpha = float(np.exp(theta[k])) if nb else 0.0
-    cov = covariance(y, X, theta[:k], alpha, family, truncated, groups)
+    cov = covariance(yc, X, theta[:k], alpha, family, truncated, groups)
     return FastFit(
         beta=theta[:k], alpha=alpha, llf=ll, cov=cov, converged=converged,
         iterations=it + it0, max_abs_grad=float(np.max(np.abs(grad))),
@@ -269,7 +306,7 @@ def score_hessian_alpha(y, X, beta, alpha, family, truncated):
     r = 1.0 / alpha if nb else 1.0
     d = row_derivatives(y, X @ beta, r, family, truncated, 2)
     S = X * d["e"][:, None]
-    H = X.T @ (X * d["ee"][:, None])
+    H = _xtwx(X, d["ee"])
     if nb:
         # dr/dalpha = -r^2, d2r/dalpha2 = 2 r^3
         S = np.column_stack([S, -(r**2) * d["r"]])
@@ -311,7 +348,7 @@ def cluster_cov(S: np.ndarray, H: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 def covariance(y, X, beta, alpha, family, truncated, groups=None) -> np.ndarray:
     """Model-based (``groups=None``) or cluster-robust covariance in ``(beta, alpha)``."""
-    S, H = score_hessian_alpha(np.asarray(y, float), np.asarray(X, float), beta, alpha,
+    S, H = score_hessian_alpha(_as_counts(y), np.asarray(X, float), beta, alpha,
                                family, truncated)
     if groups is None:
         return -np.linalg.inv(H)
