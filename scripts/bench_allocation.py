@@ -63,6 +63,18 @@ def make_problem(n_origins: int, n_schools: int, k: int, seed: int = 0):
     return sp.csr_array(mu), pools, caps
 
 
+def make_hard_problem(seed: int = 1):
+    """Problem (a) with expected demand ~2x the pools and capacities re-drawn around
+    the new column demand, so that most origins *and* about half the schools bind:
+    the case where plain alternating balancing is slowest."""
+    mu, E, _ = make_problem(7_600, 1_400, 43, seed=seed)
+    mu = mu * (2.0 / 0.6)  # expected row totals ~2x the pools
+    rng = np.random.default_rng(seed + 100)
+    demand = np.asarray(mu.sum(axis=0)).ravel()
+    K = np.floor(demand * rng.uniform(0.4, 1.6, demand.size) / 2.0)
+    return mu, E, K
+
+
 def furness_dense(mu: np.ndarray, E, K, tol=1e-9, max_iter=100_000):
     """Plain alternating balancing on a dense array (the textbook baseline)."""
     b = np.ones(mu.shape[1])
@@ -70,6 +82,23 @@ def furness_dense(mu: np.ndarray, E, K, tol=1e-9, max_iter=100_000):
         r = mu @ b
         a = np.where(r > E, E / np.where(r > 0, r, 1), 1.0)
         c = a @ mu
+        C = b * c
+        sK = np.maximum(K, 1)
+        viol = max(((C - K) / sK).max(), np.where(b < 1, (K - C) / sK, 0).max())
+        if viol <= tol:
+            return a, b, it
+        b = np.where(c > K, K / np.where(c > 0, c, 1), 1.0)
+    return a, b, max_iter
+
+
+def furness_sparse(mu, E, K, tol=1e-9, max_iter=100_000):
+    """Plain alternating balancing with scipy.sparse mat-vecs (no acceleration)."""
+    muT = mu.T.tocsr()
+    b = np.ones(mu.shape[1])
+    for it in range(1, max_iter + 1):
+        r = mu @ b
+        a = np.where(r > E, E / np.where(r > 0, r, 1), 1.0)
+        c = muT @ a
         C = b * c
         sK = np.maximum(K, 1)
         viol = max(((C - K) / sK).max(), np.where(b < 1, (K - C) / sK, 0).max())
@@ -112,6 +141,14 @@ def main(skip_national: bool = False) -> None:
           f"ratio Furness/balance-dense {t_f / t_c:.1f}, Furness/balance-sparse "
           f"{t_f / t_a:.1f}")
 
+    mu_h, E_h, K_h = make_hard_problem()
+    t_h, res_h = timed(lambda: allocate(mu_h, E_h, K_h), repeat=3)
+    t_hf, (_, _, it_hf) = timed(lambda: furness_dense(mu_h.toarray(), E_h, K_h))
+    print(f"(a') both sides bind: balance sparse {t_h:.3f} s, {res_h.iterations} "
+          f"iterations (schools full {int(np.sum(res_h.destination_factors < 1))}, "
+          f"origins exhausted {int(np.sum(res_h.origin_factors < 1))}); plain Furness "
+          f"dense {t_hf:.3f} s, {it_hf} iterations; ratio {t_hf / t_h:.1f}")
+
     def draws():
         return [res.to_integer(s) for s in range(100)]
 
@@ -129,6 +166,12 @@ def main(skip_national: bool = False) -> None:
               f"violation {res_b.max_violation:.1e}, schools full "
               f"{int(np.sum(res_b.destination_factors < 1))}/{mu_n.shape[1]}, origins "
               f"exhausted {int(np.sum(res_b.origin_factors < 1))}/{mu_n.shape[0]}")
+        t_bs, seq_b = timed(lambda: allocate(mu_n, E_n, K_n, method="sequential", seed=0))
+        print(f"    baseline sequential {t_bs:8.3f} s  ratio sequential/balance "
+              f"{t_bs / t_b:.2f}")
+        t_bh, (_, _, it_bh) = timed(lambda: furness_sparse(mu_n, E_n, K_n))
+        print(f"    baseline Furness sparse (no acceleration) {t_bh:8.3f} s  iterations "
+              f"{it_bh}  ratio Furness/balance {t_bh / t_b:.2f}")
 
 
 if __name__ == "__main__":

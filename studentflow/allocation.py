@@ -189,8 +189,9 @@ def _prepare(expected: Any):
     arr = np.asarray(expected, dtype=float)
     if arr.ndim != 2:
         raise ValueError(f"expected must be 2-D (origins x destinations), got shape {arr.shape}")
-    bad = ~np.isfinite(arr) | (arr < 0)
-    if bad.any():
+    # two reductions instead of boolean temporaries (NaN makes the comparison False)
+    if arr.size and not (arr.min() >= 0 and np.isfinite(arr.max())):
+        bad = ~np.isfinite(arr) | (arr < 0)
         i, j = (int(v) for v in np.argwhere(bad)[0])
         raise ValueError(
             f"expected[{i}, {j}] = {arr[i, j]!r}: expected flows must be finite and "
@@ -438,23 +439,27 @@ def allocate(
         def rmv(a):
             return a @ mu
     else:
-        muT = mu.T.tocsr()
+        # mu.T is a CSC view: its mat-vec (a scatter) is as fast as a CSR one on a
+        # converted copy and saves the conversion
         mv = mu.__matmul__
-        rmv = muT.__matmul__
+        rmv = mu.T.__matmul__
     a, b, iters, viol = _balance(mv, rmv, E, K, float(tol), int(max_iter))
     # zero pool / capacity with candidate pairs: factor 0 (flows there are 0 anyway)
-    a[(E == 0) & (mv(np.ones(m)) > 0)] = 0.0
-    b[(K == 0) & (rmv(np.ones(n)) > 0)] = 0.0
+    if (E == 0).any():
+        a[(E == 0) & (mv(np.ones(m)) > 0)] = 0.0
+    if (K == 0).any():
+        b[(K == 0) & (rmv(np.ones(n)) > 0)] = 0.0
     if kind == "dense":
-        flows = (a[:, None] * mu) * b[None, :]
+        flows = mu * a[:, None]
+        flows *= b[None, :]
         R = flows.sum(axis=1)
         C = flows.sum(axis=0)
     else:
-        rows = np.repeat(np.arange(n), np.diff(mu.indptr))
-        t = a[rows] * mu.data * b[mu.indices]
+        t = np.repeat(a, np.diff(mu.indptr)) * mu.data
+        t *= b[mu.indices]
         flows = _wrap(kind, mu, t)
-        R = np.bincount(rows, weights=t, minlength=n)
-        C = np.bincount(mu.indices, weights=t, minlength=m)
+        R = a * mv(b)
+        C = b * rmv(a)
     return Allocation(
         flows=flows, origin_factors=a, destination_factors=b, placed=float(R.sum()),
         unplaced=E - R, slots_left=K - C, converged=bool(viol <= tol), iterations=iters,
