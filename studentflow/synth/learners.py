@@ -118,7 +118,8 @@ def transitions(people: pd.DataFrame, schools: pd.DataFrame, rng, quirks: list, 
             ids = rng.choice(np.arange(200_000, 300_000), size=k, replace=False)
             e["BEIS School ID in Grade 6"] = [f"{x:06d}" for x in ids]
             e["School Name in Grade 6"] = [f"Outside Area Elementary School {x % 997}" for x in ids]
-        e["LRN"] = _lrns(rng.choice(np.arange(100_000, 200_000), size=k).astype(str), rng, base=950_000)
+        base = 950_000 if quirk == "invalid_id" else 975_000  # disjoint serials: LRNs stay unique
+        e["LRN"] = _lrns(rng.choice(np.arange(100_000, 200_000), size=k).astype(str), rng, base=base)
         e["_key"] = rng.integers(0, n, k) * 2.0 + 1.5
         e["_quirk"] = quirk
         extras.append(e)

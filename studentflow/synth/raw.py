@@ -27,17 +27,19 @@ def _q(quirks, kind, file, row, sid, quirk, outcome):
     quirks.append({"kind": kind, "file": file, "row": int(row), "school_id": sid, "quirk": quirk, "outcome": outcome})
 
 
-def _pick(rng, n, probs: dict, allowed: dict | None = None) -> np.ndarray:
-    """One quirk name (or '') per row; ``allowed[name]`` masks rows eligible for it."""
+def _pick(rng, n, probs: dict, allowed: dict | None = None, min_count: int = 2) -> np.ndarray:
+    """One quirk name (or '') per row, ``round(p * n)`` rows (at least ``min_count``) per quirk.
+
+    ``allowed[name]`` masks the rows eligible for a quirk; rows get at most one quirk.
+    """
     out = np.full(n, "", dtype=object)
-    u = rng.random(n)
-    lo = 0.0
     for name, p in probs.items():
-        m = (u >= lo) & (u < lo + p) & (out == "")
+        ok = out == ""
         if allowed and name in allowed:
-            m &= allowed[name]
-        out[m] = name
-        lo += p
+            ok &= np.asarray(allowed[name], bool)
+        cand = np.flatnonzero(ok)
+        k = min(len(cand), max(min_count, int(round(p * n))))
+        out[rng.choice(cand, size=k, replace=False)] = name
     return out
 
 
@@ -56,9 +58,8 @@ def enrollment(path: Path, schools: pd.DataFrame, rng, quirks: list) -> int:
     n = len(s)
     ids = s["school_id"].to_numpy()
     lead = np.array([x.startswith("0") for x in ids])
-    q = _pick(rng, n, {"id_no_leading_zero": 0.6, "region_variant": 0.04, "id_float": 0.02, "id_padded": 0.02},
-              {"id_no_leading_zero": lead})
-    q[~lead & (q == "id_no_leading_zero")] = ""
+    q = _pick(rng, n, {"id_no_leading_zero": 0.6 * lead.mean(), "region_variant": 0.04, "id_float": 0.02,
+                       "id_padded": 0.02}, {"id_no_leading_zero": lead})
     rows = []
     for k, r in enumerate(s.itertuples(index=False)):
         region, sid = r.region, r.school_id
@@ -237,7 +238,7 @@ def lgu_income(path: Path, lgu: pd.DataFrame, revenue: pd.Series, rng, quirks: l
     t = lgu.sort_values(["deped_province", "municipality"])
     names = t["municipality"]
     city_of = names.str.startswith("City of").to_numpy()
-    q = _pick(rng, len(t), {"zero_revenue": 0.03, "province_suffix": 0.04, "upper": 0.04, "santo": 0.5,
+    q = _pick(rng, len(t), {"zero_revenue": 0.03, "province_suffix": 0.04, "upper": 0.04, "santo": 0.03,
                             "drop_city_of": 0.05},
               {"province_suffix": city_of, "drop_city_of": city_of, "santo": santo_variants(names)})
     rows = []

@@ -1,0 +1,473 @@
+"""Tests of studentflow.synth.make_region and the bundled sample (data/sample)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from studentflow.schema import ESC_RATING_RANK, FLOWS, REGION_PSGC, REGIONS, SCHOOLS, SUBSIDY_TIERS
+from studentflow.synth import STUDY_ALPHA, STUDY_PARAMS, make_region
+from studentflow.synth.geography import deped_municipality
+from studentflow.synth.learners import region_slug
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Documented columns per source kind (SOURCES.md / docs/contracts.md §1).
+KIND_COLUMNS = {
+    "enrollment": ["Region", "Division", "Province", "Municipality", "BEIS School ID", "School Name", "Sector",
+                   "Modified COC"] + [f"G{g} {s}" for g in range(1, 11) for s in ("Male", "Female")],
+    "coordinates": ["School ID", "Latitude", "Longitude"],
+    "seats": ["School ID", "Seats ES", "Seats JHS", "Seats SHS"],
+    "private_seats": ["School ID", "Chairs ES", "Chairs JHS", "Chairs SHS"],
+    "transitions": ["Region", "Division", "LRN", "BEIS School ID in Grade 7", "School Namein Grade 7",
+                    "SY enrolled in Grade 6", "BEIS School ID in Grade 6", "School Name in Grade 6"],
+    "esc_beneficiaries": ["deped id", "lrn", "school id", "school name", "grade", "billing statement number",
+                          "esc_subsidy_amount"],
+    "esc_slots": ["ESC School ID", "DepEd School ID", "School Name", "slots_total", "slots_billed"],
+    "tuition": ["ESC School ID", "School Name", "G7 Tuition", "G8 Tuition", "G9 Tuition", "G10 Tuition",
+                "Other Fees", "Misc Fees"],
+    "esc_rating": ["ESC School ID", "Certification"],
+    "lgu_income": ["Province", "LGU", "Total Revenues of the LGU (in Php)"],
+    "subsidy_rates": ["Location tier", "Grade", "Amount"],
+    "road_network": ["u", "v", "length_m", "geometry"],
+}
+QUIRK_TYPES = {
+    "enrollment": {"title_rows", "region_variant", "id_float", "id_padded", "id_no_leading_zero", "duplicate_row"},
+    "coordinates": {"blank", "zero", "outside_ph", "swapped", "two_rows"},
+    "seats": {"missing_jhs_seats"},
+    "private_seats": {"count_as_text"},
+    "transitions": {"repeated_lrn", "invalid_id", "outside_area"},
+    "esc_beneficiaries": {"several_billing_rows"},
+    "esc_slots": {"several_esc_ids"},
+    "tuition": {"peso_string", "blank_fee", "na_fee", "several_esc_ids"},
+    "lgu_income": {"zero_revenue", "province_suffix", "upper", "santo", "drop_city_of"},
+}
+
+
+# ------------------------------------------------------------------ helpers
+def _manifest(d: Path) -> list[dict]:
+    return tomllib.loads((d / "manifest.toml").read_text(encoding="utf-8"))["source"]
+
+
+def _sheet(path: Path) -> list[list]:
+    """All rows of the first sheet, physical row k at index k-1."""
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path, read_only=True)
+    rows = [list(r) for r in wb.worksheets[0].iter_rows(values_only=True)]
+    wb.close()
+    width = max(map(len, rows))
+    return [r + [None] * (width - len(r)) for r in rows]  # trailing empty cells are not stored
+
+
+def _csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _truth(d: Path, name: str) -> pd.DataFrame:
+    dt = {c: str for c in ("school_id", "origin_id", "destination_id", "psgc_code")}
+    return pd.read_csv(d / "truth" / name, dtype=dt)
+
+
+@pytest.fixture(scope="module")
+def quirks(sample_dir) -> pd.DataFrame:
+    return pd.read_csv(sample_dir / "truth" / "quirks.csv", dtype={"school_id": str, "row": int},
+                       keep_default_na=False)
+
+
+@pytest.fixture(scope="module")
+def truth_schools(sample_dir) -> pd.DataFrame:
+    return _truth(sample_dir, "schools.csv").set_index("school_id")
+
+
+@pytest.fixture(scope="module")
+def transitions(sample_dir, quirks) -> pd.DataFrame:
+    """All transition rows with file and physical row, and whether a quirk was planted there."""
+    parts = []
+    for e in _manifest(sample_dir):
+        if e["kind"] == "transitions":
+            t = _csv(sample_dir / e["path"])
+            t["file"], t["row"] = e["path"], np.arange(len(t)) + 2
+            parts.append(t)
+    t = pd.concat(parts, ignore_index=True)
+    bad = quirks[quirks["kind"] == "transitions"].set_index(["file", "row"]).index
+    t["quirk"] = pd.MultiIndex.from_frame(t[["file", "row"]]).isin(bad)
+    return t
+
+
+@pytest.fixture(scope="module")
+def billing(sample_dir) -> pd.DataFrame:
+    return pd.concat([_csv(sample_dir / e["path"]).assign(file=e["path"]) for e in _manifest(sample_dir)
+                      if e["kind"] == "esc_beneficiaries"], ignore_index=True)
+
+
+# ------------------------------------------------------------------ determinism / files
+def _files(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes(small_region, tmp_path):
+    info = make_region(seed=7, scale=0.25, out_dir=tmp_path)
+    a, b = _files(small_region), _files(tmp_path)
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
+    assert info.counts["institutions"] == pytest.approx(750, rel=0.05)
+    assert "synthetic region" in info.summary()
+
+
+def test_other_seed_differs(small_region, sample_dir):
+    a = (small_region / "truth" / "flows.csv").read_bytes()
+    assert a != (sample_dir / "truth" / "flows.csv").read_bytes()
+
+
+def test_make_sample_reproduces_committed_sample(sample_dir, tmp_path):
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_sample.py"), str(tmp_path)], check=True,
+                   capture_output=True)
+    committed = {k: v for k, v in _files(sample_dir).items() if k != "README.md"}
+    assert _files(tmp_path) == committed
+    assert sum(len(v) for v in committed.values()) < 25e6
+
+
+def test_manifest_lists_every_kind_with_documented_columns(sample_dir, quirks):
+    entries = _manifest(sample_dir)
+    kinds = {e["kind"] for e in entries}
+    assert kinds == set(KIND_COLUMNS) | {"road_distances"}
+    assert {e["path"] for e in entries if e["kind"] == "transitions"} == {
+        f"gr7_enrollees_{region_slug(r)}.csv.gz" for r in REGIONS}
+    title = int(quirks.loc[quirks["quirk"] == "title_rows", "row"].iloc[0]) - 1
+    for e in entries:
+        path = sample_dir / e["path"]
+        assert path.exists(), e
+        if e["kind"] == "road_distances":
+            index = json.loads((sample_dir / e["index"]).read_text())
+            m = np.load(path)
+            assert index["units"] == "m" and m.dtype == np.float32
+            assert m.shape == (sum(map(len, index["rows"].values())), sum(map(len, index["cols"].values())))
+            continue
+        if path.suffix == ".xlsx":
+            rows = _sheet(path)
+            header = rows[title if e["kind"] == "enrollment" else 0]
+        elif path.name.endswith(".gz"):
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                header = fh.readline().rstrip("\n").split(",")
+        else:
+            header = list(_csv(path).columns)
+        assert list(header) == KIND_COLUMNS[e["kind"]], e["path"]
+
+
+# ------------------------------------------------------------------ quirks
+def test_every_quirk_type_is_planted(quirks):
+    for kind, types in QUIRK_TYPES.items():
+        assert types <= set(quirks.loc[quirks["kind"] == kind, "quirk"]), kind
+    assert set(quirks["outcome"]) <= {"repaired", "dropped", "merged", "imputed"}
+    assert not quirks.duplicated(["file", "row", "quirk"]).any()
+
+
+def test_quirks_visible_at_stated_rows(sample_dir, quirks, truth_schools):
+    ids = set(truth_schools.index)
+    areas = set(_truth(sample_dir, "areas.csv")["municipality"])
+    cache: dict[str, object] = {}
+
+    def rows_of(file):
+        if file not in cache:
+            p = sample_dir / file
+            if p.suffix == ".xlsx":
+                cache[file] = _sheet(p)
+            else:
+                t = _csv(p)
+                cache[file] = [list(t.columns)] + t.to_numpy().tolist()
+        return cache[file]
+
+    checks = {
+        ("enrollment", "title_rows"): lambda r, p, s: r[0] == "Region" and p is not None and len(p) >= 1,
+        ("enrollment", "region_variant"): lambda r, p, s: r[0] not in REGIONS,
+        ("enrollment", "id_float"): lambda r, p, s: r[4] == f"{int(s)}.0",
+        ("enrollment", "id_padded"): lambda r, p, s: r[4] != s and r[4].strip() == s,
+        ("enrollment", "id_no_leading_zero"): lambda r, p, s: "0" + str(r[4]) == s,
+        ("enrollment", "duplicate_row"): lambda r, p, s: r == p,
+        ("coordinates", "blank"): lambda r, p, s: r[1] == "" and r[2] == "",
+        ("coordinates", "zero"): lambda r, p, s: float(r[1]) == 0 and float(r[2]) == 0,
+        ("coordinates", "outside_ph"): lambda r, p, s: not (4 < float(r[1]) < 22 and 116 < float(r[2]) < 127),
+        ("coordinates", "swapped"): lambda r, p, s: float(r[1]) > 100 and float(r[2]) < 25,
+        ("coordinates", "two_rows"): lambda r, p, s: r[0] == p[0] == s,
+        ("seats", "missing_jhs_seats"): lambda r, p, s: r[0] == s and r[2] is None,
+        ("private_seats", "count_as_text"): lambda r, p, s: any("," in c for c in r[1:]),
+        ("esc_slots", "several_esc_ids"): lambda r, p, s: r[1] == p[1] == s,
+        ("tuition", "peso_string"): lambda r, p, s: str(r[2]).startswith("₱"),
+        ("tuition", "blank_fee"): lambda r, p, s: r[6] is None,
+        ("tuition", "na_fee"): lambda r, p, s: r[6] == "N/A",
+        ("tuition", "several_esc_ids"): lambda r, p, s: sum(x[1] == r[1] for x in rows_of("esc_tuition_peac.xlsx")) > 1,
+        ("lgu_income", "zero_revenue"): lambda r, p, s: float(r[2]) == 0,
+        ("lgu_income", "province_suffix"): lambda r, p, s: r[1].endswith(")") and r[1] not in areas,
+        ("lgu_income", "upper"): lambda r, p, s: r[1] == r[1].upper() and r[1] not in areas,
+        ("lgu_income", "santo"): lambda r, p, s: re.search(r"Sto\.|Santo|Sta\.|Santa", r[1]) and r[1] not in areas,
+        ("lgu_income", "drop_city_of"): lambda r, p, s: not r[1].startswith("City of") and f"City of {r[1]}" in areas,
+        ("transitions", "repeated_lrn"): lambda r, p, s: r[2] == p[2] and r == p,
+        ("transitions", "invalid_id"): lambda r, p, s: not re.fullmatch(r"\d{6}", r[6]),
+        ("transitions", "outside_area"): lambda r, p, s: re.fullmatch(r"\d{6}", r[6]) and r[6] not in ids,
+        ("esc_beneficiaries", "several_billing_rows"): lambda r, p, s: r[1] == p[1] and r[0] == s,
+    }
+    for (kind, quirk), group in quirks.groupby(["kind", "quirk"]):
+        check = checks[(kind, quirk)]
+        for q in group.head(40).itertuples():
+            rows = rows_of(q.file)
+            row, prev = rows[q.row - 1], rows[q.row - 2] if q.row >= 2 else None
+            assert check(row, prev, q.school_id), (kind, quirk, q.file, q.row)
+
+
+def test_no_lrn_outside_learner_files(sample_dir):
+    for p in (sample_dir / "truth").iterdir():
+        assert not re.search(r"(?<!\d)\d{12}(?!\d)", p.read_text(encoding="utf-8")), p.name
+
+
+# ------------------------------------------------------------------ truth vs raw
+def test_truth_tables_have_contract_columns(sample_dir):
+    s = _truth(sample_dir, "schools.csv")
+    assert list(s.columns) == ["school_id"] + [c for c in SCHOOLS if c != "geometry"] + ["lon", "lat"]
+    assert s["school_id"].str.fullmatch(r"\d{6}").all() and s["school_id"].is_unique
+    assert list(_truth(sample_dir, "flows.csv").columns) == list(FLOWS)
+    assert list(_truth(sample_dir, "subsidy.csv").columns) == ["school_id", "tier", "amount"]
+    pairs = _truth(sample_dir, "pairs.csv")
+    assert list(pairs.columns) == ["origin_id", "destination_id", "distance_km", "tuition", "esc_amount",
+                                   "net_cost_k", "esc_rating", "origin_lgu_revenue", "origin_region",
+                                   "destination_region", "mu", "esc_beneficiaries"]
+    params = json.loads((sample_dir / "truth" / "params.json").read_text())
+    assert set(params["params"]) == set(STUDY_PARAMS) and params["alpha"] == STUDY_ALPHA
+
+
+def test_enrollment_and_coordinates_match_truth_on_clean_rows(sample_dir, quirks, truth_schools):
+    title = int(quirks.loc[quirks["quirk"] == "title_rows", "row"].iloc[0])
+    rows = _sheet(sample_dir / "enrollment_sy2023-2024.xlsx")
+    bad = set(quirks.loc[quirks["kind"] == "enrollment", "row"])
+    seen = 0
+    for k, r in enumerate(rows[title:], start=title + 1):
+        if k in bad:
+            continue
+        t = truth_schools.loc[r[4]]
+        assert r[0] == t["region"] and r[3] == t["municipality"] and r[5] == t["name"]
+        assert [r[8 + 2 * (g - 1)] + r[9 + 2 * (g - 1)] for g in range(1, 11)] == [
+            t[f"enrol_g{g}"] for g in range(1, 11)]
+        seen += 1
+    assert seen > 0.85 * len(truth_schools)
+    c = _csv(sample_dir / "school_coordinates.csv")
+    c["row"] = np.arange(len(c)) + 2
+    c = c[~c["row"].isin(quirks.loc[quirks["kind"] == "coordinates", "row"])]
+    t = truth_schools.loc[c["School ID"]]
+    assert np.allclose(c["Latitude"].astype(float), t["lat"]) and np.allclose(c["Longitude"].astype(float), t["lon"])
+
+
+def test_esc_files_match_truth(sample_dir, quirks, truth_schools):
+    slots = pd.DataFrame(_sheet(sample_dir / "esc_slots.xlsx")[1:],
+                         columns=KIND_COLUMNS["esc_slots"]).astype({"DepEd School ID": str})
+    per = slots.groupby("DepEd School ID")[["slots_total", "slots_billed"]].sum()
+    esc = truth_schools[truth_schools["esc"]]
+    assert set(per.index) == set(esc.index)
+    assert (per.loc[esc.index, "slots_total"].to_numpy() == esc["esc_slots"].to_numpy()).all()
+    assert (per.loc[esc.index, "slots_billed"].to_numpy() == esc["esc_slots_billed"].to_numpy()).all()
+    tu = pd.DataFrame(_sheet(sample_dir / "esc_tuition_peac.xlsx")[1:], columns=KIND_COLUMNS["tuition"])
+    school_of = dict(zip(slots["ESC School ID"].astype(str), slots["DepEd School ID"]))
+
+    def num(x):
+        return 0.0 if x in (None, "", "N/A") else float(str(x).replace("₱", "").replace(",", ""))
+
+    for r in tu.itertuples(index=False):
+        total = num(r[2]) + num(r[6]) + num(r[7])
+        assert total == pytest.approx(truth_schools.at[school_of[str(r[0])], "tuition"])
+    cert = _csv(sample_dir / "esc_certification.csv")
+    rank = cert["Certification"].map(ESC_RATING_RANK)
+    truth_rank = truth_schools.loc[cert["ESC School ID"].map(school_of), "esc_rating"].to_numpy()
+    assert np.array_equal(rank.to_numpy(float), truth_rank, equal_nan=True)
+    assert 0.03 < np.isnan(truth_rank).mean() < 0.3  # some unrated
+
+
+def test_areas_and_subsidy_match_truth(sample_dir, quirks, truth_schools):
+    areas = _truth(sample_dir, "areas.csv").set_index("psgc_code")
+    assert len(areas) == 289 and set(areas["region"]) == set(REGIONS)
+    lgu = _csv(sample_dir / "cmci_lgu_revenue.csv")
+    lgu["row"] = np.arange(len(lgu)) + 2
+    clean = lgu[~lgu["row"].isin(quirks.loc[quirks["kind"] == "lgu_income", "row"])]
+    rev = dict(zip(areas["municipality"] + "|" + areas["province"], areas["lgu_revenue"]))
+    by_name = areas.groupby("municipality")["lgu_revenue"].apply(set)
+    for r in clean.itertuples():
+        assert float(r[3]) in by_name[r[2]]
+    assert len(rev) == len(areas)
+    rates = _csv(sample_dir / "esc_subsidy_rates.csv")
+    amount = dict(zip(rates["Location tier"], rates["Amount"].astype(float)))
+    assert amount == {"NCR": 13000.0, "Highly Urbanized City": 11000.0, "Other": 9000.0}
+    sub = _truth(sample_dir, "subsidy.csv").set_index("school_id")
+    area = areas.loc[truth_schools.loc[sub.index, "psgc_code"]]
+    tier = np.where(area["region"] == "NCR", "NCR", np.where(area["city_class"] == "HUC", "HUC", "other"))
+    assert (sub["tier"].to_numpy() == tier).all()
+    assert (sub["amount"].to_numpy() == sub["tier"].map(SUBSIDY_TIERS).to_numpy()).all()
+
+
+def test_truth_flows_are_the_clean_transitions(sample_dir, transitions, billing):
+    flows = _truth(sample_dir, "flows.csv")
+    clean = transitions[~transitions["quirk"]]
+    assert clean["LRN"].is_unique and clean["LRN"].str.fullmatch(r"\d{12}").all()
+    billed = set(zip(billing["deped id"], billing["lrn"]))
+    clean = clean.assign(esc=[(d, lrn) in billed for d, lrn in zip(clean["BEIS School ID in Grade 7"], clean["LRN"])])
+    agg = clean.groupby(["BEIS School ID in Grade 6", "BEIS School ID in Grade 7"]).agg(
+        learners=("LRN", "size"), esc_beneficiaries=("esc", "sum")).reset_index()
+    agg.columns = list(FLOWS)
+    m = flows.merge(agg, on=["origin_id", "destination_id"], how="outer", suffixes=("", "_raw"))
+    assert (m["learners"] == m["learners_raw"]).all()
+    assert (m["esc_beneficiaries"] == m["esc_beneficiaries_raw"]).all()
+
+
+# ------------------------------------------------------------------ consistency and proportions
+def test_consistency(sample_dir, truth_schools, billing):
+    flows = _truth(sample_dir, "flows.csv")
+    out = flows.groupby("origin_id")["learners"].sum()
+    assert (out <= truth_schools.loc[out.index, "enrol_g6"]).all()
+    inflow = flows.groupby("destination_id")["learners"].sum()
+    assert (inflow <= truth_schools.loc[inflow.index, "enrol_g7"]).all()
+    ben = flows.groupby("destination_id")["esc_beneficiaries"].sum()
+    ben = ben[ben > 0]
+    distinct = billing.drop_duplicates(["deped id", "lrn"]).groupby("deped id").size()
+    assert (ben <= distinct.reindex(ben.index, fill_value=0)).all()
+    esc = truth_schools[truth_schools["esc"]]
+    assert (distinct.reindex(esc.index, fill_value=0) == esc["esc_slots_billed"]).all()
+    assert set(ben.index) <= set(esc.index)
+    pairs = _truth(sample_dir, "pairs.csv")
+    pos = pairs[pairs["esc_beneficiaries"] > 0].set_index(["origin_id", "destination_id"])["esc_beneficiaries"]
+    fl = flows[flows["esc_beneficiaries"] > 0].set_index(["origin_id", "destination_id"])["esc_beneficiaries"]
+    assert pos.sort_index().equals(fl.sort_index())
+
+
+def test_pair_covariates_and_mu_follow_truth(sample_dir, truth_schools):
+    pairs = _truth(sample_dir, "pairs.csv")
+    params = json.loads((sample_dir / "truth" / "params.json").read_text())
+    areas = _truth(sample_dir, "areas.csv").set_index("psgc_code")
+    sub = _truth(sample_dir, "subsidy.csv").set_index("school_id")
+    d = truth_schools.loc[pairs["destination_id"]]
+    o = truth_schools.loc[pairs["origin_id"]]
+    assert np.allclose(pairs["tuition"], d["tuition"])
+    assert np.allclose(pairs["esc_amount"], sub.loc[pairs["destination_id"], "amount"])
+    assert np.allclose(pairs["net_cost_k"], np.maximum(0, d["tuition"].to_numpy() - pairs["esc_amount"]) / 1000)
+    assert np.allclose(pairs["origin_lgu_revenue"], areas.loc[o["psgc_code"], "lgu_revenue"])
+    fill = params["esc_rating_unrated_fill"]
+    assert fill == np.median(truth_schools.loc[truth_schools["esc"], "esc_rating"].dropna())
+    assert np.allclose(pairs["esc_rating"], d["esc_rating"].fillna(fill))
+    assert (pairs["origin_region"].to_numpy() == o["region"].to_numpy()).all()
+    assert (pairs["distance_km"] <= params["radius_km"]).all()
+    p = params["params"]
+    eta = (p["intercept"] + p["log1p_distance_km"] * np.log1p(pairs["distance_km"])
+           + p["log1p_net_cost_k"] * np.log1p(pairs["net_cost_k"]) + p["esc_rating"] * pairs["esc_rating"]
+           + p["log1p_origin_lgu_revenue"] * np.log1p(pairs["origin_lgu_revenue"]))
+    for side in ("origin", "destination"):
+        for r in ("Region III", "Region IV-A"):
+            eta += p[f"{side}_region[{r}]"] * (pairs[f"{side}_region"] == r)
+    assert np.allclose(pairs["mu"], np.exp(eta), rtol=1e-8)
+
+
+def test_pair_distances_are_road_network_distances(sample_dir, truth_schools):
+    """Independent recomputation: geo on roads.csv.gz from the truth coordinates, and the matrix."""
+    import shapely
+
+    from studentflow.geo import road_distances
+
+    pairs = _truth(sample_dir, "pairs.csv")
+    some = pairs["origin_id"].drop_duplicates().iloc[::40]
+    sub = pairs[pairs["origin_id"].isin(some)]
+    pts = truth_schools.assign(geometry=shapely.points(truth_schools["lon"], truth_schools["lat"]))
+    esc = pts[pts["esc"]]
+    got = road_distances(pts.loc[some], esc, network=sample_dir / "roads.csv.gz", max_km=10.0)
+    m = sub.merge(got, on=["origin_id", "destination_id"], how="outer")
+    assert np.allclose(m["distance_km_x"], m["distance_km_y"])
+    index = json.loads((sample_dir / "road_matrix_index.json").read_text())
+    mat = np.load(sample_dir / "road_matrix.npy")
+    one = {k: v[0] for k, v in index["rows"].items() if len(v) == 1}
+    onec = {k: v[0] for k, v in index["cols"].items() if len(v) == 1}
+    s = pairs[pairs["origin_id"].isin(one) & pairs["destination_id"].isin(onec)]
+    mm = mat[s["origin_id"].map(one).to_numpy(), s["destination_id"].map(onec).to_numpy()]
+    assert np.allclose(mm / 1000.0, s["distance_km"], rtol=1e-6)
+
+
+def test_counts_and_proportions(sample_dir, truth_schools):
+    s = truth_schools
+    n = len(s)
+    assert 2700 <= n <= 3300
+    origin = s["offering"].isin(["purely_es", "es_jhs", "all_offering"])
+    assert 0.42 < ((s["sector"] == "public") & (s["offering"] == "purely_es")).mean() < 0.58
+    private = s["sector"] == "private"
+    assert 0.28 < private.mean() < 0.4
+    assert 0.55 < s.loc[private, "esc"].mean() < 0.75
+    pub_jhs = s[(s["sector"] == "public") & s["jhs_seats"].notna()]
+    assert 0.5 < (pub_jhs["jhs_enrolment"] > pub_jhs["jhs_seats"]).mean() < 0.95
+    assert (pub_jhs["jhs_seats"] % 1 == 0).all()
+    flows = _truth(sample_dir, "flows.csv")
+    learners = flows["learners"].sum()
+    assert 110 < learners / origin.sum() < 165
+    to_private = flows.loc[flows["destination_id"].isin(s.index[private]), "learners"].sum()
+    assert 0.15 < to_private / learners < 0.25
+    assert 0.03 < flows["esc_beneficiaries"].sum() / learners < 0.05
+    esc = s[s["esc"]]
+    ratio = esc["esc_slots_billed"].sum() / esc["esc_slots"].sum()
+    assert 0.65 < ratio < 0.8
+    assert (esc["esc_slots_billed"] > esc["esc_slots"]).mean() > 0.03  # some billed beyond contract
+    assert (esc["esc_slots_billed"] < esc["esc_slots"]).mean() > 0.5  # many with unused slots
+    med = s[private & s["tuition"].notna()].groupby(s["region"])["tuition"].median()
+    assert med["NCR"] > med["Region III"] and med["NCR"] > med["Region IV-A"]
+    tu = s.loc[s["esc"], "tuition"]
+    assert tu.mean() > tu.median()  # right-skewed
+    areas = _truth(sample_dir, "areas.csv")
+    pc = areas["lgu_revenue"] / areas["population"]
+    assert pc[areas["city_class"].isin(["HUC"])].median() > pc[areas["city_class"] == "Mun"].median()
+    assert s.index.str.startswith("0").mean() > 0.01  # some DepEd ids with a leading zero
+
+
+def test_nb2_on_all_candidate_pairs_recovers_study_slopes(sample_dir):
+    from statsmodels.discrete.discrete_model import NegativeBinomial
+
+    pairs = _truth(sample_dir, "pairs.csv")
+    X = pd.DataFrame({
+        "const": 1.0,
+        "log1p_distance_km": np.log1p(pairs["distance_km"]),
+        "log1p_net_cost_k": np.log1p(pairs["net_cost_k"]),
+        "esc_rating": pairs["esc_rating"],
+        "log1p_origin_lgu_revenue": np.log1p(pairs["origin_lgu_revenue"]),
+        **{f"{side}_region[{r}]": (pairs[f"{side}_region"] == r).astype(float)
+           for side in ("origin", "destination") for r in ("Region III", "Region IV-A")},
+    })
+    fit = NegativeBinomial(pairs["esc_beneficiaries"], X, loglike_method="nb2").fit(disp=0, maxiter=200)
+    assert fit.mle_retvals["converged"]
+    for term in ("log1p_distance_km", "log1p_net_cost_k"):
+        assert abs(fit.params[term] - STUDY_PARAMS[term]) < 3 * fit.bse[term], term
+    assert abs(fit.params["alpha"] - STUDY_ALPHA) < 3 * fit.bse["alpha"]
+    truth = json.loads((sample_dir / "truth" / "params.json").read_text())["params"]["intercept"]
+    assert abs(fit.params["const"] - truth) < 3 * fit.bse["const"]
+
+
+# ------------------------------------------------------------------ arguments and helpers
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="scale"):
+        make_region(scale=0)
+    with pytest.raises(ValueError, match="regions"):
+        make_region(regions=("Atlantis",))
+
+
+@given(st.sampled_from(sorted(REGION_PSGC)))
+def test_region_slug_is_a_distinct_filename(region):
+    slug = region_slug(region)
+    assert re.fullmatch(r"[a-z0-9]+", slug)
+    others = {region_slug(r) for r in REGION_PSGC if r != region}
+    assert slug not in others
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz ñ.", min_size=1, max_size=20).map(str.strip).filter(bool))
+def test_deped_municipality_upper_and_city_suffix(name):
+    assert deped_municipality(name) == name.upper()
+    assert deped_municipality(f"City of {name}") == f"{name} CITY".upper()
