@@ -64,9 +64,10 @@ def write_mini(folder: Path, *, extra_manifest: str = "") -> Path:
         "100003,14.33,120.94\n"                # 4
         "100003,14.90,121.60\n"                # 5 second row, farther from Dasmarinas
         "100004,0,0\n"                         # 6 zero
-        "050005,15.03,120.69\n"                # 7
+        "050005,15.031234,120.691234\n"        # 7
         "100004,35.0,139.0\n"                  # 8 outside
-        "999999,14.5,121.0\n",                 # 9 unknown school
+        "999999,14.5,121.0\n"                  # 9 unknown school
+        "050005,15.0312,120.6912\n",           # 10 same point, fewer decimals
         encoding="utf-8")
     (folder / "seats.csv").write_text(
         "Seat-Learner Ratio 2023\n"            # 1 title
@@ -144,6 +145,7 @@ def test_mini_schools(mini):
     assert (s.loc["100002"].geometry.x, s.loc["100002"].geometry.y) == (121.04, 14.66)
     assert (s.loc["100003"].geometry.x, s.loc["100003"].geometry.y) == (120.94, 14.33)
     assert s.loc["100004"].geometry is None
+    assert (s.loc["050005"].geometry.x, s.loc["050005"].geometry.y) == (120.691234, 15.031234)
     assert s.crs.to_epsg() == 4326
 
 
@@ -169,11 +171,16 @@ def test_mini_flows(mini):
 
 
 def test_mini_ledger(mini):
-    assert _events(mini, "enrollment.xlsx") == {(10, "merged"), (11, "dropped")}
+    # header under 3 title rows, region variants (6, 8), ID without its leading zero (9),
+    # exact duplicate (10), invalid ID (11)
+    assert _events(mini, "enrollment.xlsx") == {(4, "corrected"), (6, "corrected"), (8, "corrected"),
+                                                (9, "corrected"), (10, "dropped"), (11, "dropped")}
     assert _events(mini, "coords.csv") == {(3, "corrected"), (5, "merged"), (6, "dropped"),
-                                           (8, "dropped"), (9, "dropped")}
+                                           (8, "dropped"), (9, "dropped"), (10, "merged")}
     assert _events(mini, "gr7_ncr.csv.gz") == {(7, "dropped"), (8, "dropped"), (9, "dropped")}
-    assert _events(mini, "billing.csv") == {(4, "dropped")}
+    assert _events(mini, "billing.csv") == {(3, "merged"), (4, "dropped")}
+    assert _events(mini, "slots.xlsx") == {(2, "corrected"), (4, "merged")}
+    assert _events(mini, "private.csv") == {(2, "corrected")}
     assert (5, "imputed") in _events(mini, "seats.csv")
     assert (3, "imputed") in _events(mini, "lgu.csv")
     areas = mini.areas

@@ -174,8 +174,8 @@ def read_table(path: Path, cols: list[Col], *, name: str, sheet: str | None = No
     Returns
     -------
     pandas.DataFrame
-        One row per non-blank data row; text cells stripped ('' where blank); ``_row``
-        the 1-based physical row.
+        One row per non-blank data row; text cells as written ('' where blank; not
+        stripped, so a padded ID stays visible); ``_row`` the 1-based physical row.
     """
     path = Path(path)
     if not path.is_file():
@@ -187,13 +187,13 @@ def read_table(path: Path, cols: list[Col], *, name: str, sheet: str | None = No
         rows = _xlsx_rows(path, sheet, name)
         h = find_header(rows, cols, name)
         found = match_columns(rows[h], cols, name)
-        return _frame_from_rows(rows, h, found)
+        return _with_header(_frame_from_rows(rows, h, found), h)
     if suffix.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
         head = _csv_head(path, name, HEADER_SCAN_ROWS)
         h = find_header(head, cols, name)
         found = match_columns(head[h], cols, name)
         try:
-            return _csv_fast(path, h, head[h], found)
+            return _with_header(_csv_fast(path, h, head[h], found), h)
         except Exception:  # ragged lines, blank lines: the exact slow path
             pass
         try:
@@ -201,8 +201,14 @@ def read_table(path: Path, cols: list[Col], *, name: str, sheet: str | None = No
                 rows = list(csv.reader(fh))
         except (OSError, UnicodeDecodeError, csv.Error, EOFError) as exc:
             raise DataError(f"{name}: cannot read as CSV text ({type(exc).__name__}: {exc})") from None
-        return _frame_from_rows(rows, h, found)
+        return _with_header(_frame_from_rows(rows, h, found), h)
     raise DataError(f"{name}: unsupported file type (expected .csv, .csv.gz or .xlsx)")
+
+
+def _with_header(df: pd.DataFrame, h: int) -> pd.DataFrame:
+    """Remember the header's physical row (1-based) in ``df.attrs["header_row"]``."""
+    df.attrs["header_row"] = h + 1
+    return df
 
 
 def _frame_from_rows(rows: list[list[str]], h: int, found: dict[str, str]) -> pd.DataFrame:
@@ -216,7 +222,7 @@ def _frame_from_rows(rows: list[list[str]], h: int, found: dict[str, str]) -> pd
             continue
         phys.append(i + 1)
         for c, j in pos.items():
-            data[c].append(str(r[j]).strip() if j < len(r) else "")
+            data[c].append(str(r[j]) if j < len(r) else "")
     out = pd.DataFrame({c: pd.Series(v, dtype="str") for c, v in data.items()})
     out["_row"] = np.asarray(phys, dtype="int64")
     return out
@@ -243,6 +249,6 @@ def _csv_fast(path: Path, h: int, header: list[str], found: dict[str, str]) -> p
     )
     out = pd.DataFrame(index=pd.RangeIndex(table.num_rows))
     for c, raw in found.items():
-        out[c] = table.column(raw).to_pandas().astype("str").str.strip()
+        out[c] = table.column(raw).to_pandas().astype("str")
     out["_row"] = np.arange(h + 2, h + 2 + table.num_rows, dtype="int64")
     return out

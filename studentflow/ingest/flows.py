@@ -58,6 +58,8 @@ def build_flows(trans: pd.DataFrame, billing: pd.DataFrame | None, schools_index
         b = b.assign(school_id=school.astype("str"))
         b = _drop(ledger, b, b["school_id"] == "", "ESC school ID not in the ESC slots list and no DepEd ID")
         b = _drop(ledger, b, b["grade"].notna() & (b["grade"] != 7), "billing row not for Grade 7")
+        b = _drop(ledger, b, b.duplicated(["lrn", "school_id"], keep="first").to_numpy(),
+                  "further billing row of the same learner at the same school: one beneficiary", action="merged")
         key_t = t["lrn"] + "|" + t["destination_id"]
         key_b = b["lrn"] + "|" + b["school_id"]
         b = _drop(ledger, b, ~key_b.isin(key_t).to_numpy(),

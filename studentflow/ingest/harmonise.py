@@ -5,8 +5,9 @@ Stated rules (each event in the ledger):
 - A school is a row of the enrolment file (one per DepEd ID); its municipality is matched
   to a PSGC code (:mod:`studentflow.ingest.places`).
 - Coordinates: a row for a school not in the enrolment list is dropped. Where a school
-  has several valid points, the one nearest its municipality's PSGC centroid is kept and
-  the others are recorded as merged.
+  has several valid points within :data:`SAME_POINT_DEG` of each other (one point written
+  twice), the one written with most decimals is kept; points farther apart are resolved
+  by keeping the one nearest its municipality's PSGC centroid. The others are merged.
 - JHS seats: public schools from ``seats``, private ones from ``private_seats``; only
   schools offering JHS have JHS seats. A missing value is imputed as JHS enrolment /
   median utilisation (enrolment / seats) of schools of the same sector in the same
@@ -29,6 +30,8 @@ from studentflow.ingest.places import PlaceMatcher, psgc_places
 from studentflow.schema import OFFERS_JHS, SUBSIDY_TIERS
 
 MIN_GROUP = 3
+#: Two coordinate rows of one school within this many degrees (~ 200 m) are the same point.
+SAME_POINT_DEG = 0.002
 
 
 def _concat(parts: list[tuple]) -> pd.DataFrame:
@@ -65,11 +68,19 @@ def resolve_coordinates(coords: pd.DataFrame, schools: pd.DataFrame, ledger: Led
     clat = places["lat"].reindex(code).to_numpy()
     d = np.hypot((coords["lon"].to_numpy() - clon) * np.cos(np.radians(coords["lat"].to_numpy())),
                  coords["lat"].to_numpy() - clat)
-    coords = coords.assign(_d=np.nan_to_num(d, nan=0.0)).sort_values(["school_id", "_d", "_row"], kind="stable")
+    g = coords.groupby("school_id")
+    spread = np.maximum(g["lon"].transform("max") - g["lon"].transform("min"),
+                        g["lat"].transform("max") - g["lat"].transform("min"))
+    near = (spread <= SAME_POINT_DEG).to_numpy()
+    key = np.where(near, -coords["decimals"].to_numpy(float), np.nan_to_num(d, nan=0.0))
+    coords = coords.assign(_key=key, _near=near).sort_values(["school_id", "_key", "_row"], kind="stable")
     dup = coords.duplicated("school_id", keep="first").to_numpy()
-    coords = _drop(ledger, coords, dup,
-                   "second coordinate row for the school: kept the point nearer its municipality centroid",
-                   action="merged")
+    same = dup & coords["_near"].to_numpy()
+    coords = _drop(ledger, coords, same, "second coordinate row for the school, the same point written with "
+                   "fewer decimals: kept the more precise point", action="merged")
+    dup = coords.duplicated("school_id", keep="first").to_numpy()
+    coords = _drop(ledger, coords, dup, "second coordinate row for the school, a different point: kept the "
+                   "point nearer its municipality's PSGC centroid", action="merged")
     return coords.set_index("school_id")[["lon", "lat"]]
 
 
@@ -116,6 +127,9 @@ def esc_columns(schools: pd.DataFrame, slots: pd.DataFrame, tuition: pd.DataFram
     slots = _drop(ledger, slots, ~slots["school_id"].isin(schools.index), "school not in the enrolment list")
     crosswalk = pd.Series(slots["school_id"].to_numpy(), index=slots["esc_id"].to_numpy(), dtype="str")
     total = slots.groupby("school_id")[["slots_total", "slots_billed"]].sum()
+    slots = slots.sort_values("_row", kind="stable")
+    _drop(ledger, slots, slots.duplicated("school_id", keep="first").to_numpy(),
+          "further ESC ID of the same DepEd school: its slots are added to the school's", action="merged")
     out = pd.DataFrame(index=schools.index)
     out["esc_slots"] = total["slots_total"].reindex(out.index).fillna(0).astype("int64")
     out["esc_slots_billed"] = total["slots_billed"].reindex(out.index).fillna(0).astype("int64")
@@ -129,6 +143,8 @@ def esc_columns(schools: pd.DataFrame, slots: pd.DataFrame, tuition: pd.DataFram
         df = df.sort_values("_row", kind="stable")
         has = df[df[col].notna()]
         first = has.drop_duplicates("school_id", keep="first")
+        _drop(ledger, df, df.duplicated("school_id", keep="first").to_numpy(),
+              f"further ESC ID of the same DepEd school: {name} taken from its first ESC ID", action="merged")
         out[col] = first.set_index("school_id")[col].reindex(out.index).astype("float64")
     return out, crosswalk
 
@@ -150,6 +166,10 @@ def areas_table(schools: pd.DataFrame, lgu: pd.DataFrame | None, matcher: PlaceM
         lgu = lgu.sort_values("_row", kind="stable")
         lgu = _drop(ledger, lgu, lgu.duplicated("psgc_code", keep="first").to_numpy(),
                     "repeated LGU row: merged into the first", action="merged")
+        spelled = (lgu["lgu"] != areas["municipality"].reindex(lgu["psgc_code"]).to_numpy()).to_numpy()
+        for (kind, file), g in lgu[spelled].groupby(["_kind", "_file"], sort=False):
+            ledger.add_many(kind, file, g["_row"], "", "corrected",
+                            "LGU name spelled differently from PSGC: matched to its PSGC code")
         revenue = lgu.set_index("psgc_code")["revenue"].reindex(areas.index).astype("float64")
         row_of = {c: (k, f, int(r)) for c, k, f, r in zip(lgu["psgc_code"], lgu["_kind"], lgu["_file"], lgu["_row"])}
     need = revenue.isna()

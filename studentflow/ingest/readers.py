@@ -25,7 +25,19 @@ PH_LAT = (4.0, 21.5)
 def _read(src: Source, cols: list[Col], ledger: Ledger) -> pd.DataFrame:
     df = read_table(src.path, cols, name=src.file, sheet=src.sheet)
     ledger.rows_read[(src.kind, src.file)] = len(df)
+    h = int(df.attrs.get("header_row", 1))
+    if h > 1:
+        ledger.add(src.kind, src.file, h, "", "corrected",
+                   f"header found on row {h}, below {h - 1} title/blank row(s), which were skipped")
     return df
+
+
+_PLAIN_NUMBER = r"\d+(\.\d*)?"
+
+
+def _text_written(raw: pd.Series, parsed: pd.Series) -> pd.Series:
+    """Cells that parsed to a number but were not written as a plain number ("1,250", "₱9,000.00")."""
+    return parsed.notna() & ~raw.str.strip().str.fullmatch(_PLAIN_NUMBER).fillna(False).astype(bool)
 
 
 def _school_ids(df: pd.DataFrame, col: str, src: Source, ledger: Ledger, what: str = "school ID",
@@ -74,13 +86,18 @@ def read_enrollment(src: Source, ledger: Ledger) -> pd.DataFrame:
     unrecognised region, sector or offering are dropped; repeated school rows merged.
     """
     df = _read(src, ENROLLMENT_COLS, ledger)
+    raw_id = df["BEIS School ID"]
     df = _school_ids(df, "BEIS School ID", src, ledger)
+    fixed = raw_id[df.index] != df["BEIS School ID"]
+    ledger.add_many(src.kind, src.file, df.loc[fixed, "_row"], df.loc[fixed, "BEIS School ID"], "corrected",
+                    "school ID written as a number, padded or without its leading zero: normalised to 6 digits")
+    blank = pd.Series("", index=df.index, dtype="str")
     out = pd.DataFrame({
-        "school_id": df["BEIS School ID"], "name": df["School Name"],
+        "school_id": df["BEIS School ID"], "name": df["School Name"].str.strip(),
         "region": V.region(df["Region"]), "region_raw": df["Region"],
-        "division": df.get("Division", pd.Series("", index=df.index)),
-        "province": df.get("Province", pd.Series("", index=df.index)),
-        "municipality": df["Municipality"],
+        "division": df.get("Division", blank).str.strip(),
+        "province": df.get("Province", blank).str.strip(),
+        "municipality": df["Municipality"].str.strip(),
         "sector": V.sector(df["Sector"]), "offering": V.offering(df["Modified COC"]),
         "_row": df["_row"],
     })
@@ -92,7 +109,14 @@ def read_enrollment(src: Source, ledger: Ledger) -> pd.DataFrame:
         ledger.add_many(src.kind, src.file, out.loc[bad, "_row"], out.loc[bad, "school_id"], "dropped",
                         f"unrecognised {what} value")
         out = out[~bad]
-    return _dedupe(out, "school_id", src, ledger, "school row")
+    variant = out["region_raw"] != out["region"]
+    ledger.add_many(src.kind, src.file, out.loc[variant, "_row"], out.loc[variant, "school_id"], "corrected",
+                    "region name written differently: canonicalised")
+    out = out.drop(columns="region_raw")
+    same = out.drop(columns="_row").duplicated(keep="first")
+    ledger.add_many(src.kind, src.file, out.loc[same, "_row"], out.loc[same, "school_id"], "dropped",
+                    "exact duplicate of an earlier school row")
+    return _dedupe(out[~same], "school_id", src, ledger, "school row (values differ; first kept)")
 
 
 COORD_COLS = [Col("School ID", ("BEIS School ID", "SchoolID")), Col("Latitude", ("Lat",)),
@@ -100,15 +124,15 @@ COORD_COLS = [Col("School ID", ("BEIS School ID", "SchoolID")), Col("Latitude", 
 
 
 def read_coordinates(src: Source, ledger: Ledger) -> pd.DataFrame:
-    """School points: school_id, lon, lat, _row (degrees, EPSG:4326).
+    """School points: school_id, lon, lat (degrees, EPSG:4326), decimals (precision written), _row.
 
     Blank or zero coordinates and points outside the Philippine bounding box are dropped;
     swapped latitude/longitude (the swap falls inside the box) are corrected. Several
     rows per school are kept for :func:`harmonise` to resolve.
     """
     df = _school_ids(_read(src, COORD_COLS, ledger), "School ID", src, ledger)
-    lat = pd.to_numeric(df["Latitude"].str.replace(",", ""), errors="coerce")
-    lon = pd.to_numeric(df["Longitude"].str.replace(",", ""), errors="coerce")
+    lat = pd.to_numeric(df["Latitude"].str.strip().str.replace(",", ""), errors="coerce")
+    lon = pd.to_numeric(df["Longitude"].str.strip().str.replace(",", ""), errors="coerce")
     blank = lat.isna() | lon.isna() | (lat == 0) | (lon == 0)
     inside = lon.between(*PH_LON) & lat.between(*PH_LAT)
     swapped = ~blank & ~inside & lat.between(*PH_LON) & lon.between(*PH_LAT)
@@ -123,8 +147,11 @@ def read_coordinates(src: Source, ledger: Ledger) -> pd.DataFrame:
     lat2 = lat.where(~swapped, lon)
     lon2 = lon.where(~swapped, lat)
     keep = inside | swapped
+    decimals = (df["Latitude"].str.strip().str.extract(r"\.(\d+)$")[0].str.len().fillna(0)
+                + df["Longitude"].str.strip().str.extract(r"\.(\d+)$")[0].str.len().fillna(0))
     return pd.DataFrame({"school_id": sid[keep], "lon": lon2[keep].astype("float64"),
-                         "lat": lat2[keep].astype("float64"), "_row": df.loc[keep, "_row"]})
+                         "lat": lat2[keep].astype("float64"), "decimals": decimals[keep].astype("int64"),
+                         "_row": df.loc[keep, "_row"]})
 
 
 SEAT_COLS = [Col("School ID", ("BEIS School ID",)), Col("Seats ES", required=False),
@@ -135,9 +162,14 @@ def read_seats(src: Source, ledger: Ledger) -> pd.DataFrame:
     """Public school seats: school_id, seats_es, seats_jhs, seats_shs (NaN missing), _row."""
     df = _school_ids(_read(src, SEAT_COLS, ledger), "School ID", src, ledger)
     out = pd.DataFrame({"school_id": df["School ID"], "_row": df["_row"]})
+    text = pd.Series(False, index=df.index)
     for lvl in ("ES", "JHS", "SHS"):
         col = f"Seats {lvl}"
         out[f"seats_{lvl.lower()}"] = V.counts(df[col]) if col in df else np.nan
+        if col in df:
+            text |= _text_written(df[col], out[f"seats_{lvl.lower()}"])
+    ledger.add_many(src.kind, src.file, df.loc[text, "_row"], df.loc[text, "School ID"], "corrected",
+                    "count written as text (e.g. with a thousands separator): parsed")
     return _dedupe(out, "school_id", src, ledger, "school row")
 
 
@@ -149,9 +181,14 @@ def read_private_seats(src: Source, ledger: Ledger) -> pd.DataFrame:
     """Private school chairs: school_id, seats_es, seats_jhs, seats_shs (counts), _row."""
     df = _school_ids(_read(src, PRIVATE_SEAT_COLS, ledger), "School ID", src, ledger)
     out = pd.DataFrame({"school_id": df["School ID"], "_row": df["_row"]})
+    text = pd.Series(False, index=df.index)
     for lvl in ("ES", "JHS", "SHS"):
         col = f"Chairs {lvl}"
         out[f"seats_{lvl.lower()}"] = V.counts(df[col]) if col in df else np.nan
+        if col in df:
+            text |= _text_written(df[col], out[f"seats_{lvl.lower()}"])
+    ledger.add_many(src.kind, src.file, df.loc[text, "_row"], df.loc[text, "School ID"], "corrected",
+                    "count written as text (e.g. with a thousands separator): parsed")
     return _dedupe(out, "school_id", src, ledger, "school row")
 
 
@@ -175,7 +212,7 @@ def read_transitions(src: Source, ledger: Ledger) -> pd.DataFrame:
     ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], d.where(d != "", o)[bad], "dropped",
                     np.where((o == "")[bad], "invalid Grade 6 school ID (not a 6-digit DepEd ID)",
                              "invalid Grade 7 school ID (not a 6-digit DepEd ID)"))
-    return pd.DataFrame({"lrn": df["LRN"][~bad], "origin_id": o[~bad], "destination_id": d[~bad],
+    return pd.DataFrame({"lrn": df["LRN"][~bad].str.strip(), "origin_id": o[~bad], "destination_id": d[~bad],
                          "_row": df["_row"][~bad]})
 
 
@@ -192,7 +229,7 @@ def read_esc_beneficiaries(src: Source, ledger: Ledger) -> pd.DataFrame:
     grade = (pd.to_numeric(df["grade"].str.extract(r"(\d+)")[0], errors="coerce")
              if "grade" in df else pd.Series(np.nan, index=df.index))
     amount = V.pesos(df["esc_subsidy_amount"]) if "esc_subsidy_amount" in df else np.nan
-    return pd.DataFrame({"lrn": df["lrn"], "esc_id": df["school id"], "deped_id": dep,
+    return pd.DataFrame({"lrn": df["lrn"].str.strip(), "esc_id": df["school id"], "deped_id": dep,
                          "grade": grade, "amount": amount, "_row": df["_row"]})
 
 
@@ -227,6 +264,14 @@ def read_tuition(src: Source, ledger: Ledger) -> pd.DataFrame:
     """
     df = _esc_ids(_read(src, TUITION_COLS, ledger), "ESC School ID", src, ledger)
     fees = sum(V.pesos(df[c]).fillna(0.0) for c in ("Other Fees", "Misc Fees") if c in df)
+    fixed = pd.Series(False, index=df.index)
+    for c in ("G7 Tuition", "Other Fees", "Misc Fees"):
+        if c in df:
+            fixed |= _text_written(df[c], V.pesos(df[c]))
+            if c != "G7 Tuition":
+                fixed |= V.is_missing(df[c])
+    ledger.add_many(src.kind, src.file, df.loc[fixed, "_row"], "", "corrected",
+                    "peso string parsed, or blank / N/A fee read as 0 pesos")
     out = pd.DataFrame({"esc_id": df["ESC School ID"], "tuition": V.pesos(df["G7 Tuition"]) + fees,
                         "_row": df["_row"]})
     return _dedupe(out, "esc_id", src, ledger, "ESC school ID")
@@ -251,7 +296,8 @@ def read_lgu_income(src: Source, ledger: Ledger) -> pd.DataFrame:
     """LGU revenue: province, lgu (DTI spelling), revenue (pesos, NaN = missing incl. 0), _row."""
     df = _read(src, LGU_COLS, ledger)
     rev = V.pesos(df["Total Revenues of the LGU (in Php)"])
-    return pd.DataFrame({"province": df.get("Province", pd.Series("", index=df.index)), "lgu": df["LGU"],
+    return pd.DataFrame({"province": df.get("Province", pd.Series("", index=df.index)).str.strip(),
+                         "lgu": df["LGU"].str.strip(),
                          "revenue": rev.mask(rev <= 0), "_row": df["_row"]})
 
 
