@@ -106,8 +106,9 @@ def _distances(bundle, origins: pd.Index, esc_ids: pd.Index, circuity: float) ->
     s = bundle.schools
     o, d = s.loc[s.index.intersection(origins)], s.loc[s.index.intersection(esc_ids)]
     extras = bundle.extras or {}
-    if extras.get("road_matrix") is not None:
-        return geo.road_distances(o, d, matrix=extras["road_matrix"])
+    matrix = extras.get("road_distances") or extras.get("road_matrix")  # ingest / schema spelling
+    if matrix is not None:
+        return geo.road_distances(o, d, matrix=matrix)
     return geo.road_distances(o, d, network=extras.get("road_network"), circuity=circuity)
 
 
@@ -123,7 +124,8 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
         :func:`studentflow.geo.road_distances` output (origin_id, destination_id,
         distance_km, method), covering at least the ESC schools within ``radius_km`` of
         every congested feeder. ``None``: computed here from ``bundle.extras``
-        (``road_matrix``, else ``road_network``, else great-circle × ``circuity``),
+        (``road_distances`` / ``road_matrix``, else ``road_network``, else
+        great-circle × ``circuity``),
         every origin × every ESC school, no distance limit.
     radius_km : float
         Road km within which new candidate pairs are drawn (study: 5 km).

@@ -93,3 +93,23 @@ def test_hand_example():
     o = origin_congestion(b).loc["100001"]
     assert (o["grade7_learners"], o["to_congested"], bool(o["feeds_congested"])) == (45, 30, True)
     assert o["congested_share"] == pytest.approx(30 / 45)
+
+
+def test_sample_congestion_matches_truth(sample_bundle, sample_dir):
+    """Flags from the ingested sample equal those computed from truth/ by hand, except at
+    schools whose JHS seats ingest had to impute (truth holds the real seats)."""
+    t = pd.read_csv(sample_dir / "truth" / "schools.csv", dtype={"school_id": str}).set_index("school_id")
+    flows = pd.read_csv(sample_dir / "truth" / "flows.csv", dtype={"origin_id": str, "destination_id": str})
+    jhs = t[(t["sector"] == "public") & t["offering"].isin(["es_jhs", "jhs_shs", "purely_jhs", "all_offering"])]
+    hot = set(jhs.index[jhs["jhs_enrolment"] > jhs["jhs_seats"]])
+    imputed = set(sample_bundle.schools.index[sample_bundle.schools["jhs_seats_imputed"].astype(bool)])
+    got = jhs_congestion(sample_bundle)
+    assert set(got.index) == set(jhs.index)
+    assert set(got.index[got["congested"]]) - imputed == hot - imputed
+    assert 0.05 < len(hot) / len(t) < 0.3  # a congested study area, as in the study
+    oc = origin_congestion(sample_bundle)
+    feeders = set(flows.loc[flows["destination_id"].isin(hot) & (flows["learners"] > 0), "origin_id"])
+    touched = set(flows.loc[flows["destination_id"].isin(imputed), "origin_id"])
+    assert set(oc.index[oc["feeds_congested"]]) - touched == feeders - touched
+    pool = flows.groupby("origin_id")["learners"].sum()
+    assert oc["grade7_learners"].equals(pool.reindex(oc.index).astype(oc["grade7_learners"].dtype))

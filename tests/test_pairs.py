@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import functools
 
 import geopandas as gpd
 import numpy as np
@@ -16,7 +16,6 @@ from studentflow import geo
 from studentflow.pairs import PAIR_COLUMNS, build_pairs, with_subsidy
 from studentflow.schema import Bundle
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
 
 def tiny_bundle(extras=None) -> Bundle:
@@ -57,6 +56,12 @@ def tiny_bundle(extras=None) -> Bundle:
                   extras=extras or {})
 
 
+@functools.lru_cache(maxsize=1)
+def tiny_pairs() -> pd.DataFrame:
+    """build_pairs(tiny_bundle()) once per session (callers must not modify it)."""
+    return build_pairs(tiny_bundle())
+
+
 def key(pairs):
     return set(zip(pairs["origin_id"], pairs["destination_id"]))
 
@@ -91,7 +96,7 @@ def test_tiny_bundle_pairs_by_hand():
     assert (p["distance_method"] == "great_circle").all()
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.floats(0.0, 40.0))
 def test_new_pairs_are_exactly_feeders_times_slots_within_radius(radius):
     b = tiny_bundle()
@@ -145,7 +150,7 @@ def test_network_from_bundle_extras(tmp_path):
 @settings(max_examples=40, deadline=None)
 @given(st.floats(-5_000, 30_000), st.floats(0, 20_000))
 def test_with_subsidy_scalar_and_mapping(extra, other):
-    p = build_pairs(tiny_bundle())
+    p = tiny_pairs()
     q = with_subsidy(p, extra)
     assert np.allclose(q["esc_amount"], p["esc_amount"] + extra)
     expect = np.maximum(0, q["tuition"] - q["esc_amount"]) / 1000
@@ -162,7 +167,7 @@ def test_with_subsidy_scalar_and_mapping(extra, other):
 
 
 def test_with_subsidy_rejects_bad_input():
-    p = build_pairs(tiny_bundle())
+    p = tiny_pairs()
     with pytest.raises(ValueError, match="999999"):
         with_subsidy(p, {"999999": 1000.0})
     with pytest.raises(ValueError, match="finite"):
@@ -172,4 +177,50 @@ def test_with_subsidy_rejects_bad_input():
 
 
 # ------------------------------------------------------------------ bundled sample
-needs_sample = pytest.mark.skipif(not (SAMPLE / "manifest.toml").exists(), reason="data/sample not generated yet")
+def test_sample_pairs_account_for_every_beneficiary(sample_bundle, sample_dir):
+    p = build_pairs(sample_bundle, radius_km=5.0)  # distances from the bundled OSRM-style matrix
+    obs, new = p[p.pair_type == "observed"], p[p.pair_type == "new"]
+    assert obs["esc_beneficiaries"].sum() == sample_bundle.flows["esc_beneficiaries"].sum()
+    assert (obs["learners"] >= 1).all() and (new[["learners", "esc_beneficiaries"]] == 0).all().all()
+    assert not p.duplicated(["origin_id", "destination_id"]).any()
+    assert (new["distance_km"] <= 5.0).all() and new["origin_feeds_congested"].all()
+    assert (new["destination_slots"] > 0).all()
+    # the generator's candidate pairs (truth, within its radius on the road network)
+    truth = pd.read_csv(sample_dir / "truth" / "pairs.csv", dtype={"origin_id": str, "destination_id": str})
+    params = pd.read_json(sample_dir / "truth" / "params.json", typ="series")
+    assert params["radius_km"] >= 5.0
+    assert key(new) <= key(truth)
+    m = p.merge(truth, on=["origin_id", "destination_id"], suffixes=("", "_truth"))
+    assert (m["esc_beneficiaries"] == m["esc_beneficiaries_truth"]).all()
+    for col in ("tuition", "esc_amount", "net_cost_k"):
+        assert np.allclose(m[col], m[f"{col}_truth"])
+    # road km agree except where ingest repaired a school's coordinates
+    rel = np.abs(m["distance_km"] / m["distance_km_truth"] - 1)
+    assert np.median(rel) < 1e-6 and (rel > 1e-3).mean() < 0.02
+    assert p.attrs["summary"].dropped_no_location == 0
+
+
+def test_sample_network_distances_equal_networkx(sample_bundle):
+    import networkx as nx
+
+    s = sample_bundle.schools
+    esc = s[s["esc"]]
+    origins = s[s["offering"] == "purely_es"].iloc[::400]
+    got = geo.road_distances(origins, esc, network=sample_bundle.extras["road_network"], max_km=12.0)
+    edges = pd.read_csv(sample_bundle.extras["road_network"], dtype={"u": str, "v": str})
+    net = geo.read_network(edges)  # node coordinates only; paths come from networkx below
+    g = nx.Graph()
+    for u, v, w in zip(edges.u, edges.v, edges.length_m / 1000):
+        if not g.has_edge(u, v) or g[u][v]["w"] > w:
+            g.add_edge(u, v, w=w)
+    o_node, o_snap = geo.snap(net, origins.geometry.x, origins.geometry.y)
+    d_node, d_snap = geo.snap(net, esc.geometry.x, esc.geometry.y)
+    expect = {}
+    for a, oid in enumerate(origins.index):
+        lengths = nx.single_source_dijkstra_path_length(g, net.node_ids[o_node[a]], cutoff=12.0, weight="w")
+        for b, did in enumerate(esc.index):
+            km = o_snap[a] + lengths.get(net.node_ids[d_node[b]], np.inf) + d_snap[b]
+            if km <= 12.0:
+                expect[(oid, did)] = km
+    assert len(expect) > 20 and key(got) == set(expect)
+    assert np.allclose(got["distance_km"], [expect[k] for k in zip(got.origin_id, got.destination_id)], rtol=1e-9)
