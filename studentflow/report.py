@@ -74,11 +74,8 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
 
 
 def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=130, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 

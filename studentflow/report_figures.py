@@ -1,27 +1,46 @@
-"""Figures of the policy report (matplotlib, Agg backend; each returns a Figure).
+"""Figures of the policy report (matplotlib; each returns a Figure).
 
 Every function takes plain results (a :class:`ScenarioResult`, fitted models, the
-bundle) and returns a :class:`matplotlib.figure.Figure`; :mod:`studentflow.report`
-saves them as PNG and embeds them in ``report.html``.
+bundle) and returns a :class:`matplotlib.figure.Figure` built without pyplot, so no
+window opens and no global backend is touched: saving renders with the Agg canvas, and
+in a notebook the returned figure displays inline. :mod:`studentflow.report` saves
+them as PNG and embeds them in ``report.html``.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 import matplotlib
+import matplotlib.cm
+import matplotlib.colors
+import matplotlib.lines
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.cm  # noqa: E402
-import matplotlib.colors  # noqa: E402
-import matplotlib.lines  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.titleweight": "bold",
+         "axes.spines.top": False, "axes.spines.right": False}
 
-plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.titleweight": "bold",
-                     "axes.spines.top": False, "axes.spines.right": False})
+
+def _styled(fn):
+    """Run a figure function under the report style (rc_context, global state untouched)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _figure(nrows=1, ncols=1, **kw):
+    """(Figure, axes) without pyplot."""
+    fig = Figure(figsize=kw.pop("figsize"))
+    return fig, fig.subplots(nrows, ncols, **kw)
+
 
 COLORS = ["#1b6ca8", "#d1495b", "#2a9d8f", "#e9a03b", "#6c4f9e", "#7a7a7a"]
 
@@ -45,6 +64,7 @@ def term_label(term: str) -> str:
     return term
 
 
+@_styled
 def coefficient_plot(models: dict):
     """Point estimates and 95 % intervals of each model's slopes (intercept left out).
 
@@ -63,7 +83,7 @@ def coefficient_plot(models: dict):
         frames.append(df)
     data = pd.concat(frames)
     terms = list(dict.fromkeys(data.index))
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(terms) + 1.6))
+    fig, ax = _figure(figsize=(8, 0.55 * len(terms) + 1.6))
     n = len(models)
     for k, (label, grp) in enumerate(data.groupby("model", sort=False)):
         y = np.array([terms.index(t) for t in grp.index]) + (k - (n - 1) / 2) * 0.22
@@ -80,6 +100,7 @@ def coefficient_plot(models: dict):
     return fig
 
 
+@_styled
 def placed_plot(result, comparisons=None):
     """Learners placed per scenario (95 % intervals) and, where present, vs subsidy.
 
@@ -95,7 +116,7 @@ def placed_plot(result, comparisons=None):
     curve["subsidy"] = [scen[n].subsidy for n in curve["scenario"]]
     curve = curve.sort_values("subsidy")
     two = curve["subsidy"].nunique() >= 2
-    fig, axes = plt.subplots(1, 2 if two else 1, figsize=(12 if two else 7, 4.6), squeeze=False)
+    fig, axes = _figure(1, 2 if two else 1, figsize=(12 if two else 7, 4.6), squeeze=False)
     ax = axes[0, 0]
     y = np.arange(len(t))
     ax.barh(y, t["placed_mean"], color=COLORS[0], alpha=0.85)
@@ -136,11 +157,12 @@ def placed_plot(result, comparisons=None):
     return fig
 
 
+@_styled
 def utilisation_plot(result, scenarios=None):
     """Distribution of ESC slot utilisation (mean placed / slots) over schools."""
     es = result.esc_schools
     names = scenarios or _pick(result)
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = _figure(figsize=(7.5, 4.2))
     bins = np.linspace(0, 1.0001, 21)
     for k, name in enumerate(names):
         u = es.loc[(es["scenario"] == name) & (es["slots"] > 0), "utilisation_mean"].clip(0, 1)
@@ -163,6 +185,7 @@ def _pick(result) -> list[str]:
     return names
 
 
+@_styled
 def congestion_map(result, bundle, scenario: str | None = None):
     """Public JHS utilisation before and after ``scenario``, with ESC schools.
 
@@ -183,7 +206,7 @@ def congestion_map(result, bundle, scenario: str | None = None):
     esc = result.esc_schools[result.esc_schools["scenario"] == scenario].set_index("school_id")
     esc = gpd.GeoDataFrame(esc, geometry=geo.reindex(esc.index).to_numpy(), crs=geo.crs)
     esc = esc[~esc.geometry.isna() & ~esc.geometry.is_empty]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6), sharex=True, sharey=True)
+    fig, axes = _figure(1, 2, figsize=(12, 5.6), sharex=True, sharey=True)
     norm = matplotlib.colors.TwoSlopeNorm(vmin=0.5, vcenter=1.0, vmax=max(1.6, float(jhs["utilisation_before"].max())))
     cmap = matplotlib.colormaps["RdYlGn_r"]
     for ax, col, title in [(axes[0], "utilisation_before", "Public JHS today"),
