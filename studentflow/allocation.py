@@ -135,7 +135,7 @@ class Allocation:
         Returns an integer matrix on the support of ``flows`` (CSR when ``flows`` is
         sparse, dense ``int64`` otherwise) whose row sums never exceed ``floor(pools)``,
         whose column sums never exceed ``floor(capacities)``, and whose expectation over
-        seeds equals ``flows`` (to within ``2**-32`` learners per pair; see
+        seeds equals ``flows`` (to within ``2**-24`` learners per pair; see
         :func:`studentflow.allocation_integer.round_flows` for the algorithm, the
         assumption on integer pools/capacities and the proof).
 
