@@ -97,13 +97,15 @@ def school_points(schools: pd.DataFrame, *, name: str = "schools") -> tuple[pd.I
     import shapely
 
     arr = np.asarray(geom, dtype=object)
-    ok = np.array([g is not None and not (isinstance(g, float)) and not g.is_empty for g in arr], dtype=bool)
-    pts = arr[ok]
-    if len(pts) and not all(g.geom_type == "Point" for g in pts):
+    arr = np.where(pd.isna(arr), None, arr)  # NaN / NA placeholders count as missing
+    ok = ~shapely.is_missing(arr) & ~shapely.is_empty(arr)
+    if (shapely.get_type_id(arr[ok]) != 0).any():
         raise DataError(f"{name}: geometry must be Point (lon, lat)")
-    coords = shapely.get_coordinates(pts) if len(pts) else np.empty((0, 2))
+    coords = np.full((len(arr), 2), np.nan)
+    coords[ok] = shapely.get_coordinates(arr[ok]).reshape(-1, 2)
+    ok &= np.isfinite(coords).all(axis=1)
     ids = pd.Index(schools.index[ok].astype(str), name="school_id")
-    return ids, coords[:, 0], coords[:, 1], int((~ok).sum())
+    return ids, coords[ok, 0], coords[ok, 1], int((~ok).sum())
 
 
 # ------------------------------------------------------------------ road network

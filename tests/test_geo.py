@@ -177,11 +177,16 @@ def test_bad_network_input_names_the_file(tmp_path):
 
 
 def test_schools_without_geometry_are_skipped_and_counted():
-    o = random_schools(1, 5)
+    o = random_schools(1, 6)
     o.loc[o.index[[1, 3]], "geometry"] = None
-    got = geo.road_distances(o, random_schools(2, 4, 2))
-    assert set(got.origin_id) == set(o.index[[0, 2, 4]])
-    assert got.attrs["summary"].origins_skipped == 2
+    o.loc[o.index[5], "geometry"] = Point()  # empty point
+    edges, *_ = random_network(1)
+    for network in (None, edges):
+        got = geo.road_distances(o, random_schools(2, 4, 2), network=network)
+        assert set(got.origin_id) == set(o.index[[0, 2, 4]])
+        assert got.attrs["summary"].origins_skipped == 3
+    with pytest.raises(DataError, match="duplicated school_id"):
+        geo.road_distances(pd.concat([o, o]), o)
 
 
 # ------------------------------------------------------------------ great circle
