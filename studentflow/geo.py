@@ -175,18 +175,17 @@ def _read_graphml(fh, path: str) -> RoadNetwork:
     kx, ky, kl = keys.get(("node", "x")), keys.get(("node", "y")), keys.get(("edge", "length"))
     if not (kx and ky and kl):
         raise DataError(f"{path}: GraphML needs node attributes x, y and edge attribute length")
-    ids, xs, ys, us, vs, ls = [], [], [], [], [], []
-    for node in root.iter(f"{ns}node"):
-        d = {e.get("key"): e.text for e in node.findall(f"{ns}data")}
-        ids.append(node.get("id"))
-        xs.append(float(d.get(kx, "nan")))
-        ys.append(float(d.get(ky, "nan")))
-    for edge in root.iter(f"{ns}edge"):
-        d = {e.get("key"): e.text for e in edge.findall(f"{ns}data")}
-        us.append(edge.get("source"))
-        vs.append(edge.get("target"))
-        ls.append(float(d.get(kl, "nan")) / 1000.0)
-    return _build_network(us, vs, ls, ids, xs, ys, path)
+    def data(el) -> dict:
+        return {e.get("key"): e.text for e in el.findall(f"{ns}data")}
+
+    nodes = [(n.get("id"), data(n)) for n in root.iter(f"{ns}node")]
+    edges = [(e.get("source"), e.get("target"), data(e)) for e in root.iter(f"{ns}edge")]
+    num = pd.to_numeric  # text → float; blanks and junk → NaN, rejected by _build_network
+    xs = num(pd.Series([d.get(kx) for _, d in nodes], dtype=object), errors="coerce")
+    ys = num(pd.Series([d.get(ky) for _, d in nodes], dtype=object), errors="coerce")
+    ls = num(pd.Series([d.get(kl) for *_, d in edges], dtype=object), errors="coerce") / 1000.0
+    return _build_network([e[0] for e in edges], [e[1] for e in edges], ls.to_numpy(float),
+                          [n[0] for n in nodes], xs.to_numpy(float), ys.to_numpy(float), path)
 
 
 def _network_from_edges(edges: pd.DataFrame, source: str) -> RoadNetwork:

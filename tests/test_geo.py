@@ -174,6 +174,15 @@ def test_bad_network_input_names_the_file(tmp_path):
     (tmp_path / "g.graphml").write_text("<graphml><broken")
     with pytest.raises(DataError, match="g.graphml"):
         geo.read_network(tmp_path / "g.graphml")
+    g = nx.Graph()
+    g.add_node("a", x=121.0, y=14.0)
+    g.add_node("b", x=121.01, y=14.0)
+    g.add_node("c", x=121.02, y=14.0)
+    g.add_edge("a", "b", length=1500.0)
+    g.add_edge("b", "c")  # no length
+    nx.write_graphml(g, tmp_path / "h.graphml")
+    with pytest.raises(DataError, match=r"h\.graphml: edge 2: length"):
+        geo.read_network(tmp_path / "h.graphml")
 
 
 def test_schools_without_geometry_are_skipped_and_counted():
