@@ -63,7 +63,7 @@ __all__ = ["Allocation", "allocate"]
 _MEMORY = 6  # Anderson history length
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Allocation:
     """Result of :func:`allocate`.
 
@@ -267,11 +267,9 @@ def _balance(mv, rmv, E, K, tol, max_iter):
     if not free.any():  # every column has zero capacity: b is fixed, one more step
         a, _, viol = step(b_fixed)
         return a, b_fixed, it + 1, viol
-    x = to_v(b)
     gx = to_v(g_b)
-    f = gx - x
+    f = gx - to_v(b)
     res = float(np.abs(f).max())
-    X_hist: list[np.ndarray] = [x]
     F_hist: list[np.ndarray] = [f]
     G_hist: list[np.ndarray] = [gx]
     while it < max_iter:
@@ -301,43 +299,27 @@ def _balance(mv, rmv, E, K, tol, max_iter):
         res_p = float(np.abs(fprop).max())
         if res_p < res or len(F_hist) == 1:
             res = res_p
-            X_hist.append(prop)
             F_hist.append(fprop)
             G_hist.append(gprop)
             if len(F_hist) > _MEMORY + 1:
-                del X_hist[0], F_hist[0], G_hist[0]
+                del F_hist[0], G_hist[0]
         else:
-            # reject: restart from the plain update of the last accepted point
-            X_hist = [X_hist[-1]]
-            F_hist = [F_hist[-1]]
-            G_hist = [G_hist[-1]]
-            res = float(np.abs(F_hist[-1]).max())
-            # force a plain step next: the proposal equals G_hist[-1]
+            # reject: restart the history at the last accepted point, whose plain
+            # update G_hist[-1] is the next proposal
+            F_hist, G_hist = F_hist[-1:], G_hist[-1:]
     return best_a, best_b, it, best_viol
 
 
 def _sequential(rows, cols, vals, E, K, rng):
+    """The study's rule: shuffled pairs, each takes min(pool left, slots left, mu)."""
     order = rng.permutation(vals.shape[0])
-    pool = E.tolist()
-    slots = K.tolist()
-    r_o = rows[order].tolist()
-    c_o = cols[order].tolist()
-    v_o = vals[order].tolist()
-    out = [0.0] * len(v_o)
-    for k in range(len(v_o)):
-        i = r_o[k]
-        j = c_o[k]
-        t = v_o[k]
-        p = pool[i]
-        s = slots[j]
-        if p < t:
-            t = p
-        if s < t:
-            t = s
-        if t > 0.0:
-            pool[i] = p - t
-            slots[j] = s - t
-            out[k] = t
+    pool, slots = E.tolist(), K.tolist()
+    out = []
+    for i, j, t in zip(rows[order].tolist(), cols[order].tolist(), vals[order].tolist()):
+        t = min(pool[i], slots[j], t)
+        pool[i] -= t
+        slots[j] -= t
+        out.append(t)
     flows = np.empty(vals.shape[0])
     flows[order] = out
     return flows
