@@ -20,6 +20,7 @@ import pandas as pd
 
 from studentflow.ingest.harmonise import _drop
 from studentflow.ingest.ledger import Ledger
+from studentflow.ingest.values import isin
 
 
 def _lrn(s: pd.Series) -> pd.Series:
@@ -42,9 +43,9 @@ def build_flows(trans: pd.DataFrame, billing: pd.DataFrame | None, schools_index
         ESC ID → DepEd school ID.
     """
     t = trans.assign(lrn=_lrn(trans["lrn"]), school_id=trans["destination_id"])
-    t = _drop(ledger, t, ~t["origin_id"].isin(schools_index),
+    t = _drop(ledger, t, ~isin(t["origin_id"], schools_index),
               "Grade 6 school outside the study area (not in the enrolment list)")
-    t = _drop(ledger, t, ~t["destination_id"].isin(schools_index),
+    t = _drop(ledger, t, ~isin(t["destination_id"], schools_index),
               "Grade 7 school not in the enrolment list")
     blank = t["lrn"].str.fullmatch(r"\d{12}").fillna(False).astype(bool).to_numpy()
     t = _drop(ledger, t, ~blank, "LRN blank or malformed (not 12 digits)")
@@ -62,9 +63,9 @@ def build_flows(trans: pd.DataFrame, billing: pd.DataFrame | None, schools_index
                   "further billing row of the same learner at the same school: one beneficiary", action="merged")
         key_t = t["lrn"] + "|" + t["destination_id"]
         key_b = b["lrn"] + "|" + b["school_id"]
-        b = _drop(ledger, b, ~key_b.isin(key_t).to_numpy(),
+        b = _drop(ledger, b, ~isin(key_b, key_t),
                   "no kept Grade 7 record of this learner at this school")
-        t = t.assign(esc=key_t.isin(key_b).to_numpy())
+        t = t.assign(esc=isin(key_t, key_b))
     g = t.groupby(["origin_id", "destination_id"], sort=True)
     flows = pd.DataFrame({"learners": g.size(), "esc_beneficiaries": g["esc"].sum()}).reset_index()
     return flows.astype({"origin_id": "str", "destination_id": "str",

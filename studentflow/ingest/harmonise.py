@@ -27,6 +27,7 @@ import pandas as pd
 
 from studentflow.ingest.ledger import Ledger
 from studentflow.ingest.places import PlaceMatcher, psgc_places
+from studentflow.ingest.values import isin
 from studentflow.schema import OFFERS_JHS, SUBSIDY_TIERS
 
 MIN_GROUP = 3
@@ -60,7 +61,7 @@ def match_places(enrol: pd.DataFrame, matcher: PlaceMatcher) -> pd.Series:
 
 def resolve_coordinates(coords: pd.DataFrame, schools: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
     """One point per known school (rule in the module docstring): index school_id; lon, lat."""
-    coords = _drop(ledger, coords, ~coords["school_id"].isin(schools.index),
+    coords = _drop(ledger, coords, ~isin(coords["school_id"], schools.index),
                    "school not in the enrolment list")
     places = psgc_places()
     code = schools["psgc_code"].reindex(coords["school_id"]).to_numpy()
@@ -86,7 +87,7 @@ def resolve_coordinates(coords: pd.DataFrame, schools: pd.DataFrame, ledger: Led
 
 def jhs_seats(schools: pd.DataFrame, seats: pd.DataFrame, ledger: Ledger, default_src) -> pd.DataFrame:
     """JHS seats and the imputed flag per school (rule in the module docstring)."""
-    seats = _drop(ledger, seats, ~seats["school_id"].isin(schools.index), "school not in the enrolment list")
+    seats = _drop(ledger, seats, ~isin(seats["school_id"], schools.index), "school not in the enrolment list")
     sector_of = schools["sector"].reindex(seats["school_id"]).to_numpy()
     wrong = np.where(seats["_kind"] == "seats", sector_of != "public", sector_of != "private")
     seats = _drop(ledger, seats, wrong, "seat row for a school of the other sector")
@@ -124,7 +125,7 @@ def jhs_seats(schools: pd.DataFrame, seats: pd.DataFrame, ledger: Ledger, defaul
 def esc_columns(schools: pd.DataFrame, slots: pd.DataFrame, tuition: pd.DataFrame,
                 rating: pd.DataFrame, ledger: Ledger) -> tuple[pd.DataFrame, pd.Series]:
     """ESC participation, slots, tuition and rating per school; and the ESC→DepEd crosswalk."""
-    slots = _drop(ledger, slots, ~slots["school_id"].isin(schools.index), "school not in the enrolment list")
+    slots = _drop(ledger, slots, ~isin(slots["school_id"], schools.index), "school not in the enrolment list")
     crosswalk = pd.Series(slots["school_id"].to_numpy(), index=slots["esc_id"].to_numpy(), dtype="str")
     total = slots.groupby("school_id")[["slots_total", "slots_billed"]].sum()
     slots = slots.sort_values("_row", kind="stable")

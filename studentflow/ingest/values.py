@@ -117,3 +117,14 @@ _RATING_LOOKUP = {fold(k): v for k, v in ESC_RATING_RANK.items()}
 def rating_rank(raw: pd.Series) -> pd.Series:
     """ESC certification text → rank 1 (best) … 8 as float; NaN when missing/unknown."""
     return raw.astype("str").map(lambda t: _RATING_LOOKUP.get(fold(t), np.nan)).astype("float64")
+
+
+def isin(values, pool) -> np.ndarray:
+    """Boolean mask: each of ``values`` is in ``pool`` (hash lookup on object arrays).
+
+    pandas' Arrow-string ``isin`` builds a Python list of the pool, which is slow for the
+    hundreds of thousands of learner keys handled here.
+    """
+    a = np.asarray(pd.Series(values).to_numpy(dtype=object))
+    b = pd.unique(np.asarray(pd.Series(pool).to_numpy(dtype=object)))
+    return pd.Index(b).get_indexer(a) >= 0
