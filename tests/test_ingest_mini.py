@@ -196,3 +196,34 @@ def test_mini_accounting(mini):
     assert mini.flows["learners"].sum() == src.loc["gr7_ncr.csv.gz", "kept"]
     text = mini.summary()
     assert "gr7_ncr.csv.gz" in text and "rows_read" in text
+
+
+def test_validation_rejects_broken_tables(mini):
+    from studentflow.ingest.validate import validate_tables
+
+    tables = {"schools": mini.schools, "flows": mini.flows, "areas": mini.areas,
+              "subsidy": mini.subsidy, "ledger": mini.ledger}
+    validate_tables(tables)  # the real tables pass
+    bad_flows = mini.flows.assign(esc_beneficiaries=mini.flows["learners"] + 1)
+    with pytest.raises(DataError, match="'flows' failed validation"):
+        validate_tables({**tables, "flows": bad_flows})
+    bad_schools = mini.schools.copy()
+    bad_schools.loc["100003", "esc_rating"] = 9.0
+    with pytest.raises(DataError, match="'schools' failed validation"):
+        validate_tables({**tables, "schools": bad_schools})
+
+
+def test_ledger_refuses_lrn_like_reasons():
+    from studentflow.ingest.ledger import Ledger
+
+    with pytest.raises(ValueError, match="12-digit"):
+        Ledger().add("transitions", "t.csv", 2, "", "dropped", "learner 100001000001 repeated")
+    with pytest.raises(ValueError, match="action"):
+        Ledger().add("transitions", "t.csv", 2, "", "deleted", "why")
+
+
+def test_same_input_same_bundle(mini, tmp_path):
+    again = load_bundle(write_mini(tmp_path / "again"))
+    pd.testing.assert_frame_equal(again.ledger, mini.ledger)
+    pd.testing.assert_frame_equal(again.flows, mini.flows)
+    assert again.schools.drop(columns="geometry").equals(mini.schools.drop(columns="geometry"))
