@@ -76,7 +76,8 @@ def make_hard_problem(seed: int = 1):
 
 
 def furness_dense(mu: np.ndarray, E, K, tol=1e-9, max_iter=100_000):
-    """Plain alternating balancing on a dense array (the textbook baseline)."""
+    """Plain alternating balancing on a dense array (the textbook baseline); returns
+    the flows matrix as well, like ``allocate``."""
     b = np.ones(mu.shape[1])
     for it in range(1, max_iter + 1):
         r = mu @ b
@@ -86,9 +87,11 @@ def furness_dense(mu: np.ndarray, E, K, tol=1e-9, max_iter=100_000):
         sK = np.maximum(K, 1)
         viol = max(((C - K) / sK).max(), np.where(b < 1, (K - C) / sK, 0).max())
         if viol <= tol:
-            return a, b, it
+            break
         b = np.where(c > K, K / np.where(c > 0, c, 1), 1.0)
-    return a, b, max_iter
+    flows = mu * a[:, None]  # the answer, as allocate() returns it
+    flows *= b[None, :]
+    return flows, b, it
 
 
 def furness_sparse(mu, E, K, tol=1e-9, max_iter=100_000):

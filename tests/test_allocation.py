@@ -166,6 +166,19 @@ def test_sparse_in_sparse_out_same_pattern_and_type():
     assert isinstance(allocate(mu, E, K).flows, np.ndarray)
 
 
+def test_sparse_explicit_zeros_stay_in_pattern_and_get_nothing():
+    mu = sp.csr_array((np.array([2.0, 0.0, 3.0, 1.0]), np.array([0, 1, 1, 0]),
+                       np.array([0, 2, 4])), shape=(2, 2))
+    assert mu.nnz == 4  # one stored zero at (0, 1)
+    res = allocate(mu, [1, 10], [3, 2])
+    assert res.flows.nnz == 4 and res.flows[0, 1] == 0
+    check_kkt(res, mu, np.array([1.0, 10]), np.array([3.0, 2]))
+    for s in range(20):
+        Y = res.to_integer(s)
+        assert Y.nnz == 4 and Y[0, 1] == 0
+        check_integer(Y, res, np.array([1.0, 10]), np.array([3.0, 2]))
+
+
 def test_order_independent():
     mu, E, K = random_problem(6, 25, 15)
     res = allocate(mu, E, K)
