@@ -52,22 +52,35 @@ PAIR_COLUMNS = (
 def _design(model, pairs: pd.DataFrame):
     """(X, offset) with ``model.predict(pairs, params=b) == exp(X @ b + offset)``.
 
-    Recovered from the model's own ``predict`` with unit coefficient vectors, so any
-    log-linear model honouring the contract works; returns None if the check fails.
+    Uses the fitted formula's design (``model.design_info``) when the model has one;
+    otherwise recovers X from the model's own ``predict`` with unit coefficient vectors,
+    so any log-linear model honouring the contract works. Checked against
+    ``model.predict``; returns None (predict per draw) if the check fails.
     """
     names = model.params.index
-    zero = pd.Series(0.0, index=names)
-    with np.errstate(divide="ignore"):
-        offset = np.log(np.asarray(model.predict(pairs, params=zero), dtype=float))
-        cols = []
-        for name in names:
-            unit = zero.copy()
-            unit[name] = 1.0
-            cols.append(np.log(np.asarray(model.predict(pairs, params=unit), dtype=float)) - offset)
-    X = np.column_stack(cols) if cols else np.zeros((len(pairs), 0))
-    ref = np.asarray(model.predict(pairs), dtype=float)
-    check = np.exp(X @ model.params.to_numpy(dtype=float) + offset)
-    if not (np.all(np.isfinite(X)) and np.allclose(check, ref, rtol=1e-6, atol=1e-12)):
+    X = offset = None
+    if getattr(model, "design_info", None) is not None:
+        try:
+            from studentflow.gravity_model import design_matrix
+
+            X = design_matrix(model.design_info, pairs)[list(names)].to_numpy(dtype=float)
+            offset = np.zeros(len(pairs))
+        except (ImportError, KeyError, TypeError, ValueError):
+            X = None
+    if X is None:
+        zero = pd.Series(0.0, index=names)
+        with np.errstate(divide="ignore"):
+            offset = np.log(np.asarray(model.predict(pairs, params=zero), dtype=float))
+            cols = []
+            for name in names:
+                unit = zero.copy()
+                unit[name] = 1.0
+                cols.append(np.log(np.asarray(model.predict(pairs, params=unit), dtype=float)) - offset)
+        X = np.column_stack(cols) if cols else np.zeros((len(pairs), 0))
+    check = slice(0, min(len(pairs), 2000))
+    ref = np.asarray(model.predict(pairs.iloc[check]), dtype=float)
+    got = np.exp(X[check] @ model.params.to_numpy(dtype=float) + offset[check])
+    if not (np.all(np.isfinite(X)) and np.allclose(got, ref, rtol=1e-6, atol=1e-12)):
         return None
     return X, offset
 

@@ -334,3 +334,16 @@ def test_point_estimate_and_bad_arguments(pairs, model):
         run_scenarios(None, model, [Scenario("a")], pairs=pairs.drop(columns="origin_pool"))
     with pytest.raises(ValueError, match="pairs="):
         run_scenarios(None, model, [Scenario("a")])
+
+
+def test_design_reuse_matches_model_predict(pairs, model):
+    """X @ beta per draw (the fast path) equals model.predict(pairs, params=beta)."""
+    from studentflow.gravity import fit_gravity
+    from studentflow.scenarios import _design
+
+    fitted = fit_gravity(pairs, zeros="include", method="fast")
+    for m in (fitted, model):  # formula design, and recovered from predict alone
+        X, offset = _design(m, pairs)
+        for _, beta in m.draw_params(3, seed=4).iterrows():
+            np.testing.assert_allclose(np.exp(X @ beta.to_numpy() + offset), m.predict(pairs, params=beta),
+                                       rtol=1e-9)

@@ -1,0 +1,73 @@
+"""Benchmark: `studentflow run --draws 100` on the bundled sample, stage by stage.
+
+    python scripts/bench_pipeline.py [--draws 100] [--data MANIFEST]
+
+Prints each stage's time and the total (target: < 60 s on 2 cores), then, in the same
+process and on the same fitted model and pairs, the scenario stage against named
+baselines:
+
+- "draws=1": the scenario stage with a single draw (fixed cost: design matrices,
+  sparse structure, relief matrix), so the per-draw cost is (t_N - t_1) / (N - 1);
+- "sequential": the study's shuffled sequential allocator instead of balancing,
+  10 draws each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+import warnings
+
+from studentflow.pipeline import STAGES, run_pipeline
+from studentflow.scenario_spec import study_scenarios
+from studentflow.scenarios import run_scenarios
+
+
+def _time(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--draws", type=int, default=100)
+    ap.add_argument("--data", default=None)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+
+    with tempfile.TemporaryDirectory() as out:
+        total, res = _time(lambda: run_pipeline(args.data, out_dir=out, draws=args.draws, progress=False))
+    print(f"studentflow run --draws {args.draws} (sample: {len(res.pairs):,} pairs, "
+          f"{len(res.result.origin_ids):,} origins, {len(res.result.school_ids):,} ESC schools)")
+    for name in STAGES:
+        print(f"  {name:<10} {res.timings.get(name, float('nan')):7.2f} s")
+    print(f"  {'total':<10} {total:7.2f} s   (target < 60 s: {'OK' if total < 60 else 'SLOW'})")
+
+    scen = study_scenarios()
+    b, m, p, d = res.bundle, res.model, res.pairs, res.distances
+    t1, _ = _time(lambda: run_scenarios(b, m, scen, pairs=p, distances=d, draws=1, progress=False))
+    tn, _ = _time(lambda: run_scenarios(b, m, scen, pairs=p, distances=d, draws=args.draws, progress=False))
+    per = (tn - t1) / max(args.draws - 1, 1)
+    print(f"\nscenario stage, {len(scen)} scenarios (main model only)")
+    print(f"  baseline draws=1            {t1:7.2f} s")
+    print(f"  draws={args.draws:<21} {tn:7.2f} s   ratio {tn / t1:5.1f}x; "
+          f"{1000 * per / len(scen):.1f} ms per scenario-draw")
+
+    seq = [dataclasses.replace(s, method="sequential") for s in scen]
+    tb, rb = _time(lambda: run_scenarios(b, m, scen, pairs=p, draws=10, progress=False))
+    ts, rs = _time(lambda: run_scenarios(b, m, seq, pairs=p, draws=10, progress=False))
+    print("\nallocator, 10 draws")
+    print(f"  baseline sequential (study) {ts:7.2f} s   placed (fill contracted) "
+          f"{rs.table.set_index('scenario').loc['fill contracted slots', 'placed_mean']:,.0f}")
+    print(f"  balance                     {tb:7.2f} s   placed (fill contracted) "
+          f"{rb.table.set_index('scenario').loc['fill contracted slots', 'placed_mean']:,.0f}   "
+          f"ratio {tb / ts:4.2f}x of sequential")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
