@@ -393,16 +393,19 @@ def allocate(
         if kind == "dense":
             rows, cols = np.nonzero(mu)
             vals = mu[rows, cols]
-        else:
-            rows = np.repeat(np.arange(n), np.diff(mu.indptr))
-            cols = mu.indices
-            vals = mu.data
+        else:  # stored zeros are not candidate pairs: same shuffle as dense input
+            pos = np.flatnonzero(mu.data > 0)
+            rows = np.repeat(np.arange(n), np.diff(mu.indptr))[pos]
+            cols = mu.indices[pos]
+            vals = mu.data[pos]
         t = _sequential(rows, cols, vals, E, K, rng)
         if kind == "dense":
             flows = np.zeros((n, m))
             flows[rows, cols] = t
         else:
-            flows = _wrap(kind, mu, t)
+            data = np.zeros(mu.nnz)
+            data[pos] = t
+            flows = _wrap(kind, mu, data)
         R = np.bincount(rows, weights=t, minlength=n)
         C = np.bincount(cols, weights=t, minlength=m)
         nan_a = np.full(n, np.nan)

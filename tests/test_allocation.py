@@ -328,6 +328,14 @@ def test_sequential_feasible_deterministic_and_order_dependent():
     T = r2.flows
     assert np.all(T.sum(1) <= E + 1e-9) and np.all(T.sum(0) <= K + 1e-9)
     assert np.all(T <= mu)
+    # a stored zero is not a candidate pair: it does not change the shuffle
+    with_zero = sp.csr_array(mu)
+    with_zero.data[0] = 0.0
+    mu0 = with_zero.toarray()
+    np.testing.assert_array_equal(
+        allocate(with_zero, E, K, method="sequential", seed=3).flows.toarray(),
+        allocate(mu0, E, K, method="sequential", seed=3).flows,
+    )
     others = [allocate(mu, E, K, method="sequential", seed=s).flows for s in range(4, 8)]
     assert any(not np.array_equal(T, o) for o in others)
     assert np.isnan(r2.origin_factors).all()
