@@ -25,7 +25,7 @@ DRAW_METRICS: dict[str, str] = {
     "relieved": "learners taken out of public JHS (placements above observed ESC)",
     "aisle_after": "aisle learners (JHS enrolment above seats) left in public JHS",
     "congested_after": "public JHS still congested (utilisation > 1)",
-    "displaced": "learners of origins placing fewer than in the comparison scenario",
+    "displaced": "learners of origins placing fewer than in the comparison scenario (expected flows)",
     "slot_utilisation": "placed / slots available, all ESC schools",
 }
 
@@ -86,6 +86,9 @@ class ScenarioResult:
         Scenario name → integer array (draws × origins / draws × schools) of whole
         learners placed; ``origin_ids`` / ``school_ids`` name the columns and
         ``pools`` / ``capacities`` give each scenario's constraints.
+    origin_expected : dict
+        Scenario name → float array (draws × origins) of expected placements before
+        rounding (used for ``displaced``).
     params : pandas.DataFrame
         The coefficient vectors drawn (one row per draw).
     """
@@ -103,6 +106,7 @@ class ScenarioResult:
     school_ids: np.ndarray
     origin_placed: dict = field(default_factory=dict)
     school_placed: dict = field(default_factory=dict)
+    origin_expected: dict = field(default_factory=dict)
     pools: dict = field(default_factory=dict)
     capacities: dict = field(default_factory=dict)
     params: pd.DataFrame = field(default_factory=pd.DataFrame)

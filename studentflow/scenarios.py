@@ -241,12 +241,13 @@ def run_scenarios(
         from studentflow.allocation import allocate as allocator
     show = sys.stderr.isatty() if progress is None else bool(progress)
     bar = tqdm(total=n_draws * len(preps), desc="scenario draws", unit="draw", disable=not show)
-    origin_placed, school_placed, records, jhs_rows = {}, {}, [], []
+    origin_placed, school_placed, origin_expected, records, jhs_rows = {}, {}, {}, [], []
     for prep in preps:
         s = prep.scenario
         shape = (prep.rows.size, prep.cols.size)
         pools, caps = prep.pools[prep.rows], prep.caps[prep.cols].astype(float)
         o_out = np.zeros((n_draws, len(origins)), dtype=np.int64)
+        o_exp = np.zeros((n_draws, len(origins)))
         s_out = np.zeros((n_draws, len(schools)), dtype=np.int64)
         expected = np.zeros(n_draws)
         new_placed = np.zeros(n_draws)
@@ -264,11 +265,12 @@ def run_scenarios(
                 raise RuntimeError(f"scenario {s.name!r}: to_integer returned fractional learners")
             whole = whole.astype(np.int64)
             o_out[d, prep.rows] = np.asarray(whole.sum(axis=1)).ravel()
+            o_exp[d, prep.rows] = np.asarray(alloc.flows.sum(axis=1)).ravel()
             s_out[d, prep.cols] = np.asarray(whole.sum(axis=0)).ravel()
             expected[d] = float(np.asarray(alloc.flows.sum()))
             new_placed[d] = float(whole.multiply(prep.new_mask).sum())
             bar.update(1)
-        origin_placed[s.name], school_placed[s.name] = o_out, s_out
+        origin_placed[s.name], school_placed[s.name], origin_expected[s.name] = o_out, s_out, o_exp
         placed = o_out.sum(axis=1).astype(float)
         safe = np.where(placed > 0, placed, np.nan)
         rec = pd.DataFrame({
@@ -308,8 +310,9 @@ def run_scenarios(
     per_draw["vs_baseline_pct"] = 100 * per_draw["vs_baseline"] / np.tile(np.maximum(base_placed, 1), len(preps))
     displaced = []
     for s in scenarios:
-        ref = origin_placed[s.compare_to or base.name]
-        displaced.append(np.clip(ref - origin_placed[s.name], 0, None).sum(axis=1))
+        # on expected (unrounded) placements, so rounding noise is not counted as displacement
+        ref = origin_expected[s.compare_to or base.name]
+        displaced.append(np.clip(ref - origin_expected[s.name], 0, None).sum(axis=1))
     per_draw["displaced"] = np.concatenate(displaced).astype(float)
 
     table = summarise_draws(per_draw)
@@ -339,7 +342,7 @@ def run_scenarios(
         esc_schools=pd.concat(esc_rows, ignore_index=True),
         public_jhs=pd.concat(jhs_rows, ignore_index=True) if jhs_rows else pd.DataFrame(),
         origin_ids=origins.index.to_numpy(), school_ids=schools.index.to_numpy(),
-        origin_placed=origin_placed, school_placed=school_placed,
+        origin_placed=origin_placed, school_placed=school_placed, origin_expected=origin_expected,
         pools={p.scenario.name: p.pools for p in preps},
         capacities={p.scenario.name: p.caps for p in preps}, params=params,
     )

@@ -279,7 +279,9 @@ def test_metrics_match_independent_computation(result, pairs):
     assert t.loc["-5K", "share_congested_mean"] == pytest.approx(share.mean())
     assert 0 <= t.loc["-5K", "share_new_pairs_mean"] <= 1
     assert t.loc["baseline", "displaced_mean"] == 0
-    ref, scen = result.origin_placed["fill"], result.origin_placed["poor +10K"]
+    np.testing.assert_allclose(result.origin_expected["fill"].sum(axis=1),
+                               result.per_draw.query("scenario == 'fill'")["placed_expected"], rtol=1e-9)
+    ref, scen = result.origin_expected["fill"], result.origin_expected["poor +10K"]
     assert t.loc["poor +10K", "displaced_mean"] == pytest.approx(np.clip(ref - scen, 0, None).sum(1).mean())
     assert "placed" in result.summary() and "-20K" in result.summary()
 
