@@ -349,3 +349,21 @@ def test_design_reuse_matches_model_predict(pairs, model):
         for _, beta in m.draw_params(3, seed=4).iterrows():
             np.testing.assert_allclose(np.exp(X @ beta.to_numpy() + offset), m.predict(pairs, params=beta),
                                        rtol=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    sub=st.lists(st.integers(0, 30_000), min_size=2, max_size=2).map(sorted),
+    scale=st.floats(0.2, 1.5),
+    add=st.lists(st.integers(0, 30), min_size=2, max_size=2).map(sorted),
+)
+def test_monotone_in_subsidy_and_slots_when_slots_bind(pairs, model, sub, scale, add):
+    """Uniform subsidy scales whole columns of mu, added slots raise capacities: never fewer placed."""
+    scen = [Scenario("a", subsidy=sub[0], scale_slots=scale, add_slots=add[0]),
+            Scenario("more subsidy", subsidy=sub[1], scale_slots=scale, add_slots=add[0]),
+            Scenario("more slots", subsidy=sub[0], scale_slots=scale, add_slots=add[1])]
+    res = run_scenarios(None, model, scen, pairs=pairs, draws=2, seed=9, progress=False, allocator=ALLOCATE)
+    d = res.per_draw.pivot(index="draw", columns="scenario", values="placed_expected")
+    tol = 1e-6 * d["a"] + 1e-6
+    assert (d["more subsidy"] >= d["a"] - tol).all()
+    assert (d["more slots"] >= d["a"] - tol).all()
