@@ -34,8 +34,8 @@ import pandas as pd
 from studentflow import gravity_fast as gf
 from studentflow.gravity_metrics import term_label
 from studentflow.gravity_model import (
-    DispersionTest, GravityModel, _engine_error, _na_action, check_finite, check_missing,
-    design_matrix,
+    DispersionTest, GravityModel, _engine_error, _na_action, as_categoricals, check_finite,
+    check_missing, design_matrix,
 )
 
 __all__ = [
@@ -94,10 +94,12 @@ def _build(pairs: pd.DataFrame, formula: str):
                          f"{list(pairs.index[y != np.round(y)][:5])}")
     if not (y > 0).any():
         raise ValueError(f"fit_gravity: column {lhs!r} is all zero: nothing to fit")
-    check_missing(pairs, formula.split("~", 1)[1], "fit_gravity")
+    rhs = formula.split("~", 1)[1]
+    check_missing(pairs, rhs, "fit_gravity")
     mgr = FormulaManager()
+    data = as_categoricals(pairs, rhs, "fit_gravity") if mgr.engine == "patsy" else pairs
     try:
-        _, X = mgr.get_matrices(formula, pairs, eval_env={"np": np}, pandas=True,
+        _, X = mgr.get_matrices(formula, data, eval_env={"np": np}, pandas=True,
                                 na_action=_na_action())
     except Exception as exc:  # patsy.PatsyError / formulaic errors
         raise _engine_error(exc, pairs, "fit_gravity") from exc
@@ -201,7 +203,7 @@ def _fit_statsmodels(y, X: pd.DataFrame, family, truncated, groups):
 def _null_llf(y, family, truncated, method) -> float:
     ones = np.ones((len(y), 1))
     if method == "fast":
-        return gf.fit_counts(y, ones, family=family, truncated=truncated).llf
+        return gf.null_llf(y, family, truncated)
     return _fit_statsmodels(y, pd.DataFrame({"Intercept": ones[:, 0]}), family, truncated,
                             None)[2]
 

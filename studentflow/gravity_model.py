@@ -58,6 +58,44 @@ def _na_action():
     return "ignore"
 
 
+_C_COL = re.compile(r"\bC\(\s*(\w+)")
+
+
+def as_categoricals(pairs: pd.DataFrame, formula_text: str, what: str,
+                    levels: Mapping[str, list] | None = None) -> pd.DataFrame:
+    """Give the columns under ``C(...)`` a pandas Categorical dtype.
+
+    patsy reads a Categorical by its codes instead of sniffing every value in Python
+    (about 4 s saved per million pairs). ``levels`` (from a fit) fixes the categories;
+    a value outside them is an error that names the column and the unseen levels.
+    """
+    cols = [c for c in dict.fromkeys(_C_COL.findall(formula_text)) if c in pairs.columns]
+    new = {}
+    for col in cols:
+        s = pairs[col]
+        values = pd.unique(s.dropna().to_numpy(object))
+        if levels is None:
+            lv = sorted(values)  # patsy's own order for sniffed levels
+        else:
+            lv = list(levels.get(col, sorted(values)))
+            unseen = sorted(set(values) - set(lv))
+            if unseen:
+                raise ValueError(f"{what}: column {col!r} has level(s) {unseen} unseen in "
+                                 f"the fit (fitted levels: {lv})")
+        new[col] = pd.Categorical(s.to_numpy(object), categories=lv)
+    return pairs.assign(**new) if new else pairs
+
+
+def fitted_levels(design_info: Any) -> dict[str, list]:
+    """Categorical levels of a fitted patsy design, keyed by data column."""
+    out: dict[str, list] = {}
+    for factor, info in getattr(design_info, "factor_infos", {}).items():
+        m = _C_COL.search(factor.name())
+        if info.type == "categorical" and m:
+            out[m[1]] = list(info.categories)
+    return out
+
+
 def check_missing(pairs: pd.DataFrame, formula_text: str, what: str) -> None:
     """Raise a ValueError naming a formula column with missing values and its rows."""
     for col in pairs.columns:
@@ -108,10 +146,14 @@ def design_matrix(design_info: Any, pairs: pd.DataFrame, what: str = "predict") 
     if not isinstance(pairs, pd.DataFrame) or len(pairs) == 0:
         raise ValueError(f"{what}: pairs must be a non-empty DataFrame")
     names = getattr(design_info, "term_names", None) or []
-    check_missing(pairs, " ".join(map(str, names)) or str(design_info), what)
+    text = " ".join(map(str, names)) or str(design_info)
+    check_missing(pairs, text, what)
+    data = pairs
+    if FormulaManager().engine == "patsy":
+        data = as_categoricals(pairs, text, what, fitted_levels(design_info))
     try:
         X = FormulaManager().get_matrices(
-            design_info, pairs, pandas=True, prediction=True, na_action=_na_action()
+            design_info, data, pandas=True, prediction=True, na_action=_na_action()
         )
     except Exception as exc:  # patsy.PatsyError / formulaic errors
         raise _engine_error(exc, pairs, what) from exc
@@ -222,7 +264,6 @@ class GravityModel:
             ("Family:", _FAMILY_NAME[self.family].split(" (")[0]),
             ("Zeros:", self.zeros),
             ("Method:", self.method),
-            ("Zeros:", self.zeros),
             ("Covariance:", cov),
             ("Converged:", "yes" if self.converged else "NO"),
         ]
@@ -232,7 +273,8 @@ class GravityModel:
             ("AIC:", f"{self.aic:.2f}"),
             ("BIC:", f"{self.bic:.2f}"),
             ("Pseudo R² (McFadden):", f"{self.pseudo_r2:.4f}"),
-            ("alpha:", f"{self.alpha:.4f}" if self.family == "negbin" else "—"),
+            ("alpha:", "—" if self.family != "negbin"
+             else f"{self.alpha:.4f}" if self.alpha > 0 else "0 (boundary)"),
         ]
         width = 96
         lines = [f"Gravity model results: {_FAMILY_NAME[self.family]}".center(width),
@@ -253,6 +295,10 @@ class GravityModel:
             rows.append(("alpha (dispersion)", self.alpha, s, self.alpha - z * s,
                          self.alpha + z * s))
         for label, b, s, lo, hi in rows:
+            if s == 0 and label.startswith("alpha"):
+                lines.append(f"{label:<36}{b:>10.4f}  on the boundary: no overdispersion "
+                             f"(the fit is Poisson's)")
+                continue
             t = b / s if s > 0 else np.nan
             p = 2 * stats.norm.sf(abs(t))
             lines.append(f"{label[:35]:<36}{b:>10.4f}{s:>10.4f}{t:>9.2f}{p:>8.3f}"
