@@ -64,6 +64,14 @@ def term_label(term: str) -> str:
     return term
 
 
+def _term_order(term: str) -> tuple:
+    """Slopes in the study's order (distance, cost, rating, revenue), then region effects."""
+    for k, (pattern, _) in enumerate(_TERM_LABELS):
+        if re.search(pattern, term, flags=re.IGNORECASE):
+            return (k, term)
+    return (len(_TERM_LABELS), term)
+
+
 @_styled
 def coefficient_plot(models: dict):
     """Point estimates and 95 % intervals of each model's slopes (intercept left out).
@@ -82,7 +90,7 @@ def coefficient_plot(models: dict):
         df["model"] = label
         frames.append(df)
     data = pd.concat(frames)
-    terms = list(dict.fromkeys(data.index))
+    terms = sorted(dict.fromkeys(data.index), key=_term_order)
     fig, ax = _figure(figsize=(8, 0.55 * len(terms) + 1.6))
     n = len(models)
     for k, (label, grp) in enumerate(data.groupby("model", sort=False)):
