@@ -139,7 +139,17 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}.note{color:#555;font-siz
 """
 
 
-def _headline(result) -> str:
+def _subsidy_sentence(prefix: str, t: pd.DataFrame, lo, hi) -> str:
+    a, b = t.loc[lo.name, "placed_mean"], t.loc[hi.name, "placed_mean"]
+    full = b / max(float(t.loc[hi.name, "slots"]), 1.0)
+    text = (f"{prefix}{'r' if prefix else 'R'}aising the subsidy from +₱{lo.subsidy:,.0f} to +₱{hi.subsidy:,.0f} adds "
+            f"{b - a:,.0f} learners ({100 * (b - a) / max(a, 1):+.1f} %) and fills {full:.0%} of the slots")
+    if full > 0.9:
+        return text + ": slot capacity, not the subsidy amount, binds."
+    return text + ": slots do not bind, so the subsidy amount matters."
+
+
+def _headline(result, comparisons=None) -> str:
     t = result.table.set_index("scenario")
     lines = [f"Observed ESC beneficiaries on the modelled pairs: <b>{result.observed_esc:,}</b>."]
     base = t.loc[result.baseline]
@@ -155,10 +165,10 @@ def _headline(result) -> str:
     subs = [s for s in result.scenarios if s.subsidy and not s.subsidy_by_tier and not s.subsidy_targeted]
     if len(subs) >= 2:
         lo, hi = min(subs, key=lambda s: s.subsidy), max(subs, key=lambda s: s.subsidy)
-        a, b = t.loc[lo.name, "placed_mean"], t.loc[hi.name, "placed_mean"]
-        lines.append(f"Raising the subsidy from +₱{lo.subsidy:,.0f} to +₱{hi.subsidy:,.0f} adds only "
-                     f"{b - a:,.0f} learners ({100 * (b - a) / max(a, 1):+.1f} %): slot capacity, not the "
-                     "subsidy amount, binds.")
+        lines.append(_subsidy_sentence("", t, lo, hi))
+        for label, other in (comparisons or {}).items():
+            lines.append(_subsidy_sentence(f"Under {html.escape(label)} (point estimate): ",
+                                           other.table.set_index("scenario"), lo, hi))
     return "<div class='key'>" + "<br>".join(lines) + "</div>"
 
 
@@ -259,7 +269,7 @@ def _html(result, title, figures, models, bundle, pairs, timings, comparisons=No
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
              f"<p class='note'>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · "
-             f"{result.draws} Monte Carlo draws · seed {result.seed}</p>", _headline(result)]
+             f"{result.draws} Monte Carlo draws · seed {result.seed}</p>", _headline(result, comparisons)]
     parts.append("<h2>Scenarios</h2><p>Means over the Monte Carlo draws with 95 % intervals; each draw uses a "
                  "new set of gravity coefficients (their estimation uncertainty) and rounds flows to whole "
                  "learners. <i>vs baseline</i> compares with the same draw of the baseline.</p>")

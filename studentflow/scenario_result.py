@@ -114,7 +114,7 @@ class ScenarioResult:
     def scenario_table(self) -> pd.DataFrame:
         """Readable table: one row per scenario, rounded, intervals as "lo–hi"."""
         t = self.table
-        out = pd.DataFrame({"scenario": t["scenario"], "slots": t["slots"]})
+        out = pd.DataFrame({"scenario": t["scenario"], "slots": [f"{int(v):,}" for v in t["slots"]]})
 
         def fmt(col, digits=0, scale=1.0):
             return [

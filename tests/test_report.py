@@ -85,6 +85,10 @@ def test_writes_every_output_and_embeds_figures(setup, tmp_path):
     for s in setup.result.scenarios:
         assert s.name in page
     assert "Estimators compared" in page and "study NB2 (positives) (point estimate)" in page
+    t = setup.result.table.set_index("scenario")
+    full = t.loc["-20K", "placed_mean"] / t.loc["-20K", "slots"]
+    assert f"fills {full:.0%} of the slots" in page
+    assert ("slot capacity, not the subsidy amount, binds" in page) == (full > 0.9)
     table = pd.read_csv(tmp_path / "rep" / "scenarios.csv")
     pd.testing.assert_series_equal(table["placed_mean"], setup.result.table["placed_mean"], check_names=False)
     layers = dict(pyogrio.list_layers(tmp_path / "rep" / "schools.gpkg"))
@@ -132,7 +136,7 @@ def test_failure_mid_report_leaves_nothing_complete_looking(setup, tmp_path, mon
 def test_html_failure_keeps_previous_report(setup, tmp_path, monkeypatch):
     write_report(setup.result, tmp_path, bundle=None, model=setup.model)
     before = (tmp_path / "report.html").read_bytes()
-    monkeypatch.setattr(report_mod, "_headline", lambda r: 1 / 0)
+    monkeypatch.setattr(report_mod, "_headline", lambda *a: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         write_report(setup.result, tmp_path, bundle=None, model=setup.model)
     assert (tmp_path / "report.html").read_bytes() == before
