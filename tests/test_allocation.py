@@ -214,6 +214,27 @@ def test_hard_problem_both_sides_bind_converges():
     check_kkt(res, mu, E, K, tol=1e-9)
 
 
+def test_badly_scaled_problem_accelerated_vs_plain_furness():
+    # entries spanning 15 orders of magnitude: plain alternating balancing crawls
+    rng = np.random.default_rng(11)
+    n, m = rng.integers(2, 60), rng.integers(2, 40)
+    mu = np.exp(rng.uniform(-18, 18, (n, m))) * (rng.random((n, m)) < 0.5)
+    E, K = np.exp(rng.uniform(-5, 12, n)), np.exp(rng.uniform(-5, 12, m))
+    res = allocate(mu, E, K)
+    check_kkt(res, mu, E, K)
+    b, plain = np.ones(m), 0
+    while plain < 100_000:  # textbook Furness with the same stopping rule
+        plain += 1
+        r = mu @ b
+        a = np.where(r > E, E / np.where(r > 0, r, 1), 1.0)
+        c = a @ mu
+        C, sK = b * c, np.maximum(K, 1)
+        if max(((C - K) / sK).max(), np.where(b < 1, (K - C) / sK, 0).max()) <= TOL:
+            break
+        b = np.where(c > K, K / np.where(c > 0, c, 1), 1.0)
+    assert res.iterations * 10 < plain
+
+
 def test_max_iter_reports_not_converged():
     rng = np.random.default_rng(9)
     mu = rng.lognormal(0, 2, (50, 20))
