@@ -101,3 +101,10 @@ def test_no_valid_school_rows(region):
     wb.save(p)
     with pytest.raises(DataError, match=r"enrollment\.xlsx: no valid school rows"):
         load_bundle(region)
+
+
+def test_missing_sheet(region):
+    text = region.read_text().replace('path = "enrollment.xlsx"\n', 'path = "enrollment.xlsx"\nsheet = "Nope"\n')
+    region.write_text(text)
+    with pytest.raises(DataError, match=r"enrollment\.xlsx: no sheet 'Nope'; found \['DATA'\]"):
+        load_bundle(region)

@@ -59,6 +59,24 @@ def _open_text(path: Path):
 
 
 def _xlsx_rows(path: Path, sheet: str | None, name: str) -> list[list[str]]:
+    """Rows of one sheet as text: the fast streaming reader, openpyxl when it cannot."""
+    from studentflow.ingest import xlsx
+
+    try:
+        return xlsx.read_rows(path, sheet)
+    except KeyError:
+        try:
+            names = xlsx.sheet_names(path)
+        except Exception:
+            names = None
+        if names is not None:
+            raise DataError(f"{name}: no sheet {sheet!r}; found {names}") from None
+    except Exception:
+        pass
+    return _xlsx_rows_openpyxl(path, sheet, name)
+
+
+def _xlsx_rows_openpyxl(path: Path, sheet: str | None, name: str) -> list[list[str]]:
     import openpyxl
 
     try:
