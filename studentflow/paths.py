@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from studentflow.errors import DataError
@@ -14,12 +13,9 @@ def sample_dir() -> Path:
     Looks first for the installed copy (package ``studentflow.sample_data``, mapped from
     ``data/sample/`` by pyproject.toml), then for ``data/sample/`` in a source checkout.
     """
-    try:
-        installed = Path(str(resources.files("studentflow.sample_data")))
-        if (installed / "manifest.toml").exists():
-            return installed
-    except (ModuleNotFoundError, TypeError):
-        pass
+    installed = Path(__file__).resolve().parent / "sample_data"
+    if (installed / "manifest.toml").exists():
+        return installed
     checkout = Path(__file__).resolve().parents[1] / "data" / "sample"
     if (checkout / "manifest.toml").exists():
         return checkout
