@@ -324,3 +324,11 @@ def test_non_convergence_warns(monkeypatch, small):
     with pytest.warns(GravityConvergenceWarning, match="did not converge"):
         m = fit_gravity(small, zeros="include", method="fast")
     assert not m.converged and "NO" in m.summary()
+
+
+def test_collinear_and_constant_terms_are_named(small):
+    f = "esc_beneficiaries ~ distance_km + I(2 * distance_km + 1)"
+    with pytest.raises(ValueError, match="rank deficient"):
+        fit_gravity(small, f, zeros="include", method="fast")
+    with pytest.raises(ValueError, match="constant"):
+        fit_gravity(small.assign(esc_rating=3), zeros="include", method="fast")
