@@ -157,15 +157,14 @@ class _Plan:
     g_edges: np.ndarray
     g_of_edge: np.ndarray     # group of each entry of g_edges
     g_S: np.ndarray           # inclusive within-group cumsum
+    g_w: np.ndarray           # weights of g_edges
     n_groups: int
     g_pend: np.ndarray        # index of the group's pendant edge in the core graph, or -1
     g_f: np.ndarray           # P mod 2^32 per group
     # core graph
-    c_w0: np.ndarray          # initial weights of the core graph edges
-    c_left: np.ndarray
-    c_right: np.ndarray
-    c_ordL: np.ndarray
-    c_ordR: np.ndarray
+    c_w0: np.ndarray          # initial weights of the core graph edges (sorted by left)
+    c_right: np.ndarray       # right vertex of each core graph edge
+    c_ordR: np.ndarray        # core graph edges sorted by right vertex
     c_real: np.ndarray        # pair index of core-graph edges that are real, else -1
 
 
@@ -270,33 +269,37 @@ def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
     c_real = np.concatenate(real).astype(np.int64)
     if n_core == 0:  # no core: nothing to round jointly
         c_left = c_right = c_w0 = c_real = np.zeros(0, np.int64)
+    # store the core graph sorted by left vertex: then the selected edges of a level,
+    # taken in index order, pair up at their left ends as (0, 1), (2, 3), ...
+    perm = np.argsort(c_left, kind="stable")
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(perm.size)
+    g_pend[g_pend >= 0] = inv[g_pend[g_pend >= 0]]
+    c_left, c_right, c_w0, c_real = c_left[perm], c_right[perm], c_w0[perm], c_real[perm]
     return _Plan(
         n=n, m=m, ip=ip, w=w, indep=indep, g_edges=frac[sel], g_of_edge=g_of, g_S=g_S,
-        n_groups=n_groups, g_pend=g_pend, g_f=g_f, c_w0=c_w0, c_left=c_left,
-        c_right=c_right, c_ordL=np.argsort(c_left, kind="stable"),
-        c_ordR=np.argsort(c_right, kind="stable"), c_real=c_real,
+        g_w=fw[sel], n_groups=n_groups, g_pend=g_pend, g_f=g_f, c_w0=c_w0,
+        c_right=c_right, c_ordR=np.argsort(c_right, kind="stable"), c_real=c_real,
     )
 
 
 def _dyadic(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
     """Bit-by-bit dependent rounding of the core graph; returns 0/1 per core edge."""
     wd = plan.c_w0.copy()
-    ordL, ordR = plan.c_ordL, plan.c_ordR
+    ordR = plan.c_ordR
     pos = np.empty(wd.size, np.int64)
     ones = np.ones(wd.size)
     arange32 = np.arange(wd.size + 1, dtype=np.int32)
+    arange64 = np.arange(wd.size, dtype=np.int64)
     for b in range(CORE_LOW, BITS):
         bit = ((wd >> b) & 1).astype(bool)
         idx = np.flatnonzero(bit)
         k = idx.size
         if k == 0:
             continue
-        pos[idx] = np.arange(k)
-        pl = pos[ordL[bit[ordL]]]
+        pos[idx] = arange64[:k]
+        nbl = arange64[:k] ^ 1  # partner at the left end (edges sorted by left vertex)
         pr = pos[ordR[bit[ordR]]]
-        nbl = np.empty(k, np.int64)  # partner at the left end
-        nbl[pl[0::2]] = pl[1::2]
-        nbl[pl[1::2]] = pl[0::2]
         nbr = np.empty(k, np.int64)  # partner at the right end
         nbr[pr[0::2]] = pr[1::2]
         nbr[pr[1::2]] = pr[0::2]
@@ -338,7 +341,7 @@ def _draw(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
     U = lo + np.minimum((u * span).astype(np.int64), span - 1)
     if plan.g_edges.size:
         Ue = U[plan.g_of_edge]
-        we = plan.w[plan.g_edges]
+        we = plan.g_w
         Z[plan.g_edges] = ((plan.g_S + Ue) >> BITS) - ((plan.g_S - we + Ue) >> BITS)
     # independent edges
     if plan.indep.size:
