@@ -33,10 +33,10 @@ import pandas as pd
 
 from studentflow import gravity_fast as gf
 from studentflow.gravity_metrics import term_label
-from studentflow.gravity_model import (
-    DispersionTest, GravityModel, _engine_error, _na_action, as_categoricals, check_finite,
-    check_missing, design_matrix,
+from studentflow.gravity_design import (
+    _engine_error, _na_action, as_categoricals, check_finite, check_missing, design_matrix,
 )
+from studentflow.gravity_model import DispersionTest, GravityModel
 
 __all__ = [
     "STUDY_FORMULA", "NESTED_FORMULAS", "fit_gravity", "compare_models", "GravityModel",

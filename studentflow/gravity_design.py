@@ -1,0 +1,154 @@
+"""Design matrices of the gravity formula for fitting and for new pair tables.
+
+Wraps statsmodels' formula machinery (patsy by default, formulaic if configured) with
+errors that name the column, term and rows at fault, and feeds patsy categorical
+columns as pandas Categoricals (fast, and unseen levels are caught by name).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["design_matrix", "as_categoricals", "fitted_levels", "check_missing",
+           "check_finite"]
+
+def _engine_error(exc: Exception, pairs: pd.DataFrame, what: str) -> ValueError:
+    """Turn a formula-engine error into a ValueError that names the problem."""
+    msg = str(exc).splitlines()[0]
+    if m := re.search(r"name '(\w+)' is not defined", msg):
+        return ValueError(
+            f"{what}: the formula names column {m[1]!r}, which the pair table does not "
+            f"have (columns: {', '.join(map(str, pairs.columns))})"
+        )
+    if "does not match any of the expected levels" in msg:
+        return ValueError(f"{what}: a categorical column has a level unseen in the fit: {msg}")
+    if "missing values" in msg:
+        bad = [c for c in pairs.columns if pairs[c].isna().any()]
+        col = bad[0] if bad else "?"
+        rows = list(pairs.index[pairs[col].isna()][:5]) if bad else []
+        return ValueError(
+            f"{what}: missing values (NaN) in column {col!r} at rows {rows} "
+            f"(columns with NaN: {bad})"
+        )
+    return ValueError(f"{what}: could not build the design matrix: {msg}")
+
+
+def _na_action():
+    """Let NaN through the formula engine so that :func:`check_finite` can name it."""
+    from statsmodels.formula._manager import FormulaManager
+
+    if FormulaManager().engine == "patsy":
+        import patsy
+
+        return patsy.NAAction(NA_types=[])
+    return "ignore"
+
+
+_C_COL = re.compile(r"\bC\(\s*(\w+)")
+
+
+def as_categoricals(pairs: pd.DataFrame, formula_text: str, what: str,
+                    levels: Mapping[str, list] | None = None) -> pd.DataFrame:
+    """Give the columns under ``C(...)`` a pandas Categorical dtype.
+
+    patsy reads a Categorical by its codes instead of sniffing every value in Python
+    (about 4 s saved per million pairs). ``levels`` (from a fit) fixes the categories;
+    a value outside them is an error that names the column and the unseen levels.
+    """
+    cols = [c for c in dict.fromkeys(_C_COL.findall(formula_text)) if c in pairs.columns]
+    new = {}
+    for col in cols:
+        s = pairs[col]
+        values = pd.unique(s.dropna().to_numpy(object))
+        if levels is None:
+            lv = sorted(values)  # patsy's own order for sniffed levels
+        else:
+            lv = list(levels.get(col, sorted(values)))
+            unseen = sorted(set(values) - set(lv))
+            if unseen:
+                raise ValueError(f"{what}: column {col!r} has level(s) {unseen} unseen in "
+                                 f"the fit (fitted levels: {lv})")
+        new[col] = pd.Categorical(s.to_numpy(object), categories=lv)
+    return pairs.assign(**new) if new else pairs
+
+
+def fitted_levels(design_info: Any) -> dict[str, list]:
+    """Categorical levels of a fitted patsy design, keyed by data column."""
+    out: dict[str, list] = {}
+    for factor, info in getattr(design_info, "factor_infos", {}).items():
+        m = _C_COL.search(factor.name())
+        if info.type == "categorical" and m:
+            out[m[1]] = list(info.categories)
+    return out
+
+
+def check_missing(pairs: pd.DataFrame, formula_text: str, what: str) -> None:
+    """Raise a ValueError naming a formula column with missing values and its rows."""
+    for col in pairs.columns:
+        if re.search(rf"\b{re.escape(str(col))}\b", formula_text) and pairs[col].isna().any():
+            rows = list(pairs.index[pairs[col].isna()][:5])
+            raise ValueError(f"{what}: column {col!r} has missing values at rows {rows} "
+                             f"({int(pairs[col].isna().sum())} rows in all)")
+
+
+def check_finite(X: pd.DataFrame, what: str) -> None:
+    """Raise a ValueError naming the first non-finite design column and rows."""
+    arr = X.to_numpy(dtype=float)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        rows = list(X.index[bad[:, j]][:5])
+        raise ValueError(
+            f"{what}: non-finite value (NaN/inf) in term {X.columns[j]!r} at rows {rows} "
+            f"({int(bad[:, j].sum())} rows in all); check the covariates (e.g. negative "
+            f"values under a log)"
+        )
+
+
+def design_matrix(design_info: Any, pairs: pd.DataFrame, what: str = "predict") -> pd.DataFrame:
+    """Design matrix of a fitted formula for new pairs.
+
+    Parameters
+    ----------
+    design_info : object
+        The formula engine's right-hand-side spec of the fit (``GravityModel.design_info``).
+    pairs : pandas.DataFrame
+        Pair table with the covariate columns.
+    what : str
+        Name used in error messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair, one column per term.
+
+    Raises
+    ------
+    ValueError
+        Missing column, NaN or non-finite covariate, unseen category level.
+    """
+    from statsmodels.formula._manager import FormulaManager
+
+    if not isinstance(pairs, pd.DataFrame) or len(pairs) == 0:
+        raise ValueError(f"{what}: pairs must be a non-empty DataFrame")
+    names = getattr(design_info, "term_names", None) or []
+    text = " ".join(map(str, names)) or str(design_info)
+    check_missing(pairs, text, what)
+    data = pairs
+    if FormulaManager().engine == "patsy":
+        data = as_categoricals(pairs, text, what, fitted_levels(design_info))
+    try:
+        X = FormulaManager().get_matrices(
+            design_info, data, pandas=True, prediction=True, na_action=_na_action()
+        )
+    except Exception as exc:  # patsy.PatsyError / formulaic errors
+        raise _engine_error(exc, pairs, what) from exc
+    if len(X) != len(pairs):
+        raise ValueError(f"{what}: {len(pairs) - len(X)} rows were dropped by the formula")
+    check_finite(X, what)
+    return X
