@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -27,12 +29,15 @@ def _cli(*args, cwd=None):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, sample_dir):
-    """The sample run twice with the same seed (few draws), once with another seed."""
+    """The sample run twice with the same seed and few draws: the built-in default
+    scenarios, then the same scenarios from scenarios/study.toml."""
     out = {}
-    for name, seed in (("a", 3), ("b", 3)):
+    for name, extra in (("a", []), ("b", ["--scenarios", str(REPO / "scenarios" / "study.toml")])):
         d = tmp_path_factory.mktemp(f"run_{name}")
-        code = main(["run", "--out", str(d), "--draws", "3", "--seed", str(seed), "--no-progress"])
-        out[name] = (code, d)
+        err, std = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
+            code = main(["run", "--out", str(d), "--draws", "3", "--seed", "3", "--no-progress", *extra])
+        out[name] = (code, d, err.getvalue(), std.getvalue())
     return out
 
 
@@ -45,8 +50,8 @@ def test_help_lists_commands():
         assert flag in res.stdout
 
 
-def test_run_on_sample_writes_every_output(runs, capsys):
-    code, out = runs["a"]
+def test_run_on_sample_writes_every_output(runs):
+    code, out, _, _ = runs["a"]
     assert code == 0
     names = {p.name for p in out.iterdir()}
     assert OUTPUTS <= names
@@ -61,20 +66,17 @@ def test_run_on_sample_writes_every_output(runs, capsys):
 
 
 def test_same_seed_identical_outputs(runs):
-    (_, a), (_, b) = runs["a"], runs["b"]
+    a, b = runs["a"][1], runs["b"][1]
     for name in ("scenarios.csv", "esc_schools.csv", "public_jhs.csv"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-def test_progress_lines_and_timings(tmp_path, sample_dir, capsys):
-    code = main(["run", "--data", str(sample_dir), "--out", str(tmp_path), "--draws", "0", "--no-progress",
-                 "--scenarios", str(REPO / "scenarios" / "move_slots.toml")])
-    captured = capsys.readouterr()
-    assert code == 0
+def test_progress_lines_and_timings(runs):
+    _, _, err, std = runs["a"]
     for k, stage in enumerate(("ingest", "distances", "pairs", "fit", "scenarios", "report"), start=1):
-        assert f"[{k}/6] {stage} done in" in captured.err
-    assert "stage timings" in captured.out and "total" in captured.out
-    assert "move 500 slots" in pd.read_csv(tmp_path / "scenarios.csv")["scenario"].tolist()
+        assert f"[{k}/6] {stage} done in" in err
+    assert err.index("[1/6] ingest done") < err.index("[2/6] distances ...")
+    assert "stage timings" in std and "total" in std and "net cost -20K" in std
 
 
 def test_study_toml_matches_builtin_default():
@@ -101,3 +103,19 @@ def test_make_sample_writes_a_loadable_region(tmp_path):
     bundle = load_bundle(tmp_path / "r" / "manifest.toml")
     assert len(bundle.schools) > 50 and bundle.flows["learners"].sum() > 0
     assert main(["make-sample", str(tmp_path / "r2"), "--scale", "-1"]) == 2
+
+
+def test_failure_after_ingest_keeps_ledger_and_no_report(tmp_path, sample_dir, monkeypatch, capsys):
+    import studentflow.pipeline as pipeline
+    from studentflow.errors import DataError
+
+    def broken_fit(*args, **kwargs):
+        raise DataError("pairs: column 'distance_km' row 7 is not a number")
+
+    monkeypatch.setattr(pipeline, "fit_models", broken_fit)
+    code = main(["run", "--data", str(sample_dir / "manifest.toml"), "--out", str(tmp_path), "--draws", "1",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "studentflow: error: pairs: column 'distance_km' row 7" in err
+    assert (tmp_path / "ledger.csv").exists() and (tmp_path / "sources.csv").exists()
+    assert not (tmp_path / "report.html").exists() and not (tmp_path / "scenarios.csv").exists()
