@@ -143,6 +143,49 @@ def _relief_matrix(bundle, origin_ids):
     return share.tocsr(), total, jhs
 
 
+def _relief_metrics(name, o_out, obs_origin, relief):
+    """Per-draw relief totals and the per-JHS table of one scenario.
+
+    Each origin's whole-learner placements above its observed ESC beneficiaries (at most
+    its learners in public JHS) are taken out of its public JHS in proportion to its
+    observed flows.
+    """
+    share, public_total, jhs = relief
+    extra = np.minimum(np.clip(o_out - obs_origin, 0, None), public_total)
+    relieved = np.asarray(share.T @ extra.T).T  # draws × JHS, learners
+    enrol = jhs["jhs_enrolment"].to_numpy(dtype=float)
+    seats = jhs["jhs_seats"].to_numpy(dtype=float)
+    after = enrol - relieved
+    metrics = {
+        "relieved": relieved.sum(axis=1),
+        "aisle_after": np.clip(after - seats, 0, None).sum(axis=1),
+        "congested_after": (after / seats > 1).sum(axis=1),
+    }
+    m, lo, hi = interval(relieved)
+    table = pd.DataFrame({
+        "scenario": name, "school_id": jhs.index.to_numpy(), "jhs_seats": seats,
+        "enrolment_before": enrol, "utilisation_before": enrol / seats,
+        "aisle_before": np.clip(enrol - seats, 0, None),
+        "relieved_mean": m, "relieved_lo": lo, "relieved_hi": hi,
+        "utilisation_after_mean": (enrol - m) / seats,
+        "aisle_after_mean": np.clip(after - seats, 0, None).mean(axis=0),
+        "congested_after_share": (after / seats > 1).mean(axis=0),
+    })
+    return metrics, table
+
+
+def _esc_table(name, placed, caps, school_ids) -> pd.DataFrame:
+    """Per ESC school: slots, placed (mean and 95 % interval), utilisation, share of draws full."""
+    m, lo, hi = interval(placed)
+    slots = caps.astype(float)
+    return pd.DataFrame({
+        "scenario": name, "school_id": school_ids.to_numpy(), "slots": caps,
+        "placed_mean": m, "placed_lo": lo, "placed_hi": hi,
+        "utilisation_mean": np.divide(m, slots, out=np.full_like(m, np.nan), where=slots > 0),
+        "full_share": (placed >= caps).mean(axis=0),
+    })
+
+
 def _draw_seed(seed: int, d: int) -> int:
     return int(np.random.SeedSequence([seed, d]).generate_state(1)[0])
 
@@ -282,25 +325,9 @@ def run_scenarios(
             "slot_utilisation": placed / max(prep.caps.sum(), 1),
         })
         if relief is not None:
-            share, public_total, jhs = relief
-            extra = np.minimum(np.clip(o_out - obs_origin, 0, None), public_total)
-            relieved = np.asarray(share.T @ extra.T).T  # draws × JHS
-            enrol = jhs["jhs_enrolment"].to_numpy(dtype=float)
-            seats = jhs["jhs_seats"].to_numpy(dtype=float)
-            after = enrol - relieved
-            rec["relieved"] = relieved.sum(axis=1)
-            rec["aisle_after"] = np.clip(after - seats, 0, None).sum(axis=1)
-            rec["congested_after"] = (after / seats > 1).sum(axis=1)
-            m, lo, hi = interval(relieved)
-            jhs_rows.append(pd.DataFrame({
-                "scenario": s.name, "school_id": jhs.index.to_numpy(), "jhs_seats": seats,
-                "enrolment_before": enrol, "utilisation_before": enrol / seats,
-                "aisle_before": np.clip(enrol - seats, 0, None),
-                "relieved_mean": m, "relieved_lo": lo, "relieved_hi": hi,
-                "utilisation_after_mean": (enrol - m) / seats,
-                "aisle_after_mean": np.clip(after - seats, 0, None).mean(axis=0),
-                "congested_after_share": (after / seats > 1).mean(axis=0),
-            }))
+            metrics, jhs_table = _relief_metrics(s.name, o_out, obs_origin, relief)
+            rec = rec.assign(**metrics)
+            jhs_rows.append(jhs_table)
         records.append(rec)
     bar.close()
 
@@ -325,17 +352,8 @@ def run_scenarios(
         table.insert(5, "aisle_before", float(np.clip(jhs["jhs_enrolment"] - jhs["jhs_seats"], 0, None).sum()))
         table.insert(6, "congested_before", int((jhs["jhs_enrolment"] / jhs["jhs_seats"] > 1).sum()))
 
-    esc_rows = []
-    for prep in preps:
-        arr = school_placed[prep.scenario.name]
-        m, lo, hi = interval(arr)
-        caps = prep.caps.astype(float)
-        esc_rows.append(pd.DataFrame({
-            "scenario": prep.scenario.name, "school_id": schools.index.to_numpy(),
-            "slots": prep.caps, "placed_mean": m, "placed_lo": lo, "placed_hi": hi,
-            "utilisation_mean": np.divide(m, caps, out=np.full_like(m, np.nan), where=caps > 0),
-            "full_share": (arr >= prep.caps).mean(axis=0),
-        }))
+    esc_rows = [_esc_table(p.scenario.name, school_placed[p.scenario.name], p.caps, schools.index)
+                for p in preps]
     return ScenarioResult(
         scenarios=tuple(scenarios), baseline=base.name, draws=n_draws, seed=seed,
         observed_esc=observed, table=table, per_draw=per_draw,
