@@ -218,7 +218,8 @@ def congestion_map(result, bundle, scenario: str | None = None):
     norm = matplotlib.colors.TwoSlopeNorm(vmin=0.5, vcenter=1.0, vmax=max(1.6, float(jhs["utilisation_before"].max())))
     cmap = matplotlib.colormaps["RdYlGn_r"]
     for ax, col, title in [(axes[0], "utilisation_before", "Public JHS today"),
-                           (axes[1], "utilisation_after_mean", f"After: {scenario}")]:
+                           (axes[1], "utilisation_after_mean",
+                            f"After: {scenario} ({jhs['relieved_mean'].sum():,.0f} learners relieved)")]:
         if len(esc):
             size = 6 + 40 * esc["slots"] / max(float(esc["slots"].max()), 1)
             esc.plot(ax=ax, marker="s", markersize=size, color="#1b6ca8", alpha=0.35, zorder=1)
