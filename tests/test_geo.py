@@ -251,6 +251,8 @@ def test_matrix_round_trip_with_duplicate_rows(tmp_path_factory, seed, max_dup):
     s = got.attrs["summary"]
     assert s.origins_skipped == 1 and s.unreachable == len(o_ids) * len(d_ids) - expect_pairs
     assert (got["method"] == "matrix").all()
+    cut = geo.road_distances(o_ids[::-1] + ["999999"], d_ids, matrix=path, max_km=15.0, block_size=2)
+    pd.testing.assert_frame_equal(cut, got[got.distance_km <= 15.0].reset_index(drop=True))
 
 
 def test_square_matrix_without_cols_and_km_units(tmp_path):
