@@ -119,12 +119,24 @@ def rating_rank(raw: pd.Series) -> pd.Series:
     return raw.astype("str").map(lambda t: _RATING_LOOKUP.get(fold(t), np.nan)).astype("float64")
 
 
+
+def _arrow_strings(x):
+    import pyarrow as pa
+
+    s = x if isinstance(x, pd.Series) else pd.Series(np.asarray(x, dtype=object))
+    arr = pa.array(s.astype("str"))
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
 def isin(values, pool) -> np.ndarray:
-    """Boolean mask: each of ``values`` is in ``pool`` (hash lookup on object arrays).
+    """Boolean mask: each of ``values`` (strings) is in ``pool`` (Arrow hash lookup).
 
     pandas' Arrow-string ``isin`` builds a Python list of the pool, which is slow for the
-    hundreds of thousands of learner keys handled here.
+    millions of learner keys handled here; ``pyarrow.compute.is_in`` is not.
     """
-    a = np.asarray(pd.Series(values).to_numpy(dtype=object))
-    b = pd.unique(np.asarray(pd.Series(pool).to_numpy(dtype=object)))
-    return pd.Index(b).get_indexer(a) >= 0
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    a = _arrow_strings(values)
+    b = _arrow_strings(pool).cast(a.type) if len(pool) else pa.array([], type=a.type)
+    return np.asarray(pc.is_in(a, value_set=b).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)

@@ -20,15 +20,32 @@ _PR = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _REF = re.compile(r"([A-Z]+)(\d+)")
 
 
-def _col_index(letters: str) -> int:
-    n = 0
-    for ch in letters:
-        n = n * 26 + (ord(ch) - 64)
-    return n - 1
+_COLS: dict[str, int] = {}
+
+
+def _col_index(ref: str) -> int:
+    """0-based column of a cell reference ("C12" → 2), cached by its letters."""
+    letters = ref.rstrip("0123456789")
+    col = _COLS.get(letters)
+    if col is None:
+        if not _REF.fullmatch(ref):
+            raise ValueError(f"cell reference {ref!r}")
+        n = 0
+        for ch in letters:
+            n = n * 26 + (ord(ch) - 64)
+        col = _COLS[letters] = n - 1
+    return col
 
 
 def _text(el) -> str:
     return "".join(t.text or "" for t in el.iter(f"{_M}t"))
+
+
+def _inline(el) -> str:
+    """Text of an inline-string cell; the common <is><t>…</t></is> shape without a search."""
+    if len(el) == 1 and len(el[0]) == 1 and el[0][0].tag == f"{_M}t":
+        return el[0][0].text or ""
+    return _text(el)
 
 
 def _number(text: str) -> str:
@@ -88,9 +105,9 @@ def read_rows(path, sheet: str | None = None) -> list[list[str]]:
                 tag = el.tag
                 if tag == f"{_M}c":
                     ref, t = el.get("r"), el.get("t")
-                    col = _col_index(_REF.fullmatch(ref).group(1)) if ref else len(row)
+                    col = _col_index(ref) if ref else len(row)
                     if t == "inlineStr":
-                        val = _text(el)
+                        val = _inline(el)
                     else:
                         v = el.find(f"{_M}v")
                         raw = v.text if v is not None else None
