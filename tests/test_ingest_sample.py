@@ -169,6 +169,14 @@ def test_small_region_accounting_and_no_lrn(small_region):
 
     bundle = load_bundle(small_region / "manifest.toml")
     _check_accounting(bundle, small_region)
+    # another seed and scale: the planted quirks are handled too, and flows equal truth
+    quirks = pd.read_csv(small_region / "truth" / "quirks.csv", dtype=str, keep_default_na=False)
+    events = set(zip(bundle.ledger["file"], bundle.ledger["row"], bundle.ledger["action"]))
+    assert all((q.file, int(q.row), OUTCOME_ACTION[q.outcome]) in events for q in quirks.itertuples())
+    key = ["origin_id", "destination_id"]
+    truth = _truth(small_region, "flows.csv").sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(bundle.flows.sort_values(key).reset_index(drop=True), truth[bundle.flows.columns],
+                                  check_dtype=False)
     assert not (set(re.findall(r"(?<!\d)\d{12}(?!\d)", _bundle_text(bundle))) & _lrns(small_region))
     assert bundle.extras and all(Path(p).exists() for v in bundle.extras.values()
                                  for p in (v if isinstance(v, tuple) else (v,)))
