@@ -17,7 +17,7 @@ import pandas as pd
 from studentflow.errors import DataError
 from studentflow.ingest.flows import build_flows
 from studentflow.ingest.harmonise import (
-    _concat, _drop, areas_table, esc_columns, jhs_seats, match_places, resolve_coordinates, subsidy_table,
+    stack, drop_rows, areas_table, esc_columns, jhs_seats, match_places, resolve_coordinates, subsidy_table,
 )
 from studentflow.ingest.ledger import Ledger
 from studentflow.ingest.manifest import KINDS, Source, read_manifest
@@ -74,17 +74,17 @@ def load_bundle(manifest: str | Path | None = None) -> Bundle:
     schools = _schools(parts, ledger)
     matcher = PlaceMatcher(REGIONS)
     schools["psgc_code"] = match_places(schools, matcher)
-    coords = resolve_coordinates(_concat(parts["coordinates"]), schools, ledger)
+    coords = resolve_coordinates(stack(parts["coordinates"]), schools, ledger)
 
     def seat_src(sector: str):
         s = first.get("seats" if sector == "public" else "private_seats") or first["enrollment"]
         return s.kind, s.file, 0
 
     seat_parts = parts.get("seats", []) + parts.get("private_seats", [])
-    seats = _concat(seat_parts) if seat_parts else pd.DataFrame(
+    seats = stack(seat_parts) if seat_parts else pd.DataFrame(
         columns=["school_id", "seats_jhs", "_row", "_kind", "_file"])
     schools = schools.join(jhs_seats(schools, seats, ledger, seat_src))
-    opt = {k: (_concat(parts[k]) if k in parts else None) for k in ("esc_slots", "tuition", "esc_rating")}
+    opt = {k: (stack(parts[k]) if k in parts else None) for k in ("esc_slots", "tuition", "esc_rating")}
     if opt["esc_slots"] is None:
         opt["esc_slots"] = pd.DataFrame(columns=["esc_id", "school_id", "slots_total", "slots_billed", "_row",
                                                  "_kind", "_file"])
@@ -93,12 +93,12 @@ def load_bundle(manifest: str | Path | None = None) -> Bundle:
 
     lgu_src = first.get("lgu_income") or first["enrollment"]
     regions = [r for r in REGIONS if r in set(schools["region"])]
-    areas = areas_table(schools, _concat(parts["lgu_income"]) if "lgu_income" in parts else None,
+    areas = areas_table(schools, stack(parts["lgu_income"]) if "lgu_income" in parts else None,
                         matcher, ledger, regions, lambda: (lgu_src.kind, lgu_src.file, 0))
-    rates = _concat(parts["subsidy_rates"]) if "subsidy_rates" in parts else None
+    rates = stack(parts["subsidy_rates"]) if "subsidy_rates" in parts else None
     subsidy = subsidy_table(schools, rates)
-    billing = _concat(parts["esc_beneficiaries"]) if "esc_beneficiaries" in parts else None
-    flows = build_flows(_concat(parts["transitions"]), billing, schools.index, crosswalk, ledger)
+    billing = stack(parts["esc_beneficiaries"]) if "esc_beneficiaries" in parts else None
+    flows = build_flows(stack(parts["transitions"]), billing, schools.index, crosswalk, ledger)
 
     geometry = gpd.points_from_xy(coords["lon"].reindex(schools.index), coords["lat"].reindex(schools.index))
     cols = [c for c in SCHOOLS if c != "geometry"]
@@ -112,9 +112,9 @@ def load_bundle(manifest: str | Path | None = None) -> Bundle:
 
 
 def _schools(parts: dict, ledger: Ledger) -> pd.DataFrame:
-    enrol = _concat(parts["enrollment"])
+    enrol = stack(parts["enrollment"])
     dup = enrol.duplicated("school_id", keep="first").to_numpy()
-    enrol = _drop(ledger, enrol, dup, "school listed in an earlier enrolment file: merged", action="merged")
+    enrol = drop_rows(ledger, enrol, dup, "school listed in an earlier enrolment file: merged", action="merged")
     if not len(enrol):
         raise DataError(f"{parts['enrollment'][0][0].file}: no valid school rows")
     schools = enrol.set_index("school_id")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from studentflow.ingest.harmonise import _drop
+from studentflow.ingest.harmonise import drop_rows
 from studentflow.ingest.ledger import Ledger
 from studentflow.ingest.values import isin
 
@@ -43,13 +43,13 @@ def build_flows(trans: pd.DataFrame, billing: pd.DataFrame | None, schools_index
         ESC ID → DepEd school ID.
     """
     t = trans.assign(lrn=_lrn(trans["lrn"]), school_id=trans["destination_id"])
-    t = _drop(ledger, t, ~isin(t["origin_id"], schools_index),
+    t = drop_rows(ledger, t, ~isin(t["origin_id"], schools_index),
               "Grade 6 school outside the study area (not in the enrolment list)")
-    t = _drop(ledger, t, ~isin(t["destination_id"], schools_index),
+    t = drop_rows(ledger, t, ~isin(t["destination_id"], schools_index),
               "Grade 7 school not in the enrolment list")
     blank = t["lrn"].str.fullmatch(r"\d{12}").fillna(False).astype(bool).to_numpy()
-    t = _drop(ledger, t, ~blank, "LRN blank or malformed (not 12 digits)")
-    t = _drop(ledger, t, t.duplicated("lrn", keep="first").to_numpy(),
+    t = drop_rows(ledger, t, ~blank, "LRN blank or malformed (not 12 digits)")
+    t = drop_rows(ledger, t, t.duplicated("lrn", keep="first").to_numpy(),
               "repeated LRN: learner already counted in an earlier record")
     t = t.assign(esc=False)
     if billing is not None and len(billing):
@@ -57,13 +57,13 @@ def build_flows(trans: pd.DataFrame, billing: pd.DataFrame | None, schools_index
         school = b["esc_id"].map(crosswalk)
         school = school.where(school.notna(), b["deped_id"].where(b["deped_id"] != "")).fillna("")
         b = b.assign(school_id=school.astype("str"))
-        b = _drop(ledger, b, b["school_id"] == "", "ESC school ID not in the ESC slots list and no DepEd ID")
-        b = _drop(ledger, b, b["grade"].notna() & (b["grade"] != 7), "billing row not for Grade 7")
-        b = _drop(ledger, b, b.duplicated(["lrn", "school_id"], keep="first").to_numpy(),
+        b = drop_rows(ledger, b, b["school_id"] == "", "ESC school ID not in the ESC slots list and no DepEd ID")
+        b = drop_rows(ledger, b, b["grade"].notna() & (b["grade"] != 7), "billing row not for Grade 7")
+        b = drop_rows(ledger, b, b.duplicated(["lrn", "school_id"], keep="first").to_numpy(),
                   "further billing row of the same learner at the same school: one beneficiary", action="merged")
         key_t = t["lrn"] + "|" + t["destination_id"]
         key_b = b["lrn"] + "|" + b["school_id"]
-        b = _drop(ledger, b, ~isin(key_b, key_t),
+        b = drop_rows(ledger, b, ~isin(key_b, key_t),
                   "no kept Grade 7 record of this learner at this school")
         t = t.assign(esc=isin(key_t, key_b))
     g = t.groupby(["origin_id", "destination_id"], sort=True)

@@ -35,13 +35,13 @@ MIN_GROUP = 3
 SAME_POINT_DEG = 0.002
 
 
-def _concat(parts: list[tuple]) -> pd.DataFrame:
+def stack(parts: list[tuple]) -> pd.DataFrame:
     """Stack the frames of several files of one kind, remembering kind and file."""
     frames = [df.assign(_kind=src.kind, _file=src.file) for src, df in parts]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _drop(ledger: Ledger, df: pd.DataFrame, mask, reason: str, action: str = "dropped",
+def drop_rows(ledger: Ledger, df: pd.DataFrame, mask, reason: str, action: str = "dropped",
           sid: str = "school_id") -> pd.DataFrame:
     """Record rows of ``df`` (which has _kind, _file, _row) under ``mask`` and remove them."""
     mask = np.asarray(mask, dtype=bool)
@@ -61,7 +61,7 @@ def match_places(enrol: pd.DataFrame, matcher: PlaceMatcher) -> pd.Series:
 
 def resolve_coordinates(coords: pd.DataFrame, schools: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
     """One point per known school (rule in the module docstring): index school_id; lon, lat."""
-    coords = _drop(ledger, coords, ~isin(coords["school_id"], schools.index),
+    coords = drop_rows(ledger, coords, ~isin(coords["school_id"], schools.index),
                    "school not in the enrolment list")
     places = psgc_places()
     code = schools["psgc_code"].reindex(coords["school_id"]).to_numpy()
@@ -77,23 +77,23 @@ def resolve_coordinates(coords: pd.DataFrame, schools: pd.DataFrame, ledger: Led
     coords = coords.assign(_key=key, _near=near).sort_values(["school_id", "_key", "_row"], kind="stable")
     dup = coords.duplicated("school_id", keep="first").to_numpy()
     same = dup & coords["_near"].to_numpy()
-    coords = _drop(ledger, coords, same, "second coordinate row for the school, the same point written with "
+    coords = drop_rows(ledger, coords, same, "second coordinate row for the school, the same point written with "
                    "fewer decimals: kept the more precise point", action="merged")
     dup = coords.duplicated("school_id", keep="first").to_numpy()
-    coords = _drop(ledger, coords, dup, "second coordinate row for the school, a different point: kept the "
+    coords = drop_rows(ledger, coords, dup, "second coordinate row for the school, a different point: kept the "
                    "point nearer its municipality's PSGC centroid", action="merged")
     return coords.set_index("school_id")[["lon", "lat"]]
 
 
 def jhs_seats(schools: pd.DataFrame, seats: pd.DataFrame, ledger: Ledger, default_src) -> pd.DataFrame:
     """JHS seats and the imputed flag per school (rule in the module docstring)."""
-    seats = _drop(ledger, seats, ~isin(seats["school_id"], schools.index), "school not in the enrolment list")
+    seats = drop_rows(ledger, seats, ~isin(seats["school_id"], schools.index), "school not in the enrolment list")
     sector_of = schools["sector"].reindex(seats["school_id"]).to_numpy()
     wrong = np.where(seats["_kind"] == "seats", sector_of != "public", sector_of != "private")
-    seats = _drop(ledger, seats, wrong, "seat row for a school of the other sector")
+    seats = drop_rows(ledger, seats, wrong, "seat row for a school of the other sector")
     seats = seats.sort_values("_row", kind="stable")
     dup = seats.duplicated("school_id", keep="first").to_numpy()
-    seats = _drop(ledger, seats, dup, "repeated seat row: merged into the first", action="merged")
+    seats = drop_rows(ledger, seats, dup, "repeated seat row: merged into the first", action="merged")
     by_school = seats.set_index("school_id")
     offers = schools["offering"].isin(OFFERS_JHS)
     value = by_school["seats_jhs"].reindex(schools.index).where(offers)
@@ -125,11 +125,11 @@ def jhs_seats(schools: pd.DataFrame, seats: pd.DataFrame, ledger: Ledger, defaul
 def esc_columns(schools: pd.DataFrame, slots: pd.DataFrame, tuition: pd.DataFrame,
                 rating: pd.DataFrame, ledger: Ledger) -> tuple[pd.DataFrame, pd.Series]:
     """ESC participation, slots, tuition and rating per school; and the ESC→DepEd crosswalk."""
-    slots = _drop(ledger, slots, ~isin(slots["school_id"], schools.index), "school not in the enrolment list")
+    slots = drop_rows(ledger, slots, ~isin(slots["school_id"], schools.index), "school not in the enrolment list")
     crosswalk = pd.Series(slots["school_id"].to_numpy(), index=slots["esc_id"].to_numpy(), dtype="str")
     total = slots.groupby("school_id")[["slots_total", "slots_billed"]].sum()
     slots = slots.sort_values("_row", kind="stable")
-    _drop(ledger, slots, slots.duplicated("school_id", keep="first").to_numpy(),
+    drop_rows(ledger, slots, slots.duplicated("school_id", keep="first").to_numpy(),
           "further ESC ID of the same DepEd school: its slots are added to the school's", action="merged")
     out = pd.DataFrame(index=schools.index)
     out["esc_slots"] = total["slots_total"].reindex(out.index).fillna(0).astype("int64")
@@ -140,11 +140,11 @@ def esc_columns(schools: pd.DataFrame, slots: pd.DataFrame, tuition: pd.DataFram
         if df is None or not len(df):
             continue
         df = df.assign(school_id=df["esc_id"].map(crosswalk).fillna("").astype("str"))
-        df = _drop(ledger, df, df["school_id"] == "", f"ESC school ID not in the ESC slots list ({name})")
+        df = drop_rows(ledger, df, df["school_id"] == "", f"ESC school ID not in the ESC slots list ({name})")
         df = df.sort_values("_row", kind="stable")
         has = df[df[col].notna()]
         first = has.drop_duplicates("school_id", keep="first")
-        _drop(ledger, df, df.duplicated("school_id", keep="first").to_numpy(),
+        drop_rows(ledger, df, df.duplicated("school_id", keep="first").to_numpy(),
               f"further ESC ID of the same DepEd school: {name} taken from its first ESC ID", action="merged")
         out[col] = first.set_index("school_id")[col].reindex(out.index).astype("float64")
     return out, crosswalk
@@ -162,10 +162,10 @@ def areas_table(schools: pd.DataFrame, lgu: pd.DataFrame | None, matcher: PlaceM
         code = pd.Series([matcher.match(l, p, "") for l, p in zip(lgu["lgu"], lgu["province"])],
                          index=lgu.index, dtype="str")
         lgu = lgu.assign(psgc_code=code, school_id="")
-        lgu = _drop(ledger, lgu, lgu["psgc_code"] == "", "LGU name not matched to a PSGC city/municipality")
-        lgu = _drop(ledger, lgu, ~lgu["psgc_code"].isin(areas.index), "LGU outside the study regions")
+        lgu = drop_rows(ledger, lgu, lgu["psgc_code"] == "", "LGU name not matched to a PSGC city/municipality")
+        lgu = drop_rows(ledger, lgu, ~lgu["psgc_code"].isin(areas.index), "LGU outside the study regions")
         lgu = lgu.sort_values("_row", kind="stable")
-        lgu = _drop(ledger, lgu, lgu.duplicated("psgc_code", keep="first").to_numpy(),
+        lgu = drop_rows(ledger, lgu, lgu.duplicated("psgc_code", keep="first").to_numpy(),
                     "repeated LGU row: merged into the first", action="merged")
         spelled = (lgu["lgu"] != areas["municipality"].reindex(lgu["psgc_code"]).to_numpy()).to_numpy()
         for (kind, file), g in lgu[spelled].groupby(["_kind", "_file"], sort=False):
