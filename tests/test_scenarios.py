@@ -367,3 +367,27 @@ def test_monotone_in_subsidy_and_slots_when_slots_bind(pairs, model, sub, scale,
     tol = 1e-6 * d["a"] + 1e-6
     assert (d["more subsidy"] >= d["a"] - tol).all()
     assert (d["more slots"] >= d["a"] - tol).all()
+
+
+def test_subsidy_levers_change_the_right_pairs(pairs):
+    from studentflow.scenario_levers import scenario_pairs
+
+    dests = sorted(pairs["destination_id"].unique())
+    tiers = pd.DataFrame({"tier": [("NCR", "HUC", "other")[k % 3] for k in range(len(dests))]},
+                         index=pd.Index(dests, name="school_id"))
+    bundle = SimpleNamespace(subsidy=tiers)
+    s = Scenario("t", subsidy=100, subsidy_by_tier={"NCR": 3000, "HUC": 2000})
+    out = scenario_pairs(s, pairs, bundle)
+    want = 100 + pairs["destination_id"].map(tiers["tier"]).map({"NCR": 3000, "HUC": 2000, "other": 0})
+    np.testing.assert_allclose(out["esc_amount"] - pairs["esc_amount"], want)
+    np.testing.assert_allclose(out["net_cost_k"],
+                               np.clip(pairs["tuition"] - out["esc_amount"], 0, None) / 1000)
+
+    q = 0.25
+    out = scenario_pairs(Scenario("q", subsidy_targeted=(q, 5000)), pairs)
+    revenue = pairs.groupby("origin_id")["origin_lgu_revenue"].first()
+    poor = set(revenue.index[revenue < revenue.quantile(q)])
+    got = out["esc_amount"] - pairs["esc_amount"]
+    assert (got[pairs["origin_id"].isin(poor)] == 5000).all()
+    assert (got[~pairs["origin_id"].isin(poor)] == 0).all()
+    assert 0.15 < len(poor) / len(revenue) <= 0.25
