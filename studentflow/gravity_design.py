@@ -64,7 +64,7 @@ def as_categoricals(pairs: pd.DataFrame, formula_text: str, what: str,
     new = {}
     for col in cols:
         s = pairs[col]
-        values = pd.unique(s.dropna().to_numpy(object))
+        values = list(s.dropna().unique())
         if levels is None:
             lv = sorted(values)  # patsy's own order for sniffed levels
         else:
@@ -73,7 +73,8 @@ def as_categoricals(pairs: pd.DataFrame, formula_text: str, what: str,
             if unseen:
                 raise ValueError(f"{what}: column {col!r} has level(s) {unseen} unseen in "
                                  f"the fit (fitted levels: {lv})")
-        new[col] = pd.Categorical(s.to_numpy(object), categories=lv)
+        codes = pd.Index(lv, dtype=object).get_indexer(s)  # NaN -> -1 (checked elsewhere)
+        new[col] = pd.Categorical.from_codes(codes, categories=pd.Index(lv, dtype=object))
     return pairs.assign(**new) if new else pairs
 
 
