@@ -119,20 +119,16 @@ class Allocation:
     def summary(self) -> str:
         """Short human-readable description (learners)."""
         n, m = self.flows.shape
-        pool = float(self.pools.sum())
-        cap = float(self.capacities.sum())
-        lines = [
+        exhausted = int(np.sum(self.unplaced <= self.tol * np.maximum(self.pools, 1)))
+        full = int(np.sum(self.slots_left <= self.tol * np.maximum(self.capacities, 1)))
+        return "\n".join([
             f"Allocation ({self.method}): {n} origins x {m} destinations",
-            f"  placed        {self.placed:,.1f} learners "
-            f"(pools {pool:,.0f}, capacities {cap:,.0f})",
-            f"  origins exhausted   {int(np.sum(self.unplaced <= self.tol * np.maximum(self.pools, 1)))}"
-            f" of {n}",
-            f"  schools full        {int(np.sum(self.slots_left <= self.tol * np.maximum(self.capacities, 1)))}"
-            f" of {m}",
+            f"  placed {self.placed:,.1f} learners (pools {self.pools.sum():,.0f}, "
+            f"capacities {self.capacities.sum():,.0f})",
+            f"  origins exhausted {exhausted} of {n}; schools full {full} of {m}",
             f"  converged {self.converged} after {self.iterations} iterations, "
             f"max violation {self.max_violation:.2e} (tol {self.tol:.0e})",
-        ]
-        return "\n".join(lines)
+        ])
 
     def to_integer(self, seed: int | np.random.Generator | None = None):
         """Round the flows to whole learners by dependent rounding.
@@ -158,17 +154,13 @@ class Allocation:
 def _check_vector(x: Any, name: str, n: int, what: str) -> np.ndarray:
     arr = np.asarray(x, dtype=float)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one value per {what}), got shape {arr.shape}")
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.shape[0] != n:
-        raise ValueError(
-            f"{name} has length {arr.shape[0]} but expected has {n} {what}s"
-        )
+        raise ValueError(f"{name} has length {arr.shape[0]} but expected has {n} {what}")
     bad = ~np.isfinite(arr) | (arr < 0)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{name}[{k}] = {arr[k]!r}: must be finite and non-negative (learners)"
-        )
+        raise ValueError(f"{name}[{k}] = {arr[k]!r}: must be finite and non-negative (learners)")
     return arr
 
 
@@ -384,8 +376,8 @@ def allocate(
     """
     kind, mu = _prepare(expected)
     n, m = mu.shape
-    E = _check_vector(pools, "pools", n, "origin (row of expected)")
-    K = _check_vector(capacities, "capacities", m, "destination (column of expected)")
+    E = _check_vector(pools, "pools", n, "rows (origins)")
+    K = _check_vector(capacities, "capacities", m, "columns (destinations)")
     if method not in ("balance", "sequential"):
         raise ValueError(f"method must be 'balance' or 'sequential', got {method!r}")
     if not (np.isfinite(tol) and tol > 0):
