@@ -58,6 +58,18 @@ def test_make_pairs_deterministic_and_realistic():
     assert ((a["pair_type"] == "observed") == (a["learners"] > 0)).all()
 
 
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 60), k=st.integers(1, 50), seed=st.integers(0, 2**31))
+def test_make_pairs_shape_and_calibration(n, k, seed):
+    df = make_pairs(n, k, seed=seed)
+    assert len(df) == n * k and df["origin_id"].nunique() == n
+    assert not df.duplicated(["origin_id", "destination_id"]).any()
+    np.testing.assert_allclose(df["mu"].mean(), 0.25, rtol=1e-9)
+    np.testing.assert_allclose(
+        np.log(df["mu"]), linear_predictor(df, df.attrs["params"]), rtol=1e-12, atol=1e-12)
+    assert (df["esc_beneficiaries"] >= 0).all()
+
+
 def test_make_pairs_counts_are_nb2_with_known_dispersion():
     df = make_pairs(1500, 40, seed=2, intercept=1.0)
     y, mu = df["esc_beneficiaries"].to_numpy(float), df["mu"].to_numpy()
@@ -202,8 +214,8 @@ def test_cpc_srmse_hand_computed(include_fit, pairs):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.floats(0, 100), min_size=1, max_size=30).filter(lambda v: sum(v) > 0),
-       st.floats(0.1, 10))
+@given(st.lists(st.one_of(st.just(0.0), st.floats(0.01, 100)), min_size=1, max_size=30)
+       .filter(lambda v: sum(v) > 0), st.floats(0.1, 10))
 def test_metric_properties(t, c):
     t = np.asarray(t)
     rng = np.random.default_rng(len(t))
