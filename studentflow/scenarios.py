@@ -143,6 +143,18 @@ def _relief_matrix(bundle, origin_ids):
     return share.tocsr(), total, jhs
 
 
+def _check_whole(name, d, whole, pools, caps) -> None:
+    """Whole-learner placements within every origin pool and school capacity, else RuntimeError."""
+    rows = np.asarray(whole.sum(axis=1)).ravel()
+    cols = np.asarray(whole.sum(axis=0)).ravel()
+    over_pool = np.flatnonzero(rows > np.floor(pools + 1e-9))
+    over_cap = np.flatnonzero(cols > np.floor(caps + 1e-9))
+    if over_pool.size or over_cap.size or (whole.nnz and whole.data.min() < 0):
+        raise RuntimeError(
+            f"scenario {name!r}, draw {d}: rounded placements break a constraint "
+            f"({over_pool.size} origin(s) over pool, {over_cap.size} school(s) over capacity)")
+
+
 def _relief_metrics(name, o_out, obs_origin, relief):
     """Per-draw relief totals and the per-JHS table of one scenario.
 
@@ -307,6 +319,7 @@ def run_scenarios(
             if whole.nnz and not np.array_equal(whole.data, np.round(whole.data)):
                 raise RuntimeError(f"scenario {s.name!r}: to_integer returned fractional learners")
             whole = whole.astype(np.int64)
+            _check_whole(s.name, d, whole, pools, caps)
             o_out[d, prep.rows] = np.asarray(whole.sum(axis=1)).ravel()
             o_exp[d, prep.rows] = np.asarray(alloc.flows.sum(axis=1)).ravel()
             s_out[d, prep.cols] = np.asarray(whole.sum(axis=0)).ravel()

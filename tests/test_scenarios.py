@@ -220,6 +220,7 @@ SCEN = [
     Scenario("+20 slots", add_slots=20),
     Scenario("poor +10K", subsidy_targeted=(0.3, 10000), compare_to="fill"),
     Scenario("no beneficiaries pool", pool="non_beneficiaries"),
+    Scenario("sequential", method="sequential", capacity="billed"),
 ]
 
 
@@ -391,3 +392,23 @@ def test_subsidy_levers_change_the_right_pairs(pairs):
     assert (got[pairs["origin_id"].isin(poor)] == 5000).all()
     assert (got[~pairs["origin_id"].isin(poor)] == 0).all()
     assert 0.15 < len(poor) / len(revenue) <= 0.25
+
+
+def test_broken_rounding_is_caught(pairs, model):
+    """A rounding that overfills schools is refused, not reported."""
+
+    def overfilling(expected, pools, capacities, **kw):
+        inner = ALLOCATE(expected, pools, capacities, **kw)
+
+        class Broken:
+            flows = inner.flows
+
+            def to_integer(self, seed):
+                m = sp.csr_matrix(inner.flows)
+                return sp.csr_matrix((np.ceil(m.data) + 5, m.indices, m.indptr), shape=m.shape)
+
+        return Broken()
+
+    with pytest.raises(RuntimeError, match="over capacity"):
+        run_scenarios(None, model, [Scenario("tight", scale_slots=0.5)], pairs=pairs, draws=1,
+                      progress=False, allocator=overfilling)
