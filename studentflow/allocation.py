@@ -152,7 +152,7 @@ class Allocation:
 
 # --------------------------------------------------------------------------- inputs
 def _check_vector(x: Any, name: str, n: int, what: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=float)
+    arr = np.array(x, dtype=float)  # a copy: the result keeps it
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.shape[0] != n:

@@ -179,6 +179,25 @@ def test_sparse_explicit_zeros_stay_in_pattern_and_get_nothing():
         check_integer(Y, res, np.array([1.0, 10]), np.array([3.0, 2]))
 
 
+def test_inputs_not_mutated_and_generator_seeds_accepted():
+    mu, E, K = random_problem(12, 20, 8)
+    mu0, E0, K0 = mu.copy(), E.copy(), K.copy()
+    s = sp.csr_array(mu)
+    s0 = s.copy()
+    for method in ("balance", "sequential"):
+        res = allocate(mu, E, K, method=method, seed=np.random.default_rng(1))
+        res_s = allocate(s, E, K, method=method, seed=np.random.default_rng(1))
+        # dense and sparse sum in different orders: equal up to rounding
+        np.testing.assert_allclose(res.flows, res_s.flows.toarray(), rtol=1e-12)
+        res.to_integer(np.random.default_rng(2))
+    np.testing.assert_array_equal(mu, mu0)
+    np.testing.assert_array_equal(E, E0)
+    np.testing.assert_array_equal(K, K0)
+    assert (s != s0).nnz == 0
+    E[:] = 0  # the result keeps its own copy of the pools
+    assert res.pools.sum() == E0.sum()
+
+
 def test_order_independent():
     mu, E, K = random_problem(6, 25, 15)
     res = allocate(mu, E, K)
