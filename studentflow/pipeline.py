@@ -18,6 +18,7 @@ estimated as well and shown beside the one used in the report.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
@@ -150,7 +151,8 @@ def run_pipeline(
     progress : bool, optional
         Progress bar over Monte Carlo draws (default: when stderr is a terminal).
     log : callable, optional
-        Receives one line per stage (e.g. ``print``).
+        Receives one line per stage (e.g. ``print``) and, as "note:" lines, the warnings
+        a stage raised (e.g. a fit that did not converge).
     write : bool
         Write the outputs (False: compute only).
 
@@ -175,10 +177,14 @@ def run_pipeline(
     def stage(k: int, name: str, fn, detail=lambda r: ""):
         say(f"[{k}/{len(STAGES)}] {name} ...")
         t0 = time.perf_counter()
-        res = fn()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = fn()
         timings[name] = time.perf_counter() - t0
         extra = detail(res)
         say(f"[{k}/{len(STAGES)}] {name} done in {timings[name]:.1f} s" + (f": {extra}" if extra else ""))
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            say(f"      note: {message}")
         return res
 
     bundle = stage(1, "ingest", lambda: load_bundle(manifest),
