@@ -109,7 +109,7 @@ def school_points(schools: pd.DataFrame, *, name: str = "schools") -> tuple[pd.I
 
 
 # ------------------------------------------------------------------ road network
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RoadNetwork:
     """An undirected road graph: node coordinates and a symmetric CSR matrix of km."""
 
@@ -127,8 +127,15 @@ class RoadNetwork:
                 f"{self.graph.sum() / 2:,.1f} km")
 
 
-def _build_network(u, v, length_km, node_ids, lon, lat, source: str) -> RoadNetwork:
-    """Index nodes, raise edge lengths to the haversine floor, symmetrise (min per pair)."""
+def _build_network(u, v, length_km, node_ids, lon, lat, source: str, first_line: int = 0) -> RoadNetwork:
+    """Index nodes, raise edge lengths to the haversine floor, symmetrise (min per pair).
+
+    Errors name the k-th edge (0-based) as ``edge k+1``, or as ``line k + first_line`` for
+    files whose edge rows start at line ``first_line`` (a CSV with a header: 2).
+    """
+    def where(k: int) -> str:
+        return f"line {k + first_line}" if first_line else f"edge {k + 1}"
+
     node_ids = np.asarray(node_ids).astype(str)
     if len(node_ids) == 0 or len(u) == 0:
         raise DataError(f"{source}: empty road network (no nodes or no edges)")
@@ -141,14 +148,14 @@ def _build_network(u, v, length_km, node_ids, lon, lat, source: str) -> RoadNetw
     iv = pos.get_indexer(np.asarray(v).astype(str))
     if (iu < 0).any() or (iv < 0).any():
         bad = int(np.flatnonzero((iu < 0) | (iv < 0))[0])
-        raise DataError(f"{source}: edge {bad + 1} refers to a node without coordinates")
+        raise DataError(f"{source}: {where(bad)} refers to a node without coordinates")
     lon, lat = np.asarray(lon, float), np.asarray(lat, float)
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
         raise DataError(f"{source}: node coordinates must be finite (x/y or edge geometry)")
     w = np.asarray(length_km, dtype=float)
     if not np.isfinite(w).all() or (w < 0).any():
         bad = int(np.flatnonzero(~np.isfinite(w) | (w < 0))[0])
-        raise DataError(f"{source}: edge {bad + 1}: length must be a finite, non-negative number")
+        raise DataError(f"{source}: {where(bad)}: length must be a finite, non-negative number")
     w = np.maximum(w, haversine_km(lon[iu], lat[iu], lon[iv], lat[iv]))
     keep = iu != iv  # self-loops never shorten a path
     iu, iv, w = iu[keep], iv[keep], np.maximum(w[keep], _MIN_EDGE_KM)
@@ -188,7 +195,7 @@ def _read_graphml(fh, path: str) -> RoadNetwork:
                           [n[0] for n in nodes], xs.to_numpy(float), ys.to_numpy(float), path)
 
 
-def _network_from_edges(edges: pd.DataFrame, source: str) -> RoadNetwork:
+def _network_from_edges(edges: pd.DataFrame, source: str, first_line: int = 0) -> RoadNetwork:
     """Edge list with u, v, length_m and a LINESTRING geometry (first point u, last v)."""
     missing = [c for c in ("u", "v", "length_m", "geometry") if c not in edges.columns]
     if missing:
@@ -207,7 +214,8 @@ def _network_from_edges(edges: pd.DataFrame, source: str) -> RoadNetwork:
         except Exception as exc:  # shapely raises GEOSException
             raise DataError(f"{source}: column 'geometry' is not valid WKT ({exc})") from None
     if shapely.is_missing(geom).any():
-        raise DataError(f"{source}: row {int(np.flatnonzero(shapely.is_missing(geom))[0]) + 2}: "
+        bad = int(np.flatnonzero(shapely.is_missing(geom))[0])
+        raise DataError(f"{source}: {f'line {bad + first_line}' if first_line else f'edge {bad + 1}'}: "
                         "column 'geometry' is empty")
     start = shapely.get_coordinates(shapely.get_point(geom, 0))
     end = shapely.get_coordinates(shapely.get_point(geom, -1))
@@ -217,7 +225,7 @@ def _network_from_edges(edges: pd.DataFrame, source: str) -> RoadNetwork:
     nodes = pd.DataFrame({"id": np.r_[u, v], "lon": np.r_[start[:, 0], end[:, 0]],
                           "lat": np.r_[start[:, 1], end[:, 1]]}).drop_duplicates("id")
     return _build_network(u, v, length, nodes["id"].to_numpy(), nodes["lon"].to_numpy(),
-                          nodes["lat"].to_numpy(), source)
+                          nodes["lat"].to_numpy(), source, first_line)
 
 
 def read_network(network) -> RoadNetwork:
@@ -253,7 +261,7 @@ def read_network(network) -> RoadNetwork:
             edges = pd.read_csv(path, dtype={"u": str, "v": str})
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise DataError(f"{path}: cannot read edge list ({exc})") from None
-        return _network_from_edges(edges, str(path))
+        return _network_from_edges(edges, str(path), first_line=2)
     if name.endswith(".gpkg"):
         import geopandas as gpd
 

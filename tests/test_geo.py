@@ -168,6 +168,11 @@ def test_bad_network_input_names_the_file(tmp_path):
     o = random_schools(0, 2)
     with pytest.raises(DataError, match=r"roads\.csv.*length_m"):
         geo.road_distances(o, o, network=p)
+    pd.DataFrame({"u": ["a", "b"], "v": ["b", "c"], "length_m": ["900", "n/a"],
+                  "geometry": ["LINESTRING (121 14, 121.01 14)", "LINESTRING (121.01 14, 121.02 14)"]}
+                 ).to_csv(p, index=False)
+    with pytest.raises(DataError, match=r"roads\.csv: line 3: length"):
+        geo.road_distances(o, o, network=p)
     pd.DataFrame(columns=["u", "v", "length_m", "geometry"]).to_csv(p, index=False)
     with pytest.raises(DataError, match=r"roads\.csv.*empty"):
         geo.road_distances(o, o, network=p)
