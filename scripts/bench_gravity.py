@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from studentflow.gravity import STUDY_FORMULA, GravityConvergenceWarning, fit_gravity
+from studentflow.gravity import STUDY_FORMULA, GravityWarning, fit_gravity
 from studentflow.gravity_metrics import term_key, term_label
 from studentflow.synth import STUDY_ALPHA
 from studentflow.synth.pairs import make_pairs
@@ -71,7 +71,7 @@ def bench_speed(sizes: list[int], dests: int = 40) -> None:
               f"{t_fast / t_bfgs:>7.3f} {d_bfgs:>18.2e} {'':>16}")
         # (b) end to end: fit_gravity (design, fit, clustered SEs, null model)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", GravityConvergenceWarning)
+            warnings.simplefilter("ignore", GravityWarning)
             m_ref, t_ref = _timed(lambda: fit_gravity(df, zeros="include"))
             m_fast, t_fast = _timed(lambda: fit_gravity(df, zeros="include", method="fast"))
         d_coef = np.max(np.abs(m_fast.params - m_ref.params) / np.abs(m_ref.params))
@@ -88,7 +88,7 @@ def coverage_study(reps: int, n_origins: int = 100, dests: int = 40) -> None:
     for s in range(reps):
         df = make_pairs(n_origins, dests, seed=1000 + s)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", GravityConvergenceWarning)
+            warnings.simplefilter("ignore", GravityWarning)
             m = fit_gravity(df, zeros="include", method="fast")
         truth = pd.Series({n: df.attrs["params"][term_key(n)] for n in m.params.index})
         ci = m.conf_int()
@@ -113,7 +113,7 @@ def bias_table(reps: int, n_origins: int = 300, dests: int = 40) -> None:
         df = make_pairs(n_origins, dests, seed=2000 + s)
         for zeros in ("drop", "truncate", "include"):
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", GravityConvergenceWarning)
+                warnings.simplefilter("ignore", GravityWarning)
                 m = fit_gravity(df, zeros=zeros, method="fast")
             truth = pd.Series({n: df.attrs["params"][term_key(n)] for n in m.params.index})
             for n in m.params.index:

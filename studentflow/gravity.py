@@ -40,7 +40,8 @@ from studentflow.gravity_model import DispersionTest, GravityModel
 
 __all__ = [
     "STUDY_FORMULA", "NESTED_FORMULAS", "fit_gravity", "compare_models", "GravityModel",
-    "DispersionTest", "design_matrix", "GravityConvergenceWarning",
+    "DispersionTest", "design_matrix", "GravityWarning", "GravityConvergenceWarning",
+    "AlphaBoundaryWarning",
 ]
 
 STUDY_FORMULA = (
@@ -66,8 +67,16 @@ Family = Literal["negbin", "poisson"]
 Zeros = Literal["drop", "truncate", "include"]
 
 
-class GravityConvergenceWarning(UserWarning):
-    """The gravity fit did not converge; estimates may be unreliable."""
+class GravityWarning(UserWarning):
+    """Base class of the gravity model's warnings."""
+
+
+class GravityConvergenceWarning(GravityWarning):
+    """The gravity fit did not converge (or a coefficient ran away); check the estimates."""
+
+
+class AlphaBoundaryWarning(GravityWarning):
+    """The NB2 dispersion's MLE is on its boundary 0: the fitted model is Poisson's."""
 
 
 def _build(pairs: pd.DataFrame, formula: str):
@@ -259,6 +268,9 @@ def fit_gravity(
     -----
     GravityConvergenceWarning
         The optimiser did not converge (the model's ``converged`` is False).
+    AlphaBoundaryWarning
+        NB2's alpha is estimated at 0 (no overdispersion left, e.g. positive flows that
+        are mostly 1): the reported model is the Poisson fit, ``alpha == 0``.
     """
     for name, val, ok in (("family", family, ("negbin", "poisson")),
                           ("zeros", zeros, ("drop", "truncate", "include")),
@@ -294,7 +306,7 @@ def fit_gravity(
     if family == "negbin" and alpha == 0.0:
         warnings.warn(f"fit_gravity: NB2 alpha is on its boundary 0 (zeros={zeros!r}): no "
                       f"overdispersion given the regressors, the fit is Poisson's",
-                      GravityConvergenceWarning, stacklevel=2)
+                      AlphaBoundaryWarning, stacklevel=2)
     if not conv:
         warnings.warn(f"fit_gravity: the {method} fit ({family}, zeros={zeros!r}) did not "
                       f"converge; estimates may be unreliable", GravityConvergenceWarning,

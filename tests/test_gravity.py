@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from studentflow import gravity_metrics as gm
 from studentflow.gravity import (
-    NESTED_FORMULAS, STUDY_FORMULA, GravityConvergenceWarning, compare_models, fit_gravity,
+    NESTED_FORMULAS, STUDY_FORMULA, AlphaBoundaryWarning, GravityConvergenceWarning,
+    GravityWarning, compare_models, fit_gravity,
 )
 from studentflow.synth import STUDY_ALPHA, STUDY_PARAMS
 from studentflow.synth.pairs import linear_predictor, make_pairs
@@ -20,7 +21,7 @@ from studentflow.synth.pairs import linear_predictor, make_pairs
 
 def _fit(*args, **kw):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GravityConvergenceWarning)
+        warnings.simplefilter("ignore", GravityWarning)
         return fit_gravity(*args, **kw)
 
 
@@ -279,7 +280,7 @@ def test_bad_options_and_boundary_warning(small):
         fit_gravity(small, cluster="school")
     # positive flows with mean ~1.3: no overdispersion left, alpha on its boundary
     df = make_pairs(200, 40, seed=1)
-    with pytest.warns(GravityConvergenceWarning, match="boundary"):
+    with pytest.warns(AlphaBoundaryWarning, match="boundary"):
         m = fit_gravity(df, zeros="drop", method="fast")
     assert m.alpha == 0.0 and np.isfinite(m.bse).all()
 
