@@ -345,3 +345,16 @@ def test_collinear_and_constant_terms_are_named(small):
         fit_gravity(small, f, zeros="include", method="fast")
     with pytest.raises(ValueError, match="constant"):
         fit_gravity(small.assign(esc_rating=3), zeros="include", method="fast")
+
+
+def test_elasticity_ratio_delta_method_matches_draws(include_fit):
+    r, se = include_fit.elasticity_ratio()
+    b = include_fit.params
+    assert r == pytest.approx(b["np.log1p(distance_km)"] / b["np.log1p(net_cost_k)"])
+    d = include_fit.draw_params(20000, seed=2)
+    ratios = d["np.log1p(distance_km)"] / d["np.log1p(net_cost_k)"]
+    # the ratio's sampling spread (robust: interquartile range / 1.349) vs delta method
+    iqr = np.subtract(*np.percentile(ratios, [75, 25])) / 1.349
+    assert se == pytest.approx(iqr, rel=0.15)
+    with pytest.raises(ValueError, match="no term"):
+        include_fit.elasticity_ratio("tuition")
