@@ -6,10 +6,16 @@ the same process on the same schools, which is the baseline of every ratio print
 1. "sample": every school of the bundled sample on its road network, all × all, no
    distance limit (target < 10 s). Falls back to a synthetic network of the same size
    (~8,800 nodes, ~25,000 edges, 3,000 schools) when ``data/sample/`` is absent.
-2. "scale 10": a region ten times larger, 30,000 schools on a ~88,000-node network,
-   all × all with ``max_km=15`` (target < 2 minutes). Uses
-   ``studentflow.synth.make_region(scale=10)`` output if ``--region DIR`` is given,
-   otherwise a synthetic network and schools.
+2. "scale 10": a region ten times larger, all × all with ``max_km=15`` (target < 2
+   minutes). With ``--region DIR`` (a ``make_region(scale=10)`` folder) its 30,000
+   schools on its road network (make_region keeps the ~8,800-node barangay network at
+   every scale); otherwise 30,000 synthetic schools on a synthetic ~88,000-node network.
+
+Figures seen on the shared 2-core machine (28 Nov 2026; wall s, CPU s in brackets):
+sample 3,000 schools all × all: road 8.98 s [3.19] vs great-circle 3.98 s [1.31];
+synthetic 88k-node network, 30,000 schools, 15 km: road 75.3 s [35.3] vs 22.5 s [7.5]
+(32.2 M pairs); make_region(seed=1, scale=10), 15 km: road 92.9 s [32.8] vs 52.7 s
+[21.3] (68.0 M pairs).
 
 Run: ``PYTHONPATH=. python scripts/bench_distances.py [--skip-large] [--region DIR]``.
 """
