@@ -51,9 +51,12 @@ left to draw, with ``sum_{e at v} Z_e <= c_v``.
    ``l(e)`` and ``r(e)`` the partners of ``e`` at its left and right ends, the
    permutation ``sigma = r o l`` maps each edge to the next-but-one edge of its trail,
    so its cycles are exactly the two colour classes of each trail (``e`` and
-   ``l(e)`` lie in different ones); they are found at C speed as strongly connected
-   components (``scipy.sparse.csgraph.connected_components``).  Core weights are
-   truncated to multiples of ``2^8`` first, so only bits 8..31 need a pass (the
+   ``l(e)`` lie in different ones); they are found at C speed as the weakly
+   connected components of the graph ``e -> sigma(e)``
+   (``scipy.sparse.csgraph.connected_components``; for a permutation they are its
+   cycles, and the weak labelling is much faster than the strong one on long
+   cycles).  Core weights are truncated to multiples of ``2^8`` first, so only bits
+   8..31 need a pass (the
    pendant keeps its exact ``f`` for the conditioning below, so constraints are
    unaffected and the marginal error stays below ``2^-24``).
    The pendant's outcome ``z`` then conditions the group's offset (``U`` uniform on
@@ -312,7 +315,7 @@ def _dyadic(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
         # classes of each alternating trail (every other edge of the trail)
         sigma = nbr[nbl].astype(np.int32)
         g = sp.csr_array((ones[:k], sigma, arange32[: k + 1]), shape=(k, k))
-        ncomp, lab = connected_components(g, directed=True, connection="strong")
+        ncomp, lab = connected_components(g, directed=True, connection="weak")
         other = lab[nbl]  # the trail's other colour class
         coins = rng.integers(0, 2, ncomp).astype(bool)
         up = (lab < other) ^ coins[np.minimum(lab, other)]
