@@ -14,7 +14,6 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from studentflow.schema import OFFERS_JHS
-from studentflow.geo import haversine_km
 from studentflow.synth.roads import project
 
 #: Target ESC beneficiaries as a share of Grade 7 learners (74,232 / 1,788,916 ≈ 4.1 %).
@@ -42,40 +41,43 @@ def design(pairs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def candidate_pairs(schools, origins, esc, dist_km, revenue, rating_fill) -> pd.DataFrame:
-    """Every origin→ESC pair with finite road distance (within the radius) and covariates.
+def candidate_pairs(schools, origin_ids, destination_ids, distance_km, revenue, rating_fill) -> pd.DataFrame:
+    """Candidate origin→ESC pairs (those within the radius) with the model covariates.
 
     Parameters
     ----------
     schools : pandas.DataFrame
         Institutions with tuition, esc_amount, esc_rating, region, psgc_code.
-    origins, esc : pandas.Index
-        School ids of the rows / columns of ``dist_km``.
-    dist_km : numpy.ndarray
-        Road km, ``inf`` beyond the radius.
+    origin_ids, destination_ids : array-like
+        School ids of each pair.
+    distance_km : numpy.ndarray
+        Road km of each pair.
     revenue : pandas.Series
         LGU revenue (pesos) by psgc_code.
     rating_fill : float
         Rank used for unrated ESC schools (the median rated rank).
     """
-    i, j = np.nonzero(np.isfinite(dist_km))
-    o = schools.loc[origins[i]]
-    d = schools.loc[esc[j]]
-    tuition = d["tuition"].to_numpy(float)
-    amount = d["esc_amount"].to_numpy(float)
-    rating = d["esc_rating"].to_numpy(float)
+    io = schools.index.get_indexer(origin_ids)
+    jd = schools.index.get_indexer(destination_ids)
+
+    def col(name, pos, dtype=None):  # positional take: no copy of whole school rows
+        return schools[name].to_numpy(dtype=dtype)[pos]
+
+    tuition = col("tuition", jd, float)
+    amount = col("esc_amount", jd, float)
+    rating = col("esc_rating", jd, float)
     return pd.DataFrame(
         {
-            "origin_id": origins[i].to_numpy(),
-            "destination_id": esc[j].to_numpy(),
-            "distance_km": dist_km[i, j],
+            "origin_id": np.asarray(origin_ids),
+            "destination_id": np.asarray(destination_ids),
+            "distance_km": np.asarray(distance_km, float),
             "tuition": tuition,
             "esc_amount": amount,
             "net_cost_k": np.maximum(0.0, tuition - amount) / 1000.0,
             "esc_rating": np.where(np.isfinite(rating), rating, rating_fill),
-            "origin_lgu_revenue": revenue.loc[o["psgc_code"]].to_numpy(float),
-            "origin_region": o["region"].to_numpy(),
-            "destination_region": d["region"].to_numpy(),
+            "origin_lgu_revenue": revenue.reindex(schools["psgc_code"]).to_numpy(float)[io],
+            "origin_region": col("region", io, object),
+            "destination_region": col("region", jd, object),
         }
     )
 
@@ -164,9 +166,3 @@ def learner_flows(schools: pd.DataFrame, cohort: pd.Series, esc_pairs: pd.DataFr
     flows = flows.groupby(["origin_id", "destination_id"], as_index=False)[["learners", "esc_beneficiaries"]].sum()
     flows = flows.astype({"learners": np.int64, "esc_beneficiaries": np.int64})
     return flows.sort_values(["origin_id", "destination_id"], ignore_index=True)
-
-
-def great_circle(schools: pd.DataFrame, a, b) -> np.ndarray:
-    """Haversine km between schools ``a`` and ``b`` (aligned id arrays)."""
-    sa, sb = schools.loc[a], schools.loc[b]
-    return haversine_km(sa["lon"], sa["lat"], sb["lon"], sb["lat"])

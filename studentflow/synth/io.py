@@ -1,7 +1,8 @@
 """Byte-reproducible writers for the synthetic raw files (xlsx, csv, csv.gz, npy, json).
 
-openpyxl stamps the save time into ``docProps/core.xml`` and every zip member; both are
-rewritten to a fixed date so that the same seed gives byte-identical files.
+Spreadsheets are written as minimal SpreadsheetML packages with fixed zip timestamps
+(openpyxl would stamp the save time and is slow for 30,000-row sheets); gzip files carry
+mtime 0 and no file name. The same seed therefore gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -9,15 +10,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import re
 import zipfile
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-FIXED_TIME = datetime(2024, 1, 1, 0, 0, 0)
 _ZIP_TIME = (2024, 1, 1, 0, 0, 0)
 
 
@@ -37,43 +35,105 @@ def write_csv(path: Path, df: pd.DataFrame, float_format: str | None = None) -> 
     Path(path).write_bytes(data)
 
 
+_XLSX_STATIC = {
+    "[Content_Types].xml": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        '<Override PartName="/xl/worksheets/sheet1.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+        '<Override PartName="/xl/styles.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+        "</Types>"
+    ),
+    "_rels/.rels": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" '
+        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+        'Target="xl/workbook.xml"/></Relationships>'
+    ),
+    "xl/_rels/workbook.xml.rels": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" '
+        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" '
+        'Target="worksheets/sheet1.xml"/>'
+        '<Relationship Id="rId2" '
+        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" '
+        'Target="styles.xml"/></Relationships>'
+    ),
+    "xl/styles.xml": (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        '<fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts>'
+        '<fills count="2"><fill><patternFill patternType="none"/></fill>'
+        '<fill><patternFill patternType="gray125"/></fill></fills>'
+        '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+        '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+        '<cellXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/></cellXfs>'
+        '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
+        "</styleSheet>"
+    ),
+}
+
+
+def _col(k: int) -> str:
+    name = ""
+    k += 1
+    while k:
+        k, r = divmod(k - 1, 26)
+        name = chr(65 + r) + name
+    return name
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cell(ref: str, v) -> str:
+    if v is None or (isinstance(v, str) and v == "") or (isinstance(v, float) and not np.isfinite(v)):
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return f'<c r="{ref}" t="b"><v>{int(v)}</v></c>'
+    if isinstance(v, (int, np.integer)):
+        return f'<c r="{ref}"><v>{int(v)}</v></c>'
+    if isinstance(v, (float, np.floating)):
+        return f'<c r="{ref}"><v>{float(v)!r}</v></c>'
+    return f'<c r="{ref}" t="inlineStr"><is><t xml:space="preserve">{_esc(str(v))}</t></is></c>'
+
+
 def write_xlsx(path: Path, header: list[str], rows: list[list], *, title: list[str] = (), sheet: str = "Sheet1") -> None:
-    """Write one sheet: ``title`` rows (one text cell each), the header, then ``rows``.
+    """Write a one-sheet .xlsx: ``title`` rows (one text cell each), the header, then ``rows``.
 
-    None cells are left empty. The file is byte-reproducible (fixed timestamps).
+    A minimal SpreadsheetML package written directly (inline strings, no shared-string
+    table, no timestamps), so the bytes depend only on the content; None and NaN cells are
+    left empty (as are empty strings). Readable by openpyxl, pandas and spreadsheet programs.
     """
-    from openpyxl import Workbook
-
-    wb = Workbook(write_only=True)
-    wb.properties.creator = "studentflow.synth"
-    wb.properties.created = FIXED_TIME
-    ws = wb.create_sheet(sheet)
-    for t in title:
-        ws.append([t])
-    ws.append(list(header))
-    for r in rows:
-        ws.append(list(r))
+    cols = [_col(k) for k in range(max([len(header)] + [len(r) for r in rows]))]
+    out = ['<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+           '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>']
+    every = [[t] for t in title] + [list(header)] + [list(r) for r in rows]
+    for i, r in enumerate(every, start=1):
+        cells = "".join(_cell(f"{cols[k]}{i}", v) for k, v in enumerate(r))
+        out.append(f'<row r="{i}">{cells}</row>')
+    out.append("</sheetData></worksheet>")
+    workbook = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+                '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+                'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+                f'<sheets><sheet name="{_esc(sheet)}" sheetId="1" r:id="rId1"/></sheets></workbook>')
+    parts = {**_XLSX_STATIC, "xl/workbook.xml": workbook, "xl/worksheets/sheet1.xml": "".join(out)}
     buf = io.BytesIO()
-    wb.save(buf)
-    Path(path).write_bytes(_fix_zip(buf.getvalue()))
-
-
-def _fix_zip(data: bytes) -> bytes:
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    stamp = FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ")
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            body = src.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                text = body.decode("utf-8")
-                text = re.sub(r"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)", rf"\g<1>{stamp}\g<3>", text)
-                body = text.encode("utf-8")
-            zi = zipfile.ZipInfo(info.filename, date_time=_ZIP_TIME)
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, text in parts.items():
+            zi = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
             zi.compress_type = zipfile.ZIP_DEFLATED
             zi.external_attr = 0o600 << 16
-            dst.writestr(zi, body)
-    return out.getvalue()
+            z.writestr(zi, text.encode("utf-8"))
+    Path(path).write_bytes(buf.getvalue())
 
 
 def write_json(path: Path, obj) -> None:

@@ -86,18 +86,22 @@ def transitions(people: pd.DataFrame, schools: pd.DataFrame, rng, quirks: list, 
         file name → DataFrame with :data:`TRANSITION_COLUMNS` (all strings).
     """
     n = len(people)
-    g7 = schools.loc[people["destination_id"]]
-    g6 = schools.loc[people["origin_id"]]
+    g7 = schools.index.get_indexer(people["destination_id"])
+    g6 = schools.index.get_indexer(people["origin_id"])
+
+    def col(name, pos):
+        return schools[name].to_numpy(dtype=object)[pos]
+
     t = pd.DataFrame(
         {
-            "Region": g7["region"].to_numpy(),
-            "Division": g7["division"].to_numpy(),
+            "Region": col("region", g7),
+            "Division": col("division", g7),
             "LRN": people["lrn"].to_numpy(),
             "BEIS School ID in Grade 7": people["destination_id"].to_numpy(),
-            "School Namein Grade 7": g7["name"].to_numpy(),
+            "School Namein Grade 7": col("name", g7),
             "SY enrolled in Grade 6": "2022-2023",
             "BEIS School ID in Grade 6": people["origin_id"].to_numpy(),
-            "School Name in Grade 6": g6["name"].to_numpy(),
+            "School Name in Grade 6": col("name", g6),
         }
     )
     t["_key"] = np.arange(n) * 2.0
@@ -170,10 +174,10 @@ def billing(people: pd.DataFrame, schools: pd.DataFrame, ids: pd.DataFrame, slot
     single = ids.groupby("school_id").filter(lambda g: len(g) == 1).set_index("school_id")["esc_id"]
     empty = b["esc_id"] == ""
     b.loc[empty, "esc_id"] = single.reindex(b.loc[empty, "school_id"]).to_numpy()
-    s = schools.loc[b["school_id"]]
-    b["school name"] = s["name"].to_numpy()
-    b["region"] = s["region"].to_numpy()
-    b["amount"] = [peso(x) for x in s["esc_amount"].to_numpy(float)]
+    pos = schools.index.get_indexer(b["school_id"])
+    b["school name"] = schools["name"].to_numpy(dtype=object)[pos]
+    b["region"] = schools["region"].to_numpy(dtype=object)[pos]
+    b["amount"] = [peso(x) for x in schools["esc_amount"].to_numpy(float)[pos]]
     b = b.sort_values(["region", "esc_id", "lrn"], ignore_index=True)
     b["stmt"] = [f"BS-2023-{e}-{k:03d}" for e, k in zip(b["esc_id"], b.groupby("esc_id").cumcount() // 40 + 1)]
     billed = b.groupby("esc_id").size()

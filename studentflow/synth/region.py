@@ -25,7 +25,7 @@ from studentflow.synth import flows as F
 from studentflow.synth import learners as L
 from studentflow.synth import raw as W
 from studentflow.synth import schools as S
-from studentflow.synth.distances import network_distances
+from studentflow.synth.distances import network_matrix, network_pairs
 from studentflow.synth.geography import STUDY_REGIONS, barangays, lgus
 from studentflow.synth.io import write_csv, write_json, write_npy
 from studentflow.synth.roads import make_network
@@ -33,6 +33,7 @@ from studentflow.synth.roads import make_network
 #: Grade 6 enrolment medians (learners) by origin type; NCR public schools are larger.
 G6_MEDIAN = {"public_es": 150.0, "public_es_jhs": 100.0, "private": 40.0}
 NCR_FACTOR = 1.4
+RADIUS_KM = 10.0  # candidate pairs: ESC schools within this road distance of an origin
 STAY_RATE = 0.97  # share of Grade 6 learners appearing as Grade 7 in the data
 
 
@@ -88,7 +89,7 @@ def _grade6(s: pd.DataFrame, rng) -> pd.Series:
 
 
 def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tuple[str, ...] = STUDY_REGIONS,
-                radius_km: float = 10.0, write_matrix: bool = True) -> RegionInfo:
+                radius_km: float | None = None, write_matrix: bool | None = None) -> RegionInfo:
     """Write a synthetic study area as raw files (every SOURCES.md kind) plus ``truth/``.
 
     Parameters
@@ -101,10 +102,15 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
         Target folder (created); None writes to a new temporary directory.
     regions : tuple of str
         Canonical regions of the area (default: NCR, Region III, Region IV-A).
-    radius_km : float
-        Candidate origin→ESC pairs are those within this road distance, km.
-    write_matrix : bool
-        Also write the OSRM-style ``road_matrix.npy`` (rows origins × cols ESC schools).
+    radius_km : float, optional
+        Candidate origin→ESC pairs are those within this road distance, km. None
+        (default): :data:`RADIUS_KM` (10 km) up to scale 1 and ``10 / sqrt(scale)`` above,
+        so that an origin has about as many ESC schools within reach as at scale 1 (the
+        pair count then grows linearly, not with scale²).
+    write_matrix : bool, optional
+        Also write the OSRM-style ``road_matrix.npy`` (rows origins × cols ESC schools,
+        float32 metres). None (default): only when ``scale <= 2`` (the matrix grows with
+        scale², about 640 MB at scale 10).
 
     Returns
     -------
@@ -112,7 +118,9 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
     """
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"scale: must be a positive number, got {scale!r}")
-    if radius_km <= 0:
+    if radius_km is None:
+        radius_km = RADIUS_KM / max(1.0, float(np.sqrt(scale)))
+    if not radius_km > 0:
         raise ValueError(f"radius_km: must be > 0, got {radius_km!r}")
     out = Path(tempfile.mkdtemp(prefix="studentflow_region_")) if out_dir is None else Path(out_dir)
     (out / "truth").mkdir(parents=True, exist_ok=True)
@@ -133,10 +141,11 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
     origins = cohort.index
     o_pts, e_pts = schools.loc[origins], schools.loc[esc_ids_]
     net = read_network(edges)
-    dist = network_distances(net, o_pts, e_pts, max_km=radius_km)
+    pi, pj, pkm = network_pairs(net, o_pts, e_pts, max_km=radius_km)
+    pkm = np.round(pkm, 6)  # road km to the millimetre: short, exact CSV text
     rated = schools.loc[esc_ids_, "esc_rating"].dropna()
     rating_fill = float(rated.median())
-    cand = F.candidate_pairs(schools, origins, esc_ids_, dist, revenue, rating_fill)
+    cand = F.candidate_pairs(schools, origins[pi], esc_ids_[pj], pkm, revenue, rating_fill)
     params = dict(STUDY_PARAMS)
     target = F.ESC_SHARE * float(cohort.sum())
     pairs, intercept = F.draw_esc(cand, params, STUDY_ALPHA, target, rng[4])
@@ -186,7 +195,7 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
     W.lgu_income(add("lgu_income", "cmci_lgu_revenue.csv"), lgu, revenue, rng[11], quirks)
     W.subsidy_rates(add("subsidy_rates", "esc_subsidy_rates.csv"), SUBSIDY_TIERS)
     write_csv(add("road_network", "roads.csv.gz"), edges)
-    if write_matrix:
+    if write_matrix or (write_matrix is None and scale <= 2):
         _matrix(out, add("road_distances", "road_matrix.npy", index="road_matrix_index.json"),
                 net, kept, origins, esc_ids_)
     _manifest(out / "manifest.toml", manifest)
@@ -203,7 +212,7 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
     write_csv(truth / "areas.csv", areas.reset_index())
     sub = schools.loc[esc_ids_, ["tier"]].assign(amount=schools.loc[esc_ids_, "esc_amount"]).reset_index()
     write_csv(truth / "subsidy.csv", sub)
-    write_csv(truth / "pairs.csv", pairs, float_format="%.10g")
+    write_csv(truth / "pairs.csv", pairs)
     write_csv(truth / "quirks.csv", pd.DataFrame(quirks, columns=["kind", "file", "row", "school_id", "quirk", "outcome"])
               .sort_values(["kind", "file", "row"], kind="stable", ignore_index=True))
     write_json(truth / "params.json", {
@@ -236,8 +245,7 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
 def _matrix(out: Path, npy: Path, net, kept: pd.DataFrame, origins, esc) -> None:
     rows = kept[kept["school_id"].isin(origins)].reset_index(drop=True)
     cols = kept[kept["school_id"].isin(esc)].reset_index(drop=True)
-    km = network_distances(net, rows.set_index("school_id"), cols.set_index("school_id"), max_km=None)
-    write_npy(npy, (km * 1000.0).astype(np.float32))
+    write_npy(npy, network_matrix(net, rows, cols))
 
     def index(t):
         d: dict[str, list[int]] = {}
