@@ -143,10 +143,10 @@ def main(skip_national: bool = False) -> None:
     print(f"    baseline sequential   {fmt(t_seq)}  placed {seq.placed:,.0f}; "
           f"ratio sequential/balance {t_seq[0] / t_a[0]:.1f}")
     dense = mu.toarray()
-    t_c, res_c = timed(lambda: allocate(dense, E, K), repeat=2)
+    t_c, res_c = timed(lambda: allocate(dense, E, K), repeat=3)
     print(f"(c) balance dense         {fmt(t_c)}  iterations {res_c.iterations}, "
           f"max |dense - sparse| {np.abs(res_c.flows - res.flows.toarray()).max():.1e}")
-    t_f, (_, _, it_f) = timed(lambda: furness_dense(dense, E, K), repeat=2)
+    t_f, (_, _, it_f) = timed(lambda: furness_dense(dense, E, K), repeat=3)
     print(f"    baseline Furness dense {fmt(t_f)}  iterations {it_f}; ratio "
           f"Furness/balance-dense {t_f[0] / t_c[0]:.1f}, Furness-dense/balance-sparse "
           f"{t_f[0] / t_a[0]:.1f}")
