@@ -462,6 +462,22 @@ def test_bad_arguments_raise():
         make_region(regions=("Atlantis",))
 
 
+def test_regions_parameter_and_temporary_output():
+    import shutil
+
+    info = make_region(seed=1, scale=0.1, regions=("NCR",))
+    try:
+        assert info.out_dir.exists() and info.manifest.exists()
+        s = _truth(info.out_dir, "schools.csv")
+        assert set(s["region"]) == {"NCR"} and len(s) == pytest.approx(300, rel=0.05)
+        assert {f for f in info.files if f.startswith("gr7_")} == {"gr7_enrollees_ncr.csv.gz"}
+        assert set(_truth(info.out_dir, "subsidy.csv")["tier"]) == {"NCR"}
+        areas = _truth(info.out_dir, "areas.csv")
+        assert len(areas) == 17  # 16 cities + Pateros; Manila's districts are not LGUs
+    finally:
+        shutil.rmtree(info.out_dir)
+
+
 @given(st.sampled_from(sorted(REGION_PSGC)))
 def test_region_slug_is_a_distinct_filename(region):
     slug = region_slug(region)

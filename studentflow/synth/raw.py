@@ -64,7 +64,7 @@ def enrollment(path: Path, schools: pd.DataFrame, rng, quirks: list) -> int:
     for k, r in enumerate(s.itertuples(index=False)):
         region, sid = r.region, r.school_id
         if q[k] == "region_variant":
-            opts = REGION_VARIANTS[region]
+            opts = REGION_VARIANTS.get(region, [region.upper()])
             region = opts[int(rng.integers(0, len(opts)))]
         elif q[k] == "id_float":
             sid = f"{int(sid)}.0"
