@@ -116,7 +116,8 @@ def scenario_pairs(scenario: Scenario, pairs: pd.DataFrame, bundle=None, distanc
     if scenario.radius_km is not None:
         new = p["pair_type"].to_numpy() == "new"
         far_new = new & (p["distance_km"].to_numpy() > scenario.radius_km)
-        reach = p.loc[new, "distance_km"].max() if new.any() else 0.0
+        built = getattr(p.attrs.get("summary"), "radius_km", None)
+        reach = built if built is not None else (p.loc[new, "distance_km"].max() if new.any() else 0.0)
         if bundle is not None and distances is not None and scenario.radius_km > reach:
             from studentflow.pairs import build_pairs
 

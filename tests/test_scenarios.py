@@ -412,3 +412,23 @@ def test_broken_rounding_is_caught(pairs, model):
     with pytest.raises(RuntimeError, match="over capacity"):
         run_scenarios(None, model, [Scenario("tight", scale_slots=0.5)], pairs=pairs, draws=1,
                       progress=False, allocator=overfilling)
+
+
+def test_wider_radius_rebuilds_pairs_narrower_filters(pairs, monkeypatch):
+    import studentflow.pairs as pairs_mod
+    from studentflow.scenario_levers import scenario_pairs
+
+    calls = []
+
+    def fake_build(bundle, distances, *, radius_km):
+        calls.append(radius_km)
+        return pairs.iloc[:10]
+
+    monkeypatch.setattr(pairs_mod, "build_pairs", fake_build)
+    reach = pairs.loc[pairs["pair_type"] == "new", "distance_km"].max()
+    out = scenario_pairs(Scenario("wide", radius_km=reach + 5), pairs, bundle=object(), distances=object())
+    assert calls == [reach + 5] and len(out) == 10
+    out = scenario_pairs(Scenario("narrow", radius_km=3.0), pairs, bundle=object(), distances=object())
+    assert calls == [reach + 5]
+    assert not ((out["pair_type"] == "new") & (out["distance_km"] > 3.0)).any()
+    assert (out["pair_type"] == "observed").sum() == (pairs["pair_type"] == "observed").sum()
