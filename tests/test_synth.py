@@ -271,6 +271,23 @@ def test_enrollment_and_coordinates_match_truth_on_clean_rows(sample_dir, quirks
     assert np.allclose(c["Latitude"].astype(float), t["lat"]) and np.allclose(c["Longitude"].astype(float), t["lon"])
 
 
+def test_seat_files_match_truth(sample_dir, quirks, truth_schools):
+    rows = _sheet(sample_dir / "seat_learner_ratio.xlsx")
+    missing = set(quirks.loc[quirks["kind"] == "seats", "row"])
+    public = truth_schools[truth_schools["sector"] == "public"]
+    assert [r[0] for r in rows[1:]] == sorted(public.index)
+    for k, r in enumerate(rows[1:], start=2):
+        want = public.at[r[0], "jhs_seats"]
+        if k in missing:
+            assert r[2] is None and np.isfinite(want)
+        else:
+            assert (r[2] is None and np.isnan(want)) or r[2] == want
+    chairs = _csv(sample_dir / "private_school_furniture.csv").set_index("School ID")
+    private = truth_schools[truth_schools["sector"] == "private"]
+    jhs = pd.to_numeric(chairs["Chairs JHS"].str.replace(",", ""), errors="coerce")
+    assert np.array_equal(jhs.loc[private.index].to_numpy(float), private["jhs_seats"].to_numpy(float), equal_nan=True)
+
+
 def test_esc_files_match_truth(sample_dir, quirks, truth_schools):
     slots = pd.DataFrame(_sheet(sample_dir / "esc_slots.xlsx")[1:],
                          columns=KIND_COLUMNS["esc_slots"]).astype({"DepEd School ID": str})
