@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -25,7 +26,6 @@ from pathlib import Path
 import pandas as pd
 
 from studentflow.ingest import load_bundle
-from studentflow.paths import sample_manifest
 
 
 def _timed(fn):
@@ -85,6 +85,22 @@ def bench(label: str, manifest: Path, target_s: float, trace: bool = True) -> No
           f"{int(bundle.flows['learners'].sum()):,} learners, ledger {len(bundle.ledger):,} rows")
 
 
+def _stable_copy(src: Path, dst: Path, tries: int = 10) -> Path:
+    """Copy a raw-data folder (so a concurrent regeneration cannot remove files mid-run);
+    retried until every file the manifest names was copied. Returns the copy's manifest."""
+    for _ in range(tries):
+        shutil.rmtree(dst, ignore_errors=True)
+        try:
+            shutil.copytree(src, dst)
+            doc = tomllib.loads((dst / "manifest.toml").read_text(encoding="utf-8"))
+            if all((dst / s["path"]).exists() for s in doc["source"]):
+                return dst / "manifest.toml"
+        except (OSError, tomllib.TOMLDecodeError):
+            pass
+        time.sleep(3)
+    raise SystemExit(f"could not take a complete copy of {src}")
+
+
 def _generate(out: Path, seed: int, scale: float, mem_gb: float = 16.0) -> None:
     """make_region in a child process capped at ``mem_gb`` of address space (so a large
     scale fails with MemoryError instead of starving the machine). The road matrix is
@@ -112,7 +128,8 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-large", action="store_true")
     ap.add_argument("--no-trace", action="store_true", help="skip the (slower) tracemalloc pass")
     a = ap.parse_args(argv)
-    bench("sample", sample_manifest(), 15.0, trace=not a.no_trace)
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    bench("sample", _stable_copy(sample, a.cache / "sample"), 15.0, trace=not a.no_trace)
     if a.skip_large:
         return
     out = a.cache / f"region_seed{a.seed}_scale{a.scale:g}"
