@@ -27,7 +27,7 @@ import pandas as pd
 
 from studentflow.errors import DataError
 
-__all__ = ["PipelineResult", "run_pipeline", "compute_distances", "fit_models", "STAGES"]
+__all__ = ["PipelineResult", "run_pipeline", "compute_distances", "fit_models", "synthetic_truth", "STAGES"]
 
 STAGES = ("ingest", "distances", "pairs", "fit", "scenarios", "report")
 MODEL_LABELS = {
@@ -187,6 +187,7 @@ def run_pipeline(
             say(f"      note: {message}")
         return res
 
+    truth = synthetic_truth(manifest)
     bundle = stage(1, "ingest", lambda: load_bundle(manifest),
                    lambda b: f"{len(b.schools):,} schools, {len(b.flows):,} flows, {len(b.ledger):,} ledger rows")
     if write:
@@ -218,10 +219,31 @@ def run_pipeline(
     if write:
         written = stage(6, "report", lambda: write_report(result, out, bundle=bundle, model=model, pairs=pairs,
                                                           models=models, comparisons=comparisons,
-                                                          timings=timings),
+                                                          truth=truth, timings=timings),
                         lambda w: f"{len(w)} files in {out}")
         outputs.update(written)
     return PipelineResult(bundle, distances, pairs, model, models, result, comparisons, outputs, timings)
+
+
+def synthetic_truth(manifest=None) -> dict | None:
+    """Known gravity coefficients of a synthetic region (``truth/params.json`` beside the
+    manifest; the bundled sample by default), or None for real data."""
+    import json
+
+    from studentflow.paths import sample_manifest
+
+    try:
+        path = Path(manifest) if manifest is not None else sample_manifest()
+    except DataError:
+        return None
+    params = (path if path.is_dir() else path.parent) / "truth" / "params.json"
+    if not params.is_file():
+        return None
+    try:
+        data = json.loads(params.read_text(encoding="utf-8"))
+        return {**{k: float(v) for k, v in data["params"].items()}, "alpha": float(data["alpha"])}
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _slopes(model) -> str:

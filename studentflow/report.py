@@ -86,7 +86,7 @@ def _models_text(models: dict) -> str:
     return "\n".join(parts)
 
 
-def _coef_table(models: dict) -> pd.DataFrame:
+def _coef_table(models: dict, truth: dict | None = None) -> pd.DataFrame:
     from studentflow.report_figures import term_label
 
     cols = {}
@@ -102,7 +102,11 @@ def _coef_table(models: dict) -> pd.DataFrame:
             if value is not None:
                 extra.setdefault(name, {})[label] = f"{float(value):,.4g}" if name != "nobs" else f"{int(value):,}"
     table.index = [term_label(t) for t in table.index]
-    return pd.concat([table, pd.DataFrame(extra).T]).fillna("")
+    out = pd.concat([table, pd.DataFrame(extra).T])
+    if truth:
+        known = {term_label(k): f"{v:.4f}" for k, v in truth.items()}
+        out["synthetic truth"] = [known.get(t, "") for t in out.index]
+    return out.fillna("")
 
 
 def _schools_gpkg(path: Path, result, bundle) -> Path | None:
@@ -173,7 +177,7 @@ def _headline(result, comparisons=None) -> str:
 
 
 def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models=None,
-                 comparisons=None, timings=None, title="studentflow: ESC scenarios and public JHS decongestion") -> dict:
+                 comparisons=None, truth=None, timings=None, title="studentflow: ESC scenarios and public JHS decongestion") -> dict:
     """Write the report files for a :class:`~studentflow.scenario_result.ScenarioResult`.
 
     Parameters
@@ -193,6 +197,9 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     comparisons : dict, optional
         Label → ScenarioResult of the same scenarios under another estimator (e.g. the
         study's NB2, point estimate): shown beside ``result`` in a table and the figure.
+    truth : dict, optional
+        Known coefficients of a synthetic region (keys as in
+        :data:`studentflow.synth.STUDY_PARAMS`, plus ``alpha``), shown beside the estimates.
     timings : dict, optional
         Stage → seconds, listed at the end of the report.
 
@@ -225,7 +232,7 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     if all_models:
         figures["fig_coefficients.png"] = (
             "Gravity coefficients with 95 % intervals. Negative distance and net-cost effects: "
-            "learners go to nearer, cheaper ESC schools.", _png(rf.coefficient_plot(all_models)))
+            "learners go to nearer, cheaper ESC schools.", _png(rf.coefficient_plot(all_models, truth)))
     figures["fig_placed.png"] = (
         "Learners placed in ESC schools per scenario (mean of the Monte Carlo draws, 95 % interval).",
         _png(rf.placed_plot(result, comparisons)))
@@ -239,7 +246,7 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     for name, (_, png) in figures.items():
         written[name] = atomic_write(out / name, lambda tmp, png=png: tmp.write_bytes(png))
 
-    page = _html(result, title, figures, all_models, bundle, pairs, timings, comparisons or {})
+    page = _html(result, title, figures, all_models, bundle, pairs, timings, comparisons or {}, truth)
     written["report.html"] = _write_text(out / "report.html", page)
     return {k: v for k, v in written.items() if v is not None}
 
@@ -265,7 +272,7 @@ def _comparison_html(result, comparisons: dict) -> str:
     return text + _table_html(table)
 
 
-def _html(result, title, figures, models, bundle, pairs, timings, comparisons=None) -> str:
+def _html(result, title, figures, models, bundle, pairs, timings, comparisons=None, truth=None) -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
              f"<p class='note'>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · "
@@ -303,7 +310,11 @@ def _html(result, title, figures, models, bundle, pairs, timings, comparisons=No
                      "only pairs with at least one beneficiary and then predicted all candidate pairs, which "
                      "biases the intercept and slopes (truncation); a zero-truncated NB2 on positive pairs, or an "
                      "NB2 on all candidate pairs, is consistent. Estimates (standard errors):</p>")
-        parts.append(_table_html(_coef_table(models), index=True))
+        if truth:
+            parts.append("<p>The data are synthetic: the last column holds the coefficients they were "
+                         "drawn with (the intercept refers to all candidate pairs within the generator's "
+                         "radius), so the estimators' bias can be read off directly.</p>")
+        parts.append(_table_html(_coef_table(models, truth), index=True))
         png = figures.get("fig_coefficients.png")
         if png:
             parts.append(f"<figure><img alt='fig_coefficients.png' src='data:image/png;base64,"

@@ -73,13 +73,16 @@ def _term_order(term: str) -> tuple:
 
 
 @_styled
-def coefficient_plot(models: dict):
+def coefficient_plot(models: dict, truth: dict | None = None):
     """Point estimates and 95 % intervals of each model's slopes (intercept left out).
 
     Parameters
     ----------
     models : dict
         Label → fitted model with ``params`` and ``conf_int()`` (log-learner units).
+    truth : dict, optional
+        Known coefficients of a synthetic region (``truth/params.json``), keyed like
+        :data:`studentflow.synth.STUDY_PARAMS`; drawn as black crosses.
     """
     frames = []
     for label, m in models.items():
@@ -97,6 +100,12 @@ def coefficient_plot(models: dict):
         y = np.array([terms.index(t) for t in grp.index]) + (k - (n - 1) / 2) * 0.22
         ax.errorbar(grp["coef"], y, xerr=[grp["coef"] - grp["lo"], grp["hi"] - grp["coef"]],
                     fmt="o", ms=5, capsize=3, color=COLORS[k % len(COLORS)], label=label)
+    if truth:
+        by_label = {term_label(k): v for k, v in truth.items()}
+        pts = [(by_label[term_label(t)], i) for i, t in enumerate(terms) if term_label(t) in by_label]
+        if pts:
+            ax.plot(*zip(*pts), "x", color="k", ms=9, mew=2, label="synthetic truth", zorder=5)
+            n += 1
     ax.axvline(0, color="0.5", lw=0.8)
     ax.set_yticks(range(len(terms)), [term_label(t) for t in terms])
     ax.invert_yaxis()

@@ -61,6 +61,7 @@ def test_run_on_sample_writes_every_output(runs):
     assert (table["placed_mean"] <= table["slots"]).all()
     ledger = pd.read_csv(out / "ledger.csv", dtype=str)
     assert len(ledger) and set(ledger.columns) >= {"source", "file", "row", "action", "reason"}
+    assert "synthetic truth" in (out / "report.html").read_text(encoding="utf-8")  # sample has truth/
     model = (out / "model.txt").read_text()
     assert "zero-truncated" in model and "study" in model
 
@@ -77,6 +78,15 @@ def test_progress_lines_and_timings(runs):
         assert f"[{k}/6] {stage} done in" in err
     assert err.index("[1/6] ingest done") < err.index("[2/6] distances ...")
     assert "stage timings" in std and "total" in std and "net cost -20K" in std
+
+
+def test_synthetic_truth_found_only_beside_a_manifest(sample_dir, tmp_path):
+    from studentflow.pipeline import synthetic_truth
+
+    truth = synthetic_truth(sample_dir / "manifest.toml")
+    assert truth["log1p_distance_km"] == pytest.approx(-0.4496) and "alpha" in truth
+    (tmp_path / "manifest.toml").write_text("")
+    assert synthetic_truth(tmp_path / "manifest.toml") is None
 
 
 def test_study_toml_matches_builtin_default():

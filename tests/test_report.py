@@ -69,7 +69,8 @@ def setup():
 def test_writes_every_output_and_embeds_figures(setup, tmp_path):
     out = write_report(setup.result, tmp_path / "rep", bundle=setup.bundle, model=setup.model,
                        pairs=setup.pairs, models={"study NB2 (positives)": setup.study},
-                       comparisons={"study NB2 (positives)": setup.result}, timings={"ingest": 1.0})
+                       comparisons={"study NB2 (positives)": setup.result}, timings={"ingest": 1.0},
+                       truth={**setup.pairs.attrs["params"], "alpha": 0.4})
     names = {p.name for p in (tmp_path / "rep").iterdir()}
     expected = {"report.html", "scenarios.csv", "esc_schools.csv", "public_jhs.csv", "schools.gpkg",
                 "ledger.csv", "sources.csv", "model.txt", "fig_coefficients.png", "fig_placed.png",
@@ -84,6 +85,7 @@ def test_writes_every_output_and_embeds_figures(setup, tmp_path):
     assert "src='http" not in page and "<link" not in page  # self-contained
     for s in setup.result.scenarios:
         assert s.name in page
+    assert "synthetic truth" in page and f"{setup.pairs.attrs['params']['log1p_distance_km']:.4f}" in page
     assert "Estimators compared" in page and "study NB2 (positives) (point estimate)" in page
     t = setup.result.table.set_index("scenario")
     full = t.loc["-20K", "placed_mean"] / t.loc["-20K", "slots"]
