@@ -416,6 +416,28 @@ def test_pair_distances_are_road_network_distances(sample_dir, truth_schools):
     assert np.allclose(mm / 1000.0, s["distance_km"], rtol=1e-6, atol=1e-6)
 
 
+def test_road_network_shape(sample_dir):
+    import shapely
+    from scipy.sparse.csgraph import connected_components
+
+    from studentflow.geo import haversine_km, read_network
+
+    edges = pd.read_csv(sample_dir / "roads.csv.gz", dtype={"u": str, "v": str})
+    xy = shapely.get_coordinates(shapely.from_wkt(edges["geometry"].to_numpy()))
+    straight = haversine_km(xy[0::2, 0], xy[0::2, 1], xy[1::2, 0], xy[1::2, 1]) * 1000.0
+    ratio = edges["length_m"] / np.maximum(straight, 1e-9)
+    ok = straight > 1.0
+    assert (ratio[ok] >= 1.05 - 1e-3).all() and (ratio[ok] <= 1.4 + 1e-3).all()
+    assert straight.max() <= 12_000.0
+    net = read_network(sample_dir / "roads.csv.gz")
+    labels = connected_components(net.graph, directed=False)[1]
+    sizes = np.sort(np.bincount(labels))[::-1]
+    assert 1 < len(sizes) < 30 and sizes[0] > 0.95 * len(labels)  # a mainland and a few islands
+    water = [shapely.box(121.13, 14.33, 121.17, 14.42), shapely.box(120.65, 14.45, 120.78, 14.55)]  # open water
+    lines = shapely.from_wkt(edges["geometry"].to_numpy())
+    assert not any(shapely.intersects(lines, w).any() for w in water)
+
+
 def test_counts_and_proportions(sample_dir, truth_schools):
     s = truth_schools
     n = len(s)

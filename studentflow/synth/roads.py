@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
+from scipy.sparse.csgraph import minimum_spanning_tree
 import shapely
 from scipy.spatial import Delaunay, cKDTree
 from shapely import LineString, Polygon, STRtree, intersection, length
@@ -117,12 +117,3 @@ def make_network(nodes: pd.DataFrame, seed: int, *, k: int = 5, max_edge_km: flo
         {"u": ids[u], "v": ids[v], "length_m": np.maximum(np.ceil(straight * factor * 10000.0) / 10.0, 1.0), "geometry": geometry}
     )
     return edges.sort_values(["u", "v"], ignore_index=True)
-
-
-def components(edges: pd.DataFrame, nodes: pd.DataFrame) -> np.ndarray:
-    """Component label per node of ``nodes`` (isolated nodes get their own label)."""
-    pos = pd.Series(np.arange(len(nodes)), index=nodes["node"].to_numpy())
-    i = pos[edges["u"].to_numpy()].to_numpy()
-    j = pos[edges["v"].to_numpy()].to_numpy()
-    g = coo_matrix((np.ones(len(i)), (i, j)), shape=(len(nodes), len(nodes)))
-    return connected_components(g, directed=False)[1]
