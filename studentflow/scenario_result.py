@@ -129,6 +129,8 @@ class ScenarioResult:
         out["on new pairs %"] = fmt("share_new_pairs", 1, 100)
         if "relieved_mean" in t:
             out["relieved from public JHS"] = fmt("relieved")
+            out[f"aisle learners left (today {t['aisle_before'].iloc[0]:,.0f})"] = fmt("aisle_after")
+            out[f"congested public JHS (today {int(t['congested_before'].iloc[0]):,})"] = fmt("congested_after")
         if "displaced_mean" in t:
             out["displaced"] = fmt("displaced")
         return out
