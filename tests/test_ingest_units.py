@@ -129,3 +129,51 @@ def test_fast_xlsx_reader_agrees_with_openpyxl(tmp_path):
     assert trim(read_rows(p, "DATA")) == trim(_xlsx_rows_openpyxl(p, "DATA", "t.xlsx"))
     with pytest.raises(KeyError):
         read_rows(p, "nope")
+
+
+def test_physical_rows_survive_banners_and_blank_lines(tmp_path):
+    from studentflow.ingest.columns import read_table
+
+    p = tmp_path / "c.csv"
+    p.write_text("LIST OF SCHOOLS\n\nSchool ID,Latitude,Longitude\n1,14.5,121\n\n2,14.6,121.1\n3,,\n")
+    cols = [Col("School ID"), Col("Latitude"), Col("Longitude")]
+    df = read_table(p, cols, name="c.csv")
+    assert list(df["_row"]) == [4, 6, 7] and list(df["School ID"]) == ["1", "2", "3"]
+    assert df.attrs["header_row"] == 3
+
+
+_POINT = st.tuples(st.floats(4.5, 21.0), st.floats(116.5, 126.5))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["ok", "swapped", "zero", "blank", "outside"]), _POINT),
+                min_size=1, max_size=30))
+def test_coordinates_every_row_kept_or_in_ledger(tmp_path_factory, rows):
+    from pathlib import Path
+
+    from studentflow.ingest.ledger import Ledger
+    from studentflow.ingest.manifest import Source
+    from studentflow.ingest.readers import PH_LAT, PH_LON, read_coordinates
+
+    lines = ["School ID,Latitude,Longitude"]
+    for k, (kind, (lat, lon)) in enumerate(rows):
+        sid = f"{100000 + k}"
+        cell = {"ok": (f"{lat:.6f}", f"{lon:.6f}"), "swapped": (f"{lon:.6f}", f"{lat:.6f}"),
+                "zero": ("0", "0"), "blank": ("", ""), "outside": (f"{lat + 30:.6f}", f"{lon:.6f}")}[kind]
+        lines.append(f"{sid},{cell[0]},{cell[1]}")
+    folder = Path(tmp_path_factory.mktemp("coords"))
+    (folder / "c.csv").write_text("\n".join(lines) + "\n")
+    ledger = Ledger()
+    got = read_coordinates(Source("coordinates", folder / "c.csv", "c.csv"), ledger)
+    led = ledger.frame()
+    expect = {"ok": None, "swapped": "corrected", "zero": "dropped", "blank": "dropped", "outside": "dropped"}
+    for k, (kind, (lat, lon)) in enumerate(rows):
+        row = k + 2
+        events = set(led.loc[led["row"] == row, "action"])
+        assert events == ({expect[kind]} if expect[kind] else set())
+        assert (row in set(got["_row"])) == (kind in ("ok", "swapped"))
+    assert got["lon"].between(*PH_LON).all() and got["lat"].between(*PH_LAT).all()
+    ok = got.set_index("_row")
+    for k, (kind, (lat, lon)) in enumerate(rows):
+        if kind in ("ok", "swapped"):
+            assert ok.loc[k + 2, "lat"] == pytest.approx(lat, abs=1e-6)
+            assert ok.loc[k + 2, "lon"] == pytest.approx(lon, abs=1e-6)

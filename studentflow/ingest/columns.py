@@ -268,5 +268,10 @@ def _csv_fast(path: Path, h: int, header: list[str], found: dict[str, str]) -> p
     out = pd.DataFrame(index=pd.RangeIndex(table.num_rows))
     for c, raw in found.items():
         out[c] = table.column(raw).to_pandas().astype("str")
+    # with ignore_empty_lines=False every physical line below the header is one row, so
+    # row k is line h + 2 + k; a row blank in every needed column (a blank line, or data
+    # only in other columns) is left to the exact slow path
+    if len(out) and (out[list(found)].apply(lambda c: c.str.strip() == "").all(axis=1)).any():
+        raise ValueError("blank rows: use the exact reader")
     out["_row"] = np.arange(h + 2, h + 2 + table.num_rows, dtype="int64")
     return out
