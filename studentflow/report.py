@@ -13,8 +13,10 @@
 
 Every file is written atomically: first to a hidden temporary name in the same folder,
 then moved into place with :func:`os.replace`, so a run that fails never leaves a
-half-written file under a final name. No learner reference number (LRN) is written:
-any 12-digit number in a text field is masked.
+half-written file under a final name. ``report.html`` is written last and marks a
+complete set: an older one is removed first, so after a failed run the folder never
+holds a report that does not match its tables. No learner reference number (LRN) is
+written: any 12-digit number in a text field is masked.
 """
 
 from __future__ import annotations
@@ -212,6 +214,7 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "report.html").unlink(missing_ok=True)  # written last: marks a complete set
     written: dict[str, Path] = {}
     all_models = dict(models or {})
     if model is not None and not any(m is model for m in all_models.values()):

@@ -135,13 +135,15 @@ def test_failure_mid_report_leaves_nothing_complete_looking(setup, tmp_path, mon
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-def test_html_failure_keeps_previous_report(setup, tmp_path, monkeypatch):
+def test_failed_rerun_leaves_no_stale_report(setup, tmp_path, monkeypatch):
+    """report.html marks a complete set: a failed re-run must not leave the old one beside new tables."""
     write_report(setup.result, tmp_path, bundle=None, model=setup.model)
-    before = (tmp_path / "report.html").read_bytes()
+    assert (tmp_path / "report.html").exists()
     monkeypatch.setattr(report_mod, "_headline", lambda *a: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         write_report(setup.result, tmp_path, bundle=None, model=setup.model)
-    assert (tmp_path / "report.html").read_bytes() == before
+    assert not (tmp_path / "report.html").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_term_labels_readable():
