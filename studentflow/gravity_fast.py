@@ -270,17 +270,19 @@ def fit_counts(
     maxiter : int
         Newton iterations at most.
     tol : float
-        Convergence: largest absolute step in ``(beta, log alpha)``.
+        Convergence: largest absolute step in ``(beta, log alpha)``; a full Newton
+        step below 1e-5 also stops (the error after it is of order its square).
 
     Returns
     -------
     FastFit
+        ``beta``, ``alpha`` (0 for Poisson, or NB2 on its boundary with
+        ``boundary=True``), ``llf``, ``cov`` in ``(beta, alpha)``, ``converged``.
     """
     y = np.asarray(y, float)
     X = np.asfortranarray(X, dtype=float)  # column-major: fast X @ b and X' v
     yc = _Counts(y)
     k = X.shape[1]
-    # Poisson start (untruncated, as statsmodels does), intercept at log mean
     const = np.flatnonzero(np.all(X == 1.0, axis=0))
     b0 = np.zeros(k)
     if const.size:
