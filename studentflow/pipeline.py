@@ -192,6 +192,7 @@ def run_pipeline(
                    lambda b: f"{len(b.schools):,} schools, {len(b.flows):,} flows, {len(b.ledger):,} ledger rows")
     if write:
         out.mkdir(parents=True, exist_ok=True)
+        (out / "report.html").unlink(missing_ok=True)  # an older run's report no longer applies
         outputs["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
         if len(bundle.sources):
             outputs["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)

@@ -123,6 +123,7 @@ def test_failure_after_ingest_keeps_ledger_and_no_report(tmp_path, sample_dir, m
         raise DataError("pairs: column 'distance_km' row 7 is not a number")
 
     monkeypatch.setattr(pipeline, "fit_models", broken_fit)
+    (tmp_path / "report.html").write_text("<html>an older run</html>")
     code = main(["run", "--data", str(sample_dir / "manifest.toml"), "--out", str(tmp_path), "--draws", "1",
                  "--no-progress"])
     err = capsys.readouterr().err
