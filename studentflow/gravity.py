@@ -108,8 +108,9 @@ def _build(pairs: pd.DataFrame, formula: str):
     mgr = FormulaManager()
     data = as_categoricals(pairs, rhs, "fit_gravity") if mgr.engine == "patsy" else pairs
     try:
-        _, X = mgr.get_matrices(formula, data, eval_env={"np": np}, pandas=True,
-                                na_action=_na_action())
+        with np.errstate(invalid="ignore", divide="ignore"):  # check_finite names it
+            _, X = mgr.get_matrices(formula, data, eval_env={"np": np}, pandas=True,
+                                    na_action=_na_action())
     except Exception as exc:  # patsy.PatsyError / formulaic errors
         raise _engine_error(exc, pairs, "fit_gravity") from exc
     check_finite(X, "fit_gravity")

@@ -144,9 +144,10 @@ def design_matrix(design_info: Any, pairs: pd.DataFrame, what: str = "predict") 
     if FormulaManager().engine == "patsy":
         data = as_categoricals(pairs, text, what, fitted_levels(design_info))
     try:
-        X = FormulaManager().get_matrices(
-            design_info, data, pandas=True, prediction=True, na_action=_na_action()
-        )
+        with np.errstate(invalid="ignore", divide="ignore"):  # check_finite names it
+            X = FormulaManager().get_matrices(
+                design_info, data, pandas=True, prediction=True, na_action=_na_action()
+            )
     except Exception as exc:  # patsy.PatsyError / formulaic errors
         raise _engine_error(exc, pairs, what) from exc
     if len(X) != len(pairs):
