@@ -38,6 +38,7 @@ def test_notebook_executes(tmp_path, monkeypatch, sample_dir):
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import sys; print('KERNEL', sys.executable)"))
     client = NotebookClient(nb, kernel_name="python3", timeout=180,
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
@@ -48,3 +49,4 @@ def test_notebook_executes(tmp_path, monkeypatch, sample_dir):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Raising the subsidy from +1K to +20K" in text
     assert (tmp_path / "policy_report_output" / "report.html").exists()
+    assert f"KERNEL {sys.executable}" in text  # the kernel ran this interpreter
