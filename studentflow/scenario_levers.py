@@ -48,10 +48,11 @@ def scenario_capacities(scenario: Scenario, contracted, billed, school_ids) -> n
     -------
     numpy.ndarray of int64
         Order of operations: start from contracted (or billed) slots; move
-        ``move_slots`` unused contracted slots from under-used schools (billed <
-        contracted, most unused first in proportion) to full ones (billed ≥ contracted,
-        in proportion to their contracted slots), keeping the contracted total; scale by
-        ``scale_slots`` (rounded down); add ``add_slots``.
+        ``move_slots`` unused contracted slots (at most all of them) from under-used
+        schools (billed < contracted, in proportion to their unused slots) to full ones
+        (billed ≥ contracted, in proportion to their contracted slots), keeping the
+        contracted total; scale by ``scale_slots`` (rounded down); add ``add_slots``.
+        Largest-remainder rounding keeps every split in whole slots.
     """
     contracted = np.asarray(contracted, dtype=np.int64)
     billed = np.asarray(billed, dtype=np.int64)
