@@ -96,7 +96,7 @@ def test_no_valid_school_rows(region):
 
     p = region.parent / "enrollment.xlsx"
     wb = openpyxl.load_workbook(p)
-    for r in range(5, 12):
+    for r in range(5, 13):
         wb["DATA"].cell(row=r, column=5).value = "x"
     wb.save(p)
     with pytest.raises(DataError, match=r"enrollment\.xlsx: no valid school rows"):

@@ -52,6 +52,7 @@ def write_mini(folder: Path, *, extra_manifest: str = "") -> Path:
                    {6: 30}),                                                                              # 9
         _enrol_row("NCR", "NCR", "QUEZON CITY", 100001, "A ES", "Public", "Purely ES", {6: 40}),       # 10 dup
         _enrol_row("NCR", "NCR", "QUEZON CITY", "ABC", "bad", "Public", "Purely ES", {6: 1}),          # 11 invalid
+        _enrol_row("NCR", "NCR", "NOWHERESVILLE", "100006", "F ES", "Public", "Purely ES", {6: 5}),    # 12
     ]
     for r in rows:
         ws.append(r)
@@ -67,7 +68,8 @@ def write_mini(folder: Path, *, extra_manifest: str = "") -> Path:
         "050005,15.031234,120.691234\n"        # 7
         "100004,35.0,139.0\n"                  # 8 outside
         "999999,14.5,121.0\n"                  # 9 unknown school
-        "050005,15.0312,120.6912\n",           # 10 same point, fewer decimals
+        "050005,15.0312,120.6912\n"            # 10 same point, fewer decimals
+        "100006,14.6500,121.0400\n",           # 11 inside Quezon City
         encoding="utf-8")
     (folder / "seats.csv").write_text(
         "Seat-Learner Ratio 2023\n"            # 1 title
@@ -135,7 +137,8 @@ def _events(bundle, file):
 
 def test_mini_schools(mini):
     s = mini.schools
-    assert sorted(s.index) == ["050005", "100001", "100002", "100003", "100004"]
+    assert sorted(s.index) == ["050005", "100001", "100002", "100003", "100004", "100006"]
+    assert s.loc["100006", "psgc_code"] == "1381300000"       # unknown name: nearest centroid
     assert s.loc["100002", "region"] == "NCR" and s.loc["100004", "region"] == "Region IV-A"
     assert s.loc["100002", "jhs_enrolment"] == 300 and s.loc["100001", "enrol_g6"] == 40
     assert s.loc["100003", "offering"] == "es_jhs" and s.loc["100003", "sector"] == "private"
@@ -174,7 +177,8 @@ def test_mini_ledger(mini):
     # header under 3 title rows, region variants (6, 8), ID without its leading zero (9),
     # exact duplicate (10), invalid ID (11)
     assert _events(mini, "enrollment.xlsx") == {(4, "corrected"), (6, "corrected"), (8, "corrected"),
-                                                (9, "corrected"), (10, "dropped"), (11, "dropped")}
+                                                (9, "corrected"), (10, "dropped"), (11, "dropped"),
+                                                (12, "imputed")}
     assert _events(mini, "coords.csv") == {(3, "corrected"), (5, "merged"), (6, "dropped"),
                                            (8, "dropped"), (9, "dropped"), (10, "merged")}
     assert _events(mini, "gr7_ncr.csv.gz") == {(7, "dropped"), (8, "dropped"), (9, "dropped")}
@@ -191,7 +195,7 @@ def test_mini_ledger(mini):
 def test_mini_accounting(mini):
     src = mini.sources.set_index("file")
     assert (src["rows_read"] == src["kept"] + src["merged"] + src["dropped"]).all()
-    assert src.loc["enrollment.xlsx", "rows_read"] == 7
+    assert src.loc["enrollment.xlsx", "rows_read"] == 8
     assert src.loc["gr7_ncr.csv.gz", "rows_read"] == 8 and src.loc["gr7_ncr.csv.gz", "kept"] == 5
     assert mini.flows["learners"].sum() == src.loc["gr7_ncr.csv.gz", "kept"]
     text = mini.summary()

@@ -17,7 +17,8 @@ import pandas as pd
 from studentflow.errors import DataError
 from studentflow.ingest.flows import build_flows
 from studentflow.ingest.harmonise import (
-    stack, drop_rows, areas_table, esc_columns, jhs_seats, match_places, resolve_coordinates, subsidy_table,
+    areas_table, drop_rows, esc_columns, impute_places, jhs_seats, match_places, resolve_coordinates, stack,
+    subsidy_table,
 )
 from studentflow.ingest.ledger import Ledger
 from studentflow.ingest.manifest import KINDS, Source, read_manifest
@@ -75,6 +76,7 @@ def load_bundle(manifest: str | Path | None = None) -> Bundle:
     matcher = PlaceMatcher(REGIONS)
     schools["psgc_code"] = match_places(schools, matcher)
     coords = resolve_coordinates(stack(parts["coordinates"]), schools, ledger)
+    schools["psgc_code"] = impute_places(schools, coords, matcher.places, ledger)
 
     def seat_src(sector: str):
         s = first.get("seats" if sector == "public" else "private_seats") or first["enrollment"]

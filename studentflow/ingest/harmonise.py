@@ -3,7 +3,8 @@
 Stated rules (each event in the ledger):
 
 - A school is a row of the enrolment file (one per DepEd ID); its municipality is matched
-  to a PSGC code (:mod:`studentflow.ingest.places`).
+  to a PSGC code (:mod:`studentflow.ingest.places`); a name that matches nothing gets the
+  code of the nearest municipality centroid of its region to the school's point (imputed).
 - Coordinates: a row for a school not in the enrolment list is dropped. Where a school
   has several valid points within :data:`SAME_POINT_DEG` of each other (one point written
   twice), the one written with most decimals is kept; points farther apart are resolved
@@ -21,6 +22,8 @@ Stated rules (each event in the ledger):
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -57,6 +60,30 @@ def match_places(enrol: pd.DataFrame, matcher: PlaceMatcher) -> pd.Series:
     codes = {tuple(k): matcher.match(*k) for k in keys.itertuples(index=False)}
     return pd.Series([codes[tuple(k)] for k in enrol[["municipality", "province", "region"]].itertuples(index=False)],
                      index=enrol.index, dtype="str")
+
+
+def impute_places(schools: pd.DataFrame, coords: pd.DataFrame, places: pd.DataFrame,
+                  ledger: Ledger) -> pd.Series:
+    """PSGC codes for schools whose municipality name matched nothing: the nearest
+    municipality centroid of the same region to the school's point (imputed, in the ledger).
+
+    Schools without a point keep ''.
+    """
+    codes = schools["psgc_code"].copy()
+    todo = schools.index[(codes == "") & schools.index.isin(coords.index)]
+    for sid in todo:
+        s = schools.loc[sid]
+        pool = places[places["region"] == s["region"]]
+        if not len(pool):
+            continue
+        lon, lat = coords.at[sid, "lon"], coords.at[sid, "lat"]
+        d = np.hypot((pool["lon"] - lon) * np.cos(np.radians(lat)), pool["lat"] - lat)
+        codes[sid] = str(d.idxmin())
+        ledger.add(s["_kind"], s["_file"], int(s["_row"]), sid, "imputed",
+                   f"municipality {re.sub(r'[0-9]{7,}', '...', str(s['municipality']))!r} not matched "
+                   f"to a PSGC code: used the nearest "
+                   f"municipality centroid in {s['region']} ({pool.at[codes[sid], 'name']})")
+    return codes
 
 
 def resolve_coordinates(coords: pd.DataFrame, schools: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
