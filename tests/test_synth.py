@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from studentflow.schema import ESC_RATING_RANK, FLOWS, REGION_PSGC, REGIONS, SCHOOLS, SUBSIDY_TIERS
@@ -515,6 +515,42 @@ def test_regions_parameter_and_temporary_output():
         assert len(areas) == 17  # 16 cities + Pateros; Manila's districts are not LGUs
     finally:
         shutil.rmtree(info.out_dir)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 400), st.floats(0.001, 0.3))
+def test_pick_plants_exact_counts_on_eligible_rows(seed, n, p):
+    from studentflow.synth.raw import _pick
+
+    rng = np.random.default_rng(seed)
+    eligible = rng.random(n) < 0.5
+    q = _pick(rng, n, {"a": p, "b": p}, {"a": eligible})
+    assert (q[q == "a"] == "a").all() and eligible[q == "a"].all()
+    assert (q == "a").sum() == min(eligible.sum(), max(2, round(p * n)))
+    assert (q == "b").sum() == min(n - (q == "a").sum(), max(2, round(p * n)))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(50.0, 5000.0))
+def test_nb2_draw_is_calibrated_to_the_target_total(seed, target):
+    from studentflow.synth.flows import draw_esc
+
+    rng = np.random.default_rng(seed)
+    n = 500
+    pairs = pd.DataFrame({
+        "distance_km": rng.uniform(0, 10, n), "net_cost_k": rng.uniform(0, 40, n),
+        "esc_rating": rng.integers(1, 9, n).astype(float), "origin_lgu_revenue": rng.uniform(1e7, 1e10, n),
+        "origin_region": rng.choice(list(REGIONS), n), "destination_region": rng.choice(list(REGIONS), n),
+    })
+    out, intercept = draw_esc(pairs, STUDY_PARAMS, STUDY_ALPHA, target, rng)
+    assert out["mu"].sum() == pytest.approx(target, rel=1e-9)
+    b = STUDY_PARAMS
+    eta = (b["log1p_distance_km"] * np.log1p(pairs["distance_km"]) + b["log1p_net_cost_k"] * np.log1p(pairs["net_cost_k"])
+           + b["esc_rating"] * pairs["esc_rating"] + b["log1p_origin_lgu_revenue"] * np.log1p(pairs["origin_lgu_revenue"])
+           + sum(b[f"{side}_region[{r}]"] * (pairs[f"{side}_region"] == r)
+                 for side in ("origin", "destination") for r in ("Region III", "Region IV-A")))
+    assert np.allclose(out["mu"], np.exp(intercept + eta), rtol=1e-10)
+    assert (out["esc_beneficiaries"] >= 0).all() and out["esc_beneficiaries"].dtype.kind == "i"
 
 
 @given(st.sampled_from(sorted(REGION_PSGC)))

@@ -54,7 +54,7 @@ def enrollment(path: Path, schools: pd.DataFrame, rng, quirks: list) -> int:
     title = title[:n_title]
     header = ["Region", "Division", "Province", "Municipality", "BEIS School ID", "School Name", "Sector",
               "Modified COC"] + [f"G{g} {s}" for g in range(1, 11) for s in ("Male", "Female")]
-    s = schools.sort_values(["region", "school_id"]) if "school_id" in schools else schools.reset_index().sort_values(["region", "school_id"])
+    s = schools.sort_values(["region", "school_id"])  # a column here (index reset by the caller)
     n = len(s)
     ids = s["school_id"].to_numpy()
     lead = np.array([x.startswith("0") for x in ids])
