@@ -101,7 +101,10 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
     out_dir : str or Path, optional
         Target folder (created); None writes to a new temporary directory.
     regions : tuple of str
-        Canonical regions of the area (default: NCR, Region III, Region IV-A).
+        Canonical regions of the area, keys of :data:`studentflow.schema.REGION_PSGC`
+        (default: NCR, Region III, Region IV-A). Other regions work (geography, files and
+        name variants are generic) but the NB2 truth has region dummies only for Region III
+        and Region IV-A, so any other region shares the NCR reference level.
     radius_km : float, optional
         Candidate origin→ESC pairs are those within this road distance, km. None
         (default): :data:`RADIUS_KM` (10 km) up to scale 1 and ``10 / sqrt(scale)`` above,
