@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     run.add_argument("--zeros", choices=("truncate", "include", "drop"), default="truncate",
                      help="estimator for scenarios: zero-truncated NB2 on positive pairs (default), "
-                          "NB2 on all candidate pairs, or the study's NB2 on positive pairs (biased)")
+                          "NB2 on every pair of the table, zeros included (consistent only if the table "
+                          "holds every pair learners could take), or the study's NB2 on positive pairs "
+                          "(biased; for replication)")
     run.add_argument("--radius-km", type=float, default=5.0, metavar="KM",
                      help="road km within which new candidate pairs are drawn (default 5)")
     run.add_argument("--fit-method", choices=("fast", "statsmodels"), default="fast",

@@ -10,8 +10,11 @@ The model used for scenarios
 The study fit a plain NB2 on positive flows only and then predicted every candidate
 pair; conditioning on a positive count biases that fit (the intercept up, slopes toward
 zero). By default the scenarios use a consistent estimator, the zero-truncated NB2 on
-the positive pairs (``zeros="truncate"``); ``zeros="include"`` fits NB2 on all candidate
-pairs, zeros included; ``zeros="drop"`` replicates the study. The study's fit is always
+the positive pairs (``zeros="truncate"``); ``zeros="include"`` fits NB2 on every pair of
+the table, zeros included, which is consistent only when the table holds every pair
+learners could take (the study's table adds zero pairs only near congested feeders, so
+far observed pairs are over-represented and the distance effect is biased upward);
+``zeros="drop"`` replicates the study. The study's fit is always
 estimated as well and shown beside the one used in the report.
 """
 
