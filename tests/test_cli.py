@@ -130,3 +130,16 @@ def test_failure_after_ingest_keeps_ledger_and_no_report(tmp_path, sample_dir, m
     assert code == 2 and "studentflow: error: pairs: column 'distance_km' row 7" in err
     assert (tmp_path / "ledger.csv").exists() and (tmp_path / "sources.csv").exists()
     assert not (tmp_path / "report.html").exists() and not (tmp_path / "scenarios.csv").exists()
+
+
+def test_study_estimator_reproduces_the_papers_shape(sample_dir):
+    """Under the study's NB2 on positives, slots bind and +1K → +20K adds little (paper-facts.md)."""
+    from studentflow.pipeline import run_pipeline
+
+    res = run_pipeline(sample_dir / "manifest.toml", draws=0, zeros="drop", write=False, progress=False)
+    assert len(res.models) == 1 and not res.comparisons
+    t = res.result.table.set_index("scenario")
+    lo, hi = t.loc["net cost -1K", "placed_mean"], t.loc["net cost -20K", "placed_mean"]
+    assert 0 <= (hi - lo) / lo < 0.05
+    assert hi / t.loc["net cost -20K", "slots"] > 0.9
+    assert t.loc["fill contracted slots", "placed_mean"] > t.loc["status quo", "placed_mean"]
