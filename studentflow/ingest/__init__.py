@@ -107,7 +107,7 @@ def load_bundle(manifest: str | Path | None = None) -> Bundle:
     gdf = gpd.GeoDataFrame(schools[cols], geometry=geometry, crs="EPSG:4326")
     gdf.loc[~gdf.index.isin(coords.index), "geometry"] = None
     gdf.index.name = "school_id"
-    table = ledger.frame()
+    table = _fill_esc_schools(ledger.frame(), parts, crosswalk)
     validate_tables({"schools": gdf, "flows": flows, "areas": areas, "subsidy": subsidy, "ledger": table})
     return Bundle(schools=gdf, flows=flows, areas=areas, subsidy=subsidy, ledger=table,
                   sources=_source_table(sources, ledger, table), extras=extras)
@@ -122,6 +122,17 @@ def _schools(parts: dict, ledger: Ledger) -> pd.DataFrame:
     schools = enrol.set_index("school_id")
     schools["jhs_enrolment"] = schools[[f"enrol_g{g}" for g in (7, 8, 9, 10)]].sum(axis=1).astype("int64")
     return schools
+
+
+def _fill_esc_schools(table: pd.DataFrame, parts: dict, crosswalk: pd.Series) -> pd.DataFrame:
+    """Name the DepEd school on ledger rows of ESC-ID files (tuition, rating) where known."""
+    for kind in ("tuition", "esc_rating"):
+        for src, df in parts.get(kind, []):
+            sid = pd.Series(df["esc_id"].map(crosswalk).fillna("").to_numpy(), index=df["_row"].to_numpy())
+            mine = (table["file"] == src.file) & (table["school_id"] == "")
+            if mine.any():
+                table.loc[mine, "school_id"] = sid.reindex(table.loc[mine, "row"]).fillna("").to_numpy()
+    return table
 
 
 def _source_table(sources: list[Source], ledger: Ledger, table: pd.DataFrame) -> pd.DataFrame:
