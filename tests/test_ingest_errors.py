@@ -108,3 +108,10 @@ def test_missing_sheet(region):
     region.write_text(text)
     with pytest.raises(DataError, match=r"enrollment\.xlsx: no sheet 'Nope'; found \['DATA'\]"):
         load_bundle(region)
+
+
+def test_road_matrix_without_index(tmp_path):
+    m = write_mini(tmp_path / "r", extra_manifest='[[source]]\nkind = "road_distances"\npath = "m.npy"\n')
+    (m.parent / "m.npy").write_bytes(b"x")
+    with pytest.raises(DataError, match=r"m_index\.json: road-distance index file not found"):
+        load_bundle(m)

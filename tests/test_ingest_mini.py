@@ -231,3 +231,25 @@ def test_same_input_same_bundle(mini, tmp_path):
     pd.testing.assert_frame_equal(again.ledger, mini.ledger)
     pd.testing.assert_frame_equal(again.flows, mini.flows)
     assert again.schools.drop(columns="geometry").equals(mini.schools.drop(columns="geometry"))
+
+
+def test_default_manifest_is_the_bundled_sample(tmp_path, monkeypatch):
+    import studentflow.paths
+
+    m = write_mini(tmp_path / "default")
+    monkeypatch.setattr(studentflow.paths, "sample_manifest", lambda: m)
+    assert load_bundle().sources["file"].tolist() == load_bundle(m).sources["file"].tolist()
+
+
+def test_road_inputs_passed_on_unparsed(tmp_path):
+    folder = tmp_path / "roads"
+    extra = ('[[source]]\nkind = "road_network"\npath = "roads.csv.gz"\n\n'
+             '[[source]]\nkind = "road_distances"\npath = "m.npy"\n\n')
+    m = write_mini(folder, extra_manifest=extra)
+    (folder / "roads.csv.gz").write_bytes(b"not parsed by ingest")
+    (folder / "m.npy").write_bytes(b"not parsed either")
+    (folder / "m_index.json").write_text("{}")
+    b = load_bundle(m)
+    assert b.extras == {"road_network": folder.resolve() / "roads.csv.gz",
+                        "road_distances": (folder.resolve() / "m.npy", folder.resolve() / "m_index.json")}
+    assert "roads.csv.gz" not in set(b.sources["file"])
