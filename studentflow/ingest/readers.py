@@ -1,4 +1,4 @@
-"""One short reader per raw source kind: file → tidy text-free DataFrame + ledger rows.
+"""One short reader per raw source kind: file → tidy DataFrame (parsed values) + ledger rows.
 
 Readers only drop what cannot be read at all (invalid IDs, unparseable key cells) and
 record it; joining sources (coordinates to schools, flows, imputation) is
@@ -40,16 +40,13 @@ def _text_written(raw: pd.Series, parsed: pd.Series) -> pd.Series:
     return parsed.notna() & ~raw.str.strip().str.fullmatch(_PLAIN_NUMBER).fillna(False).astype(bool)
 
 
-def _school_ids(df: pd.DataFrame, col: str, src: Source, ledger: Ledger, what: str = "school ID",
-                drop: bool = True) -> pd.DataFrame:
+def _school_ids(df: pd.DataFrame, col: str, src: Source, ledger: Ledger, what: str = "school ID") -> pd.DataFrame:
     """Normalise ``df[col]`` to 6-digit IDs; drop (and record) rows where it is invalid."""
     ids, _ = V.school_ids(df[col])
     bad = ids == ""
-    if drop and bad.any():
-        ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], "", "dropped",
-                        f"invalid {what} (not a 6-digit DepEd school ID)")
-    df = df.assign(**{col: ids})
-    return df[~bad] if drop else df
+    ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], "", "dropped",
+                    f"invalid {what} (not a 6-digit DepEd school ID)")
+    return df.assign(**{col: ids})[~bad]
 
 
 def _esc_ids(df: pd.DataFrame, col: str, src: Source, ledger: Ledger) -> pd.DataFrame:
