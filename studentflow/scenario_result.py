@@ -142,9 +142,10 @@ class ScenarioResult:
             f"(seed {self.seed}); observed ESC beneficiaries {self.observed_esc:,}; "
             f"baseline {self.baseline!r}",
         ]
+        width = max(24, *(len(str(n)) for n in self.table["scenario"]))
         for _, r in self.table.iterrows():
             line = (
-                f"  {r['scenario']:<24} placed {r['placed_mean']:>10,.0f} "
+                f"  {r['scenario']:<{width}} placed {r['placed_mean']:>10,.0f} "
                 f"[{r['placed_lo']:,.0f}, {r['placed_hi']:,.0f}]  "
                 f"vs observed {r['vs_observed_pct_mean']:+6.1f}%  "
                 f"vs baseline {r['vs_baseline_mean']:+9,.0f}  "

@@ -118,8 +118,10 @@ def test_study_file_parses_and_has_the_study_scenarios():
     assert [s.subsidy for s in scen if s.subsidy] == [1000, 5000, 10000, 15000, 20000]
     assert any(s.capacity == "contracted" and not s.changes_subsidy for s in scen[1:])
     assert len(set(names)) == len(names)
-    for other in ("tiered_subsidy.toml", "add_slots.toml", "move_slots.toml"):
-        assert load_scenarios(REPO / "scenarios" / other)
+    files = sorted((REPO / "scenarios").glob("*.toml"))
+    assert {"tiered_subsidy.toml", "add_slots.toml", "move_slots.toml"} <= {f.name for f in files}
+    for path in files:
+        assert load_scenarios(path)
 
 
 def test_defaults_apply_and_scenario_overrides(tmp_path):
