@@ -99,10 +99,11 @@ def _coef_table(models: dict, truth: dict | None = None) -> pd.DataFrame:
     table = pd.DataFrame(cols)
     extra = {}
     for label, m in models.items():
-        for name in ("alpha", "llf", "aic", "nobs"):
-            value = getattr(m, name, None)
+        for name, key, fmt in (("alpha (dispersion)", "alpha", "{:.4f}"), ("log-likelihood", "llf", "{:,.1f}"),
+                               ("AIC", "aic", "{:,.1f}"), ("observations", "nobs", "{:,.0f}")):
+            value = getattr(m, key, None)
             if value is not None:
-                extra.setdefault(name, {})[label] = f"{float(value):,.4g}" if name != "nobs" else f"{int(value):,}"
+                extra.setdefault(name, {})[label] = fmt.format(float(value))
     table.index = [term_label(t) for t in table.index]
     out = pd.concat([table, pd.DataFrame(extra).T])
     if truth:
