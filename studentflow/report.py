@@ -107,7 +107,7 @@ def _coef_table(models: dict, truth: dict | None = None) -> pd.DataFrame:
     table.index = [term_label(t) for t in table.index]
     out = pd.concat([table, pd.DataFrame(extra).T])
     if truth:
-        known = {term_label(k): f"{v:.4f}" for k, v in truth.items()}
+        known = {("alpha (dispersion)" if k == "alpha" else term_label(k)): f"{v:.4f}" for k, v in truth.items()}
         out["synthetic truth"] = [known.get(t, "") for t in out.index]
     return out.fillna("")
 
