@@ -232,7 +232,11 @@ def congestion_map(result, bundle, scenario: str | None = None):
         if len(esc):
             size = 6 + 40 * esc["slots"] / max(float(esc["slots"].max()), 1)
             esc.plot(ax=ax, marker="s", markersize=size, color="#1b6ca8", alpha=0.35, zorder=1)
-        jhs.plot(ax=ax, column=col, cmap=cmap, norm=norm, markersize=22, edgecolor="k",
+        if col == "utilisation_before":
+            size = 22
+        else:  # marker area grows with the learners relieved, so the change is visible
+            size = 14 + 120 * jhs["relieved_mean"] / max(float(jhs["relieved_mean"].max()), 1.0)
+        jhs.plot(ax=ax, column=col, cmap=cmap, norm=norm, markersize=size, edgecolor="k",
                  linewidth=0.3, zorder=2)
         n_cong = int((jhs[col] > 1).sum())
         ax.set_title(f"{title}\n{n_cong} of {len(jhs)} public JHS congested")
@@ -244,7 +248,9 @@ def congestion_map(result, bundle, scenario: str | None = None):
     sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
     cb = fig.colorbar(sm, ax=axes, shrink=0.8, pad=0.02)
     cb.set_label("JHS seat utilisation (enrolment / seats; > 1 congested)")
-    handle = matplotlib.lines.Line2D([], [], marker="s", ls="", color="#1b6ca8", alpha=0.5,
-                                     label="ESC school (size = slots)")
-    axes[1].legend(handles=[handle], loc="lower right", fontsize=9)
+    handles = [matplotlib.lines.Line2D([], [], marker="s", ls="", color="#1b6ca8", alpha=0.5,
+                                       label="ESC school (size = slots)"),
+               matplotlib.lines.Line2D([], [], marker="o", ls="", mfc="w", mec="k", ms=9,
+                                       label="public JHS (size = learners relieved)")]
+    axes[1].legend(handles=handles, loc="lower right", fontsize=9)
     return fig
