@@ -155,19 +155,24 @@ SEAT_COLS = [Col("School ID", ("BEIS School ID",)), Col("Seats ES", required=Fal
              Col("Seats JHS"), Col("Seats SHS", required=False)]
 
 
-def read_seats(src: Source, ledger: Ledger) -> pd.DataFrame:
-    """Public school seats: school_id, seats_es, seats_jhs, seats_shs (NaN missing), _row."""
-    df = _school_ids(_read(src, SEAT_COLS, ledger), "School ID", src, ledger)
+def _read_seat_counts(src: Source, ledger: Ledger, columns, prefix: str) -> pd.DataFrame:
+    """Seat (chair) counts by level, ``prefix`` ES/JHS/SHS: school_id, seats_es/jhs/shs, _row."""
+    df = _school_ids(_read(src, columns, ledger), "School ID", src, ledger)
     out = pd.DataFrame({"school_id": df["School ID"], "_row": df["_row"]})
     text = pd.Series(False, index=df.index)
     for lvl in ("ES", "JHS", "SHS"):
-        col = f"Seats {lvl}"
+        col = f"{prefix} {lvl}"
         out[f"seats_{lvl.lower()}"] = V.counts(df[col]) if col in df else np.nan
         if col in df:
             text |= _text_written(df[col], out[f"seats_{lvl.lower()}"])
     ledger.add_many(src.kind, src.file, df.loc[text, "_row"], df.loc[text, "School ID"], "corrected",
                     "count written as text (e.g. with a thousands separator): parsed")
     return _dedupe(out, "school_id", src, ledger, "school row")
+
+
+def read_seats(src: Source, ledger: Ledger) -> pd.DataFrame:
+    """Public school seats: school_id, seats_es, seats_jhs, seats_shs (NaN missing), _row."""
+    return _read_seat_counts(src, ledger, SEAT_COLS, "Seats")
 
 
 PRIVATE_SEAT_COLS = [Col("School ID", ("BEIS School ID",)), Col("Chairs ES", required=False),
@@ -176,17 +181,7 @@ PRIVATE_SEAT_COLS = [Col("School ID", ("BEIS School ID",)), Col("Chairs ES", req
 
 def read_private_seats(src: Source, ledger: Ledger) -> pd.DataFrame:
     """Private school chairs: school_id, seats_es, seats_jhs, seats_shs (counts), _row."""
-    df = _school_ids(_read(src, PRIVATE_SEAT_COLS, ledger), "School ID", src, ledger)
-    out = pd.DataFrame({"school_id": df["School ID"], "_row": df["_row"]})
-    text = pd.Series(False, index=df.index)
-    for lvl in ("ES", "JHS", "SHS"):
-        col = f"Chairs {lvl}"
-        out[f"seats_{lvl.lower()}"] = V.counts(df[col]) if col in df else np.nan
-        if col in df:
-            text |= _text_written(df[col], out[f"seats_{lvl.lower()}"])
-    ledger.add_many(src.kind, src.file, df.loc[text, "_row"], df.loc[text, "School ID"], "corrected",
-                    "count written as text (e.g. with a thousands separator): parsed")
-    return _dedupe(out, "school_id", src, ledger, "school row")
+    return _read_seat_counts(src, ledger, PRIVATE_SEAT_COLS, "Chairs")
 
 
 TRANSITION_COLS = [
