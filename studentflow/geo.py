@@ -1,57 +1,86 @@
 """Coordinates and distances between schools: great-circle, road network, OSRM matrix.
 
 Distance definitions (docs/contracts.md §2; :mod:`studentflow.synth` uses the same code
-for its ground truth):
+for its ground truth). :func:`road_distances` dispatches to one of:
 
-- **Great-circle**: haversine on a sphere of radius :data:`EARTH_RADIUS_KM`
-  (6371.0088 km, the IUGG mean radius).
-- **Network**: each school is snapped to its nearest network node (KD-tree in
-  EPSG:32651, UTM 51N, which covers Luzon); ``distance_km = haversine(school, node)
-  + shortest path(node, node') + haversine(node', school')``. Shortest paths come from
-  :func:`scipy.sparse.csgraph.dijkstra` on the undirected graph, run from blocks of
-  origin nodes at once with ``limit=max_km``. Each edge length is raised, where needed,
-  to the haversine length between its end nodes, so a network distance is never shorter
-  than the great-circle distance (triangle inequality). Pairs in different connected
-  components are left out and counted.
 - **Matrix**: a precomputed OSRM-style table (``.npy``, metres) with a JSON index
   ``{"units": "m", "rows": {"136512": [0], ...}, "cols": {...}}``; a school listed under
-  several rows/columns (two coordinate rows) takes the minimum.
-- **Great-circle × circuity** when neither is supplied. The default factor 1.3 is in the
-  middle of published road circuity factors (≈1.2-1.4; Ballou, Rahardja & Sakai 2002,
-  "Selected country circuity factors for road travel distance estimation",
-  *Transportation Research Part A* 36(9), 843-848). Sensitivity: the gravity model uses
-  ``ln(1 + d)``; for d well above 1 km a factor change from c to c' shifts ln(1+d) by
-  about ln(c'/c) for every pair, which the intercept absorbs, so slopes barely move;
-  only short pairs (d of a few km) change shape.
+  several rows/columns (two coordinate rows) takes the minimum
+  (:mod:`studentflow.geo_matrix`).
+- **Network**: each school is snapped to its nearest network node (KD-tree in
+  EPSG:32651, UTM 51N, which covers Luzon); ``distance_km = haversine(school, node)
+  + shortest path(node, node') + haversine(node', school')``, shortest paths by blocked
+  :func:`scipy.sparse.csgraph.dijkstra` with ``limit=max_km``. Edge lengths are raised
+  to the haversine length of their end nodes, so a network distance is never shorter
+  than the great-circle distance; pairs in different connected components are left out
+  and counted (:mod:`studentflow.geo_network`).
+- **Great-circle × circuity** when neither is supplied: haversine on a sphere of
+  radius :data:`EARTH_RADIUS_KM` (6371.0088 km, the IUGG mean radius) times a circuity
+  factor. The default 1.3 is in the middle of published road circuity factors
+  (≈1.2-1.4; Ballou, Rahardja & Sakai 2002, "Selected country circuity factors for road
+  travel distance estimation", *Transportation Research Part A* 36(9), 843-848).
+  Sensitivity: the gravity model uses ``ln(1 + d)``; for d well above 1 km a factor
+  change from c to c' shifts ln(1+d) by about ln(c'/c) for every pair, which the
+  intercept absorbs, so slopes barely move; only short pairs (d of a few km) change shape.
+
+**Within-school pairs are 0 km, for every method.** A school offering both Grade 6 and
+an ESC junior high (a within-school transition, ``origin_id == destination_id``) is at
+distance 0 from itself, not twice its access leg to the road network (what the network
+formula gives) nor whatever a matrix holds on its diagonal. The matrix method knows
+schools only by id, so it sets every pair with the same id to 0 km (adding the pair if
+the matrix had no value). The network and great-circle methods know schools by their
+points, so they set to 0 km every pair of points at the same place (within
+:data:`SAME_PLACE_KM`, 1 m): the same school in both tables, and also two distinct
+schools that share a point (great-circle gives them ~0 km anyway). An id shared by two
+*different* points is not zeroed: callers that number points by position in each table
+(as :mod:`studentflow.synth` does) keep true distances. The count is
+``attrs["summary"].same_school``.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from studentflow.errors import DataError
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "EARTH_RADIUS_KM", "DEFAULT_CIRCUITY", "SAME_PLACE_KM", "SNAP_CRS", "DistanceSummary", "RoadNetwork",
+    "haversine_km", "read_matrix", "read_network", "road_distances", "school_points", "snap",
+]
+
 #: Mean Earth radius (IUGG), km.
 EARTH_RADIUS_KM = 6371.0088
 #: Default road circuity factor (road km per great-circle km), see module docstring.
 DEFAULT_CIRCUITY = 1.3
-#: Projected CRS used for snapping (UTM zone 51N).
-SNAP_CRS = "EPSG:32651"
-_MIN_EDGE_KM = 1e-9  # csgraph would treat explicit zero weights as missing edges
+#: Points closer than this (km, great-circle) are the same place: their distance is 0 km.
+SAME_PLACE_KM = 1e-3
 _BLOCK_BYTES = 128 * 2**20  # memory budget of one dense dijkstra block
+
+# Network and matrix readers live in their own modules (which import this one); their
+# public names are re-exported here lazily so that ``from studentflow.geo import
+# read_network`` keeps working without an import cycle.
+_LAZY = {"RoadNetwork": "studentflow.geo_network", "read_network": "studentflow.geo_network",
+         "snap": "studentflow.geo_network", "SNAP_CRS": "studentflow.geo_network",
+         "read_matrix": "studentflow.geo_matrix"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'studentflow.geo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def haversine_km(lon1, lat1, lon2, lat2) -> np.ndarray:
@@ -108,183 +137,6 @@ def school_points(schools: pd.DataFrame, *, name: str = "schools") -> tuple[pd.I
     return ids, coords[ok, 0], coords[ok, 1], int((~ok).sum())
 
 
-# ------------------------------------------------------------------ road network
-@dataclass(frozen=True, eq=False)
-class RoadNetwork:
-    """An undirected road graph: node coordinates and a symmetric CSR matrix of km."""
-
-    node_ids: np.ndarray  # original node labels (str)
-    lon: np.ndarray
-    lat: np.ndarray
-    graph: sparse.csr_matrix  # km, symmetric
-    source: str = "<DataFrame>"
-    n_components: int = field(default=1)
-
-    def summary(self) -> str:
-        """One line: nodes, edges, connected components, total length (km)."""
-        return (f"RoadNetwork({self.source}): {len(self.node_ids):,} nodes, "
-                f"{self.graph.nnz // 2:,} edges, {self.n_components} component(s), "
-                f"{self.graph.sum() / 2:,.1f} km")
-
-
-def _build_network(u, v, length_km, node_ids, lon, lat, source: str, first_line: int = 0) -> RoadNetwork:
-    """Index nodes, raise edge lengths to the haversine floor, symmetrise (min per pair).
-
-    Errors name the k-th edge (0-based) as ``edge k+1``, or as ``line k + first_line`` for
-    files whose edge rows start at line ``first_line`` (a CSV with a header: 2).
-    """
-    def where(k: int) -> str:
-        return f"line {k + first_line}" if first_line else f"edge {k + 1}"
-
-    node_ids = np.asarray(node_ids).astype(str)
-    if len(node_ids) == 0 or len(u) == 0:
-        raise DataError(f"{source}: empty road network (no nodes or no edges)")
-    pos = pd.Index(node_ids)
-    if pos.has_duplicates:
-        keep = ~pos.duplicated()
-        node_ids, lon, lat = node_ids[keep], np.asarray(lon)[keep], np.asarray(lat)[keep]
-        pos = pd.Index(node_ids)
-    iu = pos.get_indexer(np.asarray(u).astype(str))
-    iv = pos.get_indexer(np.asarray(v).astype(str))
-    if (iu < 0).any() or (iv < 0).any():
-        bad = int(np.flatnonzero((iu < 0) | (iv < 0))[0])
-        raise DataError(f"{source}: {where(bad)} refers to a node without coordinates")
-    lon, lat = np.asarray(lon, float), np.asarray(lat, float)
-    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        raise DataError(f"{source}: node coordinates must be finite (x/y or edge geometry)")
-    w = np.asarray(length_km, dtype=float)
-    if not np.isfinite(w).all() or (w < 0).any():
-        bad = int(np.flatnonzero(~np.isfinite(w) | (w < 0))[0])
-        raise DataError(f"{source}: {where(bad)}: length must be a finite, non-negative number")
-    w = np.maximum(w, haversine_km(lon[iu], lat[iu], lon[iv], lat[iv]))
-    keep = iu != iv  # self-loops never shorten a path
-    iu, iv, w = iu[keep], iv[keep], np.maximum(w[keep], _MIN_EDGE_KM)
-    a, b = np.minimum(iu, iv), np.maximum(iu, iv)
-    order = np.lexsort((w, b, a))
-    a, b, w = a[order], b[order], w[order]
-    first = np.ones(len(a), bool)
-    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    a, b, w = a[first], b[first], w[first]
-    n = len(node_ids)
-    g = sparse.csr_matrix((np.r_[w, w], (np.r_[a, b], np.r_[b, a])), shape=(n, n))
-    ncomp = sparse.csgraph.connected_components(g, directed=False)[0]
-    return RoadNetwork(node_ids, lon, lat, g, source, int(ncomp))
-
-
-def _read_graphml(fh, path: str) -> RoadNetwork:
-    """GraphML as osmnx writes it: node data x (lon), y (lat); edge data length (m)."""
-    try:
-        root = ET.parse(fh).getroot()
-    except (ET.ParseError, OSError) as exc:
-        raise DataError(f"{path}: not valid GraphML ({exc})") from None
-    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
-    keys = {(k.get("for"), k.get("attr.name")): k.get("id") for k in root.iter(f"{ns}key")}
-    kx, ky, kl = keys.get(("node", "x")), keys.get(("node", "y")), keys.get(("edge", "length"))
-    if not (kx and ky and kl):
-        raise DataError(f"{path}: GraphML needs node attributes x, y and edge attribute length")
-    def data(el) -> dict:
-        return {e.get("key"): e.text for e in el.findall(f"{ns}data")}
-
-    nodes = [(n.get("id"), data(n)) for n in root.iter(f"{ns}node")]
-    edges = [(e.get("source"), e.get("target"), data(e)) for e in root.iter(f"{ns}edge")]
-    num = pd.to_numeric  # text → float; blanks and junk → NaN, rejected by _build_network
-    xs = num(pd.Series([d.get(kx) for _, d in nodes], dtype=object), errors="coerce")
-    ys = num(pd.Series([d.get(ky) for _, d in nodes], dtype=object), errors="coerce")
-    ls = num(pd.Series([d.get(kl) for *_, d in edges], dtype=object), errors="coerce") / 1000.0
-    return _build_network([e[0] for e in edges], [e[1] for e in edges], ls.to_numpy(float),
-                          [n[0] for n in nodes], xs.to_numpy(float), ys.to_numpy(float), path)
-
-
-def _network_from_edges(edges: pd.DataFrame, source: str, first_line: int = 0) -> RoadNetwork:
-    """Edge list with u, v, length_m and a LINESTRING geometry (first point u, last v)."""
-    missing = [c for c in ("u", "v", "length_m", "geometry") if c not in edges.columns]
-    if missing:
-        raise DataError(f"{source}: missing column(s) {missing}; found {list(edges.columns)}")
-    if len(edges) == 0:
-        raise DataError(f"{source}: empty road network (no edges)")
-    import shapely
-
-    geom = edges["geometry"]
-    if getattr(geom, "crs", None) is not None and not geom.crs.equals("EPSG:4326"):
-        geom = geom.to_crs("EPSG:4326")
-    geom = np.asarray(geom, dtype=object)
-    if isinstance(geom[0], str):
-        try:
-            geom = shapely.from_wkt(geom)
-        except Exception as exc:  # shapely raises GEOSException
-            raise DataError(f"{source}: column 'geometry' is not valid WKT ({exc})") from None
-    if shapely.is_missing(geom).any():
-        bad = int(np.flatnonzero(shapely.is_missing(geom))[0])
-        raise DataError(f"{source}: {f'line {bad + first_line}' if first_line else f'edge {bad + 1}'}: "
-                        "column 'geometry' is empty")
-    start = shapely.get_coordinates(shapely.get_point(geom, 0))
-    end = shapely.get_coordinates(shapely.get_point(geom, -1))
-    u = edges["u"].astype(str).to_numpy()
-    v = edges["v"].astype(str).to_numpy()
-    length = pd.to_numeric(edges["length_m"], errors="coerce").to_numpy(dtype=float) / 1000.0
-    nodes = pd.DataFrame({"id": np.r_[u, v], "lon": np.r_[start[:, 0], end[:, 0]],
-                          "lat": np.r_[start[:, 1], end[:, 1]]}).drop_duplicates("id")
-    return _build_network(u, v, length, nodes["id"].to_numpy(), nodes["lon"].to_numpy(),
-                          nodes["lat"].to_numpy(), source, first_line)
-
-
-def read_network(network) -> RoadNetwork:
-    """Read a road network from GraphML, CSV / CSV.gz / GeoPackage edges, or an edge DataFrame.
-
-    Parameters
-    ----------
-    network : str, Path, pandas.DataFrame or RoadNetwork
-        ``.graphml`` (osmnx layout: node x/y in degrees, edge ``length`` in metres) or an
-        edge list with columns ``u``, ``v``, ``length_m`` (metres) and ``geometry``
-        (LINESTRING in lon/lat, WKT text in CSV; first point = node u, last = node v).
-
-    Returns
-    -------
-    RoadNetwork
-        Undirected graph with edge weights in km.
-    """
-    if isinstance(network, RoadNetwork):
-        return network
-    if isinstance(network, pd.DataFrame):
-        return _network_from_edges(network, "network DataFrame")
-    path = Path(network)
-    if not path.exists():
-        raise DataError(f"{path}: road network file not found")
-    name = path.name.lower()
-    if name.endswith(".graphml") or name.endswith(".graphml.gz"):
-        if name.endswith(".gz"):
-            with gzip.open(path) as fh:
-                return _read_graphml(fh, str(path))
-        return _read_graphml(path, str(path))
-    if name.endswith(".csv") or name.endswith(".csv.gz"):
-        try:
-            edges = pd.read_csv(path, dtype={"u": str, "v": str})
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: cannot read edge list ({exc})") from None
-        return _network_from_edges(edges, str(path), first_line=2)
-    if name.endswith(".gpkg"):
-        import geopandas as gpd
-
-        return _network_from_edges(gpd.read_file(path), str(path))
-    raise DataError(f"{path}: unknown road network format (expected .graphml, .csv, .csv.gz, .gpkg)")
-
-
-def snap(net: RoadNetwork, lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest network node of each point (KD-tree in EPSG:32651).
-
-    Returns ``(node_index, snap_km)``: positions into ``net.node_ids`` and the haversine
-    distance in km from each point to its node.
-    """
-    from pyproj import Transformer
-
-    tr = Transformer.from_crs("EPSG:4326", SNAP_CRS, always_xy=True)
-    nx_, ny_ = tr.transform(net.lon, net.lat)
-    px, py = tr.transform(np.asarray(lon, float), np.asarray(lat, float))
-    _, idx = cKDTree(np.column_stack([nx_, ny_])).query(np.column_stack([px, py]))
-    idx = np.asarray(idx, dtype=np.int64)
-    return idx, haversine_km(lon, lat, net.lon[idx], net.lat[idx])
-
-
 # ------------------------------------------------------------------ distance tables
 @dataclass(frozen=True)
 class DistanceSummary:
@@ -299,6 +151,7 @@ class DistanceSummary:
     unreachable: int  # pairs with no path (other component / no matrix value)
     max_km: float | None
     max_snap_km: float = float("nan")  # network only: farthest school from its node
+    same_school: int = 0  # within-school (same-place / same-id) pairs set to 0 km
 
     def summary(self) -> str:
         """One paragraph in words."""
@@ -306,7 +159,8 @@ class DistanceSummary:
         text = (f"{self.method} distances ({lim}): {self.pairs:,} pairs from {self.origins:,} origins "
                 f"to {self.destinations:,} destinations; skipped {self.origins_skipped:,} origins and "
                 f"{self.destinations_skipped:,} destinations without location; "
-                f"{self.unreachable:,} pairs unreachable.")
+                f"{self.unreachable:,} pairs unreachable; {self.same_school:,} within-school pairs "
+                "set to 0 km.")
         if np.isfinite(self.max_snap_km):
             text += f" Farthest school from the network: {self.max_snap_km:.2f} km."
         return text
@@ -336,6 +190,17 @@ def _block_rows(n_cols: int, block_size: int | None) -> int:
     return int(max(16, min(1024, _BLOCK_BYTES // (8 * max(n_cols, 1)))))
 
 
+def _xyz(lon, lat) -> np.ndarray:
+    """Earth-centred Cartesian coordinates (km) of lon/lat degrees on the sphere."""
+    lo, la = np.radians(lon), np.radians(lat)
+    return EARTH_RADIUS_KM * np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
+
+
+def _chord(gc_km: float) -> float:
+    """Chord length (km) of a great-circle distance, padded so that ``<=`` is kept."""
+    return 2 * EARTH_RADIUS_KM * np.sin(min(gc_km / (2 * EARTH_RADIUS_KM), np.pi / 2)) * (1 + 1e-9) + 1e-9
+
+
 def _great_circle(olon, olat, dlon, dlat, circuity, max_km, block_size):
     if max_km is None:
         parts, bs = [], _block_rows(len(dlon), block_size)
@@ -344,14 +209,8 @@ def _great_circle(olon, olat, dlon, dlat, circuity, max_km, block_size):
             i, j = np.nonzero(np.isfinite(d))
             parts.append((i + s, j, circuity * d[i, j]))
         return _cat(parts)
-
-    def xyz(lon, lat):
-        lo, la = np.radians(lon), np.radians(lat)
-        return EARTH_RADIUS_KM * np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
-
-    gc_max = max_km / circuity
-    chord = 2 * EARTH_RADIUS_KM * np.sin(min(gc_max / (2 * EARTH_RADIUS_KM), np.pi / 2)) * (1 + 1e-9) + 1e-9
-    rec = cKDTree(xyz(olon, olat)).sparse_distance_matrix(cKDTree(xyz(dlon, dlat)), chord, output_type="ndarray")
+    rec = cKDTree(_xyz(olon, olat)).sparse_distance_matrix(cKDTree(_xyz(dlon, dlat)), _chord(max_km / circuity),
+                                                           output_type="ndarray")
     key = rec["i"].astype(np.int64) * len(dlon) + rec["j"]
     del rec
     key.sort()  # in-place sort of one int64 key: ~40x faster than lexsort at 10⁷ pairs
@@ -363,123 +222,48 @@ def _great_circle(olon, olat, dlon, dlat, circuity, max_km, block_size):
     return i[keep], j[keep], d[keep]
 
 
-def _network(net: RoadNetwork, olon, olat, dlon, dlat, max_km, block_size):
-    """Network distances; returns (i, j, km, unreachable pairs, max snap km)."""
-    o_node, o_snap = snap(net, olon, olat)
-    d_node, d_snap = snap(net, dlon, dlat)
-    labels = sparse.csgraph.connected_components(net.graph, directed=False)[1]
-    oc = np.bincount(labels[o_node], minlength=net.n_components)
-    dc = np.bincount(labels[d_node], minlength=net.n_components)
-    unreachable = int(len(o_node) * len(d_node) - (oc * dc).sum())
-    d_unique, d_col = np.unique(d_node, return_inverse=True)
-    src, o_row = np.unique(o_node, return_inverse=True)
-    order = np.argsort(o_row, kind="stable")
-    sorted_rows = o_row[order]
-    limit = np.inf if max_km is None else float(max_km)
-    bs = _block_rows(net.graph.shape[0], block_size)
-    parts = []
-    for s in range(0, len(src), bs):
-        paths = dijkstra(net.graph, directed=True, indices=src[s:s + bs], limit=limit)[:, d_unique]
-        lo, hi = np.searchsorted(sorted_rows, [s, s + bs])
-        sel = order[lo:hi]
-        tot = paths[o_row[sel] - s][:, d_col] + o_snap[sel, None] + d_snap[None, :]
-        mask = np.isfinite(tot) if max_km is None else tot <= max_km
-        i, j = np.nonzero(mask)
-        parts.append((sel[i], j, tot[i, j]))
-    i, j, d = _cat(parts)
-    order = np.argsort(i, kind="stable")  # within an origin, j is already ascending
-    snap_max = float(max(o_snap.max(initial=0.0), d_snap.max(initial=0.0)))
-    return i[order], j[order], d[order], unreachable, snap_max
+def _same_place(olon, olat, dlon, dlat) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (i, j) of origin/destination points within :data:`SAME_PLACE_KM`."""
+    if len(olon) == 0 or len(dlon) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    rec = cKDTree(_xyz(olon, olat)).sparse_distance_matrix(cKDTree(_xyz(dlon, dlat)), _chord(SAME_PLACE_KM),
+                                                           output_type="ndarray")
+    return rec["i"].astype(np.int64), rec["j"].astype(np.int64)
 
 
-def read_matrix(matrix) -> tuple[np.ndarray, dict, dict, float]:
-    """Open an OSRM-style distance matrix and its JSON index.
-
-    Parameters
-    ----------
-    matrix : str, Path or (npy, json) tuple
-        ``X.npy`` (index beside it as ``X_index.json``) or an explicit pair of paths.
-
-    Returns
-    -------
-    (values, rows, cols, to_km)
-        The memory-mapped matrix, ``{school_id: [row, ...]}``, ``{school_id: [col, ...]}``
-        (same as rows for a square matrix without ``"cols"``) and the factor to km.
-    """
-    if isinstance(matrix, (tuple, list)):
-        npy, idx = (Path(p) for p in matrix)
-    else:
-        npy = Path(matrix)
-        idx = npy.with_name(npy.stem + "_index.json")
-    for p in (npy, idx):
-        if not p.exists():
-            raise DataError(f"{p}: distance matrix file not found")
-    try:
-        values = np.load(npy, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{npy}: not a readable .npy matrix ({exc})") from None
-    if values.ndim != 2:
-        raise DataError(f"{npy}: expected a 2-D matrix, got shape {values.shape}")
-    try:
-        index = json.loads(idx.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{idx}: invalid JSON ({exc})") from None
-    if not isinstance(index, dict) or not isinstance(index.get("rows"), dict):
-        raise DataError(f'{idx}: expected an object with "rows" {{school_id: [row, ...]}}')
-    units = index.get("units", "m")
-    to_km = {"m": 1e-3, "km": 1.0}.get(units)
-    if to_km is None:
-        raise DataError(f'{idx}: "units" must be "m" or "km", got {units!r}')
-    if "cols" not in index and values.shape[0] != values.shape[1]:
-        raise DataError(f'{idx}: no "cols" given but matrix {npy.name} is not square {values.shape}')
-
-    def clean(key: str, n: int) -> dict:
-        out = {}
-        for sid, pos in index.get(key, index["rows"]).items():
-            pos = [pos] if isinstance(pos, int) else pos
-            if (not isinstance(pos, list) or not pos
-                    or not all(isinstance(p, int) and 0 <= p < n for p in pos)):
-                raise DataError(f"{idx}: {key}[{sid!r}] must be a non-empty list of integers in [0, {n})")
-            out[str(sid)] = pos
-        return out
-
-    return values, clean("rows", values.shape[0]), clean("cols", values.shape[1]), to_km
+def _same_id(o_ids, d_ids, o_ok, d_ok) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (i, j) with ``o_ids[i] == d_ids[j]``, both usable (first j of a repeated id)."""
+    d = pd.Series(np.arange(len(d_ids)), index=pd.Index(d_ids, dtype=object))
+    d = d[~d.index.duplicated()]
+    j = d.reindex(pd.Index(o_ids, dtype=object)).to_numpy(dtype=float)
+    i = np.flatnonzero(~np.isnan(j))
+    j = j[i].astype(np.int64)
+    keep = o_ok[i] & d_ok[j]
+    return i[keep], j[keep]
 
 
-def _grouped(ids, mapping):
-    """Positions of ``ids`` found in ``mapping``: (found mask, flat positions, group starts)."""
-    found = np.array([i in mapping for i in ids], dtype=bool)
-    lists = [mapping[i] for i in np.asarray(ids, dtype=object)[found]]
-    flat = np.array([p for lst in lists for p in lst], dtype=np.int64)
-    starts = np.cumsum([0] + [len(lst) for lst in lists[:-1]]).astype(np.int64) if lists else np.empty(0, np.int64)
-    return found, flat, starts
-
-
-def _matrix(matrix, o_ids, d_ids, max_km, block_size):
-    values, rows, cols, to_km = read_matrix(matrix)
-    name = matrix[0] if isinstance(matrix, (tuple, list)) else matrix
-    o_found, o_flat, o_starts = _grouped(o_ids, rows)
-    d_found, d_flat, d_starts = _grouped(d_ids, cols)
-    o_pos, d_pos = np.flatnonzero(o_found), np.flatnonzero(d_found)
-    parts, unreachable = [], 0
-    if len(o_pos) and len(d_pos):
-        bs = _block_rows(len(d_flat), block_size)
-        bounds = np.r_[o_starts, len(o_flat)]
-        for s in range(0, len(o_pos), bs):
-            r0, r1 = bounds[s], bounds[min(s + bs, len(o_pos))]
-            sub = np.asarray(values[o_flat[r0:r1]][:, d_flat], dtype=float)
-            if (sub < 0).any():
-                raise DataError(f"{name}: negative distance in the matrix")
-            sub = np.fmin.reduceat(sub, o_starts[s:s + bs] - r0, axis=0)
-            sub = np.fmin.reduceat(sub, d_starts, axis=1) * to_km
-            ok = np.isfinite(sub)
-            unreachable += int((~ok).sum())
-            if max_km is not None:
-                ok &= sub <= max_km
-            i, j = np.nonzero(ok)
-            parts.append((o_pos[i + s], d_pos[j], sub[i, j]))
-    i, j, d = _cat(parts)
-    return i, j, d, unreachable, int((~o_found).sum()), int((~d_found).sum())
+def _zero_within(i, j, d, zi, zj, n_d: int):
+    """Set pairs (zi, zj) to 0 km, adding absent ones; returns (i, j, d, n_added), sorted."""
+    if len(zi) == 0:
+        return i, j, d, 0
+    key = i.astype(np.int64) * n_d + j
+    zkey = np.unique(zi.astype(np.int64) * n_d + zj)
+    if len(key) > 1 and not (key[1:] > key[:-1]).all():
+        order = np.argsort(key, kind="stable")
+        key, d = key[order], d[order]
+    d = np.array(d, dtype=float, copy=True)
+    pos = np.searchsorted(key, zkey)
+    found = pos < len(key)
+    found[found] = key[pos[found]] == zkey[found]
+    d[pos[found]] = 0.0
+    added = zkey[~found]
+    if len(added):
+        key = np.concatenate([key, added])
+        d = np.concatenate([d, np.zeros(len(added))])
+        order = np.argsort(key, kind="stable")
+        key, d = key[order], d[order]
+    i, j = np.divmod(key, n_d)
+    return i, j, d, len(added)
 
 
 def road_distances(origins, destinations, *, network=None, matrix=None, circuity: float = DEFAULT_CIRCUITY,
@@ -487,18 +271,22 @@ def road_distances(origins, destinations, *, network=None, matrix=None, circuity
     """Distances in km from every origin to every destination school, long format.
 
     The source is chosen by what is supplied: a precomputed ``matrix``, else a road
-    ``network``, else great-circle × ``circuity`` (see the module docstring).
+    ``network``, else great-circle × ``circuity`` (see the module docstring). Within-school
+    pairs are 0 km with every source (module docstring: same id for a matrix, same place
+    for network and great-circle).
 
     Parameters
     ----------
     origins, destinations : (Geo)DataFrame
         Indexed by school_id, with Point ``geometry`` in EPSG:4326 (rows without geometry
-        are skipped and counted). With ``matrix`` only the index is used.
+        are skipped and counted). With ``matrix`` only the index is used (a list of ids
+        also works).
     network : str, Path, DataFrame or RoadNetwork, optional
         GraphML, CSV / CSV.gz / GPKG edge list (``u, v, length_m, geometry``), see
-        :func:`read_network`.
+        :func:`studentflow.geo_network.read_network`.
     matrix : str, Path or (npy, json) tuple, optional
-        OSRM-style matrix in metres plus index JSON, see :func:`read_matrix`.
+        OSRM-style matrix in metres plus index JSON, see
+        :func:`studentflow.geo_matrix.read_matrix`.
     circuity : float
         Road km per great-circle km when neither source is given (default 1.3).
     max_km : float, optional
@@ -521,28 +309,37 @@ def road_distances(origins, destinations, *, network=None, matrix=None, circuity
         raise ValueError(f"road_distances: max_km must be a non-negative number, got {max_km}")
     if not (np.isfinite(circuity) and circuity >= 1.0):
         raise ValueError(f"road_distances: circuity must be >= 1 (road km per great-circle km), got {circuity}")
+    snap_max = float("nan")
     if matrix is not None:
+        from studentflow.geo_matrix import _matrix
+
         o_ids = (origins.index if isinstance(origins, pd.DataFrame) else pd.Index(origins)).astype(str)
         d_ids = (destinations.index if isinstance(destinations, pd.DataFrame) else pd.Index(destinations)).astype(str)
-        i, j, d, unreachable, o_skip, d_skip = _matrix(matrix, o_ids, d_ids, max_km, block_size)
-        method, snap_max = "matrix", float("nan")
+        i, j, d, unreachable, o_found, d_found = _matrix(matrix, o_ids, d_ids, max_km, block_size)
+        method, o_skip, d_skip = "matrix", int((~o_found).sum()), int((~d_found).sum())
         n_o, n_d = len(o_ids) - o_skip, len(d_ids) - d_skip
+        zi, zj = _same_id(o_ids, d_ids, o_found, d_found)
     else:
         o_ids, olon, olat, o_skip = school_points(origins, name="origins")
         d_ids, dlon, dlat, d_skip = school_points(destinations, name="destinations")
         n_o, n_d = len(o_ids), len(d_ids)
+        unreachable = 0
         if network is not None:
+            from studentflow.geo_network import _network, read_network
+
             net = read_network(network)
             method = "network"
             if len(o_ids) and len(d_ids):
                 i, j, d, unreachable, snap_max = _network(net, olon, olat, dlon, dlat, max_km, block_size)
             else:
-                (i, j, d), unreachable, snap_max = _cat([]), 0, float("nan")
+                i, j, d = _cat([])
         else:
-            method, unreachable, snap_max = "great_circle", 0, float("nan")
+            method = "great_circle"
             i, j, d = _great_circle(olon, olat, dlon, dlat, float(circuity), max_km, block_size)
+        zi, zj = _same_place(olon, olat, dlon, dlat)
+    i, j, d, added = _zero_within(i, j, d, zi, zj, len(d_ids))
     out = _table(o_ids, d_ids, i, j, d, method)
     out.attrs["summary"] = DistanceSummary(method, n_o, n_d, o_skip, d_skip, len(out),
-                                           unreachable, max_km, snap_max)
+                                           max(0, unreachable - added), max_km, snap_max, len(zi))
     log.info(out.attrs["summary"].summary())
     return out
