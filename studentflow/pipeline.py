@@ -129,6 +129,7 @@ def run_pipeline(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     write: bool = True,
+    client=None,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
 
@@ -158,6 +159,10 @@ def run_pipeline(
         a stage raised (e.g. a fit that did not converge).
     write : bool
         Write the outputs (False: compute only).
+    client : dask.distributed.Client or str, optional
+        Run the Monte Carlo scenario sweep on this Dask cluster (a Client or a scheduler
+        address); identical results to the single-process run with the same seed. The
+        other stages run in this process. None (default): Dask is not imported.
 
     Returns
     -------
@@ -210,7 +215,7 @@ def run_pipeline(
 
     def scenario_stage():
         main = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
-                             seed=seed, progress=progress)
+                             seed=seed, progress=progress, client=client)
         others = {label: run_scenarios(bundle, m, scenarios, pairs=pairs, distances=distances, draws=0,
                                        seed=seed, progress=False)
                   for label, m in list(models.items())[1:]}

@@ -30,6 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from studentflow.errors import DataError
+from studentflow.scenario_draws import DrawWork, draw_seed, simulate_draws
 from studentflow.scenario_result import ScenarioResult, interval, summarise_draws
 from studentflow.scenario_spec import Scenario, baseline_of, load_scenarios
 from studentflow.scenario_levers import scenario_capacities, scenario_pairs
@@ -91,13 +92,9 @@ class _Prepared:
     pairs: pd.DataFrame
     rows: np.ndarray  # global origin position of each local row
     cols: np.ndarray  # global school position of each local column
-    order: np.ndarray  # pair row -> CSR data position
-    indices: np.ndarray
-    indptr: np.ndarray
-    design: tuple | None
-    new_mask: sp.csr_matrix
     pools: np.ndarray  # global, learners
     caps: np.ndarray  # global, slots
+    work: DrawWork  # what each draw needs (local rows / columns)
 
 
 def _prepare(s: Scenario, pairs, bundle, distances, model, origin_pos, school_pos, origins, schools):
@@ -116,13 +113,18 @@ def _prepare(s: Scenario, pairs, bundle, distances, model, origin_pos, school_po
     pools = origins["origin_pool"].to_numpy(dtype=float)
     if s.pool == "non_beneficiaries":
         pools = pools - origins["origin_esc_beneficiaries"].to_numpy(dtype=float)
+    pools = np.clip(pools, 0, None)
     caps = scenario_capacities(
         s, schools["destination_slots"], schools["destination_billed"], schools.index
     )
-    return _Prepared(
-        s, p, rows, cols, order, c[order].astype(np.int32), indptr, _design(model, p),
-        new_mask, np.clip(pools, 0, None), caps,
+    design = _design(model, p)
+    work = DrawWork(
+        name=s.name, method=s.method, design=design,
+        predict=None if design is not None else (model, p, model.params.index),
+        order=order, indices=c[order].astype(np.int32), indptr=indptr, shape=shape,
+        pools=pools[rows], caps=caps[cols].astype(float), new_mask=new_mask,
     )
+    return _Prepared(s, p, rows, cols, pools, caps, work)
 
 
 def _relief_matrix(bundle, origin_ids):
@@ -141,18 +143,6 @@ def _relief_matrix(bundle, origin_ids):
     total = np.asarray(flows.sum(axis=1)).ravel()
     share = sp.diags(np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)) @ flows
     return share.tocsr(), total, jhs
-
-
-def _check_whole(name, d, whole, pools, caps) -> None:
-    """Whole-learner placements within every origin pool and school capacity, else RuntimeError."""
-    rows = np.asarray(whole.sum(axis=1)).ravel()
-    cols = np.asarray(whole.sum(axis=0)).ravel()
-    over_pool = np.flatnonzero(rows > np.floor(pools + 1e-9))
-    over_cap = np.flatnonzero(cols > np.floor(caps + 1e-9))
-    if over_pool.size or over_cap.size or (whole.nnz and whole.data.min() < 0):
-        raise RuntimeError(
-            f"scenario {name!r}, draw {d}: rounded placements break a constraint "
-            f"({over_pool.size} origin(s) over pool, {over_cap.size} school(s) over capacity)")
 
 
 def _relief_metrics(name, o_out, obs_origin, relief):
@@ -198,10 +188,6 @@ def _esc_table(name, placed, caps, school_ids) -> pd.DataFrame:
     })
 
 
-def _draw_seed(seed: int, d: int) -> int:
-    return int(np.random.SeedSequence([seed, d]).generate_state(1)[0])
-
-
 # ---------------------------------------------------------------- the run
 def run_scenarios(
     bundle,
@@ -214,6 +200,7 @@ def run_scenarios(
     seed: int = 0,
     progress: bool | None = None,
     allocator=None,
+    client=None,
 ) -> ScenarioResult:
     """Run policy scenarios with Monte Carlo over the gravity coefficients.
 
@@ -239,7 +226,13 @@ def run_scenarios(
         tqdm bar over draws; default: only when stderr is a terminal.
     allocator : callable, optional
         Replacement for :func:`studentflow.allocation.allocate` (same signature and
-        result contract), e.g. for experiments with other allocators.
+        result contract), e.g. for experiments with other allocators. Must be picklable
+        (a module-level function) when ``client`` is given.
+    client : dask.distributed.Client or str, optional
+        Run the (scenario, draw) allocations on this Dask cluster (a Client, or a
+        scheduler address such as ``"tcp://10.0.0.5:8786"``); see
+        :mod:`studentflow.distributed`. Results are identical to the single-process run
+        with the same seed. None (default): run here; Dask is not imported.
 
     Returns
     -------
@@ -287,45 +280,38 @@ def run_scenarios(
     else:
         params = model.draw_params(draws, seed)[list(model.params.index)].reset_index(drop=True)
     n_draws = len(params)
-    seeds = [_draw_seed(seed, d) for d in range(n_draws)]
+    seeds = [draw_seed(seed, d) for d in range(n_draws)]
     relief = _relief_matrix(bundle, origins.index) if bundle is not None else None
 
     preps = [_prepare(s, pairs, bundle, distances, model, origin_pos, school_pos, origins, schools)
              for s in scenarios]
-    if allocator is None:
-        from studentflow.allocation import allocate as allocator
     show = sys.stderr.isatty() if progress is None else bool(progress)
-    bar = tqdm(total=n_draws * len(preps), desc="scenario draws", unit="draw", disable=not show)
+    betas = params.to_numpy(dtype=float)
+    if client is not None:
+        from studentflow.distributed import run_draws
+
+        outcomes = run_draws(client, [p.work for p in preps], betas, seeds, allocator=allocator, progress=show)
+    else:
+        bar = tqdm(total=n_draws * len(preps), desc="scenario draws", unit="draw", disable=not show)
+        outcomes = []
+        for prep in preps:
+            outs = []
+            for d in range(n_draws):
+                outs += simulate_draws(prep.work, betas[d], [d], [seeds[d]], allocator)
+                bar.update(1)
+            outcomes.append(outs)
+        bar.close()
     origin_placed, school_placed, origin_expected, records, jhs_rows = {}, {}, {}, [], []
-    for prep in preps:
+    for prep, outs in zip(preps, outcomes):
         s = prep.scenario
-        shape = (prep.rows.size, prep.cols.size)
-        pools, caps = prep.pools[prep.rows], prep.caps[prep.cols].astype(float)
         o_out = np.zeros((n_draws, len(origins)), dtype=np.int64)
         o_exp = np.zeros((n_draws, len(origins)))
         s_out = np.zeros((n_draws, len(schools)), dtype=np.int64)
-        expected = np.zeros(n_draws)
-        new_placed = np.zeros(n_draws)
-        for d in range(n_draws):
-            beta = params.iloc[d]
-            if prep.design is not None:
-                X, off = prep.design
-                mu = np.exp(X @ beta.to_numpy(dtype=float) + off)
-            else:
-                mu = np.asarray(model.predict(prep.pairs, params=beta), dtype=float)
-            mat = sp.csr_matrix((mu[prep.order], prep.indices, prep.indptr), shape=shape)
-            alloc = allocator(mat, pools, caps, method=s.method, seed=seeds[d])
-            whole = sp.csr_matrix(alloc.to_integer(seeds[d]))
-            if whole.nnz and not np.array_equal(whole.data, np.round(whole.data)):
-                raise RuntimeError(f"scenario {s.name!r}: to_integer returned fractional learners")
-            whole = whole.astype(np.int64)
-            _check_whole(s.name, d, whole, pools, caps)
-            o_out[d, prep.rows] = np.asarray(whole.sum(axis=1)).ravel()
-            o_exp[d, prep.rows] = np.asarray(alloc.flows.sum(axis=1)).ravel()
-            s_out[d, prep.cols] = np.asarray(whole.sum(axis=0)).ravel()
-            expected[d] = float(np.asarray(alloc.flows.sum()))
-            new_placed[d] = float(whole.multiply(prep.new_mask).sum())
-            bar.update(1)
+        o_out[:, prep.rows] = np.stack([o.origin_placed for o in outs])
+        o_exp[:, prep.rows] = np.stack([o.origin_expected for o in outs])
+        s_out[:, prep.cols] = np.stack([o.school_placed for o in outs])
+        expected = np.array([o.expected for o in outs])
+        new_placed = np.array([o.new_placed for o in outs])
         origin_placed[s.name], school_placed[s.name], origin_expected[s.name] = o_out, s_out, o_exp
         placed = o_out.sum(axis=1).astype(float)
         safe = np.where(placed > 0, placed, np.nan)
@@ -342,7 +328,6 @@ def run_scenarios(
             rec = rec.assign(**metrics)
             jhs_rows.append(jhs_table)
         records.append(rec)
-    bar.close()
 
     per_draw = pd.concat(records, ignore_index=True)
     base_placed = per_draw.loc[per_draw["scenario"] == base.name, "placed"].to_numpy()
