@@ -279,3 +279,63 @@ def test_bad_matrix_index_is_a_data_error(tmp_path, index, match):
     with pytest.raises(DataError, match=match) as err:
         geo.road_distances(["100001"], ["100001"], matrix=tmp_path / "m.npy")
     assert "m_index.json" in str(err.value)
+
+
+# ------------------------------------------------------------------ within-school pairs
+def test_within_school_pairs_are_zero_for_network_and_great_circle():
+    edges, ids, lon, lat = random_network(21)
+    schools = random_schools(21, 10, 1)
+    o, d = schools.iloc[:7], schools.iloc[4:]  # 3 schools in both tables
+    for network in (edges, None):
+        got = geo.road_distances(o, d, network=network)
+        ref = (nx_reference(edges, ids, lon, lat, o, d) if network is not None else
+               {(a, b): 1.3 * hav_ref(p.x, p.y, q.x, q.y)
+                for a, p in o.geometry.items() for b, q in d.geometry.items()})
+        km = dict(zip(zip(got.origin_id, got.destination_id), got.distance_km))
+        assert set(km) == set(ref)
+        same = {k for k in km if k[0] == k[1]}
+        assert len(same) == 3 and all(km[k] == 0.0 for k in same)
+        if network is not None:  # the formula gives twice the access leg, which is > 0
+            assert all(ref[k] > 0 for k in same)
+        assert np.allclose([km[k] for k in set(km) - same], [ref[k] for k in set(km) - same], rtol=1e-9)
+        assert got.attrs["summary"].same_school == 3
+        assert (got[["origin_id", "destination_id"]].to_numpy().tolist()
+                == sorted(got[["origin_id", "destination_id"]].to_numpy().tolist(),
+                          key=lambda r: (o.index.get_loc(r[0]), d.index.get_loc(r[1]))))
+
+
+def test_same_place_not_same_id():
+    """Geometry methods know schools by their points: positional ids are not trusted."""
+    edges, *_ = random_network(8)
+    a = random_schools(8, 4, 1)
+    b = random_schools(9, 4, 1)  # same ids as ``a``, other places
+    b.loc[b.index[2], "geometry"] = a.geometry.iloc[0]  # one point shared by two ids
+    for network in (edges, None):
+        got = geo.road_distances(a, b, network=network)
+        zero = got[got.distance_km == 0.0]
+        assert list(zip(zero.origin_id, zero.destination_id)) == [(a.index[0], b.index[2])]
+        assert (got.loc[got.origin_id == got.destination_id, "distance_km"] > 0).all()
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 3))
+def test_within_school_matrix_pairs_are_zero(tmp_path_factory, seed, n_nan):
+    rng = np.random.default_rng(seed)
+    tmp = tmp_path_factory.mktemp("diag")
+    ids = [f"{100000 + k}" for k in range(5)]
+    values = rng.integers(100, 9_000, (5, 5)).astype(float)  # the diagonal is > 0 ...
+    values[np.diag_indices(5)[0][:n_nan], np.diag_indices(5)[1][:n_nan]] = np.nan  # ... or no route
+    path = write_matrix(tmp, values, {i: [k] for k, i in enumerate(ids)})
+    o, d = ids[:4], ids[1:]
+    max_km = rng.uniform(0, 9)
+    got = geo.road_distances(o, d, matrix=path, max_km=max_km)
+    km = dict(zip(zip(got.origin_id, got.destination_id), got.distance_km))
+    expect = {(a, b): 0.0 if a == b else values[ids.index(a), ids.index(b)] / 1000 for a in o for b in d}
+    expect = {k: v for k, v in expect.items() if v <= max_km}
+    assert set(km) == set(expect)
+    assert np.allclose([km[k] for k in expect], list(expect.values()), rtol=1e-6)
+    assert all(km[(i, i)] == 0.0 for i in ids[1:4])
+    s = got.attrs["summary"]
+    assert s.same_school == 3 and s.unreachable == 0  # a no-route diagonal cell is a 0 km pair
+    order = [(o.index(a), d.index(b)) for a, b in zip(got.origin_id, got.destination_id)]
+    assert order == sorted(order)
