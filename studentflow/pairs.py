@@ -9,7 +9,7 @@ origin_id, destination_id  6-digit school ids
 pair_type                  "observed" (≥ 1 learner on the pair) or "new" (candidate)
 learners                   observed learners on the pair (0 for new pairs)
 esc_beneficiaries          observed ESC beneficiaries on the pair (0 for new) — the count
-distance_km                road km (see ``distance_method``)
+distance_km                road km (see ``distance_method``); 0 for a within-school pair
 distance_method            "network" / "matrix" / "great_circle" (as supplied), or
                            "great_circle_fallback": observed pair missing from
                            ``distances``, filled with great-circle × circuity
@@ -26,18 +26,51 @@ destination_slots,         contracted / billed ESC slots of the destination
 destination_billed
 origin_feeds_congested     origin sent ≥ 1 learner to a congested public JHS
 origin_congested_share     share of its Grade 7 learners who entered a congested JHS
+within_radius              the pair is in the outcome-independent radius set: origin with
+                           Grade 7 learners × ESC school (participation flag) at most
+                           ``radius_km`` road km apart in ``distances`` (a great-circle
+                           fall-back distance never counts)
 =========================  ==============================================================
 
 Observed pairs are every flow with ≥ 1 learner into an ESC destination (an ESC school,
 or any school receiving ESC beneficiaries), so the observed beneficiary counts sum to
-the bundle's ESC total. The study's gravity sample is the subset with
-``esc_beneficiaries ≥ 1``. New pairs: origins that feed a congested public JHS × ESC
-schools with contracted slots within ``radius_km`` road km, not observed today.
+the bundle's ESC total; they are in the table whatever their distance. The study's
+gravity sample is the subset with ``esc_beneficiaries ≥ 1``. Which zero ("new") pairs are
+added depends on ``candidates``:
+
+- ``"study"`` (default; replicates the study's allocation): origins that feed a congested
+  public JHS × ESC schools with contracted slots within ``radius_km`` road km, not
+  observed today. This set is chosen with the outcome: near pairs appear whether or not
+  learners took them, far pairs only when they did.
+- ``"radius"``: every origin with Grade 7 learners × every ESC school within
+  ``radius_km`` road km, zeros included, plus the observed pairs beyond the radius with
+  ``within_radius`` False. ``pairs[pairs.within_radius]`` is a candidate set defined by
+  distance alone, independently of the outcome.
+
+Which set is consistent for which ``zeros`` mode of
+:func:`studentflow.gravity.fit_gravity` (counts NB2 over the pairs learners could take):
+
+- ``zeros="include"`` (NB2 on all rows, zeros included) needs an outcome-independent
+  candidate set: fit it on ``pairs[pairs.within_radius]`` of ``candidates="radius"``.
+  On the ``"study"`` set it is inconsistent: zeros there are only near pairs while far
+  pairs enter only when positive, so far pairs look popular and the distance
+  coefficient is biased up (on the sample it even turns positive).
+- ``zeros="truncate"`` (zero-truncated NB2) and ``zeros="drop"`` (the study's plain NB2,
+  biased) use the positive pairs only, which both candidate sets contain in full, so
+  the choice of set does not change them.
+
+A selection on distance (an exogenous covariate) keeps ``"include"`` consistent even when
+the radius is smaller than the reach of the true candidate set. When schools ration
+admissions (full schools turn learners away), realised counts are thinned school by
+school; destination-level terms absorb some of it but a pair-level covariate like
+distance is the robust one to compare with a known truth.
+
 An observed pair whose distance is missing (outside ``max_km`` of the supplied table, or
 a school outside the matrix) is kept with great-circle × circuity distance and flagged;
 if either school has no coordinates the pair is dropped and counted. Counts are in
 ``pairs.attrs["summary"]`` (:class:`PairSummary`). Missing tuition or subsidy leaves
-``net_cost_k`` NaN (the gravity fit drops such rows).
+``net_cost_k`` NaN (the gravity fit drops such rows). A within-school pair (a school
+with Grade 6 and an ESC junior high) has distance 0 (:mod:`studentflow.geo`).
 """
 
 from __future__ import annotations
@@ -45,6 +78,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -60,8 +94,10 @@ PAIR_COLUMNS = (
     "distance_method", "tuition", "esc_amount", "net_cost_k", "esc_rating", "esc_unrated",
     "origin_lgu_revenue", "origin_region", "destination_region", "origin_pool",
     "origin_esc_beneficiaries", "destination_slots", "destination_billed",
-    "origin_feeds_congested", "origin_congested_share",
+    "origin_feeds_congested", "origin_congested_share", "within_radius",
 )
+CANDIDATES = ("study", "radius")
+Candidates = Literal["study", "radius"]
 
 
 @dataclass(frozen=True)
@@ -76,11 +112,16 @@ class PairSummary:
     dropped_beneficiaries: int  # ESC beneficiaries on those dropped pairs
     unrated_destinations: int
     missing_net_cost: int  # pairs with NaN net cost (tuition or subsidy unknown)
+    candidates: str = "study"
+    within_radius: int = 0  # pairs in the outcome-independent radius set
 
     def summary(self) -> str:
         """One paragraph in words."""
-        return (f"PairTable: {self.observed:,} observed and {self.new:,} new pairs "
-                f"(new = congested feeders × ESC schools with slots within {self.radius_km:g} km). "
+        rule = ("congested feeders × ESC schools with slots" if self.candidates == "study"
+                else "origins × ESC schools")
+        return (f"PairTable ({self.candidates} candidates): {self.observed:,} observed and {self.new:,} new "
+                f"pairs (new = {rule} within {self.radius_km:g} km); {self.within_radius:,} pairs "
+                f"within the radius set. "
                 f"{self.gc_fallback:,} observed pairs use great-circle × circuity distance; "
                 f"{self.dropped_no_location:,} observed pairs dropped for want of coordinates "
                 f"({self.dropped_beneficiaries:,} ESC beneficiaries); "
@@ -101,20 +142,41 @@ def _observed(bundle, esc_ids: pd.Index) -> pd.DataFrame:
         ["learners", "esc_beneficiaries"]].sum()
 
 
+def _extra(extras: dict, *keys):
+    """First of ``keys`` present in ``extras`` with a value (no truth test: may be a DataFrame)."""
+    for k in keys:
+        v = extras.get(k)
+        if v is not None:
+            return v
+    return None
+
+
 def _distances(bundle, origins: pd.Index, esc_ids: pd.Index, circuity: float) -> pd.DataFrame:
-    """Road distances for the given origins × ESC schools from what the bundle offers."""
+    """Road distances for the given origins × ESC schools from what the bundle offers.
+
+    ``extras["road_distances"]`` (what ingest fills: ``(npy, json)``) or
+    ``extras["road_matrix"]`` (a path or tuple), either of which may also be a
+    :func:`studentflow.geo.road_distances` table; else ``extras["road_network"]``; else
+    great-circle × ``circuity``.
+    """
     s = bundle.schools
     o, d = s.loc[s.index.intersection(origins)], s.loc[s.index.intersection(esc_ids)]
-    extras = bundle.extras or {}
-    matrix = extras.get("road_distances") or extras.get("road_matrix")  # ingest / schema spelling
+    extras = getattr(bundle, "extras", None) or {}
+    matrix = _extra(extras, "road_distances", "road_matrix")
+    if isinstance(matrix, pd.DataFrame):
+        return matrix
     if matrix is not None:
         return geo.road_distances(o, d, matrix=matrix)
-    return geo.road_distances(o, d, network=extras.get("road_network"), circuity=circuity)
+    return geo.road_distances(o, d, network=_extra(extras, "road_network"), circuity=circuity)
+
+
+def _keys(df: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_frame(df[["origin_id", "destination_id"]])
 
 
 def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: float = 5.0,
-                circuity: float = geo.DEFAULT_CIRCUITY) -> pd.DataFrame:
-    """Observed and new origin → ESC-school pairs with covariates and net cost.
+                circuity: float = geo.DEFAULT_CIRCUITY, candidates: Candidates = "study") -> pd.DataFrame:
+    """Observed and candidate origin → ESC-school pairs with covariates and net cost.
 
     Parameters
     ----------
@@ -123,14 +185,20 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
     distances : pandas.DataFrame, optional
         :func:`studentflow.geo.road_distances` output (origin_id, destination_id,
         distance_km, method), covering at least the ESC schools within ``radius_km`` of
-        every congested feeder. ``None``: computed here from ``bundle.extras``
+        every candidate origin (congested feeders for ``"study"``, every origin for
+        ``"radius"``). ``None``: computed here from ``bundle.extras``
         (``road_distances`` / ``road_matrix``, else ``road_network``, else
-        great-circle × ``circuity``),
-        every origin × every ESC school, no distance limit.
+        great-circle × ``circuity``), every origin × every ESC school, no distance limit.
     radius_km : float
-        Road km within which new candidate pairs are drawn (study: 5 km).
+        Road km within which candidate pairs are drawn (study: 5 km).
     circuity : float
         Factor for great-circle fall-back distances (road km per great-circle km).
+    candidates : {"study", "radius"}
+        Which zero pairs to add (module docstring): ``"study"`` = congested feeders ×
+        ESC schools with slots within the radius (the study's allocation rule, selected
+        on the outcome); ``"radius"`` = every origin × every ESC school within the
+        radius, so that ``pairs[pairs.within_radius]`` is an outcome-independent
+        estimation sample for ``fit_gravity(..., zeros="include")``.
 
     Returns
     -------
@@ -141,17 +209,22 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
     """
     if not (np.isfinite(radius_km) and radius_km >= 0):
         raise ValueError(f"build_pairs: radius_km must be a non-negative number of km, got {radius_km}")
+    if candidates not in CANDIDATES:
+        raise ValueError(f"build_pairs: candidates must be one of {CANDIDATES}, got {candidates!r}")
     s = bundle.schools
     require_columns(s, ["region", "psgc_code", "esc", "esc_slots", "esc_slots_billed", "tuition",
                         "esc_rating", "geometry"], name="bundle.schools")
     s = s.set_axis(s.index.astype(str))
+    esc_flag = s.index[s["esc"].fillna(False).astype(bool)]
     benef_dest = bundle.flows.loc[pd.to_numeric(bundle.flows["esc_beneficiaries"]) > 0, "destination_id"]
-    esc_ids = s.index[s["esc"].fillna(False).astype(bool)].union(pd.Index(benef_dest.astype(str).unique()))
+    esc_ids = esc_flag.union(pd.Index(benef_dest.astype(str).unique()))
     obs = _observed(bundle, esc_ids)
     oc = origin_congestion(bundle)
     feeders = oc.index[oc["feeds_congested"]]
+    senders = oc.index[oc["grade7_learners"] > 0]
     if distances is None:
-        distances = _distances(bundle, obs["origin_id"].drop_duplicates().pipe(pd.Index).union(feeders),
+        need = senders if candidates == "radius" else feeders
+        distances = _distances(bundle, obs["origin_id"].drop_duplicates().pipe(pd.Index).union(need),
                                esc_ids, circuity)
     require_columns(distances, ["origin_id", "destination_id", "distance_km"], name="distances")
     dist = pd.DataFrame({
@@ -159,6 +232,9 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
         "distance_km": distances["distance_km"].astype(float),
         "distance_method": (distances["method"].astype(str) if "method" in distances else "supplied"),
     }).drop_duplicates(["origin_id", "destination_id"])
+    # the outcome-independent radius set: senders × ESC schools (flag) within the radius
+    radius_set = dist[dist["origin_id"].isin(senders) & dist["destination_id"].isin(esc_flag)
+                      & (dist["distance_km"] <= radius_km)]
 
     # observed pairs: attach distances, fall back to great-circle × circuity, else drop
     obs = obs.merge(dist, on=["origin_id", "destination_id"], how="left")
@@ -170,7 +246,8 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
         a = xy.reindex(obs.loc[miss, "origin_id"]).to_numpy()
         b = xy.reindex(obs.loc[miss, "destination_id"]).to_numpy()
         km = circuity * geo.haversine_km(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
-        obs.loc[miss, "distance_km"] = km
+        same = (obs.loc[miss, "origin_id"] == obs.loc[miss, "destination_id"]).to_numpy()
+        obs.loc[miss, "distance_km"] = np.where(same & np.isfinite(km), 0.0, km)  # within-school: 0 km
         obs.loc[miss, "distance_method"] = "great_circle_fallback"
         lost = obs["distance_km"].isna()
         gc_fallback = int(miss.sum() - lost.sum())
@@ -178,21 +255,23 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
         obs = obs[~lost]
     obs["pair_type"] = "observed"
 
-    # new candidate pairs: congested feeders × ESC schools with slots within radius
-    slots = pd.to_numeric(s["esc_slots"], errors="coerce").fillna(0)
-    with_slots = s.index[s["esc"].fillna(False).astype(bool) & (slots > 0)]
-    new = dist[dist["origin_id"].isin(feeders) & dist["destination_id"].isin(with_slots)
-               & (dist["distance_km"] <= radius_km)]
-    seen = pd.MultiIndex.from_frame(obs[["origin_id", "destination_id"]])
-    new = new[~pd.MultiIndex.from_frame(new[["origin_id", "destination_id"]]).isin(seen)]
+    if candidates == "study":  # congested feeders × ESC schools with slots within radius
+        slots = pd.to_numeric(s["esc_slots"], errors="coerce").fillna(0)
+        with_slots = s.index[s["esc"].fillna(False).astype(bool) & (slots > 0)]
+        new = radius_set[radius_set["origin_id"].isin(feeders) & radius_set["destination_id"].isin(with_slots)]
+    else:
+        new = radius_set
+    new = new[~_keys(new).isin(_keys(obs))]
     new = new.assign(pair_type="new", learners=0, esc_beneficiaries=0).sort_values(["origin_id", "destination_id"])
     pairs = pd.concat([obs, new], ignore_index=True)
     pairs["learners"] = pairs["learners"].astype(np.int64)
     pairs["esc_beneficiaries"] = pairs["esc_beneficiaries"].astype(np.int64)
-    return _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b)
+    inside = _keys(pairs).isin(_keys(radius_set))
+    pairs["within_radius"] = inside & (pairs["distance_method"] != "great_circle_fallback").to_numpy()
+    return _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b, candidates)
 
 
-def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b) -> pd.DataFrame:
+def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b, candidates) -> pd.DataFrame:
     o, d = pairs["origin_id"], pairs["destination_id"]
     dest = s.reindex(d)
     orig = s.reindex(o)
@@ -223,7 +302,8 @@ def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b
         observed=int((out["pair_type"] == "observed").sum()), new=int((out["pair_type"] == "new").sum()),
         radius_km=float(radius_km), gc_fallback=gc_fallback, dropped_no_location=dropped,
         dropped_beneficiaries=dropped_b, unrated_destinations=int(out.loc[out["esc_unrated"], "destination_id"].nunique()),
-        missing_net_cost=int(out["net_cost_k"].isna().sum()))
+        missing_net_cost=int(out["net_cost_k"].isna().sum()), candidates=candidates,
+        within_radius=int(out["within_radius"].sum()))
     log.info(out.attrs["summary"].summary())
     return out
 

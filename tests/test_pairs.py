@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 
 import geopandas as gpd
 import numpy as np
@@ -228,3 +229,125 @@ def test_sample_network_distances_equal_networkx(sample_bundle):
                 expect[(oid, did)] = km
     assert len(expect) > 20 and key(got) == set(expect)
     assert np.allclose(got["distance_km"], [expect[k] for k in zip(got.origin_id, got.destination_id)], rtol=1e-9)
+
+
+# ------------------------------------------------------------------ candidate sets
+def gc_km(b, o, d):
+    """Independent road-km stand-in: 1.3 × haversine between two schools of ``b``."""
+    p, q = b.schools.geometry[o], b.schools.geometry[d]
+    return 1.3 * geo.haversine_km(p.x, p.y, q.x, q.y)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.floats(0.0, 40.0))
+def test_radius_candidates_are_every_origin_times_every_esc_school_within_radius(radius):
+    b = tiny_bundle()
+    p = build_pairs(b, radius_km=radius, candidates="radius")
+    assert list(p.columns) == list(PAIR_COLUMNS)
+    senders = {"100001", "100002", "100003", "100004"}  # every origin with Grade 7 learners
+    esc = {"400001", "400002", "400003", "400005"}  # ESC participants, with or without slots
+    within = {(o, d) for o in senders for d in esc if gc_km(b, o, d) <= radius}
+    assert key(p[p.within_radius]) == within
+    observed = key(p[p.pair_type == "observed"])
+    assert observed == key(build_pairs(b, radius_km=radius)[lambda x: x.pair_type == "observed"])
+    assert key(p[p.pair_type == "new"]) == within - observed
+    assert key(p[~p.within_radius]) == {k for k in observed if k not in within}
+    assert (p.loc[~p.within_radius, "pair_type"] == "observed").all()
+    assert p.attrs["summary"].within_radius == len(within)
+    # the study's set is a subset: congested feeders x ESC schools with slots
+    study = build_pairs(b, radius_km=radius)
+    assert key(study[study.pair_type == "new"]) <= key(p[p.pair_type == "new"])
+    assert key(study[study.within_radius]) == key(study) & within
+
+
+def test_radius_set_does_not_depend_on_the_outcome():
+    """Moving beneficiaries between pairs changes counts, never the within-radius pairs."""
+    b = tiny_bundle()
+    flows = b.flows.copy()
+    flows.loc[flows.destination_id == "400001", "esc_beneficiaries"] = 0
+    flows.loc[(flows.origin_id == "100004") & (flows.destination_id == "400005"), ["learners", "esc_beneficiaries"]] = 7
+    b2 = Bundle(schools=b.schools, flows=flows, areas=b.areas, subsidy=b.subsidy, ledger=b.ledger)
+    p1 = build_pairs(b, radius_km=5.0, candidates="radius")
+    p2 = build_pairs(b2, radius_km=5.0, candidates="radius")
+    assert key(p1[p1.within_radius]) == key(p2[p2.within_radius])
+    assert p1["esc_beneficiaries"].sum() != p2["esc_beneficiaries"].sum()
+
+
+def test_bad_candidates_name_the_argument():
+    with pytest.raises(ValueError, match="candidates"):
+        build_pairs(tiny_bundle(), candidates="observed")
+
+
+def test_matrix_from_extras_under_either_key(tmp_path):
+    b = tiny_bundle()
+    ids = list(b.schools.index)
+    lon = b.schools.geometry.x.to_numpy()
+    metres = 1000 * 1.7 * geo.haversine_km(lon[:, None], 14.6, lon[None, :], 14.6)  # not the 1.3 fallback
+    np.save(tmp_path / "m.npy", metres.astype(np.float32))
+    (tmp_path / "m_index.json").write_text(json.dumps({"units": "m", "rows": {i: [k] for k, i in enumerate(ids)}}))
+    table = geo.road_distances(ids, ids, matrix=tmp_path / "m.npy")
+    got = [build_pairs(tiny_bundle(extras), candidates="radius") for extras in (
+        {"road_distances": (tmp_path / "m.npy", tmp_path / "m_index.json")},  # what ingest fills
+        {"road_matrix": tmp_path / "m.npy"},
+        {"road_distances": table},  # a road_distances table
+    )]
+    assert (got[0]["distance_method"] == "matrix").all()
+    r = got[0].set_index(["origin_id", "destination_id"])
+    assert r.loc[("100001", "400001"), "distance_km"] == pytest.approx(1.7 / 1.3 * gc_km(b, "100001", "400001"), rel=1e-6)
+    for other in got[1:]:
+        pd.testing.assert_frame_equal(other, got[0])
+
+
+@pytest.mark.parametrize("network", [False, True])
+def test_within_school_pair_has_zero_distance(tmp_path, network):
+    """A school with Grade 6 and an ESC JHS: its own Grade 7 learners travel 0 km."""
+    b = tiny_bundle()
+    schools = b.schools.copy()
+    schools.loc["400001", "offering"] = "all_offering"
+    flows = pd.concat([b.flows, pd.DataFrame([("400001", "400001", 12, 5), ("400001", "300001", 30, 0)],
+                                             columns=b.flows.columns)], ignore_index=True)
+    extras = {}
+    if network:  # a road 0.3 km north of the schools: each school's access leg is ~0.3 km
+        lon = 121.0 + np.arange(-1, 33) / 107.6
+        edges = pd.DataFrame({"u": [f"n{k}" for k in range(33)], "v": [f"n{k + 1}" for k in range(33)],
+                              "length_m": 1000 * geo.haversine_km(lon[:-1], 14.6027, lon[1:], 14.6027) * 1.1,
+                              "geometry": [f"LINESTRING ({a} 14.6027, {c} 14.6027)" for a, c in zip(lon[:-1], lon[1:])]})
+        extras = {"road_network": edges}
+    b2 = Bundle(schools=schools, flows=flows, areas=b.areas, subsidy=b.subsidy, ledger=b.ledger, extras=extras)
+    for candidates in ("study", "radius"):
+        r = build_pairs(b2, candidates=candidates).set_index(["origin_id", "destination_id"])
+        assert r.loc[("400001", "400001"), "distance_km"] == 0.0
+        assert r.loc[("400001", "400001"), "esc_beneficiaries"] == 5
+        assert r.loc[("400001", "400001"), "distance_method"] == ("network" if network else "great_circle")
+        other = r.drop(index=("400001", "400001"))
+        assert (other["distance_km"] > 0.25 if network else other["distance_km"] > 0).all()
+
+
+def test_sample_radius_candidates_recover_the_distance_coefficient(sample_bundle, sample_dir):
+    """NB2 with zeros="include" is consistent on the radius set, not on the study's set.
+
+    The sample's admissions may be rationed by school capacity (full schools turn
+    learners away; truth/params.json "rationing"): realised counts are then thinned school
+    by school, which the study formula's destination-region terms cannot absorb, and
+    school-level coefficients (rating, revenue) drift by a few SE. Distance is a
+    pair-level covariate, robust to that thinning, so only its coefficient is checked.
+    """
+    from studentflow.gravity import STUDY_FORMULA, fit_gravity
+
+    truth = json.loads((sample_dir / "truth" / "params.json").read_text())
+    beta = truth["params"]["log1p_distance_km"]
+    term = "np.log1p(distance_km)"
+    radius = build_pairs(sample_bundle, radius_km=5.0, candidates="radius")
+    est = radius[radius.within_radius]
+    # the estimation set is the generator's candidate set (within its radius)
+    t = pd.read_csv(sample_dir / "truth" / "pairs.csv", dtype={"origin_id": str, "destination_id": str},
+                    usecols=["origin_id", "destination_id", "distance_km"])
+    assert truth["radius_km"] >= 5.0
+    tk = key(t[t.distance_km <= 5.0])
+    assert len(key(est) ^ tk) <= 0.005 * len(tk)
+    good = fit_gravity(est, STUDY_FORMULA, zeros="include", method="statsmodels")
+    assert abs(good.params[term] - beta) <= 3 * good.bse[term]
+    study = build_pairs(sample_bundle, radius_km=5.0)  # the study's allocation set, all rows
+    bad = fit_gravity(study, STUDY_FORMULA, zeros="include", method="fast")
+    assert abs(bad.params[term] - beta) >= 6 * bad.bse[term]
+    assert abs(bad.params[term] - beta) >= 3 * abs(good.params[term] - beta)
