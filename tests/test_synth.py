@@ -245,9 +245,13 @@ def test_truth_tables_have_contract_columns(sample_dir):
     pairs = _truth(sample_dir, "pairs.csv")
     assert list(pairs.columns) == ["origin_id", "destination_id", "distance_km", "tuition", "esc_amount",
                                    "net_cost_k", "esc_rating", "origin_lgu_revenue", "origin_region",
-                                   "destination_region", "mu", "esc_beneficiaries"]
+                                   "destination_region", "mu", "demand", "esc_beneficiaries"]
     params = json.loads((sample_dir / "truth" / "params.json").read_text())
     assert set(params["params"]) == set(STUDY_PARAMS) and params["alpha"] == STUDY_ALPHA
+    assert params["radius_km"] == 5.0  # the study's radius for new pairs (pairs.build_pairs default)
+    cap = _truth(sample_dir, "esc_capacity.csv")
+    assert list(cap.columns) == ["school_id", "expected_demand", "slots", "utilisation", "capacity", "demand",
+                                 "admitted", "full", "billed"]
 
 
 def test_enrollment_and_coordinates_match_truth_on_clean_rows(sample_dir, quirks, truth_schools):
@@ -404,7 +408,8 @@ def test_pair_distances_are_road_network_distances(sample_dir, truth_schools):
     sub = pairs[pairs["origin_id"].isin(some)]
     pts = truth_schools.assign(geometry=shapely.points(truth_schools["lon"], truth_schools["lat"]))
     esc = pts[pts["esc"]]
-    got = road_distances(pts.loc[some], esc, network=sample_dir / "roads.csv.gz", max_km=10.0)
+    radius = json.loads((sample_dir / "truth" / "params.json").read_text())["radius_km"]
+    got = road_distances(pts.loc[some], esc, network=sample_dir / "roads.csv.gz", max_km=radius)
     m = sub.merge(got, on=["origin_id", "destination_id"], how="outer")
     assert np.allclose(m["distance_km_x"], m["distance_km_y"])
     index = json.loads((sample_dir / "road_matrix_index.json").read_text())
@@ -471,7 +476,8 @@ def test_counts_and_proportions(sample_dir, truth_schools):
     assert s.index.str.startswith("0").mean() > 0.01  # some DepEd ids with a leading zero
 
 
-def test_nb2_on_all_candidate_pairs_recovers_study_slopes(sample_dir):
+def test_nb2_on_latent_demand_over_all_candidate_pairs_recovers_study_slopes(sample_dir):
+    """The gravity model's count is the latent demand (before rationing by slots)."""
     from statsmodels.discrete.discrete_model import NegativeBinomial
 
     pairs = _truth(sample_dir, "pairs.csv")
@@ -484,13 +490,141 @@ def test_nb2_on_all_candidate_pairs_recovers_study_slopes(sample_dir):
         **{f"{side}_region[{r}]": (pairs[f"{side}_region"] == r).astype(float)
            for side in ("origin", "destination") for r in ("Region III", "Region IV-A")},
     })
-    fit = NegativeBinomial(pairs["esc_beneficiaries"], X, loglike_method="nb2").fit(disp=0, maxiter=200)
+    fit = NegativeBinomial(pairs["demand"], X, loglike_method="nb2").fit(disp=0, maxiter=200)
     assert fit.mle_retvals["converged"]
     for term in ("log1p_distance_km", "log1p_net_cost_k"):
         assert abs(fit.params[term] - STUDY_PARAMS[term]) < 3 * fit.bse[term], term
     assert abs(fit.params["alpha"] - STUDY_ALPHA) < 3 * fit.bse["alpha"]
     truth = json.loads((sample_dir / "truth" / "params.json").read_text())["params"]["intercept"]
     assert abs(fit.params["const"] - truth) < 3 * fit.bse["const"]
+
+
+# ------------------------------------------------------------------ capacity rationing
+@pytest.fixture(scope="module")
+def capacity(sample_dir) -> pd.DataFrame:
+    return _truth(sample_dir, "esc_capacity.csv").set_index("school_id")
+
+
+def test_no_school_admits_more_than_its_capacity(sample_dir, capacity, truth_schools):
+    pairs = _truth(sample_dir, "pairs.csv")
+    assert (pairs["esc_beneficiaries"] <= pairs["demand"]).all() and (pairs["esc_beneficiaries"] >= 0).all()
+    by = pairs.groupby("destination_id")[["demand", "esc_beneficiaries"]].sum()
+    by = by.reindex(capacity.index, fill_value=0)
+    assert (by["demand"] == capacity["demand"]).all()
+    assert (by["esc_beneficiaries"] == capacity["admitted"]).all()
+    assert (capacity["admitted"] <= capacity["capacity"]).all()
+    # admitted = min(demand, C_j) per school
+    assert (capacity["admitted"] == np.minimum(capacity["demand"], capacity["capacity"])).all()
+    assert (capacity["full"] == (capacity["demand"] > capacity["capacity"])).all()
+    # C_j = round(K_j u_j); K_j the contracted slots of esc_slots.xlsx / truth
+    assert (capacity["capacity"] == np.round(capacity["slots"] * capacity["utilisation"])).all()
+    esc = truth_schools[truth_schools["esc"]]
+    assert (capacity.loc[esc.index, "slots"] == esc["esc_slots"]).all()
+    assert (capacity.loc[esc.index, "billed"] == esc["esc_slots_billed"]).all()
+    # billing follows the admitted: never below them, never above the billable capacity
+    assert (capacity["billed"] >= capacity["admitted"]).all() and (capacity["billed"] <= capacity["capacity"]).all()
+    assert (capacity.loc[capacity["full"], "billed"] == capacity.loc[capacity["full"], "capacity"]).all()
+    flows = _truth(sample_dir, "flows.csv")
+    ben = flows.groupby("destination_id")["esc_beneficiaries"].sum().reindex(capacity.index, fill_value=0)
+    assert (ben == capacity["admitted"]).all()
+
+
+def test_full_schools_admit_at_random_among_applicants(sample_dir, capacity):
+    """At a full school every applicant has the same chance C_j / D_j, whatever the pair:
+    the admitted on near and far pairs match that expectation (an independent split)."""
+    pairs = _truth(sample_dir, "pairs.csv")
+    full = capacity.index[capacity["full"]]
+    f = pairs[pairs["destination_id"].isin(full) & (pairs["demand"] > 0)]
+    rate = (capacity["capacity"] / capacity["demand"]).reindex(f["destination_id"]).to_numpy()
+    expected = f["demand"].to_numpy() * rate
+    near = (f["distance_km"] <= f["distance_km"].median()).to_numpy()
+    for part in (near, ~near):
+        got, want = f.loc[part, "esc_beneficiaries"].sum(), expected[part].sum()
+        assert abs(got - want) < 4 * np.sqrt(want), (got, want)
+
+
+def test_rationed_out_learners_enter_grade7_elsewhere(sample_dir, truth_schools):
+    pairs = _truth(sample_dir, "pairs.csv")
+    flows = _truth(sample_dir, "flows.csv")
+    o = pairs.groupby("origin_id")[["demand", "esc_beneficiaries"]].sum()
+    f = flows.groupby("origin_id")[["learners", "esc_beneficiaries"]].sum().reindex(o.index, fill_value=0)
+    assert (f["esc_beneficiaries"] == o["esc_beneficiaries"]).all()
+    # every applicant is in the origin's cohort; the rationed out are among its non-ESC learners
+    assert (f["learners"] >= o["demand"]).all()
+    assert (f["learners"] - f["esc_beneficiaries"] >= o["demand"] - o["esc_beneficiaries"]).all()
+    assert (o["demand"] > o["esc_beneficiaries"]).sum() > 100  # rationing happened at many origins
+
+
+def test_rationing_shares_in_stated_ranges(sample_dir, capacity, truth_schools):
+    params = json.loads((sample_dir / "truth" / "params.json").read_text())
+    shares, rationing = params["shares"], params["rationing"]
+    pairs = _truth(sample_dir, "pairs.csv")
+    flows = _truth(sample_dir, "flows.csv")
+    esc = truth_schools[truth_schools["esc"]]
+    full = (capacity["demand"] > capacity["capacity"]).mean()
+    billed_ratio = esc["esc_slots_billed"].sum() / esc["esc_slots"].sum()
+    out = int((pairs["demand"] - pairs["esc_beneficiaries"]).sum())
+    assert shares["full_schools"] == pytest.approx(full) and 0.3 <= full <= 0.5
+    assert shares["billed_over_contracted"] == pytest.approx(billed_ratio) and 0.65 < billed_ratio < 0.8
+    assert shares["rationed_out_learners"] == out and 0.05 < out / pairs["demand"].sum() < 0.35
+    esc_share = flows["esc_beneficiaries"].sum() / flows["learners"].sum()
+    assert shares["esc_share_of_grade7"] == pytest.approx(esc_share) and 0.03 < esc_share < 0.05
+    positive = pairs.loc[pairs["esc_beneficiaries"] > 0, "esc_beneficiaries"]
+    assert shares["mean_per_positive_pair"] == pytest.approx(positive.mean()) and 1.3 < positive.mean() < 2.6
+    over = capacity["utilisation"] > 1
+    assert 0.05 < over.mean() < 0.2 and over.mean() == pytest.approx(rationing["overbilled_share"], abs=0.05)
+    assert capacity.loc[~over, "utilisation"].mean() == pytest.approx(rationing["utilisation_mean"], abs=0.05)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 8), st.integers(1, 60))
+def test_admit_is_min_of_demand_and_capacity(seed, n_schools, n_pairs):
+    from studentflow.synth.rationing import admit
+
+    rng = np.random.default_rng(seed)
+    ids = pd.Index([f"{100000 + k}" for k in range(n_schools)])
+    dest = rng.choice(ids.to_numpy(), n_pairs)
+    demand = rng.negative_binomial(1.5, 0.4, n_pairs)
+    cap = pd.Series(rng.integers(0, 30, n_schools), index=ids)
+    got = admit(dest, demand, cap, np.random.default_rng(seed))
+    assert (got >= 0).all() and (got <= demand).all()
+    total = pd.Series(demand).groupby(dest).sum().reindex(ids, fill_value=0)
+    adm = pd.Series(got).groupby(dest).sum().reindex(ids, fill_value=0)
+    assert (adm == np.minimum(total, cap)).all()
+    fits = cap.reindex(dest).to_numpy() >= total.reindex(dest).to_numpy()
+    assert (got[fits] == demand[fits]).all()  # nobody turned away where all fit
+    assert np.array_equal(got, admit(dest, demand, cap, np.random.default_rng(seed)))  # same seed, same draw
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_learner_flows_conserve_cohorts_with_rationed_out(seed):
+    from studentflow.synth.flows import learner_flows
+
+    rng = np.random.default_rng(seed)
+    n_o, n_pub, n_esc = 12, 5, 4
+    ids = [f"{200000 + k}" for k in range(n_o + n_pub + n_esc)]
+    kind = ["es"] * n_o + ["pub"] * n_pub + ["esc"] * n_esc
+    schools = pd.DataFrame({
+        "sector": ["public" if k != "esc" else "private" for k in kind],
+        "offering": ["purely_es" if k == "es" else "jhs_shs" for k in kind],
+        "tier": rng.choice(["NCR", "HUC", "other"], len(ids)),
+        "lon": 121.0 + rng.uniform(0, 0.1, len(ids)), "lat": 14.5 + rng.uniform(0, 0.1, len(ids)),
+    }, index=pd.Index(ids, name="school_id"))
+    o_ids, e_ids = ids[:n_o], ids[-n_esc:]
+    pairs = pd.DataFrame([(o, e) for o in o_ids for e in e_ids], columns=["origin_id", "destination_id"])
+    pairs["demand"] = rng.poisson(2.0, len(pairs))
+    pairs["esc_beneficiaries"] = rng.binomial(pairs["demand"], rng.uniform(0, 1))
+    applied = pairs.groupby("origin_id")["demand"].sum().reindex(o_ids)
+    cohort = pd.Series(applied.to_numpy() + rng.integers(0, 80, n_o), index=pd.Index(o_ids))
+    flows = learner_flows(schools, cohort, pairs, rng)
+    assert (flows.groupby("origin_id")["learners"].sum().reindex(o_ids, fill_value=0) == cohort).all()
+    e = flows[flows["esc_beneficiaries"] > 0].set_index(["origin_id", "destination_id"])["esc_beneficiaries"]
+    want = pairs[pairs["esc_beneficiaries"] > 0].set_index(["origin_id", "destination_id"])["esc_beneficiaries"]
+    assert e.sort_index().equals(want.sort_index())
+    with pytest.raises(ValueError, match="cohort"):
+        learner_flows(schools, pd.Series(applied.to_numpy(), index=cohort.index), pairs.assign(demand=pairs["demand"] + 1),
+                      rng)
 
 
 # ------------------------------------------------------------------ arguments and helpers

@@ -3,9 +3,10 @@
 Grade 7 enrolment of every JHS is its inflow from the flows plus a few learners from
 outside the data (transferees, repeaters); Grades 8-10 follow with attrition. Public JHS
 seats are classrooms × 40-45 chairs with seat utilisation drawn so that most public JHS
-are congested (utilisation > 1). ESC slots: billed learners = beneficiaries in the flows
-plus beneficiaries not in the transition data; contracted slots exceed billed by about
-30 % overall, unevenly (some schools are billed beyond contract).
+are congested (utilisation > 1). ESC slots: contracted slots and
+billable capacity come from :mod:`studentflow.synth.rationing`; billed learners =
+admitted beneficiaries in the flows plus learners outside the transition data, up to the
+school's billable capacity.
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ from studentflow.schema import OFFERS_ES, OFFERS_JHS
 #: Public JHS seat utilisation ~ lognormal(log(UTIL_MEDIAN), UTIL_SIGMA).
 UTIL_MEDIAN = 1.22
 UTIL_SIGMA = 0.28
-#: Share of ESC schools billed beyond their contracted slots; mean billed/slots elsewhere.
-OVERBILLED_SHARE = 0.12
-BILLED_RATIO_MEAN = 0.76
 #: Share of ESC schools holding two ESC IDs.
 TWO_ESC_IDS_SHARE = 0.08
 
@@ -92,25 +90,26 @@ def esc_ids(esc_schools: pd.Index, rng) -> pd.DataFrame:
     return out.sort_values("esc_id", ignore_index=True)
 
 
-def esc_slots(esc_schools: pd.Index, beneficiaries: pd.Series, rng) -> pd.DataFrame:
+def esc_slots(capacity: pd.DataFrame, rng) -> pd.DataFrame:
     """Billed and contracted ESC slots per ESC school (learners).
 
-    billed = beneficiaries in the flows + beneficiaries outside the data (≈ +10 %);
-    slots = billed / r with r > 1 for a few schools (billed beyond contract) and
-    r ≈ BILLED_RATIO_MEAN elsewhere; schools with nobody billed keep 10-60 unused slots.
+    billed = admitted beneficiaries in the flows + learners billed outside the transition
+    data (Poisson(0.1 × admitted + 0.3)), the latter only up to the school's billable
+    capacity: a full school bills exactly its capacity, and no school bills more than it.
+
+    Parameters
+    ----------
+    capacity : pandas.DataFrame
+        Per ESC school (index school_id): ``slots`` (contracted K), ``capacity`` (billable
+        C) and ``admitted`` (learners), from :func:`studentflow.synth.rationing.draw_admissions`.
 
     Returns
     -------
     pandas.DataFrame
-        Index school_id; columns beneficiaries, billed, slots (int learners).
+        Index school_id; columns beneficiaries, billed, slots, capacity (int learners).
     """
-    ben = beneficiaries.reindex(esc_schools, fill_value=0).to_numpy(np.int64)
-    extra = rng.poisson(0.1 * ben + 0.3)
-    billed = ben + extra
-    over = rng.random(len(ben)) < OVERBILLED_SHARE
-    ratio = np.where(over, rng.uniform(1.02, 1.3, len(ben)),
-                     rng.beta(BILLED_RATIO_MEAN * 6, (1 - BILLED_RATIO_MEAN) * 6, len(ben)))
-    slots = np.where(billed > 0, np.floor(billed / np.maximum(ratio, 0.05)), rng.integers(10, 61, len(ben)))
-    slots = np.where(over, np.minimum(slots, billed - 1), slots)
-    slots = np.maximum(slots, 1).astype(np.int64)
-    return pd.DataFrame({"beneficiaries": ben, "billed": billed, "slots": slots}, index=esc_schools)
+    ben = capacity["admitted"].to_numpy(np.int64)
+    cap = capacity["capacity"].to_numpy(np.int64)
+    extra = np.minimum(rng.poisson(0.1 * ben + 0.3), np.maximum(0, cap - ben))
+    return pd.DataFrame({"beneficiaries": ben, "billed": ben + extra,
+                         "slots": capacity["slots"].to_numpy(np.int64), "capacity": cap}, index=capacity.index)

@@ -1,10 +1,12 @@
-"""Grade 6 → Grade 7 flows of a synthetic region, with ESC beneficiaries from a known NB2.
+"""Grade 6 → Grade 7 flows of a synthetic region, with ESC demand from a known NB2.
 
-ESC beneficiary counts on every candidate origin→ESC pair (origin × ESC school within
-``radius_km`` of road) are drawn from the study's NB2 gravity model (slopes and dispersion
-of :data:`studentflow.synth.STUDY_PARAMS` / ``STUDY_ALPHA``), with the intercept set so
-that beneficiaries are about 4 % of Grade 7 learners (paper-facts.md, last section). The
-remaining learners go to nearby public JHS and private schools, gravity-like on distance.
+Latent ESC demand on every candidate origin→ESC pair (origin × ESC school within
+``radius_km`` of road) is drawn from the study's NB2 gravity model (slopes and dispersion
+of :data:`studentflow.synth.STUDY_PARAMS` / ``STUDY_ALPHA``) by :func:`draw_esc`;
+:mod:`studentflow.synth.rationing` calibrates its intercept (admitted beneficiaries about
+4 % of Grade 7 learners, paper-facts.md, last section) and rations it by the schools'
+billable slots. The remaining learners, rationed-out applicants included, go to nearby
+public JHS and private schools, gravity-like on distance (:func:`learner_flows`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ PRIVATE_SHARE = {"NCR": 0.20, "HUC": 0.17, "other": 0.12}
 PRIVATE_SHARE_OF_PRIVATE_ORIGINS = 0.80
 #: An origin's ESC beneficiaries may use at most this share of its cohort.
 MAX_ESC_SHARE_OF_COHORT = 0.5
+#: ESC applicants turned away by a full school enter a public JHS with this probability
+#: (else a private school without the subsidy).
+RATIONED_TO_PUBLIC = 0.85
 
 
 def design(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -118,30 +123,46 @@ def _spread(rng, n: np.ndarray, src_xy, dst_xy, dst_ids, k: int, scale_km: float
 def learner_flows(schools: pd.DataFrame, cohort: pd.Series, esc_pairs: pd.DataFrame, rng) -> pd.DataFrame:
     """School-level Grade 6 → 7 flows: ESC beneficiaries + private non-ESC + public JHS.
 
+    An origin's learners are its admitted ESC beneficiaries, learners who never applied
+    to ESC (a private share drawn around :data:`PRIVATE_SHARE`, less the origin's ESC
+    applicants, the rest public JHS) and ESC applicants turned away by a full school
+    (rationed out: public JHS with probability :data:`RATIONED_TO_PUBLIC`, else a
+    private school without the subsidy). Every origin sends exactly its cohort.
+
     Parameters
     ----------
     schools : pandas.DataFrame
         Institutions (index school_id) with sector, offering, tier, lon, lat.
     cohort : pandas.Series
-        Grade 7 learners sent by each origin (index origin school_id).
+        Grade 7 learners sent by each origin (index origin school_id); at least the
+        origin's ESC applicants.
     esc_pairs : pandas.DataFrame
-        origin_id, destination_id, esc_beneficiaries (> 0 rows are used).
+        origin_id, destination_id, esc_beneficiaries (admitted learners; > 0 rows are
+        used) and optionally ``demand`` (latent applicants, >= esc_beneficiaries; absent:
+        nobody was rationed out).
 
     Returns
     -------
     pandas.DataFrame
         origin_id, destination_id, learners, esc_beneficiaries (schema.FLOWS), sorted.
     """
+    col = "demand" if "demand" in esc_pairs.columns else "esc_beneficiaries"
+    applied = esc_pairs.groupby("origin_id")[col].sum().reindex(cohort.index, fill_value=0).to_numpy(np.int64)
     esc_pairs = esc_pairs[esc_pairs["esc_beneficiaries"] > 0]
     esc_by_o = esc_pairs.groupby("origin_id")["esc_beneficiaries"].sum().reindex(cohort.index, fill_value=0)
+    admitted = esc_by_o.to_numpy(np.int64)
     o = schools.loc[cohort.index]
     n = cohort.to_numpy(np.int64)
+    if (applied > n).any() or (admitted > applied).any():
+        raise ValueError("esc_pairs: an origin's ESC applicants exceed its cohort or its admitted its applicants")
     base = np.where(o["sector"].to_numpy() == "private", PRIVATE_SHARE_OF_PRIVATE_ORIGINS,
                     o["tier"].map(PRIVATE_SHARE).to_numpy(float))
     p = rng.beta(base * 12, (1 - base) * 12)
-    n_priv = np.maximum(0, np.round(p * n).astype(np.int64) - esc_by_o.to_numpy())
-    n_priv = np.minimum(n_priv, n - esc_by_o.to_numpy())
-    n_pub = n - esc_by_o.to_numpy() - n_priv
+    n_priv = np.maximum(0, np.round(p * n).astype(np.int64) - applied)
+    n_priv = np.minimum(n_priv, n - applied)
+    rationed = applied - admitted
+    n_priv = n_priv + rng.binomial(rationed, 1.0 - RATIONED_TO_PUBLIC)
+    n_pub = n - admitted - n_priv
     o_xy = project(o["lon"], o["lat"])
     jhs = schools["offering"].isin(OFFERS_JHS).to_numpy()
     pub = schools[jhs & (schools["sector"] == "public").to_numpy()]

@@ -2,8 +2,9 @@
 
 The region uses real geography (PSGC cities/municipalities and barangay centroids), about
 3,000 institutions per unit of ``scale`` in the study's proportions, learner-level Grade 6 →
-Grade 7 transitions, ESC beneficiaries drawn from the study's NB2 gravity model over all
-candidate origin→ESC pairs within ``radius_km`` of road, and a synthetic road network.
+Grade 7 transitions, latent ESC demand drawn from the study's NB2 gravity model over all
+candidate origin→ESC pairs within ``radius_km`` of road and rationed by each ESC school's
+billable slots (:mod:`studentflow.synth.rationing`), and a synthetic road network.
 Every raw file kind of SOURCES.md is written with its quirks (listed in truth/quirks.csv);
 truth/ holds the canonical tables a correct ingest must produce (docs/contracts.md §1).
 """
@@ -23,6 +24,7 @@ from studentflow.synth import STUDY_ALPHA, STUDY_PARAMS
 from studentflow.synth import enrolment as E
 from studentflow.synth import flows as F
 from studentflow.synth import learners as L
+from studentflow.synth import rationing as R
 from studentflow.synth import raw as W
 from studentflow.synth import schools as S
 from studentflow.synth.distances import network_matrix, network_pairs
@@ -33,7 +35,7 @@ from studentflow.synth.roads import make_network
 #: Grade 6 enrolment medians (learners) by origin type; NCR public schools are larger.
 G6_MEDIAN = {"public_es": 150.0, "public_es_jhs": 100.0, "private": 40.0}
 NCR_FACTOR = 1.4
-RADIUS_KM = 10.0  # candidate pairs: ESC schools within this road distance of an origin
+RADIUS_KM = 5.0  # candidate pairs: ESC schools within this road distance of an origin (the study's)
 STAY_RATE = 0.97  # share of Grade 6 learners appearing as Grade 7 in the data
 
 
@@ -52,7 +54,7 @@ class RegionInfo:
     counts : dict
         Institutions by type, learners, ESC beneficiaries, slots, billed, pairs, quirks.
     params : dict
-        True NB2 parameters (intercept recalibrated) and ``alpha``.
+        True NB2 parameters of the latent demand (intercept recalibrated) and ``alpha``.
     """
 
     out_dir: Path
@@ -107,9 +109,10 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
         and Region IV-A, so any other region shares the NCR reference level.
     radius_km : float, optional
         Candidate origin→ESC pairs are those within this road distance, km. None
-        (default): :data:`RADIUS_KM` (10 km) up to scale 1 and ``10 / sqrt(scale)`` above,
-        so that an origin has about as many ESC schools within reach as at scale 1 (the
-        pair count then grows linearly, not with scale²).
+        (default): :data:`RADIUS_KM`, the study's 5 km (``studentflow.pairs.build_pairs``
+        default), at every scale, so the pair table holds every pair the generator drew
+        demand on. The pair count grows with scale² (seed 0: 19,472 pairs at scale 1,
+        1.84 million at scale 10, which make_region writes in under a minute, 2.7 GB peak).
     write_matrix : bool, optional
         Also write the OSRM-style ``road_matrix.npy`` (rows origins × cols ESC schools,
         float32 metres). None (default): only when ``scale <= 2`` (the matrix grows with
@@ -122,7 +125,7 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"scale: must be a positive number, got {scale!r}")
     if radius_km is None:
-        radius_km = RADIUS_KM / max(1.0, float(np.sqrt(scale)))
+        radius_km = RADIUS_KM
     if not radius_km > 0:
         raise ValueError(f"radius_km: must be > 0, got {radius_km!r}")
     out = Path(tempfile.mkdtemp(prefix="studentflow_region_")) if out_dir is None else Path(out_dir)
@@ -151,10 +154,11 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
     cand = F.candidate_pairs(schools, origins[pi], esc_ids_[pj], pkm, revenue, rating_fill)
     params = dict(STUDY_PARAMS)
     target = F.ESC_SHARE * float(cohort.sum())
-    pairs, intercept = F.draw_esc(cand, params, STUDY_ALPHA, target, rng[4])
+    # latent NB2 demand on every candidate pair, rationed by each ESC school's billable slots
+    pairs, capacity, intercept = R.draw_admissions(cand, esc_ids_, params, STUDY_ALPHA, target, rng[4])
     params["intercept"] = intercept
-    # no origin sends more ESC beneficiaries than half its cohort
-    esc_o = pairs.groupby("origin_id")["esc_beneficiaries"].sum().reindex(origins, fill_value=0)
+    # no origin sends more ESC applicants than half its cohort
+    esc_o = pairs.groupby("origin_id")["demand"].sum().reindex(origins, fill_value=0)
     need = np.ceil(esc_o / F.MAX_ESC_SHARE_OF_COHORT).astype(np.int64)
     cohort = np.maximum(cohort, need)
     g6 = np.maximum(g6, cohort)
@@ -162,8 +166,7 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
 
     enrol = E.enrolment(schools, g6, flows, rng[6])
     schools = schools.join(enrol)
-    ben = flows.groupby("destination_id")["esc_beneficiaries"].sum()
-    slots = E.esc_slots(esc_ids_, ben, rng[7])
+    slots = E.esc_slots(capacity, rng[7])
     ids = E.esc_ids(esc_ids_, rng[7])
     schools["esc_slots"] = slots["slots"].reindex(schools.index, fill_value=0).astype(np.int64)
     schools["esc_slots_billed"] = slots["billed"].reindex(schools.index, fill_value=0).astype(np.int64)
@@ -216,12 +219,15 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
     sub = schools.loc[esc_ids_, ["tier"]].assign(amount=schools.loc[esc_ids_, "esc_amount"]).reset_index()
     write_csv(truth / "subsidy.csv", sub)
     write_csv(truth / "pairs.csv", pairs)
+    cap_t = capacity.assign(billed=slots["billed"].reindex(capacity.index).to_numpy(np.int64))
+    write_csv(truth / "esc_capacity.csv", cap_t.reset_index())
+    shares = _shares(pairs, cap_t, flows)
     write_csv(truth / "quirks.csv", pd.DataFrame(quirks, columns=["kind", "file", "row", "school_id", "quirk", "outcome"])
               .sort_values(["kind", "file", "row"], kind="stable", ignore_index=True))
     write_json(truth / "params.json", {
         "params": params, "alpha": STUDY_ALPHA, "radius_km": radius_km, "seed": int(seed), "scale": float(scale),
         "distance": "road network (see geo)", "esc_rating_unrated_fill": rating_fill,
-        "regions": list(regions),
+        "regions": list(regions), "rationing": R.rationing_parameters(), "shares": shares,
     })
 
     off = schools.groupby(["sector", "offering"]).size()
@@ -236,13 +242,33 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
                                          "learners"].sum() / flows["learners"].sum()),
         "esc_beneficiaries": int(flows["esc_beneficiaries"].sum()),
         "esc_slots": int(slot_rows["slots_total"].sum()), "esc_billed": int(slot_rows["slots_billed"].sum()),
+        "esc_demand": int(pairs["demand"].sum()), "rationed_out": int((pairs["demand"] - pairs["esc_beneficiaries"]).sum()),
+        "full_esc_school_share": shares["full_schools"],
         "candidate_pairs": len(pairs), "positive_pairs": int((pairs["esc_beneficiaries"] > 0).sum()),
+        "mean_per_positive_pair": shares["mean_per_positive_pair"],
         "congested_public_jhs_share": float(congested.mean()),
         "learners_to_congested_share": float(flows.loc[to_cong, "learners"].sum() / flows["learners"].sum()),
         "road_edges": len(edges), "quirks": len(quirks),
     })
     return RegionInfo(out, out / "manifest.toml", tuple(m["path"] for m in manifest), int(seed), float(scale),
                       counts, {**params, "alpha": STUDY_ALPHA})
+
+
+def _shares(pairs: pd.DataFrame, cap: pd.DataFrame, flows: pd.DataFrame) -> dict:
+    """Headline shares of the ESC side (recorded in truth/params.json)."""
+    demand, admitted = int(pairs["demand"].sum()), int(pairs["esc_beneficiaries"].sum())
+    positive = pairs["esc_beneficiaries"] > 0
+    return {
+        "full_schools": float(cap["full"].mean()),
+        "billed_over_contracted": float(cap["billed"].sum() / cap["slots"].sum()),
+        "schools_with_unused_slots": float((cap["billed"] < cap["slots"]).mean()),
+        "schools_billed_beyond_contract": float((cap["billed"] > cap["slots"]).mean()),
+        "rationed_out_learners": demand - admitted,
+        "rationed_out_share_of_demand": float((demand - admitted) / max(demand, 1)),
+        "esc_share_of_grade7": float(admitted / flows["learners"].sum()),
+        "mean_per_positive_pair": float(pairs.loc[positive, "esc_beneficiaries"].mean()),
+        "mean_demand_per_positive_demand_pair": float(pairs.loc[pairs["demand"] > 0, "demand"].mean()),
+    }
 
 
 def _matrix(out: Path, npy: Path, net, kept: pd.DataFrame, origins, esc) -> None:
