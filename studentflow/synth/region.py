@@ -52,7 +52,8 @@ class RegionInfo:
     seed : int
     scale : float
     counts : dict
-        Institutions by type, learners, ESC beneficiaries, slots, billed, pairs, quirks.
+        Institutions by type, learners, ESC demand, beneficiaries and rationed-out learners,
+        full-school share, slots, billed, pairs, quirks.
     params : dict
         True NB2 parameters of the latent demand (intercept recalibrated) and ``alpha``.
     """
