@@ -243,27 +243,26 @@ def _same_id(o_ids, d_ids, o_ok, d_ok) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _zero_within(i, j, d, zi, zj, n_d: int):
-    """Set pairs (zi, zj) to 0 km, adding absent ones; returns (i, j, d, n_added), sorted."""
+    """Set pairs (zi, zj) to 0 km, inserting absent ones; returns (i, j, d, n_added).
+
+    ``(i, j)`` must be sorted by origin, then destination (every method returns them so);
+    the order is kept. Only the few zeroed pairs are searched: no key array over all pairs.
+    """
     if len(zi) == 0:
         return i, j, d, 0
-    key = i.astype(np.int64) * n_d + j
-    zkey = np.unique(zi.astype(np.int64) * n_d + zj)
-    if len(key) > 1 and not (key[1:] > key[:-1]).all():
-        order = np.argsort(key, kind="stable")
-        key, d = key[order], d[order]
+    order = np.lexsort((zj, zi))
+    zi, zj = zi[order].astype(np.int64), zj[order].astype(np.int64)
+    lo, hi = np.searchsorted(i, zi, "left"), np.searchsorted(i, zi, "right")
+    pos = np.array([a + np.searchsorted(j[a:b], c) for a, b, c in zip(lo, hi, zj)], dtype=np.int64)
+    found = pos < hi
+    found[found] = j[pos[found]] == zj[found]
     d = np.array(d, dtype=float, copy=True)
-    pos = np.searchsorted(key, zkey)
-    found = pos < len(key)
-    found[found] = key[pos[found]] == zkey[found]
     d[pos[found]] = 0.0
-    added = zkey[~found]
-    if len(added):
-        key = np.concatenate([key, added])
-        d = np.concatenate([d, np.zeros(len(added))])
-        order = np.argsort(key, kind="stable")
-        key, d = key[order], d[order]
-    i, j = np.divmod(key, n_d)
-    return i, j, d, len(added)
+    miss = ~found
+    if miss.any():
+        i, j = np.insert(i, pos[miss], zi[miss]), np.insert(j, pos[miss], zj[miss])
+        d = np.insert(d, pos[miss], 0.0)
+    return i, j, d, int(miss.sum())
 
 
 def road_distances(origins, destinations, *, network=None, matrix=None, circuity: float = DEFAULT_CIRCUITY,

@@ -52,9 +52,14 @@ Which set is consistent for which ``zeros`` mode of
 
 - ``zeros="include"`` (NB2 on all rows, zeros included) needs an outcome-independent
   candidate set: fit it on ``pairs[pairs.within_radius]`` of ``candidates="radius"``.
-  On the ``"study"`` set it is inconsistent: zeros there are only near pairs while far
-  pairs enter only when positive, so far pairs look popular and the distance
-  coefficient is biased up (on the sample it even turns positive).
+  On the ``"study"`` set it is inconsistent: zeros there are only near pairs from
+  congested feeders, while other pairs enter only when learners took them. The bias
+  goes either way: when far pairs appear only with beneficiaries they look popular and
+  the distance coefficient is biased up (a sample whose truth reached 10 km: +0.82 for
+  a true −0.45); when far pairs appear because non-ESC learners took them, with no
+  beneficiaries, they look deserted and it is biased down (the rationed 5 km sample:
+  −0.79). The whole ``"radius"`` table has the same problem (its rows beyond the
+  radius are observed pairs): estimate on ``pairs[pairs.within_radius]`` only.
 - ``zeros="truncate"`` (zero-truncated NB2) and ``zeros="drop"`` (the study's plain NB2,
   biased) use the positive pairs only, which both candidate sets contain in full, so
   the choice of set does not change them.
