@@ -321,6 +321,12 @@ def test_within_school_pair_has_zero_distance(tmp_path, network):
         assert r.loc[("400001", "400001"), "distance_method"] == ("network" if network else "great_circle")
         other = r.drop(index=("400001", "400001"))
         assert (other["distance_km"] > 0.25 if network else other["distance_km"] > 0).all()
+    # a supplied table without the pair: the great-circle fall-back keeps it at 0 km too
+    table = geo.road_distances(schools, schools)
+    table = table[table.origin_id != table.destination_id]
+    r = build_pairs(b2, table, candidates="radius").set_index(["origin_id", "destination_id"])
+    assert r.loc[("400001", "400001"), ["distance_km", "distance_method", "within_radius"]].tolist() == [
+        0.0, "great_circle_fallback", False]
 
 
 def test_sample_radius_candidates_recover_the_distance_coefficient(sample_bundle, sample_dir):
