@@ -293,7 +293,8 @@ def test_matrix_from_extras_under_either_key(tmp_path):
     )]
     assert (got[0]["distance_method"] == "matrix").all()
     r = got[0].set_index(["origin_id", "destination_id"])
-    assert r.loc[("100001", "400001"), "distance_km"] == pytest.approx(1.7 / 1.3 * gc_km(b, "100001", "400001"), rel=1e-6)
+    expect = 1.7 / 1.3 * gc_km(b, "100001", "400001")
+    assert r.loc[("100001", "400001"), "distance_km"] == pytest.approx(expect, rel=1e-6)
     for other in got[1:]:
         pd.testing.assert_frame_equal(other, got[0])
 
@@ -309,9 +310,10 @@ def test_within_school_pair_has_zero_distance(tmp_path, network):
     extras = {}
     if network:  # a road 0.3 km north of the schools: each school's access leg is ~0.3 km
         lon = 121.0 + np.arange(-1, 33) / 107.6
+        a, c = lon[:-1], lon[1:]
         edges = pd.DataFrame({"u": [f"n{k}" for k in range(33)], "v": [f"n{k + 1}" for k in range(33)],
-                              "length_m": 1000 * geo.haversine_km(lon[:-1], 14.6027, lon[1:], 14.6027) * 1.1,
-                              "geometry": [f"LINESTRING ({a} 14.6027, {c} 14.6027)" for a, c in zip(lon[:-1], lon[1:])]})
+                              "length_m": 1000 * geo.haversine_km(a, 14.6027, c, 14.6027) * 1.1,
+                              "geometry": [f"LINESTRING ({x} 14.6027, {y} 14.6027)" for x, y in zip(a, c)]})
         extras = {"road_network": edges}
     b2 = Bundle(schools=schools, flows=flows, areas=b.areas, subsidy=b.subsidy, ledger=b.ledger, extras=extras)
     for candidates in ("study", "radius"):
