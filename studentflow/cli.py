@@ -3,7 +3,7 @@
 ::
 
     studentflow run [--data MANIFEST] [--scenarios FILE] [--out DIR] [--draws N] [--seed N]
-                    [--zeros truncate|include|drop] [--scheduler ADDRESS]
+                    [--zeros truncate|include|drop] [--max-km KM] [--scheduler ADDRESS]
     studentflow make-sample OUT_DIR [--seed N] [--scale X]
 
 Bad input (a :class:`~studentflow.errors.DataError`) ends the command with one line on
@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
                           "(biased; for replication)")
     run.add_argument("--radius-km", type=float, default=5.0, metavar="KM",
                      help="road km within which new candidate pairs are drawn (default 5)")
+    run.add_argument("--max-km", type=float, default=None, metavar="KM",
+                     help="road distances only up to KM (default: every origin x ESC school; "
+                          "use e.g. 15 at national scale); at least --radius-km")
     run.add_argument("--fit-method", choices=("fast", "statsmodels"), default="fast",
                      help="gravity optimiser (same estimates; default fast)")
     run.add_argument("--scheduler", metavar="ADDRESS",
@@ -78,6 +81,8 @@ def _run(args) -> int:
         raise DataError(f"--draws: must be >= 0, got {args.draws}")
     if args.radius_km <= 0:
         raise DataError(f"--radius-km: must be > 0 km, got {args.radius_km}")
+    if args.max_km is not None and not args.max_km >= args.radius_km:
+        raise DataError(f"--max-km: must be >= --radius-km ({args.radius_km} km), got {args.max_km}")
     if args.scenarios is not None and not Path(args.scenarios).is_file():
         raise DataError(f"{args.scenarios}: scenario file not found (--scenarios)")
     manifest = check_manifest(args.data)
@@ -85,7 +90,8 @@ def _run(args) -> int:
     try:
         res = run_pipeline(
             manifest, scenarios=args.scenarios, out_dir=args.out, draws=args.draws,
-            seed=args.seed, zeros=args.zeros, radius_km=args.radius_km, fit_method=args.fit_method,
+            seed=args.seed, zeros=args.zeros, radius_km=args.radius_km, max_km=args.max_km,
+            fit_method=args.fit_method,
             progress=False if args.no_progress else None, log=_say, client=client,
         )
     finally:

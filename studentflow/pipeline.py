@@ -30,8 +30,15 @@ import pandas as pd
 
 from studentflow.errors import DataError
 
-__all__ = ["PipelineResult", "run_pipeline", "compute_distances", "fit_models", "synthetic_truth", "STAGES"]
+__all__ = ["PipelineResult", "run_pipeline", "compute_distances", "fit_models", "synthetic_truth", "STAGES",
+           "ORIGIN_REGION_FORMULA"]
 
+#: The study's formula with a single region term (the origin's): for national runs, where
+#: most pairs stay inside one region and island regions make the two region terms collinear.
+ORIGIN_REGION_FORMULA = (
+    "esc_beneficiaries ~ np.log1p(distance_km) + np.log1p(net_cost_k) + esc_rating + "
+    "np.log1p(origin_lgu_revenue) + C(origin_region, Treatment('NCR'))"
+)
 STAGES = ("ingest", "distances", "pairs", "fit", "scenarios", "report")
 MODEL_LABELS = {
     "truncate": "zero-truncated NB2, positive pairs",
@@ -77,11 +84,20 @@ class PipelineResult:
         return "\n".join(lines) + "\n" + self.result.summary()
 
 
-def compute_distances(bundle) -> pd.DataFrame:
+def compute_distances(bundle, *, max_km: float | None = None) -> pd.DataFrame:
     """Road distances (km) from every origin (Grade 6 school in the flows) to every ESC school.
 
     Uses the bundle's precomputed matrix (``extras["road_distances"]``), else its road
     network (``extras["road_network"]``), else great-circle km × circuity 1.3.
+
+    Parameters
+    ----------
+    bundle : studentflow.schema.Bundle
+    max_km : float, optional
+        Keep only pairs within this road distance, km (the network search stops there,
+        origin block by origin block, so the table stays sparse). None: every origin ×
+        every ESC school, fine for a region but not for the whole country. Observed
+        pairs beyond it get great-circle × circuity km in the pair table (flagged).
     """
     from studentflow.geo import road_distances
 
@@ -93,13 +109,19 @@ def compute_distances(bundle) -> pd.DataFrame:
     extras = getattr(bundle, "extras", None) or {}
     matrix = extras.get("road_distances") or extras.get("road_matrix")
     if matrix is not None:
-        return road_distances(origins, esc, matrix=matrix)
+        return road_distances(origins, esc, matrix=matrix, max_km=max_km)
     network = extras.get("road_network")
-    return road_distances(origins, esc, network=network)
+    return road_distances(origins, esc, network=network, max_km=max_km)
 
 
-def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "fast") -> dict:
+def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "fast",
+               formula: str | None = None) -> dict:
     """Fit the model used for scenarios (``zeros``) and the study's NB2 on positives.
+
+    ``formula`` defaults to :data:`studentflow.gravity.STUDY_FORMULA`. Over many regions
+    whose pairs never cross a region border (islands), origin- and destination-region
+    dummies coincide and the study's formula is rank deficient: give a formula with one
+    region term, e.g. :data:`ORIGIN_REGION_FORMULA`.
 
     Returns
     -------
@@ -110,9 +132,10 @@ def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "f
 
     if zeros not in MODEL_LABELS:
         raise ValueError(f"zeros must be one of {sorted(MODEL_LABELS)}, got {zeros!r}")
-    models = {f"{MODEL_LABELS[zeros]} (used)": fit_gravity(pairs, STUDY_FORMULA, zeros=zeros, method=method)}
+    formula = STUDY_FORMULA if formula is None else formula
+    models = {f"{MODEL_LABELS[zeros]} (used)": fit_gravity(pairs, formula, zeros=zeros, method=method)}
     if zeros != "drop":
-        models[MODEL_LABELS["drop"]] = fit_gravity(pairs, STUDY_FORMULA, zeros="drop", method=method)
+        models[MODEL_LABELS["drop"]] = fit_gravity(pairs, formula, zeros="drop", method=method)
     return models
 
 
@@ -125,7 +148,9 @@ def run_pipeline(
     seed: int = 0,
     zeros: Literal["truncate", "include", "drop"] = "truncate",
     radius_km: float = 5.0,
+    max_km: float | None = None,
     fit_method: Literal["statsmodels", "fast"] = "fast",
+    formula: str | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     write: bool = True,
@@ -150,8 +175,14 @@ def run_pipeline(
     radius_km : float
         New candidate pairs: ESC schools within this road distance of origins feeding
         congested public JHS, km (study: 5).
+    max_km : float, optional
+        Road distances only up to this many km (:func:`compute_distances`); needed at
+        national scale. Must be at least ``radius_km`` (and any scenario radius).
     fit_method : {"fast", "statsmodels"}
         Gravity optimiser (same estimates; "fast" is much quicker).
+    formula : str, optional
+        Gravity formula (default :data:`studentflow.gravity.STUDY_FORMULA`); see
+        :func:`fit_models` for national runs.
     progress : bool, optional
         Progress bar over Monte Carlo draws (default: when stderr is a terminal).
     log : callable, optional
@@ -174,6 +205,8 @@ def run_pipeline(
     from studentflow.scenario_spec import load_scenarios, study_scenarios
     from studentflow.scenarios import run_scenarios
 
+    if max_km is not None and not max_km >= radius_km:
+        raise ValueError(f"max_km ({max_km} km) must be >= radius_km ({radius_km} km)")
     say = log or (lambda line: None)
     out = Path(out_dir)
     if isinstance(scenarios, (str, Path)):
@@ -204,12 +237,12 @@ def run_pipeline(
         outputs["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
         if len(bundle.sources):
             outputs["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
-    distances = stage(2, "distances", lambda: compute_distances(bundle),
+    distances = stage(2, "distances", lambda: compute_distances(bundle, max_km=max_km),
                       lambda d: f"{len(d):,} origin-school distances ({', '.join(sorted(d['method'].unique()))})")
     pairs = stage(3, "pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km),
                   lambda p: f"{int((p['pair_type'] == 'observed').sum()):,} observed + "
                             f"{int((p['pair_type'] == 'new').sum()):,} new pairs")
-    models = stage(4, "fit", lambda: fit_models(pairs, zeros, method=fit_method),
+    models = stage(4, "fit", lambda: fit_models(pairs, zeros, method=fit_method, formula=formula),
                    lambda m: "; ".join(f"{k}: {_slopes(v)}" for k, v in m.items()))
     model = next(iter(models.values()))
 

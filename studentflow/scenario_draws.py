@@ -33,7 +33,8 @@ class DrawWork:
     name, method : str
         Scenario name (for errors) and allocation method.
     design : tuple or None
-        ``(X, offset)`` with μ = exp(X β + offset), learners; None → ``predict``.
+        ``(X, offset)`` with μ = exp(X β + offset), learners (X column-major); None →
+        ``predict``.
     predict : tuple or None
         ``(model, pairs, names)``: μ = ``model.predict(pairs, params=Series(β, names))``,
         used only when the design matrix could not be recovered.
@@ -64,7 +65,13 @@ class DrawWork:
         """Expected flows μ per pair row (learners) for the coefficient vector ``beta``."""
         if self.design is not None:
             X, off = self.design
-            return np.exp(X @ beta + off)
+            # column by column, not X @ beta: BLAS may round differently with the array's
+            # memory alignment (which changes when the work unit is shipped to a worker),
+            # elementwise ufuncs never do, so every process computes the same bits
+            eta = np.array(off, dtype=float, copy=True)
+            for k, b in enumerate(np.asarray(beta, dtype=float)):
+                eta += X[:, k] * b
+            return np.exp(eta)
         model, pairs, names = self.predict
         return np.asarray(model.predict(pairs, params=pd.Series(beta, index=names)), dtype=float)
 

@@ -118,6 +118,8 @@ def _prepare(s: Scenario, pairs, bundle, distances, model, origin_pos, school_po
         s, schools["destination_slots"], schools["destination_billed"], schools.index
     )
     design = _design(model, p)
+    if design is not None:
+        design = (np.asfortranarray(design[0], dtype=float), np.ascontiguousarray(design[1], dtype=float))
     work = DrawWork(
         name=s.name, method=s.method, design=design,
         predict=None if design is not None else (model, p, model.params.index),

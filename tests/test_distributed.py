@@ -77,6 +77,50 @@ def test_dask_sweep_equals_single_process(inputs, client):
     assert not np.array_equal(other.origin_placed["contracted"], here.origin_placed["contracted"])
 
 
+def test_worker_processes_give_the_same_bits(inputs):
+    """Worker processes receive pickled work units (other memory alignment, other BLAS
+    threads): the result must still be bit-identical to the in-process run."""
+    from dask.distributed import Client, LocalCluster
+
+    bundle, pairs, model = inputs
+    kw = dict(pairs=pairs, draws=4, seed=2, progress=False)
+    here = run_scenarios(bundle, model, SCENARIOS[1:3], **kw)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
+        there = run_scenarios(bundle, model, SCENARIOS[1:3], client=c, **kw)
+    _assert_same(here, there)
+
+
+@pytest.mark.parametrize("layout", ["C", "F+8", "F+24"])
+def test_expected_flows_do_not_depend_on_memory_layout(inputs, layout):
+    """The same design matrix in another memory layout (C order, or column-major at
+    another alignment, as a worker may receive it) gives the same μ, bit for bit."""
+    from studentflow.scenario_draws import DrawWork
+    from studentflow.scenarios import _design
+
+    _, pairs, model = inputs
+    X, off = _design(model, pairs)
+    X = np.asfortranarray(X)
+    if layout == "C":
+        moved = np.ascontiguousarray(X)
+    else:
+        shift = int(layout[2:])
+        buf = np.zeros(X.size * 8 + shift + 64, dtype=np.uint8)
+        start = (-buf.ctypes.data) % 64 + shift  # 64-byte aligned, then shifted
+        moved = buf[start:start + X.size * 8].view(np.float64).reshape(X.shape, order="F")
+        moved[...] = X
+        assert moved.ctypes.data % 64 == shift
+    rng = np.random.default_rng(len(layout))
+    beta = model.params.to_numpy() + 0.01 * rng.standard_normal(len(model.params))
+
+    def mu(M):
+        return DrawWork("a", "balance", (M, off), None, *([None] * 6), None).expected(beta)
+
+    a, b = mu(X), mu(moved)
+    assert np.array_equal(a, b)
+    np.testing.assert_allclose(a, np.exp(X @ beta + off), rtol=1e-12)
+
+
 def test_block_split_does_not_change_results(inputs, client):
     """More workers than draws, and a single draw (point estimate): same as in-process."""
     from studentflow.distributed import _blocks

@@ -1,0 +1,198 @@
+"""Benchmark: the whole pipeline on the national synthetic region, stage by stage.
+
+    python scripts/bench_national.py [--draws 100] [--scenarios 6] [--max-km 15]
+                                     [--workers 2] [--cache-dir .cache/national] [--no-dask]
+
+1. Generates the national region (about 59,000 institutions, every PSGC region) with
+   :func:`studentflow.synth.national.make_national`, or reuses the cached copy.
+2. Single process: ingest, distances (road network, Dijkstra in origin blocks, limited
+   to ``--max-km``), pairs, fit (the scenario model and the study's), scenarios
+   (``--scenarios`` of the study's scenarios × ``--draws`` draws). For each stage: wall
+   time, the process's peak resident memory during the stage (sampled every 20 ms) and
+   the memory it still holds at the end.
+3. The scenario sweep again on a local Dask cluster (``--workers`` single-threaded worker
+   processes), against the single-process sweep as the baseline: time, ratio, peak
+   memory of the main process plus workers, and whether the results are identical.
+
+Targets (issue 8, 2 cores): whole pipeline with 6 scenarios × 100 draws under 15 min,
+peak memory under 12 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import psutil
+
+GB = 2.0**30
+
+
+class PeakRSS:
+    """Peak resident memory (bytes) of this process and, optionally, its children."""
+
+    def __init__(self, children: bool = False, every: float = 0.02):
+        self.children, self.every = children, every
+        self.proc = psutil.Process(os.getpid())
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def rss(self) -> int:
+        total = self.proc.memory_info().rss
+        if self.children:
+            for c in self.proc.children(recursive=True):
+                try:
+                    total += c.memory_info().rss
+                except psutil.Error:
+                    pass
+        return total
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(self.every)
+
+    def __enter__(self):
+        self.start = self.rss()
+        self.peak = self.start
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.end = self.rss()
+        self.peak = max(self.peak, self.end)
+
+
+ROWS: list[tuple] = []
+
+
+def stage(name: str, fn, detail=lambda r: "", children: bool = False):
+    """Run ``fn`` once; record and print seconds, peak and held memory."""
+    print(f"  {name} ...", file=sys.stderr, flush=True)
+    with PeakRSS(children) as mem:
+        t0 = time.perf_counter()
+        out = fn()
+        sec = time.perf_counter() - t0
+    ROWS.append((name, sec, mem.peak / GB, mem.end / GB))
+    print(f"  {name:<22} {sec:8.1f} s   peak {mem.peak / GB:6.2f} GB   held {mem.end / GB:6.2f} GB   {detail(out)}",
+          flush=True)
+    return out
+
+
+def _all_regions_in_ingest() -> list[str]:
+    """Workaround: make ingest accept every PSGC region, not only the study's three.
+
+    ``studentflow.schema.REGIONS`` lists only NCR, Region III and Region IV-A, and ingest
+    uses it three ways: ``ingest.values.region`` maps region text through the study
+    regions' spellings (any other region reads as unrecognised and its schools are
+    dropped: 36,000 of the national region's 59,000), ``load_bundle`` matches places
+    within ``REGIONS``, and ``ingest.validate.SCHEMAS['schools']`` rejects other regions.
+    Until ingest and schema know every region, widen all three here, in this process
+    only. Returns the region names added.
+    """
+    import pandera.pandas as pa
+
+    import studentflow.ingest as ingest
+    from studentflow.ingest import validate, values
+    from studentflow.schema import REGION_PSGC
+
+    everything = tuple(REGION_PSGC)
+    added = [r for r in everything if values.fold(r) not in values._REGION_LOOKUP]
+    values._REGION_LOOKUP.update({values.fold(r): r for r in added})
+    ingest.REGIONS = everything
+    validate.SCHOOLS_SCHEMA = validate.SCHOOLS_SCHEMA.update_column(
+        "region", checks=[pa.Check.isin(list(everything))])
+    validate.SCHEMAS["schools"] = validate.SCHOOLS_SCHEMA
+    return added
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--draws", type=int, default=100)
+    ap.add_argument("--scenarios", type=int, default=6, help="first N of the study's scenarios")
+    ap.add_argument("--max-km", type=float, default=15.0, help="road distance limit, km")
+    ap.add_argument("--radius-km", type=float, default=5.0, help="new-pair radius, km")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cache-dir", default=".cache/national")
+    ap.add_argument("--institutions", type=int, default=59_000)
+    ap.add_argument("--no-dask", action="store_true")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+
+    from studentflow.ingest import load_bundle
+    from studentflow.pairs import build_pairs
+    from studentflow.pipeline import ORIGIN_REGION_FORMULA, compute_distances, fit_models
+    from studentflow.scenario_spec import study_scenarios
+    from studentflow.scenarios import run_scenarios
+    from studentflow.synth.national import make_national
+
+    print(f"national benchmark: {os.cpu_count()} cores, "
+          f"{psutil.virtual_memory().total / GB:.1f} GB RAM, seed {args.seed}")
+    t0 = time.perf_counter()
+    info = make_national(args.seed, cache_dir=args.cache_dir, institutions=args.institutions,
+                         radius_km=args.radius_km)
+    c = info.counts
+    print(f"region: {time.perf_counter() - t0:.1f} s (cached copy if ~0) in {info.out_dir}; "
+          f"{c['institutions']:,} institutions, {c['origins']:,} origins, {c['esc_schools']:,} ESC schools, "
+          f"{c['learners']:,} learners, {c['candidate_pairs']:,} true candidate pairs")
+    manifest = Path(info.manifest)
+    added = _all_regions_in_ingest()
+    if added:
+        print(f"workaround: ingest taught {len(added)} region names it does not know ({', '.join(added)})")
+    scen = study_scenarios()[: args.scenarios]
+
+    print(f"\nsingle process (max_km {args.max_km:g}, radius {args.radius_km:g} km, "
+          f"{len(scen)} scenarios x {args.draws} draws)")
+    bundle = stage("ingest", lambda: load_bundle(manifest),
+                   lambda b: f"{len(b.schools):,} schools, {len(b.flows):,} flows, {len(b.ledger):,} ledger rows")
+    dist = stage("distances", lambda: compute_distances(bundle, max_km=args.max_km),
+                 lambda d: f"{len(d):,} origin-school distances")
+    pairs = stage("pairs", lambda: build_pairs(bundle, dist, radius_km=args.radius_km),
+                  lambda p: f"{int((p['pair_type'] == 'observed').sum()):,} observed + "
+                            f"{int((p['pair_type'] == 'new').sum()):,} new pairs")
+    models = stage("fit", lambda: fit_models(pairs, "truncate", method="fast", formula=ORIGIN_REGION_FORMULA),
+                   lambda m: f"{len(m)} models")
+    model = next(iter(models.values()))
+    kw = dict(pairs=pairs, distances=dist, draws=args.draws, seed=args.seed, progress=False)
+    single = stage("scenarios", lambda: run_scenarios(bundle, model, scen, **kw),
+                   lambda r: f"placed (status quo) {r.table['placed_mean'].iloc[0]:,.0f}")
+    total = sum(r[1] for r in ROWS)
+    peak = max(r[2] for r in ROWS)
+    print(f"  {'total':<22} {total:8.1f} s   peak {peak:6.2f} GB   "
+          f"(targets < 900 s: {'OK' if total < 900 else 'MISSED'}; < 12 GB: {'OK' if peak < 12 else 'MISSED'})")
+    worst_t = max(ROWS, key=lambda r: r[1])
+    worst_m = max(ROWS, key=lambda r: r[2] - 0)
+    print(f"  slowest stage: {worst_t[0]} ({worst_t[1]:.1f} s, {100 * worst_t[1] / total:.0f} % of the total); "
+          f"highest peak: {worst_m[0]} ({worst_m[2]:.2f} GB)")
+
+    if args.no_dask:
+        return
+    from dask.distributed import Client, LocalCluster
+
+    print(f"\nscenario sweep on a local Dask cluster ({args.workers} worker processes x 1 thread)")
+    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        dask_res = stage("scenarios (dask)", lambda: run_scenarios(bundle, model, scen, client=client, **kw),
+                         lambda r: f"placed (status quo) {r.table['placed_mean'].iloc[0]:,.0f}", children=True)
+    import pandas as pd
+
+    same = all(getattr(single, n).equals(getattr(dask_res, n)) for n in ("table", "per_draw", "esc_schools"))
+    t_single = next(r[1] for r in ROWS if r[0] == "scenarios")
+    t_dask = ROWS[-1][1]
+    print(f"  baseline single-process sweep {t_single:8.1f} s; dask {t_dask:8.1f} s; "
+          f"ratio {t_single / t_dask:.2f}x faster; identical results: {same}")
+    pd.set_option("display.width", 160)
+    print("\n" + single.summary())
+
+
+if __name__ == "__main__":
+    main()
