@@ -143,3 +143,20 @@ def test_study_estimator_reproduces_the_papers_shape(sample_dir):
     assert 0 <= (hi - lo) / lo < 0.05
     assert hi / t.loc["net cost -20K", "slots"] > 0.9
     assert t.loc["fill contracted slots", "placed_mean"] > t.loc["status quo", "placed_mean"]
+
+
+def test_include_estimator_fits_on_the_within_radius_candidates(sample_dir):
+    """zeros="include" must fit on an outcome-independent candidate set, not the study's."""
+    import json
+
+    from studentflow.pairs import build_pairs
+    from studentflow.pipeline import run_pipeline
+
+    res = run_pipeline(sample_dir / "manifest.toml", draws=0, zeros="include", write=False, progress=False)
+    model = next(iter(res.models.values()))
+    radius = build_pairs(res.bundle, res.distances, candidates="radius")
+    assert model.nobs == int(radius["within_radius"].sum()) != len(res.pairs)
+    truth = json.loads((sample_dir / "truth" / "params.json").read_text())["params"]["log1p_distance_km"]
+    est = model.params.filter(like="distance").iloc[0]
+    se = model.bse.filter(like="distance").iloc[0]
+    assert abs(est - truth) < 3 * se
