@@ -36,3 +36,24 @@ def test_truth_is_monotone_in_subsidy(validation):
     _, table = validation
     subsidy = table.loc[[i for i in table.index if i.startswith("net cost")], "truth"]
     assert subsidy.is_monotonic_increasing
+
+
+def test_sample_elasticity_ratio_close_to_truth_and_study(sample_bundle, sample_dir):
+    """Distance/cost elasticity ratio on the sample: the study found 4.1 (paper-facts.md)."""
+    import json
+
+    from studentflow.gravity import fit_gravity
+    from studentflow.pairs import build_pairs
+    from studentflow.pipeline import compute_distances
+
+    pairs = build_pairs(sample_bundle, compute_distances(sample_bundle))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = fit_gravity(pairs, zeros="truncate", method="fast")
+    ratio, se = model.elasticity_ratio()
+    truth = json.loads((sample_dir / "truth" / "params.json").read_text())["params"]
+    true_ratio = truth["log1p_distance_km"] / truth["log1p_net_cost_k"]
+    assert abs(ratio - true_ratio) < 2 * se and abs(ratio - 4.1) < 2 * se
+    assert se < 0.5 * ratio  # informative, not a ratio of noise
+    text = model.summary()
+    assert "ln(1+distance km)" in text and "ln(1+net cost, thousand pesos)" in text
