@@ -16,3 +16,11 @@ def test_data_error_is_value_error():
     from studentflow import DataError
 
     assert issubclass(DataError, ValueError)
+
+
+def test_every_public_name_resolves():
+    import studentflow as sf
+
+    missing = [n for n in sf.__all__ if getattr(sf, n, None) is None]
+    assert not missing
+    assert callable(sf.allocate) and callable(sf.load_bundle) and callable(sf.run_scenarios)
