@@ -87,33 +87,6 @@ def stage(name: str, fn, detail=lambda r: "", children: bool = False):
     return out
 
 
-def _all_regions_in_ingest() -> list[str]:
-    """Workaround: make ingest accept every PSGC region, not only the study's three.
-
-    ``studentflow.schema.REGIONS`` lists only NCR, Region III and Region IV-A, and ingest
-    uses it three ways: ``ingest.values.region`` maps region text through the study
-    regions' spellings (any other region reads as unrecognised and its schools are
-    dropped: 36,000 of the national region's 59,000), ``load_bundle`` matches places
-    within ``REGIONS``, and ``ingest.validate.SCHEMAS['schools']`` rejects other regions.
-    Until ingest and schema know every region, widen all three here, in this process
-    only. Returns the region names added.
-    """
-    import pandera.pandas as pa
-
-    import studentflow.ingest as ingest
-    from studentflow.ingest import validate, values
-    from studentflow.schema import REGION_PSGC
-
-    everything = tuple(REGION_PSGC)
-    added = [r for r in everything if values.fold(r) not in values._REGION_LOOKUP]
-    values._REGION_LOOKUP.update({values.fold(r): r for r in added})
-    ingest.REGIONS = everything
-    validate.SCHOOLS_SCHEMA = validate.SCHOOLS_SCHEMA.update_column(
-        "region", checks=[pa.Check.isin(list(everything))])
-    validate.SCHEMAS["schools"] = validate.SCHOOLS_SCHEMA
-    return added
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -145,9 +118,6 @@ def main() -> None:
           f"{c['institutions']:,} institutions, {c['origins']:,} origins, {c['esc_schools']:,} ESC schools, "
           f"{c['learners']:,} learners, {c['candidate_pairs']:,} true candidate pairs")
     manifest = Path(info.manifest)
-    added = _all_regions_in_ingest()
-    if added:
-        print(f"workaround: ingest taught {len(added)} region names it does not know ({', '.join(added)})")
     scen = study_scenarios()[: args.scenarios]
 
     print(f"\nsingle process (max_km {args.max_km:g}, radius {args.radius_km:g} km, "

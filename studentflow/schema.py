@@ -9,7 +9,8 @@ Conventions
 -----------
 - ``school_id``: DepEd school ID as a 6-digit string ("013651"), index of ``schools``.
 - ``psgc_code``: 10-digit PSGC code of a city/municipality (string).
-- ``region``: one of :data:`REGIONS` ("NCR", "Region III", "Region IV-A", ...).
+- ``region``: one of :data:`ALL_REGIONS` ("NCR", "Region III", "Region IV-A", "CAR", ...);
+  the study area is :data:`REGIONS`.
 - Money in pesos (float), distances in km, counts in learners (int).
 - Ledger ``row``: the 1-based physical row of the raw file as a spreadsheet shows it
   (title rows and the header row count; for CSV, the line number).
@@ -49,6 +50,10 @@ REGION_PSGC: dict[str, str] = {
     "BARMM": "1900000000",
 }
 
+#: Every canonical region name ingest accepts (keys of :data:`REGION_PSGC`, in PSGC code
+#: order). :data:`REGIONS` stays the study area and its reference order.
+ALL_REGIONS: tuple[str, ...] = tuple(sorted(REGION_PSGC, key=REGION_PSGC.get))
+
 #: Canonical school offerings, from DepEd's "Modified COC" text.
 OFFERINGS: dict[str, str] = {
     "Purely ES": "purely_es",
@@ -84,7 +89,7 @@ SCHOOLS: dict[str, str] = {
     "name": "str: school name",
     "sector": "str: 'public' or 'private'",
     "offering": "str: one of OFFERINGS values",
-    "region": "str: canonical region (REGIONS)",
+    "region": "str: canonical region (ALL_REGIONS)",
     "province": "str: province name as in DepEd's file",
     "municipality": "str: municipality name as in DepEd's file",
     "psgc_code": "str: 10-digit PSGC code of the city/municipality",

@@ -25,7 +25,7 @@ from studentflow.ingest.manifest import KINDS, Source, read_manifest
 from studentflow.ingest.places import PlaceMatcher
 from studentflow.ingest.readers import READERS
 from studentflow.ingest.validate import validate_tables
-from studentflow.schema import GRADES, REGIONS, SCHOOLS, Bundle
+from studentflow.schema import ALL_REGIONS, GRADES, SCHOOLS, Bundle
 
 __all__ = ["load_bundle", "read_manifest", "KINDS", "Source"]
 
@@ -73,7 +73,7 @@ def load_bundle(manifest: str | Path | None = None) -> Bundle:
     first = {k: v[0][0] for k, v in parts.items()}
 
     schools = _schools(parts, ledger)
-    matcher = PlaceMatcher(REGIONS)
+    matcher = PlaceMatcher(ALL_REGIONS)
     schools["psgc_code"] = match_places(schools, matcher)
     coords = resolve_coordinates(stack(parts["coordinates"]), schools, ledger)
     schools["psgc_code"] = impute_places(schools, coords, matcher.places, ledger)
@@ -94,7 +94,7 @@ def load_bundle(manifest: str | Path | None = None) -> Bundle:
     schools = schools.join(esc)
 
     lgu_src = first.get("lgu_income") or first["enrollment"]
-    regions = [r for r in REGIONS if r in set(schools["region"])]
+    regions = [r for r in ALL_REGIONS if r in set(schools["region"])]
     areas = areas_table(schools, stack(parts["lgu_income"]) if "lgu_income" in parts else None,
                         matcher, ledger, regions, lambda: (lgu_src.kind, lgu_src.file, 0))
     rates = stack(parts["subsidy_rates"]) if "subsidy_rates" in parts else None

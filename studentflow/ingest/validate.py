@@ -6,7 +6,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
 
 from studentflow.errors import DataError
-from studentflow.schema import GRADES, LEDGER_ACTIONS, OFFERINGS, REGIONS, SUBSIDY_TIERS
+from studentflow.schema import ALL_REGIONS, GRADES, LEDGER_ACTIONS, OFFERINGS, SUBSIDY_TIERS
 
 _ID = pa.Check.str_matches(r"^\d{6}$")
 _TEXT = dict(dtype=None, nullable=False)
@@ -21,7 +21,7 @@ SCHOOLS_SCHEMA = pa.DataFrameSchema(
         "name": pa.Column(**_TEXT),
         "sector": pa.Column(checks=pa.Check.isin(["public", "private"]), **_TEXT),
         "offering": pa.Column(checks=pa.Check.isin(list(OFFERINGS.values())), **_TEXT),
-        "region": pa.Column(checks=pa.Check.isin(list(REGIONS)), **_TEXT),
+        "region": pa.Column(checks=pa.Check.isin(list(ALL_REGIONS)), **_TEXT),
         "province": pa.Column(**_TEXT),
         "municipality": pa.Column(**_TEXT),
         "psgc_code": pa.Column(checks=pa.Check.str_matches(r"^(\d{10})?$"), **_TEXT),

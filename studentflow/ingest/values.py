@@ -13,7 +13,7 @@ import unicodedata
 import numpy as np
 import pandas as pd
 
-from studentflow.schema import ESC_RATING_RANK, OFFERINGS
+from studentflow.schema import ALL_REGIONS, ESC_RATING_RANK, OFFERINGS
 
 _MISSING = {"", "n/a", "na", "none", "null", "nan", "-", "--", "—", "#n/a", "not available"}
 
@@ -76,19 +76,73 @@ def fold(text: str) -> str:
     return t.strip()
 
 
-_REGION_WORDS = {
-    "NCR": {"ncr", "national capital region", "metro manila", "region ncr", "national capital region ncr",
-            "ncr national capital region", "metropolitan manila"},
-    "Region III": {"region iii", "region 3", "iii", "3", "central luzon", "region iii central luzon",
-                   "central luzon region iii", "r3", "r iii", "reg iii"},
-    "Region IV-A": {"region iv a", "region iva", "region 4a", "region 4 a", "iv a", "iva", "4a", "calabarzon",
-                    "region iv a calabarzon", "calabarzon region iv a", "r4a", "r iv a", "reg iv a"},
+#: Numbered regions: (roman numeral forms, arabic forms, regional names).
+_NUMBERED = {
+    "Region I": (("i",), ("1",), ("ilocos region", "ilocos")),
+    "Region II": (("ii",), ("2",), ("cagayan valley",)),
+    "Region III": (("iii",), ("3",), ("central luzon",)),
+    "Region IV-A": (("iv a", "iva"), ("4a", "4 a"), ("calabarzon",)),
+    "MIMAROPA": (("iv b", "ivb"), ("4b", "4 b"), ("mimaropa", "mimaropa region", "southwestern tagalog region")),
+    "Region V": (("v",), ("5",), ("bicol region", "bicol")),
+    "Region VI": (("vi",), ("6",), ("western visayas",)),
+    "Region VII": (("vii",), ("7",), ("central visayas",)),
+    "Region VIII": (("viii",), ("8",), ("eastern visayas",)),
+    "Region IX": (("ix",), ("9",), ("zamboanga peninsula",)),
+    "Region X": (("x",), ("10",), ("northern mindanao",)),
+    "Region XI": (("xi",), ("11",), ("davao region",)),
+    "Region XII": (("xii",), ("12",), ("soccsksargen", "soccsargen")),
+    "Region XIII": (("xiii",), ("13",), ("caraga", "caraga region")),
+    "NIR": (("xviii",), ("18",), ("nir", "negros island region")),
 }
+#: Regions known by abbreviation: (abbreviations, full names).
+_NAMED = {
+    "NCR": (("ncr",), ("national capital region", "metro manila", "metropolitan manila")),
+    "CAR": (("car",), ("cordillera administrative region", "cordillera")),
+    "BARMM": (("barmm", "armm"), ("bangsamoro autonomous region in muslim mindanao",
+                                  "autonomous region in muslim mindanao", "bangsamoro")),
+}
+
+
+def _region_words() -> dict[str, set[str]]:
+    """Folded spellings of every region of :data:`ALL_REGIONS` → canonical name.
+
+    Numbered regions: "Region VII", "Region 7", "VII", "7", "R7", "R VII", "Reg VII",
+    "Central Visayas", "Region VII - Central Visayas", "Central Visayas (Region VII)".
+    Abbreviated ones: "CAR", "Region CAR", "Cordillera Administrative Region",
+    "CAR - Cordillera Administrative Region" and the reverse.
+    """
+    words: dict[str, set[str]] = {}
+    for canon, (romans, arabic, names) in _NUMBERED.items():
+        w = words.setdefault(canon, {fold(canon)})
+        for num in (*romans, *arabic):
+            w |= {num, f"region {num}", f"r{num}", f"r {num}", f"reg {num}"}
+        for name in names:
+            w.add(name)
+            for num in (*romans, *arabic):
+                w |= {f"region {num} {name}", f"{name} region {num}", f"{name} {num}"}
+    for canon, (abbrevs, names) in _NAMED.items():
+        w = words.setdefault(canon, {fold(canon)})
+        for ab in abbrevs:
+            w |= {ab, f"region {ab}"}
+            for name in names:
+                w |= {name, f"{ab} {name}", f"{name} {ab}"}
+    return words
+
+
+_REGION_WORDS = _region_words()
 _REGION_LOOKUP = {w: k for k, words in _REGION_WORDS.items() for w in words}
+assert set(_REGION_WORDS) == set(ALL_REGIONS), "every canonical region needs its spellings"
+assert len(_REGION_LOOKUP) == sum(map(len, _REGION_WORDS.values())), "a spelling names two regions"
 
 
 def region(raw: pd.Series) -> pd.Series:
-    """Canonical region names ("NCR", "Region III", "Region IV-A"); '' if unrecognised."""
+    """Canonical region names (:data:`studentflow.schema.ALL_REGIONS`); '' if unrecognised.
+
+    Accepts the common written forms of every PSGC region, case and punctuation aside:
+    "REGION VII", "Region 7", "Central Visayas", "CAR", "Cordillera Administrative Region",
+    "Region IV-B"/"MIMAROPA", "Negros Island Region", "Caraga"/"Region XIII", "BARMM".
+    "Region IV" alone (the former Southern Tagalog, now IV-A and IV-B) is unrecognised.
+    """
     uniq = pd.Series(raw.astype("str").unique())
     mapped = {u: _REGION_LOOKUP.get(fold(u), "") for u in uniq}
     return raw.astype("str").map(mapped).astype("str")
