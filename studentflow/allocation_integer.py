@@ -113,13 +113,38 @@ def _indptr(keys_sorted: np.ndarray, n: int) -> np.ndarray:
     )
 
 
+def _stable_argsort(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for non-negative integer keys; keys below
+    2^16 are sorted as uint16, for which numpy's stable sort is a radix sort."""
+    if keys.size and keys.min() >= 0 and keys.max() < 1 << 16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    return np.argsort(keys, kind="stable")
+
+
+def _lexsort3(w, mid, major):
+    """``np.lexsort((-w, mid, major))`` (same order, ties by index) for ``w`` in
+    ``[0, 2^32)`` and non-negative integer ``major``, as one stable argsort of a packed
+    int64 key (``mid`` replaced by its dense rank) when the key fits in 63 bits:
+    about 3x faster than lexsort at national size."""
+    if w.size == 0:
+        return np.zeros(0, np.int64)
+    u, r = np.unique(mid, return_inverse=True)
+    bm = int(u.size - 1).bit_length()
+    bM = int(major.max()).bit_length()
+    if bM + bm + BITS > 63:  # pragma: no cover - beyond national size
+        return np.lexsort((-w, mid, major))
+    key = (major.astype(np.int64) << (BITS + bm)) | (r.astype(np.int64).ravel() << BITS)
+    key |= (ONE - 1) - w
+    return np.argsort(key, kind="stable")
+
+
 def _fix_excess(w, keys, n, cap):
     """Lower weights (largest first) wherever a vertex total exceeds ``cap * 2^32``.
 
     Only rounding error can cause this for feasible flows; the change is at most a few
     units of 2^-32 per vertex (or all of it where the limit is 0).
     """
-    order = np.argsort(keys, kind="stable")
+    order = _stable_argsort(keys)
     starts = _indptr(keys[order], n)
     tot = _group_sum(w[order], starts, n)
     for v in np.flatnonzero(tot > cap * ONE):
@@ -201,10 +226,10 @@ def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
     np.add.at(WC, fc, fw)
     # rows: free first the edges to the tightest columns (least slack), largest first
     slackC = capC - (-((-WC) // ONE))
-    ordr = np.lexsort((-fw, slackC[fc], fr))
+    ordr = _lexsort3(fw, slackC[fc], fr)
     free_r = _free_prefix(fr, ordr, fw, WR, capR, n)
     # columns: prefer edges still grouped at their row, then the largest
-    ordc = np.lexsort((-fw, free_r, fc))
+    ordc = _lexsort3(fw, free_r.astype(np.int64), fc)
     free_c = _free_prefix(fc, ordc, fw, WC, capC, m)
     indep = frac[free_r & free_c]
     core = ~free_r & ~free_c
@@ -213,7 +238,7 @@ def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
     # star groups: row groups (key = row) then column groups (key = n + col)
     sel = np.flatnonzero(rstar | cstar)
     gkey = np.where(rstar[sel], fr[sel], n + fc[sel])
-    o = np.argsort(gkey, kind="stable")
+    o = _stable_argsort(gkey)
     sel, gkey = sel[o], gkey[o]
     uniq, g_of = np.unique(gkey, return_inverse=True)
     n_groups = uniq.size
