@@ -6,6 +6,8 @@ Prints, in one run on one machine, the time to reach tol = 1e-9 for
 (b) national size: 40,000 origins x 13,000 schools, ~5,000,000 pairs, sparse;
 (c) problem (a) as a dense array;
 (d) 100 integer draws (``Allocation.to_integer``) at size (a);
+(e) one integer draw on a fresh allocation (as the scenario sweep does: the plan is
+    rebuilt every draw) at national size, ~1.5 million pairs (and on (b));
 
 with baselines run in the same process: the study's ``sequential`` rule and a plain
 dense Furness (alternating) iteration in numpy, and the ratios against them.
@@ -28,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
+import studentflow.allocation_integer as ai
 from studentflow.allocation import allocate
 
 
@@ -112,6 +115,199 @@ def furness_sparse(mu, E, K, tol=1e-9, max_iter=100_000):
     return a, b, max_iter
 
 
+# ------------------------------------------------ baseline for (e): the old plan
+def baseline_fix_excess(w, keys, n, cap):
+    """Lower weights (largest first) wherever a vertex total exceeds ``cap * 2^32``.
+
+    Only rounding error can cause this for feasible flows; the change is at most a few
+    units of 2^-32 per vertex (or all of it where the limit is 0).
+    """
+    order = np.argsort(keys, kind="stable")
+    starts = ai._indptr(keys[order], n)
+    tot = ai._group_sum(w[order], starts, n)
+    for v in np.flatnonzero(tot > cap * ai.ONE):
+        idx = order[starts[v]:starts[v + 1]]
+        excess = int(tot[v]) - int(cap[v]) * int(ai.ONE)
+        for e in idx[np.argsort(-w[idx], kind="stable")]:
+            take = min(int(w[e]), excess)
+            w[e] -= take
+            excess -= take
+            if excess == 0:
+                break
+
+
+def baseline_free_prefix(keys, order, w, W, cap, n):
+    """Edges freed at their ``keys`` vertex, visiting edges in ``order``.
+
+    Returns a boolean mask: the longest prefix per vertex (in ``order``) with
+    ``t + ceil((W - cumw_t) / 2^32) <= cap``.
+    """
+    k = keys[order]
+    ws = w[order]
+    starts = ai._indptr(k, n)
+    first = np.repeat(starts[:-1], np.diff(starts))  # position of each group's start
+    cum = np.cumsum(ws)
+    cw = cum - (cum - ws)[first]  # inclusive within-group cumsum
+    t = np.arange(k.size) - first + 1
+    rest = W[k] - cw
+    ceil_rest = -((-rest) // ai.ONE)
+    ok = t + ceil_rest <= cap[k]
+    freed = np.zeros(w.size, dtype=bool)
+    freed[order] = ok
+    return freed
+
+
+
+def baseline_plan(rows, cols, vals, limE, limK, n, m) -> ai._Plan:
+    """Baseline: ``allocation_integer._plan`` as of commit c1523e8 (three lexsorts /
+    stable argsorts per plan), kept to time the national-size draw against."""
+    # scale down to the integer limits (no-op for feasible flows with integer limits)
+    R = np.bincount(rows, weights=vals, minlength=n)
+    sr = np.where(R > limE, limE / np.where(R > 0, R, 1.0), 1.0)
+    vals = vals * sr[rows]
+    C = np.bincount(cols, weights=vals, minlength=m)
+    sc = np.where(C > limK, limK / np.where(C > 0, C, 1.0), 1.0)
+    vals = vals * sc[cols]
+    ipf = np.floor(vals)
+    ip = ipf.astype(np.int64)
+    w = np.floor((vals - ipf) * float(ai.ONE)).astype(np.int64)
+    capR = limE.astype(np.int64) - np.bincount(rows, weights=ipf, minlength=n).round().astype(np.int64)
+    capC = limK.astype(np.int64) - np.bincount(cols, weights=ipf, minlength=m).round().astype(np.int64)
+    if (capR < 0).any() or (capC < 0).any():  # pragma: no cover - guarded by scaling
+        raise ValueError("integer parts exceed pools or capacities; flows are infeasible")
+    baseline_fix_excess(w, rows, n, capR)
+    baseline_fix_excess(w, cols, m, capC)
+    frac = np.flatnonzero(w > 0)
+    fr, fc, fw = rows[frac], cols[frac], w[frac]
+    WR = np.zeros(n, np.int64)
+    np.add.at(WR, fr, fw)
+    WC = np.zeros(m, np.int64)
+    np.add.at(WC, fc, fw)
+    # rows: free first the edges to the tightest columns (least slack), largest first
+    slackC = capC - (-((-WC) // ai.ONE))
+    ordr = np.lexsort((-fw, slackC[fc], fr))
+    free_r = baseline_free_prefix(fr, ordr, fw, WR, capR, n)
+    # columns: prefer edges still grouped at their row, then the largest
+    ordc = np.lexsort((-fw, free_r, fc))
+    free_c = baseline_free_prefix(fc, ordc, fw, WC, capC, m)
+    indep = frac[free_r & free_c]
+    core = ~free_r & ~free_c
+    rstar = ~free_r & free_c
+    cstar = free_r & ~free_c
+    # star groups: row groups (key = row) then column groups (key = n + col)
+    sel = np.flatnonzero(rstar | cstar)
+    gkey = np.where(rstar[sel], fr[sel], n + fc[sel])
+    o = np.argsort(gkey, kind="stable")
+    sel, gkey = sel[o], gkey[o]
+    uniq, g_of = np.unique(gkey, return_inverse=True)
+    n_groups = uniq.size
+    gw = fw[sel]
+    starts = np.concatenate([[0], np.cumsum(np.bincount(g_of, minlength=n_groups))])
+    cum = np.cumsum(gw)
+    g_S = cum - (cum - gw)[np.repeat(starts[:-1], np.diff(starts))]
+    P = ai._group_sum(gw, starts, n_groups)
+    g_f = P % ai.ONE
+    # core vertices
+    core_rows = np.unique(fr[core])
+    core_cols = np.unique(fc[core])
+    nr, nc = core_rows.size, core_cols.size
+    lid = np.full(n, -1, np.int64)
+    lid[core_rows] = np.arange(nr)
+    rid = np.full(m, -1, np.int64)
+    rid[core_cols] = np.arange(nc)
+    SL, SR = nr, nc
+    # group -> core vertex (pendants)
+    is_row_g = uniq < n
+    g_vertex_row = np.where(is_row_g, uniq, 0)
+    g_vertex_col = np.where(is_row_g, 0, uniq - n)
+    g_core = np.where(is_row_g, lid[g_vertex_row] >= 0, rid[g_vertex_col] >= 0)
+    pend_g = np.flatnonzero(g_core & (g_f > 0))
+    e_core = np.flatnonzero(core)
+    left = [lid[fr[e_core]]]
+    right = [rid[fc[e_core]]]
+    weights = [(fw[e_core] >> ai.CORE_LOW) << ai.CORE_LOW]
+    real = [frac[e_core]]
+    n_core = e_core.size
+    # pendants
+    pl = np.where(is_row_g[pend_g], lid[g_vertex_row[pend_g]], SL)
+    pr = np.where(is_row_g[pend_g], SR, rid[g_vertex_col[pend_g]])
+    left.append(pl)
+    right.append(pr)
+    weights.append((g_f[pend_g] >> ai.CORE_LOW) << ai.CORE_LOW)
+    real.append(np.full(pend_g.size, -1, np.int64))
+    g_pend = np.full(n_groups, -1, np.int64)
+    g_pend[pend_g] = n_core + np.arange(pend_g.size)
+    L0 = np.concatenate(left)
+    R0 = np.concatenate(right)
+    W0 = np.concatenate(weights)
+    # dummies so every core vertex total is a multiple of 2^32
+    tl = np.zeros(nr + 1, np.int64)
+    np.add.at(tl, L0, W0)
+    tr = np.zeros(nc + 1, np.int64)
+    np.add.at(tr, R0, W0)
+    dl = (-tl[:nr]) % ai.ONE
+    dr = (-tr[:nc]) % ai.ONE
+    kl = np.flatnonzero(dl > 0)
+    kr = np.flatnonzero(dr > 0)
+    sr_tot = (tr[SR] + dl.sum()) % ai.ONE  # super right node: row pendants + row dummies
+    z = (-sr_tot) % ai.ONE
+    left += [kl, np.full(kr.size, SL, np.int64), np.array([SL], np.int64)]
+    right += [np.full(kl.size, SR, np.int64), kr, np.array([SR], np.int64)]
+    weights += [dl[kl], dr[kr], np.array([z], np.int64)]
+    real += [np.full(kl.size + kr.size + 1, -1, np.int64)]
+    c_left = np.concatenate(left).astype(np.int64)
+    c_right = np.concatenate(right).astype(np.int64)
+    c_w0 = np.concatenate(weights).astype(np.int64)
+    c_real = np.concatenate(real).astype(np.int64)
+    if n_core == 0:  # no core: nothing to round jointly
+        c_left = c_right = c_w0 = c_real = np.zeros(0, np.int64)
+    # store the core graph sorted by left vertex: then the selected edges of a level,
+    # taken in index order, pair up at their left ends as (0, 1), (2, 3), ...
+    perm = np.argsort(c_left, kind="stable")
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(perm.size)
+    g_pend[g_pend >= 0] = inv[g_pend[g_pend >= 0]]
+    c_left, c_right, c_w0, c_real = c_left[perm], c_right[perm], c_w0[perm], c_real[perm]
+    return ai._Plan(
+        n=n, m=m, ip=ip, w=w, indep=indep, g_edges=frac[sel], g_of_edge=g_of, g_S=g_S,
+        g_w=fw[sel], n_groups=n_groups, g_pend=g_pend, g_f=g_f, c_w0=c_w0,
+        c_right=c_right, c_ordR=np.argsort(c_right, kind="stable"), c_real=c_real,
+    )
+
+
+
+def baseline_round_flows(flows, pools, capacities, seed):
+    """``round_flows`` with the baseline plan (sparse flows, no cache)."""
+    rng = np.random.default_rng(seed)
+    csr = flows.tocsr()
+    n, m = csr.shape
+    rows = np.repeat(np.arange(n), np.diff(csr.indptr))
+    plan = baseline_plan(rows, csr.indices.astype(np.int64), np.asarray(csr.data, float),
+                         np.floor(pools), np.floor(capacities), n, m)
+    return sp.csr_array((ai._draw(plan, rng), csr.indices.copy(), csr.indptr.copy()),
+                        shape=(n, m))
+
+
+def bench_fresh_draw(res, label, draws=3):
+    """Per-draw time of ``to_integer`` with the plan rebuilt each draw, against the
+    baseline plan; the draws must be identical."""
+    def new():
+        return [ai.round_flows(res.flows, res.pools, res.capacities, s, cache={})
+                for s in range(draws)]
+
+    def old():
+        return [baseline_round_flows(res.flows, res.pools, res.capacities, s)
+                for s in range(draws)]
+
+    t_new, a = timed(new, repeat=2)
+    t_old, b = timed(old, repeat=2)
+    same = all((x != y).nnz == 0 for x, y in zip(a, b))
+    print(f"(e) {label} fresh-plan integer draw: {1000 * t_new[0] / draws:.0f} ms/draw wall "
+          f"({1000 * t_new[1] / draws:.0f} ms CPU); baseline plan (c1523e8) "
+          f"{1000 * t_old[0] / draws:.0f} ms/draw; ratio baseline/new "
+          f"{t_old[0] / t_new[0]:.2f}; identical draws {same}")
+
+
 def timed(fn, repeat=1):
     """Best wall time over ``repeat`` runs, with the CPU time of that run."""
     best = (np.inf, np.inf)
@@ -169,6 +365,8 @@ def main(skip_national: bool = False) -> None:
           f"{tot.mean():,.1f} sd {tot.std():.1f} vs fractional {res.placed:,.1f}; core "
           f"{int((plan.c_real >= 0).sum()):,} pairs, grouped {plan.g_edges.size:,}, "
           f"independent {plan.indep.size:,}")
+    mu_e, E_e, K_e = make_problem(12_000, 4_000, 125, seed=2)
+    bench_fresh_draw(allocate(mu_e, E_e, K_e), f"{mu_e.nnz:,} pairs")
     if not skip_national:
         _, (mu_n, E_n, K_n) = timed(lambda: make_problem(40_000, 13_000, 125, seed=2))
         print(f"(b) problem: {mu_n.shape[0]} x {mu_n.shape[1]}, {mu_n.nnz:,} pairs")
@@ -183,6 +381,7 @@ def main(skip_national: bool = False) -> None:
         t_bs, _ = timed(lambda: allocate(mu_n, E_n, K_n, method="sequential", seed=0))
         print(f"    baseline sequential   {fmt(t_bs)}  ratio sequential/balance "
               f"{t_bs[0] / t_b[0]:.1f}")
+        bench_fresh_draw(res_b, f"(b) {mu_n.nnz:,} pairs", draws=1)
 
 
 if __name__ == "__main__":
