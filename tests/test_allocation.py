@@ -490,3 +490,20 @@ def test_integer_summary_and_study_scale_speed():
     for s in range(10):
         check_integer(res.to_integer(s), res, E, K)
     assert time.perf_counter() - t0 < 10  # generous: the benchmark measures speed
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), size=st.integers(1, 400), n_w=st.integers(1, 2**32),
+       n_mid=st.integers(1, 9), n_major=st.integers(1, 70_000))
+def test_packed_sort_orders_exactly_like_lexsort(seed, size, n_w, n_mid, n_major):
+    """The packed-key sort used by the rounding plan gives np.lexsort's order, ties
+    (equal weights, which a small n_w forces) broken by index; uint16 radix argsort
+    equals the stable argsort."""
+    from studentflow.allocation_integer import _lexsort3, _stable_argsort
+
+    rng = np.random.default_rng(seed)
+    w = rng.integers(0, n_w, size)
+    mid = rng.integers(0, n_mid, size)
+    major = rng.integers(0, n_major, size)
+    assert np.array_equal(_lexsort3(w, mid, n_mid, major), np.lexsort((-w, mid, major)))
+    assert np.array_equal(_stable_argsort(major), np.argsort(major, kind="stable"))
