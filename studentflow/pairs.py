@@ -156,13 +156,15 @@ def _extra(extras: dict, *keys):
     return None
 
 
-def _distances(bundle, origins: pd.Index, esc_ids: pd.Index, circuity: float) -> pd.DataFrame:
-    """Road distances for the given origins × ESC schools from what the bundle offers.
+def bundle_distances(bundle, origins, esc_ids, *, circuity: float = 1.3,
+                     max_km: float | None = None) -> pd.DataFrame:
+    """Road distances (km) for the given origins × ESC schools from what the bundle offers.
 
     ``extras["road_distances"]`` (what ingest fills: ``(npy, json)``) or
     ``extras["road_matrix"]`` (a path or tuple), either of which may also be a
-    :func:`studentflow.geo.road_distances` table; else ``extras["road_network"]``; else
-    great-circle × ``circuity``.
+    :func:`studentflow.geo.road_distances` table (returned as given); else
+    ``extras["road_network"]``; else great-circle × ``circuity``. ``max_km`` keeps the
+    table sparse (the network search stops there).
     """
     s = bundle.schools
     o, d = s.loc[s.index.intersection(origins)], s.loc[s.index.intersection(esc_ids)]
@@ -171,8 +173,9 @@ def _distances(bundle, origins: pd.Index, esc_ids: pd.Index, circuity: float) ->
     if isinstance(matrix, pd.DataFrame):
         return matrix
     if matrix is not None:
-        return geo.road_distances(o, d, matrix=matrix)
-    return geo.road_distances(o, d, network=_extra(extras, "road_network"), circuity=circuity)
+        return geo.road_distances(o, d, matrix=matrix, max_km=max_km)
+    return geo.road_distances(o, d, network=_extra(extras, "road_network"), circuity=circuity,
+                              max_km=max_km)
 
 
 def _keys(df: pd.DataFrame) -> pd.MultiIndex:
@@ -229,8 +232,8 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
     senders = oc.index[oc["grade7_learners"] > 0]
     if distances is None:
         need = senders if candidates == "radius" else feeders
-        distances = _distances(bundle, obs["origin_id"].drop_duplicates().pipe(pd.Index).union(need),
-                               esc_ids, circuity)
+        distances = bundle_distances(bundle, obs["origin_id"].drop_duplicates().pipe(pd.Index).union(need),
+                                     esc_ids, circuity=circuity)
     require_columns(distances, ["origin_id", "destination_id", "distance_km"], name="distances")
     dist = pd.DataFrame({
         "origin_id": distances["origin_id"].astype(str), "destination_id": distances["destination_id"].astype(str),

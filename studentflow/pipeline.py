@@ -99,19 +99,14 @@ def compute_distances(bundle, *, max_km: float | None = None) -> pd.DataFrame:
         every ESC school, fine for a region but not for the whole country. Observed
         pairs beyond it get great-circle × circuity km in the pair table (flagged).
     """
-    from studentflow.geo import road_distances
+    from studentflow.pairs import bundle_distances
 
     s = bundle.schools
     f = bundle.flows
-    origins = s.loc[s.index.isin(f["origin_id"].astype(str).unique())]
+    origins = pd.Index(f["origin_id"].astype(str).unique())
     benef = f.loc[pd.to_numeric(f["esc_beneficiaries"]) > 0, "destination_id"].astype(str).unique()
-    esc = s.loc[s["esc"].fillna(False).astype(bool) | s.index.isin(benef)]
-    extras = getattr(bundle, "extras", None) or {}
-    matrix = extras.get("road_distances") or extras.get("road_matrix")
-    if matrix is not None:
-        return road_distances(origins, esc, matrix=matrix, max_km=max_km)
-    network = extras.get("road_network")
-    return road_distances(origins, esc, network=network, max_km=max_km)
+    esc = s.index[s["esc"].fillna(False).astype(bool) | s.index.isin(benef)]
+    return bundle_distances(bundle, origins, esc, max_km=max_km)
 
 
 def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "fast",

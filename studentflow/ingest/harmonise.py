@@ -179,8 +179,8 @@ def esc_columns(schools: pd.DataFrame, slots: pd.DataFrame, tuition: pd.DataFram
 
 def areas_table(schools: pd.DataFrame, lgu: pd.DataFrame | None, matcher: PlaceMatcher,
                 ledger: Ledger, regions: list[str], default_src) -> pd.DataFrame:
-    """Municipality covariates (index psgc_code) for every PSGC city/municipality of the
-    study regions; LGU revenue from the DTI file, imputed where missing."""
+    """Municipality covariates (index psgc_code) for every PSGC city/municipality of
+    ``regions`` (those present in the data); LGU revenue from the DTI file, imputed where missing."""
     places = matcher.places[matcher.places["region"].isin(regions)]
     areas = places[["region", "province", "name", "city_class", "population"]].rename(columns={"name": "municipality"})
     revenue = pd.Series(np.nan, index=areas.index, dtype="float64")
@@ -190,7 +190,7 @@ def areas_table(schools: pd.DataFrame, lgu: pd.DataFrame | None, matcher: PlaceM
                          index=lgu.index, dtype="str")
         lgu = lgu.assign(psgc_code=code, school_id="")
         lgu = drop_rows(ledger, lgu, lgu["psgc_code"] == "", "LGU name not matched to a PSGC city/municipality")
-        lgu = drop_rows(ledger, lgu, ~lgu["psgc_code"].isin(areas.index), "LGU outside the study regions")
+        lgu = drop_rows(ledger, lgu, ~lgu["psgc_code"].isin(areas.index), "LGU outside the regions present in the data")
         lgu = lgu.sort_values("_row", kind="stable")
         lgu = drop_rows(ledger, lgu, lgu.duplicated("psgc_code", keep="first").to_numpy(),
                     "repeated LGU row: merged into the first", action="merged")
