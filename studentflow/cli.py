@@ -96,7 +96,7 @@ def _run(args) -> int:
         )
     finally:
         if client is not None:
-            from studentflow.distributed import close
+            from studentflow.dask_client import close
 
             close(client)
     print(res.result.summary())
@@ -111,7 +111,7 @@ def _run(args) -> int:
 
 def _client(address: str):
     """Dask client for --scheduler, or DataError (exit 2) naming the option."""
-    from studentflow.distributed import connect
+    from studentflow.dask_client import connect
 
     try:
         client = connect(address)

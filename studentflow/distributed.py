@@ -19,65 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from studentflow.dask_client import close, connect, resolve, worker_count
 from studentflow.scenario_draws import DrawWork, simulate_draws
 
 __all__ = ["connect", "close", "run_draws"]
-
-
-def connect(address: str, *, timeout: float = 30.0):
-    """A :class:`dask.distributed.Client` for ``address``.
-
-    Parameters
-    ----------
-    address : str
-        Scheduler address (``"tcp://host:8786"``, ``"host:8786"``), or ``"local"`` /
-        ``"local:N"`` to start an in-machine cluster of N single-threaded worker
-        processes (default 2).
-    timeout : float
-        Seconds to wait for the scheduler.
-
-    Returns
-    -------
-    dask.distributed.Client
-        Close it (``client.close()``) when done; a local cluster closes with it.
-
-    Raises
-    ------
-    ValueError
-        ``address`` is empty or the scheduler cannot be reached within ``timeout``.
-    """
-    from dask.distributed import Client, LocalCluster
-
-    address = str(address).strip()
-    if not address:
-        raise ValueError("scheduler address is empty (give e.g. tcp://host:8786 or local:2)")
-    if address == "local" or address.startswith("local:"):
-        n = address.partition(":")[2] or "2"
-        if not n.isdigit() or int(n) < 1:
-            raise ValueError(f"scheduler {address!r}: 'local:N' needs N >= 1 workers")
-        cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-        client._studentflow_cluster = cluster  # closed by close()
-        return client
-    try:
-        return Client(address, timeout=timeout)
-    except (OSError, TimeoutError) as exc:
-        raise ValueError(f"scheduler {address!r}: cannot connect within {timeout:g} s ({exc})") from exc
-
-
-def close(client) -> None:
-    """Close a client from :func:`connect` (and the local cluster it started, if any)."""
-    cluster = getattr(client, "_studentflow_cluster", None)
-    client.close()
-    if cluster is not None:
-        cluster.close()
-
-
-def _resolve(client):
-    if isinstance(client, str):
-        return connect(client), True
-    return client, False
 
 
 def _blocks(n: int, workers: int, per_worker: int = 4) -> list[range]:
@@ -114,10 +59,10 @@ def run_draws(client, works: list[DrawWork], betas: np.ndarray, seeds: list[int]
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
-    client, owned = _resolve(client)
+    client, owned = resolve(client)
     try:
         n = len(betas)
-        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        workers = worker_count(client)
         blocks = _blocks(n, workers)
         futures = []  # [scenario][block]
         for work in works:
