@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["design_matrix", "as_categoricals", "fitted_levels", "check_missing",
-           "check_finite"]
+           "check_finite", "design_state", "design_from_state"]
 
 def _engine_error(exc: Exception, pairs: pd.DataFrame, what: str) -> ValueError:
     """Turn a formula-engine error into a ValueError that names the problem."""
@@ -86,6 +86,74 @@ def fitted_levels(design_info: Any) -> dict[str, list]:
         if info.type == "categorical" and m:
             out[m[1]] = list(info.categories)
     return out
+
+
+def _formula_names(code: str) -> list[str]:
+    """Data column names a factor's code reads (not functions, not ``np``)."""
+    import ast
+
+    tree = ast.parse(code, mode="eval")
+    skip = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    skip |= {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    return [n.id for n in ast.walk(tree)
+            if isinstance(n, ast.Name) and id(n) not in skip and n.id not in ("np", "numpy")]
+
+
+def design_state(design_info: Any, formula: str) -> dict:
+    """A picklable recipe for a fitted design (patsy's ``DesignInfo`` does not pickle).
+
+    The recipe is the formula's right-hand side, the fitted levels of each categorical
+    column and the design's column names; :func:`design_from_state` rebuilds an
+    equivalent design from it. Objects other than a patsy ``DesignInfo`` (e.g. a
+    formulaic spec, which pickles) are kept as they are.
+
+    Raises
+    ------
+    ValueError
+        The design uses a stateful transform (``center``, ``standardize``, …) whose
+        fitted state the recipe cannot carry.
+    """
+    infos = getattr(design_info, "factor_infos", None)
+    if infos is None or not hasattr(design_info, "column_names"):
+        return {"object": design_info}
+    columns: dict[str, str] = {}
+    levels: dict[str, list] = {}
+    for factor, info in infos.items():
+        if info.state.get("transforms"):
+            raise ValueError(f"GravityModel cannot be pickled: term {factor.name()!r} uses a stateful "
+                             f"transform; use stateless terms (np.log1p, C(...))")
+        names = _formula_names(factor.name())
+        if info.type == "categorical":
+            for n in names[:1]:
+                levels[n] = list(info.categories)
+        else:
+            columns.update(dict.fromkeys(names, "numeric"))
+    return {"rhs": formula.split("~", 1)[1].strip(), "numeric": [c for c in columns if c not in levels],
+            "levels": levels, "column_names": list(design_info.column_names)}
+
+
+def design_from_state(state: dict) -> Any:
+    """Rebuild the design of :func:`design_state` (same column names, same levels).
+
+    Raises
+    ------
+    ValueError
+        The rebuilt design's columns differ from the recorded ones.
+    """
+    if "object" in state:
+        return state["object"]
+    import patsy
+
+    n = max([2] + [len(v) for v in state["levels"].values()])
+    data = {c: np.ones(n) for c in state["numeric"]}
+    for c, lv in state["levels"].items():
+        data[c] = pd.Categorical.from_codes(np.arange(n) % len(lv), categories=pd.Index(lv, dtype=object))
+    info = patsy.dmatrix(state["rhs"], pd.DataFrame(data), eval_env=patsy.EvalEnvironment([{"np": np}]),
+                         return_type="dataframe").design_info
+    if list(info.column_names) != state["column_names"]:
+        raise ValueError(f"unpickled GravityModel: rebuilt design columns {info.column_names} differ "
+                         f"from the fitted {state['column_names']}")
+    return info
 
 
 def check_missing(pairs: pd.DataFrame, formula_text: str, what: str) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from studentflow import gravity_metrics as gm
-from studentflow.gravity_design import design_matrix
+from studentflow.gravity_design import design_from_state, design_matrix, design_state
 
 __all__ = ["GravityModel", "DispersionTest", "design_matrix"]
 
@@ -69,6 +69,18 @@ class GravityModel:
     endog: np.ndarray = field(repr=False, compare=False)
     exog: np.ndarray = field(repr=False, compare=False)
     groups: np.ndarray | None = field(repr=False, compare=False)
+
+    # ---- pickling: patsy's DesignInfo does not pickle, so it travels as a recipe ----
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["design_info"] = design_state(self.design_info, self.formula)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        state["design_info"] = design_from_state(state["design_info"])
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
 
     # ---- statsmodels-like summaries -------------------------------------------------
     @property

@@ -358,3 +358,28 @@ def test_elasticity_ratio_delta_method_matches_draws(include_fit):
     assert se == pytest.approx(iqr, rel=0.15)
     with pytest.raises(ValueError, match="no term"):
         include_fit.elasticity_ratio("tuition")
+
+
+def test_pickled_model_predicts_identically(include_fit, pairs):
+    """patsy's DesignInfo does not pickle; the model travels as a recipe and rebuilds it."""
+    import pickle
+
+    back = pickle.loads(pickle.dumps(include_fit))
+    assert back.design_info.column_names == include_fit.design_info.column_names
+    pd.testing.assert_series_equal(back.params, include_fit.params)
+    sub = pairs.iloc[:500]
+    np.testing.assert_array_equal(back.predict(sub), include_fit.predict(sub))
+    # categorical levels survive: a level unseen in the fit is still an error by name
+    bad = sub.assign(origin_region="Region XIII")
+    with pytest.raises(ValueError, match="origin_region"):
+        back.predict(bad)
+
+
+def test_stateful_transform_refuses_to_pickle(small):
+    import pickle
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = fit_gravity(small, "esc_beneficiaries ~ center(np.log1p(distance_km))", zeros="truncate")
+    with pytest.raises(ValueError, match="stateful transform"):
+        pickle.dumps(m)
