@@ -306,7 +306,8 @@ def _html(result, title, figures, models, bundle, pairs, timings, comparisons=No
                      "placements above its observed ESC beneficiaries are taken out of the public JHS its "
                      "learners enter today, in proportion to today's flows. Origins placing fewer than "
                      "observed do not add learners back, so even the baseline shows some relief from "
-                     "draw-to-draw variation: read relief against the baseline row.</p>")
+                     "draw-to-draw variation: read the column \"relieved vs baseline\", the difference from the "
+                     "baseline scenario in the same draw.</p>")
         parts.append(_table_html(top.drop(columns="scenario"), float_format=lambda v: f"{v:,.2f}"))
     if models:
         parts.append("<h2>Gravity model</h2><p>Negative binomial (NB2) gravity model of ESC beneficiaries per "

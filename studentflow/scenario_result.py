@@ -23,6 +23,7 @@ DRAW_METRICS: dict[str, str] = {
     "share_congested": "share of placed learners from origins feeding congested public JHS",
     "share_new_pairs": "share of placed learners on origin→school pairs not observed today",
     "relieved": "learners taken out of public JHS (placements above observed ESC)",
+    "relieved_vs_baseline": "relieved minus the baseline scenario's relieved (same draw), learners",
     "aisle_after": "aisle learners (JHS enrolment above seats) left in public JHS",
     "congested_after": "public JHS still congested (utilisation > 1)",
     "displaced": "learners of origins placing fewer than in the comparison scenario (expected flows)",
@@ -129,6 +130,8 @@ class ScenarioResult:
         out["on new pairs %"] = fmt("share_new_pairs", 1, 100)
         if "relieved_mean" in t:
             out["relieved from public JHS"] = fmt("relieved")
+            if "relieved_vs_baseline_mean" in t:
+                out["relieved vs baseline"] = fmt("relieved_vs_baseline")
             out[f"aisle learners left (today {t['aisle_before'].iloc[0]:,.0f})"] = fmt("aisle_after")
             out[f"congested public JHS (today {int(t['congested_before'].iloc[0]):,})"] = fmt("congested_after")
         if "displaced_mean" in t:
@@ -153,5 +156,8 @@ class ScenarioResult:
             )
             if "relieved_mean" in r and np.isfinite(r["relieved_mean"]):
                 line += f"  relieved {r['relieved_mean']:,.0f}"
+                if "relieved_vs_baseline_mean" in r:
+                    line += (f" ({r['relieved_vs_baseline_mean']:+,.0f} "
+                             f"[{r['relieved_vs_baseline_lo']:+,.0f}, {r['relieved_vs_baseline_hi']:+,.0f}] vs baseline)")
             lines.append(line)
         return "\n".join(lines)

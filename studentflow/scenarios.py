@@ -335,6 +335,9 @@ def run_scenarios(
     base_placed = per_draw.loc[per_draw["scenario"] == base.name, "placed"].to_numpy()
     per_draw["vs_baseline"] = per_draw["placed"] - np.tile(base_placed, len(preps))
     per_draw["vs_baseline_pct"] = 100 * per_draw["vs_baseline"] / np.tile(np.maximum(base_placed, 1), len(preps))
+    if "relieved" in per_draw:  # paired by draw: the scenario's own effect, not draw noise
+        base_relieved = per_draw.loc[per_draw["scenario"] == base.name, "relieved"].to_numpy()
+        per_draw["relieved_vs_baseline"] = per_draw["relieved"] - np.tile(base_relieved, len(preps))
     displaced = []
     for s in scenarios:
         # on expected (unrounded) placements, so rounding noise is not counted as displacement

@@ -434,3 +434,17 @@ def test_wider_radius_rebuilds_pairs_narrower_filters(pairs, monkeypatch):
     assert calls == [reach + 5]
     assert not ((out["pair_type"] == "new") & (out["distance_km"] > 3.0)).any()
     assert (out["pair_type"] == "observed").sum() == (pairs["pair_type"] == "observed").sum()
+
+
+def test_relief_vs_baseline_is_paired_by_draw(pairs, model):
+    bundle = _toy_bundle(pairs)
+    res = run_scenarios(bundle, model, [Scenario("fill"), Scenario("-20K", subsidy=20000)],
+                        pairs=pairs, draws=4, seed=2, progress=False, allocator=ALLOCATE)
+    d = res.per_draw.pivot(index="draw", columns="scenario", values="relieved")
+    got = res.per_draw.pivot(index="draw", columns="scenario", values="relieved_vs_baseline")
+    np.testing.assert_array_equal(got["fill"], 0.0)
+    np.testing.assert_array_equal(got["-20K"], d["-20K"] - d["fill"])
+    t = res.table.set_index("scenario")
+    assert t.loc["-20K", "relieved_vs_baseline_mean"] == pytest.approx((d["-20K"] - d["fill"]).mean())
+    assert "relieved vs baseline" in res.scenario_table().columns
+    assert "vs baseline)" in res.summary()
