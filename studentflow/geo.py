@@ -62,6 +62,7 @@ DEFAULT_CIRCUITY = 1.3
 #: Points closer than this (km, great-circle) are the same place: their distance is 0 km.
 SAME_PLACE_KM = 1e-3
 _BLOCK_BYTES = 128 * 2**20  # memory budget of one dense dijkstra block
+_SPARSE_BLOCK = 4096  # origins per great-circle block with max_km (a KD-tree search each)
 
 # Network and matrix readers live in their own modules (which import this one); their
 # public names are re-exported here lazily so that ``from studentflow.geo import
@@ -201,25 +202,57 @@ def _chord(gc_km: float) -> float:
     return 2 * EARTH_RADIUS_KM * np.sin(min(gc_km / (2 * EARTH_RADIUS_KM), np.pi / 2)) * (1 + 1e-9) + 1e-9
 
 
-def _great_circle(olon, olat, dlon, dlat, circuity, max_km, block_size):
+def _run_blocks(block, plan: dict, bounds, client=None) -> list:
+    """``[block(plan, s, e) for s, e in bounds]``, in-process or as Dask tasks (same order).
+
+    The one place a block loop runs: single-process here, or with a Dask ``client``
+    through :func:`studentflow.geo_dask.run_blocks` (``plan`` sent to every worker once,
+    each task carrying only its bounds). Dask is imported only when a client is given.
+    """
+    bounds = list(bounds)
+    if client is None or not bounds:
+        return [block(plan, s, e) for s, e in bounds]
+    from studentflow.geo_dask import run_blocks
+
+    return run_blocks(client, block, plan, bounds)
+
+
+def _bounds(n: int, bs: int) -> list[tuple[int, int]]:
+    """Block bounds ``[(0, bs), (bs, 2 bs), ..., (.., n)]``."""
+    return [(s, min(s + bs, n)) for s in range(0, n, bs)]
+
+
+def _gc_block(plan: dict, s: int, e: int):
+    """Great-circle × circuity pairs of origins ``s:e``: (i, j, km), sorted by i then j."""
+    c, max_km = plan["circuity"], plan["max_km"]
     if max_km is None:
-        parts, bs = [], _block_rows(len(dlon), block_size)
-        for s in range(0, len(olon), bs):
-            d = haversine_km(olon[s:s + bs, None], olat[s:s + bs, None], dlon[None, :], dlat[None, :])
-            i, j = np.nonzero(np.isfinite(d))
-            parts.append((i + s, j, circuity * d[i, j]))
-        return _cat(parts)
-    rec = cKDTree(_xyz(olon, olat)).sparse_distance_matrix(cKDTree(_xyz(dlon, dlat)), _chord(max_km / circuity),
-                                                           output_type="ndarray")
-    key = rec["i"].astype(np.int64) * len(dlon) + rec["j"]
+        d = haversine_km(plan["olon"][s:e, None], plan["olat"][s:e, None], plan["dlon"][None, :], plan["dlat"][None, :])
+        i, j = np.nonzero(np.isfinite(d))
+        return i + s, j, c * d[i, j]
+    n_d = len(plan["dlon"])
+    rec = cKDTree(_xyz(plan["olon"][s:e], plan["olat"][s:e])).sparse_distance_matrix(
+        plan["dtree"], _chord(max_km / c), output_type="ndarray")
+    key = rec["i"].astype(np.int64) * n_d + rec["j"]
     del rec
     key.sort()  # in-place sort of one int64 key: ~40x faster than lexsort at 10⁷ pairs
-    i, j = np.divmod(key, len(dlon))
+    i, j = np.divmod(key, n_d)
     del key
-    (olo, ola), (dlo, dla) = np.radians([olon, olat]), np.radians([dlon, dlat])
-    d = circuity * _haversine_rad(olo[i], ola[i], dlo[j], dla[j], np.cos(ola)[i], np.cos(dla)[j])
+    i += s
+    (olo, ola, cos_o), (dlo, dla, cos_d) = plan["orad"], plan["drad"]
+    d = c * _haversine_rad(olo[i], ola[i], dlo[j], dla[j], cos_o[i], cos_d[j])
     keep = d <= max_km
     return i[keep], j[keep], d[keep]
+
+
+def _great_circle(olon, olat, dlon, dlat, circuity, max_km, block_size, client=None):
+    plan = {"olon": olon, "olat": olat, "dlon": dlon, "dlat": dlat, "circuity": circuity, "max_km": max_km}
+    if max_km is None:
+        bs = _block_rows(len(dlon), block_size)
+    else:  # sparse: a block is a KD-tree search of its origins against all destinations
+        bs = _block_rows(0, block_size) if block_size is not None else _SPARSE_BLOCK
+        (olo, ola), (dlo, dla) = np.radians([olon, olat]), np.radians([dlon, dlat])
+        plan |= {"dtree": cKDTree(_xyz(dlon, dlat)), "orad": (olo, ola, np.cos(ola)), "drad": (dlo, dla, np.cos(dla))}
+    return _cat(_run_blocks(_gc_block, plan, _bounds(len(olon), bs), client))
 
 
 def _same_place(olon, olat, dlon, dlat) -> tuple[np.ndarray, np.ndarray]:
@@ -266,7 +299,7 @@ def _zero_within(i, j, d, zi, zj, n_d: int):
 
 
 def road_distances(origins, destinations, *, network=None, matrix=None, circuity: float = DEFAULT_CIRCUITY,
-                   max_km: float | None = None, block_size: int | None = None) -> pd.DataFrame:
+                   max_km: float | None = None, block_size: int | None = None, client=None) -> pd.DataFrame:
     """Distances in km from every origin to every destination school, long format.
 
     The source is chosen by what is supplied: a precomputed ``matrix``, else a road
@@ -293,7 +326,13 @@ def road_distances(origins, destinations, *, network=None, matrix=None, circuity
         construction (network: Dijkstra stops at ``max_km``).
     block_size : int, optional
         Origins (network: distinct origin nodes) per block; default keeps one dense
-        block ≤ 128 MB.
+        block ≤ 128 MB; great-circle with ``max_km``: 4,096 origins.
+    client : dask.distributed.Client or str, optional
+        Run the origin blocks (network Dijkstra, great-circle) as Dask tasks on this
+        client or scheduler address (:func:`studentflow.dask_client.resolve`; an address
+        is connected and closed here). The graph / destination arrays go to each worker
+        once; the table is identical to the single-process one. Matrix distances are
+        read in this process (the file need not exist on workers). None: no Dask import.
 
     Returns
     -------
@@ -308,6 +347,20 @@ def road_distances(origins, destinations, *, network=None, matrix=None, circuity
         raise ValueError(f"road_distances: max_km must be a non-negative number, got {max_km}")
     if not (np.isfinite(circuity) and circuity >= 1.0):
         raise ValueError(f"road_distances: circuity must be >= 1 (road km per great-circle km), got {circuity}")
+    if client is None:
+        return _road_distances(origins, destinations, network, matrix, circuity, max_km, block_size, None)
+    from studentflow.dask_client import close, resolve
+
+    client, owned = resolve(client)
+    try:
+        return _road_distances(origins, destinations, network, matrix, circuity, max_km, block_size, client)
+    finally:
+        if owned:
+            close(client)
+
+
+def _road_distances(origins, destinations, network, matrix, circuity, max_km, block_size, client) -> pd.DataFrame:
+    """:func:`road_distances` once the client is resolved."""
     snap_max = float("nan")
     if matrix is not None:
         from studentflow.geo_matrix import _matrix
@@ -329,12 +382,12 @@ def road_distances(origins, destinations, *, network=None, matrix=None, circuity
             net = read_network(network)
             method = "network"
             if len(o_ids) and len(d_ids):
-                i, j, d, unreachable, snap_max = _network(net, olon, olat, dlon, dlat, max_km, block_size)
+                i, j, d, unreachable, snap_max = _network(net, olon, olat, dlon, dlat, max_km, block_size, client)
             else:
                 i, j, d = _cat([])
         else:
             method = "great_circle"
-            i, j, d = _great_circle(olon, olat, dlon, dlat, float(circuity), max_km, block_size)
+            i, j, d = _great_circle(olon, olat, dlon, dlat, float(circuity), max_km, block_size, client)
         zi, zj = _same_place(olon, olat, dlon, dlat)
     i, j, d, added = _zero_within(i, j, d, zi, zj, len(d_ids))
     out = _table(o_ids, d_ids, i, j, d, method)

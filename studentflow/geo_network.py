@@ -26,9 +26,9 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from studentflow.errors import DataError
-from studentflow.geo import _block_rows, _cat, haversine_km
+from studentflow.geo import _block_rows, _bounds, _cat, _run_blocks, haversine_km
 
-__all__ = ["RoadNetwork", "read_network", "snap", "SNAP_CRS"]
+__all__ = ["RoadNetwork", "read_network", "project", "snap", "SNAP_CRS"]
 
 #: Projected CRS used for snapping (UTM zone 51N).
 SNAP_CRS = "EPSG:32651"
@@ -195,26 +195,55 @@ def read_network(network) -> RoadNetwork:
     raise DataError(f"{path}: unknown road network format (expected .graphml, .csv, .csv.gz, .gpkg)")
 
 
-def snap(net: RoadNetwork, lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest network node of each point (KD-tree in EPSG:32651).
-
-    Returns ``(node_index, snap_km)``: positions into ``net.node_ids`` and the haversine
-    distance in km from each point to its node.
-    """
+def project(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+    """Lon/lat degrees → (x, y) metres in :data:`SNAP_CRS` (pyproj, ``always_xy``)."""
     from pyproj import Transformer
 
     tr = Transformer.from_crs("EPSG:4326", SNAP_CRS, always_xy=True)
-    nx_, ny_ = tr.transform(net.lon, net.lat)
-    px, py = tr.transform(np.asarray(lon, float), np.asarray(lat, float))
-    _, idx = cKDTree(np.column_stack([nx_, ny_])).query(np.column_stack([px, py]))
+    return tr.transform(np.asarray(lon, float), np.asarray(lat, float))
+
+
+def snap(net: RoadNetwork, lon, lat, *, project=project) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest network node of each point (KD-tree in EPSG:32651).
+
+    ``project`` maps (lon, lat) degrees to (x, y) in :data:`SNAP_CRS`; the default is
+    :func:`project` (pyproj), :func:`studentflow.geo_dask.projector` gives the
+    dask-geopandas one (same PROJ, same bits). Returns ``(node_index, snap_km)``:
+    positions into ``net.node_ids`` and the haversine distance in km from each point to
+    its node.
+    """
+    lon, lat = np.asarray(lon, float), np.asarray(lat, float)
+    x, y = project(np.r_[net.lon, lon], np.r_[net.lat, lat])  # nodes and points in one pass
+    n = len(net.lon)
+    _, idx = cKDTree(np.column_stack([x[:n], y[:n]])).query(np.column_stack([x[n:], y[n:]]))
     idx = np.asarray(idx, dtype=np.int64)
     return idx, haversine_km(lon, lat, net.lon[idx], net.lat[idx])
 
 
-def _network(net: RoadNetwork, olon, olat, dlon, dlat, max_km, block_size):
-    """Network distances; returns (i, j, km, unreachable pairs, max snap km)."""
-    o_node, o_snap = snap(net, olon, olat)
-    d_node, d_snap = snap(net, dlon, dlat)
+def _network_block(plan: dict, s: int, e: int):
+    """Pairs (i, j, km) of the origins snapped to source nodes ``s:e`` (one Dijkstra block)."""
+    paths = dijkstra(plan["graph"], directed=True, indices=plan["src"][s:e], limit=plan["limit"])[:, plan["d_unique"]]
+    lo, hi = np.searchsorted(plan["sorted_rows"], [s, e])
+    sel = plan["order"][lo:hi]
+    tot = paths[plan["o_row"][sel] - s][:, plan["d_col"]] + plan["o_snap"][sel, None] + plan["d_snap"][None, :]
+    mask = np.isfinite(tot) if plan["max_km"] is None else tot <= plan["max_km"]
+    i, j = np.nonzero(mask)
+    return sel[i], j, tot[i, j]
+
+
+def _network(net: RoadNetwork, olon, olat, dlon, dlat, max_km, block_size, client=None):
+    """Network distances; returns (i, j, km, unreachable pairs, max snap km).
+
+    With a Dask ``client`` the points are projected with dask-geopandas and the Dijkstra
+    blocks run as tasks (:func:`studentflow.geo._run_blocks`); same result bit for bit.
+    """
+    proj = project
+    if client is not None:
+        from studentflow.geo_dask import projector
+
+        proj = projector(client)
+    node, snap_km = snap(net, np.r_[olon, dlon], np.r_[olat, dlat], project=proj)
+    o_node, o_snap, d_node, d_snap = node[:len(olon)], snap_km[:len(olon)], node[len(olon):], snap_km[len(olon):]
     labels = sparse.csgraph.connected_components(net.graph, directed=False)[1]
     oc = np.bincount(labels[o_node], minlength=net.n_components)
     dc = np.bincount(labels[d_node], minlength=net.n_components)
@@ -222,19 +251,11 @@ def _network(net: RoadNetwork, olon, olat, dlon, dlat, max_km, block_size):
     d_unique, d_col = np.unique(d_node, return_inverse=True)
     src, o_row = np.unique(o_node, return_inverse=True)
     order = np.argsort(o_row, kind="stable")
-    sorted_rows = o_row[order]
-    limit = np.inf if max_km is None else float(max_km)
-    bs = _block_rows(net.graph.shape[0], block_size)
-    parts = []
-    for s in range(0, len(src), bs):
-        paths = dijkstra(net.graph, directed=True, indices=src[s:s + bs], limit=limit)[:, d_unique]
-        lo, hi = np.searchsorted(sorted_rows, [s, s + bs])
-        sel = order[lo:hi]
-        tot = paths[o_row[sel] - s][:, d_col] + o_snap[sel, None] + d_snap[None, :]
-        mask = np.isfinite(tot) if max_km is None else tot <= max_km
-        i, j = np.nonzero(mask)
-        parts.append((sel[i], j, tot[i, j]))
-    i, j, d = _cat(parts)
+    plan = {"graph": net.graph, "src": src, "d_unique": d_unique, "d_col": d_col, "o_row": o_row,
+            "order": order, "sorted_rows": o_row[order], "o_snap": o_snap, "d_snap": d_snap,
+            "limit": np.inf if max_km is None else float(max_km), "max_km": max_km}
+    bounds = _bounds(len(src), _block_rows(net.graph.shape[0], block_size))
+    i, j, d = _cat(_run_blocks(_network_block, plan, bounds, client))
     order = np.argsort(i, kind="stable")  # within an origin, j is already ascending
     snap_max = float(max(o_snap.max(initial=0.0), d_snap.max(initial=0.0)))
     return i[order], j[order], d[order], unreachable, snap_max

@@ -157,14 +157,16 @@ def _extra(extras: dict, *keys):
 
 
 def bundle_distances(bundle, origins, esc_ids, *, circuity: float = 1.3,
-                     max_km: float | None = None) -> pd.DataFrame:
+                     max_km: float | None = None, client=None) -> pd.DataFrame:
     """Road distances (km) for the given origins × ESC schools from what the bundle offers.
 
     ``extras["road_distances"]`` (what ingest fills: ``(npy, json)``) or
     ``extras["road_matrix"]`` (a path or tuple), either of which may also be a
     :func:`studentflow.geo.road_distances` table (returned as given); else
     ``extras["road_network"]``; else great-circle × ``circuity``. ``max_km`` keeps the
-    table sparse (the network search stops there).
+    table sparse (the network search stops there). ``client`` (a
+    :class:`dask.distributed.Client` or scheduler address) runs the origin blocks as
+    Dask tasks, with the same table as without (:func:`studentflow.geo.road_distances`).
     """
     s = bundle.schools
     o, d = s.loc[s.index.intersection(origins)], s.loc[s.index.intersection(esc_ids)]
@@ -173,9 +175,9 @@ def bundle_distances(bundle, origins, esc_ids, *, circuity: float = 1.3,
     if isinstance(matrix, pd.DataFrame):
         return matrix
     if matrix is not None:
-        return geo.road_distances(o, d, matrix=matrix, max_km=max_km)
+        return geo.road_distances(o, d, matrix=matrix, max_km=max_km, client=client)
     return geo.road_distances(o, d, network=_extra(extras, "road_network"), circuity=circuity,
-                              max_km=max_km)
+                              max_km=max_km, client=client)
 
 
 def _keys(df: pd.DataFrame) -> pd.MultiIndex:
