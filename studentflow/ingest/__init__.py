@@ -1,10 +1,14 @@
 """Ingestion: raw government files (named in a manifest) → a canonical, validated Bundle.
 
-``load_bundle(manifest=None)`` reads every ``[[source]]`` of a ``manifest.toml`` with one
+``load_bundle(manifest=None, *, client=None)`` reads every ``[[source]]`` of a ``manifest.toml`` with one
 reader per source kind (:mod:`.readers`), harmonises them (:mod:`.harmonise`,
 :mod:`.flows`), validates the canonical tables (:mod:`.validate`) and returns a
 :class:`studentflow.schema.Bundle` whose ledger records every raw record dropped, merged,
 corrected or imputed. Learner reference numbers are read but never leave this package.
+
+Learner-level files (transitions, ESC billing) are streamed: each is read, validated and
+compacted to integer arrays on its own (:mod:`.learners`), on Dask workers when a
+``client`` is given (:mod:`.learners_dask`); the result is the same either way.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import geopandas as gpd
 import pandas as pd
 
 from studentflow.errors import DataError
-from studentflow.ingest.flows import build_flows
+from studentflow.ingest.learners import LEARNER_KINDS, LearnerPart, combine_flows, read_learner_part
 from studentflow.ingest.harmonise import (
     areas_table, drop_rows, esc_columns, impute_places, jhs_seats, match_places, resolve_coordinates, stack,
     subsidy_table,
@@ -32,7 +36,7 @@ __all__ = ["load_bundle", "read_manifest", "KINDS", "Source"]
 _SOURCE_COLS = ["kind", "file", "rows_read", "kept", "corrected", "imputed", "merged", "dropped"]
 
 
-def load_bundle(manifest: str | Path | None = None) -> Bundle:
+def load_bundle(manifest: str | Path | None = None, *, client=None) -> Bundle:
     """Load, harmonise and validate the raw files named in a manifest.
 
     Parameters
@@ -40,6 +44,12 @@ def load_bundle(manifest: str | Path | None = None) -> Bundle:
     manifest : str or Path, optional
         Path of a ``manifest.toml`` (its ``[[source]]`` paths are relative to its folder).
         Default: the bundled synthetic sample (:func:`studentflow.paths.sample_manifest`).
+    client : dask.distributed.Client or str, optional
+        Read and compact the learner-level files (transitions, ESC billing) as Dask tasks,
+        one per file, on this client's workers (a scheduler address string is connected
+        and closed here; see :func:`studentflow.dask_client.resolve`). The workers must
+        see the manifest's files at the same paths. The result is identical to the
+        single-process one; without a client Dask is not imported.
 
     Returns
     -------
@@ -60,14 +70,30 @@ def load_bundle(manifest: str | Path | None = None) -> Bundle:
 
         manifest = sample_manifest()
     sources = read_manifest(Path(manifest))
+    if client is None:
+        return _load(sources, read_learner_part)
+    from studentflow.ingest.learners_dask import learner_reader
+
+    with learner_reader(client, sources) as read:
+        return _load(sources, read)
+
+
+def _load(sources: list[Source], read_learners) -> Bundle:
+    """:func:`load_bundle` once the manifest is read; ``read_learners(src)`` gives the
+    :class:`LearnerPart` of a learner-level source (called in manifest order)."""
     ledger = Ledger()
     parts: dict[str, list[tuple[Source, pd.DataFrame]]] = {}
+    learners: dict[str, list[LearnerPart]] = {k: [] for k in LEARNER_KINDS}
     extras: dict = {}
     for src in sources:
         if src.kind == "road_network":
             extras["road_network"] = src.path
         elif src.kind == "road_distances":
             extras["road_distances"] = (src.path, src.index)
+        elif src.kind in LEARNER_KINDS:
+            part = read_learners(src)
+            ledger.extend(part.ledger)
+            learners[src.kind].append(part)
         else:
             parts.setdefault(src.kind, []).append((src, READERS[src.kind](src, ledger)))
     first = {k: v[0][0] for k, v in parts.items()}
@@ -99,8 +125,7 @@ def load_bundle(manifest: str | Path | None = None) -> Bundle:
                         matcher, ledger, regions, lambda: (lgu_src.kind, lgu_src.file, 0))
     rates = stack(parts["subsidy_rates"]) if "subsidy_rates" in parts else None
     subsidy = subsidy_table(schools, rates)
-    billing = stack(parts["esc_beneficiaries"]) if "esc_beneficiaries" in parts else None
-    flows = build_flows(stack(parts["transitions"]), billing, schools.index, crosswalk, ledger)
+    flows = combine_flows(learners["transitions"], learners["esc_beneficiaries"], schools.index, crosswalk, ledger)
 
     geometry = gpd.points_from_xy(coords["lon"].reindex(schools.index), coords["lat"].reindex(schools.index))
     cols = [c for c in SCHOOLS if c != "geometry"]

@@ -68,6 +68,17 @@ class Ledger:
             )
         )
 
+    def extend(self, other: "Ledger") -> None:
+        """Append another ledger's events and ``rows_read`` (e.g. one file read elsewhere).
+
+        Events keep their order: this ledger's first, then ``other``'s (its batches, then
+        its single events, as :meth:`frame` stacks them).
+        """
+        self._parts.extend(other._parts)
+        if other._rows:
+            self._parts.append(pd.DataFrame(other._rows, columns=list(empty_ledger().columns)))
+        self.rows_read.update(other.rows_read)
+
     def frame(self) -> pd.DataFrame:
         """All events so far as a canonical ledger table (sorted by source, file, row)."""
         parts = [empty_ledger()] + self._parts
