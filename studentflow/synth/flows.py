@@ -2,7 +2,8 @@
 
 Latent ESC demand on every candidate origin→ESC pair (origin × ESC school within
 ``radius_km`` of road) is drawn from the study's NB2 gravity model (slopes and dispersion
-of :data:`studentflow.synth.STUDY_PARAMS` / ``STUDY_ALPHA``) by :func:`draw_esc`;
+of :data:`studentflow.synth.STUDY_PARAMS` / ``STUDY_ALPHA``, plus synthetic
+:data:`REGION_EFFECTS` for regions the study did not cover) by :func:`draw_esc`;
 :mod:`studentflow.synth.rationing` calibrates its intercept (admitted beneficiaries about
 4 % of Grade 7 learners, paper-facts.md, last section) and rations it by the schools'
 billable slots. The remaining learners, rationed-out applicants included, go to nearby
@@ -11,11 +12,14 @@ public JHS and private schools, gravity-like on distance (:func:`learner_flows`)
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
 from studentflow.schema import OFFERS_JHS
+from studentflow.synth import STUDY_PARAMS
 from studentflow.synth.roads import project
 
 #: Target ESC beneficiaries as a share of Grade 7 learners (74,232 / 1,788,916 ≈ 4.1 %).
@@ -30,20 +34,73 @@ MAX_ESC_SHARE_OF_COHORT = 0.5
 RATIONED_TO_PUBLIC = 0.85
 
 
-def design(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Model covariates of the study's NB2 (keys of STUDY_PARAMS, intercept omitted)."""
-    return pd.DataFrame(
-        {
-            "log1p_distance_km": np.log1p(pairs["distance_km"].to_numpy(float)),
-            "log1p_net_cost_k": np.log1p(pairs["net_cost_k"].to_numpy(float)),
-            "esc_rating": pairs["esc_rating"].to_numpy(float),
-            "log1p_origin_lgu_revenue": np.log1p(pairs["origin_lgu_revenue"].to_numpy(float)),
-            "origin_region[Region III]": (pairs["origin_region"] == "Region III").to_numpy(float),
-            "origin_region[Region IV-A]": (pairs["origin_region"] == "Region IV-A").to_numpy(float),
-            "destination_region[Region III]": (pairs["destination_region"] == "Region III").to_numpy(float),
-            "destination_region[Region IV-A]": (pairs["destination_region"] == "Region IV-A").to_numpy(float),
-        }
-    )
+#: Synthetic region effects (origin, destination) on the NB2 log mean for the regions the
+#: study did not estimate (it covered NCR, the reference, Region III and Region IV-A: their
+#: effects are in STUDY_PARAMS). Invented in the study's pattern and size (origins outside
+#: NCR send slightly fewer ESC learners, destinations there draw slightly more); truth for
+#: the national region, not estimates.
+REGION_EFFECTS: dict[str, tuple[float, float]] = {
+    "Region I": (-0.060, 0.052), "Region II": (-0.041, 0.033), "Region V": (-0.052, 0.061),
+    "Region VI": (-0.071, 0.079), "Region VII": (-0.083, 0.091), "Region VIII": (-0.034, 0.024),
+    "Region IX": (-0.045, 0.042), "Region X": (-0.063, 0.070), "Region XI": (-0.078, 0.085),
+    "Region XII": (-0.049, 0.047), "CAR": (-0.022, 0.031), "Region XIII": (-0.031, 0.029),
+    "MIMAROPA": (-0.024, 0.018), "NIR": (-0.066, 0.072), "BARMM": (-0.012, 0.010),
+}
+
+_CONTINUOUS = {
+    "log1p_distance_km": lambda p: np.log1p(p["distance_km"].to_numpy(float)),
+    "log1p_net_cost_k": lambda p: np.log1p(p["net_cost_k"].to_numpy(float)),
+    "esc_rating": lambda p: p["esc_rating"].to_numpy(float),
+    "log1p_origin_lgu_revenue": lambda p: np.log1p(p["origin_lgu_revenue"].to_numpy(float)),
+}
+_DUMMY = re.compile(r"^(origin|destination)_region\[(.+)\]$")
+
+
+def region_params(regions) -> dict[str, float]:
+    """NB2 region dummies of ``regions`` beyond the study's (STUDY_PARAMS has those).
+
+    Parameters
+    ----------
+    regions : iterable of str
+        Canonical region names of the area.
+
+    Returns
+    -------
+    dict
+        ``origin_region[R]`` for every such region R in order, then
+        ``destination_region[R]``, from :data:`REGION_EFFECTS` (empty for the study area).
+    """
+    extra = [r for r in regions if r in REGION_EFFECTS]
+    out = {f"origin_region[{r}]": REGION_EFFECTS[r][0] for r in extra}
+    out.update({f"destination_region[{r}]": REGION_EFFECTS[r][1] for r in extra})
+    return out
+
+
+def design(pairs: pd.DataFrame, names=None) -> pd.DataFrame:
+    """Model covariates of the study's NB2 (intercept omitted).
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame
+        distance_km, net_cost_k, esc_rating, origin_lgu_revenue, origin_region,
+        destination_region.
+    names : sequence of str, optional
+        Columns wanted, in order: the four slopes' names and ``origin_region[R]`` /
+        ``destination_region[R]`` dummies (1.0 where the pair's region is R). None: the
+        keys of STUDY_PARAMS except the intercept.
+    """
+    if names is None:
+        names = [k for k in STUDY_PARAMS if k != "intercept"]
+    cols = {}
+    for name in names:
+        if name in _CONTINUOUS:
+            cols[name] = _CONTINUOUS[name](pairs)
+            continue
+        m = _DUMMY.match(name)
+        if m is None:
+            raise ValueError(f"names: unknown NB2 covariate {name!r}")
+        cols[name] = (pairs[f"{m.group(1)}_region"] == m.group(2)).to_numpy(float)
+    return pd.DataFrame(cols, index=pairs.index)
 
 
 def candidate_pairs(schools, origin_ids, destination_ids, distance_km, revenue, rating_fill) -> pd.DataFrame:
@@ -90,9 +147,11 @@ def candidate_pairs(schools, origin_ids, destination_ids, distance_km, revenue, 
 def draw_esc(pairs: pd.DataFrame, params: dict, alpha: float, target: float, rng) -> tuple[pd.DataFrame, float]:
     """Draw NB2 counts on the pairs with the intercept calibrated to ``target`` in total.
 
+    Every key of ``params`` but the intercept is a covariate of :func:`design`.
+
     Returns the pairs with ``mu`` and ``esc_beneficiaries`` and the intercept used.
     """
-    X = design(pairs)
+    X = design(pairs, [k for k in params if k != "intercept"])
     eta = X.to_numpy() @ np.array([params[c] for c in X.columns])
     intercept = float(np.log(target / np.exp(eta).sum()))
     mu = np.exp(intercept + eta)

@@ -1,7 +1,8 @@
 """``make_region``: a synthetic "Mega Manila" written as raw files plus its ground truth.
 
 The region uses real geography (PSGC cities/municipalities and barangay centroids), about
-3,000 institutions per unit of ``scale`` in the study's proportions, learner-level Grade 6 →
+3,000 institutions per unit of ``scale`` in the study's proportions (or another
+:class:`~studentflow.synth.mix.Mix`, e.g. the national one), learner-level Grade 6 →
 Grade 7 transitions, latent ESC demand drawn from the study's NB2 gravity model over all
 candidate origin→ESC pairs within ``radius_km`` of road and rationed by each ESC school's
 billable slots (:mod:`studentflow.synth.rationing`), and a synthetic road network.
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from studentflow.geo import read_network
-from studentflow.schema import SCHOOLS, SUBSIDY_TIERS
+from studentflow.schema import ALL_REGIONS, REGION_PSGC, SCHOOLS, SUBSIDY_TIERS
 from studentflow.synth import STUDY_ALPHA, STUDY_PARAMS
 from studentflow.synth import enrolment as E
 from studentflow.synth import flows as F
@@ -30,11 +31,13 @@ from studentflow.synth import schools as S
 from studentflow.synth.distances import network_matrix, network_pairs
 from studentflow.synth.geography import STUDY_REGIONS, barangays, lgus
 from studentflow.synth.io import write_csv, write_json, write_npy
+from studentflow.synth.mix import STUDY_MIX, Mix
 from studentflow.synth.roads import make_network
 
-#: Grade 6 enrolment medians (learners) by origin type; NCR public schools are larger.
-G6_MEDIAN = {"public_es": 150.0, "public_es_jhs": 100.0, "private": 40.0}
-NCR_FACTOR = 1.4
+#: Grade 6 enrolment medians (learners) by origin type; NCR public schools are larger
+#: (the study area's; a :class:`~studentflow.synth.mix.Mix` sets its own).
+G6_MEDIAN = STUDY_MIX.grade6_median
+NCR_FACTOR = STUDY_MIX.ncr_factor
 RADIUS_KM = 5.0  # candidate pairs: ESC schools within this road distance of an origin (the study's)
 STAY_RATE = 0.97  # share of Grade 6 learners appearing as Grade 7 in the data
 
@@ -81,18 +84,51 @@ def _division(s: pd.DataFrame, lgu: pd.DataFrame) -> pd.Series:
                               "DIVISION OF " + s["municipality"]), index=s.index)
 
 
-def _grade6(s: pd.DataFrame, rng) -> pd.Series:
+def _grade6(s: pd.DataFrame, rng, mix: Mix = STUDY_MIX) -> pd.Series:
     o = s[S.is_origin(s)]
     kind = np.where(o["sector"] == "private", "private",
                     np.where(o["offering"] == "es_jhs", "public_es_jhs", "public_es"))
-    med = pd.Series(kind).map(G6_MEDIAN).to_numpy(float)
-    med = np.where((o["region"].to_numpy() == "NCR") & (kind != "private"), med * NCR_FACTOR, med)
+    med = pd.Series(kind).map(mix.grade6_median).to_numpy(float)
+    med = np.where((o["region"].to_numpy() == "NCR") & (kind != "private"), med * mix.ncr_factor, med)
     g6 = np.maximum(8, np.round(med * np.exp(rng.normal(0, 0.45, len(o))))).astype(np.int64)
     return pd.Series(g6, index=o.index)
 
 
-def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tuple[str, ...] = STUDY_REGIONS,
-                radius_km: float | None = None, write_matrix: bool | None = None) -> RegionInfo:
+def resolve_regions(regions) -> tuple[str, ...]:
+    """Canonical region names of a ``regions`` argument.
+
+    Parameters
+    ----------
+    regions : "all", str or iterable of str
+        "all": every region of :data:`studentflow.schema.REGION_PSGC` in PSGC order; a
+        single region name; or several (duplicates dropped, order kept).
+
+    Returns
+    -------
+    tuple of str
+
+    Raises
+    ------
+    ValueError
+        Naming ``regions`` and the unknown value(s), or for an empty selection.
+    """
+    if isinstance(regions, str):
+        regions = ALL_REGIONS if regions == "all" else (regions,)
+    try:
+        names = tuple(dict.fromkeys(regions))
+    except TypeError:
+        raise ValueError(f"regions: expected 'all' or region names, got {regions!r}") from None
+    unknown = [r for r in names if r not in REGION_PSGC]
+    if unknown:
+        raise ValueError(f"regions: unknown region name(s) {unknown}; use 'all' or names of {list(ALL_REGIONS)}")
+    if not names:
+        raise ValueError("regions: no region given")
+    return names
+
+
+def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tuple[str, ...] | str = STUDY_REGIONS,
+                radius_km: float | None = None, write_matrix: bool | None = None,
+                mix: Mix | None = None) -> RegionInfo:
     """Write a synthetic study area as raw files (every SOURCES.md kind) plus ``truth/``.
 
     Parameters
@@ -103,11 +139,13 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
         Multiplies institution counts (1.0 → about 3,000 institutions, 10 → about 30,000).
     out_dir : str or Path, optional
         Target folder (created); None writes to a new temporary directory.
-    regions : tuple of str
+    regions : tuple of str or "all"
         Canonical regions of the area, keys of :data:`studentflow.schema.REGION_PSGC`
-        (default: NCR, Region III, Region IV-A). Other regions work (geography, files and
-        name variants are generic) but the NB2 truth has region dummies only for Region III
-        and Region IV-A, so any other region shares the NCR reference level.
+        (default: NCR, Region III, Region IV-A), or "all" for every region in PSGC order.
+        Geography, files and name variants are generic. The NB2 truth has a region dummy
+        (origin and destination) for every region but NCR, the reference: the study's
+        for Region III and Region IV-A, synthetic ones
+        (:data:`studentflow.synth.flows.REGION_EFFECTS`) for the others.
     radius_km : float, optional
         Candidate origin→ESC pairs are those within this road distance, km. None
         (default): :data:`RADIUS_KM`, the study's 5 km (``studentflow.pairs.build_pairs``
@@ -118,6 +156,10 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
         Also write the OSRM-style ``road_matrix.npy`` (rows origins × cols ESC schools,
         float32 metres). None (default): only when ``scale <= 2`` (the matrix grows with
         scale², about 640 MB at scale 10).
+    mix : studentflow.synth.mix.Mix, optional
+        Institution counts per unit of scale, ESC share of private schools and Grade 6
+        cohort sizes. None (default): :data:`~studentflow.synth.mix.STUDY_MIX`, the study
+        area's; :data:`~studentflow.synth.mix.NATIONAL_MIX` is the whole country's.
 
     Returns
     -------
@@ -125,6 +167,11 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
     """
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"scale: must be a positive number, got {scale!r}")
+    regions = resolve_regions(regions)
+    if mix is None:
+        mix = STUDY_MIX
+    if not isinstance(mix, Mix):
+        raise ValueError(f"mix: expected a studentflow.synth.mix.Mix, got {type(mix).__name__}")
     if radius_km is None:
         radius_km = RADIUS_KM
     if not radius_km > 0:
@@ -134,15 +181,16 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
     rng = [np.random.default_rng(s) for s in np.random.SeedSequence([int(seed), 20260217]).spawn(12)]
     quirks: list[dict] = []
 
-    lgu = lgus(tuple(regions))
+    lgu = lgus(regions)
     brgy = barangays(lgu)
     nodes = brgy.rename(columns={"psgc_code": "node"})[["node", "lon", "lat"]]
     edges = make_network(nodes, seed)
-    schools = S.private_attributes(S.place_schools(lgu, brgy, scale, rng[0]), rng[1])
+    schools = S.private_attributes(S.place_schools(lgu, brgy, scale, rng[0], mix.counts), rng[1],
+                                   mix.esc_share_of_private)
     schools["division"] = _division(schools, lgu)
     revenue = S.lgu_revenue(lgu, rng[2])
 
-    g6 = _grade6(schools, rng[3])
+    g6 = _grade6(schools, rng[3], mix)
     cohort = pd.Series(rng[3].binomial(g6.to_numpy(), STAY_RATE), index=g6.index)
     esc_ids_ = schools.index[schools["esc"].to_numpy()]
     origins = cohort.index
@@ -153,7 +201,7 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
     rated = schools.loc[esc_ids_, "esc_rating"].dropna()
     rating_fill = float(rated.median())
     cand = F.candidate_pairs(schools, origins[pi], esc_ids_[pj], pkm, revenue, rating_fill)
-    params = dict(STUDY_PARAMS)
+    params = {**STUDY_PARAMS, **F.region_params(regions)}
     target = F.ESC_SHARE * float(cohort.sum())
     # latent NB2 demand on every candidate pair, rationed by each ESC school's billable slots
     pairs, capacity, intercept = R.draw_admissions(cand, esc_ids_, params, STUDY_ALPHA, target, rng[4])
@@ -229,6 +277,7 @@ def make_region(seed: int = 0, scale: float = 1.0, out_dir=None, *, regions: tup
         "params": params, "alpha": STUDY_ALPHA, "radius_km": radius_km, "seed": int(seed), "scale": float(scale),
         "distance": "road network (see geo)", "esc_rating_unrated_fill": rating_fill,
         "regions": list(regions), "rationing": R.rationing_parameters(), "shares": shares,
+        **({} if mix == STUDY_MIX else {"mix": mix.name}),
     })
 
     off = schools.groupby(["sector", "offering"]).size()

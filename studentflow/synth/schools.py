@@ -1,9 +1,10 @@
 """Institutions of a synthetic region: where they are, what they offer, what they cost.
 
-Counts follow paper-facts.md ("Proportions"): about half public elementary schools (the
-origins of Grade 6 → 7 flows), public schools offering JHS, about a third private schools
-of which about two thirds take part in ESC. Schools sit around real barangay centroids,
-drawn in proportion to population.
+Counts follow a :class:`studentflow.synth.mix.Mix`; by default the study area's
+(paper-facts.md, "Proportions"): about half public elementary schools (the origins of
+Grade 6 → 7 flows), public schools offering JHS, about a third private schools of which
+about two thirds take part in ESC. Schools sit around real barangay centroids, drawn in
+proportion to population.
 """
 
 from __future__ import annotations
@@ -12,23 +13,12 @@ import numpy as np
 import pandas as pd
 
 from studentflow.schema import ESC_RATING_RANK, OFFERS_ES, OFFERS_JHS, SUBSIDY_TIERS
+from studentflow.synth.mix import STUDY_MIX
 
-#: Institutions per 3,000 at scale 1: (sector, offering) → count.
-BASE_COUNTS: dict[tuple[str, str], int] = {
-    ("public", "purely_es"): 1470,
-    ("public", "es_jhs"): 130,
-    ("public", "jhs_shs"): 260,
-    ("public", "purely_jhs"): 80,
-    ("public", "purely_shs"): 40,
-    ("private", "purely_es"): 150,
-    ("private", "es_jhs"): 200,
-    ("private", "all_offering"): 410,
-    ("private", "jhs_shs"): 200,
-    ("private", "purely_jhs"): 20,
-    ("private", "purely_shs"): 40,
-}
-#: Share of private schools in ESC (all of them offer JHS).
-ESC_SHARE_OF_PRIVATE = 2 / 3
+#: Institutions per 3,000 at scale 1: (sector, offering) → count (the study area's mix).
+BASE_COUNTS: dict[tuple[str, str], float] = STUDY_MIX.counts
+#: Share of private schools in ESC (all of them offer JHS), the study area's.
+ESC_SHARE_OF_PRIVATE = STUDY_MIX.esc_share_of_private
 #: DepEd id ranges by kind (first digit), and the share of ids written with a leading 0.
 _ID_RANGES = {"public_es": (100000, 200000), "public_sec": (300000, 350000),
               "public_int": (500000, 520000), "private": (400000, 500000)}
@@ -55,7 +45,8 @@ def _ids(rng, kind: str, n: int, taken: set) -> list[str]:
     return [f"{x:06d}" for x in picked]
 
 
-def place_schools(lgu: pd.DataFrame, brgy: pd.DataFrame, scale: float, rng: np.random.Generator) -> pd.DataFrame:
+def place_schools(lgu: pd.DataFrame, brgy: pd.DataFrame, scale: float, rng: np.random.Generator,
+                  counts: dict[tuple[str, str], float] | None = None) -> pd.DataFrame:
     """Draw the institutions of the region, without enrolment.
 
     Parameters
@@ -67,6 +58,9 @@ def place_schools(lgu: pd.DataFrame, brgy: pd.DataFrame, scale: float, rng: np.r
     scale : float
         Multiplies every institution count (1.0 → about 3,000 institutions).
     rng : numpy.random.Generator
+    counts : dict, optional
+        (sector, offering) → institutions at scale 1, drawn in this order (a
+        :class:`studentflow.synth.mix.Mix`'s ``counts``). None: :data:`BASE_COUNTS`.
 
     Returns
     -------
@@ -80,7 +74,7 @@ def place_schools(lgu: pd.DataFrame, brgy: pd.DataFrame, scale: float, rng: np.r
     tier = lgu.loc[brgy["lgu_code"], "tier"].to_numpy()
     private_w = pop * np.where(tier == "other", 1.0, 1.8)
     frames, taken = [], set()
-    for (sector, offering), base in BASE_COUNTS.items():
+    for (sector, offering), base in (BASE_COUNTS if counts is None else counts).items():
         n = max(1, int(round(base * scale)))
         w = private_w if sector == "private" else pop
         b = rng.choice(len(brgy), size=n, p=w / w.sum())
@@ -135,8 +129,12 @@ def _names(s: pd.DataFrame, rng) -> list[str]:
     return out
 
 
-def private_attributes(schools: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+def private_attributes(schools: pd.DataFrame, rng: np.random.Generator,
+                       esc_share: float = ESC_SHARE_OF_PRIVATE) -> pd.DataFrame:
     """ESC participation, tuition (pesos), ESC rating rank and subsidy amount (pesos).
+
+    ``round(esc_share × private schools)`` ESC schools (at most every private school
+    offering JHS) are drawn among the private schools offering JHS.
 
     Returns
     -------
@@ -149,7 +147,7 @@ def private_attributes(schools: pd.DataFrame, rng: np.random.Generator) -> pd.Da
     private = (s["sector"] == "private").to_numpy()
     jhs = s["offering"].isin(OFFERS_JHS).to_numpy()
     cand = np.flatnonzero(private & jhs)
-    n_esc = min(len(cand), int(round(ESC_SHARE_OF_PRIVATE * private.sum())))
+    n_esc = min(len(cand), int(round(esc_share * private.sum())))
     esc = np.zeros(len(s), bool)
     esc[rng.choice(cand, size=n_esc, replace=False)] = True
     s["esc"] = esc
