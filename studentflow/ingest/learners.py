@@ -77,6 +77,13 @@ class LearnerPart:
     def __len__(self) -> int:
         return int(self.arrays["row"].size)
 
+    def __repr__(self) -> str:  # never the arrays: they hold LRNs
+        return f"LearnerPart({self.kind!r}, {self.file!r}, {len(self)} rows)"
+
+    def summary(self) -> str:
+        """One line: kind, file, rows kept, ledger events (no learner data)."""
+        return f"{self.kind} {self.file}: {len(self):,} rows kept, {len(self.ledger.frame()):,} ledger rows"
+
 
 def _school_int(ids: pd.Series) -> np.ndarray:
     """6-digit school ID strings ('' for none) → int32 (-1 for none)."""

@@ -1,0 +1,215 @@
+"""Learner-level ingest: streamed compact path = string reference; Dask path = single process."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from studentflow.errors import DataError
+from studentflow.ingest import load_bundle, read_manifest
+from studentflow.ingest.flows import build_flows
+from studentflow.ingest.harmonise import stack
+from studentflow.ingest.learners import LEARNER_KINDS, combine_flows, read_learner_part
+from studentflow.ingest.ledger import Ledger
+from studentflow.ingest.readers import READERS
+
+KEY = ["origin_id", "destination_id"]
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory) -> Path:
+    """Three regions: three transitions files and three billing files, plus truth/."""
+    from studentflow.synth import make_region
+
+    out = tmp_path_factory.mktemp("learners")
+    make_region(seed=3, scale=0.2, out_dir=out, write_matrix=False)
+    return out
+
+
+def _lines(path: Path) -> list[str]:
+    op = gzip.open if path.name.endswith(".gz") else open
+    with op(path, "rt", encoding="utf-8") as fh:
+        return fh.read().splitlines()
+
+
+def _write(path: Path, lines: list[str]) -> None:
+    op = gzip.open if path.name.endswith(".gz") else open
+    with op(path, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def messy(region, tmp_path_factory) -> Path:
+    """The region plus learner rows hitting every flow rule across files: an LRN repeated
+    from an earlier file, an LRN written with '.0', blank and malformed LRNs, billing rows
+    with a malformed LRN twice at one school, a Grade 8 row, an ESC ID outside the slots
+    list with and without a DepEd ID, and a billing LRN with no Grade 7 record."""
+    out = tmp_path_factory.mktemp("messy") / "r"
+    shutil.copytree(region, out)
+    files = {s.kind + ":" + s.file: s.path for s in read_manifest(out / "manifest.toml")}
+    t1, t2 = files["transitions:gr7_enrollees_ncr.csv.gz"], files["transitions:gr7_enrollees_region4a.csv.gz"]
+    first, last = _lines(t1), _lines(t2)
+    cols = last[0].split(",")
+    lrn_at, g7_at = cols.index("LRN"), cols.index("BEIS School ID in Grade 7")
+    early = first[5].split(",")
+    rows = []
+    for lrn in (early[lrn_at], early[lrn_at][:-3] + "777.0", "", "12345", "ABCDEFGHIJKL"):
+        r = last[-1].split(",")
+        r[lrn_at] = lrn
+        rows.append(",".join(r))
+    _write(t2, last + rows)
+    bill = files["esc_beneficiaries:esc_billing_region3.csv"]
+    b = _lines(bill)
+    bcols = b[0].split(",")
+    li, gi, ei, di = (bcols.index(c) for c in ("lrn", "grade", "school id", "deped id"))
+    base = b[-1].split(",")
+    extra = []
+    for change in ({li: "NOT-AN-LRN"}, {li: "NOT-AN-LRN"}, {li: "NOT-AN-LRN", ei: "9999991"}, {gi: "8"},
+                   {ei: "9999992"}, {ei: "9999993", di: ""}, {li: "999999999999"},
+                   {li: early[lrn_at], ei: "9999994", di: early[g7_at]}):
+        r = list(base)
+        for k, v in change.items():
+            r[k] = v
+        extra.append(",".join(r))
+    _write(bill, b + extra)
+    return out / "manifest.toml"
+
+
+@pytest.fixture(scope="module")
+def client():
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as c:
+        yield c
+
+
+def _lrns(manifest: Path) -> set[str]:
+    out = set()
+    for s in read_manifest(Path(manifest)):
+        if s.kind in LEARNER_KINDS:
+            out |= set(re.findall(r"(?<!\d)\d{12}(?!\d)", "\n".join(_lines(s.path))))
+    return out
+
+
+def _assert_same_bundle(a, b) -> None:
+    pd.testing.assert_frame_equal(a.flows, b.flows, check_exact=True)
+    pd.testing.assert_frame_equal(a.ledger, b.ledger, check_exact=True)
+    pd.testing.assert_frame_equal(a.sources, b.sources, check_exact=True)
+    pd.testing.assert_frame_equal(pd.DataFrame(a.schools), pd.DataFrame(b.schools), check_exact=True)
+
+
+def _reference(manifest: Path, monkeypatch):
+    """Run load_bundle, and beside its compact flow step the string reference
+    (:func:`build_flows` on the stacked string frames) on the same study area."""
+    import studentflow.ingest as ingest
+
+    seen = {}
+
+    def spy(trans, billing, schools_index, crosswalk, ledger):
+        mine = Ledger()
+        flows = combine_flows(trans, billing, schools_index, crosswalk, mine)
+        seen.update(flows=flows, ledger=mine.frame(), schools=schools_index, crosswalk=crosswalk)
+        ledger.extend(mine)
+        return flows
+
+    monkeypatch.setattr(ingest, "combine_flows", spy)
+    bundle = load_bundle(manifest)
+    frames = {k: [] for k in LEARNER_KINDS}
+    for s in read_manifest(manifest):
+        if s.kind in LEARNER_KINDS:
+            frames[s.kind].append((s, READERS[s.kind](s, Ledger())))
+    ref = Ledger()
+    flows = build_flows(stack(frames["transitions"]), stack(frames["esc_beneficiaries"]),
+                        seen["schools"], seen["crosswalk"], ref)
+    return bundle, seen, flows, ref.frame()
+
+
+@pytest.mark.parametrize("which", ["region", "messy"])
+def test_compact_flows_equal_string_reference(which, region, messy, monkeypatch):
+    manifest = region / "manifest.toml" if which == "region" else messy
+    bundle, seen, flows, ledger = _reference(manifest, monkeypatch)
+    pd.testing.assert_frame_equal(seen["flows"], flows, check_exact=True)
+    pd.testing.assert_frame_equal(seen["ledger"], ledger, check_exact=True)
+    pd.testing.assert_frame_equal(bundle.flows, flows, check_exact=True)
+    if which == "messy":  # every rule fired, in the files where it was planted
+        got = set(zip(ledger["file"], ledger["reason"]))
+        for f, why in (("gr7_enrollees_region4a.csv.gz", "repeated LRN"), ("gr7_enrollees_region4a.csv.gz", "LRN blank"),
+                       ("esc_billing_region3.csv", "further billing row"), ("esc_billing_region3.csv", "not for Grade 7"),
+                       ("esc_billing_region3.csv", "not in the ESC slots list"),
+                       ("esc_billing_region3.csv", "no kept Grade 7 record")):
+            assert any(g == f and why in r for g, r in got), (f, why)
+        assert not (set(re.findall(r"\d{12}", bundle.ledger.to_csv())) & _lrns(manifest))
+
+
+def test_streamed_flows_equal_truth(region):
+    bundle = load_bundle(region / "manifest.toml")
+    truth = pd.read_csv(region / "truth" / "flows.csv", dtype={"origin_id": str, "destination_id": str})
+    truth = truth.sort_values(KEY).reset_index(drop=True)[bundle.flows.columns]
+    pd.testing.assert_frame_equal(bundle.flows, truth, check_dtype=False)
+    assert bundle.flows["esc_beneficiaries"].sum() > 0
+    assert len([s for s in read_manifest(region / "manifest.toml") if s.kind == "transitions"]) == 3
+
+
+def test_part_is_compact(region):
+    src = next(s for s in read_manifest(region / "manifest.toml") if s.kind == "transitions")
+    part = read_learner_part(src)
+    assert {a.dtype.kind for a in part.arrays.values()} <= {"i", "b"}
+    assert part.arrays["lrn"].dtype == np.int64 and (part.arrays["lrn"] >= 0).all()
+    raw = pd.read_csv(src.path, dtype=str, keep_default_na=False)
+    dropped = part.ledger.frame()
+    assert len(part) + (dropped["action"] == "dropped").sum() == part.ledger.rows_read[(src.kind, src.file)] == len(raw)
+    kept = raw.iloc[part.arrays["row"] - 2]
+    np.testing.assert_array_equal(part.arrays["lrn"], kept["LRN"].astype("int64").to_numpy())
+    np.testing.assert_array_equal(part.arrays["destination"], kept["BEIS School ID in Grade 7"].astype("int64"))
+    assert str(part.arrays["lrn"][0]) not in repr(part) + part.summary()
+
+
+@pytest.mark.parametrize("which", ["region", "messy"])
+def test_dask_equals_single_process(which, region, messy, client):
+    manifest = region / "manifest.toml" if which == "region" else messy
+    _assert_same_bundle(load_bundle(manifest, client=client), load_bundle(manifest))
+
+
+def test_dask_by_address(region, client):
+    manifest = region / "manifest.toml"
+    _assert_same_bundle(load_bundle(manifest, client=client.scheduler.address), load_bundle(manifest))
+
+
+def _break(manifest: Path, tmp: Path, how: str) -> Path:
+    out = tmp / how
+    shutil.copytree(manifest.parent, out)
+    gr7 = out / "gr7_enrollees_region3.csv.gz"
+    if how == "column":
+        lines = _lines(gr7)
+        lines[0] = lines[0].replace("BEIS School ID in Grade 6", "Grade Six Place")
+        _write(gr7, lines)
+    elif how == "bytes":
+        data = gzip.decompress(gr7.read_bytes())
+        cut = data.index(b"\n", len(data) // 2)
+        gr7.write_bytes(gzip.compress(data[:cut] + b"\n\xff\xfe," + data[cut:]))
+    elif how == "two":  # a bad transitions file, and a bad billing file after it
+        gr7.write_bytes(b"\x1f\x8b not really gzip")
+        (out / "esc_billing_ncr.csv").write_text("")
+    return out / "manifest.toml"
+
+
+@pytest.mark.parametrize("how, pattern", [
+    ("column", r"gr7_enrollees_region3\.csv\.gz: no column for 'BEIS School ID in Grade 6'"),
+    ("bytes", r"gr7_enrollees_region3\.csv\.gz: cannot read as CSV text"),
+    ("two", r"gr7_enrollees_region3\.csv\.gz: cannot read"),
+])
+def test_bad_learner_file_same_error(region, tmp_path, client, how, pattern):
+    manifest = _break(region / "manifest.toml", tmp_path, how)
+    with pytest.raises(DataError, match=pattern) as here:
+        load_bundle(manifest)
+    with pytest.raises(DataError, match=pattern) as there:
+        load_bundle(manifest, client=client)
+    assert str(here.value) == str(there.value)
+    assert not re.search(r"(?<!\d)\d{12}(?!\d)", str(here.value))
