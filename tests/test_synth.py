@@ -699,3 +699,144 @@ def test_region_slug_is_a_distinct_filename(region):
 def test_deped_municipality_upper_and_city_suffix(name):
     assert deped_municipality(name) == name.upper()
     assert deped_municipality(f"City of {name}") == f"{name} CITY".upper()
+
+
+# ------------------------------------------------------------------ mix, regions="all" and region dummies
+def test_resolve_regions_all_in_psgc_order_and_bad_names():
+    from studentflow.schema import ALL_REGIONS
+    from studentflow.synth.region import resolve_regions
+
+    every = resolve_regions("all")
+    assert every == ALL_REGIONS and set(every) == set(REGION_PSGC)
+    codes = [REGION_PSGC[r] for r in every]
+    assert codes == sorted(codes)
+    assert resolve_regions("CAR") == ("CAR",)
+    assert resolve_regions(["CAR", "NCR", "CAR"]) == ("CAR", "NCR")
+    for bad, shown in ((("NCR", "Atlantis"), "Atlantis"), ("al", "'al'"), ((), "no region"), (5, "5")):
+        with pytest.raises(ValueError, match="regions") as e:
+            resolve_regions(bad)
+        assert shown in str(e.value)
+    with pytest.raises(ValueError, match="regions.*Narnia"):
+        make_region(regions="Narnia")
+
+
+def test_mix_rejects_bad_values():
+    from studentflow.synth.mix import STUDY_MIX, Mix
+
+    g6 = STUDY_MIX.grade6_median
+    with pytest.raises(ValueError, match="counts"):
+        Mix("x", {("public", "purely_es"): 10}, 0.5, g6)
+    with pytest.raises(ValueError, match="counts"):
+        Mix("x", {("public", "purely_es"): -1, ("private", "es_jhs"): 5}, 0.5, g6)
+    with pytest.raises(ValueError, match="esc_share_of_private"):
+        Mix("x", STUDY_MIX.counts, 0.0, g6)
+    with pytest.raises(ValueError, match="grade6_median"):
+        Mix("x", STUDY_MIX.counts, 0.5, {"public_es": 10.0})
+    with pytest.raises(ValueError, match="mix"):
+        make_region(mix={"name": "study"})
+    assert "public" in STUDY_MIX.summary() and STUDY_MIX.total() == 3000
+
+
+def test_default_is_the_study_mix(sample_dir, truth_schools):
+    """The sample (made with the defaults) has exactly the study mix's counts and study-only truth."""
+    from studentflow.synth.mix import STUDY_MIX
+
+    got = truth_schools.groupby(["sector", "offering"]).size().to_dict()
+    assert got == {k: max(1, round(v)) for k, v in STUDY_MIX.counts.items()}
+    private = truth_schools["sector"] == "private"
+    assert truth_schools["esc"].sum() == round(STUDY_MIX.esc_share_of_private * private.sum())
+    params = json.loads((sample_dir / "truth" / "params.json").read_text())
+    assert set(params["params"]) == set(STUDY_PARAMS) and "mix" not in params
+
+
+def test_design_covers_any_region_dummy():
+    from studentflow.synth.flows import REGION_EFFECTS, design, region_params
+
+    rng = np.random.default_rng(3)
+    regions = sorted(REGION_PSGC)
+    pairs = pd.DataFrame({"distance_km": rng.uniform(0, 5, 50), "net_cost_k": rng.uniform(0, 30, 50),
+                          "esc_rating": rng.integers(1, 9, 50).astype(float),
+                          "origin_lgu_revenue": rng.uniform(1e7, 1e9, 50),
+                          "origin_region": rng.choice(regions, 50), "destination_region": rng.choice(regions, 50)})
+    assert list(design(pairs).columns) == [k for k in STUDY_PARAMS if k != "intercept"]
+    extra = region_params(regions)
+    assert region_params(REGIONS) == {}  # the study area gets no new dummies
+    assert set(extra) == {f"{s}_region[{r}]" for s in ("origin", "destination") for r in REGION_EFFECTS}
+    assert set(REGION_EFFECTS) | {"NCR", "Region III", "Region IV-A"} == set(REGION_PSGC)
+    X = design(pairs, list(extra))
+    for name in extra:
+        side, r = name.split("_region[")
+        assert (X[name] == (pairs[f"{side}_region"] == r[:-1]).astype(float)).all()
+    with pytest.raises(ValueError, match="names"):
+        design(pairs, ["log1p_distance_km", "tuition"])
+
+
+@pytest.fixture(scope="module")
+def national_small(tmp_path_factory):
+    """A small national-mix region over every region (scale 0.4, about 1,200 institutions)."""
+    from studentflow.synth.mix import NATIONAL_MIX
+
+    out = tmp_path_factory.mktemp("national_small")
+    info = make_region(seed=11, scale=0.4, out_dir=out, regions="all", mix=NATIONAL_MIX)
+    return info
+
+
+def test_national_mix_counts_follow_the_mix(national_small):
+    from studentflow.schema import ALL_REGIONS, OFFERS_JHS
+    from studentflow.synth.mix import NATIONAL_MIX
+    from studentflow.synth.region import G6_SIGMA, STAY_RATE
+
+    d = national_small.out_dir
+    s = _truth(d, "schools.csv").set_index("school_id")
+    got = s.groupby(["sector", "offering"]).size().to_dict()
+    assert got == {k: max(1, round(v * 0.4)) for k, v in NATIONAL_MIX.counts.items()}
+    private = s["sector"] == "private"
+    assert s["esc"].sum() == min((private & s["offering"].isin(OFFERS_JHS)).sum(),
+                                 round(NATIONAL_MIX.esc_share_of_private * private.sum()))
+    public = s[~private]
+    assert public["offering"].isin(["purely_es", "es_jhs"]).sum() > 3 * public["offering"].isin(OFFERS_JHS).sum()
+    assert set(s["region"]) == set(ALL_REGIONS)
+    assert set(_truth(d, "areas.csv")["region"]) == set(ALL_REGIONS)
+    # Grade 7 learners: each origin's lognormal Grade 6 mean times the stay rate, within sampling error
+    origin = s["offering"].isin(["purely_es", "es_jhs", "all_offering"])
+    o = s[origin]
+    kind = np.where(o["sector"] == "private", "private",
+                    np.where(o["offering"] == "es_jhs", "public_es_jhs", "public_es"))
+    med = pd.Series(kind).map(NATIONAL_MIX.grade6_median).to_numpy()
+    med = np.where((o["region"].to_numpy() == "NCR") & (kind != "private"), med * NATIONAL_MIX.ncr_factor, med)
+    expected = (med * np.exp(G6_SIGMA**2 / 2)).sum() * STAY_RATE
+    learners = _truth(d, "flows.csv")["learners"].sum()
+    assert learners == national_small.counts["learners"]
+    assert learners == pytest.approx(expected, rel=0.05)
+    assert learners / origin.sum() < 80  # far smaller cohorts than the study area's ~137
+
+
+def test_national_mix_truth_has_every_region_dummy(national_small):
+    from studentflow.schema import ALL_REGIONS
+    from studentflow.synth.flows import REGION_EFFECTS
+
+    d = national_small.out_dir
+    params = json.loads((d / "truth" / "params.json").read_text())
+    assert params["regions"] == list(ALL_REGIONS) and params["mix"] == "national"
+    p = params["params"]
+    for r in ALL_REGIONS:
+        if r in REGION_EFFECTS:
+            assert (p[f"origin_region[{r}]"], p[f"destination_region[{r}]"]) == REGION_EFFECTS[r]
+    assert set(p) == set(STUDY_PARAMS) | {f"{s}_region[{r}]" for s in ("origin", "destination")
+                                          for r in ALL_REGIONS if r != "NCR" and f"{s}_region[{r}]" not in STUDY_PARAMS}
+    pairs = _truth(d, "pairs.csv")
+    assert pairs["origin_region"].nunique() > 3
+    eta = (p["intercept"] + p["log1p_distance_km"] * np.log1p(pairs["distance_km"])
+           + p["log1p_net_cost_k"] * np.log1p(pairs["net_cost_k"]) + p["esc_rating"] * pairs["esc_rating"]
+           + p["log1p_origin_lgu_revenue"] * np.log1p(pairs["origin_lgu_revenue"]))
+    for side in ("origin", "destination"):
+        for r in ALL_REGIONS:
+            if r != "NCR":
+                eta += p[f"{side}_region[{r}]"] * (pairs[f"{side}_region"] == r)
+    assert np.allclose(pairs["mu"], np.exp(eta), rtol=1e-8)
+    # rationing is kept: admitted never above demand, nor a school's admitted above its capacity
+    assert (pairs["esc_beneficiaries"] <= pairs["demand"]).all()
+    cap = _truth(d, "esc_capacity.csv").set_index("school_id")
+    admitted = pairs.groupby("destination_id")["esc_beneficiaries"].sum()
+    assert (admitted.to_numpy() <= cap.loc[admitted.index, "capacity"].to_numpy()).all()
+    assert (cap["full"] == (cap["demand"] > cap["capacity"])).all()

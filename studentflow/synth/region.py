@@ -38,6 +38,7 @@ from studentflow.synth.roads import make_network
 #: (the study area's; a :class:`~studentflow.synth.mix.Mix` sets its own).
 G6_MEDIAN = STUDY_MIX.grade6_median
 NCR_FACTOR = STUDY_MIX.ncr_factor
+G6_SIGMA = 0.45  # log-sd of Grade 6 enrolment around the median
 RADIUS_KM = 5.0  # candidate pairs: ESC schools within this road distance of an origin (the study's)
 STAY_RATE = 0.97  # share of Grade 6 learners appearing as Grade 7 in the data
 
@@ -90,7 +91,7 @@ def _grade6(s: pd.DataFrame, rng, mix: Mix = STUDY_MIX) -> pd.Series:
                     np.where(o["offering"] == "es_jhs", "public_es_jhs", "public_es"))
     med = pd.Series(kind).map(mix.grade6_median).to_numpy(float)
     med = np.where((o["region"].to_numpy() == "NCR") & (kind != "private"), med * mix.ncr_factor, med)
-    g6 = np.maximum(8, np.round(med * np.exp(rng.normal(0, 0.45, len(o))))).astype(np.int64)
+    g6 = np.maximum(8, np.round(med * np.exp(rng.normal(0, G6_SIGMA, len(o))))).astype(np.int64)
     return pd.Series(g6, index=o.index)
 
 
