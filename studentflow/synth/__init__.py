@@ -4,6 +4,8 @@
   files in the real sources' layouts, with quirks, plus ``truth/``.
 - :func:`make_pairs` (``synth/pairs.py``): a bare origin->ESC pair table drawn from a
   known NB2 gravity model, for estimator tests and benchmarks.
+- :class:`Mix` (``synth/mix.py``): institution counts, ESC share and Grade 6 sizes of a
+  region; :data:`STUDY_MIX` (make_region's default) and :data:`NATIONAL_MIX`.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ STUDY_PARAMS: dict[str, float] = {
 }
 STUDY_ALPHA: float = 0.3948
 
-__all__ = ["STUDY_PARAMS", "STUDY_ALPHA", "make_region", "make_pairs"]
+__all__ = ["STUDY_PARAMS", "STUDY_ALPHA", "make_region", "make_pairs", "Mix", "STUDY_MIX", "NATIONAL_MIX"]
 
-_LAZY = {"make_region": "studentflow.synth.region", "make_pairs": "studentflow.synth.pairs"}
+_LAZY = {"make_region": "studentflow.synth.region", "make_pairs": "studentflow.synth.pairs",
+         "Mix": "studentflow.synth.mix", "STUDY_MIX": "studentflow.synth.mix", "NATIONAL_MIX": "studentflow.synth.mix"}
 
 
 def __getattr__(name: str):
