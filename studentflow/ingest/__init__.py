@@ -120,7 +120,8 @@ def _load(sources: list[Source], read_learners) -> Bundle:
     schools = schools.join(esc)
 
     lgu_src = first.get("lgu_income") or first["enrollment"]
-    regions = [r for r in ALL_REGIONS if r in set(schools["region"])]
+    present = set(schools["region"])
+    regions = [r for r in ALL_REGIONS if r in present]
     areas = areas_table(schools, stack(parts["lgu_income"]) if "lgu_income" in parts else None,
                         matcher, ledger, regions, lambda: (lgu_src.kind, lgu_src.file, 0))
     rates = stack(parts["subsidy_rates"]) if "subsidy_rates" in parts else None

@@ -244,7 +244,8 @@ def combine_flows(trans: list[LearnerPart], billing: list[LearnerPart], schools_
         sorted by origin then destination.
     """
     known = np.zeros(10**6, dtype=bool)
-    known[_school_int(pd.Series(np.asarray(schools_index, dtype=object), dtype="str"))] = True
+    sids = _school_int(pd.Series(np.asarray(schools_index, dtype=object), dtype="str"))
+    known[sids[sids >= 0]] = True
     fidx = np.concatenate([np.full(len(p), i, dtype=np.int32) for i, p in enumerate(trans)]) \
         if trans else np.empty(0, dtype=np.int32)
     lrn, o, d, row = (_cat(trans, "lrn", np.int64), _cat(trans, "origin", np.int32),
@@ -253,10 +254,16 @@ def combine_flows(trans: list[LearnerPart], billing: list[LearnerPart], schools_
     for mask, reason in ((~_in_schools(o, known), REASONS["origin"]), (~_in_schools(d, known), REASONS["destination"]),
                          (lrn < 0, REASONS["lrn"])):
         keep &= _drop(ledger, trans, fidx, row, d, keep & mask, reason)
+    # kept records sorted by LRN, ties in manifest-then-row order: the first of each LRN stays
+    cand = np.flatnonzero(keep)
+    order = cand[_stable_order(lrn[cand])]
+    sl = lrn[order]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = sl[1:] != sl[:-1]
     dup = np.zeros(o.size, dtype=bool)
-    dup[keep] = pd.Series(lrn[keep]).duplicated(keep="first").to_numpy()
+    dup[order[~first]] = True
     keep &= _drop(ledger, trans, fidx, row, d, dup, REASONS["repeat"])
-    lrn, o, d = lrn[keep], o[keep], d[keep]
+    t_idx, t_lrn = order[first], sl[first]  # the kept records, by (unique) LRN
     esc = np.zeros(o.size, dtype=bool)
     if billing and sum(len(p) for p in billing):
         bidx = np.concatenate([np.full(len(p), i, dtype=np.int32) for i, p in enumerate(billing)])
@@ -267,25 +274,43 @@ def combine_flows(trans: list[LearnerPart], billing: list[LearnerPart], schools_
         bdup = np.zeros(key_b.size, dtype=bool)
         bdup[bkeep] = pd.Series(key_b[bkeep]).duplicated(keep="first").to_numpy()
         bkeep &= _drop(ledger, billing, bidx, brow, bsch, bdup, REASONS["billing_repeat"], action="merged")
-        key_t = (lrn << _SHIFT) | d.astype(np.int64)
-        kb = key_b[bkeep]
-        _drop(ledger, billing, bidx, brow, bsch, bkeep & ~_isin(key_b, key_t), REASONS["unmatched"])
-        esc = _isin(key_t, kb)
-    pair = (o.astype(np.int64) << _SHIFT) | d.astype(np.int64)
-    codes, uniq = pd.factorize(pair, sort=True)
-    flows = pd.DataFrame({
+        matched = np.zeros(blrn.size, dtype=bool)
+        if t_lrn.size:
+            pos = np.searchsorted(t_lrn, blrn).clip(max=t_lrn.size - 1)
+            tix = t_idx[pos]
+            matched = (t_lrn[pos] == blrn) & (d[tix] == bsch)
+            esc[tix[bkeep & matched]] = True
+        _drop(ledger, billing, bidx, brow, bsch, bkeep & ~matched, REASONS["unmatched"])
+    pair = (o[keep].astype(np.int64) << _SHIFT) | d[keep].astype(np.int64)
+    uniq, learners = _counts(pair)
+    esc_pairs, esc_n = _counts(pair[esc[keep]])
+    beneficiaries = np.zeros(uniq.size, dtype=np.int64)
+    beneficiaries[np.searchsorted(uniq, esc_pairs)] = esc_n
+    return pd.DataFrame({
         "origin_id": pd.array(school_str(uniq >> _SHIFT), dtype="str"),
         "destination_id": pd.array(school_str(uniq & ((1 << _SHIFT) - 1)), dtype="str"),
-        "learners": np.bincount(codes, minlength=uniq.size).astype("int64"),
-        "esc_beneficiaries": np.bincount(codes, weights=esc, minlength=uniq.size).astype("int64"),
+        "learners": learners, "esc_beneficiaries": beneficiaries,
     })
-    return flows
 
 
-def _isin(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
-    """Each int64 of ``values`` is in ``pool`` (sorted search; pool may be large)."""
-    if not pool.size or not values.size:
-        return np.zeros(values.size, dtype=bool)
-    p = np.sort(pool)
-    i = np.searchsorted(p, values).clip(max=p.size - 1)
-    return p[i] == values
+def _stable_order(values: np.ndarray) -> np.ndarray:
+    """Indices that sort non-negative int64 ``values`` (< 2**40), ties in index order.
+
+    Value and index packed in one int64 and sorted with numpy's fast (SIMD) sort: about
+    20x a stable argsort at 6 million learners; a stable argsort past 2**23 values.
+    """
+    n = values.size
+    bits = max(1, int(n - 1).bit_length()) if n else 1
+    if 40 + bits <= 63:
+        packed = np.sort((values.astype(np.int64) << bits) | np.arange(n, dtype=np.int64))
+        return packed & ((1 << bits) - 1)
+    return np.argsort(values, kind="stable")
+
+
+def _counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct int64 ``keys`` and how often each occurs (int64)."""
+    s = np.sort(keys)
+    if not s.size:
+        return s, np.zeros(0, dtype=np.int64)
+    start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    return s[start], np.diff(np.r_[start, s.size]).astype(np.int64)

@@ -1,0 +1,158 @@
+"""Benchmark: national ingest, single process (streamed learner files) vs a local Dask cluster.
+
+Times ``load_bundle`` on the national synthetic manifest (18 transitions + 18 ESC billing
+files, about 5.9 million learners) three ways, each in a fresh child process whose peak
+RSS (the process plus all its children: the Dask scheduler-side client and the worker
+processes) is sampled with psutil every 20 ms:
+
+- ``before``: the code at ``--baseline-rev`` (default 09c1159, before streaming: learner
+  files stacked as strings), extracted with ``git archive``; the named baseline;
+- ``single``: this tree, ``load_bundle(manifest)``;
+- ``dask``: this tree, ``load_bundle(manifest, client=c)`` on a
+  ``LocalCluster(n_workers=W, threads_per_worker=1, processes=True)`` started before the
+  clock (cluster start-up printed separately).
+
+Prints seconds, peak RSS (GB) and ratios, and whether flows, ledger and sources are
+identical across the three. Reference figure before streaming: 23.0 s, 3.06 GB.
+
+Usage::
+
+    PYTHONPATH=. python scripts/bench_ingest_national.py [--manifest M] [--workers 2] [--no-baseline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MANIFEST = REPO / ".cache" / "national" / "seed0-n59000-r5" / "manifest.toml"
+
+_CHILD = r"""
+import pickle, sys, time
+manifest, out, mode, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+from studentflow.ingest import load_bundle
+start = 0.0
+client = None
+if mode == "dask":
+    from dask.distributed import Client, LocalCluster
+    t0 = time.perf_counter()
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(cluster)
+    start = time.perf_counter() - t0
+print("READY", flush=True)
+t0 = time.perf_counter()
+b = load_bundle(manifest, client=client) if client is not None else load_bundle(manifest)
+dt = time.perf_counter() - t0
+print("DONE", flush=True)
+with open(out, "wb") as fh:
+    pickle.dump({"seconds": dt, "startup": start, "flows": b.flows, "ledger": b.ledger, "sources": b.sources}, fh)
+if client is not None:
+    client.close(); cluster.close()
+"""
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run(label: str, manifest: Path, mode: str, workers: int, pythonpath: Path) -> dict:
+    """Run one variant in a child process; sample its tree's RSS between READY and DONE."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.pkl"
+        env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(manifest), str(out), mode, str(workers)],
+                                 cwd=str(pythonpath), env=env, stdout=subprocess.PIPE, text=True)
+        proc = psutil.Process(child.pid)
+        peak = {"before": 0, "during": 0}
+        phase = ["before"]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                rss = _tree_rss(proc)
+                peak[phase[0]] = max(peak[phase[0]], rss)
+                time.sleep(0.02)
+
+        th = threading.Thread(target=sample, daemon=True)
+        th.start()
+        for line in child.stdout:
+            if line.startswith("READY"):
+                phase[0] = "during"
+            elif line.startswith("DONE"):
+                phase[0] = "after"
+                peak["after"] = 0
+        child.wait()
+        stop.set()
+        th.join()
+        if child.returncode != 0:
+            raise SystemExit(f"{label}: child failed (exit {child.returncode})")
+        with open(out, "rb") as fh:
+            res = pickle.load(fh)
+    res["peak_gb"] = peak["during"] / 2**30
+    res["ready_gb"] = peak["before"] / 2**30
+    extra = f", cluster start {res['startup']:.1f} s not counted" if mode == "dask" else ""
+    print(f"  {label:<8} {res['seconds']:7.2f} s   peak RSS {res['peak_gb']:5.2f} GB "
+          f"(tree at start {res['ready_gb']:.2f} GB{extra})", flush=True)
+    return res
+
+
+def same(a: dict, b: dict) -> bool:
+    for k in ("flows", "ledger", "sources"):
+        try:
+            pd.testing.assert_frame_equal(a[k], b[k], check_exact=True)
+        except AssertionError as exc:
+            print(f"    {k} differ: {str(exc).splitlines()[0]}")
+            return False
+    return True
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--baseline-rev", default="09c1159")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the pre-streaming run")
+    a = ap.parse_args(argv)
+    if not a.manifest.exists():
+        raise SystemExit(f"{a.manifest} not found: generate it with scripts/bench_national.py first")
+    print(f"national ingest: {a.manifest}  (machine: {os.cpu_count()} cores, "
+          f"{psutil.virtual_memory().total / 2**30:.0f} GB; load avg {os.getloadavg()[0]:.1f})")
+    res = {}
+    if not a.no_baseline:
+        with tempfile.TemporaryDirectory() as old:
+            arch = subprocess.run(["git", "-C", str(REPO), "archive", a.baseline_rev], capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", old], input=arch.stdout, check=True)
+            res["before"] = run(f"before ({a.baseline_rev})", a.manifest, "single", a.workers, Path(old))
+    res["single"] = run("single", a.manifest, "single", a.workers, REPO)
+    res["dask"] = run(f"dask x{a.workers}", a.manifest, "dask", a.workers, REPO)
+    s, d = res["single"], res["dask"]
+    print(f"  dask / single: time x{d['seconds'] / s['seconds']:.2f}, peak RSS x{d['peak_gb'] / s['peak_gb']:.2f}")
+    if "before" in res:
+        b = res["before"]
+        print(f"  single / before: time x{s['seconds'] / b['seconds']:.2f}, peak RSS x{s['peak_gb'] / b['peak_gb']:.2f}; "
+              f"dask / before: time x{d['seconds'] / b['seconds']:.2f}")
+        print(f"  identical flows, ledger, sources: single = before {same(s, b)}")
+    print(f"  identical flows, ledger, sources: dask = single {same(d, s)} "
+          f"({len(s['flows']):,} flows, {int(s['flows']['learners'].sum()):,} learners, {len(s['ledger']):,} ledger rows)")
+    print("  reference before streaming (issue 8): 23.0 s, 3.06 GB")
+
+
+if __name__ == "__main__":
+    main()
