@@ -119,7 +119,7 @@ def _client(address: str):
         raise DataError(f"--scheduler: Dask is not installed ({exc}); pip install 'studentflow[dask]'") from exc
     except ValueError as exc:
         raise DataError(f"--scheduler: {exc}") from exc
-    _say(f"scenario sweep on Dask scheduler {client.scheduler.address} "
+    _say(f"learner files, distances and the scenario sweep on Dask scheduler {client.scheduler.address} "
          f"({len(client.scheduler_info().get('workers', {}))} workers)")
     return client
 

@@ -84,7 +84,7 @@ class PipelineResult:
         return "\n".join(lines) + "\n" + self.result.summary()
 
 
-def compute_distances(bundle, *, max_km: float | None = None) -> pd.DataFrame:
+def compute_distances(bundle, *, max_km: float | None = None, client=None) -> pd.DataFrame:
     """Road distances (km) from every origin (Grade 6 school in the flows) to every ESC school.
 
     Uses the bundle's precomputed matrix (``extras["road_distances"]``), else its road
@@ -98,6 +98,8 @@ def compute_distances(bundle, *, max_km: float | None = None) -> pd.DataFrame:
         origin block by origin block, so the table stays sparse). None: every origin ×
         every ESC school, fine for a region but not for the whole country. Observed
         pairs beyond it get great-circle × circuity km in the pair table (flagged).
+    client : dask.distributed.Client or str, optional
+        Compute the origin blocks on this Dask cluster (identical table).
     """
     from studentflow.pairs import bundle_distances
 
@@ -106,7 +108,7 @@ def compute_distances(bundle, *, max_km: float | None = None) -> pd.DataFrame:
     origins = pd.Index(f["origin_id"].astype(str).unique())
     benef = f.loc[pd.to_numeric(f["esc_beneficiaries"]) > 0, "destination_id"].astype(str).unique()
     esc = s.index[s["esc"].fillna(False).astype(bool) | s.index.isin(benef)]
-    return bundle_distances(bundle, origins, esc, max_km=max_km)
+    return bundle_distances(bundle, origins, esc, max_km=max_km, client=client)
 
 
 def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "fast",
@@ -193,19 +195,17 @@ def run_pipeline(
     write : bool
         Write the outputs (False: compute only).
     client : dask.distributed.Client or str, optional
-        Run the Monte Carlo scenario sweep on this Dask cluster (a Client or a scheduler
-        address); identical results to the single-process run with the same seed. The
-        other stages run in this process. None (default): Dask is not imported.
+        Run the parts that split naturally on this Dask cluster (a Client, or a scheduler
+        address, connected once and closed at the end): reading the learner-level files,
+        the origin blocks of the distance computation and the Monte Carlo scenario
+        sweep. Results are identical to the single-process run with the same seed.
+        None (default): Dask is not imported.
 
     Returns
     -------
     PipelineResult
     """
-    from studentflow.ingest import load_bundle
-    from studentflow.pairs import build_pairs
-    from studentflow.report import _write_csv, write_report
     from studentflow.scenario_spec import load_scenarios, study_scenarios
-    from studentflow.scenarios import run_scenarios
 
     if max_km is not None and not max_km >= radius_km:
         raise ValueError(f"max_km ({max_km} km) must be >= radius_km ({radius_km} km)")
@@ -230,8 +230,31 @@ def run_pipeline(
             say(f"      note: {message}")
         return res
 
+    owned = False
+    if client is not None:
+        from studentflow.dask_client import resolve
+
+        client, owned = resolve(client)
+    try:
+        return _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method,
+                           formula, progress, write, client, stage, timings, outputs)
+    finally:
+        if owned:
+            from studentflow.dask_client import close
+
+            close(client)
+
+
+def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
+                progress, write, client, stage, timings, outputs) -> PipelineResult:
+    """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
+    from studentflow.ingest import load_bundle
+    from studentflow.pairs import build_pairs
+    from studentflow.report import _write_csv, write_report
+    from studentflow.scenarios import run_scenarios
+
     truth = synthetic_truth(manifest)
-    bundle = stage(1, "ingest", lambda: load_bundle(manifest),
+    bundle = stage(1, "ingest", lambda: load_bundle(manifest, client=client),
                    lambda b: f"{len(b.schools):,} schools, {len(b.flows):,} flows, {len(b.ledger):,} ledger rows")
     if write:
         out.mkdir(parents=True, exist_ok=True)
@@ -239,7 +262,7 @@ def run_pipeline(
         outputs["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
         if len(bundle.sources):
             outputs["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
-    distances = stage(2, "distances", lambda: compute_distances(bundle, max_km=max_km),
+    distances = stage(2, "distances", lambda: compute_distances(bundle, max_km=max_km, client=client),
                       lambda d: f"{len(d):,} origin-school distances ({', '.join(sorted(d['method'].unique()))})")
     pairs = stage(3, "pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km),
                   lambda p: f"{int((p['pair_type'] == 'observed').sum()):,} observed + "

@@ -170,3 +170,34 @@ def test_cli_scheduler_errors_are_one_line(tmp_path, capsys):
     code = main(["run", "--scheduler", "local:0", "--out", str(tmp_path / "o"), "--draws", "1"])
     err = capsys.readouterr().err
     assert code == 2 and "--scheduler" in err and "Traceback" not in err
+
+
+def test_whole_pipeline_on_dask_equals_single_process(tmp_path, client):
+    """Learner files, distances and the sweep on the cluster: every stage's output equal."""
+    from studentflow.pipeline import run_pipeline
+    from studentflow.synth import make_region
+
+    make_region(seed=3, scale=0.1, out_dir=tmp_path / "r")
+    kw = dict(scenarios=SCENARIOS[:3], draws=3, seed=1, write=False, max_km=12.0)
+    here = run_pipeline(tmp_path / "r" / "manifest.toml", **kw)
+    there = run_pipeline(tmp_path / "r" / "manifest.toml", client=client, **kw)
+    for name in ("flows", "ledger", "sources"):
+        pd.testing.assert_frame_equal(getattr(here.bundle, name), getattr(there.bundle, name), check_exact=True)
+    pd.testing.assert_frame_equal(here.distances, there.distances, check_exact=True)
+    pd.testing.assert_frame_equal(here.pairs, there.pairs, check_exact=True)
+    _assert_same(here.result, there.result)
+    assert len(here.distances) > 0 and here.result.table["placed_mean"].gt(0).all()
+
+
+def test_plain_pipeline_does_not_import_dask(tmp_path):
+    code = """
+import sys
+from studentflow.pipeline import run_pipeline
+res = run_pipeline(None, draws=1, write=False, max_km=12.0)
+assert res.result.table["placed_mean"].iloc[0] > 0
+print("DASK_MODULES", sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed", "dask_geopandas")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(REPO), "PATH": ""}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "DASK_MODULES []" in out.stdout
