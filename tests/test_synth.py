@@ -777,7 +777,7 @@ def national_small(tmp_path_factory):
     from studentflow.synth.mix import NATIONAL_MIX
 
     out = tmp_path_factory.mktemp("national_small")
-    info = make_region(seed=11, scale=0.4, out_dir=out, regions="all", mix=NATIONAL_MIX)
+    info = make_region(seed=11, scale=0.4, out_dir=out, regions="all", mix=NATIONAL_MIX, write_matrix=False)
     return info
 
 
