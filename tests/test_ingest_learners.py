@@ -197,6 +197,9 @@ def _break(manifest: Path, tmp: Path, how: str) -> Path:
     elif how == "two":  # a bad transitions file, and a bad billing file after it
         gr7.write_bytes(b"\x1f\x8b not really gzip")
         (out / "esc_billing_ncr.csv").write_text("")
+    elif how == "early":  # a bad school-level file before a bad learner file: that one first
+        (out / "school_coordinates.csv").write_text("")
+        gr7.write_bytes(b"\x1f\x8b not really gzip")
     return out / "manifest.toml"
 
 
@@ -204,6 +207,7 @@ def _break(manifest: Path, tmp: Path, how: str) -> Path:
     ("column", r"gr7_enrollees_region3\.csv\.gz: no column for 'BEIS School ID in Grade 6'"),
     ("bytes", r"gr7_enrollees_region3\.csv\.gz: cannot read as CSV text"),
     ("two", r"gr7_enrollees_region3\.csv\.gz: cannot read"),
+    ("early", r"school_coordinates\.csv: the file is empty"),
 ])
 def test_bad_learner_file_same_error(region, tmp_path, client, how, pattern):
     manifest = _break(region / "manifest.toml", tmp_path, how)

@@ -19,7 +19,7 @@ import geopandas as gpd
 import pandas as pd
 
 from studentflow.errors import DataError
-from studentflow.ingest.learners import LEARNER_KINDS, LearnerPart, combine_flows, read_learner_part
+from studentflow.ingest.learners import LEARNER_KINDS, LearnerPart, combine_flows, read_source
 from studentflow.ingest.harmonise import (
     areas_table, drop_rows, esc_columns, impute_places, jhs_seats, match_places, resolve_coordinates, stack,
     subsidy_table,
@@ -27,7 +27,6 @@ from studentflow.ingest.harmonise import (
 from studentflow.ingest.ledger import Ledger
 from studentflow.ingest.manifest import KINDS, Source, read_manifest
 from studentflow.ingest.places import PlaceMatcher
-from studentflow.ingest.readers import READERS
 from studentflow.ingest.validate import validate_tables
 from studentflow.schema import ALL_REGIONS, GRADES, SCHOOLS, Bundle
 
@@ -45,11 +44,14 @@ def load_bundle(manifest: str | Path | None = None, *, client=None) -> Bundle:
         Path of a ``manifest.toml`` (its ``[[source]]`` paths are relative to its folder).
         Default: the bundled synthetic sample (:func:`studentflow.paths.sample_manifest`).
     client : dask.distributed.Client or str, optional
-        Read and compact the learner-level files (transitions, ESC billing) as Dask tasks,
-        one per file, on this client's workers (a scheduler address string is connected
-        and closed here; see :func:`studentflow.dask_client.resolve`). The workers must
-        see the manifest's files at the same paths. The result is identical to the
-        single-process one; without a client Dask is not imported.
+        Read the raw files as Dask tasks, one per file, on this client's workers: above
+        all the learner-level files (transitions, ESC billing), each read, validated and
+        compacted there; the client combines them in manifest order and applies the
+        learner rules (LRN dedupe, billing match) and the harmonisation. A scheduler
+        address string is connected and closed here (see
+        :func:`studentflow.dask_client.resolve`). The workers must see the manifest's
+        files at the same paths. The result is identical to the single-process one;
+        without a client Dask is not imported.
 
     Returns
     -------
@@ -71,16 +73,17 @@ def load_bundle(manifest: str | Path | None = None, *, client=None) -> Bundle:
         manifest = sample_manifest()
     sources = read_manifest(Path(manifest))
     if client is None:
-        return _load(sources, read_learner_part)
-    from studentflow.ingest.learners_dask import learner_reader
+        return _load(sources, read_source)
+    from studentflow.ingest.learners_dask import dask_reader
 
-    with learner_reader(client, sources) as read:
+    with dask_reader(client, sources) as read:
         return _load(sources, read)
 
 
-def _load(sources: list[Source], read_learners) -> Bundle:
-    """:func:`load_bundle` once the manifest is read; ``read_learners(src)`` gives the
-    :class:`LearnerPart` of a learner-level source (called in manifest order)."""
+def _load(sources: list[Source], read) -> Bundle:
+    """:func:`load_bundle` once the manifest is read; ``read(src)`` is
+    :func:`~studentflow.ingest.learners.read_source` or its Dask stand-in, called for
+    every tabular source in manifest order."""
     ledger = Ledger()
     parts: dict[str, list[tuple[Source, pd.DataFrame]]] = {}
     learners: dict[str, list[LearnerPart]] = {k: [] for k in LEARNER_KINDS}
@@ -91,11 +94,13 @@ def _load(sources: list[Source], read_learners) -> Bundle:
         elif src.kind == "road_distances":
             extras["road_distances"] = (src.path, src.index)
         elif src.kind in LEARNER_KINDS:
-            part = read_learners(src)
+            part = read(src)
             ledger.extend(part.ledger)
             learners[src.kind].append(part)
         else:
-            parts.setdefault(src.kind, []).append((src, READERS[src.kind](src, ledger)))
+            df, led = read(src)
+            ledger.extend(led)
+            parts.setdefault(src.kind, []).append((src, df))
     first = {k: v[0][0] for k, v in parts.items()}
 
     schools = _schools(parts, ledger)

@@ -31,9 +31,9 @@ import pandas as pd
 from studentflow.ingest.flows import REASONS, _lrn
 from studentflow.ingest.ledger import Ledger
 from studentflow.ingest.manifest import Source
-from studentflow.ingest.readers import read_esc_beneficiaries, read_transitions
+from studentflow.ingest.readers import READERS, read_esc_beneficiaries, read_transitions
 
-__all__ = ["LEARNER_KINDS", "LearnerPart", "read_learner_part", "combine_flows"]
+__all__ = ["LEARNER_KINDS", "LearnerPart", "read_learner_part", "read_source", "combine_flows"]
 
 #: Source kinds read learner by learner (streamed, optionally on Dask workers).
 LEARNER_KINDS: tuple[str, ...] = ("transitions", "esc_beneficiaries")
@@ -163,6 +163,19 @@ def read_learner_part(src: Source) -> LearnerPart:
     reader, compact = _READ[src.kind]
     led = Ledger()
     return compact(src, reader(src, led), led)
+
+
+def read_source(src: Source):
+    """Read one tabular source on its own: a :class:`LearnerPart` for learner-level kinds,
+    else ``(frame, ledger)`` from its reader (:data:`studentflow.ingest.readers.READERS`).
+
+    The unit of work of :func:`studentflow.ingest.load_bundle` (in process, or as a Dask
+    task); the caller merges each ledger in manifest order.
+    """
+    if src.kind in LEARNER_KINDS:
+        return read_learner_part(src)
+    led = Ledger()
+    return READERS[src.kind](src, led), led
 
 
 # ------------------------------------------------------------------------- combining

@@ -1,49 +1,58 @@
-"""Learner-level files on a Dask cluster: one task per file, combined on the client.
+"""Raw files on a Dask cluster: one task per file, taken back on the client in manifest order.
 
-Each ``transitions`` / ``esc_beneficiaries`` file of the manifest is read, validated and
-compacted by :func:`studentflow.ingest.learners.read_learner_part` as a task on the
-workers (the workers must see the files at the manifest's paths). The client takes the
-parts back in manifest order, so the ledger rows, errors and flows are those of the
-single-process run. Dask is imported only here, and only when a client was given.
+Each tabular source of the manifest is read by
+:func:`studentflow.ingest.learners.read_source` as a task on the workers (the workers must
+see the files at the manifest's paths): learner-level files (transitions, ESC billing)
+come back compacted to integer arrays (:class:`~studentflow.ingest.learners.LearnerPart`),
+the other, school-level ones as their reader's frame. Each carries its own ledger rows.
+The client takes the results in manifest order, so ledger rows, errors and flows are those
+of the single-process run. Dask is imported only here, and only when a client was given.
 """
 
 from __future__ import annotations
 
+import uuid
 from contextlib import contextmanager
 
 from studentflow.dask_client import close, resolve
-from studentflow.ingest.learners import LEARNER_KINDS, LearnerPart, read_learner_part
+from studentflow.ingest.learners import read_source
 from studentflow.ingest.manifest import Source
+from studentflow.ingest.readers import READERS
 
-__all__ = ["learner_reader"]
+__all__ = ["dask_reader"]
 
 
 @contextmanager
-def learner_reader(client, sources: list[Source]):
-    """Submit every learner-level source as a task; yield ``read(src) -> LearnerPart``.
+def dask_reader(client, sources: list[Source]):
+    """Submit every tabular source as a task at once; yield ``read(src)``.
 
     Parameters
     ----------
     client : dask.distributed.Client or str
         Client, or scheduler address (connected here and closed on exit).
     sources : list of Source
-        The manifest's sources; only learner-level kinds are submitted, in order.
+        The manifest's sources, submitted in manifest order (so the scheduler starts the
+        early, large ones first).
 
     Yields
     ------
     callable
-        ``read(src)`` waits for that source's task and returns its :class:`LearnerPart`;
-        a task's :class:`~studentflow.errors.DataError` is raised again here, when the
-        manifest order reaches that file (as the single-process run would).
+        ``read(src)`` waits for that source's task and returns what
+        :func:`~studentflow.ingest.learners.read_source` returns; a task's
+        :class:`~studentflow.errors.DataError` is raised again here, when the manifest
+        order reaches that file (as in the single-process run). Tasks not taken are
+        cancelled on exit.
     """
     c, owned = resolve(client)
     futures = {}
+    run = uuid.uuid4().hex[:12]
     try:
-        for i, src in enumerate(s for s in sources if s.kind in LEARNER_KINDS):
-            futures[id(src)] = c.submit(read_learner_part, src, pure=False,
-                                        key=f"studentflow-learners-{i}-{src.kind}-{_token()}")
+        for i, src in enumerate(sources):
+            if src.kind in READERS:  # road inputs are only passed on as paths
+                futures[id(src)] = c.submit(read_source, src, pure=False,
+                                            key=f"studentflow-ingest-{run}-{i}-{src.kind}")
 
-        def read(src: Source) -> LearnerPart:
+        def read(src: Source):
             fut = futures.pop(id(src))
             try:
                 return fut.result()
@@ -56,9 +65,3 @@ def learner_reader(client, sources: list[Source]):
             c.cancel(list(futures.values()))
         if owned:
             close(c)
-
-
-def _token() -> str:
-    import uuid
-
-    return uuid.uuid4().hex[:12]
