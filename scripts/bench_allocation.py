@@ -23,15 +23,25 @@ Usage: ``PYTHONPATH=. python scripts/bench_allocation.py [--skip-national]``
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 import studentflow.allocation_integer as ai
+import studentflow.allocation_plan as apl
 from studentflow.allocation import allocate
+from studentflow.scenario_draws import DrawWork, simulate_draws
+
+#: the code before the whole-draw speed-up (issue 8): numpy-only rounding (connected
+#: components per bit level, lexsort-order freeing) and sparse-product draw metrics
+BASELINE_COMMIT = "09c1159"
 
 
 def make_problem(n_origins: int, n_schools: int, k: int, seed: int = 0):
@@ -306,6 +316,92 @@ def bench_fresh_draw(res, label, draws=3):
           f"({1000 * t_new[1] / draws:.0f} ms CPU); baseline plan (c1523e8) "
           f"{1000 * t_old[0] / draws:.0f} ms/draw; ratio baseline/new "
           f"{t_old[0] / t_new[0]:.2f}; identical draws {same}")
+
+
+# ------------------------------------- (f): whole scenario draws, new vs baseline
+def load_baseline(module: str, commit: str = BASELINE_COMMIT):
+    """Module ``studentflow.<module>`` as it was at ``commit`` (read with ``git show``),
+    loaded under another name so that it runs beside the current code."""
+    root = Path(__file__).resolve().parents[1]
+    src = subprocess.run(["git", "-C", str(root), "show", f"{commit}:studentflow/{module}.py"],
+                         check=True, capture_output=True, text=True).stdout
+    name = f"_baseline_{module}"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    exec(compile(src, f"{commit}:{module}.py", "exec"), mod.__dict__)
+    return mod
+
+
+class _BaselineRounding:
+    """An ``Allocation`` whose ``to_integer`` is the baseline commit's rounding."""
+
+    def __init__(self, res, rounding):
+        self.flows, self._res, self._rounding = res.flows, res, rounding
+
+    def to_integer(self, seed):
+        r = self._res
+        return self._rounding.round_flows(r.flows, r.pools, r.capacities, seed, cache={})
+
+
+def draw_work(n_origins: int, n_schools: int, k: int, n_cov: int = 22, seed: int = 3):
+    """A national-size scenario work unit like ``scenarios._prepare`` builds: the pairs of
+    :func:`make_problem` in CSR order, a column-major design with ``n_cov`` covariates
+    (the national model has 22) whose coefficient vector 0 reproduces that problem's
+    ``mu`` through the offset, about 3/4 of the pairs new; and 3 coefficient draws."""
+    mu, E, K = make_problem(n_origins, n_schools, k, seed=seed)
+    rng = np.random.default_rng(seed)
+    nnz = mu.nnz
+    X = np.asfortranarray(rng.normal(size=(nnz, n_cov)))
+    design = (X, np.log(mu.data))
+    is_new = (rng.random(nnz) < 0.77).astype(float)
+    new_mask = sp.csr_matrix((is_new, mu.indices, mu.indptr), shape=mu.shape)
+    work = DrawWork(name="bench", method="balance", design=design, predict=None,
+                    order=np.arange(nnz), indices=mu.indices.astype(np.int32),
+                    indptr=mu.indptr, shape=mu.shape, pools=E, caps=K, new_mask=new_mask)
+    betas = rng.normal(scale=0.02, size=(3, n_cov))
+    return work, betas
+
+
+def bench_whole_draw(work, betas, label, repeat=3):
+    """ms per whole draw (μ, balance, plan, rounding, metrics: ``simulate_draws``) with
+    the current code against the baseline commit's ``simulate_draws`` and rounding, in
+    this process, and whether every outcome is identical."""
+    old_draws = load_baseline("scenario_draws")
+    old_round = load_baseline("allocation_integer")
+
+    def baseline_allocator(*a, **kw):
+        return _BaselineRounding(allocate(*a, **kw), old_round)
+
+    seeds = [1000 + d for d in range(len(betas))]
+    draws = list(range(len(betas)))
+    simulate_draws(work, betas[:1], [0], seeds[:1])  # load the compiled kernels (numba)
+    t_new, new = timed(lambda: simulate_draws(work, betas, draws, seeds), repeat=repeat)
+    t_old, old = timed(lambda: old_draws.simulate_draws(work, betas, draws, seeds, baseline_allocator),
+                       repeat=repeat)
+    apl.COMPILED = False
+    try:
+        t_np, plain = timed(lambda: simulate_draws(work, betas, draws, seeds), repeat=repeat)
+    finally:
+        apl.COMPILED = True
+
+    def same(a, b):
+        return all(np.array_equal(x.origin_placed, y.origin_placed)
+                   and np.array_equal(x.school_placed, y.school_placed)
+                   and np.array_equal(x.origin_expected, y.origin_expected)
+                   and x.expected == y.expected and x.new_placed == y.new_placed
+                   for x, y in zip(a, b))
+
+    nd = len(betas)
+    kern = apl.kernels() is not None
+    print(f"(f) {label} whole draw (simulate_draws): new {1000 * t_new[0] / nd:.0f} ms/draw wall "
+          f"({1000 * t_new[1] / nd:.0f} ms CPU{'' if kern else ', numba missing: numpy path'}); "
+          f"baseline {BASELINE_COMMIT} {1000 * t_old[0] / nd:.0f} ms/draw wall "
+          f"({1000 * t_old[1] / nd:.0f} ms CPU); ratio baseline/new {t_old[0] / t_new[0]:.2f} wall, "
+          f"{t_old[1] / t_new[1]:.2f} CPU; identical draws {same(new, old)}")
+    print(f"    new without numba (numpy path) {1000 * t_np[0] / nd:.0f} ms/draw wall "
+          f"({1000 * t_np[1] / nd:.0f} ms CPU); ratio baseline/numpy-path "
+          f"{t_old[1] / t_np[1]:.2f} CPU; identical draws {same(plain, old)}")
 
 
 def timed(fn, repeat=1):

@@ -93,7 +93,7 @@ from scipy.sparse.csgraph import connected_components
 
 from studentflow.allocation_plan import (  # noqa: F401 - re-exported for callers and tests
     BITS, CORE_LOW, ONE, _Plan, _fix_excess, _free_prefix, _group_sum, _indptr, _lexsort3, _plan,
-    _stable_argsort,
+    _stable_argsort, kernels,
 )
 
 __all__ = ["round_flows", "BITS"]
@@ -101,6 +101,9 @@ __all__ = ["round_flows", "BITS"]
 
 def _dyadic(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
     """Bit-by-bit dependent rounding of the core graph; returns 0/1 per core edge."""
+    kern = kernels()
+    if kern is not None:
+        return _dyadic_compiled(plan, rng, kern)
     wd = plan.c_w0.copy()
     ordR = plan.c_ordR
     pos = np.empty(wd.size, np.int64)
@@ -130,6 +133,21 @@ def _dyadic(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
         step = np.int64(1) << b
         wd[idx] += np.where(up, step, -step)
     return wd >> BITS  # 0 or 1
+
+
+def _dyadic_compiled(plan: _Plan, rng: np.random.Generator, kern) -> np.ndarray:
+    """:func:`_dyadic` with compiled passes (the same coins, the same result)."""
+    wd = plan.c_w0.copy()
+    n = wd.size
+    ord_r = plan.c_ordR.astype(np.int32)
+    pos, sel, nbr, pr, lab = (np.empty(n, np.int32) for _ in range(5))
+    for b in range(CORE_LOW, BITS):
+        k, ncomp = kern.level_cycles(wd, ord_r, b, pos, sel, nbr, pr, lab)
+        if k == 0:
+            continue
+        coins = rng.integers(0, 2, ncomp).astype(bool)
+        kern.level_apply(wd, sel, lab, coins, k, b)
+    return wd >> BITS
 
 
 def _draw(plan: _Plan, rng: np.random.Generator) -> np.ndarray:

@@ -69,8 +69,9 @@ class DrawWork:
             # memory alignment (which changes when the work unit is shipped to a worker),
             # elementwise ufuncs never do, so every process computes the same bits
             eta = np.array(off, dtype=float, copy=True)
+            tmp = np.empty_like(eta)
             for k, b in enumerate(np.asarray(beta, dtype=float)):
-                eta += X[:, k] * b
+                eta += np.multiply(X[:, k], b, out=tmp)  # the bits of eta += X[:, k] * b
             return np.exp(eta)
         model, pairs, names = self.predict
         return np.asarray(model.predict(pairs, params=pd.Series(beta, index=names)), dtype=float)
@@ -92,16 +93,36 @@ class DrawOutcome:
     new_placed: float
 
 
-def _check_whole(name, d, whole, pools, caps) -> None:
-    """Whole-learner placements within every origin pool and school capacity, else RuntimeError."""
-    rows = np.asarray(whole.sum(axis=1)).ravel()
-    cols = np.asarray(whole.sum(axis=0)).ravel()
+def _check_whole(name, d, rows, cols, data, pools, caps) -> None:
+    """Whole-learner placements (row sums ``rows``, column sums ``cols``) within every
+    origin pool and school capacity, else RuntimeError."""
     over_pool = np.flatnonzero(rows > np.floor(pools + 1e-9))
     over_cap = np.flatnonzero(cols > np.floor(caps + 1e-9))
-    if over_pool.size or over_cap.size or (whole.nnz and whole.data.min() < 0):
+    if over_pool.size or over_cap.size or (data.size and data.min() < 0):
         raise RuntimeError(
             f"scenario {name!r}, draw {d}: rounded placements break a constraint "
             f"({over_pool.size} origin(s) over pool, {over_cap.size} school(s) over capacity)")
+
+
+def _whole_sums(whole: sp.csr_matrix):
+    """Row and column sums of an int64 CSR matrix (learners), exact, without the
+    sparse products ``whole.sum(axis=...)`` makes."""
+    n, m = whole.shape
+    rows = np.zeros(n, np.int64)
+    nz = np.diff(whole.indptr) > 0
+    if whole.nnz:
+        rows[nz] = np.add.reduceat(whole.data, whole.indptr[:-1][nz])
+    cols = np.bincount(whole.indices, weights=whole.data, minlength=m)
+    return rows, cols.round().astype(np.int64)  # float sums of integers below 2^53: exact
+
+
+def _new_placed(whole: sp.csr_matrix, new_mask: sp.csr_matrix) -> float:
+    """Whole learners on new pairs; the mask's data directly when both share one structure."""
+    if (whole.indptr.shape == new_mask.indptr.shape and whole.indices.shape == new_mask.indices.shape
+            and np.array_equal(whole.indptr, new_mask.indptr)
+            and np.array_equal(whole.indices, new_mask.indices)):
+        return float(whole.data[new_mask.data != 0].sum())  # mask data is 0 / 1
+    return float(whole.multiply(new_mask).sum())
 
 
 def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=None) -> list[DrawOutcome]:
@@ -133,15 +154,19 @@ def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=No
         mat = sp.csr_matrix((mu[work.order], work.indices, work.indptr), shape=work.shape)
         alloc = allocator(mat, work.pools, work.caps, method=work.method, seed=seed)
         whole = sp.csr_matrix(alloc.to_integer(seed))
-        if whole.nnz and not np.array_equal(whole.data, np.round(whole.data)):
-            raise RuntimeError(f"scenario {work.name!r}: to_integer returned fractional learners")
-        whole = whole.astype(np.int64)
-        _check_whole(work.name, d, whole, work.pools, work.caps)
+        if whole.data.dtype.kind != "i":  # another allocator's result: check, then cast
+            if whole.nnz and not np.array_equal(whole.data, np.round(whole.data)):
+                raise RuntimeError(f"scenario {work.name!r}: to_integer returned fractional learners")
+            whole = whole.astype(np.int64)
+        elif whole.data.dtype != np.int64:
+            whole = whole.astype(np.int64)
+        placed_o, placed_s = _whole_sums(whole)
+        _check_whole(work.name, d, placed_o, placed_s, whole.data, work.pools, work.caps)
         out.append(DrawOutcome(
-            origin_placed=np.asarray(whole.sum(axis=1)).ravel(),
+            origin_placed=placed_o,
             origin_expected=np.asarray(alloc.flows.sum(axis=1)).ravel(),
-            school_placed=np.asarray(whole.sum(axis=0)).ravel(),
+            school_placed=placed_s,
             expected=float(np.asarray(alloc.flows.sum())),
-            new_placed=float(whole.multiply(work.new_mask).sum()),
+            new_placed=_new_placed(whole, work.new_mask),
         ))
     return out

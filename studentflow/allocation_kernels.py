@@ -1,0 +1,152 @@
+"""Compiled inner loops of the integer rounding (numba; optional).
+
+Imported by :mod:`studentflow.allocation_integer` and :mod:`studentflow.allocation_plan`
+only when numba is installed (:func:`available`); every kernel gives exactly the result
+of the numpy code it replaces, so draws are identical with or without numba (tested in
+``tests/test_allocation_kernels.py``).  Compiled once per machine (``cache=True``).
+
+* :func:`level_cycles` / :func:`level_apply`: one bit level of the core's dyadic
+  rounding (:func:`studentflow.allocation_integer._dyadic`).  The colour classes are
+  the cycles of ``sigma(t) = right partner of (t ^ 1)``, labelled in the order of their
+  smallest member: the labelling ``scipy.sparse.csgraph.connected_components`` gives,
+  so the same coins fall on the same classes.  Branch-free passes: each level costs
+  about 2.5 ms instead of 12 ms at 420,000 core edges.
+* :func:`free_rows` / :func:`free_cols`: the freeing pass of the plan
+  (:func:`studentflow.allocation_plan._free_prefix` after the ``_lexsort3`` orders):
+  per vertex, a stable sort of its few edges by (key, -weight), then the prefix rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["level_cycles", "level_apply", "free_rows", "free_cols"]
+
+_ONE = np.int64(1) << 32
+
+
+@njit(cache=True, nogil=True)
+def level_cycles(wd, ord_r, b, pos, sel, nbr, pr, lab):  # pragma: no cover - compiled
+    """Edges with bit ``b`` set (``sel[:k]``, by index), their partners at the right
+    end (``nbr``) and cycle labels of ``t -> nbr[t ^ 1]`` (``lab``); returns (k, ncomp)."""
+    k = 0
+    for e in range(wd.size):  # branch-free compaction (bits are coin flips)
+        bit = (wd[e] >> b) & 1
+        sel[k] = e
+        pos[e] = k if bit else -1
+        k += bit
+    j = 0
+    for t in range(ord_r.size):  # selected edges in right-vertex order
+        p = pos[ord_r[t]]
+        pr[j] = p
+        j += p >= 0
+    for i in range(0, j, 2):  # consecutive edges at a right vertex are partners
+        x = pr[i]
+        y = pr[i + 1]
+        nbr[x] = y
+        nbr[y] = x
+    for t in range(k):
+        lab[t] = -1
+    ncomp = 0
+    for v in range(k):  # cycles, numbered by their smallest member
+        if lab[v] < 0:
+            u = v
+            while lab[u] < 0:
+                lab[u] = ncomp
+                u = nbr[u ^ 1]
+            ncomp += 1
+    return k, ncomp
+
+
+@njit(cache=True, nogil=True)
+def level_apply(wd, sel, lab, coins, k, b):  # pragma: no cover - compiled
+    """Add ``+-2^b`` to each selected edge: up iff (own class < other class) xor coin."""
+    step = np.int64(1) << b
+    for t in range(k):
+        x = lab[t]
+        o = lab[t ^ 1]
+        up = (x < o) ^ coins[min(x, o)]
+        wd[sel[t]] += step * (2 * np.int64(up) - 1)
+
+
+@njit(cache=True, nogil=True)
+def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out):  # pragma: no cover - compiled
+    """``buf[:k]``: distinct packed keys whose low ``pb`` bits are positions in ``seg``;
+    mark the edges of the freed prefix in increasing key order (``_free_prefix``'s rule).
+
+    ``f(t) = t + ceil((W - cumw_t) / 2^32)`` never decreases (each weight is below
+    2^32), so the freed edges are a prefix of the order: all of them when
+    ``f(k) = k <= cap``; else the smallest keys are taken one by one (selection, the
+    prefix is short) until ``f`` exceeds ``cap``, sorting the rest if it grows long."""
+    low = (np.int64(1) << pb) - 1
+    if k <= cap_v:
+        for t in range(k):
+            out[seg[buf[t] & low]] = True
+        return
+    cw = np.int64(0)
+    for t in range(k):
+        if t == 16:
+            buf[t:k] = np.sort(buf[t:k])
+        if t < 16:  # select the smallest remaining key
+            j = t
+            for u in range(t + 1, k):
+                if buf[u] < buf[j]:
+                    j = u
+            x = buf[j]
+            buf[j] = buf[t]
+            buf[t] = x
+        e = seg[buf[t] & low]
+        cw += w[e]
+        rest = W_v - cw
+        if (t + 1) + (-((-rest) // _ONE)) > cap_v:
+            return
+        out[e] = True
+
+
+@njit(cache=True, nogil=True)
+def free_rows(fr, fc, fw, slack_c, WR, cap_r, pb):  # pragma: no cover - compiled
+    """Edges freed at their row: per row (``fr`` non-decreasing) in the order of
+    ``np.lexsort((-fw, slack_c[fc], fr))``, the prefix rule of ``_free_prefix``.
+    Keys ``slack << (32 + pb) | (2^32 - 1 - w) << pb | position`` are distinct, so a
+    plain sort gives lexsort's order (ties by index); the caller checks they fit."""
+    out = np.zeros(fw.size, np.bool_)
+    buf = np.empty(np.int64(1) << pb, np.int64)
+    seg = np.arange(fw.size)
+    s = 0
+    while s < fr.size:
+        v = fr[s]
+        e = s
+        while e < fr.size and fr[e] == v:
+            buf[e - s] = ((slack_c[fc[e]] << (32 + pb)) | (((_ONE - 1) - fw[e]) << pb)
+                          | (e - s))
+            e += 1
+        _mark_prefix(buf, e - s, pb, seg[s:e], fw, WR[v], cap_r[v], out)
+        s = e
+    return out
+
+
+@njit(cache=True, nogil=True)
+def free_cols(fc, fw, free_r, WC, cap_c, m, pb):  # pragma: no cover - compiled
+    """Edges freed at their column, visiting each column's edges in the order of
+    ``np.lexsort((-fw, free_r, fc))``, with the prefix rule of ``_free_prefix``."""
+    cnt = np.zeros(m + 1, np.int64)
+    for i in range(fc.size):
+        cnt[fc[i] + 1] += 1
+    for j in range(m):
+        cnt[j + 1] += cnt[j]
+    fill = cnt[:-1].copy()
+    by_col = np.empty(fc.size, np.int64)  # stable counting sort by column
+    for i in range(fc.size):
+        by_col[fill[fc[i]]] = i
+        fill[fc[i]] += 1
+    out = np.zeros(fw.size, np.bool_)
+    buf = np.empty(np.int64(1) << pb, np.int64)
+    for j in range(m):
+        s, e = cnt[j], cnt[j + 1]
+        for t in range(e - s):
+            i = by_col[s + t]
+            buf[t] = (np.int64(free_r[i]) << (32 + pb)) | (((_ONE - 1) - fw[i]) << pb) | t
+        if e > s:
+            _mark_prefix(buf, e - s, pb, by_col[s:e], fw, WC[j], cap_c[j], out)
+    return out
