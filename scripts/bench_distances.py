@@ -19,13 +19,33 @@ synthetic 88k-node network, 30,000 schools, 15 km: road 75.3 s [35.3] vs 22.5 s 
 sample road 2.64 s [2.46] vs great-circle 0.48 s [0.44]; synthetic 88k-node, 15 km:
 road 37.3 s [36.9] vs 10.7 s [10.1] (32.2 M pairs, peak RSS 7.8 GB); the same-place
 search + zeroing cost 0.7 % of the road time in both (30,000 pairs zeroed at scale 10).
+Dask (28 Nov 2026, 2-worker local cluster, machine shared: load average 3-4 on 2 cores,
+so wall ≫ CPU; outputs identical in both): national seed0-n59000-r5 (46,413 origins x
+13,373 ESC, 42k-node network, 10.05 M pairs): single 18.2 s [10.4] peak RSS 1.35 GB;
+Dask 15.5 s (0.85x) first run, 20.0 s (1.10x) second, peak RSS 2.1-2.6 GB with
+workers; cluster start 2.8 s. Synthetic 30,000 schools, 88k nodes, 15 km (32.2 M pairs):
+single 80.7 s [41.5] peak 2.57 GB; Dask 107.6 s (1.33x) first run, 48.3 s (0.60x)
+second, peak 4.5-5.3 GB. Of the single-process national run, 8.2 of 9.1 s is in the
+Dijkstra blocks (the part Dask spreads); the dask-geopandas projection costs ~1.2 s wall.
 
-Run: ``PYTHONPATH=. python scripts/bench_distances.py [--skip-large] [--region DIR]``.
+3. "dask" (``--dask``): the same distances single-process (the baseline) and on a
+   2-worker local Dask cluster (``road_distances(..., client=)``: origin blocks as
+   tasks, graph scattered once, projection by dask-geopandas), with peak RSS of this
+   process plus its children (the workers) sampled by psutil, and whether the two tables
+   are identical (``assert_frame_equal``, exact). Inputs: 30,000 synthetic schools on
+   the synthetic 88k-node network, all x all, 15 km; or, with ``--national MANIFEST``,
+   that bundle through ``pairs.bundle_distances(..., max_km=15)`` (its network read
+   once, outside the timings).
+
+Run: ``PYTHONPATH=. python scripts/bench_distances.py [--skip-large] [--region DIR]
+[--dask [--dask-only] [--national MANIFEST]]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import threading
 import time
 from pathlib import Path
 
@@ -129,11 +149,115 @@ def case(label: str, schools, network, max_km, target_s: float) -> None:
           f"zeroing {t_zero:.3f} s = {100 * (t_same + t_zero) / t_net:.1f} % of the road time")
 
 
+class PeakRSS:
+    """Peak resident memory (bytes) of this process plus its children, sampled every 20 ms."""
+
+    def __init__(self):
+        import psutil
+
+        self.proc, self.peak, self._stop = psutil.Process(), 0, threading.Event()
+
+    def rss(self) -> int:
+        import psutil
+
+        total = self.proc.memory_info().rss
+        for c in self.proc.children(recursive=True):
+            try:
+                total += c.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            self._stop.wait(0.02)
+
+    def __enter__(self):
+        self.peak = self.rss()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self.rss())
+
+
+def dask_case(national: Path | None, workers: int = 2) -> None:
+    """Single process (baseline) vs a local Dask cluster on the same inputs; same table?"""
+    from dask.distributed import Client, LocalCluster
+
+    if national is not None:
+        from studentflow.ingest import load_bundle
+        from studentflow.pairs import bundle_distances
+
+        t_load, b = timed(lambda: load_bundle(national), "load")
+        t_read, net = timed(lambda: geo.read_network(b.extras["road_network"]), "read")
+        b = dataclasses.replace(b, extras={**b.extras, "road_network": net})
+        f = b.flows
+        origins = pd.Index(f["origin_id"].astype(str).unique())
+        benef = f.loc[pd.to_numeric(f["esc_beneficiaries"]) > 0, "destination_id"].astype(str).unique()
+        esc = b.schools.index[b.schools["esc"].fillna(False).astype(bool) | b.schools.index.isin(benef)]
+        label = (f"national bundle {national.parent.name}: {len(origins):,} origins x {len(esc):,} ESC schools, "
+                 f"bundle_distances max_km=15 (load {t_load:.1f} s, read network {t_read:.1f} s)")
+
+        def run(client=None):
+            return bundle_distances(b, origins, esc, max_km=15.0, client=client)
+    else:
+        schools = synthetic_schools(30_000, 10)
+        t_read, net = timed(lambda: geo.read_network(synthetic_network(88_000, 10)), "read")
+        label = f"synthetic 30,000 schools x 30,000, max_km=15 (build + read network {t_read:.1f} s)"
+
+        def run(client=None):
+            return geo.road_distances(schools, schools, network=net, max_km=15.0, client=client)
+
+    print(f"\n== dask: {label}; {net.summary()}")
+    with PeakRSS() as m1:
+        t1, here = timed(run, "single")
+    here_pairs = len(here)
+    del here  # one table in memory at a time, so the peaks compare; re-run below for the check
+    with PeakRSS() as m0:
+        t_up, (cluster, client) = timed(lambda: (lambda c: (c, Client(c)))(
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)), "up")
+    try:
+        with PeakRSS() as m2:
+            t2, there = timed(lambda: run(client), "dask")
+        with PeakRSS() as m3:
+            t3, _ = timed(lambda: run(client), "dask2")
+    finally:
+        client.close()
+        cluster.close()
+    here = run()
+    try:
+        pd.testing.assert_frame_equal(here, there, check_exact=True)
+        same = "identical (assert_frame_equal, exact)"
+    except AssertionError as exc:
+        same = f"DIFFERENT: {str(exc).splitlines()[0]}"
+    gb = 2.0**30
+    print("  (wall-clock s; CPU s of this process in brackets; peak RSS = this process + children)")
+    print(f"  single process (baseline): {t1:8.2f} s [{CPU['single']:6.2f}]  {here_pairs:>12,} pairs  "
+          f"peak RSS {m1.peak / gb:5.2f} GB")
+    print(f"  start {workers}-worker cluster:    {t_up:8.2f} s            peak RSS {m0.peak / gb:5.2f} GB")
+    print(f"  dask, first run:           {t2:8.2f} s [{CPU['dask']:6.2f}]  {len(there):>12,} pairs  "
+          f"peak RSS {m2.peak / gb:5.2f} GB  ratio to baseline {t2 / t1:5.2f}x wall")
+    print(f"  dask, second run:          {t3:8.2f} s [{CPU['dask2']:6.2f}]  "
+          f"{'':>12}        peak RSS {m3.peak / gb:5.2f} GB  ratio to baseline {t3 / t1:5.2f}x wall")
+    print(f"  outputs: {same}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-large", action="store_true", help="only the sample-size case")
     ap.add_argument("--region", type=Path, help="a make_region(scale=10) output folder")
+    ap.add_argument("--dask", action="store_true", help="also compare a 2-worker Dask cluster with one process")
+    ap.add_argument("--dask-only", action="store_true", help="only the Dask comparison")
+    ap.add_argument("--national", type=Path, help="manifest.toml of a national bundle for the Dask comparison")
     args = ap.parse_args()
+    if args.dask_only:
+        dask_case(args.national)
+        return
 
     sample = sample_inputs()
     if sample is not None:
@@ -151,6 +275,8 @@ def main() -> None:
     else:
         case("synthetic scale-10 region, all x all, max_km=15", synthetic_schools(30_000, 10),
              synthetic_network(88_000, 10), 15.0, 120)
+    if args.dask:
+        dask_case(args.national)
 
 
 if __name__ == "__main__":
