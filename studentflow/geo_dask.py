@@ -8,8 +8,8 @@ Used only when ``road_distances(..., client=...)`` (or
   (:func:`studentflow.geo._gc_block`, :func:`studentflow.geo_network._network_block`):
   the plan (graph, destination arrays, snap distances) is scattered to every worker once
   (``broadcast=True``), each task carries only its block bounds ``(s, e)``, and the
-  results come back in block order, so concatenating them gives the single-process
-  arrays bit for bit.
+  results, collected as blocks finish (each then freed on its worker), are put back in
+  block order, so concatenating them gives the single-process arrays bit for bit.
 - :func:`projector` projects lon/lat to the snapping CRS (EPSG:32651) with
   dask-geopandas (``from_geopandas(...).to_crs(...)``) on the workers. GeoPandas calls the
   same PROJ transformation (``always_xy``) as :func:`studentflow.geo_network.project`, so
@@ -51,14 +51,21 @@ def run_blocks(client, block: Callable, plan: dict, bounds: list[tuple[int, int]
     list
         One result per block, in the order of ``bounds``.
     """
+    from dask.distributed import as_completed
+
     [plan_f] = client.scatter([plan], broadcast=True, hash=False)
     futures = [client.submit(block, plan_f, int(s), int(e), pure=False) for s, e in bounds]
-    try:
-        return client.gather(futures)
+    position = {f.key: k for k, f in enumerate(futures)}
+    parts: list = [None] * len(futures)
+    try:  # collect as blocks finish and free each on its worker: not every block held at once
+        for fut, result in as_completed(futures, with_results=True):
+            parts[position[fut.key]] = result
+            fut.release()
     finally:
         for f in futures:
             f.release()
         plan_f.release()
+    return parts
 
 
 def projector(client, crs: str | None = None) -> Callable:
