@@ -140,13 +140,14 @@ def _dyadic_compiled(plan: _Plan, rng: np.random.Generator, kern) -> np.ndarray:
     wd = plan.c_w0.copy()
     n = wd.size
     ord_r = plan.c_ordR.astype(np.int32)
-    pos, sel, nbr, pr, lab = (np.empty(n, np.int32) for _ in range(5))
+    pos, sel, pr = (np.empty(n, np.int32) for _ in range(3))
+    ln = np.empty((n + 1, 2), np.int32)  # cycle label and right partner per selected edge
     for b in range(CORE_LOW, BITS):
-        k, ncomp = kern.level_cycles(wd, ord_r, b, pos, sel, nbr, pr, lab)
+        k, ncomp = kern.level_cycles(wd, ord_r, b, pos, sel, pr, ln)
         if k == 0:
             continue
         coins = rng.integers(0, 2, ncomp).astype(bool)
-        kern.level_apply(wd, sel, lab, coins, k, b)
+        kern.level_apply(wd, sel, ln, coins, k, b)
     return wd >> BITS
 
 

@@ -27,9 +27,11 @@ _ONE = np.int64(1) << 32
 
 
 @njit(cache=True, nogil=True)
-def level_cycles(wd, ord_r, b, pos, sel, nbr, pr, lab):  # pragma: no cover - compiled
+def level_cycles(wd, ord_r, b, pos, sel, pr, ln):  # pragma: no cover - compiled
     """Edges with bit ``b`` set (``sel[:k]``, by index), their partners at the right
-    end (``nbr``) and cycle labels of ``t -> nbr[t ^ 1]`` (``lab``); returns (k, ncomp)."""
+    end (``ln[:, 1]``) and cycle labels of ``t -> ln[t ^ 1, 1]`` (``ln[:, 0]``);
+    returns (k, ncomp).  Label and partner share a row of ``ln`` (and ``t``, ``t ^ 1``
+    a cache line), so each step of a cycle touches one cache line."""
     k = 0
     for e in range(wd.size):  # branch-free compaction (bits are coin flips)
         bit = (wd[e] >> b) & 1
@@ -44,28 +46,28 @@ def level_cycles(wd, ord_r, b, pos, sel, nbr, pr, lab):  # pragma: no cover - co
     for i in range(0, j, 2):  # consecutive edges at a right vertex are partners
         x = pr[i]
         y = pr[i + 1]
-        nbr[x] = y
-        nbr[y] = x
+        ln[x, 1] = y
+        ln[y, 1] = x
     for t in range(k):
-        lab[t] = -1
+        ln[t, 0] = -1
     ncomp = 0
     for v in range(k):  # cycles, numbered by their smallest member
-        if lab[v] < 0:
+        if ln[v, 0] < 0:
             u = v
-            while lab[u] < 0:
-                lab[u] = ncomp
-                u = nbr[u ^ 1]
+            while ln[u, 0] < 0:
+                ln[u, 0] = ncomp
+                u = ln[u ^ 1, 1]
             ncomp += 1
     return k, ncomp
 
 
 @njit(cache=True, nogil=True)
-def level_apply(wd, sel, lab, coins, k, b):  # pragma: no cover - compiled
+def level_apply(wd, sel, ln, coins, k, b):  # pragma: no cover - compiled
     """Add ``+-2^b`` to each selected edge: up iff (own class < other class) xor coin."""
     step = np.int64(1) << b
     for t in range(k):
-        x = lab[t]
-        o = lab[t ^ 1]
+        x = ln[t, 0]
+        o = ln[t ^ 1, 0]
         up = (x < o) ^ coins[min(x, o)]
         wd[sel[t]] += step * (2 * np.int64(up) - 1)
 

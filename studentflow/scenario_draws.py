@@ -69,9 +69,8 @@ class DrawWork:
             # memory alignment (which changes when the work unit is shipped to a worker),
             # elementwise ufuncs never do, so every process computes the same bits
             eta = np.array(off, dtype=float, copy=True)
-            tmp = np.empty_like(eta)
             for k, b in enumerate(np.asarray(beta, dtype=float)):
-                eta += np.multiply(X[:, k], b, out=tmp)  # the bits of eta += X[:, k] * b
+                eta += X[:, k] * b
             return np.exp(eta)
         model, pairs, names = self.predict
         return np.asarray(model.predict(pairs, params=pd.Series(beta, index=names)), dtype=float)
