@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from studentflow.errors import DataError
 from studentflow.ingest import load_bundle, read_manifest
@@ -217,3 +219,57 @@ def test_bad_learner_file_same_error(region, tmp_path, client, how, pattern):
         load_bundle(manifest, client=client)
     assert str(here.value) == str(there.value)
     assert not re.search(r"(?<!\d)\d{12}(?!\d)", str(here.value))
+
+
+def _random_frames(seed: int):
+    """Reader-shaped string frames of two transitions and two billing files, with repeated
+    and malformed LRNs (also written with '.0'), schools in and out of the study area,
+    ESC IDs in and out of the crosswalk, blank DepEd IDs and grades other than 7."""
+    rng = np.random.default_rng(seed)
+    schools = pd.Index([f"{i:06d}" for i in rng.choice(10**6, 12, replace=False)])
+    outside = [f"{i:06d}" for i in rng.choice(10**6, 3, replace=False) if f"{i:06d}" not in schools]
+    pool_ids = list(schools) + outside
+    lrns = [f"{x:012d}" for x in rng.integers(0, 10**12, 25)] + ["", "12345", "ABCDEFGHIJKL"]
+
+    def lrn_text(k):
+        v = lrns[k]
+        return v + ".0" if v and rng.random() < 0.1 else (" " + v if rng.random() < 0.05 else v)
+
+    esc_ids = [str(x) for x in rng.integers(1000, 10**7, 6)]
+    crosswalk = pd.Series(list(rng.choice(schools, 4)), index=esc_ids[:4], dtype="str")
+    trans, bill = [], []
+    for f in range(2):
+        n = int(rng.integers(0, 40))
+        df = pd.DataFrame({"lrn": [lrn_text(k) for k in rng.integers(0, len(lrns), n)],
+                           "origin_id": list(rng.choice(pool_ids, n)) if n else [],
+                           "destination_id": list(rng.choice(pool_ids, n)) if n else [],
+                           "_row": np.sort(rng.choice(np.arange(2, 200), n, replace=False)).astype("int64")})
+        trans.append(df.astype({"lrn": "str", "origin_id": "str", "destination_id": "str"}))
+        m = int(rng.integers(0, 30))
+        bill.append(pd.DataFrame({
+            "lrn": pd.array([lrn_text(k) for k in rng.integers(0, len(lrns), m)], dtype="str"),
+            "esc_id": pd.array(list(rng.choice(esc_ids, m)) if m else [], dtype="str"),
+            "deped_id": pd.array([("" if rng.random() < 0.3 else str(rng.choice(pool_ids))) for _ in range(m)],
+                                 dtype="str"),
+            "grade": rng.choice([7.0, 7.0, 7.0, 8.0, np.nan], m),
+            "amount": np.full(m, 9000.0),
+            "_row": np.sort(rng.choice(np.arange(2, 200), m, replace=False)).astype("int64")}))
+    return schools, crosswalk, trans, bill
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_combine_flows_equals_reference_on_random_learners(seed):
+    from studentflow.ingest.learners import compact_billing, compact_transitions
+    from studentflow.ingest.manifest import Source
+
+    schools, crosswalk, trans, bill = _random_frames(seed)
+    srcs_t = [Source("transitions", Path(f"t{i}.csv"), f"t{i}.csv") for i in range(2)]
+    srcs_b = [Source("esc_beneficiaries", Path(f"b{i}.csv"), f"b{i}.csv") for i in range(2)]
+    ref = Ledger()
+    want = build_flows(stack(list(zip(srcs_t, trans))), stack(list(zip(srcs_b, bill))), schools, crosswalk, ref)
+    led = Ledger()
+    got = combine_flows([compact_transitions(s, df, Ledger()) for s, df in zip(srcs_t, trans)],
+                        [compact_billing(s, df, Ledger()) for s, df in zip(srcs_b, bill)], schools, crosswalk, led)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    pd.testing.assert_frame_equal(led.frame(), ref.frame(), check_exact=True)

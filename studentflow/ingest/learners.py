@@ -100,6 +100,8 @@ def _school_int(ids: pd.Series) -> np.ndarray:
 def school_str(ids: np.ndarray) -> np.ndarray:
     """int school IDs → 6-digit strings ('' for -1), as an object array."""
     ids = np.asarray(ids)
+    if not ids.size:
+        return np.empty(0, dtype=object)
     out = np.char.zfill(ids.astype("U6"), 6).astype(object)
     out[ids < 0] = ""
     return out
