@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["level_cycles", "level_apply", "free_rows", "free_cols"]
+__all__ = ["level_cycles", "level_apply", "free_rows", "free_cols", "split_parts"]
 
 _ONE = np.int64(1) << 32
 
@@ -152,3 +152,47 @@ def free_cols(fc, fw, free_r, WC, cap_c, m, pb):  # pragma: no cover - compiled
         if e > s:
             _mark_prefix(buf, e - s, pb, by_col[s:e], fw, WC[j], cap_c[j], out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def split_parts(rows, cols, vals, limE, limK, n, m):  # pragma: no cover - compiled
+    """The first lines of ``_plan`` fused: flows scaled down to the integer limits,
+    integer parts ``ip``, 32-bit fractional parts ``w`` and the limits left per row and
+    column.  The same floating-point operations in the same order as the numpy code
+    (``np.bincount`` adds in index order; no contraction into fused multiply-adds), so
+    the same bits."""
+    R = np.zeros(n)
+    for i in range(rows.size):
+        R[rows[i]] += vals[i]
+    sr = np.ones(n)
+    for i in range(n):
+        if R[i] > limE[i]:
+            sr[i] = limE[i] / (R[i] if R[i] > 0 else 1.0)
+    v = np.empty(vals.size)
+    C = np.zeros(m)
+    for i in range(vals.size):
+        v[i] = vals[i] * sr[rows[i]]
+        C[cols[i]] += v[i]
+    sc = np.ones(m)
+    for j in range(m):
+        if C[j] > limK[j]:
+            sc[j] = limK[j] / (C[j] if C[j] > 0 else 1.0)
+    ip = np.empty(vals.size, np.int64)
+    w = np.empty(vals.size, np.int64)
+    IR = np.zeros(n)
+    IC = np.zeros(m)
+    one = float(_ONE)
+    for i in range(vals.size):
+        x = v[i] * sc[cols[i]]
+        f = np.floor(x)
+        ip[i] = np.int64(f)
+        w[i] = np.int64(np.floor((x - f) * one))
+        IR[rows[i]] += f
+        IC[cols[i]] += f
+    capR = np.empty(n, np.int64)
+    for i in range(n):  # integer sums below 2^53: exact, round() is a no-op
+        capR[i] = np.int64(limE[i]) - np.int64(IR[i])
+    capC = np.empty(m, np.int64)
+    for j in range(m):
+        capC[j] = np.int64(limK[j]) - np.int64(IC[j])
+    return ip, w, capR, capC

@@ -183,8 +183,9 @@ class _Plan:
     c_real: np.ndarray        # pair index of core-graph edges that are real, else -1
 
 
-def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
-    # scale down to the integer limits (no-op for feasible flows with integer limits)
+def _split_parts(rows, cols, vals, limE, limK, n, m):
+    """Flows scaled down to the integer limits (no-op for feasible flows with integer
+    limits); integer parts, fractional parts in units of 2^-32 and the limits left."""
     R = np.bincount(rows, weights=vals, minlength=n)
     sr = np.where(R > limE, limE / np.where(R > 0, R, 1.0), 1.0)
     vals = vals * sr[rows]
@@ -196,6 +197,18 @@ def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
     w = np.floor((vals - ipf) * float(ONE)).astype(np.int64)
     capR = limE.astype(np.int64) - np.bincount(rows, weights=ipf, minlength=n).round().astype(np.int64)
     capC = limK.astype(np.int64) - np.bincount(cols, weights=ipf, minlength=m).round().astype(np.int64)
+    return ip, w, capR, capC
+
+
+def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
+    kern = kernels()
+    if kern is not None and vals.size:  # fused, compiled: the same bits
+        # numba's arrays carry their own int64 dtype instance, on which numpy's fast
+        # np.add.at loop is not used (25x slower): view them with numpy's own dtype
+        ip, w, capR, capC = (a.view(np.int64) for a in
+                             kern.split_parts(rows, cols, vals, limE, limK, n, m))
+    else:
+        ip, w, capR, capC = _split_parts(rows, cols, vals, limE, limK, n, m)
     if (capR < 0).any() or (capC < 0).any():  # pragma: no cover - guarded by scaling
         raise ValueError("integer parts exceed pools or capacities; flows are infeasible")
     _fix_excess(w, rows, n, capR)
@@ -210,10 +223,10 @@ def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
     slackC = capC - (-((-WC) // ONE))
     # columns: prefer edges still grouped at their row, then the largest
     rows_sorted = not (fr[1:] < fr[:-1]).any()  # as they come from CSR or np.nonzero
-    kern = _packable(kernels(), rows_sorted, fr, fc, slackC, n, m)
+    kern = _packable(kern, rows_sorted, fr, fc, slackC, n, m)
     if kern is not None:  # per-vertex sorts, compiled; the same masks
-        free_r = kern.free_rows(fr, fc, fw, slackC, WR, capR, kern.pb_rows)
-        free_c = kern.free_cols(fc, fw, free_r, WC, capC, m, kern.pb_cols)
+        free_r = kern.free_rows(fr, fc, fw, slackC, WR, capR, kern.pb_rows).view(np.bool_)
+        free_c = kern.free_cols(fc, fw, free_r, WC, capC, m, kern.pb_cols).view(np.bool_)
     else:
         u_sl, r_sl = np.unique(slackC, return_inverse=True)  # dense rank of the slack
         ordr = _lexsort3(fw, r_sl.ravel()[fc], u_sl.size, fr)
