@@ -73,14 +73,30 @@ def level_apply(wd, sel, ln, coins, k, b):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out):  # pragma: no cover - compiled
+def _sort_tail(buf, t, k):  # pragma: no cover - compiled
+    """Sort ``buf[t:k]`` in place (insertion sort for a few values)."""
+    if k - t > 32:
+        buf[t:k].sort()
+        return
+    for u in range(t + 1, k):
+        x = buf[u]
+        v = u - 1
+        while v >= t and buf[v] > x:
+            buf[v + 1] = buf[v]
+            v -= 1
+        buf[v + 1] = x
+
+
+@njit(cache=True, nogil=True)
+def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out, steps):  # pragma: no cover - compiled
     """``buf[:k]``: distinct packed keys whose low ``pb`` bits are positions in ``seg``;
     mark the edges of the freed prefix in increasing key order (``_free_prefix``'s rule).
 
     ``f(t) = t + ceil((W - cumw_t) / 2^32)`` never decreases (each weight is below
     2^32), so the freed edges are a prefix of the order: all of them when
-    ``f(k) = k <= cap``; else the smallest keys are taken one by one (selection, the
-    prefix is short) until ``f`` exceeds ``cap``, sorting the rest if it grows long."""
+    ``f(k) = k <= cap``; else the smallest keys are taken one by one (selection, for
+    the first ``steps``: columns free short prefixes) and the rest sorted when
+    reached, until ``f`` exceeds ``cap``."""
     low = (np.int64(1) << pb) - 1
     if k <= cap_v:
         for t in range(k):
@@ -88,9 +104,9 @@ def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out):  # pragma: no cover - com
         return
     cw = np.int64(0)
     for t in range(k):
-        if t == 16:
-            buf[t:k] = np.sort(buf[t:k])
-        if t < 16:  # select the smallest remaining key
+        if t == steps:
+            _sort_tail(buf, t, k)
+        if t < steps:  # select the smallest remaining key
             j = t
             for u in range(t + 1, k):
                 if buf[u] < buf[j]:
@@ -123,7 +139,7 @@ def free_rows(fr, fc, fw, slack_c, WR, cap_r, pb):  # pragma: no cover - compile
             buf[e - s] = ((slack_c[fc[e]] << (32 + pb)) | (((_ONE - 1) - fw[e]) << pb)
                           | (e - s))
             e += 1
-        _mark_prefix(buf, e - s, pb, seg[s:e], fw, WR[v], cap_r[v], out)
+        _mark_prefix(buf, e - s, pb, seg[s:e], fw, WR[v], cap_r[v], out, 1)
         s = e
     return out
 
@@ -150,7 +166,7 @@ def free_cols(fc, fw, free_r, WC, cap_c, m, pb):  # pragma: no cover - compiled
             i = by_col[s + t]
             buf[t] = (np.int64(free_r[i]) << (32 + pb)) | (((_ONE - 1) - fw[i]) << pb) | t
         if e > s:
-            _mark_prefix(buf, e - s, pb, by_col[s:e], fw, WC[j], cap_c[j], out)
+            _mark_prefix(buf, e - s, pb, by_col[s:e], fw, WC[j], cap_c[j], out, 16)
     return out
 
 
