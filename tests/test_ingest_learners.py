@@ -273,3 +273,33 @@ def test_combine_flows_equals_reference_on_random_learners(seed):
                         [compact_billing(s, df, Ledger()) for s, df in zip(srcs_b, bill)], schools, crosswalk, led)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     pd.testing.assert_frame_equal(led.frame(), ref.frame(), check_exact=True)
+
+
+def test_streamed_blocks_equal_whole_file_reader(messy, tmp_path, monkeypatch):
+    """The block-streamed transitions path gives the arrays and ledger rows of the string
+    reader plus compaction, on every messy file and across block boundaries; a file with a
+    blank line is left to the exact reader."""
+    from studentflow.ingest import learners_fast
+    from studentflow.ingest.learners import compact_transitions
+    from studentflow.ingest.readers import read_transitions
+
+    monkeypatch.setattr(learners_fast, "BLOCK_BYTES", 1 << 16)  # several blocks per file
+    for src in (s for s in read_manifest(messy) if s.kind == "transitions"):
+        fast = learners_fast.fast_transitions(src)
+        assert fast is not None, src.file
+        led = Ledger()
+        exact = compact_transitions(src, read_transitions(src, led), led)
+        for k, v in exact.arrays.items():
+            np.testing.assert_array_equal(fast[0][k], v, err_msg=k)
+            assert fast[0][k].dtype == v.dtype
+        pd.testing.assert_frame_equal(fast[1].frame(), led.frame(), check_exact=True)
+        assert fast[1].rows_read == led.rows_read
+    src = next(s for s in read_manifest(messy) if s.kind == "transitions")
+    lines = _lines(src.path)
+    blank = tmp_path / "blank.csv"
+    blank.write_text("\n".join(["Grade 7 movers", *lines[:3], "", *lines[3:8]]) + "\n", encoding="utf-8")
+    moved = type(src)(src.kind, blank, "blank.csv")
+    assert learners_fast.fast_transitions(moved) is None
+    part = read_learner_part(moved)
+    assert part.ledger.rows_read[("transitions", "blank.csv")] == 7
+    assert set(part.arrays["row"]) <= {3, 4, 6, 7, 8, 9, 10}

@@ -146,6 +146,9 @@ _READ = {"transitions": (read_transitions, compact_transitions),
 def read_learner_part(src: Source) -> LearnerPart:
     """Read, validate and compact one learner-level file (its own ledger inside).
 
+    A transitions CSV is streamed block by block (:mod:`.learners_fast`); other files,
+    and any file that path declines, are read whole by their string reader and compacted.
+
     Parameters
     ----------
     src : Source
@@ -162,6 +165,12 @@ def read_learner_part(src: Source) -> LearnerPart:
     DataError
         The file cannot be read; the message names the file (and row/column).
     """
+    if src.kind == "transitions":
+        from studentflow.ingest.learners_fast import fast_transitions
+
+        fast = fast_transitions(src)
+        if fast is not None:
+            return LearnerPart(src.kind, src.file, fast[0], ledger=fast[1])
     reader, compact = _READ[src.kind]
     led = Ledger()
     return compact(src, reader(src, led), led)

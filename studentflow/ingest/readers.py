@@ -24,12 +24,16 @@ PH_LAT = (4.0, 21.5)
 
 def _read(src: Source, cols: list[Col], ledger: Ledger) -> pd.DataFrame:
     df = read_table(src.path, cols, name=src.file, sheet=src.sheet)
-    ledger.rows_read[(src.kind, src.file)] = len(df)
-    h = int(df.attrs.get("header_row", 1))
-    if h > 1:
-        ledger.add(src.kind, src.file, h, "", "corrected",
-                   f"header found on row {h}, below {h - 1} title/blank row(s), which were skipped")
+    note_read(src, len(df), int(df.attrs.get("header_row", 1)), ledger)
     return df
+
+
+def note_read(src: Source, rows: int, header_row: int, ledger: Ledger) -> None:
+    """Record the rows read of a file and, if its header sat below row 1, that correction."""
+    ledger.rows_read[(src.kind, src.file)] = rows
+    if header_row > 1:
+        ledger.add(src.kind, src.file, header_row, "", "corrected",
+                   f"header found on row {header_row}, below {header_row - 1} title/blank row(s), which were skipped")
 
 
 _PLAIN_NUMBER = r"\d+(\.\d*)?"
@@ -191,6 +195,11 @@ TRANSITION_COLS = [
 ]
 
 
+#: Ledger reasons of :func:`read_transitions` (shared with the fast path in :mod:`.learners_fast`).
+BAD_G6 = "invalid Grade 6 school ID (not a 6-digit DepEd ID)"
+BAD_G7 = "invalid Grade 7 school ID (not a 6-digit DepEd ID)"
+
+
 def read_transitions(src: Source, ledger: Ledger) -> pd.DataFrame:
     """Learner-level Grade 6 → 7 records: lrn, origin_id, destination_id, _row.
 
@@ -202,8 +211,7 @@ def read_transitions(src: Source, ledger: Ledger) -> pd.DataFrame:
     d, _ = V.school_ids(df["BEIS School ID in Grade 7"])
     bad = (o == "") | (d == "")
     ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], d.where(d != "", o)[bad], "dropped",
-                    np.where((o == "")[bad], "invalid Grade 6 school ID (not a 6-digit DepEd ID)",
-                             "invalid Grade 7 school ID (not a 6-digit DepEd ID)"))
+                    np.where((o == "")[bad], BAD_G6, BAD_G7))
     return pd.DataFrame({"lrn": df["LRN"][~bad].str.strip(), "origin_id": o[~bad], "destination_id": d[~bad],
                          "_row": df["_row"][~bad]})
 
