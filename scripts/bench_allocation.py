@@ -8,6 +8,12 @@ Prints, in one run on one machine, the time to reach tol = 1e-9 for
 (d) 100 integer draws (``Allocation.to_integer``) at size (a);
 (e) one integer draw on a fresh allocation (as the scenario sweep does: the plan is
     rebuilt every draw) at national size, ~1.5 million pairs (and on (b));
+(f) whole scenario draws (``scenario_draws.simulate_draws``: expected flows from a
+    22-covariate design, balancing, rounding plan, rounding, per-draw totals) at the
+    national sweep's size, 46,000 origins x 13,000 ESC schools, ~1.5 million pairs;
+    the current code against the code of commit ``BASELINE_COMMIT`` (loaded from git in
+    this process) and against the current code without numba, with a check that all
+    three give identical draws; and a stage breakdown of one new draw;
 
 with baselines run in the same process: the study's ``sequential`` rule and a plain
 dense Furness (alternating) iteration in numpy, and the ratios against them.
@@ -17,7 +23,7 @@ denser clusters, each origin's candidate schools are its nearest ~40 (national: 
 ``mu`` is lognormal times a distance decay, pools are 70-140 learners, and capacities
 are set so that about half of the schools bind.
 
-Usage: ``PYTHONPATH=. python scripts/bench_allocation.py [--skip-national]``
+Usage: ``PYTHONPATH=. python scripts/bench_allocation.py [--skip-national] [--only-draws]``
 """
 
 from __future__ import annotations
@@ -44,11 +50,11 @@ from studentflow.scenario_draws import DrawWork, simulate_draws
 BASELINE_COMMIT = "09c1159"
 
 
-def make_problem(n_origins: int, n_schools: int, k: int, seed: int = 0):
+def make_problem(n_origins: int, n_schools: int, k: int, seed: int = 0, kk=None):
     """Realistic synthetic allocation problem.
 
     Returns ``(mu, pools, capacities)`` with ``mu`` a CSR array (learners), about
-    ``n_origins * k`` candidate pairs.
+    ``n_origins * k`` candidate pairs (or ``kk[i]`` for origin ``i`` when given).
     """
     rng = np.random.default_rng(seed)
     n_cl = max(5, n_schools // 50)
@@ -59,7 +65,8 @@ def make_problem(n_origins: int, n_schools: int, k: int, seed: int = 0):
         return c + rng.normal(scale=3.0, size=(n, 2))
 
     org, sch = points(n_origins), points(n_schools)
-    kk = rng.integers(int(0.6 * k), int(1.4 * k) + 1, n_origins)
+    draws = rng.integers(int(0.6 * k), int(1.4 * k) + 1, n_origins)
+    kk = draws if kk is None else np.asarray(kk)
     kmax = int(kk.max())
     dist, idx = cKDTree(sch).query(org, k=kmax)
     keep = np.arange(kmax)[None, :] < kk[:, None]
@@ -346,11 +353,23 @@ class _BaselineRounding:
 
 def draw_work(n_origins: int, n_schools: int, k: int, n_cov: int = 22, seed: int = 3):
     """A national-size scenario work unit like ``scenarios._prepare`` builds: the pairs of
-    :func:`make_problem` in CSR order, a column-major design with ``n_cov`` covariates
-    (the national model has 22) whose coefficient vector 0 reproduces that problem's
-    ``mu`` through the offset, about 3/4 of the pairs new; and 3 coefficient draws."""
-    mu, E, K = make_problem(n_origins, n_schools, k, seed=seed)
+    :func:`make_problem` in CSR order with the national run's shape (``k`` is unused:
+    rural and urban origins, about 0.16 expected learners per pair, half the schools
+    full, hardly any origin exhausted; see the comments), a
+    column-major design with ``n_cov`` covariates (the national model has 22) whose
+    coefficient vector 0 gives that ``mu`` through the offset, about 3/4 of the pairs
+    new; and 3 coefficient draws near 0."""
     rng = np.random.default_rng(seed)
+    # as in the national sweep: 3/4 of the origins rural with 1-12 candidate schools,
+    # 1/4 urban with 55-160 (median 7, mean ~32); ~0.16 expected learners per pair;
+    # pools of 30-250 learners, hardly ever exhausted; small ESC capacities of which
+    # about half bind (with many pairs per spare learner this leaves a large core)
+    urban = rng.random(n_origins) < 0.25
+    kk = np.where(urban, rng.integers(55, 161, n_origins), rng.integers(1, 13, n_origins))
+    mu, _, _ = make_problem(n_origins, n_schools, k, seed=seed, kk=kk)
+    mu = sp.csr_array((mu.data * (0.16 / mu.data.mean()), mu.indices, mu.indptr), shape=mu.shape)
+    E = rng.integers(30, 251, n_origins).astype(float)
+    K = np.floor(np.asarray(mu.sum(axis=0)).ravel() * rng.uniform(0.4, 1.6, mu.shape[1]))
     nnz = mu.nnz
     X = np.asfortranarray(rng.normal(size=(nnz, n_cov)))
     design = (X, np.log(mu.data))
@@ -433,9 +452,43 @@ def fmt(t):
     return f"{t[0]:7.3f} s wall ({t[1]:6.3f} s CPU)"
 
 
-def main(skip_national: bool = False) -> None:
+def draw_stages(work, beta, seed=1000, repeat=3):
+    """Best-of-``repeat`` CPU ms of each stage of one new draw."""
+    def cpu(fn):
+        best, out = np.inf, None
+        for _ in range(repeat):
+            c0 = time.process_time()
+            out = fn()
+            best = min(best, time.process_time() - c0)
+        return 1000 * best, out
+
+    t_mu, mu = cpu(lambda: work.expected(beta))
+    mat = sp.csr_matrix((mu[work.order], work.indices, work.indptr), shape=work.shape)
+    t_bal, res = cpu(lambda: allocate(mat, work.pools, work.caps))
+    f = res.flows
+    n, m = f.shape
+    rows = np.repeat(np.arange(n), np.diff(f.indptr))
+    args = (rows, f.indices.astype(np.int64), np.asarray(f.data, float), np.floor(work.pools),
+            np.floor(work.caps), n, m)
+    t_plan, plan = cpu(lambda: ai._plan(*args))
+    t_dy, _ = cpu(lambda: ai._dyadic(plan, np.random.default_rng(seed)))
+    t_draw, _ = cpu(lambda: ai._draw(plan, np.random.default_rng(seed)))
+    t_all, _ = cpu(lambda: simulate_draws(work, beta[None, :], [0], [seed]))
+    print(f"    stages of one new draw (CPU ms): expected flows {t_mu:.0f}, balance "
+          f"{t_bal:.0f} ({res.iterations} iterations), rounding plan {t_plan:.0f}, rounding "
+          f"{t_draw:.0f} (bit levels {t_dy:.0f}), the rest (CSR, totals) "
+          f"{t_all - t_mu - t_bal - t_plan - t_draw:.0f}; whole {t_all:.0f}; core "
+          f"{int((plan.c_real >= 0).sum()):,} pairs, grouped {plan.g_edges.size:,}")
+
+
+def main(skip_national: bool = False, only_draws: bool = False) -> None:
     print(f"studentflow allocation benchmark (tol 1e-9); load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    work, betas = draw_work(46_000, 13_000, 32)
+    bench_whole_draw(work, betas, f"{work.shape[0]:,} x {work.shape[1]:,}, {len(work.order):,} pairs")
+    draw_stages(work, betas[0])
+    if only_draws:
+        return
     _, (mu, E, K) = timed(lambda: make_problem(7_600, 1_400, 43, seed=1))
     print(f"(a) problem: {mu.shape[0]} x {mu.shape[1]}, {mu.nnz:,} pairs")
     t_a, res = timed(lambda: allocate(mu, E, K), repeat=3)
@@ -495,4 +548,5 @@ def main(skip_national: bool = False) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--skip-national", action="store_true")
+    p.add_argument("--only-draws", action="store_true", help="only (f), the whole-draw timing")
     main(**vars(p.parse_args()))

@@ -69,18 +69,18 @@ left to draw, with ``sum_{e at v} Z_e <= c_v``.
    vertex's limit holds on every draw.
 
 Everything that does not depend on the seed (classes, groups, the core graph) is
-computed once per allocation and cached; each draw costs a few vectorised passes over
-the pairs plus 24 component labellings of the core.  Why not plain GKPS: its
-cycle/path cancelling is sequential (one edge settled per step) and too slow in numpy;
-here each bit level settles every edge at once.  Cost depends on the core's size:
-at the study's size (325,000 pairs, half the schools full) the core is ~9,000 pairs
-and a draw takes ~10 ms of CPU; when origins have many more candidate pairs than
-spare learners (125 pairs per origin) freeing cannot empty the core: at 1.5 million
-pairs the core is ~460,000 pairs and the scenario sweep, which builds a new plan every
-draw (new coefficients, new flows), spends ~0.3 s on the plan and ~0.33 s on the draw
-(``scripts/bench_allocation.py``, (e)).  The plan's sorts are the costly part: the
-(vertex, key, -weight) orders are single argsorts of packed int64 keys
-(:func:`_lexsort3`), identical to ``np.lexsort`` and about 5x faster.
+computed once per allocation (:mod:`studentflow.allocation_plan`) and cached; each draw
+costs a few vectorised passes over the pairs plus 24 bit levels on the core.  Why not
+plain GKPS: its cycle/path cancelling is sequential (one edge settled per step); here
+each bit level settles every edge at once.  Cost depends on the core's size: at the
+study's size (325,000 pairs, half the schools full) the core is ~9,000 pairs and a draw
+takes ~10 ms of CPU; when origins have many more candidate pairs than spare learners
+freeing cannot empty the core: in the national sweep (1.5 million pairs, a new plan
+every draw because the coefficients change) the core is ~400,000 pairs.  There the
+numpy code spends ~0.25 s on the plan and ~0.3 s on the bit levels per draw; with numba
+installed, :mod:`studentflow.allocation_kernels` runs the bit levels (~0.08 s), the
+freeing pass and the split into integer and fractional parts compiled, with identical
+draws (``scripts/bench_allocation.py``, (e) and (f)).
 """
 
 from __future__ import annotations

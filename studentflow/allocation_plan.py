@@ -1,12 +1,14 @@
-"""The seed-independent part of dependent rounding (numpy only).
+"""The seed-independent part of dependent rounding (numpy; numba optional).
 
-:func:`_plan` classifies the fractional parts of an allocation into independent,
-star (systematic sampling) and core (bit-level dependent rounding) edges and builds the
-core graph; :mod:`studentflow.allocation_integer` has the algorithm, the proof and the
-per-draw part.  The sorts are the costly part: the (vertex, key, -weight) orders are
+:func:`_plan` splits the flows into integer and fractional parts, classifies the
+fractional parts into independent, star (systematic sampling) and core (bit-level
+dependent rounding) edges, and builds the core graph;
+:mod:`studentflow.allocation_integer` has the algorithm, the proof and the per-draw
+part.  In numpy the sorts are the costly part: the (vertex, key, -weight) orders are
 single argsorts of packed int64 keys (:func:`_lexsort3`), identical to ``np.lexsort``
-and about 5x faster; where numba is installed, :mod:`studentflow.allocation_kernels`
-replaces the free-prefix pass by compiled per-vertex sorts with the same result.
+and about 5x faster.  Where numba is installed (:func:`kernels`), the split and the
+freeing pass run compiled (:mod:`studentflow.allocation_kernels`: per-vertex sorts of a
+few edges instead of global argsorts) and give the same plan, field for field.
 """
 
 from __future__ import annotations
