@@ -240,14 +240,23 @@ def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
     rstar = ~free_r & free_c
     cstar = free_r & ~free_c
     # star groups: row groups (key = row) then column groups (key = n + col)
-    sel = np.flatnonzero(rstar | cstar)
-    gkey = np.where(rstar[sel], fr[sel], n + fc[sel])
-    o = _stable_argsort(gkey)
-    sel, gkey = sel[o], gkey[o]
-    uniq, g_of = np.unique(gkey, return_inverse=True)
+    if rows_sorted:  # row-star edges are in group order already: sort the column ones
+        rsel, csel = np.flatnonzero(rstar), np.flatnonzero(cstar)
+        csel = csel[_stable_argsort(fc[csel])]
+        sel = np.concatenate([rsel, csel])
+        gkey = np.concatenate([fr[rsel], n + fc[csel]])
+    else:
+        sel = np.flatnonzero(rstar | cstar)
+        gkey = np.where(rstar[sel], fr[sel], n + fc[sel])
+        o = _stable_argsort(gkey)
+        sel, gkey = sel[o], gkey[o]
+    first = np.ones(sel.size, bool)  # first edge of each group (keys sorted): np.unique
+    first[1:] = gkey[1:] != gkey[:-1]
+    uniq = gkey[first]
+    g_of = np.cumsum(first) - 1
     n_groups = uniq.size
     gw = fw[sel]
-    starts = np.concatenate([[0], np.cumsum(np.bincount(g_of, minlength=n_groups))])
+    starts = np.append(np.flatnonzero(first), sel.size)
     cum = np.cumsum(gw)
     g_S = cum - (cum - gw)[np.repeat(starts[:-1], np.diff(starts))]
     P = _group_sum(gw, starts, n_groups)
