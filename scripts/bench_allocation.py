@@ -428,7 +428,8 @@ def bench_whole_draw(work, betas, label, repeat=3):
     print(f"(f) {label} whole draw (simulate_draws): new {1000 * t_new[0] / nd:.0f} ms/draw wall "
           f"({1000 * t_new[1] / nd:.0f} ms CPU{'' if kern else ', numba missing: numpy path'}); "
           f"baseline {BASELINE_COMMIT} {1000 * t_old[0] / nd:.0f} ms/draw wall "
-          f"({1000 * t_old[1] / nd:.0f} ms CPU); ratio baseline/new {t_old[0] / t_new[0]:.2f} wall, "
+          f"({1000 * t_old[1] / nd:.0f} ms CPU); ratio baseline/new "
+          f"{t_old[0] / t_new[0]:.2f} wall, "
           f"{t_old[1] / t_new[1]:.2f} CPU; identical draws {same(new, old)}")
     print(f"    new without numba (numpy path) {1000 * t_np[0] / nd:.0f} ms/draw wall "
           f"({1000 * t_np[1] / nd:.0f} ms CPU); ratio baseline/numpy-path "
@@ -485,7 +486,8 @@ def main(skip_national: bool = False, only_draws: bool = False) -> None:
     print(f"studentflow allocation benchmark (tol 1e-9); load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     work, betas = draw_work(46_000, 13_000, 32)
-    bench_whole_draw(work, betas, f"{work.shape[0]:,} x {work.shape[1]:,}, {len(work.order):,} pairs")
+    size = f"{work.shape[0]:,} x {work.shape[1]:,}, {len(work.order):,} pairs"
+    bench_whole_draw(work, betas, size)
     draw_stages(work, betas[0])
     if only_draws:
         return

@@ -117,7 +117,8 @@ def _whole_sums(whole: sp.csr_matrix):
 
 def _new_placed(whole: sp.csr_matrix, new_mask: sp.csr_matrix) -> float:
     """Whole learners on new pairs; the mask's data directly when both share one structure."""
-    if (whole.indptr.shape == new_mask.indptr.shape and whole.indices.shape == new_mask.indices.shape
+    if (whole.indptr.shape == new_mask.indptr.shape
+            and whole.indices.shape == new_mask.indices.shape
             and np.array_equal(whole.indptr, new_mask.indptr)
             and np.array_equal(whole.indices, new_mask.indices)):
         return float(whole.data[new_mask.data != 0].sum())  # mask data is 0 / 1
@@ -155,7 +156,8 @@ def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=No
         whole = sp.csr_matrix(alloc.to_integer(seed))
         if whole.data.dtype.kind != "i":  # another allocator's result: check, then cast
             if whole.nnz and not np.array_equal(whole.data, np.round(whole.data)):
-                raise RuntimeError(f"scenario {work.name!r}: to_integer returned fractional learners")
+                raise RuntimeError(
+                    f"scenario {work.name!r}: to_integer returned fractional learners")
             whole = whole.astype(np.int64)
         elif whole.data.dtype != np.int64:
             whole = whole.astype(np.int64)
