@@ -7,12 +7,15 @@
    :func:`studentflow.synth.national.make_national`, or reuses the cached copy.
 2. Single process: ingest, distances (road network, Dijkstra in origin blocks, limited
    to ``--max-km``), pairs, fit (the scenario model and the study's), scenarios
-   (``--scenarios`` of the study's scenarios × ``--draws`` draws). For each stage: wall
+   (``--scenarios`` of the study's scenarios × ``--draws`` draws), report (the study
+   estimator's point estimates and every report file, as ``studentflow run`` writes). For each stage: wall
    time, the process's peak resident memory during the stage (sampled every 20 ms) and
    the memory it still holds at the end.
-3. The scenario sweep again on a local Dask cluster (``--workers`` single-threaded worker
-   processes), against the single-process sweep as the baseline: time, ratio, peak
-   memory of the main process plus workers, and whether the results are identical.
+3. The stages that run on Dask (ingest's learner-level files, the distance origin
+   blocks, the scenario sweep) again on a local Dask cluster (``--workers``
+   single-threaded worker processes), each against its single-process run as the
+   baseline: time, ratio, peak memory of the main process plus workers, and whether the
+   results are identical.
 
 Targets (issue 8, 2 cores): whole pipeline with 6 scenarios × 100 draws under 15 min,
 peak memory under 12 GB.
@@ -135,6 +138,20 @@ def main() -> None:
     kw = dict(pairs=pairs, distances=dist, draws=args.draws, seed=args.seed, progress=False)
     single = stage("scenarios", lambda: run_scenarios(bundle, model, scen, **kw),
                    lambda r: f"placed (status quo) {r.table['placed_mean'].iloc[0]:,.0f}")
+
+    def report():
+        import tempfile
+
+        from studentflow.pipeline import synthetic_truth
+        from studentflow.report import write_report
+
+        others = {label: run_scenarios(bundle, m, scen, pairs=pairs, distances=dist, draws=0, seed=args.seed,
+                                       progress=False) for label, m in list(models.items())[1:]}
+        out = Path(tempfile.mkdtemp(prefix="national-report-"))
+        return write_report(single, out, bundle=bundle, model=model, pairs=pairs, models=models,
+                            comparisons=others, truth=synthetic_truth(manifest))
+
+    stage("report", report, lambda w: f"{len(w)} files (with the study estimator's point estimates)")
     total = sum(r[1] for r in ROWS)
     peak = max(r[2] for r in ROWS)
     print(f"  {'total':<22} {total:8.1f} s   peak {peak:6.2f} GB   "
@@ -145,21 +162,44 @@ def main() -> None:
           f"highest peak: {worst_m[0]} ({worst_m[2]:.2f} GB)")
 
     if args.no_dask:
+        print("\n" + single.summary())
         return
+    import pandas as pd
     from dask.distributed import Client, LocalCluster
 
-    print(f"\nscenario sweep on a local Dask cluster ({args.workers} worker processes x 1 thread)")
+    print(f"\nthe same stages on a local Dask cluster ({args.workers} worker processes x 1 thread); "
+          f"peak = this process + workers")
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        dask_res = stage("scenarios (dask)", lambda: run_scenarios(bundle, model, scen, client=client, **kw),
-                         lambda r: f"placed (status quo) {r.table['placed_mean'].iloc[0]:,.0f}", children=True)
-    import pandas as pd
+        b2 = stage("ingest (dask)", lambda: load_bundle(manifest, client=client),
+                   lambda b: f"{len(b.flows):,} flows", children=True)
+        d2 = stage("distances (dask)", lambda: compute_distances(bundle, max_km=args.max_km, client=client),
+                   lambda d: f"{len(d):,} distances", children=True)
+        r2 = stage("scenarios (dask)", lambda: run_scenarios(bundle, model, scen, client=client, **kw),
+                   lambda r: f"placed (status quo) {r.table['placed_mean'].iloc[0]:,.0f}", children=True)
 
-    same = all(getattr(single, n).equals(getattr(dask_res, n)) for n in ("table", "per_draw", "esc_schools"))
-    t_single = next(r[1] for r in ROWS if r[0] == "scenarios")
-    t_dask = ROWS[-1][1]
-    print(f"  baseline single-process sweep {t_single:8.1f} s; dask {t_dask:8.1f} s; "
-          f"ratio {t_single / t_dask:.2f}x faster; identical results: {same}")
+    def frames_equal(a, b) -> bool:
+        try:
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+            return True
+        except AssertionError:
+            return False
+
+    same = {
+        "ingest": all(frames_equal(getattr(bundle, n), getattr(b2, n)) for n in ("flows", "ledger", "sources"))
+        and frames_equal(pd.DataFrame(bundle.schools), pd.DataFrame(b2.schools)),
+        "distances": frames_equal(dist, d2),
+        "scenarios": all(frames_equal(getattr(single, n), getattr(r2, n))
+                         for n in ("table", "per_draw", "esc_schools", "public_jhs")),
+    }
+    secs = {r[0]: r[1] for r in ROWS}
+    peaks = {r[0]: r[2] for r in ROWS}
+    print(f"\n  {'stage':<12} {'single s':>9} {'dask s':>9} {'ratio':>7} {'single GB':>10} {'dask GB':>8}  identical")
+    for name in ("ingest", "distances", "scenarios"):
+        a, b = secs[name], secs[f"{name} (dask)"]
+        print(f"  {name:<12} {a:9.1f} {b:9.1f} {a / b:6.2f}x {peaks[name]:10.2f} {peaks[f'{name} (dask)']:8.2f}  "
+              f"{same[name]}")
+    print("  (ratio = single-process seconds / Dask seconds, the single-process run as baseline)")
     pd.set_option("display.width", 160)
     print("\n" + single.summary())
 
