@@ -19,23 +19,17 @@ synthetic 88k-node network, 30,000 schools, 15 km: road 75.3 s [35.3] vs 22.5 s 
 sample road 2.64 s [2.46] vs great-circle 0.48 s [0.44]; synthetic 88k-node, 15 km:
 road 37.3 s [36.9] vs 10.7 s [10.1] (32.2 M pairs, peak RSS 7.8 GB); the same-place
 search + zeroing cost 0.7 % of the road time in both (30,000 pairs zeroed at scale 10).
-Dask (28 Nov 2026, 2-worker local cluster, machine shared: load average 3-4 on 2 cores,
-so wall ≫ CPU; outputs identical in both): national seed0-n59000-r5 (46,413 origins x
-13,373 ESC, 42k-node network, 10.05 M pairs): single 18.2 s [10.4] peak RSS 1.35 GB;
-Dask 15.5 s (0.85x) first run, 20.0 s (1.10x) second, peak RSS 2.1-2.6 GB with
-workers; cluster start 2.8 s. Synthetic 30,000 schools, 88k nodes, 15 km (32.2 M pairs):
-single 80.7 s [41.5] peak 2.57 GB; Dask 107.6 s (1.33x) first run, 48.3 s (0.60x)
-second, peak 4.5-5.3 GB. Of the single-process national run, 8.2 of 9.1 s is in the
-Dijkstra blocks (the part Dask spreads); the dask-geopandas projection costs ~1.2 s wall.
-
-3. "dask" (``--dask``): the same distances single-process (the baseline) and on a
-   2-worker local Dask cluster (``road_distances(..., client=)``: origin blocks as
-   tasks, graph scattered once, projection by dask-geopandas), with peak RSS of this
-   process plus its children (the workers) sampled by psutil, and whether the two tables
-   are identical (``assert_frame_equal``, exact). Inputs: 30,000 synthetic schools on
-   the synthetic 88k-node network, all x all, 15 km; or, with ``--national MANIFEST``,
-   that bundle through ``pairs.bundle_distances(..., max_km=15)`` (its network read
-   once, outside the timings).
+Dask (28 Nov 2026, 2-worker local cluster on the same 2 vCPUs, shared with other jobs:
+load average 3-6 during the runs; outputs identical every time; CPU of main process +
+workers): national seed0-n59000-r5 (46,413 origins x 13,373 ESC, 42k-node network,
+10.05 M pairs): single 8.05 s [8.10] peak RSS 1.40 GB; Dask 7.31 s (0.91x) [2.63 + 9.88]
+first run, 13.63 s (1.69x) [2.33 + 10.64] second (same code: the load moved), peak RSS
+1.97-2.46 GB, cluster start 0.75 s. Synthetic 30,000 schools, 88k nodes, 15 km (32.2 M
+pairs): single 51.5 s [38.8] peak 2.59 GB; Dask 100.5 s (1.95x) [14.2 + 48.2] and 90.0 s
+(1.75x), peak 4.6-5.4 GB. Single-process Dijkstra blocks are 7.0 of ~8 s national (the
+part Dask spreads); the dask-geopandas projection adds ~1 s; moving 24 bytes per pair
+back to the client and worker overhead add ~50 % CPU at 32 M pairs. On a 2-core machine
+already busy, the cluster does not pay; it is for machines with idle cores or several hosts.
 
 Run: ``PYTHONPATH=. python scripts/bench_distances.py [--skip-large] [--region DIR]
 [--dask [--dask-only] [--national MANIFEST]]``.
@@ -150,7 +144,7 @@ def case(label: str, schools, network, max_km, target_s: float) -> None:
 
 
 class PeakRSS:
-    """Peak resident memory (bytes) of this process plus its children, sampled every 20 ms."""
+    """Peak resident memory (bytes) of this process plus its children, sampled every 100 ms."""
 
     def __init__(self):
         import psutil
@@ -168,10 +162,23 @@ class PeakRSS:
                 pass
         return total
 
+    def children_cpu(self) -> float:
+        """CPU seconds (user + system) used so far by the live children (the workers)."""
+        import psutil
+
+        total = 0.0
+        for c in self.proc.children(recursive=True):
+            try:
+                t = c.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+        return total
+
     def _run(self):
         while not self._stop.is_set():
             self.peak = max(self.peak, self.rss())
-            self._stop.wait(0.02)
+            self._stop.wait(0.1)
 
     def __enter__(self):
         self.peak = self.rss()
@@ -223,9 +230,13 @@ def dask_case(national: Path | None, workers: int = 2) -> None:
             LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)), "up")
     try:
         with PeakRSS() as m2:
+            w0 = m2.children_cpu()
             t2, there = timed(lambda: run(client), "dask")
+            w2 = m2.children_cpu() - w0
         with PeakRSS() as m3:
+            w0 = m3.children_cpu()
             t3, _ = timed(lambda: run(client), "dask2")
+            w3 = m3.children_cpu() - w0
     finally:
         client.close()
         cluster.close()
@@ -236,13 +247,14 @@ def dask_case(national: Path | None, workers: int = 2) -> None:
     except AssertionError as exc:
         same = f"DIFFERENT: {str(exc).splitlines()[0]}"
     gb = 2.0**30
-    print("  (wall-clock s; CPU s of this process in brackets; peak RSS = this process + children)")
+    print("  (wall-clock s; CPU s of this process [+ of the workers] in brackets; peak RSS = this process "
+          "+ children)")
     print(f"  single process (baseline): {t1:8.2f} s [{CPU['single']:6.2f}]  {here_pairs:>12,} pairs  "
           f"peak RSS {m1.peak / gb:5.2f} GB")
     print(f"  start {workers}-worker cluster:    {t_up:8.2f} s            peak RSS {m0.peak / gb:5.2f} GB")
-    print(f"  dask, first run:           {t2:8.2f} s [{CPU['dask']:6.2f}]  {len(there):>12,} pairs  "
+    print(f"  dask, first run:           {t2:8.2f} s [{CPU['dask']:6.2f} + {w2:6.2f}]  {len(there):>12,} pairs  "
           f"peak RSS {m2.peak / gb:5.2f} GB  ratio to baseline {t2 / t1:5.2f}x wall")
-    print(f"  dask, second run:          {t3:8.2f} s [{CPU['dask2']:6.2f}]  "
+    print(f"  dask, second run:          {t3:8.2f} s [{CPU['dask2']:6.2f} + {w3:6.2f}]  "
           f"{'':>12}        peak RSS {m3.peak / gb:5.2f} GB  ratio to baseline {t3 / t1:5.2f}x wall")
     print(f"  outputs: {same}")
 
