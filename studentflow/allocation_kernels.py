@@ -114,14 +114,16 @@ def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out, steps):  # pragma: no cove
     for t in range(k):
         if t == steps:
             _sort_tail(buf, t, k)
-        if t < steps:  # select the smallest remaining key
+        if t < steps:  # select the smallest remaining key (branch-free scan)
             j = t
+            bj = buf[t]
             for u in range(t + 1, k):
-                if buf[u] < buf[j]:
-                    j = u
-            x = buf[j]
+                x = buf[u]
+                c = x < bj
+                bj = x if c else bj
+                j = u if c else j
             buf[j] = buf[t]
-            buf[t] = x
+            buf[t] = bj
         e = seg[buf[t] & low]
         cw += w[e]
         rest = W_v - cw
@@ -162,17 +164,19 @@ def free_cols(fc, fw, free_r, WC, cap_c, m, pb):  # pragma: no cover - compiled
     for j in range(m):
         cnt[j + 1] += cnt[j]
     fill = cnt[:-1].copy()
-    by_col = np.empty(fc.size, np.int64)  # stable counting sort by column
-    for i in range(fc.size):
-        by_col[fill[fc[i]]] = i
+    by_col = np.empty(fc.size, np.int64)  # stable counting sort by column, with the
+    key = np.empty(fc.size, np.int64)     # edges' keys scattered alongside (reading the
+    for i in range(fc.size):              # edge arrays in order, not gathering them)
+        p = fill[fc[i]]
+        by_col[p] = i
+        key[p] = (np.int64(free_r[i]) << (32 + pb)) | (((_ONE - 1) - fw[i]) << pb)
         fill[fc[i]] += 1
     out = np.zeros(fw.size, np.bool_)
     buf = np.empty(np.int64(1) << pb, np.int64)
     for j in range(m):
         s, e = cnt[j], cnt[j + 1]
         for t in range(e - s):
-            i = by_col[s + t]
-            buf[t] = (np.int64(free_r[i]) << (32 + pb)) | (((_ONE - 1) - fw[i]) << pb) | t
+            buf[t] = key[s + t] | t
         if e > s:
             _mark_prefix(buf, e - s, pb, by_col[s:e], fw, WC[j], cap_c[j], out, 16)
     return out
