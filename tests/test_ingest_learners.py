@@ -142,10 +142,9 @@ def test_compact_flows_equal_string_reference(which, region, messy, monkeypatch)
     pd.testing.assert_frame_equal(bundle.flows, flows, check_exact=True)
     if which == "messy":  # every rule fired, in the files where it was planted
         got = set(zip(ledger["file"], ledger["reason"]))
-        for f, why in (("gr7_enrollees_region4a.csv.gz", "repeated LRN"), ("gr7_enrollees_region4a.csv.gz", "LRN blank"),
-                       ("esc_billing_region3.csv", "further billing row"), ("esc_billing_region3.csv", "not for Grade 7"),
-                       ("esc_billing_region3.csv", "not in the ESC slots list"),
-                       ("esc_billing_region3.csv", "no kept Grade 7 record")):
+        t, b = "gr7_enrollees_region4a.csv.gz", "esc_billing_region3.csv"
+        for f, why in ((t, "repeated LRN"), (t, "LRN blank"), (b, "further billing row"), (b, "not for Grade 7"),
+                       (b, "not in the ESC slots list"), (b, "no kept Grade 7 record")):
             assert any(g == f and why in r for g, r in got), (f, why)
         assert not (set(re.findall(r"\d{12}", bundle.ledger.to_csv())) & _lrns(manifest))
 

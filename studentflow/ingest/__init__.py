@@ -28,7 +28,7 @@ from studentflow.ingest.ledger import Ledger
 from studentflow.ingest.manifest import KINDS, Source, read_manifest
 from studentflow.ingest.places import PlaceMatcher
 from studentflow.ingest.validate import validate_tables
-from studentflow.schema import ALL_REGIONS, GRADES, SCHOOLS, Bundle
+from studentflow.schema import ALL_REGIONS, SCHOOLS, Bundle
 
 __all__ = ["load_bundle", "read_manifest", "KINDS", "Source"]
 

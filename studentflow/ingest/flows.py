@@ -15,7 +15,6 @@ Rules (each event in the ledger):
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from studentflow.ingest.harmonise import drop_rows
