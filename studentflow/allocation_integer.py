@@ -101,7 +101,7 @@ __all__ = ["round_flows", "BITS"]
 
 def _dyadic(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
     """Bit-by-bit dependent rounding of the core graph; returns 0/1 per core edge."""
-    kern = kernels()
+    kern = kernels(plan.w.size)
     if kern is not None:
         return _dyadic_compiled(plan, rng, kern)
     wd = plan.c_w0.copy()

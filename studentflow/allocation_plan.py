@@ -22,13 +22,17 @@ __all__ = ["BITS", "ONE", "CORE_LOW", "kernels"]
 #: use the compiled kernels when numba is installed (False: the numpy code everywhere;
 #: the draws are identical either way)
 COMPILED = True
+#: below this many pairs the numpy code runs (importing numba and loading the compiled
+#: kernels costs ~0.5 s per process, more than they save on small problems)
+MIN_PAIRS = 100_000
 _KERNELS: list = []
 
 
-def kernels():
-    """:mod:`studentflow.allocation_kernels`, or None when numba is not installed or
-    :data:`COMPILED` is False (numba is imported on first use, not at import)."""
-    if not COMPILED:
+def kernels(size: int | None = None):
+    """:mod:`studentflow.allocation_kernels`, or None when numba is not installed,
+    :data:`COMPILED` is False or ``size`` (pairs) is below :data:`MIN_PAIRS` (numba is
+    imported on first use, not at import)."""
+    if not COMPILED or (size is not None and size < MIN_PAIRS):
         return None
     if not _KERNELS:
         try:
@@ -203,7 +207,7 @@ def _split_parts(rows, cols, vals, limE, limK, n, m):
 
 
 def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
-    kern = kernels()
+    kern = kernels(vals.size)
     if kern is not None and vals.size:  # fused, compiled: the same bits
         # numba's arrays carry their own int64 dtype instance, on which numpy's fast
         # np.add.at loop is not used (25x slower): view them with numpy's own dtype

@@ -22,6 +22,12 @@ from studentflow.allocation_integer import _dyadic, round_flows
 pytest.importorskip("numba")
 
 
+@pytest.fixture(autouse=True)
+def compiled_at_every_size(monkeypatch):
+    """The kernels on these small problems too (by default only from 100,000 pairs)."""
+    monkeypatch.setattr(apl, "MIN_PAIRS", 0)
+
+
 def problem(seed, n, m, k, bind=0.8, ties=False):
     """Sparse problem with ~k candidate schools per origin where both sides bind."""
     rng = np.random.default_rng(seed)
