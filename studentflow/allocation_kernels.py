@@ -103,7 +103,8 @@ def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out, steps):  # pragma: no cove
     ``f(t) = t + ceil((W - cumw_t) / 2^32)`` never decreases (each weight is below
     2^32), so the freed edges are a prefix of the order: all of them when
     ``f(k) = k <= cap``; else the smallest keys are taken one by one (selection, for
-    the first ``steps``: columns free short prefixes) and the rest sorted when
+    the first ``steps``: columns free short prefixes, and numba's sort is slow on a few
+    dozen keys) and the rest sorted when
     reached, until ``f`` exceeds ``cap``."""
     low = (np.int64(1) << pb) - 1
     if k <= cap_v:
@@ -178,7 +179,7 @@ def free_cols(fc, fw, free_r, WC, cap_c, m, pb):  # pragma: no cover - compiled
         for t in range(e - s):
             buf[t] = key[s + t] | t
         if e > s:
-            _mark_prefix(buf, e - s, pb, by_col[s:e], fw, WC[j], cap_c[j], out, 16)
+            _mark_prefix(buf, e - s, pb, by_col[s:e], fw, WC[j], cap_c[j], out, 48)
     return out
 
 
