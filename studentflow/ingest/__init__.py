@@ -1,7 +1,7 @@
 """Ingestion: raw government files (named in a manifest) → a canonical, validated Bundle.
 
-``load_bundle(manifest=None, *, client=None)`` reads every ``[[source]]`` of a ``manifest.toml`` with one
-reader per source kind (:mod:`.readers`), harmonises them (:mod:`.harmonise`,
+``load_bundle(manifest=None, *, client=None)`` reads every ``[[source]]`` of a
+``manifest.toml`` with one reader per source kind (:mod:`.readers`), harmonises them (:mod:`.harmonise`,
 :mod:`.flows`), validates the canonical tables (:mod:`.validate`) and returns a
 :class:`studentflow.schema.Bundle` whose ledger records every raw record dropped, merged,
 corrected or imputed. Learner reference numbers are read but never leave this package.
@@ -19,11 +19,11 @@ import geopandas as gpd
 import pandas as pd
 
 from studentflow.errors import DataError
-from studentflow.ingest.learners import LEARNER_KINDS, LearnerPart, combine_flows, read_source
 from studentflow.ingest.harmonise import (
     areas_table, drop_rows, esc_columns, impute_places, jhs_seats, match_places, resolve_coordinates, stack,
     subsidy_table,
 )
+from studentflow.ingest.learners import LEARNER_KINDS, LearnerPart, combine_flows, read_source
 from studentflow.ingest.ledger import Ledger
 from studentflow.ingest.manifest import KINDS, Source, read_manifest
 from studentflow.ingest.places import PlaceMatcher
