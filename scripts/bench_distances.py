@@ -194,7 +194,9 @@ class PeakRSS:
 
 def dask_case(national: Path | None, workers: int = 2) -> None:
     """Single process (baseline) vs a local Dask cluster on the same inputs; same table?"""
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
+
+    from studentflow.dask_client import local_cluster
 
     if national is not None:
         from studentflow.ingest import load_bundle
@@ -227,7 +229,7 @@ def dask_case(national: Path | None, workers: int = 2) -> None:
     del here  # one table in memory at a time, so the peaks compare; re-run below for the check
     with PeakRSS() as m0:
         t_up, (cluster, client) = timed(lambda: (lambda c: (c, Client(c)))(
-            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)), "up")
+            local_cluster(workers)), "up")
     try:
         with PeakRSS() as m2:
             w0 = m2.children_cpu()

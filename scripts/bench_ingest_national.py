@@ -49,9 +49,10 @@ from studentflow.ingest import load_bundle
 start = 0.0
 client = None
 if mode.startswith("dask"):
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
+    from studentflow.dask_client import local_cluster
     t0 = time.perf_counter()
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+    cluster = local_cluster(workers, dashboard_address=":0")
     client = Client(cluster)
     if mode == "dask-warm":  # workers that already imported studentflow (a cluster in use)
         import importlib

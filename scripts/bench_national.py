@@ -165,12 +165,13 @@ def main() -> None:
         print("\n" + single.summary())
         return
     import pandas as pd
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
+
+    from studentflow.dask_client import local_cluster
 
     print(f"\nthe same stages on a local Dask cluster ({args.workers} worker processes x 1 thread); "
           f"peak = this process + workers")
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with local_cluster(args.workers) as cluster, Client(cluster) as client:
         b2 = stage("ingest (dask)", lambda: load_bundle(manifest, client=client),
                    lambda b: f"{len(b.flows):,} flows", children=True)
         d2 = stage("distances (dask)", lambda: compute_distances(bundle, max_km=args.max_km, client=client),

@@ -201,3 +201,19 @@ print("DASK_MODULES", sorted(m for m in sys.modules if m.split(".")[0] in ("dask
                          env={"PYTHONPATH": str(REPO), "PATH": ""}, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "DASK_MODULES []" in out.stdout
+
+
+def test_local_cluster_workers_keep_default_malloc():
+    """distributed's nanny sets MALLOC_TRIM_THRESHOLD_ in workers by default, which made
+    national draws 2.8x slower there; studentflow's local clusters leave it unset."""
+    import os
+
+    from dask.distributed import Client
+
+    from studentflow.dask_client import WORKER_ENV_UNSET, local_cluster
+
+    with local_cluster(1) as cluster, Client(cluster) as c:
+        env = c.run(lambda: {k: os.environ.get(k) for k in WORKER_ENV_UNSET})
+        threads = c.run(lambda: os.environ.get("OMP_NUM_THREADS"))
+    assert env and all(v == {k: None for k in WORKER_ENV_UNSET} for v in env.values())
+    assert set(threads.values()) == {"1"}  # the nanny's other settings are kept
