@@ -5,24 +5,29 @@ Imported only when a client or scheduler address is given
 ``studentflow run --scheduler ADDRESS``); a run without one never imports Dask.
 Install with ``pip install "studentflow[dask]"`` (dask, distributed).
 
-What is distributed: the Monte Carlo sweep. Each scenario's work unit
-(:class:`studentflow.scenario_draws.DrawWork`: its design matrix, sparse
-origin × ESC-school structure, pools and capacities) is sent to every worker once with
-``client.scatter``; tasks then carry only a block of coefficient vectors and their
-seeds. Results are gathered back in (scenario, draw) order and summarised exactly as in
-the single-process run. Per-draw seeds come from :func:`studentflow.scenario_draws.draw_seed`
+What is distributed: the Monte Carlo sweep (:func:`run_sweep`). Each scenario's work
+unit (:class:`studentflow.scenario_draws.DrawWork`: its design matrix, sparse
+origin × ESC-school structure, pools and capacities) is built in the client only when
+its turn comes, sent to every worker once with ``client.scatter``; tasks then carry only
+a block of coefficient vectors and their seeds. At most ``in_flight`` scenarios are on
+the cluster at once: when the oldest one's blocks are gathered, its work unit and
+results are released on the workers before the next scenario is sent, so neither the
+client nor a worker ever holds every scenario of a sweep of hundreds. Results come back
+in scenario order and are summarised exactly as in the single-process run. Per-draw seeds come from :func:`studentflow.scenario_draws.draw_seed`
 (the run's seed and the draw number), never from the scheduler, so the result is
 identical to the single-process run with the same seed.
 """
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from studentflow.dask_client import close, connect, resolve, worker_count
 from studentflow.scenario_draws import DrawWork, simulate_draws
 
-__all__ = ["connect", "close", "run_draws"]
+__all__ = ["connect", "close", "run_draws", "run_sweep"]
 
 
 def _blocks(n: int, workers: int, per_worker: int = 4) -> list[range]:
@@ -34,7 +39,11 @@ def _blocks(n: int, workers: int, per_worker: int = 4) -> list[range]:
 
 def run_draws(client, works: list[DrawWork], betas: np.ndarray, seeds: list[int], *, allocator=None,
               progress: bool = False) -> list[list]:
-    """Run every (scenario, draw) of a sweep on a Dask cluster.
+    """Run every (scenario, draw) of a sweep on a Dask cluster, all work units at once.
+
+    Every work unit is scattered to every worker before any result is gathered, so
+    memory grows with the number of scenarios; :func:`run_sweep` (what
+    :func:`studentflow.scenarios.run_scenarios` uses) keeps a bounded number in flight.
 
     Parameters
     ----------
@@ -80,5 +89,77 @@ def run_draws(client, works: list[DrawWork], betas: np.ndarray, seeds: list[int]
         results = client.gather(futures)
         return [[o for block in row for o in block] for row in results]
     finally:
+        if owned:
+            close(client)
+
+
+def run_sweep(client, make, order, betas: np.ndarray, seeds: list[int], *, allocator=None,
+              progress: bool = False, in_flight: int = 2):
+    """Run a sweep's scenarios on a Dask cluster, at most ``in_flight`` at a time.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client or str
+        Client, or a scheduler address for :func:`connect` (closed when the generator
+        finishes or is closed).
+    make : callable
+        ``make(i) -> (DrawWork, meta)``: builds scenario ``i``'s work unit when its turn
+        comes; ``meta`` (anything small) is handed back with its outcomes.
+    order : sequence of int
+        Scenario numbers in the order to run them.
+    betas : numpy.ndarray
+        Coefficient vectors, draws × parameters.
+    seeds : list of int
+        Seed of each draw.
+    allocator : callable, optional
+        Picklable replacement for :func:`studentflow.allocation.allocate`.
+    progress : bool
+        tqdm bar over draws as scenarios finish.
+    in_flight : int
+        Scenarios on the cluster at once (>= 1): scenario ``k + in_flight`` is built and
+        sent only after scenario ``k`` has been gathered and released.
+
+    Yields
+    ------
+    tuple
+        ``(i, meta, outcomes)`` in ``order``, ``outcomes`` the list of DrawOutcome of
+        draws 0..n-1, the same as :func:`studentflow.scenario_draws.simulate_draws` gives
+        here.
+    """
+    from tqdm.auto import tqdm
+
+    if int(in_flight) < 1:
+        raise ValueError(f"run_sweep: in_flight must be >= 1, got {in_flight!r}")
+    client, owned = resolve(client)
+    pending = deque()  # (i, meta, scattered work unit, block futures)
+    try:
+        n = len(betas)
+        blocks = _blocks(n, worker_count(client))
+        with tqdm(total=n * len(order), desc="scenario draws (dask)", unit="draw", disable=not progress) as bar:
+            todo = iter(order)
+            while True:
+                while len(pending) < in_flight:
+                    i = next(todo, None)
+                    if i is None:
+                        break
+                    work, meta = make(i)
+                    shared = client.scatter(work, broadcast=True, hash=False)
+                    del work
+                    futures = [client.submit(simulate_draws, shared, betas[b.start:b.stop], list(b),
+                                             [seeds[d] for d in b], allocator, pure=False)
+                               for b in blocks]
+                    pending.append((i, meta, shared, futures))
+                if not pending:
+                    break
+                i, meta, shared, futures = pending.popleft()
+                outs = [o for block in client.gather(futures) for o in block]
+                client.cancel([*futures, shared])  # free the work unit and results on the workers
+                del shared, futures
+                bar.update(n)
+                yield i, meta, outs
+    finally:
+        for _, _, shared, futures in pending:
+            client.cancel([*futures, shared])
+        pending.clear()
         if owned:
             close(client)

@@ -55,6 +55,49 @@ def summarise_draws(per_draw: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def relief_metrics(name, o_out, obs_origin, relief):
+    """Per-draw relief totals and the per-JHS table of one scenario.
+
+    Each origin's whole-learner placements above its observed ESC beneficiaries (at most
+    its learners in public JHS) are taken out of its public JHS in proportion to its
+    observed flows.
+    """
+    share, public_total, jhs = relief
+    extra = np.minimum(np.clip(o_out - obs_origin, 0, None), public_total)
+    relieved = np.asarray(share.T @ extra.T).T  # draws × JHS, learners
+    enrol = jhs["jhs_enrolment"].to_numpy(dtype=float)
+    seats = jhs["jhs_seats"].to_numpy(dtype=float)
+    after = enrol - relieved
+    metrics = {
+        "relieved": relieved.sum(axis=1),
+        "aisle_after": np.clip(after - seats, 0, None).sum(axis=1),
+        "congested_after": (after / seats > 1).sum(axis=1),
+    }
+    m, lo, hi = interval(relieved)
+    table = pd.DataFrame({
+        "scenario": name, "school_id": jhs.index.to_numpy(), "jhs_seats": seats,
+        "enrolment_before": enrol, "utilisation_before": enrol / seats,
+        "aisle_before": np.clip(enrol - seats, 0, None),
+        "relieved_mean": m, "relieved_lo": lo, "relieved_hi": hi,
+        "utilisation_after_mean": (enrol - m) / seats,
+        "aisle_after_mean": np.clip(after - seats, 0, None).mean(axis=0),
+        "congested_after_share": (after / seats > 1).mean(axis=0),
+    })
+    return metrics, table
+
+
+def esc_table(name, placed, caps, school_ids) -> pd.DataFrame:
+    """Per ESC school: slots, placed (mean and 95 % interval), utilisation, share of draws full."""
+    m, lo, hi = interval(placed)
+    slots = caps.astype(float)
+    return pd.DataFrame({
+        "scenario": name, "school_id": school_ids.to_numpy(), "slots": caps,
+        "placed_mean": m, "placed_lo": lo, "placed_hi": hi,
+        "utilisation_mean": np.divide(m, slots, out=np.full_like(m, np.nan), where=slots > 0),
+        "full_share": (placed >= caps).mean(axis=0),
+    })
+
+
 @dataclass(frozen=True)
 class ScenarioResult:
     """Monte Carlo results of a set of scenarios.

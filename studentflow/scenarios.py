@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from studentflow.errors import DataError
 from studentflow.scenario_draws import DrawWork, draw_seed, simulate_draws
-from studentflow.scenario_result import ScenarioResult, interval, summarise_draws
+from studentflow.scenario_result import ScenarioResult, esc_table, relief_metrics, summarise_draws
 from studentflow.scenario_spec import Scenario, baseline_of, load_scenarios
 from studentflow.scenario_levers import scenario_capacities, scenario_pairs
 from studentflow.schema import require_columns
@@ -147,50 +147,61 @@ def _relief_matrix(bundle, origin_ids):
     return share.tocsr(), total, jhs
 
 
-def _relief_metrics(name, o_out, obs_origin, relief):
-    """Per-draw relief totals and the per-JHS table of one scenario.
-
-    Each origin's whole-learner placements above its observed ESC beneficiaries (at most
-    its learners in public JHS) are taken out of its public JHS in proportion to its
-    observed flows.
-    """
-    share, public_total, jhs = relief
-    extra = np.minimum(np.clip(o_out - obs_origin, 0, None), public_total)
-    relieved = np.asarray(share.T @ extra.T).T  # draws × JHS, learners
-    enrol = jhs["jhs_enrolment"].to_numpy(dtype=float)
-    seats = jhs["jhs_seats"].to_numpy(dtype=float)
-    after = enrol - relieved
-    metrics = {
-        "relieved": relieved.sum(axis=1),
-        "aisle_after": np.clip(after - seats, 0, None).sum(axis=1),
-        "congested_after": (after / seats > 1).sum(axis=1),
-    }
-    m, lo, hi = interval(relieved)
-    table = pd.DataFrame({
-        "scenario": name, "school_id": jhs.index.to_numpy(), "jhs_seats": seats,
-        "enrolment_before": enrol, "utilisation_before": enrol / seats,
-        "aisle_before": np.clip(enrol - seats, 0, None),
-        "relieved_mean": m, "relieved_lo": lo, "relieved_hi": hi,
-        "utilisation_after_mean": (enrol - m) / seats,
-        "aisle_after_mean": np.clip(after - seats, 0, None).mean(axis=0),
-        "congested_after_share": (after / seats > 1).mean(axis=0),
-    })
-    return metrics, table
-
-
-def _esc_table(name, placed, caps, school_ids) -> pd.DataFrame:
-    """Per ESC school: slots, placed (mean and 95 % interval), utilisation, share of draws full."""
-    m, lo, hi = interval(placed)
-    slots = caps.astype(float)
-    return pd.DataFrame({
-        "scenario": name, "school_id": school_ids.to_numpy(), "slots": caps,
-        "placed_mean": m, "placed_lo": lo, "placed_hi": hi,
-        "utilisation_mean": np.divide(m, slots, out=np.full_like(m, np.nan), where=slots > 0),
-        "full_share": (placed >= caps).mean(axis=0),
-    })
-
-
 # ---------------------------------------------------------------- the run
+@dataclass(frozen=True)
+class _Kept:
+    """What outlives a scenario's work unit: its constraints and local→global positions."""
+
+    scenario: Scenario
+    rows: np.ndarray
+    cols: np.ndarray
+    pools: np.ndarray
+    caps: np.ndarray
+
+
+def _global_index(pairs, scenarios, bundle, distances):
+    """(origins, schools): one row per origin / ESC school over every scenario's pairs,
+    built one widened pair table at a time (first non-null value, in table order)."""
+    o_cols = ["origin_pool", "origin_esc_beneficiaries", "origin_feeds_congested"]
+    s_cols = ["destination_slots", "destination_billed"]
+    o_parts = [pairs.groupby("origin_id", sort=False)[o_cols].first()]
+    s_parts = [pairs.groupby("destination_id", sort=False)[s_cols].first()]
+    for s in scenarios:
+        if s.radius_km:
+            p = scenario_pairs(s, pairs, bundle, distances)
+            o_parts.append(p.groupby("origin_id", sort=False)[o_cols].first())
+            s_parts.append(p.groupby("destination_id", sort=False)[s_cols].first())
+            del p
+    origins = pd.concat(o_parts).groupby(level=0, sort=True).first()
+    schools = pd.concat(s_parts).groupby(level=0, sort=True).first()
+    origins.index.name, schools.index.name = "origin_id", "destination_id"
+    return origins, schools
+
+
+def _local_sweep(make, order, betas, seeds, allocator, bar):
+    """Yield ``(i, kept, outcomes)`` per scenario, building each work unit only when it runs."""
+    for i in order:
+        work, kept = make(i)
+        outs = []
+        for d in range(len(betas)):
+            outs += simulate_draws(work, betas[d], [d], [seeds[d]], allocator)
+            bar.update(1)
+        del work
+        yield i, kept, outs
+
+
+def _keep_array(keep, arr, i, kind):
+    """The per-draw array as the result keeps it: in memory, as a read-only memmap of an
+    ``.npy`` file in the directory ``keep``, or not at all (``keep`` False)."""
+    if keep is True:
+        return arr
+    if keep is False or keep is None:
+        return None
+    path = Path(keep) / f"scenario{i:05d}_{kind}.npy"
+    np.save(path, arr)
+    return np.load(path, mmap_mode="r")
+
+
 def run_scenarios(
     bundle,
     model,
@@ -203,8 +214,15 @@ def run_scenarios(
     progress: bool | None = None,
     allocator=None,
     client=None,
+    keep_draws=True,
+    in_flight: int = 2,
 ) -> ScenarioResult:
     """Run policy scenarios with Monte Carlo over the gravity coefficients.
+
+    Scenarios run one after another: each scenario's work unit (design matrix, sparse
+    structure) is built when it runs and dropped after, and only its summaries (and the
+    per-draw arrays ``keep_draws`` asks for) are kept, so a sweep of hundreds of
+    scenarios needs the memory of one (plus its summaries).
 
     Parameters
     ----------
@@ -235,6 +253,15 @@ def run_scenarios(
         scheduler address such as ``"tcp://10.0.0.5:8786"``); see
         :mod:`studentflow.distributed`. Results are identical to the single-process run
         with the same seed. None (default): run here; Dask is not imported.
+    keep_draws : bool or path
+        Per-draw arrays of the result (``origin_placed``, ``school_placed``,
+        ``origin_expected``; about 80 MB per scenario × 100 draws at national size):
+        True keeps them in memory, a directory path writes them there as ``.npy`` files
+        and keeps read-only memory maps, False keeps none (those dicts are empty; every
+        table is the same). Use False or a directory for sweeps of many scenarios.
+    in_flight : int
+        With ``client``: at most this many scenarios' work units on the cluster at once
+        (each is sent to every worker), >= 1.
 
     Returns
     -------
@@ -253,6 +280,11 @@ def run_scenarios(
         raise ValueError("run_scenarios: scenario names must be unique")
     if not isinstance(draws, (int, np.integer)) or draws < 0:
         raise ValueError(f"run_scenarios: draws must be a non-negative integer, got {draws!r}")
+    if not isinstance(in_flight, (int, np.integer)) or in_flight < 1:
+        raise ValueError(f"run_scenarios: in_flight must be an integer >= 1, got {in_flight!r}")
+    if not isinstance(keep_draws, bool):
+        if not Path(keep_draws).is_dir():
+            raise ValueError(f"run_scenarios: keep_draws={str(keep_draws)!r} is not a directory")
     if pairs is None:
         if bundle is None or distances is None:
             raise ValueError("run_scenarios: give pairs=, or both bundle and distances= to build them")
@@ -263,14 +295,13 @@ def run_scenarios(
     if pairs.empty:
         raise DataError("run_scenarios(pairs=...): the pair table is empty")
     base = baseline_of(scenarios)
+    names = {s.name for s in scenarios}
+    ref_of = {s.name: s.compare_to or base.name for s in scenarios}
+    for s in scenarios:
+        if ref_of[s.name] not in names:
+            raise ValueError(f"run_scenarios: scenario {s.name!r}: compare_to={s.compare_to!r} is not a scenario")
 
-    # global origin / school index over every scenario's pair table
-    tables = [scenario_pairs(s, pairs, bundle, distances) for s in scenarios if s.radius_km]
-    allp = pd.concat([pairs, *tables], ignore_index=True) if tables else pairs
-    origins = allp.groupby("origin_id", sort=True)[
-        ["origin_pool", "origin_esc_beneficiaries", "origin_feeds_congested"]
-    ].first()
-    schools = allp.groupby("destination_id", sort=True)[["destination_slots", "destination_billed"]].first()
+    origins, schools = _global_index(pairs, scenarios, bundle, distances)
     origin_pos = pd.Series(np.arange(len(origins)), index=origins.index)
     school_pos = pd.Series(np.arange(len(schools)), index=schools.index)
     feeds = origins["origin_feeds_congested"].to_numpy(dtype=bool)
@@ -284,37 +315,41 @@ def run_scenarios(
     n_draws = len(params)
     seeds = [draw_seed(seed, d) for d in range(n_draws)]
     relief = _relief_matrix(bundle, origins.index) if bundle is not None else None
-
-    preps = [_prepare(s, pairs, bundle, distances, model, origin_pos, school_pos, origins, schools)
-             for s in scenarios]
     show = sys.stderr.isatty() if progress is None else bool(progress)
     betas = params.to_numpy(dtype=float)
-    if client is not None:
-        from studentflow.distributed import run_draws
 
-        outcomes = run_draws(client, [p.work for p in preps], betas, seeds, allocator=allocator, progress=show)
+    def make(i):
+        prep = _prepare(scenarios[i], pairs, bundle, distances, model, origin_pos, school_pos, origins, schools)
+        return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps)
+
+    # scenarios others compare with run first, so each other scenario's expected flows
+    # are summarised as soon as it finishes and never held for the whole sweep
+    refs = set(ref_of.values())
+    order = ([i for i, s in enumerate(scenarios) if s.name in refs]
+             + [i for i, s in enumerate(scenarios) if s.name not in refs])
+    if client is not None:
+        from studentflow.distributed import run_sweep
+
+        stream = run_sweep(client, make, order, betas, seeds, allocator=allocator, progress=show,
+                           in_flight=int(in_flight))
+        bar = None
     else:
-        bar = tqdm(total=n_draws * len(preps), desc="scenario draws", unit="draw", disable=not show)
-        outcomes = []
-        for prep in preps:
-            outs = []
-            for d in range(n_draws):
-                outs += simulate_draws(prep.work, betas[d], [d], [seeds[d]], allocator)
-                bar.update(1)
-            outcomes.append(outs)
-        bar.close()
-    origin_placed, school_placed, origin_expected, records, jhs_rows = {}, {}, {}, [], []
-    for prep, outs in zip(preps, outcomes):
-        s = prep.scenario
-        o_out = np.zeros((n_draws, len(origins)), dtype=np.int64)
+        bar = tqdm(total=n_draws * len(scenarios), desc="scenario draws", unit="draw", disable=not show)
+        stream = _local_sweep(make, order, betas, seeds, allocator, bar)
+
+    kept, records, jhs_rows, esc_rows, arrays = {}, {}, {}, {}, {}
+    ref_expected, waiting, displaced = {}, {}, {}
+    for i, k, outs in stream:
+        s = k.scenario
+        o_out = np.zeros((n_draws, len(origins)), dtype=np.int32)
         o_exp = np.zeros((n_draws, len(origins)))
-        s_out = np.zeros((n_draws, len(schools)), dtype=np.int64)
-        o_out[:, prep.rows] = np.stack([o.origin_placed for o in outs])
-        o_exp[:, prep.rows] = np.stack([o.origin_expected for o in outs])
-        s_out[:, prep.cols] = np.stack([o.school_placed for o in outs])
+        s_out = np.zeros((n_draws, len(schools)), dtype=np.int32)
+        o_out[:, k.rows] = np.stack([o.origin_placed for o in outs])
+        o_exp[:, k.rows] = np.stack([o.origin_expected for o in outs])
+        s_out[:, k.cols] = np.stack([o.school_placed for o in outs])
         expected = np.array([o.expected for o in outs])
         new_placed = np.array([o.new_placed for o in outs])
-        origin_placed[s.name], school_placed[s.name], origin_expected[s.name] = o_out, s_out, o_exp
+        del outs
         placed = o_out.sum(axis=1).astype(float)
         safe = np.where(placed > 0, placed, np.nan)
         rec = pd.DataFrame({
@@ -323,47 +358,56 @@ def run_scenarios(
             "vs_observed_pct": 100 * (placed - observed) / max(observed, 1),
             "share_congested": np.nan_to_num(o_out[:, feeds].sum(axis=1) / safe),
             "share_new_pairs": np.nan_to_num(new_placed / safe),
-            "slot_utilisation": placed / max(prep.caps.sum(), 1),
+            "slot_utilisation": placed / max(k.caps.sum(), 1),
         })
         if relief is not None:
-            metrics, jhs_table = _relief_metrics(s.name, o_out, obs_origin, relief)
+            metrics, jhs_rows[i] = relief_metrics(s.name, o_out, obs_origin, relief)
             rec = rec.assign(**metrics)
-            jhs_rows.append(jhs_table)
-        records.append(rec)
+        records[i], kept[i] = rec, k
+        esc_rows[i] = esc_table(s.name, s_out, k.caps, schools.index)
+        # displaced: on expected (unrounded) placements, so rounding noise is not counted
+        if s.name in refs:
+            ref_expected[s.name] = o_exp
+        waiting[s.name] = o_exp
+        for name in [n for n in waiting if ref_of[n] in ref_expected]:
+            displaced[name] = np.clip(ref_expected[ref_of[name]] - waiting.pop(name), 0, None).sum(axis=1)
+        arrays[i] = (_keep_array(keep_draws, o_out, i, "origin_placed"),
+                     _keep_array(keep_draws, s_out, i, "school_placed"),
+                     _keep_array(keep_draws, o_exp, i, "origin_expected"))
+        del o_out, o_exp, s_out
+    if bar is not None:
+        bar.close()
 
-    per_draw = pd.concat(records, ignore_index=True)
+    idx = range(len(scenarios))
+    per_draw = pd.concat([records[i] for i in idx], ignore_index=True)
     base_placed = per_draw.loc[per_draw["scenario"] == base.name, "placed"].to_numpy()
-    per_draw["vs_baseline"] = per_draw["placed"] - np.tile(base_placed, len(preps))
-    per_draw["vs_baseline_pct"] = 100 * per_draw["vs_baseline"] / np.tile(np.maximum(base_placed, 1), len(preps))
+    per_draw["vs_baseline"] = per_draw["placed"] - np.tile(base_placed, len(scenarios))
+    per_draw["vs_baseline_pct"] = 100 * per_draw["vs_baseline"] / np.tile(np.maximum(base_placed, 1), len(scenarios))
     if "relieved" in per_draw:  # paired by draw: the scenario's own effect, not draw noise
         base_relieved = per_draw.loc[per_draw["scenario"] == base.name, "relieved"].to_numpy()
-        per_draw["relieved_vs_baseline"] = per_draw["relieved"] - np.tile(base_relieved, len(preps))
-    displaced = []
-    for s in scenarios:
-        # on expected (unrounded) placements, so rounding noise is not counted as displacement
-        ref = origin_expected[s.compare_to or base.name]
-        displaced.append(np.clip(ref - origin_expected[s.name], 0, None).sum(axis=1))
-    per_draw["displaced"] = np.concatenate(displaced).astype(float)
+        per_draw["relieved_vs_baseline"] = per_draw["relieved"] - np.tile(base_relieved, len(scenarios))
+    per_draw["displaced"] = np.concatenate([displaced[s.name] for s in scenarios]).astype(float)
 
     table = summarise_draws(per_draw)
     table.insert(1, "description", [s.description for s in scenarios])
     table.insert(2, "levers", [s.summary().split(": ", 1)[1] for s in scenarios])
-    table.insert(3, "slots", [int(p.caps.sum()) for p in preps])
+    table.insert(3, "slots", [int(kept[i].caps.sum()) for i in idx])
     table.insert(4, "observed_esc", observed)
     if relief is not None:
         jhs = relief[2]
         table.insert(5, "aisle_before", float(np.clip(jhs["jhs_enrolment"] - jhs["jhs_seats"], 0, None).sum()))
         table.insert(6, "congested_before", int((jhs["jhs_enrolment"] / jhs["jhs_seats"] > 1).sum()))
 
-    esc_rows = [_esc_table(p.scenario.name, school_placed[p.scenario.name], p.caps, schools.index)
-                for p in preps]
+    def draw_dict(j):
+        return {} if keep_draws is False else {s.name: arrays[i][j] for i, s in enumerate(scenarios)}
+
     return ScenarioResult(
         scenarios=tuple(scenarios), baseline=base.name, draws=n_draws, seed=seed,
         observed_esc=observed, table=table, per_draw=per_draw,
-        esc_schools=pd.concat(esc_rows, ignore_index=True),
-        public_jhs=pd.concat(jhs_rows, ignore_index=True) if jhs_rows else pd.DataFrame(),
+        esc_schools=pd.concat([esc_rows[i] for i in idx], ignore_index=True),
+        public_jhs=pd.concat([jhs_rows[i] for i in idx], ignore_index=True) if jhs_rows else pd.DataFrame(),
         origin_ids=origins.index.to_numpy(), school_ids=schools.index.to_numpy(),
-        origin_placed=origin_placed, school_placed=school_placed, origin_expected=origin_expected,
-        pools={p.scenario.name: p.pools for p in preps},
-        capacities={p.scenario.name: p.caps for p in preps}, params=params,
+        origin_placed=draw_dict(0), school_placed=draw_dict(1), origin_expected=draw_dict(2),
+        pools={s.name: kept[i].pools for i, s in enumerate(scenarios)},
+        capacities={s.name: kept[i].caps for i, s in enumerate(scenarios)}, params=params,
     )

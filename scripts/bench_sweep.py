@@ -1,0 +1,238 @@
+"""Benchmark: national scenario sweeps (hundreds of scenarios x 100 draws) within memory.
+
+    python scripts/bench_sweep.py [--scenarios 200] [--draws 100] [--workers 2]
+                                  [--baseline-scenarios 20] [--keep none|memory|disk]
+                                  [--no-single] [--no-dask] [--scale 10,20,40]
+
+Loads the cached national region (``.cache/national``, as ``scripts/bench_national.py``:
+load_bundle → compute_distances(max_km=15) → build_pairs(radius_km=5) → fit_models(
+"truncate", method="fast", formula=ORIGIN_REGION_FORMULA)) and runs a grid of scenarios
+(a status-quo baseline, then subsidy levels x slot multipliers) with
+:func:`studentflow.scenarios.run_scenarios`:
+
+* **new**: the streaming sweep (one scenario's work unit at a time; on Dask a bounded
+  number of scenarios in flight), ``--scenarios`` scenarios, per-draw arrays kept as
+  ``--keep`` says (``none``: summaries only, the default for a sweep);
+* **baseline (eager, 851522a)**: ``studentflow/scenarios.py`` as of commit 851522a (read
+  with ``git show`` into a temporary module): every work unit prepared up front, every
+  per-draw array kept (int64), on Dask every work unit scattered at once; run on
+  ``--baseline-scenarios`` scenarios.
+
+Each run is measured in this process: seconds, peak resident memory of this process
+(plus the Dask workers for the cluster runs, psutil, sampled every 20 ms), its growth
+over the memory held before the run, and MB per scenario (growth / scenarios). The
+baseline's first scenarios are checked to give the identical table, per-draw, ESC and
+public-JHS rows as the new run's. ``--scale 10,20,40`` first runs the baseline single
+process at each N (the "measure first" step) to show its memory grows per scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import psutil
+
+GB, MB = 2.0**30, 2.0**20
+BASELINE_COMMIT = "851522a"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class PeakRSS:
+    """Peak resident memory (bytes) of this process and, optionally, its children."""
+
+    def __init__(self, children: bool = False, every: float = 0.02):
+        self.children, self.every = children, every
+        self.proc = psutil.Process(os.getpid())
+        self._stop = threading.Event()
+
+    def rss(self) -> int:
+        total = self.proc.memory_info().rss
+        if self.children:
+            for c in self.proc.children(recursive=True):
+                try:
+                    total += c.memory_info().rss
+                except psutil.Error:
+                    pass
+        return total
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(self.every)
+
+    def __enter__(self):
+        self.start = self.peak = self.rss()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.end = self.rss()
+        self.peak = max(self.peak, self.end)
+
+
+def load_baseline(module: str, commit: str = BASELINE_COMMIT):
+    """``studentflow.<module>`` as of ``commit`` (``git show``), under another name."""
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:studentflow/{module}.py"],
+                         check=True, capture_output=True, text=True).stdout
+    name = f"_baseline_{module}"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    exec(compile(src, f"{commit}:{module}.py", "exec"), mod.__dict__)
+    return mod
+
+
+def scenario_grid(n: int) -> list:
+    """A status-quo baseline and n - 1 scenarios: subsidy +0..9,500 pesos (20 levels) x
+    slot multipliers 0.80, 0.82, ... (contracted slots)."""
+    from studentflow.scenario_spec import Scenario
+
+    out = [Scenario("status quo", baseline=True, capacity="billed")]
+    for i in range(n - 1):
+        subsidy, scale = 500.0 * (i % 20), round(0.80 + 0.02 * (i // 20), 2)
+        out.append(Scenario(f"+{subsidy:,.0f} pesos x{scale:.2f} slots", subsidy=subsidy, scale_slots=scale))
+    return out
+
+
+RUNS: list[dict] = []
+
+
+def measure(label: str, n: int, fn, children: bool = False):
+    print(f"  {label} ...", file=sys.stderr, flush=True)
+    with PeakRSS(children) as mem:
+        t0 = time.perf_counter()
+        out = fn()
+        sec = time.perf_counter() - t0
+    grow = (mem.peak - mem.start) / MB
+    RUNS.append(dict(label=label, n=n, sec=sec, peak=mem.peak / GB, grow=grow))
+    print(f"  {label:<34} N={n:<4} {sec:8.1f} s  {1000 * sec / max(n, 1):7.0f} ms/scenario   "
+          f"peak {mem.peak / GB:6.2f} GB   growth {grow / 1024:6.2f} GB   {grow / max(n, 1):7.1f} MB/scenario",
+          flush=True)
+    return out
+
+
+def same_rows(new, old) -> bool:
+    """The baseline's scenarios give identical rows in the new run's tables."""
+    import pandas as pd
+
+    names = [s.name for s in old.scenarios]
+    try:
+        for attr in ("table", "per_draw", "esc_schools", "public_jhs"):
+            a, b = getattr(new, attr), getattr(old, attr)
+            a = a[a["scenario"].isin(names)].reset_index(drop=True)
+            if attr in ("table",):
+                a = a.iloc[: len(b)]
+            pd.testing.assert_frame_equal(a, b.reset_index(drop=True), check_exact=True)
+        return True
+    except AssertionError as exc:
+        print(f"    differs: {str(exc)[:300]}")
+        return False
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenarios", type=int, default=200)
+    ap.add_argument("--draws", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--baseline-scenarios", type=int, default=20)
+    ap.add_argument("--keep", choices=("none", "memory", "disk"), default="none",
+                    help="per-draw arrays of the new run: none (summaries only), memory, disk")
+    ap.add_argument("--scale", default="", help="baseline single process at these N first, e.g. 10,20,40")
+    ap.add_argument("--no-single", action="store_true")
+    ap.add_argument("--no-dask", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache-dir", default=str(ROOT / ".cache/national"))
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+
+    from studentflow.ingest import load_bundle
+    from studentflow.pairs import build_pairs
+    from studentflow.pipeline import ORIGIN_REGION_FORMULA, compute_distances, fit_models
+    from studentflow.scenarios import run_scenarios
+    from studentflow.synth.national import make_national
+
+    old = load_baseline("scenarios")
+    print(f"sweep benchmark: {os.cpu_count()} cores, {psutil.virtual_memory().total / GB:.1f} GB RAM, "
+          f"{args.scenarios} scenarios x {args.draws} draws (baseline {BASELINE_COMMIT}: "
+          f"{args.baseline_scenarios} scenarios)")
+    t0 = time.perf_counter()
+    info = make_national(args.seed, cache_dir=args.cache_dir, institutions=59_000, radius_km=5.0)
+    bundle = load_bundle(Path(info.manifest))
+    dist = compute_distances(bundle, max_km=15)
+    pairs = build_pairs(bundle, dist, radius_km=5)
+    model = next(iter(fit_models(pairs, "truncate", method="fast", formula=ORIGIN_REGION_FORMULA).values()))
+    print(f"national region loaded and fitted in {time.perf_counter() - t0:.0f} s: {len(pairs):,} pairs, "
+          f"{pairs['origin_id'].nunique():,} origins, {pairs['destination_id'].nunique():,} ESC schools, "
+          f"{len(model.params)} terms; held {psutil.Process().memory_info().rss / GB:.2f} GB")
+    kw = dict(pairs=pairs, distances=dist, draws=args.draws, seed=args.seed, progress=False)
+    tmp = tempfile.TemporaryDirectory(prefix="sweep-draws-")
+    keep = {"none": False, "memory": True, "disk": tmp.name}[args.keep]
+    grid = scenario_grid(max(args.scenarios, args.baseline_scenarios))
+    new_grid, base_grid = grid[: args.scenarios], grid[: args.baseline_scenarios]
+
+    if args.scale:
+        print("\nbaseline (eager) single process, memory against the number of scenarios")
+        for n in [int(v) for v in args.scale.split(",")]:
+            measure(f"baseline (eager, {BASELINE_COMMIT})", n,
+                    lambda: old.run_scenarios(bundle, model, grid[:n], **kw))
+        done = [r for r in RUNS if r["label"].startswith("baseline")]
+        if len(done) > 1:
+            a, b = done[0], done[-1]
+            print(f"  baseline slope: {(b['grow'] - a['grow']) / (b['n'] - a['n']):.1f} MB per added scenario")
+
+    pairs_out = {}
+    if not args.no_single:
+        print("\nsingle process")
+        new = measure(f"new (streaming, keep={args.keep})", len(new_grid),
+                      lambda: run_scenarios(bundle, model, new_grid, keep_draws=keep, **kw))
+        res_old = measure(f"baseline (eager, {BASELINE_COMMIT})", len(base_grid),
+                          lambda: old.run_scenarios(bundle, model, base_grid, **kw))
+        pairs_out["single"] = (new, res_old)
+        del new, res_old
+    if not args.no_dask:
+        from dask.distributed import Client
+
+        from studentflow.dask_client import local_cluster
+
+        print(f"\nlocal Dask cluster ({args.workers} workers x 1 thread); memory = this process + workers")
+        with local_cluster(args.workers) as cluster, Client(cluster) as client:
+            new = measure(f"new (streaming, keep={args.keep}) dask", len(new_grid),
+                          lambda: run_scenarios(bundle, model, new_grid, keep_draws=keep, client=client, **kw),
+                          children=True)
+            client.run(lambda: __import__("gc").collect())
+            res_old = measure(f"baseline (eager, {BASELINE_COMMIT}) dask", len(base_grid),
+                              lambda: old.run_scenarios(bundle, model, base_grid, client=client, **kw),
+                              children=True)
+            pairs_out["dask"] = (new, res_old)
+
+    print("\nsummary (MB/scenario = memory growth during the run / scenarios)")
+    for path in ("single", "dask"):
+        rs = [r for r in RUNS if (r["label"].endswith("dask")) == (path == "dask")
+              and not (path == "single" and args.scale and r is RUNS[0])]
+        new_r = [r for r in rs if r["label"].startswith("new")]
+        old_r = [r for r in rs if r["label"].startswith("baseline")]
+        if not new_r or not old_r:
+            continue
+        a, b = new_r[-1], old_r[-1]
+        ma, mb = a["grow"] / a["n"], b["grow"] / b["n"]
+        ident = same_rows(*pairs_out[path]) if path in pairs_out else None
+        print(f"  {path:<6} new {a['n']} scenarios: {a['sec']:7.1f} s, peak {a['peak']:5.2f} GB, {ma:6.1f} MB/scenario | "
+              f"baseline {b['n']}: {b['sec']:6.1f} s, peak {b['peak']:5.2f} GB, {mb:6.1f} MB/scenario | "
+              f"MB/scenario baseline/new {mb / max(ma, 1e-9):5.1f}x; s/scenario new/baseline "
+              f"{(a['sec'] / a['n']) / (b['sec'] / b['n']):4.2f}; identical rows {ident}")
+
+
+if __name__ == "__main__":
+    main()
