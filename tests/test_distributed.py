@@ -204,16 +204,49 @@ print("DASK_MODULES", sorted(m for m in sys.modules if m.split(".")[0] in ("dask
 
 
 def test_local_cluster_workers_keep_default_malloc():
-    """distributed's nanny sets MALLOC_TRIM_THRESHOLD_ in workers by default, which made
-    national draws 2.8x slower there; studentflow's local clusters leave it unset."""
+    """distributed's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in workers by default, which
+    made national draws 2.8x slower there; studentflow's local clusters raise both glibc
+    thresholds before the workers start."""
     import os
 
     from dask.distributed import Client
 
-    from studentflow.dask_client import WORKER_ENV_UNSET, local_cluster
+    from studentflow.dask_client import WORKER_ENV, local_cluster
 
     with local_cluster(1) as cluster, Client(cluster) as c:
-        env = c.run(lambda: {k: os.environ.get(k) for k in WORKER_ENV_UNSET})
+        env = c.run(lambda: {k: os.environ.get(k) for k in WORKER_ENV})
         threads = c.run(lambda: os.environ.get("OMP_NUM_THREADS"))
-    assert env and all(v == {k: None for k in WORKER_ENV_UNSET} for v in env.values())
+    assert env and all(v == WORKER_ENV for v in env.values())
     assert set(threads.values()) == {"1"}  # the nanny's other settings are kept
+
+
+def test_resolve_warns_about_workers_with_distributeds_malloc_default(monkeypatch):
+    """A plain LocalCluster has the nanny's MALLOC_TRIM_THRESHOLD_: resolve() says so, once;
+    studentflow's local_cluster and workers given large thresholds are not flagged."""
+    import warnings
+
+    from dask.distributed import Client, LocalCluster
+
+    from studentflow.dask_client import (WORKER_ENV, WORKER_ENV_ADVICE, local_cluster, resolve,
+                                         slow_malloc_workers)
+
+    for k in WORKER_ENV:  # a nanny leaves its settings in this process's environment
+        monkeypatch.delenv(k, raising=False)
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            Client(cl) as c:
+        assert slow_malloc_workers(c) == list(c.scheduler_info()["workers"])
+        with pytest.warns(RuntimeWarning, match="MALLOC_TRIM_THRESHOLD_"):
+            resolve(c)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            resolve(c)  # once per scheduler
+    for kv in WORKER_ENV_ADVICE.split():  # the advice for clusters started elsewhere
+        monkeypatch.setenv(*kv.split("="))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            Client(cl) as c:
+        assert slow_malloc_workers(c) == []
+    for k in WORKER_ENV:
+        monkeypatch.delenv(k, raising=False)
+    with local_cluster(1) as cl, Client(cl) as c:
+        assert slow_malloc_workers(c) == []
