@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 #: Per-draw metrics summarised into ``table`` as ``<metric>_mean/_lo/_hi``.
 DRAW_METRICS: dict[str, str] = {
@@ -53,6 +54,24 @@ def summarise_draws(per_draw: pd.DataFrame) -> pd.DataFrame:
             row[f"{metric}_hi"] = float(hi)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def relief_matrix(bundle, origin_ids):
+    """(R, public_total, jhs) : origin share of flows to each public JHS, JHS table."""
+    from studentflow.congestion import jhs_congestion
+
+    jhs = jhs_congestion(bundle)
+    jhs = jhs[jhs["jhs_seats"].astype(float) > 0]
+    f = bundle.flows
+    f = f[f["destination_id"].isin(jhs.index) & f["origin_id"].isin(origin_ids)]
+    o_pos = pd.Index(origin_ids).get_indexer(f["origin_id"])
+    j_pos = jhs.index.get_indexer(f["destination_id"])
+    flows = sp.csr_matrix(
+        (f["learners"].to_numpy(dtype=float), (o_pos, j_pos)), shape=(len(origin_ids), len(jhs))
+    )
+    total = np.asarray(flows.sum(axis=1)).ravel()
+    share = sp.diags(np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)) @ flows
+    return share.tocsr(), total, jhs
 
 
 def relief_metrics(name, o_out, obs_origin, relief):
@@ -127,12 +146,14 @@ class ScenarioResult:
         ``utilisation_after_mean``, ``aisle_after_mean``, ``congested_after_share``.
         Empty if no bundle was given.
     origin_placed, school_placed : dict
-        Scenario name → integer array (draws × origins / draws × schools) of whole
+        Scenario name → int32 array (draws × origins / draws × schools) of whole
         learners placed; ``origin_ids`` / ``school_ids`` name the columns and
         ``pools`` / ``capacities`` give each scenario's constraints.
     origin_expected : dict
-        Scenario name → float array (draws × origins) of expected placements before
-        rounding (used for ``displaced``).
+        Scenario name → float64 array (draws × origins) of expected placements before
+        rounding (used for ``displaced``). These three are read-only memory maps when
+        the run wrote them to a directory (``run_scenarios(keep_draws=path)``) and empty
+        when it kept none (``keep_draws=False``); every table is the same either way.
     params : pandas.DataFrame
         The coefficient vectors drawn (one row per draw).
     """

@@ -14,6 +14,11 @@ For each scenario and draw d = 1..D:
 Every scenario uses the same coefficient draws and the same rounding seeds (common
 random numbers), so differences between scenarios are not blurred by sampling noise.
 
+Scenarios run one at a time (on Dask, at most ``in_flight`` at once): a scenario's work
+unit is built when it runs and dropped after, and only its summaries (and the per-draw
+arrays ``keep_draws`` asks for) are kept, so a sweep's memory does not grow with its
+number of scenarios beyond those summaries.
+
 Learners relieved from public JHS: each origin's placements above its observed ESC
 beneficiaries are taken out of its public-JHS destinations in proportion to its
 observed flows (at most the learners it actually sent to public JHS).
@@ -31,7 +36,9 @@ import scipy.sparse as sp
 
 from studentflow.errors import DataError
 from studentflow.scenario_draws import DrawWork, draw_seed, simulate_draws
-from studentflow.scenario_result import ScenarioResult, esc_table, relief_metrics, summarise_draws
+from studentflow.scenario_result import (
+    ScenarioResult, esc_table, relief_matrix, relief_metrics, summarise_draws,
+)
 from studentflow.scenario_spec import Scenario, baseline_of, load_scenarios
 from studentflow.scenario_levers import scenario_capacities, scenario_pairs
 from studentflow.schema import require_columns
@@ -129,24 +136,6 @@ def _prepare(s: Scenario, pairs, bundle, distances, model, origin_pos, school_po
     return _Prepared(s, p, rows, cols, pools, caps, work)
 
 
-def _relief_matrix(bundle, origin_ids):
-    """(R, public_total, jhs) : origin share of flows to each public JHS, JHS table."""
-    from studentflow.congestion import jhs_congestion
-
-    jhs = jhs_congestion(bundle)
-    jhs = jhs[jhs["jhs_seats"].astype(float) > 0]
-    f = bundle.flows
-    f = f[f["destination_id"].isin(jhs.index) & f["origin_id"].isin(origin_ids)]
-    o_pos = pd.Index(origin_ids).get_indexer(f["origin_id"])
-    j_pos = jhs.index.get_indexer(f["destination_id"])
-    flows = sp.csr_matrix(
-        (f["learners"].to_numpy(dtype=float), (o_pos, j_pos)), shape=(len(origin_ids), len(jhs))
-    )
-    total = np.asarray(flows.sum(axis=1)).ravel()
-    share = sp.diags(np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)) @ flows
-    return share.tocsr(), total, jhs
-
-
 # ---------------------------------------------------------------- the run
 @dataclass(frozen=True)
 class _Kept:
@@ -195,7 +184,7 @@ def _keep_array(keep, arr, i, kind):
     ``.npy`` file in the directory ``keep``, or not at all (``keep`` False)."""
     if keep is True:
         return arr
-    if keep is False or keep is None:
+    if keep is False:
         return None
     path = Path(keep) / f"scenario{i:05d}_{kind}.npy"
     np.save(path, arr)
@@ -282,9 +271,10 @@ def run_scenarios(
         raise ValueError(f"run_scenarios: draws must be a non-negative integer, got {draws!r}")
     if not isinstance(in_flight, (int, np.integer)) or in_flight < 1:
         raise ValueError(f"run_scenarios: in_flight must be an integer >= 1, got {in_flight!r}")
-    if not isinstance(keep_draws, bool):
-        if not Path(keep_draws).is_dir():
-            raise ValueError(f"run_scenarios: keep_draws={str(keep_draws)!r} is not a directory")
+    if keep_draws is None or isinstance(keep_draws, (bool, np.bool_)):
+        keep_draws = bool(keep_draws)
+    elif not Path(keep_draws).is_dir():
+        raise ValueError(f"run_scenarios: keep_draws={str(keep_draws)!r} is not a directory")
     if pairs is None:
         if bundle is None or distances is None:
             raise ValueError("run_scenarios: give pairs=, or both bundle and distances= to build them")
@@ -314,7 +304,7 @@ def run_scenarios(
         params = model.draw_params(draws, seed)[list(model.params.index)].reset_index(drop=True)
     n_draws = len(params)
     seeds = [draw_seed(seed, d) for d in range(n_draws)]
-    relief = _relief_matrix(bundle, origins.index) if bundle is not None else None
+    relief = relief_matrix(bundle, origins.index) if bundle is not None else None
     show = sys.stderr.isatty() if progress is None else bool(progress)
     betas = params.to_numpy(dtype=float)
 

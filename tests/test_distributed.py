@@ -250,3 +250,58 @@ def test_resolve_warns_about_workers_with_distributeds_malloc_default(monkeypatc
         monkeypatch.delenv(k, raising=False)
     with local_cluster(1) as cl, Client(cl) as c:
         assert slow_malloc_workers(c) == []
+
+
+def _work_units_on_scheduler(client) -> int:
+    """Scattered scenario work units the scheduler still holds."""
+    return client.run_on_scheduler(
+        lambda dask_scheduler: sum(str(k).startswith("DrawWork-") for k in dask_scheduler.tasks))
+
+
+def _settled(client, bound, timeout=5.0) -> int:
+    """Work units on the scheduler once releases (asynchronous) have arrived, up to ``timeout`` s."""
+    import time
+
+    end = time.monotonic() + timeout
+    while (n := _work_units_on_scheduler(client)) > bound and time.monotonic() < end:
+        time.sleep(0.05)
+    return n
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_sweep_keeps_a_bounded_number_of_scenarios_in_flight(inputs, client, monkeypatch, in_flight):
+    import studentflow.distributed as dist
+    import studentflow.scenarios as sc
+
+    bundle, pairs, model = inputs
+    events = []  # ("build", work units on the cluster) / ("done", None), in order
+    real_prepare, real_sweep = sc._prepare, dist.run_sweep
+
+    def prepare(*args, **kwargs):
+        events.append(("build", _settled(client, in_flight - 1)))
+        return real_prepare(*args, **kwargs)
+
+    def sweep(*args, **kwargs):
+        for item in real_sweep(*args, **kwargs):
+            events.append(("done", None))
+            yield item
+
+    monkeypatch.setattr(sc, "_prepare", prepare)
+    monkeypatch.setattr(dist, "run_sweep", sweep)
+    kw = dict(pairs=pairs, draws=6, seed=4, progress=False)
+    there = run_scenarios(bundle, model, SCENARIOS, client=client, in_flight=in_flight, keep_draws=False, **kw)
+    built = [e for e in events if e[0] == "build"]
+    assert len(built) == len(SCENARIOS) and events.count(("done", None)) == len(SCENARIOS)
+    open_ = 0
+    for kind, on_cluster in events:
+        if kind == "build":
+            assert open_ < in_flight and on_cluster <= in_flight - 1, events
+            open_ += 1
+        else:
+            open_ -= 1
+    assert _settled(client, 0) == 0  # every work unit released after the sweep
+    monkeypatch.undo()
+    here = run_scenarios(bundle, model, SCENARIOS, **kw)
+    for name in ("table", "per_draw", "esc_schools", "public_jhs", "params"):
+        pd.testing.assert_frame_equal(getattr(there, name), getattr(here, name), check_exact=True, obj=name)
+    assert there.origin_placed == {} and len(here.origin_placed) == len(SCENARIOS)

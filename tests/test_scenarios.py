@@ -448,3 +448,105 @@ def test_relief_vs_baseline_is_paired_by_draw(pairs, model):
     assert t.loc["-20K", "relieved_vs_baseline_mean"] == pytest.approx((d["-20K"] - d["fill"]).mean())
     assert "relieved vs baseline" in res.scenario_table().columns
     assert "vs baseline)" in res.summary()
+
+
+# ------------------------------------------------------------ streaming sweeps
+def _eager_run_scenarios():
+    """``run_scenarios`` as of 851522a (every work unit prepared up front, int64 arrays),
+    read from git; skipped without that history."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    try:
+        src = subprocess.run(["git", "-C", str(REPO), "show", "851522a:studentflow/scenarios.py"],
+                             check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("git history with the eager sweep (851522a) not available")
+    spec = importlib.util.spec_from_loader("_eager_scenarios", loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    exec(compile(src, "851522a:scenarios.py", "exec"), mod.__dict__)
+    return mod.run_scenarios
+
+
+def _assert_same(a, b, arrays=True):
+    for name in ("table", "per_draw", "esc_schools", "public_jhs", "params"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True, obj=name)
+    names = ("origin_placed", "school_placed", "origin_expected", "pools", "capacities")
+    for name in names if arrays else names[3:]:
+        da, db = getattr(a, name), getattr(b, name)
+        assert list(da) == list(db), name
+        for k in da:
+            np.testing.assert_array_equal(da[k], db[k], err_msg=f"{name}[{k}]")
+    np.testing.assert_array_equal(a.origin_ids, b.origin_ids)
+
+
+# compare_to chains where a scenario's reference runs after it in the list
+CHAIN = [
+    Scenario("poor +10K", subsidy_targeted=(0.3, 10000), compare_to="-5K"),
+    Scenario("baseline", baseline=True, capacity="billed"),
+    Scenario("-5K", subsidy=5000, compare_to="fill"),
+    Scenario("near", radius_km=2.0),
+    Scenario("fill"),
+]
+
+
+def test_streaming_sweep_equals_eager_path(pairs, model, result):
+    eager = _eager_run_scenarios()
+    kw = dict(pairs=pairs, draws=12, seed=5, progress=False, allocator=ALLOCATE)
+    _assert_same(result, eager(None, model, SCEN, **kw))
+    chain = run_scenarios(None, model, CHAIN, **kw)
+    _assert_same(chain, eager(None, model, CHAIN, **kw))
+    bundle = _toy_bundle(pairs)  # public-JHS relief tables too
+    _assert_same(run_scenarios(bundle, model, SCEN[:4], **{**kw, "draws": 4}),
+                 eager(bundle, model, SCEN[:4], **{**kw, "draws": 4}))
+    assert result.origin_placed["fill"].dtype == np.int32  # was int64: same numbers, half the memory
+    # displaced against a reference that runs later in the list, recomputed here
+    t = chain.table.set_index("scenario")
+    for name, ref in (("poor +10K", "-5K"), ("-5K", "fill"), ("near", "baseline")):
+        diff = np.clip(chain.origin_expected[ref] - chain.origin_expected[name], 0, None).sum(axis=1)
+        assert t.loc[name, "displaced_mean"] == pytest.approx(diff.mean())
+    assert t.loc["poor +10K", "displaced_mean"] > 0
+
+
+def test_work_units_are_built_one_at_a_time(pairs, model, monkeypatch):
+    import gc
+    import weakref
+
+    import studentflow.scenarios as sc
+
+    real, made, alive = sc._prepare, [], []
+
+    def counting(*args, **kwargs):
+        gc.collect()
+        alive.append(sum(r() is not None for r in made))  # earlier work units still alive
+        prep = real(*args, **kwargs)
+        made.append(weakref.ref(prep.work))
+        return prep
+
+    monkeypatch.setattr(sc, "_prepare", counting)
+    res = run_scenarios(None, model, CHAIN, pairs=pairs, draws=3, seed=1, progress=False, allocator=ALLOCATE)
+    assert len(made) == len(CHAIN) and alive == [0] * len(CHAIN)
+    gc.collect()
+    assert all(r() is None for r in made)
+    # referenced scenarios run first; the table stays in the order given
+    assert res.table["scenario"].tolist() == [s.name for s in CHAIN]
+
+
+def test_keep_draws_none_or_on_disk_keeps_every_table(pairs, model, result, tmp_path):
+    kw = dict(pairs=pairs, draws=12, seed=5, progress=False, allocator=ALLOCATE)
+    none = run_scenarios(None, model, SCEN, keep_draws=False, **kw)
+    _assert_same(none, result, arrays=False)
+    assert none.origin_placed == none.school_placed == none.origin_expected == {}
+    disk = run_scenarios(None, model, SCEN, keep_draws=tmp_path, **kw)
+    _assert_same(disk, result)
+    arr = disk.origin_placed["-5K"]
+    assert isinstance(arr, np.memmap) and not arr.flags.writeable
+    assert len(list(tmp_path.glob("*.npy"))) == 3 * len(SCEN)
+    with pytest.raises(ValueError, match="keep_draws"):
+        run_scenarios(None, model, SCEN[:2], keep_draws=tmp_path / "missing", **kw)
+    with pytest.raises(ValueError, match="in_flight"):
+        run_scenarios(None, model, SCEN[:2], in_flight=0, **kw)
+    with pytest.raises(ValueError, match="compare_to"):
+        run_scenarios(None, model, [SCEN[0], Scenario("x", compare_to="nope")], **kw)
