@@ -9,6 +9,7 @@ header counted; for CSV the line number), which is what the ledger records.
 from __future__ import annotations
 
 import csv
+import datetime as _dt
 import gzip
 import io
 import re
@@ -58,22 +59,70 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8-sig", newline="")
 
 
+#: Integral floats at or beyond 2**53 are not exact integers: written as ``repr`` instead.
+_EXACT_INT = float(2**53)
+
+
+def _number_text(v: float) -> str:
+    """Text of a numeric cell: integral values without ".0", others as ``repr``, NaN as ''."""
+    if v.is_integer() and -_EXACT_INT < v < _EXACT_INT:
+        return str(int(v))
+    return repr(v) if v == v else ""
+
+
+def _value_text(v) -> str:
+    """Text of a calamine cell value, as :func:`_cell_text` gives openpyxl's value."""
+    if v.__class__ is float:
+        return _number_text(v)
+    if v.__class__ is _dt.date:  # openpyxl gives a datetime at midnight
+        return str(_dt.datetime(v.year, v.month, v.day))
+    return str(v)  # bool, int, datetime, time, timedelta
+
+
+class _FloatText(dict):
+    """Memo float → text: a sheet repeats few distinct numbers (counts, years)."""
+
+    def __missing__(self, v: float) -> str:
+        text = self[v] = _number_text(v)
+        return text
+
+
 def _xlsx_rows(path: Path, sheet: str | None, name: str) -> list[list[str]]:
-    """Rows of one sheet as text: the fast streaming reader, openpyxl when it cannot."""
-    from studentflow.ingest import xlsx
+    """Every physical row of one sheet (row 1 first) as text, read with calamine.
+
+    Cells as openpyxl's values through :func:`_cell_text`, except where calamine has no
+    way to know: a number written "14590.0" reads "14590" (calamine keeps only the float),
+    and an error cell ("#N/A") reads '' (blank). Rows are padded to the last used column
+    and end at the last used row. A workbook calamine cannot open goes to openpyxl, which
+    reads it or raises the DataError naming the file.
+
+    Raises
+    ------
+    DataError
+        No sheet named ``sheet`` (the message lists the sheets), or the file cannot be
+        read as an XLSX workbook.
+    """
+    from python_calamine import CalamineWorkbook
 
     try:
-        return xlsx.read_rows(path, sheet)
-    except KeyError:
+        wb = CalamineWorkbook.from_path(str(path))
+    except Exception:  # not a zip, broken XML, encrypted: openpyxl reads it or says why
+        return _xlsx_rows_openpyxl(path, sheet, name)
+    try:
+        names = list(wb.sheet_names)
+        if sheet is not None and sheet not in names:
+            raise DataError(f"{name}: no sheet {sheet!r}; found {names}")
+        if not names:
+            raise DataError(f"{name}: the workbook has no sheets")
         try:
-            names = xlsx.sheet_names(path)
+            values = wb.get_sheet_by_name(names[0] if sheet is None else sheet).to_python(skip_empty_area=False)
         except Exception:
-            names = None
-        if names is not None:
-            raise DataError(f"{name}: no sheet {sheet!r}; found {names}") from None
-    except Exception:
-        pass
-    return _xlsx_rows_openpyxl(path, sheet, name)
+            return _xlsx_rows_openpyxl(path, sheet, name)
+    finally:
+        wb.close()
+    floats = _FloatText()
+    return [[v if v.__class__ is str else floats[v] if v.__class__ is float else _value_text(v) for v in r]
+            for r in values]
 
 
 def _xlsx_rows_openpyxl(path: Path, sheet: str | None, name: str) -> list[list[str]]:
