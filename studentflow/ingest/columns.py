@@ -59,13 +59,15 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8-sig", newline="")
 
 
-#: Integral floats at or beyond 2**53 are not exact integers: written as ``repr`` instead.
-_EXACT_INT = float(2**53)
+#: Integral numbers below this magnitude read as integers ("123"); at or above it as
+#: ``repr`` ("1e+16"), as openpyxl gives them: Excel and openpyxl write 16 significant
+#: digits, so only from 1e16 on does a workbook hold exponent notation (a float to openpyxl).
+_INT_TEXT_LIMIT = 1e16
 
 
 def _number_text(v: float) -> str:
     """Text of a numeric cell: integral values without ".0", others as ``repr``, NaN as ''."""
-    if v.is_integer() and -_EXACT_INT < v < _EXACT_INT:
+    if v.is_integer() and -_INT_TEXT_LIMIT < v < _INT_TEXT_LIMIT:
         return str(int(v))
     return repr(v) if v == v else ""
 
