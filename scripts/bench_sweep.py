@@ -18,11 +18,15 @@ load_bundle → compute_distances(max_km=15) → build_pairs(radius_km=5) → fi
   per-draw array kept (int64), on Dask every work unit scattered at once; run on
   ``--baseline-scenarios`` scenarios.
 
+Per path (single process, then a local Dask cluster from
+:func:`studentflow.dask_client.local_cluster`) it runs the new sweep on ``--scenarios``
+and on ``--baseline-scenarios`` scenarios, then the baseline on ``--baseline-scenarios``.
 Each run is measured in this process: seconds, peak resident memory of this process
-(plus the Dask workers for the cluster runs, psutil, sampled every 20 ms), its growth
-over the memory held before the run, and MB per scenario (growth / scenarios). The
-baseline's first scenarios are checked to give the identical table, per-draw, ESC and
-public-JHS rows as the new run's. ``--scale 10,20,40`` first runs the baseline single
+(plus the Dask workers for the cluster runs; psutil, sampled every 20 ms) and its growth
+over the memory held before the run. MB per scenario: for the new sweep the peak's
+growth per added scenario (peak at N vs at the small N), for the baseline its growth /
+scenarios. The baseline's scenarios are checked to give identical table, per-draw, ESC
+and public-JHS rows in the new run. ``--scale 10,20,40`` first runs the baseline single
 process at each N (the "measure first" step) to show its memory grows per scenario.
 """
 
@@ -190,48 +194,56 @@ def main() -> None:
         done = [r for r in RUNS if r["label"].startswith("baseline")]
         if len(done) > 1:
             a, b = done[0], done[-1]
-            print(f"  baseline slope: {(b['grow'] - a['grow']) / (b['n'] - a['n']):.1f} MB per added scenario")
+            print(f"  baseline: {(b['peak'] - a['peak']) * 1024 / (b['n'] - a['n']):.1f} MB per added scenario "
+                  f"(peak at N={b['n']} vs N={a['n']})")
 
-    pairs_out = {}
-    if not args.no_single:
-        print("\nsingle process")
-        new = measure(f"new (streaming, keep={args.keep})", len(new_grid),
-                      lambda: run_scenarios(bundle, model, new_grid, keep_draws=keep, **kw))
-        res_old = measure(f"baseline (eager, {BASELINE_COMMIT})", len(base_grid),
-                          lambda: old.run_scenarios(bundle, model, base_grid, **kw))
-        pairs_out["single"] = (new, res_old)
-        del new, res_old
-    if not args.no_dask:
-        from dask.distributed import Client
+    small = args.baseline_scenarios
+    results = {}
+    paths = [] if args.no_single else ["single"]
+    paths += [] if args.no_dask else ["dask"]
+    for path in paths:
+        cluster = client = None
+        extra = {}
+        if path == "dask":
+            from dask.distributed import Client
 
-        from studentflow.dask_client import local_cluster
+            from studentflow.dask_client import local_cluster
 
-        print(f"\nlocal Dask cluster ({args.workers} workers x 1 thread); memory = this process + workers")
-        with local_cluster(args.workers) as cluster, Client(cluster) as client:
-            new = measure(f"new (streaming, keep={args.keep}) dask", len(new_grid),
-                          lambda: run_scenarios(bundle, model, new_grid, keep_draws=keep, client=client, **kw),
-                          children=True)
+            print(f"\nlocal Dask cluster ({args.workers} workers x 1 thread); memory = this process + workers")
+            cluster = local_cluster(args.workers)
+            client = Client(cluster)
+            extra = {"client": client}
+        else:
+            print("\nsingle process")
+        tag = " dask" if client else ""
+        ch = client is not None
+        results[path, "new"] = measure(f"new (streaming, keep={args.keep}){tag}", len(new_grid),
+                                       lambda: run_scenarios(bundle, model, new_grid, keep_draws=keep, **extra, **kw),
+                                       children=ch)
+        results[path, "new small"] = measure(f"new (streaming, keep={args.keep}){tag}", small,
+                                             lambda: run_scenarios(bundle, model, base_grid, keep_draws=keep,
+                                                                   **extra, **kw), children=ch)
+        if client is not None:
             client.run(lambda: __import__("gc").collect())
-            res_old = measure(f"baseline (eager, {BASELINE_COMMIT}) dask", len(base_grid),
-                              lambda: old.run_scenarios(bundle, model, base_grid, client=client, **kw),
-                              children=True)
-            pairs_out["dask"] = (new, res_old)
-
-    print("\nsummary (MB/scenario = memory growth during the run / scenarios)")
-    for path in ("single", "dask"):
-        rs = [r for r in RUNS if (r["label"].endswith("dask")) == (path == "dask")
-              and not (path == "single" and args.scale and r is RUNS[0])]
-        new_r = [r for r in rs if r["label"].startswith("new")]
-        old_r = [r for r in rs if r["label"].startswith("baseline")]
-        if not new_r or not old_r:
-            continue
-        a, b = new_r[-1], old_r[-1]
-        ma, mb = a["grow"] / a["n"], b["grow"] / b["n"]
-        ident = same_rows(*pairs_out[path]) if path in pairs_out else None
-        print(f"  {path:<6} new {a['n']} scenarios: {a['sec']:7.1f} s, peak {a['peak']:5.2f} GB, {ma:6.1f} MB/scenario | "
-              f"baseline {b['n']}: {b['sec']:6.1f} s, peak {b['peak']:5.2f} GB, {mb:6.1f} MB/scenario | "
-              f"MB/scenario baseline/new {mb / max(ma, 1e-9):5.1f}x; s/scenario new/baseline "
-              f"{(a['sec'] / a['n']) / (b['sec'] / b['n']):4.2f}; identical rows {ident}")
+        results[path, "old"] = measure(f"baseline (eager, {BASELINE_COMMIT}){tag}", small,
+                                       lambda: old.run_scenarios(bundle, model, base_grid, **extra, **kw),
+                                       children=ch)
+        ident = same_rows(results[path, "new"], results[path, "old"])
+        results[path, "new"] = results[path, "new small"] = results[path, "old"] = None
+        rs = RUNS[-3:]
+        big, lit, base = rs
+        slope_new = (big["peak"] - lit["peak"]) * 1024 / max(big["n"] - lit["n"], 1)
+        print(f"  -> {path}: new {big['n']} scenarios {big['sec']:.1f} s ({big['sec'] / big['n']:.2f} s/scenario), "
+              f"peak {big['peak']:.2f} GB; new {lit['n']}: peak {lit['peak']:.2f} GB; "
+              f"MB per added scenario (new, peak {big['n']} vs {lit['n']}) {slope_new:.1f}")
+        print(f"  -> {path}: baseline {base['n']} scenarios {base['sec']:.1f} s ({base['sec'] / base['n']:.2f} "
+              f"s/scenario), peak {base['peak']:.2f} GB, growth {base['grow'] / base['n']:.1f} MB/scenario; "
+              f"ratio baseline/new MB per scenario {base['grow'] / base['n'] / max(slope_new, 1.0):.0f}x "
+              f"(new floored at 1 MB); s/scenario new/baseline {(big['sec'] / big['n']) / (base['sec'] / base['n']):.2f}; "
+              f"identical rows {ident}")
+        if client is not None:
+            client.close()
+            cluster.close()
 
 
 if __name__ == "__main__":
