@@ -100,37 +100,6 @@ def test_ambiguous_name_without_province_is_not_guessed(matcher):
     assert place_key("City of Las Piñas") == place_key("LAS PINAS CITY")
 
 
-def test_fast_xlsx_reader_agrees_with_openpyxl(tmp_path):
-    import openpyxl
-
-    from studentflow.ingest.columns import _xlsx_rows_openpyxl
-    from studentflow.ingest.xlsx import read_rows
-
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.title = "DATA"
-    ws.append(["Title banner"])
-    ws.append([])
-    ws.append(["School ID", "Name", "Lat", "Flag", "Big"])
-    ws.append([136512, "Ñino's \"school\"", 14.123456, True, 1.5e20])
-    ws.append([" 036512 ", None, 0.1, False, -3])
-    ws.append([36512.0, "x", None, None, 7])
-    ws["H9"] = "far cell"
-    p = tmp_path / "t.xlsx"
-    wb.save(p)
-
-    def trim(rows):
-        out = [list(r) for r in rows]
-        for r in out:
-            while r and r[-1] == "":
-                r.pop()
-        return out
-
-    assert trim(read_rows(p, "DATA")) == trim(_xlsx_rows_openpyxl(p, "DATA", "t.xlsx"))
-    with pytest.raises(KeyError):
-        read_rows(p, "nope")
-
-
 def test_physical_rows_survive_banners_and_blank_lines(tmp_path):
     from studentflow.ingest.columns import read_table
 
