@@ -39,7 +39,7 @@ def _manifest(folder: Path) -> list[dict]:
 def _raw_rows(path: Path, sheet=None) -> list[list[str]]:
     """Every physical row of a raw file as text (independent of the ingest readers)."""
     if path.name.endswith(".xlsx"):
-        raw = pd.read_excel(path, sheet_name=sheet or 0, header=None, dtype=str)
+        raw = pd.read_excel(path, sheet_name=sheet or 0, header=None, dtype=str, engine="openpyxl")
         return [["" if (isinstance(v, float) and np.isnan(v)) else str(v) for v in r]
                 for r in raw.itertuples(index=False)]
     opener = gzip.open if path.name.endswith(".gz") else open
