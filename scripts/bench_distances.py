@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import threading
 import time
 from pathlib import Path
 
@@ -50,6 +49,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial import Delaunay, cKDTree
 
+from benchmem import PeakRSS
 from studentflow import geo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,55 +143,6 @@ def case(label: str, schools, network, max_km, target_s: float) -> None:
           f"zeroing {t_zero:.3f} s = {100 * (t_same + t_zero) / t_net:.1f} % of the road time")
 
 
-class PeakRSS:
-    """Peak resident memory (bytes) of this process plus its children, sampled every 100 ms."""
-
-    def __init__(self):
-        import psutil
-
-        self.proc, self.peak, self._stop = psutil.Process(), 0, threading.Event()
-
-    def rss(self) -> int:
-        import psutil
-
-        total = self.proc.memory_info().rss
-        for c in self.proc.children(recursive=True):
-            try:
-                total += c.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def children_cpu(self) -> float:
-        """CPU seconds (user + system) used so far by the live children (the workers)."""
-        import psutil
-
-        total = 0.0
-        for c in self.proc.children(recursive=True):
-            try:
-                t = c.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                pass
-        return total
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.rss())
-            self._stop.wait(0.1)
-
-    def __enter__(self):
-        self.peak = self.rss()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, self.rss())
-
-
 def dask_case(national: Path | None, workers: int = 2) -> None:
     """Single process (baseline) vs a local Dask cluster on the same inputs; same table?"""
     from dask.distributed import Client
@@ -223,19 +174,19 @@ def dask_case(national: Path | None, workers: int = 2) -> None:
             return geo.road_distances(schools, schools, network=net, max_km=15.0, client=client)
 
     print(f"\n== dask: {label}; {net.summary()}")
-    with PeakRSS() as m1:
+    with PeakRSS(children=True, every=0.1) as m1:
         t1, here = timed(run, "single")
     here_pairs = len(here)
     del here  # one table in memory at a time, so the peaks compare; re-run below for the check
-    with PeakRSS() as m0:
+    with PeakRSS(children=True, every=0.1) as m0:
         t_up, (cluster, client) = timed(lambda: (lambda c: (c, Client(c)))(
             local_cluster(workers)), "up")
     try:
-        with PeakRSS() as m2:
+        with PeakRSS(children=True, every=0.1) as m2:
             w0 = m2.children_cpu()
             t2, there = timed(lambda: run(client), "dask")
             w2 = m2.children_cpu() - w0
-        with PeakRSS() as m3:
+        with PeakRSS(children=True, every=0.1) as m3:
             w0 = m3.children_cpu()
             t3, _ = timed(lambda: run(client), "dask2")
             w3 = m3.children_cpu() - w0

@@ -26,53 +26,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
 
 import psutil
 
-GB = 2.0**30
-
-
-class PeakRSS:
-    """Peak resident memory (bytes) of this process and, optionally, its children."""
-
-    def __init__(self, children: bool = False, every: float = 0.02):
-        self.children, self.every = children, every
-        self.proc = psutil.Process(os.getpid())
-        self.peak = 0
-        self._stop = threading.Event()
-
-    def rss(self) -> int:
-        total = self.proc.memory_info().rss
-        if self.children:
-            for c in self.proc.children(recursive=True):
-                try:
-                    total += c.memory_info().rss
-                except psutil.Error:
-                    pass
-        return total
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.rss())
-            time.sleep(self.every)
-
-    def __enter__(self):
-        self.start = self.rss()
-        self.peak = self.start
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.end = self.rss()
-        self.peak = max(self.peak, self.end)
-
+from benchmem import GB, PeakRSS
 
 ROWS: list[tuple] = []
 
