@@ -71,11 +71,16 @@ def local_cluster(n_workers: int = 2, **kwargs):
     **kwargs
         Passed to ``LocalCluster`` (they override the defaults above).
     """
+    import os
+
     import dask
     from dask.distributed import LocalCluster
 
     opts = dict(n_workers=int(n_workers), threads_per_worker=1, processes=True, dashboard_address=None)
     opts.update(kwargs)
+    # a nanny takes a value already in os.environ over its config, and an earlier plain
+    # LocalCluster leaves distributed's 65536 there: set both
+    os.environ.update(WORKER_ENV)
     with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}):
         return LocalCluster(**opts)
 
