@@ -38,52 +38,16 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
 
 import psutil
+from benchmem import GB, PeakRSS
 
-GB, MB = 2.0**30, 2.0**20
+MB = 2.0**20
 BASELINE_COMMIT = "851522a"
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class PeakRSS:
-    """Peak resident memory (bytes) of this process and, optionally, its children."""
-
-    def __init__(self, children: bool = False, every: float = 0.02):
-        self.children, self.every = children, every
-        self.proc = psutil.Process(os.getpid())
-        self._stop = threading.Event()
-
-    def rss(self) -> int:
-        total = self.proc.memory_info().rss
-        if self.children:
-            for c in self.proc.children(recursive=True):
-                try:
-                    total += c.memory_info().rss
-                except psutil.Error:
-                    pass
-        return total
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.rss())
-            time.sleep(self.every)
-
-    def __enter__(self):
-        self.start = self.peak = self.rss()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.end = self.rss()
-        self.peak = max(self.peak, self.end)
 
 
 def load_baseline(module: str, commit: str = BASELINE_COMMIT):
