@@ -93,6 +93,7 @@ def _run(args) -> int:
             seed=args.seed, zeros=args.zeros, radius_km=args.radius_km, max_km=args.max_km,
             fit_method=args.fit_method,
             progress=False if args.no_progress else None, log=_say, client=client,
+            keep_draws=False,  # the written outputs do not need the per-draw arrays
         )
     finally:
         if client is not None:

@@ -159,6 +159,7 @@ def run_pipeline(
     log: Callable[[str], None] | None = None,
     write: bool = True,
     client=None,
+    keep_draws=True,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
 
@@ -200,6 +201,10 @@ def run_pipeline(
         the origin blocks of the distance computation and the Monte Carlo scenario
         sweep. Results are identical to the single-process run with the same seed.
         None (default): Dask is not imported.
+    keep_draws : bool or path
+        Per-draw arrays of the scenario result (see
+        :func:`studentflow.scenarios.run_scenarios`); the report does not need them, so
+        ``studentflow run`` passes False and memory stays flat however many scenarios.
 
     Returns
     -------
@@ -237,7 +242,7 @@ def run_pipeline(
         client, owned = resolve(client)
     try:
         return _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method,
-                           formula, progress, write, client, stage, timings, outputs)
+                           formula, progress, write, client, keep_draws, stage, timings, outputs)
     finally:
         if owned:
             from studentflow.dask_client import close
@@ -246,7 +251,7 @@ def run_pipeline(
 
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
-                progress, write, client, stage, timings, outputs) -> PipelineResult:
+                progress, write, client, keep_draws, stage, timings, outputs) -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.ingest import load_bundle
     from studentflow.pairs import build_pairs
@@ -280,7 +285,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
 
     def scenario_stage():
         main = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
-                             seed=seed, progress=progress, client=client)
+                             seed=seed, progress=progress, client=client, keep_draws=keep_draws)
         others = {label: run_scenarios(bundle, m, scenarios, pairs=pairs, distances=distances, draws=0,
                                        seed=seed, progress=False)
                   for label, m in list(models.items())[1:]}

@@ -72,6 +72,17 @@ def test_same_seed_identical_outputs(runs):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
+def test_cli_outputs_do_not_need_the_per_draw_arrays(runs, tmp_path):
+    """`studentflow run` keeps no per-draw arrays (flat memory for long scenario files);
+    the API run that keeps them writes the same tables."""
+    from studentflow.pipeline import run_pipeline
+
+    res = run_pipeline(None, out_dir=tmp_path, draws=3, seed=3, progress=False)
+    assert res.result.origin_placed  # kept by default in the API
+    for name in ("scenarios.csv", "esc_schools.csv", "public_jhs.csv"):
+        assert (tmp_path / name).read_bytes() == (runs["a"][1] / name).read_bytes(), name
+
+
 def test_progress_lines_and_timings(runs):
     _, _, err, std = runs["a"]
     for k, stage in enumerate(("ingest", "distances", "pairs", "fit", "scenarios", "report"), start=1):
