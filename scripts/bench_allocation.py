@@ -29,17 +29,14 @@ Usage: ``PYTHONPATH=. python scripts/bench_allocation.py [--skip-national] [--on
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
+from benchlib import load_baseline
 import studentflow.allocation_integer as ai
 import studentflow.allocation_plan as apl
 from studentflow.allocation import allocate
@@ -326,20 +323,6 @@ def bench_fresh_draw(res, label, draws=3):
 
 
 # ------------------------------------- (f): whole scenario draws, new vs baseline
-def load_baseline(module: str, commit: str = BASELINE_COMMIT):
-    """Module ``studentflow.<module>`` as it was at ``commit`` (read with ``git show``),
-    loaded under another name so that it runs beside the current code."""
-    root = Path(__file__).resolve().parents[1]
-    src = subprocess.run(["git", "-C", str(root), "show", f"{commit}:studentflow/{module}.py"],
-                         check=True, capture_output=True, text=True).stdout
-    name = f"_baseline_{module}"
-    spec = importlib.util.spec_from_loader(name, loader=None)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    exec(compile(src, f"{commit}:{module}.py", "exec"), mod.__dict__)
-    return mod
-
-
 class _BaselineRounding:
     """An ``Allocation`` whose ``to_integer`` is the baseline commit's rounding."""
 
@@ -386,8 +369,8 @@ def bench_whole_draw(work, betas, label, repeat=3):
     """ms per whole draw (μ, balance, plan, rounding, metrics: ``simulate_draws``) with
     the current code against the baseline commit's ``simulate_draws`` and rounding, in
     this process, and whether every outcome is identical."""
-    old_draws = load_baseline("scenario_draws")
-    old_round = load_baseline("allocation_integer")
+    old_draws = load_baseline("scenario_draws", BASELINE_COMMIT)
+    old_round = load_baseline("allocation_integer", BASELINE_COMMIT)
 
     def baseline_allocator(*a, **kw):
         return _BaselineRounding(allocate(*a, **kw), old_round)

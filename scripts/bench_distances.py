@@ -49,7 +49,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial import Delaunay, cKDTree
 
-from benchmem import PeakRSS
+from benchlib import PeakRSS
 from studentflow import geo
 
 REPO = Path(__file__).resolve().parents[1]

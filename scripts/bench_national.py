@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmem import GB, PeakRSS
+from benchlib import GB, PeakRSS
 
 ROWS: list[tuple] = []
 

@@ -33,9 +33,7 @@ process at each N (the "measure first" step) to show its memory grows per scenar
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,23 +41,11 @@ import warnings
 from pathlib import Path
 
 import psutil
-from benchmem import GB, PeakRSS
+from benchlib import GB, PeakRSS, load_baseline
 
 MB = 2.0**20
 BASELINE_COMMIT = "851522a"
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_baseline(module: str, commit: str = BASELINE_COMMIT):
-    """``studentflow.<module>`` as of ``commit`` (``git show``), under another name."""
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:studentflow/{module}.py"],
-                         check=True, capture_output=True, text=True).stdout
-    name = f"_baseline_{module}"
-    spec = importlib.util.spec_from_loader(name, loader=None)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    exec(compile(src, f"{commit}:{module}.py", "exec"), mod.__dict__)
-    return mod
 
 
 def scenario_grid(n: int) -> list:
@@ -131,7 +117,7 @@ def main() -> None:
     from studentflow.scenarios import run_scenarios
     from studentflow.synth.national import make_national
 
-    old = load_baseline("scenarios")
+    old = load_baseline("scenarios", BASELINE_COMMIT)
     print(f"sweep benchmark: {os.cpu_count()} cores, {psutil.virtual_memory().total / GB:.1f} GB RAM, "
           f"{args.scenarios} scenarios x {args.draws} draws (baseline {BASELINE_COMMIT}: "
           f"{args.baseline_scenarios} scenarios)")

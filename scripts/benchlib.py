@@ -1,14 +1,20 @@
-"""Peak resident memory of a benchmark step (this process, optionally its children).
+"""Helpers shared by the benchmark scripts: peak memory, and baselines loaded from git.
 
-Shared by the benchmark scripts (``python scripts/bench_*.py`` puts ``scripts/`` on the
-import path). Not part of the package: psutil is a benchmark-only dependency.
+``python scripts/bench_*.py`` puts ``scripts/`` on the import path. Not part of the
+package: psutil is a benchmark-only dependency.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GB = 2.0**30
 
@@ -78,3 +84,16 @@ class PeakRSS:
         self._thread.join()
         self.end = self.rss()
         self.peak = max(self.peak, self.end)
+
+
+def load_baseline(module: str, commit: str):
+    """``studentflow.<module>`` as it was at ``commit`` (read with ``git show``), loaded
+    under the name ``_baseline_<module>`` so that it runs beside the current code."""
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:studentflow/{module}.py"],
+                         check=True, capture_output=True, text=True).stdout
+    name = f"_baseline_{module}"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    exec(compile(src, f"{commit}:{module}.py", "exec"), mod.__dict__)
+    return mod
