@@ -298,16 +298,17 @@ def _html(result, title, figures, models, bundle, pairs, timings, comparisons=No
         parts.append(_comparison_html(result, comparisons))
     if not result.public_jhs.empty:
         pj = result.public_jhs
-        best = result.table.set_index("scenario")["relieved_mean"].idxmax()
-        top = pj[pj["scenario"] == best].sort_values("relieved_mean", ascending=False).head(15)
+        key = "relieved_vs_baseline_mean" if "relieved_vs_baseline_mean" in pj else "relieved_mean"
+        best = result.table.set_index("scenario")[key].idxmax()
+        top = pj[pj["scenario"] == best].sort_values(key, ascending=False).head(15)
         if bundle is not None and "name" in bundle.schools:
             top.insert(1, "name", bundle.schools["name"].reindex(top["school_id"]).to_numpy())
         parts.append(f"<h2>Public JHS relieved most ({html.escape(best)})</h2><p>Each origin school's ESC "
                      "placements above its observed ESC beneficiaries are taken out of the public JHS its "
                      "learners enter today, in proportion to today's flows. Origins placing fewer than "
                      "observed do not add learners back, so even the baseline shows some relief from "
-                     "draw-to-draw variation: read the column \"relieved vs baseline\", the difference from the "
-                     "baseline scenario in the same draw.</p>")
+                     "draw-to-draw variation: read the columns \"relieved vs baseline\", the difference from the "
+                     "baseline scenario in the same draw (the table is sorted by it).</p>")
         parts.append(_table_html(top.drop(columns="scenario"), float_format=lambda v: f"{v:,.2f}"))
     if models:
         parts.append("<h2>Gravity model</h2><p>Negative binomial (NB2) gravity model of ESC beneficiaries per "

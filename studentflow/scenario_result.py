@@ -74,12 +74,14 @@ def relief_matrix(bundle, origin_ids):
     return share.tocsr(), total, jhs
 
 
-def relief_metrics(name, o_out, obs_origin, relief):
-    """Per-draw relief totals and the per-JHS table of one scenario.
+def relief_metrics(name, o_out, obs_origin, relief, base_relieved=None, is_baseline=False):
+    """Per-draw relief totals, the per-JHS table and the draws × JHS relief of one scenario.
 
     Each origin's whole-learner placements above its observed ESC beneficiaries (at most
     its learners in public JHS) are taken out of its public JHS in proportion to its
-    observed flows.
+    observed flows. ``base_relieved`` (the baseline scenario's draws × JHS relief, same
+    draws) adds ``relieved_vs_baseline_mean/_lo/_hi`` per JHS: the scenario's own effect
+    (zero for the baseline itself, ``is_baseline``).
     """
     share, public_total, jhs = relief
     extra = np.minimum(np.clip(o_out - obs_origin, 0, None), public_total)
@@ -102,7 +104,14 @@ def relief_metrics(name, o_out, obs_origin, relief):
         "aisle_after_mean": np.clip(after - seats, 0, None).mean(axis=0),
         "congested_after_share": (after / seats > 1).mean(axis=0),
     })
-    return metrics, table
+    if is_baseline:
+        base_relieved = relieved
+    if base_relieved is not None:
+        dm, dlo, dhi = interval(relieved - base_relieved)
+        table.insert(table.columns.get_loc("relieved_hi") + 1, "relieved_vs_baseline_mean", dm)
+        table.insert(table.columns.get_loc("relieved_vs_baseline_mean") + 1, "relieved_vs_baseline_lo", dlo)
+        table.insert(table.columns.get_loc("relieved_vs_baseline_lo") + 1, "relieved_vs_baseline_hi", dhi)
+    return metrics, table, relieved
 
 
 def esc_table(name, placed, caps, school_ids) -> pd.DataFrame:

@@ -314,9 +314,10 @@ def run_scenarios(
 
     # scenarios others compare with run first, so each other scenario's expected flows
     # are summarised as soon as it finishes and never held for the whole sweep
+    # (the baseline first of all: its per-draw relief pairs with every other scenario's)
     refs = set(ref_of.values())
-    order = ([i for i, s in enumerate(scenarios) if s.name in refs]
-             + [i for i, s in enumerate(scenarios) if s.name not in refs])
+    rank = {s.name: (s.name != base.name, s.name not in refs) for s in scenarios}
+    order = sorted(range(len(scenarios)), key=lambda i: rank[scenarios[i].name])
     if client is not None:
         from studentflow.distributed import run_sweep
 
@@ -328,6 +329,7 @@ def run_scenarios(
         stream = _local_sweep(make, order, betas, seeds, allocator, bar)
 
     kept, records, jhs_rows, esc_rows, arrays = {}, {}, {}, {}, {}
+    base_by_jhs = None  # the baseline's relief, draws × public JHS (learners)
     ref_expected, waiting, displaced = {}, {}, {}
     for i, k, outs in stream:
         s = k.scenario
@@ -351,7 +353,9 @@ def run_scenarios(
             "slot_utilisation": placed / max(k.caps.sum(), 1),
         })
         if relief is not None:
-            metrics, jhs_rows[i] = relief_metrics(s.name, o_out, obs_origin, relief)
+            metrics, jhs_rows[i], by_jhs = relief_metrics(s.name, o_out, obs_origin, relief, base_by_jhs,
+                                                          is_baseline=s.name == base.name)
+            base_by_jhs = by_jhs if s.name == base.name else base_by_jhs
             rec = rec.assign(**metrics)
         records[i], kept[i] = rec, k
         esc_rows[i] = esc_table(s.name, s_out, k.caps, schools.index)

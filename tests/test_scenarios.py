@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -448,6 +449,13 @@ def test_relief_vs_baseline_is_paired_by_draw(pairs, model):
     assert t.loc["-20K", "relieved_vs_baseline_mean"] == pytest.approx((d["-20K"] - d["fill"]).mean())
     assert "relieved vs baseline" in res.scenario_table().columns
     assert "vs baseline)" in res.summary()
+    # per public JHS, paired the same way: the baseline's own effect is zero, and the
+    # schools' mean effects add up to the scenario's
+    j = res.public_jhs.set_index("scenario")
+    np.testing.assert_array_equal(j.loc["fill", "relieved_vs_baseline_mean"], 0.0)
+    assert j.loc["-20K", "relieved_vs_baseline_mean"].sum() == pytest.approx(t.loc["-20K", "relieved_vs_baseline_mean"])
+    np.testing.assert_allclose(j.loc["-20K", "relieved_vs_baseline_mean"],
+                               j.loc["-20K", "relieved_mean"] - j.loc["fill", "relieved_mean"].to_numpy())
 
 
 # ------------------------------------------------------------ streaming sweeps
@@ -499,7 +507,10 @@ def test_streaming_sweep_equals_eager_path(pairs, model, result):
     chain = run_scenarios(None, model, CHAIN, **kw)
     _assert_same(chain, eager(None, model, CHAIN, **kw))
     bundle = _toy_bundle(pairs)  # public-JHS relief tables too
-    _assert_same(run_scenarios(bundle, model, SCEN[:4], **{**kw, "draws": 4}),
+    streamed = run_scenarios(bundle, model, SCEN[:4], **{**kw, "draws": 4})
+    added = [c for c in streamed.public_jhs if c.startswith("relieved_vs_baseline")]  # new since 851522a
+    assert len(added) == 3
+    _assert_same(dataclasses.replace(streamed, public_jhs=streamed.public_jhs.drop(columns=added)),
                  eager(bundle, model, SCEN[:4], **{**kw, "draws": 4}))
     assert result.origin_placed["fill"].dtype == np.int32  # was int64: same numbers, half the memory
     # displaced against a reference that runs later in the list, recomputed here
