@@ -25,9 +25,9 @@ from collections import deque
 import numpy as np
 
 from studentflow.dask_client import close, connect, resolve, worker_count
-from studentflow.scenario_draws import DrawWork, simulate_draws
+from studentflow.scenario_draws import simulate_draws
 
-__all__ = ["connect", "close", "run_draws", "run_sweep"]
+__all__ = ["connect", "close", "run_sweep"]
 
 
 def _blocks(n: int, workers: int, per_worker: int = 4) -> list[range]:
@@ -35,62 +35,6 @@ def _blocks(n: int, workers: int, per_worker: int = 4) -> list[range]:
     k = max(1, min(n, workers * per_worker))
     edges = np.linspace(0, n, k + 1).round().astype(int)
     return [range(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
-
-
-def run_draws(client, works: list[DrawWork], betas: np.ndarray, seeds: list[int], *, allocator=None,
-              progress: bool = False) -> list[list]:
-    """Run every (scenario, draw) of a sweep on a Dask cluster, all work units at once.
-
-    Every work unit is scattered to every worker before any result is gathered, so
-    memory grows with the number of scenarios; :func:`run_sweep` (what
-    :func:`studentflow.scenarios.run_scenarios` uses) keeps a bounded number in flight.
-
-    Parameters
-    ----------
-    client : dask.distributed.Client or str
-        Client, or a scheduler address for :func:`connect` (closed afterwards).
-    works : list of DrawWork
-        One per scenario.
-    betas : numpy.ndarray
-        Coefficient vectors, draws × parameters.
-    seeds : list of int
-        Seed of each draw.
-    allocator : callable, optional
-        Picklable replacement for :func:`studentflow.allocation.allocate`.
-    progress : bool
-        tqdm bar over draws as blocks finish.
-
-    Returns
-    -------
-    list of list of DrawOutcome
-        ``[scenario][draw]``, the same as the single-process loop.
-    """
-    from dask.distributed import as_completed
-    from tqdm.auto import tqdm
-
-    client, owned = resolve(client)
-    try:
-        n = len(betas)
-        workers = worker_count(client)
-        blocks = _blocks(n, workers)
-        futures = []  # [scenario][block]
-        for work in works:
-            shared = client.scatter(work, broadcast=True)
-            futures.append([
-                client.submit(simulate_draws, shared, betas[b.start:b.stop], list(b),
-                              [seeds[d] for d in b], allocator, pure=False)
-                for b in blocks
-            ])
-        flat = [f for row in futures for f in row]
-        with tqdm(total=n * len(works), desc="scenario draws (dask)", unit="draw", disable=not progress) as bar:
-            sizes = {f.key: len(b) for row in futures for f, b in zip(row, blocks)}
-            for f in as_completed(flat):
-                bar.update(sizes[f.key])
-        results = client.gather(futures)
-        return [[o for block in row for o in block] for row in results]
-    finally:
-        if owned:
-            close(client)
 
 
 def run_sweep(client, make, order, betas: np.ndarray, seeds: list[int], *, allocator=None,
