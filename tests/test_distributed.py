@@ -203,7 +203,7 @@ print("DASK_MODULES", sorted(m for m in sys.modules if m.split(".")[0] in ("dask
     assert "DASK_MODULES []" in out.stdout
 
 
-def test_local_cluster_workers_keep_default_malloc():
+def test_local_cluster_workers_get_large_malloc_thresholds():
     """distributed's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in workers by default, which
     made national draws 2.8x slower there; studentflow's local clusters raise both glibc
     thresholds before the workers start."""
