@@ -32,6 +32,7 @@ from studentflow.ingest.flows import REASONS, _lrn
 from studentflow.ingest.ledger import Ledger
 from studentflow.ingest.manifest import Source
 from studentflow.ingest.readers import READERS, read_esc_beneficiaries, read_transitions
+from studentflow.ingest.values import school_str
 
 __all__ = ["LEARNER_KINDS", "LearnerPart", "read_learner_part", "read_source", "combine_flows"]
 
@@ -95,16 +96,6 @@ def _school_int(ids: pd.Series) -> np.ndarray:
     vals = np.full(len(u), _NO_SCHOOL, dtype=np.int32)
     vals[ok] = u[ok].astype("int64").to_numpy()
     return vals[codes] if len(codes) else np.empty(0, dtype=np.int32)
-
-
-def school_str(ids: np.ndarray) -> np.ndarray:
-    """int school IDs → 6-digit strings ('' for -1), as an object array."""
-    ids = np.asarray(ids)
-    if not ids.size:
-        return np.empty(0, dtype=object)
-    out = np.char.zfill(ids.astype("U6"), 6).astype(object)
-    out[ids < 0] = ""
-    return out
 
 
 def _lrn_int(norm: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -96,9 +96,7 @@ def fast_transitions(src: Source):
     ledger = Ledger()
     note_read(src, n, h + 1, ledger)
     if bad_rows:
-        from studentflow.ingest.learners import school_str
-
-        ledger.add_many(src.kind, src.file, np.concatenate(bad_rows), school_str(np.concatenate(bad_sid)),
+        ledger.add_many(src.kind, src.file, np.concatenate(bad_rows), V.school_str(np.concatenate(bad_sid)),
                         "dropped", np.concatenate(bad_why))
     dtypes = {"lrn": np.int64, "origin": np.int32, "destination": np.int32, "row": np.int64}
     arrays = {k: (np.concatenate(v) if v else np.empty(0)).astype(dtypes[k], copy=False) for k, v in out.items()}

@@ -194,3 +194,13 @@ def isin(values, pool) -> np.ndarray:
     a = _arrow_strings(values)
     b = _arrow_strings(pool).cast(a.type) if len(pool) else pa.array([], type=a.type)
     return np.asarray(pc.is_in(a, value_set=b).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def school_str(ids: np.ndarray) -> np.ndarray:
+    """int school IDs → 6-digit strings ('' for -1), as an object array."""
+    ids = np.asarray(ids)
+    if not ids.size:
+        return np.empty(0, dtype=object)
+    out = np.char.zfill(ids.astype("U6"), 6).astype(object)
+    out[ids < 0] = ""
+    return out
