@@ -34,8 +34,8 @@ from studentflow.ingest import load_bundle
 from studentflow.pairs import build_pairs
 from studentflow.pipeline import compute_distances, fit_models, synthetic_truth
 from studentflow.report import write_report
-from studentflow.report_figures import coefficient_plot, congestion_map, placed_plot
-from studentflow.scenario_spec import study_scenarios
+from studentflow.report.figures import coefficient_plot, congestion_map, placed_plot
+from studentflow.scenarios.spec import study_scenarios
 from studentflow.scenarios import run_scenarios
 
 warnings.simplefilter("ignore")  # convergence notes are in the model summaries

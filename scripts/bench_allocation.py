@@ -37,10 +37,10 @@ import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from benchlib import load_baseline
-import studentflow.allocation_integer as ai
-import studentflow.allocation_plan as apl
+import studentflow.allocation.integer as ai
+import studentflow.allocation.plan as apl
 from studentflow.allocation import allocate
-from studentflow.scenario_draws import DrawWork, simulate_draws
+from studentflow.scenarios.draws import DrawWork, simulate_draws
 
 #: the code before the whole-draw speed-up (issue 8): numpy-only rounding (connected
 #: components per bit level, lexsort-order freeing) and sparse-product draw metrics

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from studentflow.gravity import STUDY_FORMULA, GravityWarning, fit_gravity
-from studentflow.gravity_metrics import term_key, term_label
+from studentflow.gravity.metrics import term_key, term_label
 from studentflow.synth import STUDY_ALPHA
 from studentflow.synth.pairs import make_pairs
 
@@ -38,7 +38,7 @@ def bench_speed(sizes: list[int], dests: int = 40) -> None:
     import statsmodels.api as sm
     from statsmodels.formula._manager import FormulaManager
 
-    from studentflow.gravity_fast import fit_counts
+    from studentflow.gravity.newton import fit_counts
 
     print("== fit time: statsmodels NegativeBinomial (baseline) vs fast Newton ==")
     print(f"{'pairs':>9} {'stage':<26} {'statsmodels s':>14} {'fast s':>9} {'ratio':>7} "

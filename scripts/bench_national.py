@@ -67,7 +67,7 @@ def main() -> None:
     from studentflow.ingest import load_bundle
     from studentflow.pairs import build_pairs
     from studentflow.pipeline import ORIGIN_REGION_FORMULA, compute_distances, fit_models
-    from studentflow.scenario_spec import study_scenarios
+    from studentflow.scenarios.spec import study_scenarios
     from studentflow.scenarios import run_scenarios
     from studentflow.synth.national import make_national
 

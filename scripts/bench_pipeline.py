@@ -22,7 +22,7 @@ import time
 import warnings
 
 from studentflow.pipeline import STAGES, run_pipeline
-from studentflow.scenario_spec import study_scenarios
+from studentflow.scenarios.spec import study_scenarios
 from studentflow.scenarios import run_scenarios
 
 

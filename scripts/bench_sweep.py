@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def scenario_grid(n: int) -> list:
     """A status-quo baseline and n - 1 scenarios: subsidy +0..9,500 pesos (20 levels) x
     slot multipliers 0.80, 0.82, ... (contracted slots)."""
-    from studentflow.scenario_spec import Scenario
+    from studentflow.scenarios.spec import Scenario
 
     out = [Scenario("status quo", baseline=True, capacity="billed")]
     for i in range(n - 1):
@@ -121,7 +121,7 @@ def main() -> None:
     old = load_baseline("scenarios", BASELINE_COMMIT)
     # the eager sweep's Dask path calls studentflow.distributed.run_draws, which the package
     # no longer has: hand it the baseline's own
-    import studentflow.distributed
+    import studentflow.scenarios.sweep_dask
 
     studentflow.distributed.run_draws = load_baseline("distributed", BASELINE_COMMIT).run_draws
     print(f"sweep benchmark: {os.cpu_count()} cores, {psutil.virtual_memory().total / GB:.1f} GB RAM, "

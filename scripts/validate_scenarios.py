@@ -31,7 +31,7 @@ from studentflow.ingest import load_bundle
 from studentflow.pairs import build_pairs
 from studentflow.paths import sample_dir
 from studentflow.pipeline import compute_distances
-from studentflow.scenario_spec import study_scenarios
+from studentflow.scenarios.spec import study_scenarios
 from studentflow.scenarios import run_scenarios
 from studentflow.synth.flows import design
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from studentflow import _compat
 from studentflow.errors import DataError
+
+_compat.install()  # old flat module paths keep importing, with a DeprecationWarning
 
 __version__ = "0.1.0"
 
@@ -22,10 +25,15 @@ _PUBLIC = {
     "fit_gravity": "studentflow.gravity",
     "compare_models": "studentflow.gravity",
     "allocate": "studentflow.allocation",
+    "Allocation": "studentflow.allocation",
+    "GravityModel": "studentflow.gravity",
     "Scenario": "studentflow.scenarios",
+    "ScenarioResult": "studentflow.scenarios",
+    "load_scenarios": "studentflow.scenarios",
     "run_scenarios": "studentflow.scenarios",
     "write_report": "studentflow.report",
     "make_region": "studentflow.synth",
+    "run_pipeline": "studentflow.pipeline",
 }
 
 __all__ = ["DataError", "__version__", *_PUBLIC]

@@ -48,7 +48,7 @@ added depends on ``candidates``:
   distance alone, independently of the outcome.
 
 Which set is consistent for which ``zeros`` mode of
-:func:`studentflow.gravity.fit_gravity` (counts NB2 over the pairs learners could take):
+:func:`studentflow.gravity.fit.fit_gravity` (counts NB2 over the pairs learners could take):
 
 - ``zeros="include"`` (NB2 on all rows, zeros included) needs an outcome-independent
   candidate set: fit it on ``pairs[pairs.within_radius]`` of ``candidates="radius"``.
@@ -75,7 +75,7 @@ a school outside the matrix) is kept with great-circle × circuity distance and 
 if either school has no coordinates the pair is dropped and counted. Counts are in
 ``pairs.attrs["summary"]`` (:class:`PairSummary`). Missing tuition or subsidy leaves
 ``net_cost_k`` NaN (the gravity fit drops such rows). A within-school pair (a school
-with Grade 6 and an ESC junior high) has distance 0 (:mod:`studentflow.geo`).
+with Grade 6 and an ESC junior high) has distance 0 (:mod:`studentflow.geo.distances`).
 """
 
 from __future__ import annotations
@@ -162,11 +162,11 @@ def bundle_distances(bundle, origins, esc_ids, *, circuity: float = 1.3,
 
     ``extras["road_distances"]`` (what ingest fills: ``(npy, json)``) or
     ``extras["road_matrix"]`` (a path or tuple), either of which may also be a
-    :func:`studentflow.geo.road_distances` table (returned as given); else
+    :func:`studentflow.geo.distances.road_distances` table (returned as given); else
     ``extras["road_network"]``; else great-circle × ``circuity``. ``max_km`` keeps the
     table sparse (the network search stops there). ``client`` (a
     :class:`dask.distributed.Client` or scheduler address) runs the origin blocks as
-    Dask tasks, with the same table as without (:func:`studentflow.geo.road_distances`).
+    Dask tasks, with the same table as without (:func:`studentflow.geo.distances.road_distances`).
     """
     s = bundle.schools
     o, d = s.loc[s.index.intersection(origins)], s.loc[s.index.intersection(esc_ids)]
@@ -193,7 +193,7 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
     bundle : studentflow.schema.Bundle
         Canonical schools, flows, areas and subsidy.
     distances : pandas.DataFrame, optional
-        :func:`studentflow.geo.road_distances` output (origin_id, destination_id,
+        :func:`studentflow.geo.distances.road_distances` output (origin_id, destination_id,
         distance_km, method), covering at least the ESC schools within ``radius_km`` of
         every candidate origin (congested feeders for ``"study"``, every origin for
         ``"radius"``). ``None``: computed here from ``bundle.extras``

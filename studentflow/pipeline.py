@@ -115,7 +115,7 @@ def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "f
                formula: str | None = None, estimation_pairs: pd.DataFrame | None = None) -> dict:
     """Fit the model used for scenarios (``zeros``) and the study's NB2 on positives.
 
-    ``formula`` defaults to :data:`studentflow.gravity.STUDY_FORMULA`. Over many regions
+    ``formula`` defaults to :data:`studentflow.gravity.fit.STUDY_FORMULA`. Over many regions
     whose pairs never cross a region border (islands), origin- and destination-region
     dummies coincide and the study's formula is rank deficient: give a formula with one
     region term, e.g. :data:`ORIGIN_REGION_FORMULA`.
@@ -131,7 +131,7 @@ def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "f
     dict
         Label → GravityModel, the model used for scenarios first.
     """
-    from studentflow.gravity import STUDY_FORMULA, fit_gravity
+    from studentflow.gravity.fit import STUDY_FORMULA, fit_gravity
 
     if zeros not in MODEL_LABELS:
         raise ValueError(f"zeros must be one of {sorted(MODEL_LABELS)}, got {zeros!r}")
@@ -168,7 +168,7 @@ def run_pipeline(
     manifest : str or Path, optional
         ``manifest.toml`` of the raw data; default: the bundled synthetic sample.
     scenarios : path, list of Scenario, optional
-        Default: the study's scenarios (:func:`studentflow.scenario_spec.study_scenarios`,
+        Default: the study's scenarios (:func:`studentflow.scenarios.spec.study_scenarios`,
         the same as ``scenarios/study.toml``).
     out_dir : str or Path
         Output folder (created), default ``./studentflow-output``.
@@ -186,7 +186,7 @@ def run_pipeline(
     fit_method : {"fast", "statsmodels"}
         Gravity optimiser (same estimates; "fast" is much quicker).
     formula : str, optional
-        Gravity formula (default :data:`studentflow.gravity.STUDY_FORMULA`); see
+        Gravity formula (default :data:`studentflow.gravity.fit.STUDY_FORMULA`); see
         :func:`fit_models` for national runs.
     progress : bool, optional
         Progress bar over Monte Carlo draws (default: when stderr is a terminal).
@@ -203,14 +203,14 @@ def run_pipeline(
         None (default): Dask is not imported.
     keep_draws : bool or path
         Per-draw arrays of the scenario result (see
-        :func:`studentflow.scenarios.run_scenarios`); the report does not need them, so
+        :func:`studentflow.scenarios.run.run_scenarios`); the report does not need them, so
         ``studentflow run`` passes False and memory stays flat however many scenarios.
 
     Returns
     -------
     PipelineResult
     """
-    from studentflow.scenario_spec import load_scenarios, study_scenarios
+    from studentflow.scenarios.spec import load_scenarios, study_scenarios
 
     if max_km is not None and not max_km >= radius_km:
         raise ValueError(f"max_km ({max_km} km) must be >= radius_km ({radius_km} km)")
@@ -255,8 +255,8 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.ingest import load_bundle
     from studentflow.pairs import build_pairs
-    from studentflow.report import _write_csv, write_report
-    from studentflow.scenarios import run_scenarios
+    from studentflow.report.write import _write_csv, write_report
+    from studentflow.scenarios.run import run_scenarios
 
     truth = synthetic_truth(manifest)
     bundle = stage(1, "ingest", lambda: load_bundle(manifest, client=client),

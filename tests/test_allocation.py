@@ -499,7 +499,7 @@ def test_packed_sort_orders_exactly_like_lexsort(seed, size, n_w, n_mid, n_major
     """The packed-key sort used by the rounding plan gives np.lexsort's order, ties
     (equal weights, which a small n_w forces) broken by index; uint16 radix argsort
     equals the stable argsort."""
-    from studentflow.allocation_integer import _lexsort3, _stable_argsort
+    from studentflow.allocation.integer import _lexsort3, _stable_argsort
 
     rng = np.random.default_rng(seed)
     w = rng.integers(0, n_w, size)

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studentflow.scenario_draws import _new_placed, _whole_sums
+from studentflow.scenarios.draws import _new_placed, _whole_sums
 
 
 @settings(max_examples=40, deadline=None)

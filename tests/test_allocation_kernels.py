@@ -15,9 +15,9 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import studentflow.allocation_plan as apl
+import studentflow.allocation.plan as apl
 from studentflow.allocation import allocate
-from studentflow.allocation_integer import _dyadic, round_flows
+from studentflow.allocation.integer import _dyadic, round_flows
 
 pytest.importorskip("numba")
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from studentflow.cli import main
-from studentflow.scenario_spec import load_scenarios, study_scenarios
+from studentflow.scenarios.spec import load_scenarios, study_scenarios
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = {"report.html", "scenarios.csv", "esc_schools.csv", "public_jhs.csv", "schools.gpkg", "ledger.csv",

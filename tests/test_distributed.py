@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("dask.distributed")
 
-from studentflow.scenario_spec import Scenario  # noqa: E402
+from studentflow.scenarios.spec import Scenario  # noqa: E402
 from studentflow.scenarios import run_scenarios  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,8 +95,8 @@ def test_worker_processes_give_the_same_bits(inputs):
 def test_expected_flows_do_not_depend_on_memory_layout(inputs, layout):
     """The same design matrix in another memory layout (C order, or column-major at
     another alignment, as a worker may receive it) gives the same μ, bit for bit."""
-    from studentflow.scenario_draws import DrawWork
-    from studentflow.scenarios import _design
+    from studentflow.scenarios.draws import DrawWork
+    from studentflow.scenarios.run import _design
 
     _, pairs, model = inputs
     X, off = _design(model, pairs)
@@ -123,7 +123,7 @@ def test_expected_flows_do_not_depend_on_memory_layout(inputs, layout):
 
 def test_block_split_does_not_change_results(inputs, client):
     """More workers than draws, and a single draw (point estimate): same as in-process."""
-    from studentflow.distributed import _blocks
+    from studentflow.scenarios.sweep_dask import _blocks
 
     for n, w in ((1, 2), (5, 2), (100, 2), (7, 16)):
         blocks = _blocks(n, w)
@@ -137,7 +137,7 @@ def test_block_split_does_not_change_results(inputs, client):
 def test_plain_run_does_not_import_dask(tmp_path):
     code = f"""
 import sys
-from studentflow.scenario_spec import Scenario
+from studentflow.scenarios.spec import Scenario
 from studentflow.scenarios import run_scenarios
 from studentflow.synth.pairs import make_pairs
 import numpy as np, pandas as pd
@@ -270,8 +270,8 @@ def _settled(client, bound, timeout=5.0) -> int:
 
 @pytest.mark.parametrize("in_flight", [1, 2])
 def test_sweep_keeps_a_bounded_number_of_scenarios_in_flight(inputs, client, monkeypatch, in_flight):
-    import studentflow.distributed as dist
-    import studentflow.scenarios as sc
+    import studentflow.scenarios.sweep_dask as dist
+    import studentflow.scenarios.run as sc
 
     bundle, pairs, model = inputs
     events = []  # ("build", work units on the cluster) / ("done", None), in order

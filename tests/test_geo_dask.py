@@ -19,7 +19,7 @@ pytest.importorskip("dask.distributed")
 pytest.importorskip("dask_geopandas")
 
 from studentflow import geo  # noqa: E402
-from studentflow.geo_network import project  # noqa: E402
+from studentflow.geo.network import project  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 
 def test_dask_geopandas_projection_is_bit_identical_to_pyproj(client):
-    from studentflow.geo_dask import projector
+    from studentflow.geo.network import projector
 
     rng = np.random.default_rng(5)
     lon, lat = rng.uniform(116.9, 126.6, 20_001), rng.uniform(4.6, 21.1, 20_001)  # the Philippines

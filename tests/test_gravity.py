@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studentflow import gravity_metrics as gm
+from studentflow.gravity import metrics as gm
 from studentflow.gravity import (
     NESTED_FORMULAS, STUDY_FORMULA, AlphaBoundaryWarning, GravityConvergenceWarning,
     GravityWarning, compare_models, fit_gravity,
@@ -292,7 +292,7 @@ def test_bad_options_and_boundary_warning(small):
     family=st.sampled_from(["negbin", "poisson"]), truncated=st.booleans(),
 )
 def test_row_derivatives_match_finite_differences(y, eta, log_alpha, family, truncated):
-    from studentflow.gravity_fast import row_derivatives
+    from studentflow.gravity.newton import row_derivatives
 
     if truncated and y == 0:
         y = 1
@@ -327,7 +327,8 @@ def test_row_derivatives_match_finite_differences(y, eta, log_alpha, family, tru
 def test_non_convergence_warns(monkeypatch, small):
     import functools
 
-    from studentflow import gravity, gravity_fast
+    from studentflow.gravity import fit as gravity
+    from studentflow.gravity import newton as gravity_fast
 
     assert not gravity_fast.fit_counts(
         small["esc_beneficiaries"].to_numpy(float), np.ones((len(small), 1)), maxiter=1

@@ -14,10 +14,10 @@ import pytest
 from shapely.geometry import Point
 from test_scenarios import ALLOCATE, FakeModel, _toy_bundle
 
-from studentflow import report as report_mod
-from studentflow import report_figures
+from studentflow.report import write as report_mod
+from studentflow.report import figures as report_figures
 from studentflow.report import atomic_write, mask_lrns, write_report
-from studentflow.scenario_spec import Scenario
+from studentflow.scenarios.spec import Scenario
 from studentflow.scenarios import run_scenarios
 from studentflow.synth.pairs import make_pairs
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from studentflow.errors import DataError
-from studentflow.scenario_spec import Scenario, load_scenarios
+from studentflow.scenarios.spec import Scenario, load_scenarios
 from studentflow.scenarios import run_scenarios, scenario_capacities
 from studentflow.synth.pairs import linear_predictor, make_pairs
 
@@ -345,7 +345,7 @@ def test_point_estimate_and_bad_arguments(pairs, model):
 def test_design_reuse_matches_model_predict(pairs, model):
     """X @ beta per draw (the fast path) equals model.predict(pairs, params=beta)."""
     from studentflow.gravity import fit_gravity
-    from studentflow.scenarios import _design
+    from studentflow.scenarios.run import _design
 
     fitted = fit_gravity(pairs, zeros="include", method="fast")
     for m in (fitted, model):  # formula design, and recovered from predict alone
@@ -374,7 +374,7 @@ def test_monotone_in_subsidy_and_slots_when_slots_bind(pairs, model, sub, scale,
 
 
 def test_subsidy_levers_change_the_right_pairs(pairs):
-    from studentflow.scenario_levers import scenario_pairs
+    from studentflow.scenarios.levers import scenario_pairs
 
     dests = sorted(pairs["destination_id"].unique())
     tiers = pd.DataFrame({"tier": [("NCR", "HUC", "other")[k % 3] for k in range(len(dests))]},
@@ -419,7 +419,7 @@ def test_broken_rounding_is_caught(pairs, model):
 
 def test_wider_radius_rebuilds_pairs_narrower_filters(pairs, monkeypatch):
     import studentflow.pairs as pairs_mod
-    from studentflow.scenario_levers import scenario_pairs
+    from studentflow.scenarios.levers import scenario_pairs
 
     calls = []
 
@@ -525,7 +525,7 @@ def test_work_units_are_built_one_at_a_time(pairs, model, monkeypatch):
     import gc
     import weakref
 
-    import studentflow.scenarios as sc
+    import studentflow.scenarios.run as sc
 
     real, made, alive = sc._prepare, [], []
 

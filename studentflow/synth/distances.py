@@ -1,7 +1,7 @@
-"""Road-network distances for the synthetic truth, computed by :mod:`studentflow.geo`.
+"""Road-network distances for the synthetic truth, computed by :mod:`studentflow.geo.distances`.
 
 The truth uses exactly the pipeline's definition (docs/contracts.md §2) by calling
-:func:`studentflow.geo.road_distances` on the network the region writes to roads.csv.gz,
+:func:`studentflow.geo.distances.road_distances` on the network the region writes to roads.csv.gz,
 in blocks of origins so that memory stays bounded at large scales.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from studentflow.geo import read_network, road_distances
+from studentflow.geo.distances import read_network, road_distances
 
 #: Origin × destination cells per road_distances call (bounds the long table's size).
 _CELLS_PER_BLOCK = 4_000_000

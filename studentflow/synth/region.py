@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from studentflow.geo import read_network
+from studentflow.geo.distances import read_network
 from studentflow.schema import ALL_REGIONS, REGION_PSGC, SCHOOLS, SUBSIDY_TIERS
 from studentflow.synth import STUDY_ALPHA, STUDY_PARAMS
 from studentflow.synth import enrolment as E

@@ -6,7 +6,7 @@ cross Manila Bay or Laguna de Bay (coarse polygons) or are longer than a thresho
 removed, which leaves a few islands. Edge length = haversine length × a seeded factor in
 [1.05, 1.4] (never shorter than the straight line).
 
-Distances on the network are computed by :func:`studentflow.geo.road_distances`
+Distances on the network are computed by :func:`studentflow.geo.distances.road_distances`
 (docs/contracts.md §2), see :mod:`studentflow.synth.distances`.
 """
 
@@ -20,7 +20,7 @@ import shapely
 from scipy.spatial import Delaunay, cKDTree
 from shapely import LineString, Polygon, STRtree, intersection, length
 
-from studentflow.geo import haversine_km
+from studentflow.geo.distances import haversine_km
 
 
 #: Coarse water polygons (lon, lat): edges mostly over water are dropped.

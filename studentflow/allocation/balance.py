@@ -1,13 +1,13 @@
 """Balancing of expected flows to pools and capacities (numpy only).
 
-The solver behind :func:`studentflow.allocation.allocate` (``method="balance"``): the
+The solver behind :func:`studentflow.allocation.solve.allocate` (``method="balance"``): the
 alternating (Furness) update ``b <- min(1, K / mu^T a(b))``, exact block-coordinate
 descent on the convex dual ``phi(v)`` over ``v = -log b >= 0``, accelerated by
 safeguarded Anderson mixing (memory 6; Walker & Ni 2011).  An extrapolated point is
 kept only if its KKT violation is below twice the best so far, otherwise the plain
 update of the last accepted point is taken and the history restarts; after 50
 iterations without a new best the solver falls back to plain Furness, which converges.
-The best point seen is returned.  See :mod:`studentflow.allocation` for the problem
+The best point seen is returned.  See :mod:`studentflow.allocation.solve` for the problem
 and the tolerance.
 """
 

@@ -31,12 +31,12 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from studentflow import gravity_fast as gf
-from studentflow.gravity_metrics import term_label
-from studentflow.gravity_design import (
+from studentflow.gravity import newton as gf
+from studentflow.gravity.metrics import term_label
+from studentflow.gravity.design import (
     _engine_error, _na_action, as_categoricals, check_finite, check_missing, design_matrix,
 )
-from studentflow.gravity_model import DispersionTest, GravityModel
+from studentflow.gravity.model import DispersionTest, GravityModel
 
 __all__ = [
     "STUDY_FORMULA", "NESTED_FORMULAS", "fit_gravity", "compare_models", "GravityModel",

@@ -1,6 +1,6 @@
 """Compiled inner loops of the integer rounding (numba; optional).
 
-Loaded by :func:`studentflow.allocation_plan.kernels` on first use, only where numba is
+Loaded by :func:`studentflow.allocation.plan.kernels` on first use, only where numba is
 installed; every kernel gives exactly the result of the numpy code it replaces, so
 draws are identical with or without numba (``tests/test_allocation_kernels.py``).
 Compiled once per machine (``cache=True``).  At national size (1.5 million pairs, a
@@ -8,13 +8,13 @@ core of 400,000) they take a whole scenario draw from ~0.65 s to ~0.33 s of CPU
 (``scripts/bench_allocation.py``, (f)).
 
 * :func:`level_cycles` / :func:`level_apply`: one bit level of the core's dyadic
-  rounding (:func:`studentflow.allocation_integer._dyadic`).  The colour classes are
+  rounding (:func:`studentflow.allocation.integer._dyadic`).  The colour classes are
   the cycles of ``sigma(t) = right partner of (t ^ 1)``, labelled in the order of their
   smallest member: the labelling ``scipy.sparse.csgraph.connected_components`` gives,
   so the same coins fall on the same classes.  Branch-free compaction passes (the bits
   are coin flips): about 3.5 ms per level instead of 12 ms at 400,000 core edges.
 * :func:`free_rows` / :func:`free_cols`: the freeing pass of the plan
-  (:func:`studentflow.allocation_plan._free_prefix` after the ``_lexsort3`` orders):
+  (:func:`studentflow.allocation.plan._free_prefix` after the ``_lexsort3`` orders):
   per vertex, a sort of its few edges by distinct packed keys, then the prefix rule.
 * :func:`split_parts`: the plan's first lines (scaling to the limits, integer and
   fractional parts, limits left) in one pass, with the same floating-point operations.

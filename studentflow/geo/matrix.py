@@ -5,7 +5,7 @@ columns = destinations; ``X_index.json`` beside it is ``{"units": "m", "rows":
 {"136512": [0], "136513": [1, 2], ...}, "cols": {...}}``. A school listed under several
 rows/columns (two coordinate rows) takes the minimum; without ``"cols"`` the matrix is
 square with the row index. NaN / inf cells are "no route". Use
-:func:`studentflow.geo.road_distances` (``matrix=``) rather than the private helper here:
+:func:`studentflow.geo.distances.road_distances` (``matrix=``) rather than the private helper here:
 it also sets within-school pairs to 0 km.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from studentflow.errors import DataError
-from studentflow.geo import _block_rows, _cat
+from studentflow.geo.blocks import _block_rows, _cat
 
 __all__ = ["read_matrix"]
 

@@ -6,14 +6,14 @@ for its ground truth). :func:`road_distances` dispatches to one of:
 - **Matrix**: a precomputed OSRM-style table (``.npy``, metres) with a JSON index
   ``{"units": "m", "rows": {"136512": [0], ...}, "cols": {...}}``; a school listed under
   several rows/columns (two coordinate rows) takes the minimum
-  (:mod:`studentflow.geo_matrix`).
+  (:mod:`studentflow.geo.matrix`).
 - **Network**: each school is snapped to its nearest network node (KD-tree in
   EPSG:32651, UTM 51N, which covers Luzon); ``distance_km = haversine(school, node)
   + shortest path(node, node') + haversine(node', school')``, shortest paths by blocked
   :func:`scipy.sparse.csgraph.dijkstra` with ``limit=max_km``. Edge lengths are raised
   to the haversine length of their end nodes, so a network distance is never shorter
   than the great-circle distance; pairs in different connected components are left out
-  and counted (:mod:`studentflow.geo_network`).
+  and counted (:mod:`studentflow.geo.network`).
 - **Great-circle × circuity** when neither is supplied: haversine on a sphere of
   radius :data:`EARTH_RADIUS_KM` (6371.0088 km, the IUGG mean radius) times a circuity
   factor. The default 1.3 is in the middle of published road circuity factors
@@ -47,65 +47,21 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from studentflow.errors import DataError
+from studentflow.geo.blocks import (
+    EARTH_RADIUS_KM, _block_rows, _bounds, _cat, _haversine_rad, _run_blocks, haversine_km,
+)
+from studentflow.geo.matrix import _matrix
+from studentflow.geo.network import _network, read_network
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "EARTH_RADIUS_KM", "DEFAULT_CIRCUITY", "SAME_PLACE_KM", "SNAP_CRS", "DistanceSummary", "RoadNetwork",
-    "haversine_km", "read_matrix", "read_network", "road_distances", "school_points", "snap",
-]
+__all__ = ["DEFAULT_CIRCUITY", "SAME_PLACE_KM", "DistanceSummary", "road_distances", "school_points"]
 
-#: Mean Earth radius (IUGG), km.
-EARTH_RADIUS_KM = 6371.0088
 #: Default road circuity factor (road km per great-circle km), see module docstring.
 DEFAULT_CIRCUITY = 1.3
 #: Points closer than this (km, great-circle) are the same place: their distance is 0 km.
 SAME_PLACE_KM = 1e-3
-_BLOCK_BYTES = 128 * 2**20  # memory budget of one dense dijkstra block
 _SPARSE_BLOCK = 4096  # origins per great-circle block with max_km (a KD-tree search each)
-
-# Network and matrix readers live in their own modules (which import this one); their
-# public names are re-exported here lazily so that ``from studentflow.geo import
-# read_network`` keeps working without an import cycle.
-_LAZY = {"RoadNetwork": "studentflow.geo_network", "read_network": "studentflow.geo_network",
-         "snap": "studentflow.geo_network", "SNAP_CRS": "studentflow.geo_network",
-         "read_matrix": "studentflow.geo_matrix"}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'studentflow.geo' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
-
-
-def haversine_km(lon1, lat1, lon2, lat2) -> np.ndarray:
-    """Great-circle distance in km between points given in degrees (broadcasts).
-
-    Parameters
-    ----------
-    lon1, lat1, lon2, lat2 : array_like
-        Longitudes and latitudes in degrees (EPSG:4326), any broadcastable shapes.
-
-    Returns
-    -------
-    numpy.ndarray
-        Distances in km on a sphere of radius :data:`EARTH_RADIUS_KM`.
-    """
-    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(a, dtype=float)) for a in (lon1, lat1, lon2, lat2))
-    return _haversine_rad(lon1, lat1, lon2, lat2, np.cos(lat1), np.cos(lat2))
-
-
-def _haversine_rad(lon1, lat1, lon2, lat2, cos1, cos2) -> np.ndarray:
-    """Haversine on radians with the cosines of the latitudes given (km)."""
-    a = np.sin((lat2 - lat1) / 2) ** 2 + cos1 * cos2 * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-
 
 def school_points(schools: pd.DataFrame, *, name: str = "schools") -> tuple[pd.Index, np.ndarray, np.ndarray, int]:
     """School ids with valid point geometry and their lon/lat in degrees.
@@ -177,20 +133,6 @@ def _table(o_ids, d_ids, i, j, dist, method: str) -> pd.DataFrame:
     })
 
 
-def _cat(parts):
-    if not parts:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-    return tuple(np.concatenate(p) for p in zip(*parts))
-
-
-def _block_rows(n_cols: int, block_size: int | None) -> int:
-    if block_size is not None:
-        if block_size < 1:
-            raise ValueError(f"block_size must be >= 1, got {block_size}")
-        return int(block_size)
-    return int(max(16, min(1024, _BLOCK_BYTES // (8 * max(n_cols, 1)))))
-
-
 def _xyz(lon, lat) -> np.ndarray:
     """Earth-centred Cartesian coordinates (km) of lon/lat degrees on the sphere."""
     lo, la = np.radians(lon), np.radians(lat)
@@ -200,26 +142,6 @@ def _xyz(lon, lat) -> np.ndarray:
 def _chord(gc_km: float) -> float:
     """Chord length (km) of a great-circle distance, padded so that ``<=`` is kept."""
     return 2 * EARTH_RADIUS_KM * np.sin(min(gc_km / (2 * EARTH_RADIUS_KM), np.pi / 2)) * (1 + 1e-9) + 1e-9
-
-
-def _run_blocks(block, plan: dict, bounds, client=None) -> list:
-    """``[block(plan, s, e) for s, e in bounds]``, in-process or as Dask tasks (same order).
-
-    The one place a block loop runs: single-process here, or with a Dask ``client``
-    through :func:`studentflow.geo_dask.run_blocks` (``plan`` sent to every worker once,
-    each task carrying only its bounds). Dask is imported only when a client is given.
-    """
-    bounds = list(bounds)
-    if client is None or not bounds:
-        return [block(plan, s, e) for s, e in bounds]
-    from studentflow.geo_dask import run_blocks
-
-    return run_blocks(client, block, plan, bounds)
-
-
-def _bounds(n: int, bs: int) -> list[tuple[int, int]]:
-    """Block bounds ``[(0, bs), (bs, 2 bs), ..., (.., n)]``."""
-    return [(s, min(s + bs, n)) for s in range(0, n, bs)]
 
 
 def _gc_block(plan: dict, s: int, e: int):
@@ -315,10 +237,10 @@ def road_distances(origins, destinations, *, network=None, matrix=None, circuity
         also works).
     network : str, Path, DataFrame or RoadNetwork, optional
         GraphML, CSV / CSV.gz / GPKG edge list (``u, v, length_m, geometry``), see
-        :func:`studentflow.geo_network.read_network`.
+        :func:`studentflow.geo.network.read_network`.
     matrix : str, Path or (npy, json) tuple, optional
         OSRM-style matrix in metres plus index JSON, see
-        :func:`studentflow.geo_matrix.read_matrix`.
+        :func:`studentflow.geo.matrix.read_matrix`.
     circuity : float
         Road km per great-circle km when neither source is given (default 1.3).
     max_km : float, optional
@@ -363,8 +285,6 @@ def _road_distances(origins, destinations, network, matrix, circuity, max_km, bl
     """:func:`road_distances` once the client is resolved."""
     snap_max = float("nan")
     if matrix is not None:
-        from studentflow.geo_matrix import _matrix
-
         o_ids = (origins.index if isinstance(origins, pd.DataFrame) else pd.Index(origins)).astype(str)
         d_ids = (destinations.index if isinstance(destinations, pd.DataFrame) else pd.Index(destinations)).astype(str)
         i, j, d, unreachable, o_found, d_found = _matrix(matrix, o_ids, d_ids, max_km, block_size)
@@ -377,8 +297,6 @@ def _road_distances(origins, destinations, network, matrix, circuity, max_km, bl
         n_o, n_d = len(o_ids), len(d_ids)
         unreachable = 0
         if network is not None:
-            from studentflow.geo_network import _network, read_network
-
             net = read_network(network)
             method = "network"
             if len(o_ids) and len(d_ids):

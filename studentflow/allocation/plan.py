@@ -3,11 +3,11 @@
 :func:`_plan` splits the flows into integer and fractional parts, classifies the
 fractional parts into independent, star (systematic sampling) and core (bit-level
 dependent rounding) edges, and builds the core graph;
-:mod:`studentflow.allocation_integer` has the algorithm, the proof and the per-draw
+:mod:`studentflow.allocation.integer` has the algorithm, the proof and the per-draw
 part.  In numpy the sorts are the costly part: the (vertex, key, -weight) orders are
 single argsorts of packed int64 keys (:func:`_lexsort3`), identical to ``np.lexsort``
 and about 5x faster.  Where numba is installed (:func:`kernels`), the split and the
-freeing pass run compiled (:mod:`studentflow.allocation_kernels`: per-vertex sorts of a
+freeing pass run compiled (:mod:`studentflow.allocation.kernels`: per-vertex sorts of a
 few edges instead of global argsorts) and give the same plan, field for field.
 """
 
@@ -29,14 +29,14 @@ _KERNELS: list = []
 
 
 def kernels(size: int | None = None):
-    """:mod:`studentflow.allocation_kernels`, or None when numba is not installed,
+    """:mod:`studentflow.allocation.kernels`, or None when numba is not installed,
     :data:`COMPILED` is False or ``size`` (pairs) is below :data:`MIN_PAIRS` (numba is
     imported on first use, not at import)."""
     if not COMPILED or (size is not None and size < MIN_PAIRS):
         return None
     if not _KERNELS:
         try:
-            from studentflow import allocation_kernels
+            from studentflow.allocation import kernels as allocation_kernels
         except ImportError:  # numba missing: the numpy code gives the same draws
             allocation_kernels = None
         _KERNELS.append(allocation_kernels)

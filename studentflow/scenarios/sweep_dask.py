@@ -6,14 +6,14 @@ Imported only when a client or scheduler address is given
 Install with ``pip install "studentflow[dask]"`` (dask, distributed).
 
 What is distributed: the Monte Carlo sweep (:func:`run_sweep`). Each scenario's work
-unit (:class:`studentflow.scenario_draws.DrawWork`: its design matrix, sparse
+unit (:class:`studentflow.scenarios.draws.DrawWork`: its design matrix, sparse
 origin × ESC-school structure, pools and capacities) is built in the client only when
 its turn comes, sent to every worker once with ``client.scatter``; tasks then carry only
 a block of coefficient vectors and their seeds. At most ``in_flight`` scenarios are on
 the cluster at once: when the oldest one's blocks are gathered, its work unit and
 results are released on the workers before the next scenario is sent, so neither the
 client nor a worker ever holds every scenario of a sweep of hundreds. Results come back
-in scenario order and are summarised exactly as in the single-process run. Per-draw seeds come from :func:`studentflow.scenario_draws.draw_seed`
+in scenario order and are summarised exactly as in the single-process run. Per-draw seeds come from :func:`studentflow.scenarios.draws.draw_seed`
 (the run's seed and the draw number), never from the scheduler, so the result is
 identical to the single-process run with the same seed.
 """
@@ -25,7 +25,7 @@ from collections import deque
 import numpy as np
 
 from studentflow.dask_client import close, connect, resolve, worker_count
-from studentflow.scenario_draws import simulate_draws
+from studentflow.scenarios.draws import simulate_draws
 
 __all__ = ["connect", "close", "run_sweep"]
 
@@ -56,7 +56,7 @@ def run_sweep(client, make, order, betas: np.ndarray, seeds: list[int], *, alloc
     seeds : list of int
         Seed of each draw.
     allocator : callable, optional
-        Picklable replacement for :func:`studentflow.allocation.allocate`.
+        Picklable replacement for :func:`studentflow.allocation.solve.allocate`.
     progress : bool
         tqdm bar over draws as scenarios finish.
     in_flight : int
@@ -67,7 +67,7 @@ def run_sweep(client, make, order, betas: np.ndarray, seeds: list[int], *, alloc
     ------
     tuple
         ``(i, meta, outcomes)`` in ``order``, ``outcomes`` the list of DrawOutcome of
-        draws 0..n-1, the same as :func:`studentflow.scenario_draws.simulate_draws` gives
+        draws 0..n-1, the same as :func:`studentflow.scenarios.draws.simulate_draws` gives
         here.
     """
     from tqdm.auto import tqdm

@@ -3,7 +3,7 @@
 Every function takes plain results (a :class:`ScenarioResult`, fitted models, the
 bundle) and returns a :class:`matplotlib.figure.Figure` built without pyplot, so no
 window opens and no global backend is touched: saving renders with the Agg canvas, and
-in a notebook the returned figure displays inline. :mod:`studentflow.report` saves
+in a notebook the returned figure displays inline. :mod:`studentflow.report.write` saves
 them as PNG and embeds them in ``report.html``.
 """
 

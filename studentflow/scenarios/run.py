@@ -5,11 +5,11 @@ For each scenario and draw d = 1..D:
 1. a coefficient vector β_d is drawn from the fitted model (``model.draw_params``);
 2. expected flows μ_ij = exp(x_ij β_d) are computed on the scenario's pair table
    (the design matrix X is built once per scenario; each draw is one ``X @ β``);
-3. the capacity-constrained allocator (:func:`studentflow.allocation.allocate`) scales
+3. the capacity-constrained allocator (:func:`studentflow.allocation.solve.allocate`) scales
    μ to the origin pools and school slots, on a sparse origin × ESC-school matrix whose
    structure is built once per scenario (only its data vector changes per draw);
 4. the allocation is rounded to whole learners (``Allocation.to_integer``) and the
-   metrics of :data:`studentflow.scenario_result.DRAW_METRICS` are recorded.
+   metrics of :data:`studentflow.scenarios.result.DRAW_METRICS` are recorded.
 
 Every scenario uses the same coefficient draws and the same rounding seeds (common
 random numbers), so differences between scenarios are not blurred by sampling noise.
@@ -35,12 +35,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from studentflow.errors import DataError
-from studentflow.scenario_draws import DrawWork, draw_seed, simulate_draws
-from studentflow.scenario_result import (
+from studentflow.scenarios.draws import DrawWork, draw_seed, simulate_draws
+from studentflow.scenarios.result import (
     ScenarioResult, esc_table, relief_matrix, relief_metrics, summarise_draws,
 )
-from studentflow.scenario_spec import Scenario, baseline_of, load_scenarios
-from studentflow.scenario_levers import scenario_capacities, scenario_pairs
+from studentflow.scenarios.spec import Scenario, baseline_of, load_scenarios
+from studentflow.scenarios.levers import scenario_capacities, scenario_pairs
 from studentflow.schema import require_columns
 
 __all__ = [
@@ -69,7 +69,7 @@ def _design(model, pairs: pd.DataFrame):
     X = offset = None
     if getattr(model, "design_info", None) is not None:
         try:
-            from studentflow.gravity_model import design_matrix
+            from studentflow.gravity.model import design_matrix
 
             X = design_matrix(model.design_info, pairs)[list(names)].to_numpy(dtype=float)
             offset = np.zeros(len(pairs))
@@ -234,13 +234,13 @@ def run_scenarios(
     progress : bool, optional
         tqdm bar over draws; default: only when stderr is a terminal.
     allocator : callable, optional
-        Replacement for :func:`studentflow.allocation.allocate` (same signature and
+        Replacement for :func:`studentflow.allocation.solve.allocate` (same signature and
         result contract), e.g. for experiments with other allocators. Must be picklable
         (a module-level function) when ``client`` is given.
     client : dask.distributed.Client or str, optional
         Run the (scenario, draw) allocations on this Dask cluster (a Client, or a
         scheduler address such as ``"tcp://10.0.0.5:8786"``); see
-        :mod:`studentflow.distributed`. Results are identical to the single-process run
+        :mod:`studentflow.scenarios.sweep_dask`. Results are identical to the single-process run
         with the same seed. None (default): run here; Dask is not imported.
     keep_draws : bool or path
         Per-draw arrays of the result (``origin_placed``, ``school_placed``,
@@ -319,7 +319,7 @@ def run_scenarios(
     rank = {s.name: (s.name != base.name, s.name not in refs) for s in scenarios}
     order = sorted(range(len(scenarios)), key=lambda i: rank[scenarios[i].name])
     if client is not None:
-        from studentflow.distributed import run_sweep
+        from studentflow.scenarios.sweep_dask import run_sweep
 
         stream = run_sweep(client, make, order, betas, seeds, allocator=allocator, progress=show,
                            in_flight=int(in_flight))

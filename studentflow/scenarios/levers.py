@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from studentflow.scenario_spec import Scenario
+from studentflow.scenarios.spec import Scenario
 from studentflow.schema import SUBSIDY_TIERS
 
 __all__ = ["scenario_capacities", "scenario_pairs"]

@@ -1,6 +1,6 @@
 """Numerical core of the gravity model: count likelihoods, a Newton solver, sandwiches.
 
-Plain numpy/scipy, no statsmodels: :func:`studentflow.gravity.fit_gravity` uses it for
+Plain numpy/scipy, no statsmodels: :func:`studentflow.gravity.fit.fit_gravity` uses it for
 ``method="fast"`` and checks it against statsmodels in the tests.
 
 Likelihoods (one row i, linear predictor ``eta = x'beta``, ``mu = exp(eta)``, NB2

@@ -89,7 +89,7 @@ def _models_text(models: dict) -> str:
 
 
 def _coef_table(models: dict, truth: dict | None = None) -> pd.DataFrame:
-    from studentflow.report_figures import term_label
+    from studentflow.report.figures import term_label
 
     cols = {}
     for label, m in models.items():
@@ -211,7 +211,7 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     dict
         Output name → path of every file written.
     """
-    from studentflow import report_figures as rf
+    from studentflow.report import figures as rf
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The result of :func:`studentflow.scenarios.run_scenarios`: Monte Carlo summaries.
+"""The result of :func:`studentflow.scenarios.run.run_scenarios`: Monte Carlo summaries.
 
 Intervals are the 2.5 % and 97.5 % percentiles over the Monte Carlo draws, which
 carry both the uncertainty of the estimated gravity coefficients (one coefficient

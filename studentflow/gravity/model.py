@@ -1,6 +1,6 @@
 """The fitted gravity model: :class:`GravityModel` (results, prediction, metrics).
 
-Built by :func:`studentflow.gravity.fit_gravity`; see that module for the estimators.
+Built by :func:`studentflow.gravity.fit.fit_gravity`; see that module for the estimators.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from studentflow import gravity_metrics as gm
-from studentflow.gravity_design import design_from_state, design_matrix, design_state
+from studentflow.gravity import metrics as gm
+from studentflow.gravity.design import design_from_state, design_matrix, design_state
 
 __all__ = ["GravityModel", "DispersionTest", "design_matrix"]
 
@@ -46,7 +46,7 @@ class GravityModel:
     """A fitted stochastic gravity model (statsmodels-results-like).
 
     ``params``/``bse`` are indexed by the formula's design columns (e.g.
-    ``np.log1p(distance_km)``); :func:`studentflow.gravity_metrics.term_label` gives the
+    ``np.log1p(distance_km)``); :func:`studentflow.gravity.metrics.term_label` gives the
     study's names. ``alpha`` is the NB2 dispersion (0 for Poisson). ``cov_params``
     covers the coefficients and, for NB2, ``alpha`` (cluster-robust when ``cluster``).
     """
@@ -364,7 +364,7 @@ class GravityModel:
             Cameron-Trivedi auxiliary regression on Poisson fitted means (not for
             ``zeros="truncate"``).
         """
-        from studentflow.gravity_fast import fit_counts
+        from studentflow.gravity.newton import fit_counts
 
         trunc = self.zeros == "truncate"
         if method == "lr":

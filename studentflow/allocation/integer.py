@@ -69,7 +69,7 @@ left to draw, with ``sum_{e at v} Z_e <= c_v``.
    vertex's limit holds on every draw.
 
 Everything that does not depend on the seed (classes, groups, the core graph) is
-computed once per allocation (:mod:`studentflow.allocation_plan`) and cached; each draw
+computed once per allocation (:mod:`studentflow.allocation.plan`) and cached; each draw
 costs a few vectorised passes over the pairs plus 24 bit levels on the core.  Why not
 plain GKPS: its cycle/path cancelling is sequential (one edge settled per step); here
 each bit level settles every edge at once.  Cost depends on the core's size: at the
@@ -78,7 +78,7 @@ takes ~10 ms of CPU; when origins have many more candidate pairs than spare lear
 freeing cannot empty the core: in the national sweep (1.5 million pairs, a new plan
 every draw because the coefficients change) the core is ~400,000 pairs.  There the
 numpy code spends ~0.25 s on the plan and ~0.3 s on the bit levels per draw; with numba
-installed, :mod:`studentflow.allocation_kernels` runs the bit levels (~0.08 s), the
+installed, :mod:`studentflow.allocation.kernels` runs the bit levels (~0.08 s), the
 freeing pass and the split into integer and fractional parts compiled, with identical
 draws (``scripts/bench_allocation.py``, (e) and (f)).
 """
@@ -91,7 +91,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from studentflow.allocation_plan import (  # noqa: F401 - re-exported for callers and tests
+from studentflow.allocation.plan import (  # noqa: F401 - re-exported for callers and tests
     BITS, CORE_LOW, ONE, _Plan, _fix_excess, _free_prefix, _group_sum, _indptr, _lexsort3, _plan,
     _stable_argsort, kernels,
 )

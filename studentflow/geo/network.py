@@ -1,6 +1,6 @@
 """Road networks: reading edge lists / GraphML, snapping schools, blocked Dijkstra.
 
-The network distance of :func:`studentflow.geo.road_distances` (docs/contracts.md §2):
+The network distance of :func:`studentflow.geo.distances.road_distances` (docs/contracts.md §2):
 each school is snapped to its nearest network node (KD-tree in EPSG:32651, UTM 51N,
 which covers Luzon); ``distance_km = haversine(school, node) + shortest path(node, node')
 + haversine(node', school')``. Shortest paths come from
@@ -8,13 +8,14 @@ which covers Luzon); ``distance_km = haversine(school, node) + shortest path(nod
 nodes at once with ``limit=max_km``. Each edge length is raised, where needed, to the
 haversine length between its end nodes, so a network distance is never shorter than the
 great-circle distance (triangle inequality). Pairs in different connected components are
-left out and counted. Use :func:`studentflow.geo.road_distances` rather than the private
+left out and counted. Use :func:`studentflow.geo.distances.road_distances` rather than the private
 helpers here: it also sets within-school pairs to 0 km.
 """
 
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +26,11 @@ from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
+from studentflow.dask_client import worker_count
 from studentflow.errors import DataError
-from studentflow.geo import _block_rows, _bounds, _cat, _run_blocks, haversine_km
+from studentflow.geo.blocks import _block_rows, _bounds, _cat, _run_blocks, haversine_km
 
-__all__ = ["RoadNetwork", "read_network", "project", "snap", "SNAP_CRS"]
+__all__ = ["RoadNetwork", "read_network", "project", "projector", "snap", "SNAP_CRS"]
 
 #: Projected CRS used for snapping (UTM zone 51N).
 SNAP_CRS = "EPSG:32651"
@@ -195,6 +197,45 @@ def read_network(network) -> RoadNetwork:
     raise DataError(f"{path}: unknown road network format (expected .graphml, .csv, .csv.gz, .gpkg)")
 
 
+def projector(client, crs: str | None = None) -> Callable:
+    """A ``project(lon, lat) -> (x, y)`` that runs dask-geopandas ``to_crs`` on ``client``.
+
+    GeoPandas calls the same PROJ transformation (``always_xy``) as :func:`project`, so
+    the coordinates, and hence the snapped nodes, are identical to the single-process
+    ones (checked in tests/test_geo_dask.py).
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+        Where the partitions are projected (one partition per worker).
+    crs : str, optional
+        Target CRS; default :data:`studentflow.geo.network.SNAP_CRS` (EPSG:32651).
+
+    Returns
+    -------
+    callable
+        ``project(lon, lat)`` taking degrees (EPSG:4326) and returning two float arrays
+        in the units of ``crs`` (metres for UTM).
+    """
+    if crs is None:
+        crs = SNAP_CRS
+
+    def project(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+        import dask_geopandas
+        import geopandas as gpd
+
+        lon, lat = np.asarray(lon, float), np.asarray(lat, float)
+        if len(lon) == 0:
+            return np.empty(0), np.empty(0)
+        gdf = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326")
+        parts = max(1, min(worker_count(client), len(gdf)))
+        ddf = dask_geopandas.from_geopandas(gdf, npartitions=parts).to_crs(crs)
+        out = client.compute(ddf).result()
+        return out.geometry.x.to_numpy(dtype=float), out.geometry.y.to_numpy(dtype=float)
+
+    return project
+
+
 def project(lon, lat) -> tuple[np.ndarray, np.ndarray]:
     """Lon/lat degrees → (x, y) metres in :data:`SNAP_CRS` (pyproj, ``always_xy``)."""
     from pyproj import Transformer
@@ -207,7 +248,7 @@ def snap(net: RoadNetwork, lon, lat, *, project=project) -> tuple[np.ndarray, np
     """Nearest network node of each point (KD-tree in EPSG:32651).
 
     ``project`` maps (lon, lat) degrees to (x, y) in :data:`SNAP_CRS`; the default is
-    :func:`project` (pyproj), :func:`studentflow.geo_dask.projector` gives the
+    :func:`project` (pyproj), :func:`studentflow.geo.blocks_dask.projector` gives the
     dask-geopandas one (same PROJ, same bits). Returns ``(node_index, snap_km)``:
     positions into ``net.node_ids`` and the haversine distance in km from each point to
     its node.
@@ -235,12 +276,10 @@ def _network(net: RoadNetwork, olon, olat, dlon, dlat, max_km, block_size, clien
     """Network distances; returns (i, j, km, unreachable pairs, max snap km).
 
     With a Dask ``client`` the points are projected with dask-geopandas and the Dijkstra
-    blocks run as tasks (:func:`studentflow.geo._run_blocks`); same result bit for bit.
+    blocks run as tasks (:func:`studentflow.geo.distances._run_blocks`); same result bit for bit.
     """
     proj = project
     if client is not None:
-        from studentflow.geo_dask import projector
-
         proj = projector(client)
     node, snap_km = snap(net, np.r_[olon, dlon], np.r_[olat, dlat], project=proj)
     o_node, o_snap, d_node, d_snap = node[:len(olon)], snap_km[:len(olon)], node[len(olon):], snap_km[len(olon):]

@@ -1,9 +1,9 @@
 """One scenario's Monte Carlo draws as plain work units (numpy/scipy only).
 
-:func:`studentflow.scenarios.run_scenarios` prepares one :class:`DrawWork` per scenario
+:func:`studentflow.scenarios.run.run_scenarios` prepares one :class:`DrawWork` per scenario
 (the design matrix and the sparse origin × ESC-school structure, built once) and runs
 :func:`simulate_draws` on it, either here in a loop or on Dask workers
-(:mod:`studentflow.distributed`), which receive each ``DrawWork`` once and then only
+(:mod:`studentflow.scenarios.sweep_dask`), which receive each ``DrawWork`` once and then only
 coefficient vectors and seeds. A draw depends only on its coefficient vector and its
 seed, never on where or in which order it runs, so both paths give identical results.
 """
@@ -138,7 +138,7 @@ def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=No
     seeds : sequence of int
         Allocation/rounding seed of each draw (:func:`draw_seed`).
     allocator : callable, optional
-        Default :func:`studentflow.allocation.allocate`.
+        Default :func:`studentflow.allocation.solve.allocate`.
 
     Returns
     -------
@@ -146,7 +146,7 @@ def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=No
         In the order of ``draws``.
     """
     if allocator is None:
-        from studentflow.allocation import allocate as allocator
+        from studentflow.allocation.solve import allocate as allocator
     betas = np.atleast_2d(np.asarray(betas, dtype=float))
     out = []
     for beta, d, seed in zip(betas, draws, seeds):

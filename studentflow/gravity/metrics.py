@@ -1,6 +1,6 @@
 """Flow metrics, term names and plain-language readings for the gravity model.
 
-Pure functions over arrays and Series; :class:`studentflow.gravity.GravityModel` wraps
+Pure functions over arrays and Series; :class:`studentflow.gravity.fit.GravityModel` wraps
 them. References: Knudsen & Fotheringham (1986) for SRMSE; Lenormand, Huet, Gargiulo &
 Deffuant (2012) for the common part of commuters (CPC); Cameron & Trivedi (1990) for the
 overdispersion test; Self & Liang (1987) for the boundary chi-bar-squared LR test.

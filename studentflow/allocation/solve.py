@@ -34,7 +34,7 @@ Algorithm.  The dual is the convex minimisation over ``v >= 0`` of
 ``h(r, E) = r`` for ``r <= E``, ``E (1 + log(r / E))`` otherwise (``u`` eliminated in
 closed form).  The alternating (Furness) update ``b <- min(1, K / mu^T a(b))`` is exact
 block-coordinate descent on ``phi``; it converges linearly, slowly when both sides bind.
-It is accelerated (:mod:`studentflow.allocation_balance`) by Anderson mixing (memory 6)
+It is accelerated (:mod:`studentflow.allocation.balance`) by Anderson mixing (memory 6)
 on ``v = -log b`` (Walker & Ni 2011),
 safeguarded: an extrapolated point is kept only if its KKT violation (see ``tol``) is
 below twice the best so far, otherwise the plain update of the last accepted point is
@@ -52,7 +52,7 @@ Candidate pairs (the non-zero entries of ``mu`` in row-major order) are shuffled
 arXiv 2602.17972; it depends on the shuffle order.
 
 Integer learners: :meth:`Allocation.to_integer` (see
-:mod:`studentflow.allocation_integer`).
+:mod:`studentflow.allocation.integer`).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from studentflow.allocation_balance import _balance, _violation
+from studentflow.allocation.balance import _balance, _violation
 
 __all__ = ["Allocation", "allocate"]
 
@@ -137,7 +137,7 @@ class Allocation:
         sparse, dense ``int64`` otherwise) whose row sums never exceed ``floor(pools)``,
         whose column sums never exceed ``floor(capacities)``, and whose expectation over
         seeds equals ``flows`` (to within ``2**-24`` learners per pair; see
-        :func:`studentflow.allocation_integer.round_flows` for the algorithm, the
+        :func:`studentflow.allocation.integer.round_flows` for the algorithm, the
         assumption on integer pools/capacities and the proof).
 
         Parameters
@@ -145,7 +145,7 @@ class Allocation:
         seed : int, numpy.random.Generator or None
             Randomness; the same seed gives the same matrix.
         """
-        from studentflow.allocation_integer import round_flows
+        from studentflow.allocation.integer import round_flows
 
         return round_flows(self.flows, self.pools, self.capacities, seed, cache=self._cache)
 

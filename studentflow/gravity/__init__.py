@@ -1,0 +1,22 @@
+"""Gravity: the stochastic gravity model of learner flows (PairTable → μ).
+
+- :func:`fit_gravity` (:mod:`.fit`) → :class:`GravityModel` (:mod:`.model`): NB2 or
+  Poisson, plain or zero-truncated, clustered standard errors, ``predict``, elasticities.
+- :func:`compare_models`, :data:`STUDY_FORMULA`, :data:`NESTED_FORMULAS`.
+
+Internals: :mod:`.design` (design matrices), :mod:`.newton` (the fast Newton estimator),
+:mod:`.metrics` (SRMSE, CPC, deviance, dispersion tests, term labels).
+"""
+
+from studentflow.gravity.fit import (
+    NESTED_FORMULAS, STUDY_FORMULA, AlphaBoundaryWarning, GravityConvergenceWarning, GravityWarning,
+    compare_models, fit_gravity,
+)
+from studentflow.gravity.design import design_matrix
+from studentflow.gravity.model import DispersionTest, GravityModel
+
+__all__ = [
+    "STUDY_FORMULA", "NESTED_FORMULAS", "fit_gravity", "compare_models", "GravityModel",
+    "DispersionTest", "design_matrix", "GravityWarning", "GravityConvergenceWarning",
+    "AlphaBoundaryWarning",
+]
