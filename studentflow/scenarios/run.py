@@ -35,6 +35,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from studentflow.errors import DataError
+from studentflow.scenarios import costs
 from studentflow.scenarios.draws import DrawWork, draw_seed, simulate_draws
 from studentflow.scenarios.result import (
     ScenarioResult, esc_table, relief_matrix, relief_metrics, summarise_draws,
@@ -102,10 +103,12 @@ class _Prepared:
     pools: np.ndarray  # global, learners
     caps: np.ndarray  # global, slots
     work: DrawWork  # what each draw needs (local rows / columns)
+    school_extra: np.ndarray  # global, pesos: the school part of the subsidy increase
+    origin_extra: np.ndarray  # global, pesos: the origin part (targeted increases)
 
 
 def _prepare(s: Scenario, pairs, bundle, distances, model, origin_pos, school_pos, origins, schools):
-    p = scenario_pairs(s, pairs, bundle, distances)
+    p, school_extra, origin_extra = scenario_pairs(s, pairs, bundle, distances, parts=True)
     if p.empty:
         raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
     o_glob = origin_pos.loc[p["origin_id"]].to_numpy()
@@ -133,7 +136,9 @@ def _prepare(s: Scenario, pairs, bundle, distances, model, origin_pos, school_po
         order=order, indices=c[order].astype(np.int32), indptr=indptr, shape=shape,
         pools=pools[rows], caps=caps[cols].astype(float), new_mask=new_mask,
     )
-    return _Prepared(s, p, rows, cols, pools, caps, work)
+    school_extra = school_extra.reindex(schools.index).fillna(0.0).to_numpy(dtype=float)
+    origin_extra = origin_extra.reindex(origins.index).fillna(0.0).to_numpy(dtype=float)
+    return _Prepared(s, p, rows, cols, pools, caps, work, school_extra, origin_extra)
 
 
 # ---------------------------------------------------------------- the run
@@ -146,13 +151,15 @@ class _Kept:
     cols: np.ndarray
     pools: np.ndarray
     caps: np.ndarray
+    school_extra: np.ndarray
+    origin_extra: np.ndarray
 
 
 def _global_index(pairs, scenarios, bundle, distances):
     """(origins, schools): one row per origin / ESC school over every scenario's pairs,
     built one widened pair table at a time (first non-null value, in table order)."""
     o_cols = ["origin_pool", "origin_esc_beneficiaries", "origin_feeds_congested"]
-    s_cols = ["destination_slots", "destination_billed"]
+    s_cols = ["destination_slots", "destination_billed", "esc_amount"]  # base table first: today's amount
     o_parts = [pairs.groupby("origin_id", sort=False)[o_cols].first()]
     s_parts = [pairs.groupby("destination_id", sort=False)[s_cols].first()]
     for s in scenarios:
@@ -310,7 +317,8 @@ def run_scenarios(
 
     def make(i):
         prep = _prepare(scenarios[i], pairs, bundle, distances, model, origin_pos, school_pos, origins, schools)
-        return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps)
+        return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps,
+                                prep.school_extra, prep.origin_extra)
 
     # scenarios others compare with run first, so each other scenario's expected flows
     # are summarised as soon as it finishes and never held for the whole sweep
@@ -330,6 +338,8 @@ def run_scenarios(
 
     kept, records, jhs_rows, esc_rows, arrays = {}, {}, {}, {}, {}
     base_by_jhs = None  # the baseline's relief, draws × public JHS (learners)
+    base_costs = None  # the baseline's placements for the cost model (costs.BaselineDraws)
+    amount = schools["esc_amount"].to_numpy(dtype=float)  # today's ESC amount per school, pesos
     ref_expected, waiting, displaced = {}, {}, {}
     for i, k, outs in stream:
         s = k.scenario
@@ -357,6 +367,9 @@ def run_scenarios(
                                                           is_baseline=s.name == base.name)
             base_by_jhs = by_jhs if s.name == base.name else base_by_jhs
             rec = rec.assign(**metrics)
+        cost_metrics, base_costs = costs.draw_costs(s_out, o_out, amount, k.school_extra, k.origin_extra,
+                                                    k.caps, base_costs)
+        rec = rec.assign(**cost_metrics)
         records[i], kept[i] = rec, k
         esc_rows[i] = esc_table(s.name, s_out, k.caps, schools.index)
         # displaced: on expected (unrounded) placements, so rounding noise is not counted
@@ -381,8 +394,12 @@ def run_scenarios(
         base_relieved = per_draw.loc[per_draw["scenario"] == base.name, "relieved"].to_numpy()
         per_draw["relieved_vs_baseline"] = per_draw["relieved"] - np.tile(base_relieved, len(scenarios))
     per_draw["displaced"] = np.concatenate([displaced[s.name] for s in scenarios]).astype(float)
+    aisle_before = None
+    if relief is not None:
+        aisle_before = float(np.clip(relief[2]["jhs_enrolment"] - relief[2]["jhs_seats"], 0, None).sum())
+    per_draw = costs.relief_costs(per_draw, base.name, aisle_before)
 
-    table = summarise_draws(per_draw)
+    table = costs.summarise_ratios(summarise_draws(per_draw), per_draw)
     table.insert(1, "description", [s.description for s in scenarios])
     table.insert(2, "levers", [s.summary().split(": ", 1)[1] for s in scenarios])
     table.insert(3, "slots", [int(kept[i].caps.sum()) for i in idx])
