@@ -4,6 +4,7 @@
 
     studentflow run [--data MANIFEST] [--scenarios FILE] [--out DIR] [--draws N] [--seed N]
                     [--zeros truncate|include|drop] [--max-km KM] [--scheduler ADDRESS]
+    studentflow optimize --budget PESOS [--levers FILE] [--draws N] [--data MANIFEST] [--out DIR]
     studentflow make-sample OUT_DIR [--seed N] [--scale X]
 
 Bad input (a :class:`~studentflow.errors.DataError`) ends the command with one line on
@@ -60,6 +61,19 @@ def _parser() -> argparse.ArgumentParser:
                           "(tcp://host:8786), or local:N for N local worker processes; needs "
                           "studentflow[dask]. Same results as without it")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    opt = sub.add_parser("optimize", help="choose where a budget relieves most learners from congested public JHS",
+                         description="Fit the model, then choose within --budget pesos per school year the ESC "
+                                     "slots, subsidy increases (and, with a cost per seat, public JHS seats) that "
+                                     "relieve most learners from congested public JHS. Writes plan.csv, "
+                                     "frontier.csv, fig_frontier.png and optimize.html.")
+    opt.add_argument("--budget", type=float, required=True, metavar="PESOS", help="pesos per school year")
+    opt.add_argument("--levers", metavar="FILE", help="levers TOML (actions, step sizes, public seat cost); "
+                     "see scenarios/optimize_levers.toml")
+    opt.add_argument("--draws", type=int, default=20, metavar="N", help="Monte Carlo draws (default 20)")
+    opt.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    opt.add_argument("--data", metavar="MANIFEST", help="manifest.toml (default: the bundled sample)")
+    opt.add_argument("--out", metavar="DIR", default="studentflow-output", help="output folder")
 
     ms = sub.add_parser("make-sample", help="write a synthetic region as raw files plus truth/",
                         description="Write a synthetic study area in the real sources' layouts.")
@@ -125,6 +139,24 @@ def _client(address: str):
     return client
 
 
+def _optimize(args) -> int:
+    from studentflow.optimize_run import run_optimize
+    from studentflow.pipeline import check_manifest
+
+    if not args.budget >= 0:
+        raise DataError(f"--budget: must be >= 0 pesos, got {args.budget}")
+    if args.draws < 0:
+        raise DataError(f"--draws: must be >= 0, got {args.draws}")
+    if args.levers is not None and not Path(args.levers).is_file():
+        raise DataError(f"{args.levers}: levers file not found (--levers)")
+    t0 = time.perf_counter()
+    res, written, _ = run_optimize(check_manifest(args.data), budget=args.budget, levers=args.levers,
+                                   out_dir=args.out, draws=args.draws, seed=args.seed, log=_say)
+    print(res.summary())
+    print(f"total {time.perf_counter() - t0:.1f} s; outputs in {Path(args.out).resolve()}: " + ", ".join(sorted(written)))
+    return 0
+
+
 def _make_sample(args) -> int:
     from studentflow.synth import make_region
 
@@ -146,7 +178,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
-        return _run(args) if args.command == "run" else _make_sample(args)
+        return {"run": _run, "optimize": _optimize}.get(args.command, _make_sample)(args)
     except DataError as exc:
         if args.debug:
             raise

@@ -145,7 +145,7 @@ class OptimizeResult:
 
 def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=None, levers=None,
              draws: int = 20, seed: int = 0, status_quo=None, problem: Problem | None = None,
-             actions=None, frontier_points: int = 20) -> OptimizeResult:
+             actions=None, frontier_points: int = 40) -> OptimizeResult:
     """Choose, within ``budget`` pesos per school year, the actions that relieve most
     learners from congested public JHS (mean over Monte Carlo draws).
 

@@ -10,7 +10,9 @@ Path
     passes the budget), so a larger budget sees everything a smaller one saw.
 Plans seen
     Every prefix of the path, every confirmed candidate (a prefix plus one step: this
-    is how a budget's leftover gets spent), uniform subsidy increases of 1, 2, ...
+    is how a budget's leftover gets spent), for small action sets (``confirm=0``: every
+    candidate re-solved at every step) the paths that start with every one or two
+    actions (partial enumeration), uniform subsidy increases of 1, 2, ...
     steps, and opening a share (10 %, 20 %, ..., 100 %) of the unused contracted slots.
     The plan for a budget is the plan seen with the most mean relief among those whose
     mean cost is within it. Hence a larger budget never relieves fewer learners, and the
@@ -20,6 +22,7 @@ Plans seen
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -111,18 +114,41 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 3, slot_s
     sq = State.status_quo(problem)
     ref = evaluate(problem, sq, seat_cost=seat_cost)
     ref = replace(ref, relief=np.zeros(problem.draws), cost=np.zeros(problem.draws))
-    n_eval = 1
-    plans: list[Plan] = [Plan("optimised", ())]
-    path: list[Step] = []
-    used: dict[int, int] = {}
-    cur = ref
     ix = ActionIndex.of(problem, actions)
+    kw = dict(confirm=confirm, slot_step=slot_step, slot_min=slot_min, seat_step=seat_step,
+              seat_cost=seat_cost, max_path=max_path, tol=tol, refresh=refresh)
+    plans: list[Plan] = [Plan("optimised", ())]
+    path, n_eval = _walk(problem, ix, ref, ref, (), {}, budget, plans, **kw)
+    if confirm == 0:  # small action sets: also every path that starts with one or two other actions
+        amounts = step_amounts(problem, ix, ref, slot_step=slot_step, seat_step=seat_step, slot_min=slot_min)
+        first = [int(k) for k in np.flatnonzero(amounts > 0)]
+        for seed in itertools.chain(itertools.combinations(first, 1), itertools.combinations(first, 2)):
+            steps, ev = (), ref
+            for k in seed:
+                ev = evaluate(problem, apply(problem, ev.state, ix.actions[k], amounts[k]), seat_cost=seat_cost,
+                              reference=ref)
+                steps += (_step(ix.actions[k], amounts[k], ev),)
+            n_eval += len(seed)
+            plans.append(Plan("optimised", steps))
+            if ev.spent <= budget:
+                n_eval += _walk(problem, ix, ref, ev, steps, {k: 1 for k in seed}, budget, plans, **kw)[1]
+    plans += _uniform_plans(problem, budget, ref, seat_cost)
+    plans += _fill_plans(problem, fill_shares, ref, seat_cost)
+    n_eval += sum(len(p.steps) for p in plans if p.family != "optimised")
+    return SearchResult(tuple(plans), tuple(path), n_eval, problem.draws)
+
+
+def _walk(problem, ix, ref, cur, path, used, budget, plans, *, confirm, slot_step, slot_min, seat_step,
+          seat_cost, max_path, tol, refresh):
+    """The greedy path from ``cur`` (after the steps ``path``); appends every plan it
+    re-solves to ``plans``; returns (the path's steps, re-solves made)."""
+    path, used, n_eval = list(path), dict(used), 0
     actions = ix.actions
-    since = refresh  # slot steps since the estimates were computed
-    while len(path) < max_path:
+    since = refresh  # steps since the estimates were computed
+    while len(path) < max_path and cur.spent <= budget:
         amounts = step_amounts(problem, ix, cur, slot_step=slot_step, seat_step=seat_step, slot_min=slot_min)
-        for k, act in enumerate(actions):
-            if act.max_units is not None and used.get(k, 0) >= act.max_units:
+        for k, n in used.items():
+            if actions[k].max_units is not None and n >= actions[k].max_units:
                 amounts[k] = 0.0
         feasible = np.flatnonzero(amounts > 0)
         if feasible.size == 0:
@@ -131,11 +157,9 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 3, slot_s
             gain, cost = estimate(problem, ix, cur, amounts, seat_cost=seat_cost)
             since = 0
         est = np.array([_ratio(gain[k], cost[k]) for k in feasible])
+        order = list(feasible[np.argsort(-est, kind="stable")])
         if confirm:
-            order = feasible[np.argsort(-est, kind="stable")]
-            order = [k for k in order if gain[k] > 0][:confirm] or list(order[:1])
-        else:
-            order = list(feasible[np.argsort(-est, kind="stable")])
+            order = [k for k in order if gain[k] > 0][:confirm] or order[:1]
         next_est = {order[i]: (_ratio(gain[order[i + 1]], cost[order[i + 1]]) if i + 1 < len(order) else -np.inf)
                     for i in range(len(order))}
         best = None
@@ -159,15 +183,9 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 3, slot_s
         _, k, ev = best
         since += 1
         path.append(_step(actions[k], amounts[k], ev))
-        used[k] = used.get(k, 0) + 1
+        used[int(k)] = used.get(int(k), 0) + 1
         cur = ev
-        if cur.spent > budget:
-            break
-
-    plans += _uniform_plans(problem, budget, ref, seat_cost)
-    plans += _fill_plans(problem, fill_shares, ref, seat_cost)
-    n_eval += sum(len(p.steps) for p in plans if p.family != "optimised")
-    return SearchResult(tuple(plans), tuple(path), n_eval, problem.draws)
+    return tuple(path), n_eval
 
 
 def _uniform_plans(problem, budget, ref, seat_cost) -> list[Plan]:

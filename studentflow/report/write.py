@@ -9,7 +9,8 @@
   and ``public_jhs``), when a bundle with school geometry is given;
 - ``ledger.csv``: every raw record dropped, merged, corrected or imputed at ingest;
 - ``model.txt``: the gravity model summary (and of every model compared);
-- ``fig_*.png``: the figures.
+- ``fig_*.png``: the figures (``fig_cost_effectiveness.png``: relief against cost per scenario);
+- with ``optimization=``: ``plan.csv``, ``frontier.csv``, ``fig_frontier.png`` and its section.
 
 Every file is written atomically: first to a hidden temporary name in the same folder,
 then moved into place with :func:`os.replace`, so a run that fails never leaves a
@@ -180,7 +181,8 @@ def _headline(result, comparisons=None) -> str:
 
 
 def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models=None,
-                 comparisons=None, truth=None, timings=None, title="studentflow: ESC scenarios and public JHS decongestion") -> dict:
+                 comparisons=None, truth=None, timings=None, title="studentflow: ESC scenarios and public JHS decongestion",
+                 optimization=None) -> dict:
     """Write the report files for a :class:`~studentflow.scenario_result.ScenarioResult`.
 
     Parameters
@@ -205,6 +207,9 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
         :data:`studentflow.synth.STUDY_PARAMS`, plus ``alpha``), shown beside the estimates.
     timings : dict, optional
         Stage → seconds, listed at the end of the report.
+    optimization : OptimizeResult, optional
+        A budget plan (:func:`studentflow.optimize.optimize`): its section, ``plan.csv``,
+        ``frontier.csv`` and ``fig_frontier.png`` are added.
 
     Returns
     -------
@@ -247,10 +252,23 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
             "Public JHS seat utilisation before and after the scenario relieving most learners; "
             "ESC schools in blue.", _png(rf.congestion_map(result, bundle)))
         written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", result, bundle)
+    if "cost_vs_baseline_mean" in result.table:
+        from studentflow.report.cost_figures import cost_effectiveness_plot
+
+        figures["fig_cost_effectiveness.png"] = (
+            "What each scenario buys: learners relieved from congested public JHS against added cost per school "
+            "year, both versus the baseline in the same draw (95 % intervals).", _png(cost_effectiveness_plot(result)))
+    extra_html = ""
+    if optimization is not None:
+        from studentflow.report.optimize_page import optimize_section, write_optimize
+
+        written.update({k: v for k, v in write_optimize(optimization, out).items() if k != "optimize.html"})
+        extra_html = optimize_section(optimization, (out / "fig_frontier.png").read_bytes())
     for name, (_, png) in figures.items():
         written[name] = atomic_write(out / name, lambda tmp, png=png: tmp.write_bytes(png))
 
     page = _html(result, title, figures, all_models, bundle, pairs, timings, comparisons or {}, truth)
+    page = page.replace("</body></html>", extra_html + "</body></html>") if extra_html else page
     written["report.html"] = _write_text(out / "report.html", page)
     return {k: v for k, v in written.items() if v is not None}
 
