@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -60,11 +61,11 @@ class Plan:
     def cost(self) -> np.ndarray:
         return self.steps[-1].cost if self.steps else np.zeros(0)
 
-    @property
+    @cached_property
     def mean_relief(self) -> float:
         return float(self.relief.mean()) if self.steps else 0.0
 
-    @property
+    @cached_property
     def mean_cost(self) -> float:
         return float(self.cost.mean()) if self.steps else 0.0
 
