@@ -35,6 +35,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from studentflow.errors import DataError
+from studentflow.scenarios.calibrate import CalibratedModel, calibrate_status_quo
 from studentflow.scenarios.draws import DrawWork, draw_seed, simulate_draws
 from studentflow.scenarios.result import (
     ScenarioResult, esc_table, relief_matrix, relief_metrics, summarise_draws,
@@ -104,7 +105,8 @@ class _Prepared:
     work: DrawWork  # what each draw needs (local rows / columns)
 
 
-def _prepare(s: Scenario, pairs, bundle, distances, model, origin_pos, school_pos, origins, schools):
+def _prepare(s: Scenario, pairs, bundle, distances, model, origin_pos, school_pos, origins, schools,
+             calibration=None):
     p = scenario_pairs(s, pairs, bundle, distances)
     if p.empty:
         raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
@@ -125,6 +127,12 @@ def _prepare(s: Scenario, pairs, bundle, distances, model, origin_pos, school_po
         s, schools["destination_slots"], schools["destination_billed"], schools.index
     )
     design = _design(model, p)
+    if calibration is not None:  # the calibrated state: μ_ij × w_j (log w_j joins the offset)
+        if design is not None:
+            with np.errstate(divide="ignore"):
+                design = (design[0], design[1] + np.log(calibration.factor_of(p["destination_id"])))
+        else:
+            model = CalibratedModel(model, calibration)
     if design is not None:
         design = (np.asfortranarray(design[0], dtype=float), np.ascontiguousarray(design[1], dtype=float))
     work = DrawWork(
@@ -205,6 +213,7 @@ def run_scenarios(
     client=None,
     keep_draws=True,
     in_flight: int = 2,
+    calibrate=True,
 ) -> ScenarioResult:
     """Run policy scenarios with Monte Carlo over the gravity coefficients.
 
@@ -251,6 +260,12 @@ def run_scenarios(
     in_flight : int
         With ``client``: at most this many scenarios' work units on the cluster at once
         (each is sent to every worker), >= 1.
+    calibrate : bool or Calibration
+        True (default): calibrate the baseline to the observed ESC placements per school
+        (:func:`studentflow.scenarios.calibrate.calibrate_status_quo`, at the point
+        estimate) and run every scenario on top of that calibrated state; a
+        :class:`~studentflow.scenarios.calibrate.Calibration` uses that one; False runs
+        the model as fitted. The result's ``calibration`` holds what was used.
 
     Returns
     -------
@@ -291,6 +306,10 @@ def run_scenarios(
         if ref_of[s.name] not in names:
             raise ValueError(f"run_scenarios: scenario {s.name!r}: compare_to={s.compare_to!r} is not a scenario")
 
+    if calibrate is True:
+        calibrate = calibrate_status_quo(model, pairs, base, bundle=bundle, distances=distances)
+    calibration = calibrate or None
+
     origins, schools = _global_index(pairs, scenarios, bundle, distances)
     origin_pos = pd.Series(np.arange(len(origins)), index=origins.index)
     school_pos = pd.Series(np.arange(len(schools)), index=schools.index)
@@ -309,7 +328,8 @@ def run_scenarios(
     betas = params.to_numpy(dtype=float)
 
     def make(i):
-        prep = _prepare(scenarios[i], pairs, bundle, distances, model, origin_pos, school_pos, origins, schools)
+        prep = _prepare(scenarios[i], pairs, bundle, distances, model, origin_pos, school_pos, origins, schools,
+                        calibration)
         return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps)
 
     # scenarios others compare with run first, so each other scenario's expected flows
@@ -404,4 +424,5 @@ def run_scenarios(
         origin_placed=draw_dict(0), school_placed=draw_dict(1), origin_expected=draw_dict(2),
         pools={s.name: kept[i].pools for i, s in enumerate(scenarios)},
         capacities={s.name: kept[i].caps for i, s in enumerate(scenarios)}, params=params,
+        calibration=calibration,
     )
