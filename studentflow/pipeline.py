@@ -160,6 +160,7 @@ def run_pipeline(
     write: bool = True,
     client=None,
     keep_draws=True,
+    calibrate: bool = True,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
 
@@ -205,6 +206,11 @@ def run_pipeline(
         Per-draw arrays of the scenario result (see
         :func:`studentflow.scenarios.run.run_scenarios`); the report does not need them, so
         ``studentflow run`` passes False and memory stays flat however many scenarios.
+    calibrate : bool
+        Calibrate the status quo to the observed ESC placements per school and run every
+        scenario on that calibrated state (default; :mod:`studentflow.scenarios.calibrate`);
+        False runs the model as fitted. The other estimators' comparisons are calibrated
+        alike.
 
     Returns
     -------
@@ -242,7 +248,8 @@ def run_pipeline(
         client, owned = resolve(client)
     try:
         return _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method,
-                           formula, progress, write, client, keep_draws, stage, timings, outputs)
+                           formula, progress, write, client, keep_draws, stage, timings, outputs,
+                           calibrate)
     finally:
         if owned:
             from studentflow.dask_client import close
@@ -251,7 +258,7 @@ def run_pipeline(
 
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
-                progress, write, client, keep_draws, stage, timings, outputs) -> PipelineResult:
+                progress, write, client, keep_draws, stage, timings, outputs, calibrate=True) -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.ingest import load_bundle
     from studentflow.pairs import build_pairs
@@ -285,9 +292,10 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
 
     def scenario_stage():
         main = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
-                             seed=seed, progress=progress, client=client, keep_draws=keep_draws)
+                             seed=seed, progress=progress, client=client, keep_draws=keep_draws,
+                             calibrate=calibrate)
         others = {label: run_scenarios(bundle, m, scenarios, pairs=pairs, distances=distances, draws=0,
-                                       seed=seed, progress=False)
+                                       seed=seed, progress=False, calibrate=calibrate)
                   for label, m in list(models.items())[1:]}
         return main, others
 

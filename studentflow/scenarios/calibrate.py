@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from studentflow.scenarios.levers import scenario_capacities, scenario_pairs
 from studentflow.scenarios.spec import Scenario
 
-__all__ = ["Calibration", "CalibratedModel", "calibrate_status_quo", "status_quo_inputs"]
+__all__ = ["Calibration", "CalibratedModel", "calibrate_status_quo", "status_quo_fit", "status_quo_inputs"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -197,3 +197,35 @@ def calibrate_status_quo(
         schools=table, capacity_rule=capacity_bound, converged=res.converged,
         iterations=res.iterations, max_violation=res.max_violation,
     )
+
+
+def status_quo_fit(result, pairs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Observed vs status-quo placements per ESC school of a scenario run.
+
+    Parameters
+    ----------
+    result : ScenarioResult
+        Its baseline is the status quo; observed placements come from its calibration
+        or, for an uncalibrated run, from ``pairs``.
+    pairs : pandas.DataFrame, optional
+        PairTable with observed ``esc_beneficiaries`` (needed when ``result`` is uncalibrated).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``school_id``: ``observed``, ``placed_mean``, ``placed_lo``, ``placed_hi``
+        (learners, 95 % interval over draws) and ``within`` (observed inside the interval).
+    """
+    if result.calibration is not None:
+        observed = result.calibration.schools["observed"]
+    elif pairs is not None:
+        observed = pairs.groupby("destination_id")["esc_beneficiaries"].sum().astype(float)
+    else:
+        raise ValueError("status_quo_fit: the result is uncalibrated; give pairs= for the observed placements")
+    esc = result.esc_schools
+    sq = esc.loc[esc["scenario"] == result.baseline].set_index("school_id")
+    out = pd.DataFrame({"observed": observed.reindex(sq.index).fillna(0.0)})
+    out[["placed_mean", "placed_lo", "placed_hi"]] = sq[["placed_mean", "placed_lo", "placed_hi"]]
+    out["within"] = (out["observed"] >= np.floor(out["placed_lo"])) & (out["observed"] <= np.ceil(out["placed_hi"]))
+    out.index.name = "school_id"
+    return out
