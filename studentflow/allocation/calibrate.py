@@ -30,9 +30,13 @@ away. The two kinds of school are therefore calibrated differently:
   cost come out far too small (on the bundled sample the error of scenario changes
   against the truth grows from ~90 to ~1,260 learners; docs/design.md "Calibration").
 
-``a_i`` are the allocator's origin factors (1 unless the origin's pool binds), so the
-factors are found by alternating: allocate, update ``w``, until ``w`` stops changing
-(one or two rounds when no pool binds). A school whose candidate pairs carry no
+``a_i`` are the allocator's origin factors (1 unless the origin's pool binds). The
+factors are found by balancing ``T_ij = a_i mu_ij c_j`` to column sums equal to the
+targets ``min(P_j, K_j)`` and row sums within the pools (Furness's alternation, as for
+the doubly constrained model); then ``w_j = c_j``, except that under the floor rule a
+capacity-bound school keeps ``w_j = max(1, c_j)`` and the allocator's own capacity factor
+``b_j = c_j / w_j`` seats exactly ``K_j`` (the same allocation, so the calibrated status
+quo is unchanged). One round when no pool binds. A school whose candidate pairs carry no
 expected flow cannot be calibrated; it keeps ``w_j = 1`` and is reported.
 """
 
@@ -69,7 +73,7 @@ class DestinationCalibration:
     converged : bool
         Whether the factors changed by less than ``tol`` (relative) in the last round.
     iterations : int
-        Allocation rounds.
+        Balancing rounds.
     max_violation : float
         Largest ``|placed_j - target_j|`` over reachable schools, learners.
     capacity_rule : str
@@ -118,6 +122,59 @@ def _column_pull(mu: sp.csr_matrix, a: np.ndarray) -> np.ndarray:
     return np.asarray(mu.T @ a, dtype=float).ravel()
 
 
+#: Furness rounds before the dual is polished with L-BFGS.
+FURNESS_ROUNDS = 500
+
+
+def _origin_factors(mu, pools, c):
+    """``a_i = min(1, E_i / sum_j mu_ij c_j)`` (1 for an empty row)."""
+    row = np.asarray(mu @ c, dtype=float).ravel()
+    return np.where(row > 0, np.minimum(1.0, np.divide(pools, row, out=np.ones_like(row), where=row > 0)), 1.0)
+
+
+def _furness_round(mu, pools, target, a, max_factor):
+    """One round: column factors to the targets, then origin factors to the pools."""
+    pull = _column_pull(mu, a)
+    ok = pull > 0
+    c = np.minimum(np.where(ok, np.divide(target, pull, out=np.ones_like(pull), where=ok), 1.0), max_factor)
+    a = _origin_factors(mu, pools, c)
+    col = c * _column_pull(mu, a)
+    violation = np.max((np.abs(col - target) / np.maximum(target, 1.0))[ok]) if ok.any() else 0.0
+    return c, a, ok, violation
+
+
+def _polish(mu, pools, target, c, ok, max_factor, tol, max_iter):
+    """Minimise the convex dual ``sum_i h(r_i, E_i) - sum_j target_j u_j`` over
+    ``u = log c`` (schools with a positive target and a reachable column) by L-BFGS;
+    ``h(r, E) = r`` for ``r <= E``, ``E (1 + log(r / E))`` above, ``r = mu e^u``. Its
+    gradient is the calibrated column sum minus the target."""
+    from scipy.optimize import minimize
+
+    free = np.flatnonzero(ok & (target > 0))
+    if free.size == 0:
+        return c, 0
+    sub = mu[:, free].tocsr()
+    tgt = target[free]
+    base = np.asarray(mu[:, np.setdiff1d(np.arange(mu.shape[1]), free)] @ c[np.setdiff1d(np.arange(mu.shape[1]),
+                                                                                          free)]).ravel()
+
+    def fun(u):
+        r = base + np.asarray(sub @ np.exp(u)).ravel()
+        safe = np.where(pools > 0, pools, 1.0)
+        over = r > pools
+        h = np.where(over, np.where(pools > 0, pools * (1.0 + np.log(np.where(over, r, 1.0) / safe)), 0.0), r)
+        a = np.where(over, np.divide(pools, r, out=np.zeros_like(r), where=r > 0), 1.0)
+        return float(h.sum() - tgt @ u), np.exp(u) * np.asarray(sub.T @ a).ravel() - tgt
+
+    res = minimize(fun, np.log(np.maximum(c[free], 1e-300)), jac=True, method="L-BFGS-B",
+                   bounds=[(None, np.log(max_factor))] * free.size,
+                   options={"maxiter": max_iter, "ftol": 0.0, "gtol": 0.1 * tol,
+                            "maxcor": 20})
+    out = c.copy()
+    out[free] = np.exp(res.x)
+    return out, int(res.nit)
+
+
 def calibrate_destinations(
     expected,
     pools,
@@ -125,8 +182,8 @@ def calibrate_destinations(
     observed,
     *,
     capacity_bound: Literal["floor", "match"] = "floor",
-    tol: float = 1e-10,
-    max_iter: int = 200,
+    tol: float = 1e-6,
+    max_iter: int = 10_000,
     max_factor: float = 1e4,
     allocator=None,
 ) -> DestinationCalibration:
@@ -147,9 +204,10 @@ def calibrate_destinations(
         Rule for schools with ``P_j >= K_j``: raise demand only as far as needed to fill
         them (default) or set it to exactly ``K_j``.
     tol : float
-        Relative change of the factors at which the rounds stop.
+        Stop when every reachable school's calibrated placements are within ``tol``
+        × max(1, target) of its target.
     max_iter : int
-        At most this many allocation rounds.
+        At most this many balancing rounds (two sparse matrix-vector products each).
     max_factor : float
         Factors are capped here; they reach it only when the targets cannot be met
         (origin pools too small for the observed placements), and the result then
@@ -179,30 +237,30 @@ def calibrate_destinations(
     target = np.minimum(obs, caps)
     first = allocator(mu, pools, caps)
     predicted = np.asarray(first.flows.sum(axis=0), dtype=float).ravel()
-    pull = _column_pull(mu, first.origin_factors)
-    unreachable = (pull <= 0) & (target > 0)
-    w = np.ones(m)
-    converged, rounds = False, 0
-    a = first.origin_factors
-    for rounds in range(1, max_iter + 1):
-        pull = _column_pull(mu, a)
-        ok = pull > 0
-        new = np.ones(m)
-        new[ok] = target[ok] / pull[ok]
-        if capacity_bound == "floor":
-            new = np.where(bound & ok, np.maximum(1.0, new), new)
-        new[~ok] = 1.0
-        new = np.minimum(new, max_factor)
-        change = np.max(np.abs(new - w) / np.maximum(w, 1e-12)) if m else 0.0
-        w = new
-        alloc = allocator(mu @ sp.diags(w), pools, caps)
-        a = alloc.origin_factors
-        if change <= tol:
+    # Balance T = a_i mu_ij c_j with column sums equal to the targets and row sums within
+    # the pools (c_j = w_j b_j, the school's factor times the allocator's own capacity
+    # factor); then split c into w (see the module text).
+    a = np.ones(n)
+    c = np.ones(m)
+    converged, rounds, violation = False, 0, np.inf
+    for rounds in range(1, min(max_iter, FURNESS_ROUNDS) + 1):
+        c, a, ok, violation = _furness_round(mu, pools, target, a, max_factor)
+        if violation <= tol:
             converged = True
             break
+    if not converged:  # tight pools: Furness slows to a crawl, finish on the dual (L-BFGS)
+        c, extra = _polish(mu, pools, target, c, ok, max_factor, tol, max_iter)
+        rounds += extra
+        a = _origin_factors(mu, pools, c)
+        col = c * _column_pull(mu, a)
+        violation = np.max((np.abs(col - target) / np.maximum(target, 1.0))[ok]) if ok.any() else 0.0
+        converged = violation <= tol
+    unreachable = ~ok & (target > 0)
+    w = np.maximum(1.0, c) if capacity_bound == "floor" else c.copy()
+    w = np.where(bound, w, c)
+    alloc = allocator(mu @ sp.diags(w), pools, caps)
     placed = np.asarray(alloc.flows.sum(axis=0), dtype=float).ravel()
-    reach = ~unreachable & (_column_pull(mu, np.ones(n)) > 0)
-    gap = np.abs(placed - target)[reach]
+    gap = np.abs(placed - target)[~unreachable]
     return DestinationCalibration(
         factors=w, capacity_bound=bound, target=target, predicted=predicted, placed=placed,
         unreachable=unreachable, over_capacity=int((obs > caps).sum()), converged=converged,

@@ -161,7 +161,16 @@ def out_of_sample(train: pd.DataFrame, test: pd.DataFrame, *, formula: str | Non
     for col in ("origin_region", "destination_region"):
         if col in test and not set(test[col].dropna()) <= set(train[col].dropna()):
             formula = _formula_without(formula, col)
-    model = fit_gravity(train, formula, zeros=zeros, method=fit_method)
+    model = None
+    for col in (None, "destination_region", "origin_region"):
+        if col is not None:  # a region level missing from the estimation rows: not identified
+            formula = _formula_without(formula, col)
+        try:
+            model = fit_gravity(train, formula, zeros=zeros, method=fit_method)
+            break
+        except ValueError as exc:
+            if "not identified" not in str(exc) or col == "origin_region":
+                raise
     betas = model.draw_params(draws, seed)[list(model.params.index)].to_numpy(float) if draws else \
         model.params.to_numpy(float)[None, :]
     seeds = [draw_seed(seed, d) for d in range(len(betas))]
