@@ -32,6 +32,7 @@ observed flows (at most the learners it actually sent to public JHS).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -39,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from studentflow.errors import DataError
+from studentflow.scenarios.calibrate import calibrate_status_quo
 from studentflow.scenarios.draws import draw_seed, simulate_draws
 from studentflow.scenarios.levers import scenario_capacities, scenario_pairs
 from studentflow.scenarios.collect import _Accumulator
@@ -86,6 +88,7 @@ def run_scenarios(
     client=None,
     keep_draws=True,
     in_flight: int = 2,
+    calibrate=True,
 ) -> ScenarioResult:
     """Run policy scenarios with Monte Carlo over the gravity coefficients.
 
@@ -132,6 +135,13 @@ def run_scenarios(
     in_flight : int
         With ``client``: at most this many scenarios' work units on the cluster at once
         (each is sent to every worker), >= 1.
+    calibrate : bool or Calibration
+        True (default): calibrate the baseline to the observed ESC placements per school
+        (:func:`studentflow.scenarios.calibrate.calibrate_status_quo`, at the point
+        estimate) and run every scenario on top of that calibrated state (its expected
+        flows into school j multiplied by w_j); a
+        :class:`~studentflow.scenarios.calibrate.Calibration` uses that one; False runs
+        the model as fitted. The result's ``calibration`` holds what was used.
 
     Returns
     -------
@@ -142,6 +152,7 @@ def run_scenarios(
     pairs = _pair_table(pairs, bundle, distances)
     base, ref_of = _comparisons(scenarios)
     tables = PairTables.for_run(scenarios, pairs, bundle, distances)  # every pair table, once
+    calibration = _calibration(calibrate, model, tables, base, bundle)
     origins, schools = _global_index(tables)
     params, betas, seeds = _coefficient_draws(model, draws, seed)
     show = sys.stderr.isatty() if progress is None else bool(progress)
@@ -149,7 +160,8 @@ def run_scenarios(
     school_pos = pd.Series(np.arange(len(schools)), index=schools.index)
 
     def make(i):
-        prep = _prepare(scenarios[i], tables, bundle, model, origin_pos, school_pos, origins, schools)
+        prep = _prepare(scenarios[i], tables, bundle, model, origin_pos, school_pos, origins, schools,
+                        calibration)
         return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps)
 
     order = _run_order(scenarios, base, ref_of)
@@ -161,7 +173,7 @@ def run_scenarios(
         acc.add(i, kept, outs)
     if bar is not None:
         bar.close()
-    return acc.result(scenarios, seed, params)
+    return dataclasses.replace(acc.result(scenarios, seed, params), calibration=calibration)
 
 
 # ---------------------------------------------------------------- the steps
@@ -215,6 +227,18 @@ def _comparisons(scenarios) -> tuple[Scenario, dict[str, str]]:
         if ref_of[s.name] not in names:
             raise ValueError(f"run_scenarios: scenario {s.name!r}: compare_to={s.compare_to!r} is not a scenario")
     return base, ref_of
+
+
+def _calibration(calibrate, model, tables, base, bundle):
+    """The calibrated status quo every scenario runs on (None: the model as fitted)."""
+    if calibrate is True:
+        return calibrate_status_quo(model, tables.for_scenario(base, bundle), dataclasses.replace(
+            base, subsidy=0.0, subsidy_by_tier={}, subsidy_targeted=None, radius_km=None), bundle=bundle)
+    if calibrate is False or calibrate is None:
+        return None
+    if not hasattr(calibrate, "factor_of"):
+        raise ValueError(f"run_scenarios: calibrate must be True, False or a Calibration, got {calibrate!r}")
+    return calibrate
 
 
 def _coefficient_draws(model, draws: int, seed: int):

@@ -99,8 +99,10 @@ class _Prepared:
     work: DrawWork  # what each draw needs (local rows / columns)
 
 
-def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_pos, origins, schools):
-    """The work unit of scenario ``s``: its pair table, design and sparse structure."""
+def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_pos, origins, schools,
+             calibration=None):
+    """The work unit of scenario ``s``: its pair table, design and sparse structure; with a
+    :class:`~studentflow.scenarios.calibrate.Calibration`, μ_ij × w_j (the calibrated state)."""
     p = tables.for_scenario(s, bundle)
     if p.empty:
         raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
@@ -121,6 +123,14 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
         s, schools["destination_slots"], schools["destination_billed"], schools.index
     )
     design = _design(model, p)
+    if calibration is not None:  # the calibrated state: μ_ij × w_j (log w_j joins the offset)
+        if design is not None:
+            with np.errstate(divide="ignore"):
+                design = (design[0], design[1] + np.log(calibration.factor_of(p["destination_id"])))
+        else:
+            from studentflow.scenarios.calibrate import CalibratedModel
+
+            model = CalibratedModel(model, calibration)
     if design is not None:
         design = (np.asfortranarray(design[0], dtype=float), np.ascontiguousarray(design[1], dtype=float))
     work = DrawWork(
