@@ -140,7 +140,7 @@ def test_public_seats_need_a_cost(tmp_path):
 def test_sample_levers_file_reads():
     from pathlib import Path
 
-    lev = load_levers(Path(__file__).resolve().parents[1] / "scenarios" / "optimize_levers.toml")
+    lev = load_levers(Path(__file__).resolve().parents[1] / "scenarios" / "optimize" / "levers.toml")
     assert "public_seats" in lev.actions and lev.public_seat_cost > 0 and lev.max_steps == 20
 
 

@@ -144,7 +144,7 @@ class OptimizeResult:
 
 
 def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=None, levers=None,
-             draws: int = 20, seed: int = 0, status_quo=None, problem: Problem | None = None,
+             draws: int = 20, seed: int = 0, status_quo=None, calibrate=True, problem: Problem | None = None,
              actions=None, frontier_points: int = 40) -> OptimizeResult:
     """Choose, within ``budget`` pesos per school year, the actions that relieve most
     learners from congested public JHS (mean over Monte Carlo draws).
@@ -163,6 +163,9 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
         Monte Carlo draws of the gravity coefficients (as in ``run_scenarios``).
     status_quo : Scenario, optional
         Where the plan starts (default: the study's status quo, billed slots).
+    calibrate : bool or Calibration
+        Start from the status quo calibrated to the observed placements (default, as
+        ``run_scenarios``), a given Calibration, or (False) the model as fitted.
     problem : Problem, optional
         A prepared problem (e.g. a calibrated status quo, or arrays); skips building one.
     actions : list of Action, optional
@@ -191,7 +194,8 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
         from studentflow.optimize.build import build_problem
 
         problem = build_problem(bundle, model, pairs, status_quo=status_quo, distances=distances, draws=draws,
-                                seed=seed, subsidy_step=lev.subsidy_step, max_steps=lev.max_steps)
+                                seed=seed, subsidy_step=lev.subsidy_step, max_steps=lev.max_steps,
+                                calibrate=calibrate)
     if actions is None:
         actions = make_actions(problem, lev.actions)
     t0 = time.perf_counter()

@@ -50,8 +50,24 @@ def _catchments(bundle, origin_ids, pair_rows, pair_cols, n_schools, share, jhs)
     return labels, mat
 
 
+def _calibration(calibrate, model, p, sq, bundle):
+    """The calibrated status quo (None: the model as fitted), as run_scenarios makes it."""
+    import dataclasses
+
+    if calibrate is True:
+        from studentflow.scenarios.calibrate import calibrate_status_quo
+
+        plain = dataclasses.replace(sq, subsidy=0.0, subsidy_by_tier={}, subsidy_targeted=None, radius_km=None)
+        return calibrate_status_quo(model, p, plain, bundle=bundle)
+    if calibrate is False or calibrate is None:
+        return None
+    if not hasattr(calibrate, "factor_of"):
+        raise ValueError(f"build_problem: calibrate must be True, False or a Calibration, got {calibrate!r}")
+    return calibrate
+
+
 def build_problem(bundle, model, pairs: pd.DataFrame, *, status_quo=None, distances=None, draws: int = 20,
-                  seed: int = 0, subsidy_step: float = 1000.0, max_steps: int = 20) -> Problem:
+                  seed: int = 0, subsidy_step: float = 1000.0, max_steps: int = 20, calibrate=True) -> Problem:
     """The optimizer's problem for the status quo of ``bundle`` under ``model``.
 
     Parameters
@@ -69,10 +85,15 @@ def build_problem(bundle, model, pairs: pd.DataFrame, *, status_quo=None, distan
         Monte Carlo draws of the coefficients, as in ``run_scenarios``.
     subsidy_step : float
         Pesos per subsidy step; ``max_steps`` steps at most per school.
+    calibrate : bool or Calibration
+        As in ``run_scenarios``: True (default) starts from the status quo calibrated to
+        the observed ESC placements per school (expected flows into school j × w_j,
+        :func:`~studentflow.scenarios.calibrate.calibrate_status_quo`), a Calibration
+        uses that one, False the model as fitted.
     """
     from studentflow.scenarios.levers import _apply_subsidy, _tiers, scenario_capacities, scenario_pairs
     from studentflow.scenarios.result import relief_matrix
-    from studentflow.scenarios.run import _design
+    from studentflow.scenarios.work import _design
     from studentflow.scenarios.spec import study_scenarios
 
     sq = status_quo if status_quo is not None else study_scenarios()[0]
@@ -92,6 +113,10 @@ def build_problem(bundle, model, pairs: pd.DataFrame, *, status_quo=None, distan
         raise DataError("optimize: the model's expected flows could not be written as exp(X β): "
                         "the optimizer needs a log-linear model with a formula design")
     X, off = design
+    calibration = _calibration(calibrate, model, p, sq, bundle)
+    if calibration is not None:  # the calibrated state: μ_ij × w_j (log w_j joins the offset)
+        with np.errstate(divide="ignore"):
+            off = off + np.log(calibration.factor_of(p["destination_id"]))
     betas = _draw_betas(model, draws, seed)
     log_mu = betas @ X.T + off[None, :]
 
