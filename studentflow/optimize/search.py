@@ -11,7 +11,7 @@ Path
 Plans seen
     Every prefix of the path, every confirmed candidate (a prefix plus one step: this
     is how a budget's leftover gets spent), for small action sets (``confirm=0``: every
-    candidate re-solved at every step) the paths that start with every one or two
+    candidate re-solved at every step; at most :data:`ENUMERATE_MAX` actions) the paths that start with every one or two
     actions (partial enumeration), uniform subsidy increases of 1, 2, ...
     steps, and opening a share (10 %, 20 %, ..., 100 %) of the unused contracted slots.
     The plan for a budget is the plan seen with the most mean relief among those whose
@@ -31,7 +31,10 @@ import numpy as np
 from studentflow.optimize.actions import Action, ActionIndex, apply, estimate, step_amounts
 from studentflow.optimize.problem import Evaluation, Problem, State, evaluate
 
-__all__ = ["Step", "Plan", "SearchResult", "search", "best_within"]
+__all__ = ["Step", "Plan", "SearchResult", "search", "best_within", "ENUMERATE_MAX"]
+
+#: most actions for which ``confirm=0`` also walks from every one or two first actions
+ENUMERATE_MAX = 24
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 3, slot_s
               seat_cost=seat_cost, max_path=max_path, tol=tol, refresh=refresh)
     plans: list[Plan] = [Plan("optimised", ())]
     path, n_eval = _walk(problem, ix, ref, ref, (), {}, budget, plans, **kw)
-    if confirm == 0:  # small action sets: also every path that starts with one or two other actions
+    if confirm == 0 and len(ix.actions) <= ENUMERATE_MAX:  # small sets: paths from every 1 or 2 actions
         amounts = step_amounts(problem, ix, ref, slot_step=slot_step, seat_step=seat_step, slot_min=slot_min)
         first = [int(k) for k in np.flatnonzero(amounts > 0)]
         for seed in itertools.chain(itertools.combinations(first, 1), itertools.combinations(first, 2)):

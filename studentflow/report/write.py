@@ -10,7 +10,7 @@
 - ``ledger.csv``: every raw record dropped, merged, corrected or imputed at ingest;
 - ``model.txt``: the gravity model summary (and of every model compared);
 - ``fig_*.png``: the figures (``fig_cost_effectiveness.png``: relief against cost per scenario);
-- with ``optimization=``: ``plan.csv``, ``frontier.csv``, ``fig_frontier.png`` and its section.
+- ``sections=``: further HTML sections (the optimizer's: :mod:`studentflow.report.optimize_page`).
 
 Every file is written atomically: first to a hidden temporary name in the same folder,
 then moved into place with :func:`os.replace`, so a run that fails never leaves a
@@ -182,7 +182,7 @@ def _headline(result, comparisons=None) -> str:
 
 def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models=None,
                  comparisons=None, truth=None, timings=None, truth_placements=None,
-                 title="studentflow: ESC scenarios and public JHS decongestion", optimization=None) -> dict:
+                 title="studentflow: ESC scenarios and public JHS decongestion", sections=()) -> dict:
     """Write the report files for a :class:`~studentflow.scenario_result.ScenarioResult`.
 
     Parameters
@@ -210,9 +210,9 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     truth_placements : pandas.Series, optional
         Learners placed per scenario in a synthetic world
         (:func:`studentflow.synth.oracle.oracle_placements`), for the calibration section.
-    optimization : OptimizeResult, optional
-        A budget plan (:func:`studentflow.optimize.optimize`): its section, ``plan.csv``,
-        ``frontier.csv`` and ``fig_frontier.png`` are added.
+    sections : sequence of str
+        Further HTML sections appended to ``report.html``, e.g. a budget plan's
+        (:func:`studentflow.report.optimize_page.optimize_section`).
 
     Returns
     -------
@@ -262,12 +262,7 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
         figures["fig_cost_effectiveness.png"] = (
             "What each scenario buys: learners relieved from congested public JHS against added cost per school "
             "year, both versus the baseline in the same draw (95 % intervals).", _png(cost_effectiveness_plot(result)))
-    extra_html = ""
-    if optimization is not None:
-        from studentflow.report.optimize_page import optimize_section, write_optimize
-
-        written.update({k: v for k, v in write_optimize(optimization, out).items() if k != "optimize.html"})
-        extra_html = optimize_section(optimization, (out / "fig_frontier.png").read_bytes())
+    extra_html = "\n".join(sections)
     for name, (_, png) in figures.items():
         written[name] = atomic_write(out / name, lambda tmp, png=png: tmp.write_bytes(png))
 
