@@ -1,5 +1,8 @@
 """Ingestion: raw government files (named in a manifest) → a canonical, validated Bundle.
 
+``check_manifest(manifest)`` is the dry run (:mod:`.check`): what each source holds,
+how its columns matched, and the problems, without raising.
+
 ``load_bundle(manifest=None, *, client=None)`` reads every ``[[source]]`` of a
 ``manifest.toml`` with one reader per source kind (:mod:`.readers`), harmonises them (:mod:`.harmonise`,
 :mod:`.flows`), validates the canonical tables (:mod:`.validate`) and returns a
@@ -32,7 +35,7 @@ from studentflow.ingest.roads import scan_road_network
 from studentflow.ingest.validate import validate_tables
 from studentflow.schema import ALL_REGIONS, SCHOOLS, Bundle
 
-__all__ = ["load_bundle", "read_manifest", "KINDS", "Source"]
+__all__ = ["load_bundle", "check_manifest", "CheckReport", "read_manifest", "KINDS", "Source"]
 
 _SOURCE_COLS = ["kind", "file", "rows_read", "kept", "corrected", "imputed", "merged", "dropped", "remapped"]
 
@@ -193,3 +196,6 @@ def _source_table(sources: list[Source], ledger: Ledger, table: pd.DataFrame) ->
         rows.append({"kind": s.kind, "file": s.file, "rows_read": read,
                      "kept": read - n["dropped"] - n["merged"], **n})
     return pd.DataFrame(rows, columns=_SOURCE_COLS)
+
+
+from studentflow.ingest.check import CheckReport, check_manifest  # noqa: E402  (uses _load above)
