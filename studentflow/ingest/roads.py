@@ -12,7 +12,6 @@ list (the distance stage reports it).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from studentflow.ingest.headers import Match
 from studentflow.ingest.ledger import Ledger
@@ -50,13 +49,18 @@ def scan_road_network(src: Source, ledger: Ledger) -> bool:
                                                  column_types={"u": pa.string(), "v": pa.string()}))
     except Exception:  # not an edge list: the distance stage says why
         return False
-    u = table.column("u").to_numpy(zero_copy_only=False).astype(str)
-    v = table.column("v").to_numpy(zero_copy_only=False).astype(str)
-    rows = np.arange(2, 2 + len(u), dtype=np.int64)  # header on line 1; a blank line fails the read above
-    note_read(src, len(u), 1, ledger, columns={"u": Match("u", "alias", 100.0), "v": Match("v", "alias", 100.0)})
+    n = table.num_rows
+    both = pa.concat_arrays([table.column("u").combine_chunks(), table.column("v").combine_chunks()])
+    codes = np.asarray(both.dictionary_encode().indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    u, v = codes[:n], codes[n:]
+    rows = np.arange(2, 2 + n, dtype=np.int64)  # header on line 1; a blank line fails the read above
+    note_read(src, n, 1, ledger, columns={"u": Match("u", "alias", 100.0), "v": Match("v", "alias", 100.0)})
     loop = u == v
     ledger.add_many(src.kind, src.file, rows[loop], "", "dropped", SELF_LOOP)
-    a, b = np.where(u < v, u, v), np.where(u < v, v, u)
-    rep = pd.DataFrame({"a": a, "b": b}).duplicated().to_numpy() & ~loop
+    key = np.minimum(u, v) * (codes.max(initial=0) + 1) + np.maximum(u, v)
+    _, first = np.unique(key, return_index=True)
+    rep = np.ones(n, dtype=bool)
+    rep[first] = False
+    rep &= ~loop
     ledger.add_many(src.kind, src.file, rows[rep], "", "merged", REPEATED)
     return True
