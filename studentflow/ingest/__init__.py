@@ -63,7 +63,8 @@ def load_bundle(manifest: str | Path | None = None, *, client=None) -> Bundle:
     Bundle
         ``schools`` (GeoDataFrame, index school_id, EPSG:4326), ``flows`` (learners),
         ``areas`` (index psgc_code; LGU revenue in pesos), ``subsidy`` (pesos), ``ledger``,
-        ``sources`` (per file: rows read, kept, corrected, imputed, merged, dropped) and
+        ``sources`` (per file: rows read, kept, corrected, imputed, merged, dropped,
+        remapped) and
         ``extras`` (resolved paths of ``road_network`` and ``road_distances`` inputs).
 
     Raises
