@@ -107,7 +107,7 @@ def renamed(sample_dir, tmp_path_factory):
         if p.is_file():
             shutil.copy(p, out / p.name)
     sources = tomllib.loads((sample_dir / "manifest.toml").read_text())["source"]
-    enrol = pd.read_excel(out / "enrollment_sy2023-2024.xlsx", sheet_name="DATA", header=5, dtype=str)
+    enrol = pd.read_excel(out / "enrollment_sy2023-2024.xlsx", sheet_name="DATA", header=5, dtype=str, engine="openpyxl")
     ids = sorted(i for i in set(enrol["BEIS School ID"]) if re.fullmatch(r"\d{6}", i))
     taken = set(re.findall(r"(?<!\d)\d{6}(?!\d)", "".join(
         gzip.open(out / s["path"], "rt").read() if s["path"].endswith(".gz") else
