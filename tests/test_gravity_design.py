@@ -164,3 +164,17 @@ def test_every_entry_point_defaults_to_the_recommended_estimator():
     assert (rp["zeros"].default, rp["fit_method"].default) == ("truncate", "fast")
     args = _parser().parse_args(["run"])
     assert (args.zeros, args.fit_method) == ("truncate", "fast")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 300).map(float), st.floats(-5, 5)), min_size=1,
+                max_size=50))
+def test_distinct_counts_equal_numpy_unique(values):
+    """The counting shortcut for whole-number counts gives np.unique's answer."""
+    from studentflow.gravity.likelihood import _distinct
+
+    y = np.asarray(values, dtype=float)
+    uniq, inv = _distinct(y)
+    ref_uniq, ref_inv = np.unique(y, return_inverse=True)
+    np.testing.assert_array_equal(uniq, ref_uniq)
+    np.testing.assert_array_equal(inv, ref_inv)

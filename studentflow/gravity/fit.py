@@ -127,25 +127,30 @@ def _build(pairs: pd.DataFrame, formula: str, direct: bool = True):
 
 def _check_design(y: np.ndarray, X: pd.DataFrame, zeros: str) -> None:
     Xn = X.to_numpy(float)
-    const = np.all(Xn == 1.0, axis=0)
+    lo, hi = Xn.min(axis=0), Xn.max(axis=0)
+    const = (lo == 1.0) & (hi == 1.0)
     for j, name in enumerate(X.columns):
-        col = Xn[:, j]
-        if not const[j] and np.all(col == col[0]):
+        if const[j]:
+            continue
+        if lo[j] == hi[j]:
             raise ValueError(
                 f"fit_gravity: term {term_label(name)!r} ({name}) is constant in the "
                 f"estimation sample (zeros={zeros!r}, {len(y)} rows): not identified"
             )
-        if not const[j] and np.isin(col, (0.0, 1.0)).all():
-            for v in (0.0, 1.0):
-                if y[col == v].sum() == 0:
+        col = Xn[:, j]
+        if lo[j] == 0.0 and hi[j] == 1.0 and np.all((col == 0.0) | (col == 1.0)):
+            flows_at_one = float(y @ col)  # learners where the dummy is 1 (exact sum)
+            for v, flows in ((0.0, float(y.sum()) - flows_at_one), (1.0, flows_at_one)):
+                if flows == 0:
                     raise ValueError(
                         f"fit_gravity: perfect separation: no positive count where "
                         f"{term_label(name)!r} = {v:g} ({int((col == v).sum())} rows), so "
                         f"its coefficient would run to -inf"
                     )
     # rank from the column-scaled cross-product: k x k, not an SVD of the n x k design
-    Z = Xn / np.maximum(np.sqrt(np.sum(Xn * Xn, axis=0)), 1e-300)
-    rank = np.linalg.matrix_rank(Z.T @ Z, tol=1e-10, hermitian=True)
+    gram = Xn.T @ Xn
+    scale = 1.0 / np.maximum(np.sqrt(np.diag(gram)), 1e-300)
+    rank = np.linalg.matrix_rank(gram * np.outer(scale, scale), tol=1e-10, hermitian=True)
     if rank < Xn.shape[1]:
         raise ValueError(f"fit_gravity: the design matrix is rank deficient ({rank} < "
                          f"{Xn.shape[1]} terms): collinear terms in the formula")
@@ -234,9 +239,10 @@ def fit_gravity(
             raise ValueError(f"fit_gravity: cluster column {cluster!r} has missing values at "
                              f"rows {list(pairs.index[pairs[cluster].isna()][:5])}")
         groups = pd.factorize(pairs[cluster])[0]
-    keep = y > 0 if zeros in ("drop", "truncate") else np.ones(len(y), dtype=bool)
-    y, X = y[keep], X.loc[keep]
-    groups = groups[keep] if groups is not None else None
+    if zeros in ("drop", "truncate"):
+        keep = y > 0
+        y, X = y[keep], X.loc[keep]
+        groups = groups[keep] if groups is not None else None
     _check_design(y, X, zeros)
     if groups is not None and np.unique(groups).size < 2:
         raise ValueError(f"fit_gravity: cluster column {cluster!r} has fewer than 2 clusters")
