@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 
@@ -47,7 +48,8 @@ def bench_speed(sizes: list[int], dests: int = 40) -> None:
 
     from studentflow.gravity.newton import fit_counts
 
-    print("== estimator core: statsmodels NegativeBinomial (baseline) vs fast Newton, prebuilt design ==")
+    print("== estimator core: statsmodels NegativeBinomial (baseline) vs fast Newton, "
+          "prebuilt design ==")
     print(f"{'pairs':>9} {'stage':<26} {'statsmodels s':>14} {'fast s':>9} {'ratio':>7} "
           f"{'max rel diff coef':>18} {'max rel diff SE':>16}")
     for n in sizes:
@@ -90,6 +92,8 @@ def bench_end_to_end(sizes: list[int], dests: int = 40) -> None:
     """fit_gravity end to end: statsmodels (baseline) against the default fast path."""
     print("\n== fit_gravity end to end (design, fit, clustered SEs, null model): "
           "method='statsmodels' (baseline) vs the default fast path ==")
+    print(f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"{'pairs':>9} {'zeros':<9} {'rows fitted':>11} {'statsmodels s':>14} {'fast s':>8} "
           f"{'ratio':>7} {'max rel diff coef':>18} {'SE':>9} {'alpha':>9}")
     fit_gravity(make_pairs(50, dests, seed=1))  # imports and first-call set-up, untimed

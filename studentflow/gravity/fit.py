@@ -14,10 +14,10 @@ zero learners), as in :func:`studentflow.synth.make_pairs`.
   ``E[y | y > 0] = mu / (1 - p0) > mu``, with the gap largest where ``mu`` is small,
   so the intercept is biased up and the slopes toward zero; predicting all candidate
   pairs with it overstates flows. Kept for replication.
-- ``zeros="truncate"`` (the default): zero-truncated NB2 on the positive pairs. Consistent for beta
-  and alpha when the NB2 distribution is right (the truncation uses ``p0``, so it leans
-  on the distributional assumption, not just the mean). Use when only positive flows
-  are observed. ``predict`` returns the untruncated mean ``mu``.
+- ``zeros="truncate"`` (the default): zero-truncated NB2 on the positive pairs.
+  Consistent for beta and alpha when the NB2 distribution is right (the truncation uses
+  ``p0``, so it leans on the distributional assumption, not just the mean). Use when
+  only positive flows are observed. ``predict`` returns the untruncated mean ``mu``.
 - ``zeros="include"``: NB2 (or Poisson) on all candidate pairs, zeros included.
   Consistent when the candidate set is the one flows could take; Poisson here is
   consistent under a correct mean alone (pseudo-ML). Use when the zeros are known.
