@@ -160,6 +160,7 @@ def run_pipeline(
     write: bool = True,
     client=None,
     keep_draws=True,
+    calibrate: bool = True,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
 
@@ -205,6 +206,11 @@ def run_pipeline(
         Per-draw arrays of the scenario result (see
         :func:`studentflow.scenarios.run.run_scenarios`); the report does not need them, so
         ``studentflow run`` passes False and memory stays flat however many scenarios.
+    calibrate : bool
+        Calibrate the status quo to the observed ESC placements per school and run every
+        scenario on that calibrated state (default; :mod:`studentflow.scenarios.calibrate`);
+        False runs the model as fitted. The other estimators' comparisons are calibrated
+        alike.
 
     Returns
     -------
@@ -242,7 +248,8 @@ def run_pipeline(
         client, owned = resolve(client)
     try:
         return _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method,
-                           formula, progress, write, client, keep_draws, stage, timings, outputs)
+                           formula, progress, write, client, keep_draws, stage, timings, outputs,
+                           calibrate)
     finally:
         if owned:
             from studentflow.dask_client import close
@@ -251,7 +258,7 @@ def run_pipeline(
 
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
-                progress, write, client, keep_draws, stage, timings, outputs) -> PipelineResult:
+                progress, write, client, keep_draws, stage, timings, outputs, calibrate=True) -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.ingest import load_bundle
     from studentflow.pairs import build_pairs
@@ -285,10 +292,15 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
 
     def scenario_stage():
         main = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
-                             seed=seed, progress=progress, client=client, keep_draws=keep_draws)
+                             seed=seed, progress=progress, client=client, keep_draws=keep_draws,
+                             calibrate=calibrate)
         others = {label: run_scenarios(bundle, m, scenarios, pairs=pairs, distances=distances, draws=0,
-                                       seed=seed, progress=False)
+                                       seed=seed, progress=False, calibrate=calibrate)
                   for label, m in list(models.items())[1:]}
+        if calibrate:  # what calibration changes: every estimator as fitted too (point estimates)
+            others.update({f"{label.replace(' (used)', '')} as fitted": run_scenarios(
+                bundle, m, scenarios, pairs=pairs, distances=distances, draws=0, seed=seed, progress=False,
+                calibrate=False) for label, m in models.items()})
         return main, others
 
     result, comparisons = stage(5, "scenarios", scenario_stage,
@@ -298,7 +310,9 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     if write:
         written = stage(6, "report", lambda: write_report(result, out, bundle=bundle, model=model, pairs=pairs,
                                                           models=models, comparisons=comparisons,
-                                                          truth=truth, timings=timings),
+                                                          truth=truth, timings=timings,
+                                                          truth_placements=_truth_placements(
+                                                              manifest, scenarios, draws, seed)),
                         lambda w: f"{len(w)} files in {out}")
         outputs.update(written)
     return PipelineResult(bundle, distances, pairs, model, models, result, comparisons, outputs, timings)
@@ -323,6 +337,28 @@ def synthetic_truth(manifest=None) -> dict | None:
         return {**{k: float(v) for k, v in data["params"].items()}, "alpha": float(data["alpha"])}
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _truth_placements(manifest, scenarios, draws, seed):
+    """Learners placed per scenario in a synthetic world (``truth/`` beside the manifest),
+    when every scenario uses only the levers the oracle simulates (subsidy, capacity); else None."""
+    from studentflow.paths import sample_manifest
+    from studentflow.scenarios.spec import Scenario
+
+    try:
+        path = Path(manifest) if manifest is not None else sample_manifest()
+    except DataError:
+        return None
+    folder = (path if path.is_dir() else path.parent) / "truth"
+    plain = Scenario("plain")
+    same = ("subsidy_by_tier", "subsidy_targeted", "add_slots", "add_slots_to", "scale_slots", "move_slots",
+            "radius_km", "pool", "method")
+    if not (folder / "pairs.csv").is_file() or any(
+            getattr(s, k) != getattr(plain, k) for s in scenarios for k in same):
+        return None
+    from studentflow.synth.oracle import oracle_placements
+
+    return oracle_placements(folder, scenarios, draws=max(1, min(draws, 20)), seed=seed)
 
 
 def _slopes(model) -> str:

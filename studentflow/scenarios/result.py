@@ -165,6 +165,9 @@ class ScenarioResult:
         when it kept none (``keep_draws=False``); every table is the same either way.
     params : pandas.DataFrame
         The coefficient vectors drawn (one row per draw).
+    calibration : Calibration or None
+        The calibrated status quo every scenario ran on
+        (:func:`studentflow.scenarios.calibrate.calibrate_status_quo`), None if uncalibrated.
     """
 
     scenarios: tuple
@@ -184,6 +187,7 @@ class ScenarioResult:
     pools: dict = field(default_factory=dict)
     capacities: dict = field(default_factory=dict)
     params: pd.DataFrame = field(default_factory=pd.DataFrame)
+    calibration: object = None
 
     def scenario_table(self) -> pd.DataFrame:
         """Readable table: one row per scenario, rounded, intervals as "lo–hi"."""
