@@ -164,6 +164,10 @@ def test_every_entry_point_defaults_to_the_recommended_estimator():
     assert (rp["zeros"].default, rp["fit_method"].default) == ("truncate", "fast")
     args = _parser().parse_args(["run"])
     assert (args.zeros, args.fit_method) == ("truncate", "fast")
+    from studentflow.validate import validate
+
+    assert inspect.signature(validate).parameters["zeros"].default == "truncate"
+    assert _parser().parse_args(["validate"]).zeros == "truncate"
 
 
 @settings(max_examples=60, deadline=None)
