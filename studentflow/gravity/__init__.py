@@ -8,9 +8,9 @@ Defaults: the zero-truncated NB2 on positive flows by the fast Newton path; the 
 model is ``zeros="drop"``, statsmodels' optimiser ``method="statsmodels"``.
 
 Internals: :mod:`.design` (design matrices through the formula engine), :mod:`.direct`
-(the same designs computed with numpy), :mod:`.newton` (the fast Newton estimator),
-:mod:`.reference` (the statsmodels fit), :mod:`.metrics` (SRMSE, CPC, deviance,
-dispersion tests, term labels).
+(the same designs computed with numpy), :mod:`.newton` (the fast Newton estimator) and
+:mod:`.likelihood` (its likelihoods and sandwiches), :mod:`.reference` (the statsmodels
+fit), :mod:`.metrics` (SRMSE, CPC, deviance, dispersion tests, term labels).
 """
 
 from studentflow.gravity.fit import (
