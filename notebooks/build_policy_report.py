@@ -35,6 +35,9 @@ from studentflow.pairs import build_pairs
 from studentflow.pipeline import compute_distances, fit_models, synthetic_truth
 from studentflow.report import write_report
 from studentflow.report.figures import coefficient_plot, congestion_map, placed_plot
+from studentflow.report.cost_figures import cost_effectiveness_plot, frontier_plot
+from studentflow.report.optimize_page import write_optimize
+from studentflow.optimize import optimize
 from studentflow.scenarios.spec import study_scenarios
 from studentflow.scenarios import run_scenarios
 
@@ -114,12 +117,34 @@ top = pj.sort_values("relieved_vs_baseline_mean", ascending=False).head(10)
 top.insert(1, "name", bundle.schools["name"].reindex(top["school_id"]).to_numpy())
 top[["school_id", "name", "jhs_seats", "enrolment_before", "utilisation_before", "relieved_vs_baseline_mean",
      "relieved_vs_baseline_lo", "relieved_vs_baseline_hi", "utilisation_after_mean"]].round(2)"""),
-    ("md", """## 6. Save the report
+    ("md", """## 6. What each peso buys
+
+Every scenario is priced in pesos per school year: the ESC amount paid for every learner placed (the
+tier's amount plus the scenario's increase). Against today, a subsidy increase is also paid to the
+learners who would have come anyway (the *inframarginal* part, Δ × today's placements), while added
+slots cost only the amount paid to the learners who fill them. Dividing the added cost by the learners
+relieved from congested public JHS (learners above a school's seats taken out) gives the price of relief,
+with its 95 % interval over the draws."""),
+    ("code", """cost_cols = ["cost_vs_baseline_mean", "cost_inframarginal_mean", "vs_baseline_mean",
+             "relieved_congested_vs_baseline_mean", "pesos_per_added_learner_mean", "pesos_per_relieved_mean",
+             "pesos_per_relieved_lo", "pesos_per_relieved_hi"]
+result.table.set_index("scenario")[cost_cols].round(0)"""),
+    ("code", """cost_effectiveness_plot(result)"""),
+    ("md", """**Where should a budget go?** `optimize` chooses, within a budget, the ESC slots and subsidy
+increases (per tier, or for the schools serving one congested JHS's catchment) that relieve the most
+learners on average over the draws, and compares it with a uniform subsidy increase and with opening the
+unused contracted slots at the same cost."""),
+    ("code", """plan = optimize(bundle, model, budget=20_000_000, pairs=pairs, draws=DRAWS, seed=SEED)
+print(plan.summary())
+frontier_plot(plan.frontier)"""),
+    ("md", """## 7. Save the report
 
 `write_report` writes a self-contained `report.html` (tables and figures), the scenario table as CSV,
-per-school results with geometry (`schools.gpkg`), the ingest ledger and the model summaries."""),
+per-school results with geometry (`schools.gpkg`), the ingest ledger and the model summaries;
+`write_optimize` the plan (`plan.csv`, `frontier.csv`, `fig_frontier.png`, `optimize.html`)."""),
     ("code", """files = write_report(result, Path("policy_report_output"), bundle=bundle, model=model, pairs=pairs,
                      models=models, comparisons=study, truth=truth)
+files.update(write_optimize(plan, Path("policy_report_output")))
 sorted(files)"""),
 ]
 

@@ -31,6 +31,7 @@ _PUBLIC = {
     "ScenarioResult": "studentflow.scenarios",
     "load_scenarios": "studentflow.scenarios",
     "run_scenarios": "studentflow.scenarios",
+    "optimize": "studentflow.optimize",
     "write_report": "studentflow.report",
     "make_region": "studentflow.synth",
     "run_pipeline": "studentflow.pipeline",

@@ -4,6 +4,7 @@
 
     studentflow run [--data MANIFEST] [--scenarios FILE] [--out DIR] [--draws N] [--seed N]
                     [--zeros truncate|include|drop] [--max-km KM] [--scheduler ADDRESS]
+    studentflow optimize --budget PESOS [--levers FILE] [--draws N] [--data MANIFEST] [--out DIR]
     studentflow make-sample OUT_DIR [--seed N] [--scale X]
     studentflow validate [--data MANIFEST] [--draws N] [--seed N] [--zeros ...] [--no-truth]
     studentflow check MANIFEST [--json]
@@ -76,6 +77,19 @@ def _parser() -> argparse.ArgumentParser:
     va.add_argument("--zeros", choices=("truncate", "include", "drop"), default="truncate",
                     help="estimator for the status quo and out-of-sample checks (default truncate)")
     va.add_argument("--no-truth", action="store_true", help="skip the comparison with a synthetic truth")
+
+    opt = sub.add_parser("optimize", help="choose where a budget relieves most learners from congested public JHS",
+                         description="Fit the model, then choose within --budget pesos per school year the ESC "
+                                     "slots, subsidy increases (and, with a cost per seat, public JHS seats) that "
+                                     "relieve most learners from congested public JHS. Writes plan.csv, "
+                                     "frontier.csv, fig_frontier.png and optimize.html.")
+    opt.add_argument("--budget", type=float, required=True, metavar="PESOS", help="pesos per school year")
+    opt.add_argument("--levers", metavar="FILE", help="levers TOML (actions, step sizes, public seat cost); "
+                     "see scenarios/optimize/levers.toml")
+    opt.add_argument("--draws", type=int, default=20, metavar="N", help="Monte Carlo draws (default 20)")
+    opt.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    opt.add_argument("--data", metavar="MANIFEST", help="manifest.toml (default: the bundled sample)")
+    opt.add_argument("--out", metavar="DIR", default="studentflow-output", help="output folder")
 
     ck = sub.add_parser("check", help="dry run: read every source of a manifest and report what was found",
                         description="Read every source of a manifest (no model, no report) and print, per "
@@ -150,6 +164,24 @@ def _client(address: str):
     return client
 
 
+def _optimize(args) -> int:
+    from studentflow.optimize_run import run_optimize
+    from studentflow.pipeline import check_manifest
+
+    if not args.budget >= 0:
+        raise DataError(f"--budget: must be >= 0 pesos, got {args.budget}")
+    if args.draws < 0:
+        raise DataError(f"--draws: must be >= 0, got {args.draws}")
+    if args.levers is not None and not Path(args.levers).is_file():
+        raise DataError(f"{args.levers}: levers file not found (--levers)")
+    t0 = time.perf_counter()
+    res, written, _ = run_optimize(check_manifest(args.data), budget=args.budget, levers=args.levers,
+                                   out_dir=args.out, draws=args.draws, seed=args.seed, log=_say)
+    print(res.summary())
+    print(f"total {time.perf_counter() - t0:.1f} s; outputs in {Path(args.out).resolve()}: " + ", ".join(sorted(written)))
+    return 0
+
+
 def _validate(args) -> int:
     from studentflow.pipeline import check_manifest
     from studentflow.validate import validate
@@ -191,7 +223,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
-        commands = {"run": _run, "validate": _validate, "check": _check, "make-sample": _make_sample}
+        commands = {"run": _run, "validate": _validate, "check": _check, "optimize": _optimize,
+                    "make-sample": _make_sample}
         return commands[args.command](args)
     except DataError as exc:
         if args.debug:

@@ -49,4 +49,7 @@ def test_notebook_executes(tmp_path, monkeypatch, sample_dir):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Raising the subsidy from +1K to +20K" in text
     assert (tmp_path / "policy_report_output" / "report.html").exists()
+    assert len(images) >= 5  # ... and the cost-effectiveness and budget frontier figures
+    assert "studentflow optimize: budget" in text  # the budget plan's summary
+    assert (tmp_path / "policy_report_output" / "plan.csv").exists()
     assert f"KERNEL {sys.executable}" in text  # the kernel ran this interpreter

@@ -9,7 +9,8 @@
   and ``public_jhs``), when a bundle with school geometry is given;
 - ``ledger.csv``: every raw record dropped, merged, corrected or imputed at ingest;
 - ``model.txt``: the gravity model summary (and of every model compared);
-- ``fig_*.png``: the figures.
+- ``fig_*.png``: the figures (``fig_cost_effectiveness.png``: relief against cost per scenario);
+- ``sections=``: further HTML sections (the optimizer's: :mod:`studentflow.report.optimize_page`).
 
 Every file is written atomically: first to a hidden temporary name in the same folder,
 then moved into place with :func:`os.replace`, so a run that fails never leaves a
@@ -180,7 +181,8 @@ def _headline(result, comparisons=None) -> str:
 
 
 def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models=None,
-                 comparisons=None, truth=None, timings=None, truth_placements=None, title="studentflow: ESC scenarios and public JHS decongestion") -> dict:
+                 comparisons=None, truth=None, timings=None, truth_placements=None,
+                 title="studentflow: ESC scenarios and public JHS decongestion", sections=()) -> dict:
     """Write the report files for a :class:`~studentflow.scenario_result.ScenarioResult`.
 
     Parameters
@@ -208,6 +210,9 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     truth_placements : pandas.Series, optional
         Learners placed per scenario in a synthetic world
         (:func:`studentflow.synth.oracle.oracle_placements`), for the calibration section.
+    sections : sequence of str
+        Further HTML sections appended to ``report.html``, e.g. a budget plan's
+        (:func:`studentflow.report.optimize_page.optimize_section`).
 
     Returns
     -------
@@ -251,10 +256,18 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
             "ESC schools in blue.", _png(rf.congestion_map(result, bundle)))
         written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", result, bundle)
     section = _calibration_section(result, pairs, comparisons, truth_placements, figures)
+    if "cost_vs_baseline_mean" in result.table:
+        from studentflow.report.cost_figures import cost_effectiveness_plot
+
+        figures["fig_cost_effectiveness.png"] = (
+            "What each scenario buys: learners relieved from congested public JHS against added cost per school "
+            "year, both versus the baseline in the same draw (95 % intervals).", _png(cost_effectiveness_plot(result)))
+    extra_html = "\n".join(sections)
     for name, (_, png) in figures.items():
         written[name] = atomic_write(out / name, lambda tmp, png=png: tmp.write_bytes(png))
 
     page = _html(result, title, figures, all_models, bundle, pairs, timings, comparisons or {}, truth, section)
+    page = page.replace("</body></html>", extra_html + "</body></html>") if extra_html else page
     written["report.html"] = _write_text(out / "report.html", page)
     return {k: v for k, v in written.items() if v is not None}
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from studentflow.scenarios import costs
 from studentflow.scenarios.result import ScenarioResult, esc_table, relief_metrics, summarise_draws
 
 __all__: list[str] = []
@@ -44,6 +45,8 @@ class _Accumulator:
         self.kept, self.records, self.jhs_rows, self.esc_rows, self.arrays = {}, {}, {}, {}, {}
         self.base_by_jhs = None  # the baseline's relief, draws × public JHS (learners)
         self.ref_expected, self.waiting, self.displaced = {}, {}, {}
+        self.base_costs = None  # the baseline's placements for the cost model (costs.BaselineDraws)
+        self.amount = schools["esc_amount"].to_numpy(dtype=float)  # today's ESC amount, pesos
 
     def add(self, i: int, k, outs) -> None:
         """Take scenario ``i``'s draws (``k``: its constraints and positions)."""
@@ -72,7 +75,9 @@ class _Accumulator:
                                                                self.base_by_jhs, is_baseline=is_base)
             self.base_by_jhs = by_jhs if is_base else self.base_by_jhs
             rec = rec.assign(**metrics)
-        self.records[i], self.kept[i] = rec, k
+        cost_metrics, self.base_costs = costs.draw_costs(s_out, o_out, self.amount, k.school_extra,
+                                                         k.origin_extra, k.caps, self.base_costs)
+        self.records[i], self.kept[i] = rec.assign(**cost_metrics), k
         self.esc_rows[i] = esc_table(s.name, s_out, k.caps, self.schools.index)
         # displaced: on expected (unrounded) placements, so rounding noise is not counted
         if s.name in self.refs:
@@ -97,8 +102,13 @@ class _Accumulator:
             base_relieved = per_draw.loc[per_draw["scenario"] == base, "relieved"].to_numpy()
             per_draw["relieved_vs_baseline"] = per_draw["relieved"] - np.tile(base_relieved, n_s)
         per_draw["displaced"] = np.concatenate([self.displaced[s.name] for s in scenarios]).astype(float)
+        aisle_before = None
+        if self.relief is not None:
+            jhs = self.relief[2]
+            aisle_before = float(np.clip(jhs["jhs_enrolment"] - jhs["jhs_seats"], 0, None).sum())
+        per_draw = costs.relief_costs(per_draw, base, aisle_before)
 
-        table = summarise_draws(per_draw)
+        table = costs.summarise_ratios(summarise_draws(per_draw), per_draw)
         table.insert(1, "description", [s.description for s in scenarios])
         table.insert(2, "levers", [s.summary().split(": ", 1)[1] for s in scenarios])
         table.insert(3, "slots", [int(self.kept[i].caps.sum()) for i in idx])

@@ -14,7 +14,7 @@ import pandas as pd
 from studentflow.scenarios.spec import Scenario
 from studentflow.schema import SUBSIDY_TIERS
 
-__all__ = ["pair_reach", "scenario_capacities", "scenario_pairs", "widened_pairs"]
+__all__ = ["pair_reach", "scenario_capacities", "scenario_pairs", "subsidy_parts", "widened_pairs"]
 
 
 # ---------------------------------------------------------------- slot levers
@@ -134,14 +134,44 @@ def widened_pairs(scenarios, pairs: pd.DataFrame, bundle=None, distances=None) -
     return build_pairs(bundle, distances, radius_km=max(wider))
 
 
+def subsidy_parts(scenario: Scenario, pairs: pd.DataFrame, bundle=None) -> tuple[pd.Series, pd.Series]:
+    """A scenario's extra ESC amount as a school part plus an origin part, pesos.
+
+    The extra amount on pair (i, j) is ``school_extra[j] + origin_extra[i]``: the uniform
+    ``subsidy`` plus the tier amount of school j (``subsidy_by_tier``), and the targeted
+    amount of origin i (``subsidy_targeted``: origins whose LGU revenue is below the
+    quantile of the origins of ``pairs``). The cost model
+    (:mod:`studentflow.scenarios.costs`) prices placements with the same two parts.
+
+    Returns
+    -------
+    (pandas.Series, pandas.Series)
+        Indexed by ``destination_id`` and ``origin_id`` of ``pairs``, pesos per learner.
+    """
+    schools = pairs.drop_duplicates("destination_id")
+    school_extra = np.full(len(schools), scenario.subsidy, dtype=float)
+    if scenario.subsidy_by_tier:
+        school_extra += _tiers(schools, bundle).map(scenario.subsidy_by_tier).fillna(0.0).to_numpy(dtype=float)
+    revenue = pairs.groupby("origin_id", sort=False)["origin_lgu_revenue"].first()
+    origin_extra = np.zeros(len(revenue))
+    if scenario.subsidy_targeted:
+        q, amount = scenario.subsidy_targeted
+        cut = float(np.nanquantile(revenue.to_numpy(dtype=float), q))
+        origin_extra = np.where(revenue.to_numpy(dtype=float) < cut, amount, 0.0)
+    return (pd.Series(school_extra, index=schools["destination_id"].to_numpy()),
+            pd.Series(origin_extra, index=revenue.index.to_numpy()))
+
+
 def scenario_pairs(scenario: Scenario, pairs: pd.DataFrame, bundle=None, distances=None, *,
-                   wide: pd.DataFrame | None = None) -> pd.DataFrame:
+                   wide: pd.DataFrame | None = None, parts: bool = False):
     """The pair table a scenario works on: candidate radius and subsidy applied.
 
     A ``radius_km`` wider than the table's own (:func:`pair_reach`) takes its pairs from
     ``wide`` (:func:`widened_pairs`, built once for a whole run), else rebuilds them from
     ``bundle`` and ``distances``; a narrower one drops new pairs beyond it (km). Subsidy
     levers then change ``esc_amount`` (pesos) and ``net_cost_k`` of the rows they reach.
+    With ``parts=True`` returns ``(pairs, school_extra, origin_extra)``, the extra
+    amount's two parts (:func:`subsidy_parts`, pesos).
     """
     p = pairs
     if scenario.radius_km is not None:
@@ -154,14 +184,10 @@ def scenario_pairs(scenario: Scenario, pairs: pd.DataFrame, bundle=None, distanc
         if "within_radius" in p and far.any():  # the outcome-independent set at this radius
             p = p.assign(within_radius=p["within_radius"].to_numpy(dtype=bool)
                          & (p["distance_km"].to_numpy() <= scenario.radius_km))
-    extra = np.full(len(p), scenario.subsidy, dtype=float)
-    if scenario.subsidy_by_tier:
-        extra += _tiers(p, bundle).map(scenario.subsidy_by_tier).fillna(0.0).to_numpy(dtype=float)
-    if scenario.subsidy_targeted:
-        q, amount = scenario.subsidy_targeted
-        revenue = p.groupby("origin_id", sort=False)["origin_lgu_revenue"].first()
-        cut = float(np.nanquantile(revenue.to_numpy(dtype=float), q))
-        extra += np.where(p["origin_lgu_revenue"].to_numpy(dtype=float) < cut, amount, 0.0)
+    school_extra, origin_extra = subsidy_parts(scenario, p, bundle)
+    extra = (p["destination_id"].map(school_extra).to_numpy(dtype=float)
+             + p["origin_id"].map(origin_extra).to_numpy(dtype=float))
     if np.any(extra != 0):
         p = _apply_subsidy(p, extra)
-    return p.reset_index(drop=True)
+    p = p.reset_index(drop=True)
+    return (p, school_extra, origin_extra) if parts else p

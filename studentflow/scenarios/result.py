@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from studentflow.scenarios.costs import COST_METRICS, RATIO_METRICS
+
 #: Per-draw metrics summarised into ``table`` as ``<metric>_mean/_lo/_hi``.
 DRAW_METRICS: dict[str, str] = {
     "placed": "learners placed in ESC schools (whole learners)",
@@ -29,6 +31,8 @@ DRAW_METRICS: dict[str, str] = {
     "congested_after": "public JHS still congested (utilisation > 1)",
     "displaced": "learners of origins placing fewer than in the comparison scenario (expected flows)",
     "slot_utilisation": "placed / slots available, all ESC schools",
+    # the cost model (studentflow.scenarios.costs); its price ratios are summarised there
+    **{k: v for k, v in COST_METRICS.items() if k not in RATIO_METRICS},
 }
 
 
@@ -213,6 +217,13 @@ class ScenarioResult:
             out[f"congested public JHS (today {int(t['congested_before'].iloc[0]):,})"] = fmt("congested_after")
         if "displaced_mean" in t:
             out["displaced"] = fmt("displaced")
+        if "cost_mean" in t:
+            out["cost, ₱ million/year"] = fmt("cost", 1, 1e-6)
+            out["cost vs baseline, ₱ million"] = fmt("cost_vs_baseline", 1, 1e-6)
+            out["of which inframarginal, ₱ million"] = fmt("cost_inframarginal", 1, 1e-6)
+            out["₱ per added learner"] = fmt("pesos_per_added_learner")
+            if "pesos_per_relieved_mean" in t:
+                out["₱ per learner relieved (congested JHS)"] = fmt("pesos_per_relieved")
         return out
 
     def summary(self) -> str:
@@ -237,4 +248,26 @@ class ScenarioResult:
                     line += (f" ({r['relieved_vs_baseline_mean']:+,.0f} "
                              f"[{r['relieved_vs_baseline_lo']:+,.0f}, {r['relieved_vs_baseline_hi']:+,.0f}] vs baseline)")
             lines.append(line)
+            if "cost_mean" in r and np.isfinite(r["cost_mean"]):
+                lines.append(" " * (width + 3) + _cost_line(r))
         return "\n".join(lines)
+
+
+def _pesos(v: float) -> str:
+    """₱ amount for text: millions above a million, 'n/a' when undefined."""
+    if not np.isfinite(v):
+        return "∞" if v > 0 else "n/a"
+    return f"₱{v / 1e6:,.1f}M" if abs(v) >= 1e6 else f"₱{v:,.0f}"
+
+
+def _cost_line(r) -> str:
+    """The summary's cost line of one scenario row (pesos per school year)."""
+    line = (f"cost {_pesos(r['cost_mean'])}/yr [{_pesos(r['cost_lo'])}, {_pesos(r['cost_hi'])}]"
+            f"  vs baseline {'+' if r['cost_vs_baseline_mean'] >= 0 else ''}{_pesos(r['cost_vs_baseline_mean'])}"
+            f" (inframarginal {_pesos(r['cost_inframarginal_mean'])})")
+    for key, what in (("pesos_per_added_learner", "per added learner"),
+                      ("pesos_per_relieved", "per learner relieved from congested JHS")):
+        if f"{key}_mean" in r and not np.isnan(r[f"{key}_mean"]):
+            line += (f"  {_pesos(r[f'{key}_mean'])} {what} "
+                     f"[{_pesos(r[f'{key}_lo'])}, {_pesos(r[f'{key}_hi'])}]")
+    return line

@@ -162,7 +162,8 @@ def run_scenarios(
     def make(i):
         prep = _prepare(scenarios[i], tables, bundle, model, origin_pos, school_pos, origins, schools,
                         calibration)
-        return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps)
+        return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps,
+                                prep.school_extra, prep.origin_extra)
 
     order = _run_order(scenarios, base, ref_of)
     stream, bar = _sweep(make, order, betas, seeds, allocator, client, show, in_flight, len(scenarios))

@@ -46,9 +46,10 @@ class PairTables:
         """Build the widened table once if any scenario needs it."""
         return cls(pairs, widened_pairs(scenarios, pairs, bundle, distances))
 
-    def for_scenario(self, scenario: Scenario, bundle=None) -> pd.DataFrame:
-        """Scenario ``scenario``'s pair table, filtered and changed from these (no rebuild)."""
-        return scenario_pairs(scenario, self.base, bundle, wide=self.wide)
+    def for_scenario(self, scenario: Scenario, bundle=None, *, parts: bool = False):
+        """Scenario ``scenario``'s pair table, filtered and changed from these (no rebuild);
+        with ``parts``, also the subsidy increase's school and origin parts (pesos)."""
+        return scenario_pairs(scenario, self.base, bundle, wide=self.wide, parts=parts)
 
 
 # ---------------------------------------------------------------- prediction
@@ -97,13 +98,15 @@ class _Prepared:
     pools: np.ndarray  # global, learners
     caps: np.ndarray  # global, slots
     work: DrawWork  # what each draw needs (local rows / columns)
+    school_extra: np.ndarray  # global, pesos: the school part of the subsidy increase
+    origin_extra: np.ndarray  # global, pesos: the origin part (targeted increases)
 
 
 def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_pos, origins, schools,
              calibration=None):
     """The work unit of scenario ``s``: its pair table, design and sparse structure; with a
     :class:`~studentflow.scenarios.calibrate.Calibration`, μ_ij × w_j (the calibrated state)."""
-    p = tables.for_scenario(s, bundle)
+    p, school_extra, origin_extra = tables.for_scenario(s, bundle, parts=True)
     if p.empty:
         raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
     o_glob = origin_pos.loc[p["origin_id"]].to_numpy()
@@ -139,7 +142,9 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
         order=order, indices=c[order].astype(np.int32), indptr=indptr, shape=shape,
         pools=pools[rows], caps=caps[cols].astype(float), new_mask=new_mask,
     )
-    return _Prepared(s, p, rows, cols, pools, caps, work)
+    school_extra = school_extra.reindex(schools.index).fillna(0.0).to_numpy(dtype=float)
+    origin_extra = origin_extra.reindex(origins.index).fillna(0.0).to_numpy(dtype=float)
+    return _Prepared(s, p, rows, cols, pools, caps, work, school_extra, origin_extra)
 
 
 @dataclass(frozen=True)
@@ -151,13 +156,15 @@ class _Kept:
     cols: np.ndarray
     pools: np.ndarray
     caps: np.ndarray
+    school_extra: np.ndarray  # pesos, for the cost model (studentflow.scenarios.costs)
+    origin_extra: np.ndarray
 
 
 def _global_index(tables: PairTables):
     """(origins, schools): one row per origin / ESC school over every table of the run
     (first non-null value, in table order; a widened table only adds rows)."""
     o_cols = ["origin_pool", "origin_esc_beneficiaries", "origin_feeds_congested"]
-    s_cols = ["destination_slots", "destination_billed"]
+    s_cols = ["destination_slots", "destination_billed", "esc_amount"]  # base table first: today's amount
     o_parts, s_parts = [], []
     for p in (tables.base, tables.wide):
         if p is not None:

@@ -1,0 +1,236 @@
+"""The budget search: a dual-ranked, re-solve-confirmed greedy path, and the plans it saw.
+
+Path
+    From the status quo, repeatedly: estimate every action's relief per peso from the
+    allocator's duals (:func:`studentflow.optimize.actions.estimate`), re-solve the best
+    candidates exactly (all draws; at most ``confirm`` of them, stopping early when a
+    confirmed ratio is at least the next estimate), and take the confirmed step with
+    the best mean relief per mean peso. Only steps that relieve more learners on average
+    are taken. The path does not depend on the budget (it only stops once its cost
+    passes the budget), so a larger budget sees everything a smaller one saw.
+Plans seen
+    Every prefix of the path, every confirmed candidate (a prefix plus one step: this
+    is how a budget's leftover gets spent), for small action sets (``confirm=0``: every
+    candidate re-solved at every step; at most :data:`ENUMERATE_MAX` actions) the paths that start with every one or two
+    actions (partial enumeration), uniform subsidy increases of 1, 2, ...
+    steps, and opening a share (10 %, 20 %, ..., 100 %) of the unused contracted slots.
+    The plan for a budget is the plan seen with the most mean relief among those whose
+    mean cost is within it. Hence a larger budget never relieves fewer learners, and the
+    plan relieves at least as many as any uniform increase (or slot filling) of no
+    greater cost.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
+
+from studentflow.optimize.actions import Action, ActionIndex, apply, estimate, step_amounts
+from studentflow.optimize.problem import Evaluation, Problem, State, evaluate
+
+__all__ = ["Step", "Plan", "SearchResult", "search", "best_within", "ENUMERATE_MAX"]
+
+#: most actions for which ``confirm=0`` also walks from every one or two first actions
+ENUMERATE_MAX = 24
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a plan: the action, what it adds (slots, seats or pesos per learner)
+    and the plan's relief (learners) and cost (pesos) per draw after it."""
+
+    action: Action
+    amount: float
+    relief: np.ndarray
+    cost: np.ndarray
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A sequence of steps; ``family`` says where the search found it: "optimised"
+    (the path and its confirmed candidates), "uniform" or "fill slots"."""
+
+    family: str
+    steps: tuple
+
+    @property
+    def relief(self) -> np.ndarray:
+        return self.steps[-1].relief if self.steps else np.zeros(0)
+
+    @property
+    def cost(self) -> np.ndarray:
+        return self.steps[-1].cost if self.steps else np.zeros(0)
+
+    @cached_property
+    def mean_relief(self) -> float:
+        return float(self.relief.mean()) if self.steps else 0.0
+
+    @cached_property
+    def mean_cost(self) -> float:
+        return float(self.cost.mean()) if self.steps else 0.0
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    plans: tuple  # every plan seen
+    path: tuple  # the greedy path's steps
+    evaluations: int
+    draws: int
+
+
+def _ratio(gain: float, cost: float) -> float:
+    if gain <= 0:
+        return -np.inf
+    return np.inf if cost <= 0 else gain / cost
+
+
+def _step(action, amount, ev: Evaluation) -> Step:
+    return Step(action, float(amount), ev.relief.copy(), ev.cost.copy())
+
+
+def search(problem: Problem, actions, budget: float, *, confirm: int = 3, slot_step: float = 50.0,
+           slot_min: float = 5.0,
+           seat_step: float = 45.0, seat_cost: float = 0.0, fill_shares=tuple(np.arange(1, 11) / 10),
+           max_path: int = 100_000, tol: float = 0.02, refresh: int = 5) -> SearchResult:
+    """Explore plans up to ``budget`` pesos (mean over draws); see the module text.
+
+    Parameters
+    ----------
+    confirm : int
+        Most candidates re-solved per step (0: all feasible ones, for small action sets).
+    slot_step, seat_step : float
+        Most slots / public seats one step adds where the action does not fix it.
+    slot_min : float
+        Fewest slots a slot step adds (where the school has the room).
+    seat_cost : float
+        Pesos per public JHS seat per school year.
+    tol : float
+        A confirmed step is taken at once when its relief per peso is at least
+        ``1 − tol`` times the next candidate's estimate.
+    refresh : int
+        The dual estimates are recomputed after every subsidy or seat step and at least
+        every ``refresh`` slot steps (a slot step changes the duals of one school and
+        its origins only); in between, the estimates of the others are kept.
+    """
+    sq = State.status_quo(problem)
+    ref = evaluate(problem, sq, seat_cost=seat_cost)
+    ref = replace(ref, relief=np.zeros(problem.draws), cost=np.zeros(problem.draws))
+    ix = ActionIndex.of(problem, actions)
+    kw = dict(confirm=confirm, slot_step=slot_step, slot_min=slot_min, seat_step=seat_step,
+              seat_cost=seat_cost, max_path=max_path, tol=tol, refresh=refresh)
+    plans: list[Plan] = [Plan("optimised", ())]
+    path, n_eval = _walk(problem, ix, ref, ref, (), {}, budget, plans, **kw)
+    if confirm == 0 and len(ix.actions) <= ENUMERATE_MAX:  # small sets: paths from every 1 or 2 actions
+        amounts = step_amounts(problem, ix, ref, slot_step=slot_step, seat_step=seat_step, slot_min=slot_min)
+        first = [int(k) for k in np.flatnonzero(amounts > 0)]
+        for seed in itertools.chain(itertools.combinations(first, 1), itertools.combinations(first, 2)):
+            steps, ev = (), ref
+            for k in seed:
+                ev = evaluate(problem, apply(problem, ev.state, ix.actions[k], amounts[k]), seat_cost=seat_cost,
+                              reference=ref)
+                steps += (_step(ix.actions[k], amounts[k], ev),)
+            n_eval += len(seed)
+            plans.append(Plan("optimised", steps))
+            if ev.spent <= budget:
+                n_eval += _walk(problem, ix, ref, ev, steps, {k: 1 for k in seed}, budget, plans, **kw)[1]
+    plans += _uniform_plans(problem, budget, ref, seat_cost)
+    plans += _fill_plans(problem, fill_shares, ref, seat_cost)
+    n_eval += sum(len(p.steps) for p in plans if p.family != "optimised")
+    return SearchResult(tuple(plans), tuple(path), n_eval, problem.draws)
+
+
+def _walk(problem, ix, ref, cur, path, used, budget, plans, *, confirm, slot_step, slot_min, seat_step,
+          seat_cost, max_path, tol, refresh):
+    """The greedy path from ``cur`` (after the steps ``path``); appends every plan it
+    re-solves to ``plans``; returns (the path's steps, re-solves made)."""
+    path, used, n_eval = list(path), dict(used), 0
+    actions = ix.actions
+    since = refresh  # steps since the estimates were computed
+    while len(path) < max_path and cur.spent <= budget:
+        amounts = step_amounts(problem, ix, cur, slot_step=slot_step, seat_step=seat_step, slot_min=slot_min)
+        for k, n in used.items():
+            if actions[k].max_units is not None and n >= actions[k].max_units:
+                amounts[k] = 0.0
+        feasible = np.flatnonzero(amounts > 0)
+        if feasible.size == 0:
+            break
+        if since >= refresh:
+            gain, cost = estimate(problem, ix, cur, amounts, seat_cost=seat_cost)
+            since = 0
+        est = np.array([_ratio(gain[k], cost[k]) for k in feasible])
+        order = list(feasible[np.argsort(-est, kind="stable")])
+        if confirm:
+            order = [k for k in order if gain[k] > 0][:confirm] or order[:1]
+        next_est = {order[i]: (_ratio(gain[order[i + 1]], cost[order[i + 1]]) if i + 1 < len(order) else -np.inf)
+                    for i in range(len(order))}
+        best = None
+        for k in order:
+            ev = evaluate(problem, apply(problem, cur.state, actions[k], amounts[k]), seat_cost=seat_cost,
+                          reference=ref)
+            n_eval += 1
+            dg, dc = ev.gain - cur.gain, ev.spent - cur.spent
+            plans.append(Plan("optimised", tuple(path) + (_step(actions[k], amounts[k], ev),)))
+            r = _ratio(dg, dc)
+            gain[k], cost[k] = dg, dc  # the re-solve replaces the estimate
+            if r > -np.inf and (best is None or r > best[0]):
+                best = (r, k, ev)
+            if confirm and best is not None and best[0] >= (1 - tol) * next_est[k]:
+                break
+        if best is None:
+            if since:  # stale estimates: recompute them before concluding
+                since = refresh
+                continue
+            break
+        _, k, ev = best
+        since += 1
+        path.append(_step(actions[k], amounts[k], ev))
+        used[int(k)] = used.get(int(k), 0) + 1
+        cur = ev
+    return tuple(path), n_eval
+
+
+def _uniform_plans(problem, budget, ref, seat_cost) -> list[Plan]:
+    """Uniform increases of 1, 2, ... subsidy steps until the cost passes ``budget``."""
+    act = Action("subsidy", "all ESC schools", 0, "uniform")
+    state, steps, out = State.status_quo(problem), [], []
+    for _ in range(problem.max_steps):
+        state = apply(problem, state, act, problem.subsidy_step)
+        ev = evaluate(problem, state, seat_cost=seat_cost, reference=ref)
+        steps.append(_step(act, problem.subsidy_step, ev))
+        out.append(Plan("uniform", tuple(steps)))
+        if ev.spent > budget:
+            break
+    return out
+
+
+def _fill_plans(problem, shares, ref, seat_cost) -> list[Plan]:
+    """Open a share of every school's unused contracted slots (status quo → contracted)."""
+    act = Action("fill_slots", "all ESC schools", 0)
+    unused = np.clip(problem.contracted - problem.capacities, 0, None)
+    if not unused.any():
+        return []
+    steps, out, opened = [], [], 0.0
+    sq = State.status_quo(problem)
+    for share in shares:
+        caps = problem.capacities + np.floor(share * unused)
+        ev = evaluate(problem, State(sq.steps, caps, sq.seats), seat_cost=seat_cost, reference=ref)
+        steps.append(_step(act, float((caps - problem.capacities).sum() - opened), ev))
+        opened = float((caps - problem.capacities).sum())
+        out.append(Plan("fill slots", tuple(steps)))
+    return out
+
+
+def best_within(plans, budget: float, family: str | None = None) -> Plan:
+    """The plan with the most mean relief among those of mean cost <= ``budget`` (of
+    ``family`` if given; ties: the cheaper); the empty plan if none."""
+    best = Plan(family or "optimised", ())
+    for p in plans:
+        if family is not None and p.family != family:
+            continue
+        if p.mean_cost <= budget and (p.mean_relief > best.mean_relief
+                                      or (p.mean_relief == best.mean_relief and p.mean_cost < best.mean_cost)):
+            best = p
+    return best
