@@ -72,7 +72,10 @@ def _write_text(path: Path, text: str) -> Path:
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
-    return atomic_write(path, lambda tmp: mask_lrns(frame).to_csv(tmp, index=False))
+    """CSV without LRNs, whose text cells a spreadsheet shows as text (never as formulas)."""
+    from studentflow.report.names import spreadsheet_safe
+
+    return atomic_write(path, lambda tmp: spreadsheet_safe(mask_lrns(frame)).to_csv(tmp, index=False))
 
 
 def _png(fig) -> bytes:
@@ -119,16 +122,16 @@ def _schools_gpkg(path: Path, result, bundle) -> Path | None:
     if "geometry" not in schools:
         return None
     geom = gpd.GeoSeries(schools.geometry, crs=getattr(schools, "crs", None) or "EPSG:4326")
+    from studentflow.report.names import school_labels, with_names
+
+    labels = school_labels(bundle)
     layers = {"esc_schools": result.esc_schools, "public_jhs": result.public_jhs}
 
     def write(tmp: Path):
         for layer, frame in layers.items():
             if frame is None or frame.empty:
                 continue
-            names = schools["name"].reindex(frame["school_id"]).to_numpy() if "name" in schools else None
-            data = frame.copy()
-            if names is not None:
-                data.insert(2, "name", names)
+            data = with_names(frame, labels)
             g = gpd.GeoDataFrame(data, geometry=geom.reindex(frame["school_id"]).to_numpy(), crs=geom.crs)
             g.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio")
 
@@ -221,10 +224,13 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     if model is not None and not any(m is model for m in all_models.values()):
         all_models = {"used for scenarios": model, **all_models}
 
+    from studentflow.report.names import school_labels, with_names
+
+    labels = school_labels(bundle)
     written["scenarios.csv"] = _write_csv(out / "scenarios.csv", result.table)
-    written["esc_schools.csv"] = _write_csv(out / "esc_schools.csv", result.esc_schools)
+    written["esc_schools.csv"] = _write_csv(out / "esc_schools.csv", with_names(result.esc_schools, labels))
     if not result.public_jhs.empty:
-        written["public_jhs.csv"] = _write_csv(out / "public_jhs.csv", result.public_jhs)
+        written["public_jhs.csv"] = _write_csv(out / "public_jhs.csv", with_names(result.public_jhs, labels))
     if bundle is not None:
         written["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
         if len(getattr(bundle, "sources", ())):
@@ -301,8 +307,10 @@ def _html(result, title, figures, models, bundle, pairs, timings, comparisons=No
         key = "relieved_vs_baseline_mean" if "relieved_vs_baseline_mean" in pj else "relieved_mean"
         best = result.table.set_index("scenario")[key].idxmax()
         top = pj[pj["scenario"] == best].sort_values(key, ascending=False).head(15)
-        if bundle is not None and "name" in bundle.schools:
-            top.insert(1, "name", bundle.schools["name"].reindex(top["school_id"]).to_numpy())
+        if bundle is not None:
+            from studentflow.report.names import school_labels, with_names
+
+            top = with_names(top, school_labels(bundle), columns=("name", "municipality", "province"))
         parts.append(f"<h2>Public JHS relieved most ({html.escape(best)})</h2><p>Each origin school's ESC "
                      "placements above its observed ESC beneficiaries are taken out of the public JHS its "
                      "learners enter today, in proportion to today's flows. Origins placing fewer than "
