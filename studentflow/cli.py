@@ -4,6 +4,7 @@
 
     studentflow run [--data MANIFEST] [--scenarios FILE] [--out DIR] [--draws N] [--seed N]
                     [--zeros truncate|include|drop] [--max-km KM] [--scheduler ADDRESS]
+                    [--overwrite]
     studentflow make-sample OUT_DIR [--seed N] [--scale X]
 
 Bad input (a :class:`~studentflow.errors.DataError`) ends the command with one line on
@@ -60,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                           "(tcp://host:8786), or local:N for N local worker processes; needs "
                           "studentflow[dask]. Same results as without it")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--overwrite", action="store_true",
+                     help="write into --out even if it is a non-empty folder that studentflow did not "
+                          "create (one without its run.json)")
 
     ms = sub.add_parser("make-sample", help="write a synthetic region as raw files plus truth/",
                         description="Write a synthetic study area in the real sources' layouts.")
@@ -94,6 +98,7 @@ def _run(args) -> int:
             fit_method=args.fit_method,
             progress=False if args.no_progress else None, log=_say, client=client,
             keep_draws=False,  # the written outputs do not need the per-draw arrays
+            overwrite=args.overwrite, argv=["studentflow", *args.argv],
         )
     finally:
         if client is not None:
@@ -141,7 +146,9 @@ def _make_sample(args) -> int:
 def main(argv=None) -> int:
     """Entry point of the ``studentflow`` console script; returns the exit code."""
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.command is None:
         parser.print_help()
         return 0

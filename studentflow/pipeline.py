@@ -160,6 +160,8 @@ def run_pipeline(
     write: bool = True,
     client=None,
     keep_draws=True,
+    overwrite: bool = False,
+    argv=None,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
 
@@ -205,6 +207,11 @@ def run_pipeline(
         Per-draw arrays of the scenario result (see
         :func:`studentflow.scenarios.run.run_scenarios`); the report does not need them, so
         ``studentflow run`` passes False and memory stays flat however many scenarios.
+    overwrite : bool
+        Write into ``out_dir`` even if it is a non-empty folder studentflow did not create
+        (one without its ``run.json``); otherwise that is a DataError.
+    argv : list of str, optional
+        The command line as typed (recorded in ``run.json`` by ``studentflow run``).
 
     Returns
     -------
@@ -216,6 +223,7 @@ def run_pipeline(
         raise ValueError(f"max_km ({max_km} km) must be >= radius_km ({radius_km} km)")
     say = log or (lambda line: None)
     out = Path(out_dir)
+    scenarios_arg = scenarios
     if isinstance(scenarios, (str, Path)):
         scenarios = load_scenarios(scenarios)  # fail early on a bad scenario file
     scenarios = list(scenarios) if scenarios is not None else study_scenarios()
@@ -235,14 +243,39 @@ def run_pipeline(
             say(f"      note: {message}")
         return res
 
+    record = None
+    if write:  # run.json first: marks the folder as studentflow's and records what is attempted
+        from studentflow.report.provenance import check_out_dir, start_record, write_run_json
+
+        check_out_dir(out, overwrite)
+        arguments = dict(manifest=manifest, scenarios=scenarios_arg if isinstance(scenarios_arg, (str, Path))
+                         else (scenarios if scenarios_arg is not None else None), out_dir=out, draws=draws,
+                         seed=seed, zeros=zeros, radius_km=radius_km, max_km=max_km, fit_method=fit_method,
+                         formula=formula, client=_client_address(client))
+        record = start_record(arguments, scenarios, argv=argv)
+        out.mkdir(parents=True, exist_ok=True)
+        write_run_json(out, record)
     owned = False
     if client is not None:
         from studentflow.dask_client import resolve
 
         client, owned = resolve(client)
     try:
-        return _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method,
-                           formula, progress, write, client, keep_draws, stage, timings, outputs)
+        res = _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method,
+                          formula, progress, write, client, keep_draws, stage, timings, outputs, record)
+    except BaseException as exc:
+        if record is not None:
+            from studentflow.report.provenance import finish_record, write_run_json
+
+            write_run_json(out, finish_record(record, timings=timings, error=exc))
+        raise
+    else:
+        if record is not None:
+            from studentflow.report.provenance import finish_record, write_run_json
+
+            outputs["run.json"] = write_run_json(
+                out, finish_record(record, bundle=res.bundle, timings=timings, outputs=outputs))
+        return res
     finally:
         if owned:
             from studentflow.dask_client import close
@@ -251,7 +284,7 @@ def run_pipeline(
 
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
-                progress, write, client, keep_draws, stage, timings, outputs) -> PipelineResult:
+                progress, write, client, keep_draws, stage, timings, outputs, record=None) -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.ingest import load_bundle
     from studentflow.pairs import build_pairs
@@ -298,7 +331,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     if write:
         written = stage(6, "report", lambda: write_report(result, out, bundle=bundle, model=model, pairs=pairs,
                                                           models=models, comparisons=comparisons,
-                                                          truth=truth, timings=timings),
+                                                          truth=truth, timings=timings, provenance=record),
                         lambda w: f"{len(w)} files in {out}")
         outputs.update(written)
     return PipelineResult(bundle, distances, pairs, model, models, result, comparisons, outputs, timings)
@@ -323,6 +356,16 @@ def synthetic_truth(manifest=None) -> dict | None:
         return {**{k: float(v) for k, v in data["params"].items()}, "alpha": float(data["alpha"])}
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _client_address(client) -> str | None:
+    """A Dask client as recorded in run.json: its address (a string is one already)."""
+    if client is None or isinstance(client, str):
+        return client
+    try:
+        return str(client.scheduler.address)
+    except AttributeError:
+        return repr(client)
 
 
 def _slopes(model) -> str:

@@ -183,7 +183,8 @@ def _headline(result, comparisons=None) -> str:
 
 
 def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models=None,
-                 comparisons=None, truth=None, timings=None, title="studentflow: ESC scenarios and public JHS decongestion") -> dict:
+                 comparisons=None, truth=None, timings=None, provenance=None,
+                 title="studentflow: ESC scenarios and public JHS decongestion") -> dict:
     """Write the report files for a :class:`~studentflow.scenario_result.ScenarioResult`.
 
     Parameters
@@ -208,6 +209,9 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
         :data:`studentflow.synth.STUDY_PARAMS`, plus ``alpha``), shown beside the estimates.
     timings : dict, optional
         Stage → seconds, listed at the end of the report.
+    provenance : dict, optional
+        The run's ``run.json`` record (:mod:`studentflow.report.provenance`), shown as the
+        report's footer with the ledger counts and timings.
 
     Returns
     -------
@@ -257,6 +261,11 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
         written[name] = atomic_write(out / name, lambda tmp, png=png: tmp.write_bytes(png))
 
     page = _html(result, title, figures, all_models, bundle, pairs, timings, comparisons or {}, truth)
+    if provenance is not None:
+        from studentflow.report.provenance import finish_record, footer_html
+
+        head, _, _ = page.rpartition("</body></html>")
+        page = head + footer_html(finish_record(provenance, bundle=bundle, timings=timings)) + "</body></html>"
     written["report.html"] = _write_text(out / "report.html", page)
     return {k: v for k, v in written.items() if v is not None}
 
