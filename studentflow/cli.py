@@ -5,6 +5,7 @@
     studentflow run [--data MANIFEST] [--scenarios FILE] [--out DIR] [--draws N] [--seed N]
                     [--zeros truncate|include|drop] [--max-km KM] [--scheduler ADDRESS]
                     [--overwrite]
+    studentflow explain SCHOOL_ID [--out DIR] [--top N]
     studentflow make-sample OUT_DIR [--seed N] [--scale X]
 
 Bad input (a :class:`~studentflow.errors.DataError`) ends the command with one line on
@@ -64,6 +65,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true",
                      help="write into --out even if it is a non-empty folder that studentflow did not "
                           "create (one without its run.json)")
+
+    ex = sub.add_parser("explain", help="where one public JHS's Grade 7 learners go / where one ESC "
+                                        "school's learners come from, per scenario",
+                        description="Drill down on one school in a finished run's output folder (no re-run): "
+                                    "for a public JHS, where the Grade 7 learners it receives today go under "
+                                    "each scenario; for an ESC school, which origin schools its learners "
+                                    "come from; means with 95 %% intervals over the run's draws.")
+    ex.add_argument("school_id", metavar="SCHOOL_ID", help="6-digit DepEd school id")
+    ex.add_argument("--out", metavar="DIR", default="studentflow-output",
+                    help="output folder of `studentflow run` (default: ./studentflow-output)")
+    ex.add_argument("--top", type=int, default=8, metavar="N", help="largest flows listed per scenario (default 8)")
 
     ms = sub.add_parser("make-sample", help="write a synthetic region as raw files plus truth/",
                         description="Write a synthetic study area in the real sources' layouts.")
@@ -130,6 +142,15 @@ def _client(address: str):
     return client
 
 
+def _explain(args) -> int:
+    from studentflow.report.explain import explain
+
+    if args.top < 1:
+        raise DataError(f"--top: must be >= 1, got {args.top}")
+    print(explain(args.school_id, args.out).summary(top=args.top))
+    return 0
+
+
 def _make_sample(args) -> int:
     from studentflow.synth import make_region
 
@@ -153,7 +174,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
-        return _run(args) if args.command == "run" else _make_sample(args)
+        return {"run": _run, "explain": _explain}.get(args.command, _make_sample)(args)
     except DataError as exc:
         if args.debug:
             raise

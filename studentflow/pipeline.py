@@ -318,7 +318,8 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
 
     def scenario_stage():
         main = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
-                             seed=seed, progress=progress, client=client, keep_draws=keep_draws)
+                             seed=seed, progress=progress, client=client, keep_draws=keep_draws,
+                             school_flows=write)  # drill-down tables for `studentflow explain`
         others = {label: run_scenarios(bundle, m, scenarios, pairs=pairs, distances=distances, draws=0,
                                        seed=seed, progress=False)
                   for label, m in list(models.items())[1:]}

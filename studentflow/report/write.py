@@ -235,6 +235,7 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     written["esc_schools.csv"] = _write_csv(out / "esc_schools.csv", with_names(result.esc_schools, labels))
     if not result.public_jhs.empty:
         written["public_jhs.csv"] = _write_csv(out / "public_jhs.csv", with_names(result.public_jhs, labels))
+    written.update(_drilldown_csvs(out, result, labels))
     if bundle is not None:
         written["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
         if len(getattr(bundle, "sources", ())):
@@ -268,6 +269,25 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
         page = head + footer_html(finish_record(provenance, bundle=bundle, timings=timings)) + "</body></html>"
     written["report.html"] = _write_text(out / "report.html", page)
     return {k: v for k, v in written.items() if v is not None}
+
+
+def _drilldown_csvs(out: Path, result, labels) -> dict:
+    """``esc_origins.csv`` and ``jhs_destinations.csv`` (per-school drill-down), when the run kept them."""
+    from studentflow.report.names import with_names
+
+    short = ("name", "municipality")
+    written = {}
+    origins = getattr(result, "esc_origins", None)
+    if origins is not None and not origins.empty:
+        table = with_names(with_names(origins, labels), labels, id_column="origin_id", prefix="origin_",
+                           columns=short)
+        written["esc_origins.csv"] = _write_csv(out / "esc_origins.csv", table)
+    dest = getattr(result, "jhs_destinations", None)
+    if dest is not None and not dest.empty:
+        table = with_names(with_names(dest, labels), labels, id_column="destination_id", prefix="destination_",
+                           columns=short)
+        written["jhs_destinations.csv"] = _write_csv(out / "jhs_destinations.csv", table)
+    return written
 
 
 def _table_html(frame: pd.DataFrame, **kw) -> str:

@@ -165,6 +165,9 @@ class ScenarioResult:
         when it kept none (``keep_draws=False``); every table is the same either way.
     params : pandas.DataFrame
         The coefficient vectors drawn (one row per draw).
+    esc_origins, jhs_destinations : pandas.DataFrame
+        Per-school drill-down (:mod:`studentflow.scenarios.drill`), filled when the run
+        was asked for it (``run_scenarios(school_flows=True)``), else empty.
     """
 
     scenarios: tuple
@@ -184,6 +187,8 @@ class ScenarioResult:
     pools: dict = field(default_factory=dict)
     capacities: dict = field(default_factory=dict)
     params: pd.DataFrame = field(default_factory=pd.DataFrame)
+    esc_origins: pd.DataFrame = field(default_factory=pd.DataFrame)
+    jhs_destinations: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def scenario_table(self) -> pd.DataFrame:
         """Readable table: one row per scenario, rounded, intervals as "lo–hi"."""

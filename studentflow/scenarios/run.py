@@ -104,7 +104,8 @@ class _Prepared:
     work: DrawWork  # what each draw needs (local rows / columns)
 
 
-def _prepare(s: Scenario, pairs, bundle, distances, model, origin_pos, school_pos, origins, schools):
+def _prepare(s: Scenario, pairs, bundle, distances, model, origin_pos, school_pos, origins, schools,
+             keep_pairs: bool = False):
     p = scenario_pairs(s, pairs, bundle, distances)
     if p.empty:
         raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
@@ -131,7 +132,7 @@ def _prepare(s: Scenario, pairs, bundle, distances, model, origin_pos, school_po
         name=s.name, method=s.method, design=design,
         predict=None if design is not None else (model, p, model.params.index),
         order=order, indices=c[order].astype(np.int32), indptr=indptr, shape=shape,
-        pools=pools[rows], caps=caps[cols].astype(float), new_mask=new_mask,
+        pools=pools[rows], caps=caps[cols].astype(float), new_mask=new_mask, keep_pairs=keep_pairs,
     )
     return _Prepared(s, p, rows, cols, pools, caps, work)
 
@@ -146,6 +147,7 @@ class _Kept:
     cols: np.ndarray
     pools: np.ndarray
     caps: np.ndarray
+    pair_positions: tuple | None = None  # (local rows, local cols, observed ESC) per data position
 
 
 def _global_index(pairs, scenarios, bundle, distances):
@@ -205,6 +207,7 @@ def run_scenarios(
     client=None,
     keep_draws=True,
     in_flight: int = 2,
+    school_flows: bool = False,
 ) -> ScenarioResult:
     """Run policy scenarios with Monte Carlo over the gravity coefficients.
 
@@ -251,6 +254,11 @@ def run_scenarios(
     in_flight : int
         With ``client``: at most this many scenarios' work units on the cluster at once
         (each is sent to every worker), >= 1.
+    school_flows : bool
+        Also summarise per-school drill-down tables (``result.esc_origins``: where each ESC
+        school's learners come from; ``result.jhs_destinations``: where each public JHS's
+        Grade 7 learners go), see :mod:`studentflow.scenarios.drill`. Holds one scenario's
+        draws × pairs whole placements (int32) while it is summarised.
 
     Returns
     -------
@@ -309,8 +317,14 @@ def run_scenarios(
     betas = params.to_numpy(dtype=float)
 
     def make(i):
-        prep = _prepare(scenarios[i], pairs, bundle, distances, model, origin_pos, school_pos, origins, schools)
-        return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps)
+        prep = _prepare(scenarios[i], pairs, bundle, distances, model, origin_pos, school_pos, origins, schools,
+                        keep_pairs=school_flows)
+        positions = None
+        if school_flows:
+            w = prep.work
+            observed = prep.pairs["esc_beneficiaries"].to_numpy()[w.order]
+            positions = (np.repeat(np.arange(w.shape[0]), np.diff(w.indptr)), w.indices.copy(), observed)
+        return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps, positions)
 
     # scenarios others compare with run first, so each other scenario's expected flows
     # are summarised as soon as it finishes and never held for the whole sweep
@@ -328,7 +342,7 @@ def run_scenarios(
         bar = tqdm(total=n_draws * len(scenarios), desc="scenario draws", unit="draw", disable=not show)
         stream = _local_sweep(make, order, betas, seeds, allocator, bar)
 
-    kept, records, jhs_rows, esc_rows, arrays = {}, {}, {}, {}, {}
+    kept, records, jhs_rows, esc_rows, arrays, drill = {}, {}, {}, {}, {}, {}
     base_by_jhs = None  # the baseline's relief, draws × public JHS (learners)
     ref_expected, waiting, displaced = {}, {}, {}
     for i, k, outs in stream:
@@ -341,6 +355,9 @@ def run_scenarios(
         s_out[:, k.cols] = np.stack([o.school_placed for o in outs])
         expected = np.array([o.expected for o in outs])
         new_placed = np.array([o.new_placed for o in outs])
+        if school_flows:
+            drill[i] = _drilldown(s.name, k, np.stack([o.pair_placed for o in outs]), o_out, obs_origin,
+                                  relief, origins.index, schools.index)
         del outs
         placed = o_out.sum(axis=1).astype(float)
         safe = np.where(placed > 0, placed, np.nan)
@@ -404,4 +421,22 @@ def run_scenarios(
         origin_placed=draw_dict(0), school_placed=draw_dict(1), origin_expected=draw_dict(2),
         pools={s.name: kept[i].pools for i, s in enumerate(scenarios)},
         capacities={s.name: kept[i].caps for i, s in enumerate(scenarios)}, params=params,
+        esc_origins=pd.concat([drill[i][0] for i in idx], ignore_index=True) if drill else pd.DataFrame(),
+        jhs_destinations=(pd.concat([drill[i][1] for i in idx], ignore_index=True)
+                          if drill and relief is not None else pd.DataFrame()),
     )
+
+
+def _drilldown(name, k, placed, o_out, obs_origin, relief, origin_ids, school_ids):
+    """(esc_origins, jhs_destinations) of one scenario (:mod:`studentflow.scenarios.drill`)."""
+    from studentflow.scenarios import drill
+
+    rows, cols, observed = k.pair_positions
+    o_glob = k.rows[rows]
+    origins = drill.esc_origins(name, placed, origin_ids.to_numpy()[o_glob], school_ids.to_numpy()[k.cols[cols]],
+                                observed)
+    if relief is None:
+        return origins, None
+    dest = drill.jhs_destinations(name, placed, o_glob, cols, k.cols.size, school_ids.to_numpy()[k.cols], o_out,
+                                  obs_origin, relief)
+    return origins, dest
