@@ -253,15 +253,23 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
         _png(rf.placed_plot(result, comparisons)))
     figures["fig_utilisation.png"] = (
         "ESC slot utilisation per school: how many schools are full.", _png(rf.utilisation_plot(result)))
+    map_html = ""
     if bundle is not None and not result.public_jhs.empty:
+        from studentflow.report.maps import boundaries_of, map_section
+
+        outlines = boundaries_of(bundle)
         figures["fig_map.png"] = (
             "Public JHS seat utilisation before and after the scenario relieving most learners; "
-            "ESC schools in blue.", _png(rf.congestion_map(result, bundle)))
+            "ESC schools in blue." + (" Grey: approximate municipal outlines (generated, not official)."
+                                      if outlines is not None else ""),
+            _png(rf.congestion_map(result, bundle, boundaries=outlines)))
+        map_html = map_section(result, bundle, outlines)
         written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", result, bundle)
     for name, (_, png) in figures.items():
         written[name] = atomic_write(out / name, lambda tmp, png=png: tmp.write_bytes(png))
 
-    page = _html(result, title, figures, all_models, bundle, pairs, timings, comparisons or {}, truth)
+    page = _html(result, title, figures, all_models, bundle, pairs, timings, comparisons or {}, truth,
+                 map_html=map_html)
     if provenance is not None:
         from studentflow.report.provenance import finish_record, footer_html
 
@@ -311,7 +319,8 @@ def _comparison_html(result, comparisons: dict) -> str:
     return text + _table_html(table)
 
 
-def _html(result, title, figures, models, bundle, pairs, timings, comparisons=None, truth=None) -> str:
+def _html(result, title, figures, models, bundle, pairs, timings, comparisons=None, truth=None,
+          map_html: str = "") -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
              f"<p class='note'>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · "
@@ -329,6 +338,8 @@ def _html(result, title, figures, models, bundle, pairs, timings, comparisons=No
             continue
         parts.append(f"<figure><img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
                      f"<figcaption class='note'>{html.escape(caption)}</figcaption></figure>")
+    if map_html:
+        parts.append(map_html)
     if comparisons:
         parts.append(_comparison_html(result, comparisons))
     if not result.public_jhs.empty:
