@@ -175,15 +175,15 @@ def test_refuses_a_foreign_non_empty_folder_unless_overwrite(tmp_path, small_reg
     target = tmp_path / "mine"
     target.mkdir()
     (target / "thesis.docx").write_text("not studentflow's")
-    code, _, err = _cli("run", "--data", str(small_region), "--out", str(target), "--draws", "1", "--no-progress")
+    code, _, err = _cli("run", "--data", str(small_region), "--out", str(target), "--draws", "0", "--no-progress")
     assert code == 2 and "not empty" in err and "--overwrite" in err and "Traceback" not in err
     assert sorted(p.name for p in target.iterdir()) == ["thesis.docx"]
-    code, _, err = _cli("run", "--data", str(small_region), "--out", str(target), "--draws", "1", "--no-progress",
+    code, _, err = _cli("run", "--data", str(small_region), "--out", str(target), "--draws", "0", "--no-progress",
                         "--overwrite")
     assert code == 0, err
     assert (target / "thesis.docx").exists() and (target / "run.json").exists()
     # a folder studentflow made (its run.json) is reused without --overwrite
-    code, _, err = _cli("run", "--data", str(small_region), "--out", str(target), "--draws", "1", "--no-progress")
+    code, _, err = _cli("run", "--data", str(small_region), "--out", str(target), "--draws", "0", "--no-progress")
     assert code == 0, err
 
 
