@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from studentflow.scenarios.result import interval
 
-__all__ = ["MIN_MEAN", "on_structure", "esc_origins", "jhs_destinations"]
+__all__ = ["MIN_MEAN", "on_structure", "esc_origins", "jhs_destinations", "pair_positions", "scenario_tables"]
 
 #: Drill-down rows with a mean below this many learners (and nothing observed) are dropped.
 MIN_MEAN = 0.01
@@ -127,3 +127,27 @@ def jhs_destinations(name: str, placed: np.ndarray, rows_global: np.ndarray, col
     out["_stay"] = out["destination"] != "stays"
     return (out.sort_values(["school_id", "_stay", "learners_mean"], ascending=[True, True, False])
             .drop(columns="_stay").reset_index(drop=True))
+
+
+def pair_positions(work, pairs: pd.DataFrame) -> tuple:
+    """(local row, local column, observed ESC beneficiaries) per data position of a work unit."""
+    observed = pairs["esc_beneficiaries"].to_numpy()[work.order]
+    return np.repeat(np.arange(work.shape[0]), np.diff(work.indptr)), work.indices.copy(), observed
+
+
+def scenario_tables(name, rows, cols, positions, placed, o_out, obs_origin, relief, origin_ids, school_ids):
+    """(esc_origins, jhs_destinations or None) of one scenario.
+
+    ``rows`` / ``cols``: global origin / school position of each local row / column;
+    ``positions``: :func:`pair_positions`; ``placed``: draws × pair positions (whole
+    learners); ``o_out``: draws × global origins; ``relief``: ``relief_matrix`` or None.
+    """
+    local_rows, local_cols, observed = positions
+    o_glob = rows[local_rows]
+    origins = esc_origins(name, placed, origin_ids.to_numpy()[o_glob], school_ids.to_numpy()[cols[local_cols]],
+                          observed)
+    if relief is None:
+        return origins, None
+    dest = jhs_destinations(name, placed, o_glob, local_cols, cols.size, school_ids.to_numpy()[cols], o_out,
+                            obs_origin, relief)
+    return origins, dest

@@ -36,6 +36,7 @@ import scipy.sparse as sp
 
 from studentflow.errors import DataError
 from studentflow.scenarios.draws import DrawWork, draw_seed, simulate_draws
+from studentflow.scenarios.drill import pair_positions, scenario_tables
 from studentflow.scenarios.result import (
     ScenarioResult, esc_table, relief_matrix, relief_metrics, summarise_draws,
 )
@@ -319,11 +320,7 @@ def run_scenarios(
     def make(i):
         prep = _prepare(scenarios[i], pairs, bundle, distances, model, origin_pos, school_pos, origins, schools,
                         keep_pairs=school_flows)
-        positions = None
-        if school_flows:
-            w = prep.work
-            observed = prep.pairs["esc_beneficiaries"].to_numpy()[w.order]
-            positions = (np.repeat(np.arange(w.shape[0]), np.diff(w.indptr)), w.indices.copy(), observed)
+        positions = pair_positions(prep.work, prep.pairs) if school_flows else None
         return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps, positions)
 
     # scenarios others compare with run first, so each other scenario's expected flows
@@ -356,8 +353,9 @@ def run_scenarios(
         expected = np.array([o.expected for o in outs])
         new_placed = np.array([o.new_placed for o in outs])
         if school_flows:
-            drill[i] = _drilldown(s.name, k, np.stack([o.pair_placed for o in outs]), o_out, obs_origin,
-                                  relief, origins.index, schools.index)
+            drill[i] = scenario_tables(s.name, k.rows, k.cols, k.pair_positions,
+                                       np.stack([o.pair_placed for o in outs]), o_out, obs_origin, relief,
+                                       origins.index, schools.index)
         del outs
         placed = o_out.sum(axis=1).astype(float)
         safe = np.where(placed > 0, placed, np.nan)
@@ -426,17 +424,3 @@ def run_scenarios(
                           if drill and relief is not None else pd.DataFrame()),
     )
 
-
-def _drilldown(name, k, placed, o_out, obs_origin, relief, origin_ids, school_ids):
-    """(esc_origins, jhs_destinations) of one scenario (:mod:`studentflow.scenarios.drill`)."""
-    from studentflow.scenarios import drill
-
-    rows, cols, observed = k.pair_positions
-    o_glob = k.rows[rows]
-    origins = drill.esc_origins(name, placed, origin_ids.to_numpy()[o_glob], school_ids.to_numpy()[k.cols[cols]],
-                                observed)
-    if relief is None:
-        return origins, None
-    dest = drill.jhs_destinations(name, placed, o_glob, cols, k.cols.size, school_ids.to_numpy()[k.cols], o_out,
-                                  obs_origin, relief)
-    return origins, dest
