@@ -19,7 +19,7 @@ from studentflow.scenarios.spec import load_scenarios, study_scenarios
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = {"report.html", "scenarios.csv", "esc_schools.csv", "public_jhs.csv", "schools.gpkg", "ledger.csv",
            "sources.csv", "model.txt", "fig_coefficients.png", "fig_placed.png", "fig_utilisation.png",
-           "fig_map.png", "run.json", "esc_origins.csv", "jhs_destinations.csv"}
+           "fig_map.png", "run.json", "esc_origins.csv.gz", "jhs_destinations.csv.gz"}
 
 
 def _cli(*args, cwd=None):

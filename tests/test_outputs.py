@@ -89,7 +89,7 @@ def _is_number(text: str) -> bool:
 def test_no_cell_of_any_csv_can_run_as_a_formula(hostile_run):
     _, out = hostile_run
     seen_hostile = 0
-    for path in out.glob("*.csv"):
+    for path in [*out.glob("*.csv"), *out.glob("*.csv.gz")]:
         t = pd.read_csv(path, dtype=str, keep_default_na=False)
         for col in t.columns:
             cells = t[col]
@@ -153,7 +153,7 @@ def test_run_json_records_and_reruns_the_exact_command(hostile_run, tmp_path):
     cmd[cmd.index("--out") + 1] = str(tmp_path / "again")
     code, _, err = _cli(*cmd[1:], "--no-progress")
     assert code == 0, err
-    for name in ("scenarios.csv", "public_jhs.csv", "esc_origins.csv", "jhs_destinations.csv"):
+    for name in ("scenarios.csv", "public_jhs.csv", "esc_origins.csv.gz", "jhs_destinations.csv.gz"):
         assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes(), name
 
 
@@ -196,7 +196,7 @@ def test_explain_public_jhs_and_esc_school(hostile_run):
     top = jhs[jhs["scenario"] == scen[-1]].sort_values("relieved_mean").iloc[-1]
     ex = explain(top["school_id"], out)
     assert ex.kind == "public JHS" and list(ex.overview["scenario"]) == list(scen)
-    dest = pd.read_csv(out / "jhs_destinations.csv", dtype={"school_id": str, "destination_id": str})
+    dest = pd.read_csv(out / "jhs_destinations.csv.gz", dtype={"school_id": str, "destination_id": str})
     for name, grp in dest.groupby("scenario"):
         esc_sum = grp[grp["destination"] == "ESC"].groupby("school_id")["learners_mean"].sum()
         rel = jhs[jhs["scenario"] == name].set_index("school_id")["relieved_mean"]
@@ -211,7 +211,7 @@ def test_explain_public_jhs_and_esc_school(hostile_run):
     esc = pd.read_csv(out / "esc_schools.csv", dtype={"school_id": str})
     sid = esc.sort_values("placed_mean").iloc[-1]["school_id"]
     ex = explain(sid, out)
-    origins = pd.read_csv(out / "esc_origins.csv", dtype={"school_id": str, "origin_id": str})
+    origins = pd.read_csv(out / "esc_origins.csv.gz", dtype={"school_id": str, "origin_id": str})
     mine = origins[origins["school_id"] == sid]
     placed = esc[esc["school_id"] == sid].set_index("scenario")["placed_mean"]
     np.testing.assert_allclose(mine.groupby("scenario")["placed_mean"].sum().reindex(placed.index), placed,

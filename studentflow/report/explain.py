@@ -1,9 +1,9 @@
 """Per-school drill-down from a finished run's output folder (``studentflow explain``).
 
 :func:`explain` reads the tables ``studentflow run`` wrote (no re-run): for a public JHS,
-``public_jhs.csv`` and ``jhs_destinations.csv`` (where the Grade 7 learners it receives
+``public_jhs.csv`` and ``jhs_destinations.csv.gz`` (where the Grade 7 learners it receives
 today go under each scenario: stay, or which ESC school); for an ESC school,
-``esc_schools.csv`` and ``esc_origins.csv`` (where its placed learners come from). Every
+``esc_schools.csv`` and ``esc_origins.csv.gz`` (where its placed learners come from). Every
 figure is a mean over the run's Monte Carlo draws with its 95 % interval.
 """
 
@@ -144,13 +144,13 @@ def explain(school_id, out_dir="studentflow-output") -> Explanation:
     jhs = _read(folder, "public_jhs.csv") if (folder / "public_jhs.csv").is_file() else pd.DataFrame()
     if not jhs.empty and (jhs["school_id"] == sid).any():
         overview = jhs[jhs["school_id"] == sid].reset_index(drop=True)
-        dest = _read(folder, "jhs_destinations.csv")
+        dest = _read(folder, "jhs_destinations.csv.gz")
         flows = dest[dest["school_id"] == sid].reset_index(drop=True)
         return Explanation(sid, "public JHS", _label(overview.iloc[0]), overview, flows, run)
     esc = _read(folder, "esc_schools.csv")
     if (esc["school_id"] == sid).any():
         overview = esc[esc["school_id"] == sid].reset_index(drop=True)
-        origins = _read(folder, "esc_origins.csv")
+        origins = _read(folder, "esc_origins.csv.gz")
         flows = origins[origins["school_id"] == sid].reset_index(drop=True)
         return Explanation(sid, "ESC school", _label(overview.iloc[0]), overview, flows, run)
     raise DataError(f"school {sid}: neither a public JHS with seats ({len(jhs['school_id'].unique()) if len(jhs) else 0} "

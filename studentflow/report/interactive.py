@@ -57,12 +57,21 @@ def _lonlat(bundle, ids) -> tuple[np.ndarray, np.ndarray]:
     return lon, lat
 
 
-def _place(labels, sid) -> str:
-    if sid not in labels.index:
+class _Places(dict):
+    """School id → escaped "<b>name</b> (id)<br>municipality, province" hover header."""
+
+    def __init__(self, labels):
+        super().__init__(
+            (sid, f"<b>{_esc(name)}</b> ({_esc(sid)})<br>" + ", ".join(_esc(v) for v in (mun, prov) if v))
+            for sid, name, mun, prov in zip(labels.index, labels["name"], labels["municipality"],
+                                            labels["province"]))
+
+    def __missing__(self, sid):
         return f"<b>{_esc(sid)}</b>"
-    r = labels.loc[sid]
-    where = ", ".join(_esc(v) for v in (r["municipality"], r["province"]) if v)
-    return f"<b>{_esc(r['name'])}</b> ({_esc(sid)})<br>{where}"
+
+
+def _place(places, sid) -> str:
+    return places[sid]
 
 
 def _outline_trace(boundaries, bundle):
@@ -96,7 +105,7 @@ def map_figure(result, bundle, *, boundaries=None, scenario: str | None = None):
 
     from studentflow.report.names import school_labels
 
-    labels = school_labels(bundle)
+    labels = _Places(school_labels(bundle))
     pj, es = result.public_jhs, result.esc_schools
     t = result.table.set_index("scenario")
     names = [s.name for s in result.scenarios]

@@ -42,7 +42,10 @@ def mask_lrns(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].astype("string").str.replace(_LRN, "[LRN removed]", regex=True)
+            codes, uniques = pd.factorize(out[col].astype("string"))  # each distinct text once
+            masked = pd.Series(uniques).astype("string").str.replace(_LRN, "[LRN removed]", regex=True)
+            out[col] = pd.array(masked.to_numpy(dtype=object)[codes], dtype="string")
+            out.loc[codes < 0, col] = pd.NA
     return out
 
 
@@ -75,6 +78,11 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
     """CSV without LRNs, whose text cells a spreadsheet shows as text (never as formulas)."""
     from studentflow.report.names import spreadsheet_safe
 
+    if path.suffix == ".gz":  # no file name or time stamp in the header: same run, same bytes
+        import gzip
+
+        text = spreadsheet_safe(mask_lrns(frame)).to_csv(index=False).encode("utf-8")
+        return atomic_write(path, lambda tmp: tmp.write_bytes(gzip.compress(text, compresslevel=6, mtime=0)))
     return atomic_write(path, lambda tmp: spreadsheet_safe(mask_lrns(frame)).to_csv(tmp, index=False))
 
 
@@ -280,21 +288,21 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
 
 
 def _drilldown_csvs(out: Path, result, labels) -> dict:
-    """``esc_origins.csv`` and ``jhs_destinations.csv`` (per-school drill-down), when the run kept them."""
+    """``esc_origins.csv.gz`` and ``jhs_destinations.csv.gz`` (per-school drill-down), when the run kept them."""
     from studentflow.report.names import with_names
 
-    short = ("name", "municipality")
-    written = {}
+    short = ("name", "municipality")  # per pair: the names and towns of both schools (region etc. in the
+    written = {}                       # per-school tables), so these long tables stay compact
     origins = getattr(result, "esc_origins", None)
     if origins is not None and not origins.empty:
-        table = with_names(with_names(origins, labels), labels, id_column="origin_id", prefix="origin_",
-                           columns=short)
-        written["esc_origins.csv"] = _write_csv(out / "esc_origins.csv", table)
+        table = with_names(with_names(origins, labels, columns=short), labels, id_column="origin_id",
+                           prefix="origin_", columns=short)
+        written["esc_origins.csv.gz"] = _write_csv(out / "esc_origins.csv.gz", table)
     dest = getattr(result, "jhs_destinations", None)
     if dest is not None and not dest.empty:
-        table = with_names(with_names(dest, labels), labels, id_column="destination_id", prefix="destination_",
-                           columns=short)
-        written["jhs_destinations.csv"] = _write_csv(out / "jhs_destinations.csv", table)
+        table = with_names(with_names(dest, labels, columns=short), labels, id_column="destination_id",
+                           prefix="destination_", columns=short)
+        written["jhs_destinations.csv.gz"] = _write_csv(out / "jhs_destinations.csv.gz", table)
     return written
 
 

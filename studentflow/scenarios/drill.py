@@ -101,14 +101,20 @@ def jhs_destinations(name: str, placed: np.ndarray, rows_global: np.ndarray, col
     n_orig = share.shape[0]
     extra = np.minimum(np.clip(o_out - obs_origin, 0, None), public_total)  # draws × origins
     weight = np.divide(extra, o_out, out=np.zeros_like(extra, dtype=float), where=o_out > 0)
-    pattern = sp.csr_matrix((np.ones(rows_global.size), (rows_global, cols_local)), shape=(n_orig, n_cols))
-    union = (share.T @ pattern).tocoo()  # every JHS × ESC cell that can carry learners
-    ref = np.sort(_keys(union.row, union.col, n_cols))
+    # one linear map, built once: cell (JHS j, ESC e) gets share[o, j] of every pair o → e
+    share = sp.csr_matrix(share)
+    counts = np.diff(share.indptr)[rows_global]
+    pair_of_edge = np.repeat(np.arange(rows_global.size), counts)
+    starts = share.indptr[rows_global]
+    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    at = np.repeat(starts, counts) + offset
+    keys = _keys(share.indices[at], cols_local[pair_of_edge], n_cols)
+    ref, cell = np.unique(keys, return_inverse=True)
+    A = sp.csr_matrix((share.data[at], (cell, pair_of_edge)), shape=(ref.size, rows_global.size))
     values = np.zeros((placed.shape[0], ref.size))
-    for d in range(placed.shape[0]):
-        v = placed[d] * weight[d, rows_global]
-        m = (share.T @ sp.csr_matrix((v, (rows_global, cols_local)), shape=(n_orig, n_cols))).tocoo()
-        values[d, np.searchsorted(ref, _keys(m.row, m.col, n_cols))] = m.data
+    for d0 in range(0, placed.shape[0], 16):  # draw blocks: bounded memory at national size
+        block = placed[d0:d0 + 16] * weight[d0:d0 + 16][:, rows_global]
+        values[d0:d0 + 16] = (A @ block.T).T
     mean, lo, hi = interval(values) if ref.size else (np.zeros(0),) * 3
     keep = mean >= MIN_MEAN
     j, e = np.divmod(ref[keep], n_cols)
