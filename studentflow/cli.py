@@ -7,6 +7,7 @@
                     [--overwrite]
     studentflow explain SCHOOL_ID [--out DIR] [--top N]
     studentflow make-sample OUT_DIR [--seed N] [--scale X]
+    studentflow validate [--data MANIFEST] [--draws N] [--seed N] [--zeros ...] [--no-truth]
 
 Bad input (a :class:`~studentflow.errors.DataError`) ends the command with one line on
 stderr and exit code 2, without a traceback (``--debug`` shows it).
@@ -76,6 +77,20 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", metavar="DIR", default="studentflow-output",
                     help="output folder of `studentflow run` (default: ./studentflow-output)")
     ex.add_argument("--top", type=int, default=8, metavar="N", help="largest flows listed per scenario (default 8)")
+    run.add_argument("--no-calibrate", action="store_true",
+                     help="run the scenarios on the model as fitted, without calibrating the status quo "
+                          "to the observed ESC placements per school")
+
+    va = sub.add_parser("validate", help="status quo vs observed, out-of-sample check, errors vs the truth",
+                        description="Check the model: the calibrated status quo against the observed ESC "
+                                    "placements, one origin region held out at a time (fit on the rest), "
+                                    "and, on a synthetic region, scenario changes against its truth.")
+    va.add_argument("--data", metavar="MANIFEST", help="manifest.toml (or its folder); default: the bundled sample")
+    va.add_argument("--draws", type=int, default=20, metavar="N", help="Monte Carlo draws (default 20)")
+    va.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    va.add_argument("--zeros", choices=("truncate", "include", "drop"), default="truncate",
+                    help="estimator for the status quo and out-of-sample checks (default truncate)")
+    va.add_argument("--no-truth", action="store_true", help="skip the comparison with a synthetic truth")
 
     ms = sub.add_parser("make-sample", help="write a synthetic region as raw files plus truth/",
                         description="Write a synthetic study area in the real sources' layouts.")
@@ -107,7 +122,7 @@ def _run(args) -> int:
         res = run_pipeline(
             manifest, scenarios=args.scenarios, out_dir=args.out, draws=args.draws,
             seed=args.seed, zeros=args.zeros, radius_km=args.radius_km, max_km=args.max_km,
-            fit_method=args.fit_method,
+            fit_method=args.fit_method, calibrate=not args.no_calibrate,
             progress=False if args.no_progress else None, log=_say, client=client,
             keep_draws=False,  # the written outputs do not need the per-draw arrays
             overwrite=args.overwrite, argv=["studentflow", *args.argv],
@@ -148,6 +163,15 @@ def _explain(args) -> int:
     if args.top < 1:
         raise DataError(f"--top: must be >= 1, got {args.top}")
     print(explain(args.school_id, args.out).summary(top=args.top))
+def _validate(args) -> int:
+    from studentflow.pipeline import check_manifest
+    from studentflow.validate import validate
+
+    if args.draws < 1:
+        raise DataError(f"--draws: must be >= 1, got {args.draws}")
+    res = validate(check_manifest(args.data), draws=args.draws, seed=args.seed, zeros=args.zeros,
+                   truth=not args.no_truth, log=_say)
+    print(res.summary())
     return 0
 
 
@@ -174,7 +198,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"run": _run, "explain": _explain}.get(args.command, _make_sample)(args)
+        commands = {"run": _run, "validate": _validate, "explain": _explain, "make-sample": _make_sample}
+        return commands[args.command](args)
     except DataError as exc:
         if args.debug:
             raise

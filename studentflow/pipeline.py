@@ -160,6 +160,7 @@ def run_pipeline(
     write: bool = True,
     client=None,
     keep_draws=True,
+    calibrate: bool = True,
     overwrite: bool = False,
     argv=None,
 ) -> PipelineResult:
@@ -207,6 +208,11 @@ def run_pipeline(
         Per-draw arrays of the scenario result (see
         :func:`studentflow.scenarios.run.run_scenarios`); the report does not need them, so
         ``studentflow run`` passes False and memory stays flat however many scenarios.
+    calibrate : bool
+        Calibrate the status quo to the observed ESC placements per school and run every
+        scenario on that calibrated state (default; :mod:`studentflow.scenarios.calibrate`);
+        False runs the model as fitted. The other estimators' comparisons are calibrated
+        alike.
     overwrite : bool
         Write into ``out_dir`` even if it is a non-empty folder studentflow did not create
         (one without its ``run.json``); otherwise that is a DataError.
@@ -251,7 +257,7 @@ def run_pipeline(
         arguments = dict(manifest=manifest, scenarios=scenarios_arg if isinstance(scenarios_arg, (str, Path))
                          else (scenarios if scenarios_arg is not None else None), out_dir=out, draws=draws,
                          seed=seed, zeros=zeros, radius_km=radius_km, max_km=max_km, fit_method=fit_method,
-                         formula=formula, client=_client_address(client))
+                         formula=formula, calibrate=calibrate, client=_client_address(client))
         record = start_record(arguments, scenarios, argv=argv)
         out.mkdir(parents=True, exist_ok=True)
         write_run_json(out, record)
@@ -262,7 +268,8 @@ def run_pipeline(
         client, owned = resolve(client)
     try:
         res = _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method,
-                          formula, progress, write, client, keep_draws, stage, timings, outputs, record)
+                          formula, progress, write, client, keep_draws, stage, timings, outputs,
+                          calibrate, record)
     except BaseException as exc:
         if record is not None:
             from studentflow.report.provenance import finish_record, write_run_json
@@ -284,7 +291,8 @@ def run_pipeline(
 
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
-                progress, write, client, keep_draws, stage, timings, outputs, record=None) -> PipelineResult:
+                progress, write, client, keep_draws, stage, timings, outputs, calibrate=True,
+                record=None) -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.ingest import load_bundle
     from studentflow.pairs import build_pairs
@@ -319,10 +327,15 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     def scenario_stage():
         main = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
                              seed=seed, progress=progress, client=client, keep_draws=keep_draws,
+                             calibrate=calibrate,
                              school_flows=write)  # drill-down tables for `studentflow explain`
         others = {label: run_scenarios(bundle, m, scenarios, pairs=pairs, distances=distances, draws=0,
-                                       seed=seed, progress=False)
+                                       seed=seed, progress=False, calibrate=calibrate)
                   for label, m in list(models.items())[1:]}
+        if calibrate:  # what calibration changes: every estimator as fitted too (point estimates)
+            others.update({f"{label.replace(' (used)', '')} as fitted": run_scenarios(
+                bundle, m, scenarios, pairs=pairs, distances=distances, draws=0, seed=seed, progress=False,
+                calibrate=False) for label, m in models.items()})
         return main, others
 
     result, comparisons = stage(5, "scenarios", scenario_stage,
@@ -332,7 +345,9 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     if write:
         written = stage(6, "report", lambda: write_report(result, out, bundle=bundle, model=model, pairs=pairs,
                                                           models=models, comparisons=comparisons,
-                                                          truth=truth, timings=timings, provenance=record),
+                                                          truth=truth, timings=timings, provenance=record,
+                                                          truth_placements=_truth_placements(
+                                                              manifest, scenarios, draws, seed)),
                         lambda w: f"{len(w)} files in {out}")
         outputs.update(written)
     return PipelineResult(bundle, distances, pairs, model, models, result, comparisons, outputs, timings)
@@ -367,6 +382,28 @@ def _client_address(client) -> str | None:
         return str(client.scheduler.address)
     except AttributeError:
         return repr(client)
+
+
+def _truth_placements(manifest, scenarios, draws, seed):
+    """Learners placed per scenario in a synthetic world (``truth/`` beside the manifest),
+    when every scenario uses only the levers the oracle simulates (subsidy, capacity); else None."""
+    from studentflow.paths import sample_manifest
+    from studentflow.scenarios.spec import Scenario
+
+    try:
+        path = Path(manifest) if manifest is not None else sample_manifest()
+    except DataError:
+        return None
+    folder = (path if path.is_dir() else path.parent) / "truth"
+    plain = Scenario("plain")
+    same = ("subsidy_by_tier", "subsidy_targeted", "add_slots", "add_slots_to", "scale_slots", "move_slots",
+            "radius_km", "pool", "method")
+    if not (folder / "pairs.csv").is_file() or any(
+            getattr(s, k) != getattr(plain, k) for s in scenarios for k in same):
+        return None
+    from studentflow.synth.oracle import oracle_placements
+
+    return oracle_placements(folder, scenarios, draws=max(1, min(draws, 20)), seed=seed)
 
 
 def _slopes(model) -> str:

@@ -151,7 +151,8 @@ def test_study_estimator_reproduces_the_papers_shape(sample_dir):
     """Under the study's NB2 on positives, slots bind and +1K → +20K adds little (paper-facts.md)."""
     from studentflow.pipeline import run_pipeline
 
-    res = run_pipeline(sample_dir / "manifest.toml", draws=0, zeros="drop", write=False, progress=False)
+    res = run_pipeline(sample_dir / "manifest.toml", draws=0, zeros="drop", write=False, progress=False,
+                       calibrate=False)  # the study's method as it was: no calibration
     assert len(res.models) == 1 and not res.comparisons
     t = res.result.table.set_index("scenario")
     lo, hi = t.loc["net cost -1K", "placed_mean"], t.loc["net cost -20K", "placed_mean"]

@@ -96,7 +96,7 @@ def test_expected_flows_do_not_depend_on_memory_layout(inputs, layout):
     """The same design matrix in another memory layout (C order, or column-major at
     another alignment, as a worker may receive it) gives the same μ, bit for bit."""
     from studentflow.scenarios.draws import DrawWork
-    from studentflow.scenarios.run import _design
+    from studentflow.scenarios.work import _design
 
     _, pairs, model = inputs
     X, off = _design(model, pairs)

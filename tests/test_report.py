@@ -74,12 +74,12 @@ def test_writes_every_output_and_embeds_figures(setup, tmp_path):
     names = {p.name for p in (tmp_path / "rep").iterdir()}
     expected = {"report.html", "scenarios.csv", "esc_schools.csv", "public_jhs.csv", "schools.gpkg",
                 "ledger.csv", "sources.csv", "model.txt", "fig_coefficients.png", "fig_placed.png",
-                "fig_utilisation.png", "fig_map.png"}
+                "fig_utilisation.png", "fig_map.png", "fig_status_quo.png"}
     assert expected <= names and set(out) == names
     assert not [n for n in names if n.startswith(".")]  # no temporaries left
     page = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
-    assert len(images) == 4
+    assert len(images) == 5  # with the status quo vs observed scatter
     for img in images:
         assert base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "src='http" not in page and "<link" not in page  # self-contained

@@ -345,7 +345,7 @@ def test_point_estimate_and_bad_arguments(pairs, model):
 def test_design_reuse_matches_model_predict(pairs, model):
     """X @ beta per draw (the fast path) equals model.predict(pairs, params=beta)."""
     from studentflow.gravity import fit_gravity
-    from studentflow.scenarios.run import _design
+    from studentflow.scenarios.work import _design
 
     fitted = fit_gravity(pairs, zeros="include", method="fast")
     for m in (fitted, model):  # formula design, and recovered from predict alone
@@ -501,13 +501,13 @@ CHAIN = [
 
 
 def test_streaming_sweep_equals_eager_path(pairs, model, result):
-    eager = _eager_run_scenarios()
+    eager = _eager_run_scenarios()  # from before the calibrated status quo: compare uncalibrated
     kw = dict(pairs=pairs, draws=12, seed=5, progress=False, allocator=ALLOCATE)
-    _assert_same(result, eager(None, model, SCEN, **kw))
-    chain = run_scenarios(None, model, CHAIN, **kw)
+    _assert_same(run_scenarios(None, model, SCEN, **kw, calibrate=False), eager(None, model, SCEN, **kw))
+    chain = run_scenarios(None, model, CHAIN, **kw, calibrate=False)
     _assert_same(chain, eager(None, model, CHAIN, **kw))
     bundle = _toy_bundle(pairs)  # public-JHS relief tables too
-    streamed = run_scenarios(bundle, model, SCEN[:4], **{**kw, "draws": 4})
+    streamed = run_scenarios(bundle, model, SCEN[:4], **{**kw, "draws": 4}, calibrate=False)
     added = [c for c in streamed.public_jhs if c.startswith("relieved_vs_baseline")]  # new since 851522a
     assert len(added) == 3
     _assert_same(dataclasses.replace(streamed, public_jhs=streamed.public_jhs.drop(columns=added)),
@@ -561,3 +561,59 @@ def test_keep_draws_none_or_on_disk_keeps_every_table(pairs, model, result, tmp_
         run_scenarios(None, model, SCEN[:2], in_flight=0, **kw)
     with pytest.raises(ValueError, match="compare_to"):
         run_scenarios(None, model, [SCEN[0], Scenario("x", compare_to="nope")], **kw)
+
+
+# ------------------------------------------------------------ pair tables built once per run
+@pytest.fixture(scope="module")
+def sample_inputs(sample_bundle):
+    from studentflow.pairs import build_pairs
+    from studentflow.pipeline import compute_distances
+
+    distances = compute_distances(sample_bundle, max_km=12.0)
+    return sample_bundle, distances, build_pairs(sample_bundle, distances, radius_km=5.0)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["origin_id", "destination_id"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("radius", [3.0, 7.0, 10.0])
+def test_a_scenario_table_from_the_widened_table_equals_building_it(sample_inputs, radius):
+    """Filtering the one table built at the widest radius gives what building the
+    scenario's own table gives (so a run builds pairs once, with the same answers)."""
+    from studentflow.pairs import build_pairs
+    from studentflow.scenarios.work import PairTables
+
+    bundle, distances, pairs = sample_inputs
+    scenarios = [Scenario("base"), Scenario("r", radius_km=radius), Scenario("far", radius_km=10.0, subsidy=2000)]
+    tables = PairTables.for_run(scenarios, pairs, bundle, distances)
+    got = tables.for_scenario(scenarios[1], bundle)
+    pd.testing.assert_frame_equal(_sorted(got), _sorted(build_pairs(bundle, distances, radius_km=radius)),
+                                  check_like=True)
+    assert (got["pair_type"] == "new").sum() > 0
+    far = tables.for_scenario(scenarios[2], bundle)
+    assert np.allclose(far["esc_amount"], _sorted(build_pairs(bundle, distances, radius_km=10.0))
+                       .set_index(["origin_id", "destination_id"]).loc[
+                           pd.MultiIndex.from_frame(far[["origin_id", "destination_id"]]), "esc_amount"] + 2000)
+
+
+def test_run_builds_the_pair_table_once_for_every_radius(sample_inputs, monkeypatch):
+    import studentflow.pairs as pairs_mod
+    from studentflow.gravity import fit_gravity
+
+    bundle, distances, pairs = sample_inputs
+    calls = []
+    real = pairs_mod.build_pairs
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("radius_km"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pairs_mod, "build_pairs", counting)
+    model = fit_gravity(pairs, zeros="truncate", method="fast")
+    scenarios = [Scenario("base"), Scenario("r7", radius_km=7.0), Scenario("r9", radius_km=9.0, subsidy=5000),
+                 Scenario("r3", radius_km=3.0)]
+    res = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=2, progress=False)
+    assert calls == [9.0]  # one table, at the widest radius beyond the given 5 km
+    placed = res.table.set_index("scenario")["placed_mean"]
+    assert placed["r9"] >= placed["r7"] - 1e-9 and placed["r7"] >= placed["base"] >= placed["r3"] - 1e-9

@@ -162,6 +162,8 @@ def cli_command(arguments: dict) -> list[str] | None:
     if a.get("max_km") is not None:
         cmd += ["--max-km", repr(float(a["max_km"]))]
     cmd += ["--fit-method", a["fit_method"]]
+    if a.get("calibrate", True) is False:
+        cmd += ["--no-calibrate"]
     if a.get("client"):
         cmd += ["--scheduler", str(a["client"])]
     return cmd

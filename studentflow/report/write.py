@@ -191,7 +191,7 @@ def _headline(result, comparisons=None) -> str:
 
 
 def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models=None,
-                 comparisons=None, truth=None, timings=None, provenance=None,
+                 comparisons=None, truth=None, timings=None, truth_placements=None, provenance=None,
                  title="studentflow: ESC scenarios and public JHS decongestion") -> dict:
     """Write the report files for a :class:`~studentflow.scenario_result.ScenarioResult`.
 
@@ -217,6 +217,9 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
         :data:`studentflow.synth.STUDY_PARAMS`, plus ``alpha``), shown beside the estimates.
     timings : dict, optional
         Stage → seconds, listed at the end of the report.
+    truth_placements : pandas.Series, optional
+        Learners placed per scenario in a synthetic world
+        (:func:`studentflow.synth.oracle.oracle_placements`), for the calibration section.
     provenance : dict, optional
         The run's ``run.json`` record (:mod:`studentflow.report.provenance`), shown as the
         report's footer with the ledger counts and timings.
@@ -273,10 +276,11 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
             _png(rf.congestion_map(result, bundle, boundaries=outlines)))
         map_html = map_section(result, bundle, outlines)
         written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", result, bundle)
+    section = _calibration_section(result, pairs, comparisons, truth_placements, figures)
     for name, (_, png) in figures.items():
         written[name] = atomic_write(out / name, lambda tmp, png=png: tmp.write_bytes(png))
 
-    page = _html(result, title, figures, all_models, bundle, pairs, timings, comparisons or {}, truth,
+    page = _html(result, title, figures, all_models, bundle, pairs, timings, comparisons or {}, truth, section,
                  map_html=map_html)
     if provenance is not None:
         from studentflow.report.provenance import finish_record, footer_html
@@ -327,8 +331,20 @@ def _comparison_html(result, comparisons: dict) -> str:
     return text + _table_html(table)
 
 
+def _calibration_section(result, pairs, comparisons, truth_placements, figures) -> str:
+    """HTML of the status-quo/calibration section; adds ``fig_status_quo.png`` to ``figures``."""
+    from studentflow.report.calibration import calibration_html, status_quo_scatter
+    from studentflow.scenarios.calibrate import status_quo_fit
+
+    if result.calibration is None and pairs is None:
+        return ""
+    png = _png(status_quo_scatter(status_quo_fit(result, pairs)))
+    figures["fig_status_quo.png"] = ("Observed vs status-quo ESC placements per school, 45° line.", png)
+    return calibration_html(result, comparisons, truth_placements, base64.b64encode(png).decode())
+
+
 def _html(result, title, figures, models, bundle, pairs, timings, comparisons=None, truth=None,
-          map_html: str = "") -> str:
+          calibration_section="", map_html: str = "") -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
              f"<p class='note'>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · "
@@ -342,7 +358,7 @@ def _html(result, title, figures, models, bundle, pairs, timings, comparisons=No
                            "description": [s.description for s in result.scenarios]})
     parts.append(_table_html(levers))
     for name, (caption, png) in figures.items():
-        if name == "fig_coefficients.png":
+        if name in ("fig_coefficients.png", "fig_status_quo.png"):
             continue
         parts.append(f"<figure><img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
                      f"<figcaption class='note'>{html.escape(caption)}</figcaption></figure>")
@@ -350,6 +366,7 @@ def _html(result, title, figures, models, bundle, pairs, timings, comparisons=No
         parts.append(map_html)
     if comparisons:
         parts.append(_comparison_html(result, comparisons))
+    parts.append(calibration_section)
     if not result.public_jhs.empty:
         pj = result.public_jhs
         key = "relieved_vs_baseline_mean" if "relieved_vs_baseline_mean" in pj else "relieved_mean"

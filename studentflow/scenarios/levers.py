@@ -14,7 +14,7 @@ import pandas as pd
 from studentflow.scenarios.spec import Scenario
 from studentflow.schema import SUBSIDY_TIERS
 
-__all__ = ["scenario_capacities", "scenario_pairs"]
+__all__ = ["pair_reach", "scenario_capacities", "scenario_pairs", "widened_pairs"]
 
 
 # ---------------------------------------------------------------- slot levers
@@ -107,24 +107,53 @@ def _apply_subsidy(pairs: pd.DataFrame, extra: np.ndarray) -> pd.DataFrame:
     return out
 
 
-def scenario_pairs(scenario: Scenario, pairs: pd.DataFrame, bundle=None, distances=None) -> pd.DataFrame:
+def pair_reach(pairs: pd.DataFrame) -> float:
+    """Candidate radius (km) a pair table was built with: its build summary's, else the
+    farthest new pair's distance (0 km when it has none)."""
+    built = getattr(pairs.attrs.get("summary"), "radius_km", None)
+    if built is not None:
+        return float(built)
+    new = pairs["pair_type"].to_numpy() == "new"
+    return float(pairs.loc[new, "distance_km"].max()) if new.any() else 0.0
+
+
+def widened_pairs(scenarios, pairs: pd.DataFrame, bundle=None, distances=None) -> pd.DataFrame | None:
+    """The one pair table every scenario reaching beyond ``pairs`` filters from.
+
+    Built once, at the widest scenario radius (km) above :func:`pair_reach` of
+    ``pairs``, with ``build_pairs(bundle, distances, radius_km=...)``; None when no
+    scenario reaches further, or when ``bundle`` or ``distances`` is missing (those
+    scenarios then keep the new pairs ``pairs`` has).
+    """
+    reach = pair_reach(pairs)
+    wider = [s.radius_km for s in scenarios if s.radius_km is not None and s.radius_km > reach]
+    if not wider or bundle is None or distances is None:
+        return None
+    from studentflow.pairs import build_pairs
+
+    return build_pairs(bundle, distances, radius_km=max(wider))
+
+
+def scenario_pairs(scenario: Scenario, pairs: pd.DataFrame, bundle=None, distances=None, *,
+                   wide: pd.DataFrame | None = None) -> pd.DataFrame:
     """The pair table a scenario works on: candidate radius and subsidy applied.
 
-    A ``radius_km`` wider than the table's own needs ``bundle`` and ``distances`` (the
-    pairs are rebuilt); a narrower one drops new pairs beyond it (km).
+    A ``radius_km`` wider than the table's own (:func:`pair_reach`) takes its pairs from
+    ``wide`` (:func:`widened_pairs`, built once for a whole run), else rebuilds them from
+    ``bundle`` and ``distances``; a narrower one drops new pairs beyond it (km). Subsidy
+    levers then change ``esc_amount`` (pesos) and ``net_cost_k`` of the rows they reach.
     """
     p = pairs
     if scenario.radius_km is not None:
-        new = p["pair_type"].to_numpy() == "new"
-        far_new = new & (p["distance_km"].to_numpy() > scenario.radius_km)
-        built = getattr(p.attrs.get("summary"), "radius_km", None)
-        reach = built if built is not None else (p.loc[new, "distance_km"].max() if new.any() else 0.0)
-        if bundle is not None and distances is not None and scenario.radius_km > reach:
-            from studentflow.pairs import build_pairs
-
-            p = build_pairs(bundle, distances, radius_km=scenario.radius_km)
-        else:
-            p = p.loc[~far_new]
+        if scenario.radius_km > pair_reach(pairs):
+            if wide is None and bundle is not None and distances is not None:
+                wide = widened_pairs([scenario], pairs, bundle, distances)
+            p = wide if wide is not None else p
+        far = p["distance_km"].to_numpy() > scenario.radius_km
+        p = p.loc[~(far & (p["pair_type"].to_numpy() == "new"))]
+        if "within_radius" in p and far.any():  # the outcome-independent set at this radius
+            p = p.assign(within_radius=p["within_radius"].to_numpy(dtype=bool)
+                         & (p["distance_km"].to_numpy() <= scenario.radius_km))
     extra = np.full(len(p), scenario.subsidy, dtype=float)
     if scenario.subsidy_by_tier:
         extra += _tiers(p, bundle).map(scenario.subsidy_by_tier).fillna(0.0).to_numpy(dtype=float)

@@ -168,6 +168,9 @@ class ScenarioResult:
     esc_origins, jhs_destinations : pandas.DataFrame
         Per-school drill-down (:mod:`studentflow.scenarios.drill`), filled when the run
         was asked for it (``run_scenarios(school_flows=True)``), else empty.
+    calibration : Calibration or None
+        The calibrated status quo every scenario ran on
+        (:func:`studentflow.scenarios.calibrate.calibrate_status_quo`), None if uncalibrated.
     """
 
     scenarios: tuple
@@ -189,6 +192,7 @@ class ScenarioResult:
     params: pd.DataFrame = field(default_factory=pd.DataFrame)
     esc_origins: pd.DataFrame = field(default_factory=pd.DataFrame)
     jhs_destinations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    calibration: object = None
 
     def scenario_table(self) -> pd.DataFrame:
         """Readable table: one row per scenario, rounded, intervals as "lo–hi"."""

@@ -1,0 +1,231 @@
+"""Calibration of the status quo: a named step between the gravity fit and the scenarios.
+
+The fitted gravity model, allocated under today's capacities, does not give back today:
+on the bundled sample it places 11,725 learners in ESC schools (point estimate) where
+12,788 were observed, because predicted demand scatters around each school's actual
+enrolment and the status quo caps every school at its billed slots (docs/design.md,
+"Calibration", has the decomposition). :func:`calibrate_status_quo` computes one factor
+``w_j`` per ESC school (:func:`studentflow.allocation.calibrate.calibrate_destinations`)
+so that the baseline scenario, at the model's point estimate, places exactly the
+observed learners at every school; :func:`studentflow.scenarios.run.run_scenarios` then
+multiplies every scenario's expected flows into school ``j`` by ``w_j``, so each
+scenario's levers (subsidy, slots, radius) act on top of the calibrated state.
+
+Schools that were full today (observed placements reach their status-quo capacity) are
+only raised to fill, never lowered: their observed count is a floor on their demand,
+not a measure of it, and lowering it would hide exactly the excess demand that more
+slots or a lower net cost would serve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from studentflow.scenarios.levers import scenario_capacities, scenario_pairs
+from studentflow.scenarios.spec import Scenario
+
+__all__ = ["Calibration", "CalibratedModel", "calibrate_status_quo", "status_quo_fit", "status_quo_inputs"]
+
+
+@dataclass(frozen=True, eq=False)
+class Calibration:
+    """Result of :func:`calibrate_status_quo`.
+
+    Attributes
+    ----------
+    scenario : str
+        The scenario calibrated to today (the baseline).
+    factors : pandas.Series
+        ``w_j`` by ``destination_id`` (dimensionless); schools not listed keep 1.
+    schools : pandas.DataFrame
+        One row per ESC school (index ``school_id``): ``observed`` placements,
+        ``capacity`` (status quo, learners), ``capacity_bound`` (observed >= capacity),
+        ``predicted`` (uncalibrated status quo at the point estimate), ``calibrated``
+        (after), ``factor``.
+    capacity_rule : str
+        ``"floor"`` or ``"match"`` (:mod:`studentflow.allocation.calibrate`).
+    converged : bool
+    iterations : int
+    max_violation : float
+        Largest gap between calibrated and observed placements, learners.
+    """
+
+    scenario: str
+    factors: pd.Series
+    schools: pd.DataFrame
+    capacity_rule: str
+    converged: bool
+    iterations: int
+    max_violation: float
+
+    @property
+    def observed(self) -> float:
+        """Observed ESC placements, learners."""
+        return float(self.schools["observed"].sum())
+
+    @property
+    def predicted(self) -> float:
+        """Status-quo placements before calibration (point estimate), learners."""
+        return float(self.schools["predicted"].sum())
+
+    @property
+    def calibrated(self) -> float:
+        """Status-quo placements after calibration (point estimate), learners."""
+        return float(self.schools["calibrated"].sum())
+
+    def factor_of(self, destination_ids) -> np.ndarray:
+        """``w_j`` for each destination id (1 where the school was not calibrated)."""
+        ids = pd.Index(np.asarray(destination_ids).astype(str))
+        return self.factors.reindex(ids).fillna(1.0).to_numpy(dtype=float)
+
+    def summary(self) -> str:
+        """Totals before and after, schools by kind and the factors' spread."""
+        s = self.schools
+        w = s["factor"].to_numpy(dtype=float)
+        q = np.percentile(w, [10, 50, 90]) if w.size else np.full(3, np.nan)
+        bound = s["capacity_bound"].to_numpy(dtype=bool)
+        return "\n".join([
+            f"Calibration of {self.scenario!r} to observed ESC placements ({self.capacity_rule} rule)",
+            f"  observed {self.observed:,.0f} learners in {len(s)} ESC schools; status quo before "
+            f"{self.predicted:,.1f} ({100 * (self.predicted / max(self.observed, 1) - 1):+.1f} %), "
+            f"after {self.calibrated:,.1f}",
+            f"  {int(bound.sum())} capacity-bound schools (raised to fill, never lowered), "
+            f"{int((~bound).sum())} demand-bound (matched)",
+            f"  factors: 10 % {q[0]:.2f}, median {q[1]:.2f}, 90 % {q[2]:.2f}; "
+            f"converged {self.converged} in {self.iterations} rounds, max gap {self.max_violation:.1e} learners",
+        ])
+
+
+@dataclass(frozen=True)
+class CalibratedModel:
+    """A gravity model whose predictions are multiplied by the calibration factors.
+
+    Used by :func:`studentflow.scenarios.run.run_scenarios` when it cannot recover the
+    model's design matrix; ``predict(pairs, params)`` = ``model.predict(...) * w_j``.
+    """
+
+    model: object
+    calibration: Calibration
+
+    @property
+    def params(self):
+        return self.model.params
+
+    def draw_params(self, n, seed):
+        return self.model.draw_params(n, seed)
+
+    def predict(self, pairs, params=None):
+        mu = np.asarray(self.model.predict(pairs, params=params), dtype=float)
+        return mu * self.calibration.factor_of(pairs["destination_id"])
+
+
+def status_quo_inputs(scenario: Scenario, pairs: pd.DataFrame, model, *, bundle=None, distances=None,
+                      params=None):
+    """Expected flows, pools, capacities and observed placements of one scenario.
+
+    Returns
+    -------
+    (scipy.sparse.csr_matrix, numpy.ndarray, numpy.ndarray, numpy.ndarray, pandas.Index)
+        μ (origins × ESC schools, learners, at ``params`` or the point estimate), origin
+        pools (learners, by ``scenario.pool``), capacities (learners, by the scenario's
+        slot levers), observed ESC placements per school (learners) and the school ids.
+    """
+    p = scenario_pairs(scenario, pairs, bundle, distances)
+    origins = pd.Index(pd.unique(p["origin_id"]))
+    schools = pd.Index(np.sort(pd.unique(p["destination_id"])))
+    r = origins.get_indexer(p["origin_id"])
+    c = schools.get_indexer(p["destination_id"])
+    mu = np.asarray(model.predict(p, params=params), dtype=float)
+    mat = sp.csr_matrix((mu, (r, c)), shape=(len(origins), len(schools)))
+    o = p.groupby("origin_id", sort=False)[["origin_pool", "origin_esc_beneficiaries"]].first().reindex(origins)
+    pools = o["origin_pool"].to_numpy(dtype=float)
+    if scenario.pool == "non_beneficiaries":
+        pools = pools - o["origin_esc_beneficiaries"].to_numpy(dtype=float)
+    pools = np.clip(pools, 0, None)
+    d = p.groupby("destination_id")
+    s = d[["destination_slots", "destination_billed"]].first().reindex(schools)
+    caps = scenario_capacities(scenario, s["destination_slots"], s["destination_billed"], schools).astype(float)
+    observed = d["esc_beneficiaries"].sum().reindex(schools).to_numpy(dtype=float)
+    return mat, pools, caps, observed, schools
+
+
+def calibrate_status_quo(
+    model,
+    pairs: pd.DataFrame,
+    scenario: Scenario,
+    *,
+    bundle=None,
+    distances=None,
+    capacity_bound: Literal["floor", "match"] = "floor",
+) -> Calibration:
+    """Calibrate ``scenario`` (the status quo) to the observed ESC placements per school.
+
+    Parameters
+    ----------
+    model : GravityModel
+        Anything with ``predict(pairs, params=None)`` (expected learners per pair).
+    pairs : pandas.DataFrame
+        PairTable (docs/contracts.md §3); ``esc_beneficiaries`` are the observed placements.
+    scenario : Scenario
+        The state to calibrate, normally the baseline (billed slots, today's amounts).
+    bundle, distances : optional
+        Only for a scenario whose radius needs the pairs rebuilt.
+    capacity_bound : {"floor", "match"}
+        Rule for schools whose observed placements reach their capacity (see
+        :mod:`studentflow.allocation.calibrate`); "floor" (default) never lowers their demand.
+
+    Returns
+    -------
+    Calibration
+    """
+    from studentflow.allocation.calibrate import calibrate_destinations
+
+    mat, pools, caps, observed, schools = status_quo_inputs(scenario, pairs, model, bundle=bundle,
+                                                            distances=distances)
+    res = calibrate_destinations(mat, pools, caps, observed, capacity_bound=capacity_bound)
+    table = pd.DataFrame({
+        "observed": observed, "capacity": caps, "capacity_bound": res.capacity_bound,
+        "predicted": res.predicted, "calibrated": res.placed, "factor": res.factors,
+    }, index=pd.Index(schools.astype(str), name="school_id"))
+    return Calibration(
+        scenario=scenario.name, factors=pd.Series(res.factors, index=table.index, name="factor"),
+        schools=table, capacity_rule=capacity_bound, converged=res.converged,
+        iterations=res.iterations, max_violation=res.max_violation,
+    )
+
+
+def status_quo_fit(result, pairs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Observed vs status-quo placements per ESC school of a scenario run.
+
+    Parameters
+    ----------
+    result : ScenarioResult
+        Its baseline is the status quo; observed placements come from its calibration
+        or, for an uncalibrated run, from ``pairs``.
+    pairs : pandas.DataFrame, optional
+        PairTable with observed ``esc_beneficiaries`` (needed when ``result`` is uncalibrated).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``school_id``: ``observed``, ``placed_mean``, ``placed_lo``, ``placed_hi``
+        (learners, 95 % interval over draws) and ``within`` (observed inside the interval).
+    """
+    if result.calibration is not None:
+        observed = result.calibration.schools["observed"]
+    elif pairs is not None:
+        observed = pairs.groupby("destination_id")["esc_beneficiaries"].sum().astype(float)
+    else:
+        raise ValueError("status_quo_fit: the result is uncalibrated; give pairs= for the observed placements")
+    esc = result.esc_schools
+    sq = esc.loc[esc["scenario"] == result.baseline].set_index("school_id")
+    out = pd.DataFrame({"observed": observed.reindex(sq.index).fillna(0.0)})
+    out[["placed_mean", "placed_lo", "placed_hi"]] = sq[["placed_mean", "placed_lo", "placed_hi"]]
+    out["within"] = (out["observed"] >= np.floor(out["placed_lo"])) & (out["observed"] <= np.ceil(out["placed_hi"]))
+    out.index.name = "school_id"
+    return out

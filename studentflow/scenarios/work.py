@@ -1,0 +1,170 @@
+"""Work units of a scenario run: the pair tables (built once), design, sparse structure.
+
+A run's pair tables are built once (:class:`PairTables`): the table given to
+:func:`studentflow.scenarios.run.run_scenarios` and, only if some scenario's candidate
+radius reaches further, one table at the widest such radius. Each scenario is then a
+change to one of them (:func:`studentflow.scenarios.levers.scenario_pairs`): new pairs
+beyond its radius dropped, subsidy levers applied to ``esc_amount`` / ``net_cost_k``.
+Its work unit (:class:`_Prepared`) holds what its draws need: the design matrix of its
+pairs (so that each draw is one ``X @ β``), the sparse origin × ESC-school structure,
+pools and capacities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from studentflow.errors import DataError
+from studentflow.scenarios.draws import DrawWork
+from studentflow.scenarios.levers import scenario_capacities, scenario_pairs, widened_pairs
+from studentflow.scenarios.spec import Scenario
+
+__all__ = ["PairTables"]
+
+
+@dataclass(frozen=True)
+class PairTables:
+    """The pair tables of one run, each built once (see the module docstring).
+
+    Attributes
+    ----------
+    base : pandas.DataFrame
+        The PairTable the run was given (or built).
+    wide : pandas.DataFrame or None
+        The table at the widest scenario radius beyond ``base``'s reach (km), or None.
+    """
+
+    base: pd.DataFrame
+    wide: pd.DataFrame | None = None
+
+    @classmethod
+    def for_run(cls, scenarios, pairs: pd.DataFrame, bundle=None, distances=None) -> "PairTables":
+        """Build the widened table once if any scenario needs it."""
+        return cls(pairs, widened_pairs(scenarios, pairs, bundle, distances))
+
+    def for_scenario(self, scenario: Scenario, bundle=None) -> pd.DataFrame:
+        """Scenario ``scenario``'s pair table, filtered and changed from these (no rebuild)."""
+        return scenario_pairs(scenario, self.base, bundle, wide=self.wide)
+
+
+# ---------------------------------------------------------------- prediction
+def _design(model, pairs: pd.DataFrame):
+    """(X, offset) with ``model.predict(pairs, params=b) == exp(X @ b + offset)``.
+
+    Uses the fitted formula's design (``model.design_info``) when the model has one;
+    otherwise recovers X from the model's own ``predict`` with unit coefficient vectors,
+    so any log-linear model honouring the contract works. Checked against
+    ``model.predict``; returns None (predict per draw) if the check fails.
+    """
+    names = model.params.index
+    X = offset = None
+    if getattr(model, "design_info", None) is not None:
+        try:
+            from studentflow.gravity.model import design_matrix
+
+            X = design_matrix(model.design_info, pairs)[list(names)].to_numpy(dtype=float)
+            offset = np.zeros(len(pairs))
+        except (ImportError, KeyError, TypeError, ValueError):
+            X = None
+    if X is None:
+        zero = pd.Series(0.0, index=names)
+        with np.errstate(divide="ignore"):
+            offset = np.log(np.asarray(model.predict(pairs, params=zero), dtype=float))
+            cols = []
+            for name in names:
+                unit = zero.copy()
+                unit[name] = 1.0
+                cols.append(np.log(np.asarray(model.predict(pairs, params=unit), dtype=float)) - offset)
+        X = np.column_stack(cols) if cols else np.zeros((len(pairs), 0))
+    check = slice(0, min(len(pairs), 2000))
+    ref = np.asarray(model.predict(pairs.iloc[check]), dtype=float)
+    got = np.exp(X[check] @ model.params.to_numpy(dtype=float) + offset[check])
+    if not (np.all(np.isfinite(X)) and np.allclose(got, ref, rtol=1e-6, atol=1e-12)):
+        return None
+    return X, offset
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    scenario: Scenario
+    pairs: pd.DataFrame
+    rows: np.ndarray  # global origin position of each local row
+    cols: np.ndarray  # global school position of each local column
+    pools: np.ndarray  # global, learners
+    caps: np.ndarray  # global, slots
+    work: DrawWork  # what each draw needs (local rows / columns)
+
+
+def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_pos, origins, schools,
+             calibration=None, keep_pairs: bool = False):
+    """The work unit of scenario ``s``: its pair table, design and sparse structure; with a
+    :class:`~studentflow.scenarios.calibrate.Calibration`, μ_ij × w_j (the calibrated state)."""
+    p = tables.for_scenario(s, bundle)
+    if p.empty:
+        raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
+    o_glob = origin_pos.loc[p["origin_id"]].to_numpy()
+    d_glob = school_pos.loc[p["destination_id"]].to_numpy()
+    rows, r = np.unique(o_glob, return_inverse=True)
+    cols, c = np.unique(d_glob, return_inverse=True)
+    order = np.lexsort((c, r))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=rows.size))])
+    shape = (rows.size, cols.size)
+    is_new = (p["pair_type"].to_numpy() == "new").astype(float)[order]
+    new_mask = sp.csr_matrix((is_new, c[order], indptr), shape=shape)
+    pools = origins["origin_pool"].to_numpy(dtype=float)
+    if s.pool == "non_beneficiaries":
+        pools = pools - origins["origin_esc_beneficiaries"].to_numpy(dtype=float)
+    pools = np.clip(pools, 0, None)
+    caps = scenario_capacities(
+        s, schools["destination_slots"], schools["destination_billed"], schools.index
+    )
+    design = _design(model, p)
+    if calibration is not None:  # the calibrated state: μ_ij × w_j (log w_j joins the offset)
+        if design is not None:
+            with np.errstate(divide="ignore"):
+                design = (design[0], design[1] + np.log(calibration.factor_of(p["destination_id"])))
+        else:
+            from studentflow.scenarios.calibrate import CalibratedModel
+
+            model = CalibratedModel(model, calibration)
+    if design is not None:
+        design = (np.asfortranarray(design[0], dtype=float), np.ascontiguousarray(design[1], dtype=float))
+    work = DrawWork(
+        name=s.name, method=s.method, design=design,
+        predict=None if design is not None else (model, p, model.params.index),
+        order=order, indices=c[order].astype(np.int32), indptr=indptr, shape=shape,
+        pools=pools[rows], caps=caps[cols].astype(float), new_mask=new_mask, keep_pairs=keep_pairs,
+    )
+    return _Prepared(s, p, rows, cols, pools, caps, work)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """What outlives a scenario's work unit: its constraints and local→global positions."""
+
+    scenario: Scenario
+    rows: np.ndarray
+    cols: np.ndarray
+    pools: np.ndarray
+    caps: np.ndarray
+    pair_positions: tuple | None = None  # drill-down: (local rows, local cols, observed ESC) per position
+
+
+def _global_index(tables: PairTables):
+    """(origins, schools): one row per origin / ESC school over every table of the run
+    (first non-null value, in table order; a widened table only adds rows)."""
+    o_cols = ["origin_pool", "origin_esc_beneficiaries", "origin_feeds_congested"]
+    s_cols = ["destination_slots", "destination_billed"]
+    o_parts, s_parts = [], []
+    for p in (tables.base, tables.wide):
+        if p is not None:
+            o_parts.append(p.groupby("origin_id", sort=False)[o_cols].first())
+            s_parts.append(p.groupby("destination_id", sort=False)[s_cols].first())
+    origins = pd.concat(o_parts).groupby(level=0, sort=True).first()
+    schools = pd.concat(s_parts).groupby(level=0, sort=True).first()
+    origins.index.name, schools.index.name = "origin_id", "destination_id"
+    return origins, schools
