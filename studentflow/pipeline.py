@@ -29,6 +29,7 @@ from typing import Callable, Literal
 import pandas as pd
 
 from studentflow.errors import DataError
+from studentflow.report.provenance import close_run, open_run
 
 __all__ = ["PipelineResult", "run_pipeline", "compute_distances", "fit_models", "synthetic_truth", "STAGES",
            "ORIGIN_REGION_FORMULA"]
@@ -213,11 +214,8 @@ def run_pipeline(
         scenario on that calibrated state (default; :mod:`studentflow.scenarios.calibrate`);
         False runs the model as fitted. The other estimators' comparisons are calibrated
         alike.
-    overwrite : bool
-        Write into ``out_dir`` even if it is a non-empty folder studentflow did not create
-        (one without its ``run.json``); otherwise that is a DataError.
-    argv : list of str, optional
-        The command line as typed (recorded in ``run.json`` by ``studentflow run``).
+    overwrite, argv : bool, list of str
+        Write into a non-empty ``out_dir`` lacking studentflow's ``run.json``; the command line as typed.
 
     Returns
     -------
@@ -251,16 +249,10 @@ def run_pipeline(
 
     record = None
     if write:  # run.json first: marks the folder as studentflow's and records what is attempted
-        from studentflow.report.provenance import check_out_dir, start_record, write_run_json
-
-        check_out_dir(out, overwrite)
-        arguments = dict(manifest=manifest, scenarios=scenarios_arg if isinstance(scenarios_arg, (str, Path))
-                         else (scenarios if scenarios_arg is not None else None), out_dir=out, draws=draws,
-                         seed=seed, zeros=zeros, radius_km=radius_km, max_km=max_km, fit_method=fit_method,
-                         formula=formula, calibrate=calibrate, client=_client_address(client))
-        record = start_record(arguments, scenarios, argv=argv)
-        out.mkdir(parents=True, exist_ok=True)
-        write_run_json(out, record)
+        record = open_run(out, dict(manifest=manifest, scenarios=scenarios_arg, out_dir=out, draws=draws, seed=seed,
+                                    zeros=zeros, radius_km=radius_km, max_km=max_km, fit_method=fit_method,
+                                    formula=formula, calibrate=calibrate, client=client),
+                          scenarios, overwrite=overwrite, argv=argv)
     owned = False
     if client is not None:
         from studentflow.dask_client import resolve
@@ -271,23 +263,17 @@ def run_pipeline(
                           formula, progress, write, client, keep_draws, stage, timings, outputs,
                           calibrate, record)
     except BaseException as exc:
-        if record is not None:
-            from studentflow.report.provenance import finish_record, write_run_json
-
-            write_run_json(out, finish_record(record, timings=timings, error=exc))
+        if record is not None:  # run.json says the run failed, and why
+            close_run(out, record, timings=timings, error=exc)
         raise
-    else:
-        if record is not None:
-            from studentflow.report.provenance import finish_record, write_run_json
-
-            outputs["run.json"] = write_run_json(
-                out, finish_record(record, bundle=res.bundle, timings=timings, outputs=outputs))
-        return res
     finally:
         if owned:
             from studentflow.dask_client import close
 
             close(client)
+    if record is not None:
+        outputs["run.json"] = close_run(out, record, bundle=res.bundle, timings=timings, outputs=outputs)
+    return res
 
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
@@ -327,8 +313,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     def scenario_stage():
         main = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
                              seed=seed, progress=progress, client=client, keep_draws=keep_draws,
-                             calibrate=calibrate,
-                             school_flows=write)  # drill-down tables for `studentflow explain`
+                             calibrate=calibrate, school_flows=write)  # school_flows: `studentflow explain`
         others = {label: run_scenarios(bundle, m, scenarios, pairs=pairs, distances=distances, draws=0,
                                        seed=seed, progress=False, calibrate=calibrate)
                   for label, m in list(models.items())[1:]}
@@ -372,16 +357,6 @@ def synthetic_truth(manifest=None) -> dict | None:
         return {**{k: float(v) for k, v in data["params"].items()}, "alpha": float(data["alpha"])}
     except (ValueError, KeyError, TypeError):
         return None
-
-
-def _client_address(client) -> str | None:
-    """A Dask client as recorded in run.json: its address (a string is one already)."""
-    if client is None or isinstance(client, str):
-        return client
-    try:
-        return str(client.scheduler.address)
-    except AttributeError:
-        return repr(client)
 
 
 def _truth_placements(manifest, scenarios, draws, seed):

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from studentflow.errors import DataError
 
-__all__ = ["RUN_JSON", "LIBRARIES", "check_out_dir", "file_digest", "raw_files", "library_versions",
+__all__ = ["RUN_JSON", "LIBRARIES", "open_run", "close_run", "check_out_dir", "file_digest", "raw_files", "library_versions",
            "start_record", "finish_record", "write_run_json", "read_run_json", "rerun_arguments",
            "cli_command"]
 
@@ -235,7 +235,7 @@ def finish_record(record: dict, *, bundle=None, timings=None, outputs=None, erro
 
 def write_run_json(out_dir, record: dict) -> Path:
     """Write ``record`` to ``out_dir/run.json`` atomically; returns the path."""
-    from studentflow.report.write import atomic_write
+    from studentflow.report.files import atomic_write
 
     text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
     return atomic_write(Path(out_dir) / RUN_JSON, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -318,3 +318,33 @@ def footer_html(record: dict) -> str:
                      + "</p>")
     parts.append("</footer>")
     return "\n".join(parts)
+
+
+def _client_address(client) -> str | None:
+    """A Dask client as recorded in run.json: its address (a string is one already)."""
+    if client is None or isinstance(client, str):
+        return client
+    try:
+        return str(client.scheduler.address)
+    except AttributeError:
+        return repr(client)
+
+
+def open_run(out_dir, arguments: dict, scenarios, *, overwrite: bool = False, argv=None) -> dict:
+    """Start a run's record: check the folder (:func:`check_out_dir`), create it, write
+    ``run.json`` with status "running"; returns the record for :func:`close_run`.
+
+    ``arguments``: the :func:`~studentflow.pipeline.run_pipeline` arguments (a Dask
+    ``client`` is recorded as its address)."""
+    check_out_dir(out_dir, overwrite)
+    record = start_record({**arguments, "client": _client_address(arguments.get("client"))}, scenarios,
+                          argv=argv)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    write_run_json(out_dir, record)
+    return record
+
+
+def close_run(out_dir, record: dict, *, bundle=None, timings=None, outputs=None, error=None) -> Path:
+    """Complete ``run.json`` (:func:`finish_record`: status, ledger, timings, outputs); returns its path."""
+    return write_run_json(out_dir, finish_record(record, bundle=bundle, timings=timings, outputs=outputs,
+                                                 error=error))

@@ -4,15 +4,17 @@
 
 - ``report.html``: everything below in one file (figures embedded as base64 PNG);
 - ``scenarios.csv``: one row per scenario, means and 95 % intervals;
-- ``esc_schools.csv`` and ``public_jhs.csv``: per-school results per scenario;
+- ``esc_schools.csv`` and ``public_jhs.csv``: per-school results per scenario, with the
+  schools' names and places (:mod:`.names`);
+- ``esc_origins.csv.gz`` and ``jhs_destinations.csv.gz``: the per-school drill-down, when
+  the result holds it (``run_scenarios(school_flows=True)``);
 - ``schools.gpkg``: the same per-school results with geometry (layers ``esc_schools``
   and ``public_jhs``), when a bundle with school geometry is given;
 - ``ledger.csv``: every raw record dropped, merged, corrected or imputed at ingest;
 - ``model.txt``: the gravity model summary (and of every model compared);
 - ``fig_*.png``: the figures.
 
-Every file is written atomically: first to a hidden temporary name in the same folder,
-then moved into place with :func:`os.replace`, so a run that fails never leaves a
+Every file is written atomically (:mod:`.files`), so a run that fails never leaves a
 half-written file under a final name. ``report.html`` is written last and marks a
 complete set: an older one is removed first, so after a failed run the folder never
 holds a report that does not match its tables. No learner reference number (LRN) is
@@ -24,66 +26,14 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["write_report", "atomic_write", "mask_lrns"]
+from studentflow.report.files import _write_csv, _write_text, atomic_write, mask_lrns
 
-_LRN = re.compile(r"(?<!\d)\d{12}(?!\d)")
-
-
-def mask_lrns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Copy of ``frame`` with every 12-digit number in text columns replaced by a mask."""
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            codes, uniques = pd.factorize(out[col].astype("string"))  # each distinct text once
-            masked = pd.Series(uniques).astype("string").str.replace(_LRN, "[LRN removed]", regex=True)
-            out[col] = pd.array(masked.to_numpy(dtype=object)[codes], dtype="string")
-            out.loc[codes < 0, col] = pd.NA
-    return out
-
-
-def atomic_write(path, write) -> Path:
-    """Call ``write(tmp_path)`` then move the temporary file onto ``path``.
-
-    The temporary file sits in the same folder (so :func:`os.replace` is atomic) under a
-    hidden name with the same suffix; it is removed if ``write`` fails.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        if path.suffix == ".gpkg":
-            tmp.unlink()  # the GPKG driver wants to create the file itself
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _write_text(path: Path, text: str) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
-    """CSV without LRNs, whose text cells a spreadsheet shows as text (never as formulas)."""
-    from studentflow.report.names import spreadsheet_safe
-
-    if path.suffix == ".gz":  # no file name or time stamp in the header: same run, same bytes
-        import gzip
-
-        text = spreadsheet_safe(mask_lrns(frame)).to_csv(index=False).encode("utf-8")
-        return atomic_write(path, lambda tmp: tmp.write_bytes(gzip.compress(text, compresslevel=6, mtime=0)))
-    return atomic_write(path, lambda tmp: spreadsheet_safe(mask_lrns(frame)).to_csv(tmp, index=False))
+__all__ = ["write_report", "atomic_write", "mask_lrns", "_write_csv"]
 
 
 def _png(fig) -> bytes:
