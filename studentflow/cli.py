@@ -163,6 +163,9 @@ def _explain(args) -> int:
     if args.top < 1:
         raise DataError(f"--top: must be >= 1, got {args.top}")
     print(explain(args.school_id, args.out).summary(top=args.top))
+    return 0
+
+
 def _validate(args) -> int:
     from studentflow.pipeline import check_manifest
     from studentflow.validate import validate
