@@ -219,3 +219,24 @@ def test_explain_public_jhs_and_esc_school(hostile_run):
     assert ex.kind == "ESC school" and "<-" in ex.summary()
     code, _, err = _cli("explain", "999999", "--out", str(out))
     assert code == 2 and "neither a public JHS" in err
+
+
+@given(st.integers(1, 40), st.data())
+@settings(max_examples=40, deadline=None)
+def test_map_layers_keep_baseline_and_chosen_scenario(n, data):
+    from types import SimpleNamespace
+
+    from studentflow.report.interactive import MAX_SCENARIOS, _shown
+
+    names = [f"s{i}" for i in range(n)]
+    relieved = data.draw(st.lists(st.floats(0, 1e4), min_size=n, max_size=n))
+    base, chosen = data.draw(st.sampled_from(names)), data.draw(st.sampled_from(names))
+    res = SimpleNamespace(scenarios=[SimpleNamespace(name=x) for x in names], baseline=base,
+                          table=pd.DataFrame({"scenario": names, "relieved_mean": relieved}))
+    shown = _shown(res, chosen)
+    assert len(shown) == min(n, MAX_SCENARIOS) and {base, chosen} <= set(shown)
+    assert shown == [x for x in names if x in shown]  # run order kept
+    if n > MAX_SCENARIOS:  # the rest are those relieving most
+        rest = [x for x in shown if x not in (base, chosen)]
+        left = [r for x, r in zip(names, relieved) if x not in shown]
+        assert min(r for x, r in zip(names, relieved) if x in rest) >= max(left)

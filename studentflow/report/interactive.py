@@ -20,6 +20,8 @@ the network.
 Traces: public JHS today (coloured by seat utilisation), and per scenario the public
 JHS after it (coloured by utilisation after, mean of draws) and the ESC schools (sized
 by slots); a "scenario" menu shows one scenario at a time (the legend toggles any trace).
+A run of more than :data:`MAX_SCENARIOS` scenarios maps the baseline and those relieving
+most learners (every scenario stays in the tables).
 Hover text gives the school's name and place, and the figures with their 95 % intervals.
 Text from raw files is HTML-escaped before it enters the figure.
 """
@@ -99,6 +101,22 @@ def _outline_trace(boundaries, bundle):
                          showlegend=True)
 
 
+#: At most this many scenarios get a layer (a long sweep would make the report huge).
+MAX_SCENARIOS = 12
+
+
+def _shown(result, scenario) -> list[str]:
+    """Scenarios with a map layer, in run order: all of them up to :data:`MAX_SCENARIOS`, else
+    the baseline, ``scenario`` and those relieving most learners."""
+    names = [s.name for s in result.scenarios]
+    if len(names) <= MAX_SCENARIOS:
+        return names
+    t = result.table.set_index("scenario")
+    ranked = t["relieved_mean"].sort_values(ascending=False).index if "relieved_mean" in t else names
+    keep = list(dict.fromkeys([result.baseline, scenario, *ranked]))[:MAX_SCENARIOS]
+    return [n for n in names if n in keep]
+
+
 def map_figure(result, bundle, *, boundaries=None, scenario: str | None = None):
     """The plotly Figure of :func:`interactive_map` (see the module text)."""
     import plotly.graph_objects as go
@@ -108,9 +126,9 @@ def map_figure(result, bundle, *, boundaries=None, scenario: str | None = None):
     labels = _Places(school_labels(bundle))
     pj, es = result.public_jhs, result.esc_schools
     t = result.table.set_index("scenario")
-    names = [s.name for s in result.scenarios]
     if scenario is None:
         scenario = t["relieved_mean"].idxmax() if "relieved_mean" in t else result.baseline
+    names = _shown(result, scenario)
     fig = go.Figure()
     outline = _outline_trace(boundaries, bundle)
     if outline is not None:
