@@ -140,8 +140,8 @@ def map_figure(result, bundle, *, boundaries=None, scenario: str | None = None):
             for r in today.itertuples()]
     marker = dict(size=9, color=today["utilisation_before"], colorscale=_SCALE, cmin=_CMIN, cmax=_CMAX,
                   colorbar=dict(title=dict(text="seat<br>utilisation"), x=1.0, len=0.7))
-    fig.add_trace(go.Scattergeo(lon=lon, lat=lat, mode="markers", marker=marker, hovertext=text,
-                                hoverinfo="text", name="public JHS today", legendgroup="today", visible=False))
+    today_trace = go.Scattergeo(lon=lon, lat=lat, mode="markers", marker=marker, hovertext=text,
+                                hoverinfo="text", name="public JHS today", legendgroup="today", visible=False)
     for name in names:
         after = pj[pj["scenario"] == name]
         lon, lat = _lonlat(bundle, after["school_id"])
@@ -150,9 +150,10 @@ def map_figure(result, bundle, *, boundaries=None, scenario: str | None = None):
                 f"→ {r.utilisation_after_mean:.2f}<br>learners relieved {r.relieved_mean:,.1f} "
                 f"[{r.relieved_lo:,.1f}, {r.relieved_hi:,.1f}]<br>vs baseline {getattr(r, iv + '_mean'):+,.1f} "
                 f"[{getattr(r, iv + '_lo'):+,.1f}, {getattr(r, iv + '_hi'):+,.1f}]" for r in after.itertuples()]
-        fig.add_trace(go.Scattergeo(
+        jhs_trace = go.Scattergeo(
             lon=lon, lat=lat, mode="markers", hovertext=text, hoverinfo="text", visible=name == scenario,
-            marker=dict(marker, color=after["utilisation_after_mean"]), name=f"public JHS after: {_esc(name)}", legendgroup=name))
+            marker=dict(marker, color=after["utilisation_after_mean"]), name=f"public JHS after: {_esc(name)}",
+            legendgroup=name)
         esc = es[es["scenario"] == name]
         lon, lat = _lonlat(bundle, esc["school_id"])
         size = 5 + 20 * np.sqrt(esc["slots"].to_numpy(float) / max(float(es["slots"].max()), 1.0))
@@ -163,13 +164,16 @@ def map_figure(result, bundle, *, boundaries=None, scenario: str | None = None):
             lon=lon, lat=lat, mode="markers", hovertext=text, hoverinfo="text", visible=name == scenario,
             marker=dict(size=size, color="#1b6ca8", opacity=0.45), name=f"ESC schools: {_esc(name)}",
             legendgroup=name))
+        fig.add_trace(jhs_trace)  # public JHS drawn over the ESC schools
+    fig.add_trace(today_trace)
     fixed = [True] if outline is not None else []
     # menu: "today" shows public JHS before any scenario (with the baseline's ESC schools); each
     # scenario shows its public JHS after it and its ESC schools
-    buttons = [dict(label="today (no scenario)", method="update", args=[{"visible": fixed + [True] + [
-        k == 1 and n == result.baseline for n in names for k in (0, 1)]}])]
+    # traces: [outlines], then per scenario its ESC schools and its public JHS, then public JHS today
+    buttons = [dict(label="today (no scenario)", method="update", args=[{"visible": fixed + [
+        k == 0 and n == result.baseline for n in names for k in (0, 1)] + [True]}])]
     buttons += [dict(label=_esc(name), method="update",
-                     args=[{"visible": fixed + [False] + [n == name for n in names for _ in (0, 1)]}])
+                     args=[{"visible": fixed + [n == name for n in names for _ in (0, 1)] + [False]}])
                 for name in names]
     off = {f"show{layer}": False for layer in ("land", "ocean", "lakes", "rivers", "countries", "coastlines",
                                                "subunits", "frame")}
