@@ -389,12 +389,12 @@ def _slopes(model) -> str:
 
 
 def check_manifest(manifest) -> Path | None:
-    """Resolve ``manifest`` (a file or a folder holding ``manifest.toml``); DataError if absent."""
+    """Resolve ``manifest`` (a file or a folder holding ``manifest.toml``); DataError if absent.
+
+    The path check only; ``studentflow.ingest.check_manifest`` is the dry run of the sources.
+    """
     if manifest is None:
         return None
-    path = Path(manifest)
-    if path.is_dir():
-        path = path / "manifest.toml"
-    if not path.is_file():
-        raise DataError(f"{path}: manifest not found (give a manifest.toml or the folder holding it)")
-    return path
+    from studentflow.ingest.manifest import manifest_path
+
+    return manifest_path(manifest)

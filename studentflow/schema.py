@@ -139,7 +139,13 @@ LEDGER: dict[str, str] = {
     "action": "str: one of LEDGER_ACTIONS",
     "reason": "str: why, in words; never an LRN or a learner name",
 }
-LEDGER_ACTIONS = ("dropped", "merged", "corrected", "imputed")
+#: Ledger actions. ``dropped`` / ``merged``: the raw row is in no canonical table (removed,
+#: or folded into another row); ``corrected`` / ``imputed``: a value was repaired / filled
+#: in; ``remapped``: a school ID replaced through a ``school_id_crosswalk`` (the reason
+#: names the old and new ID); ``conflict``: two sources disagree (on the row whose value
+#: lost, naming both sources); ``incomplete``: the record is kept but a value could not be
+#: established (left missing; later stages may leave the record out).
+LEDGER_ACTIONS = ("dropped", "merged", "corrected", "imputed", "remapped", "conflict", "incomplete")
 
 #: sources: one row per raw file read (road inputs are passed on in ``extras``).
 #: rows_read = kept + merged + dropped; corrected and imputed rows are among the kept.
@@ -152,6 +158,7 @@ SOURCES: dict[str, str] = {
     "imputed": "int: imputation events recorded against this file (ledger)",
     "merged": "int: rows merged into another record (ledger)",
     "dropped": "int: rows dropped (ledger)",
+    "remapped": "int: rows with a school ID remapped through the school-ID crosswalk (ledger)",
 }
 
 

@@ -175,10 +175,10 @@ def test_mini_flows(mini):
 
 def test_mini_ledger(mini):
     # header under 3 title rows, region variants (6, 8), ID without its leading zero (9),
-    # exact duplicate (10), invalid ID (11)
+    # exact duplicate (10), invalid ID (11); 100004 (8) has no valid point: incomplete
     assert _events(mini, "enrollment.xlsx") == {(4, "corrected"), (6, "corrected"), (8, "corrected"),
                                                 (9, "corrected"), (10, "dropped"), (11, "dropped"),
-                                                (12, "imputed")}
+                                                (12, "imputed"), (8, "incomplete")}
     assert _events(mini, "coords.csv") == {(3, "corrected"), (5, "merged"), (6, "dropped"),
                                            (8, "dropped"), (9, "dropped"), (10, "merged")}
     assert _events(mini, "gr7_ncr.csv.gz") == {(7, "dropped"), (8, "dropped"), (9, "dropped")}

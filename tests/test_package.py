@@ -4,10 +4,11 @@ import subprocess
 import sys
 
 
-def test_allocation_importable_without_geopandas():
+def test_allocation_importable_without_pandas_or_geopandas():
     code = (
-        "import sys; import studentflow.allocation; "
-        "assert 'geopandas' not in sys.modules, 'allocation pulled in geopandas'"
+        "import sys; import studentflow.allocation, studentflow.allocation.calibrate; "
+        "heavy = {'pandas', 'geopandas', 'statsmodels'} & set(sys.modules); "
+        "assert not heavy, f'allocation pulled in {heavy}'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -4,8 +4,13 @@
   Poisson, plain or zero-truncated, clustered standard errors, ``predict``, elasticities.
 - :func:`compare_models`, :data:`STUDY_FORMULA`, :data:`NESTED_FORMULAS`.
 
-Internals: :mod:`.design` (design matrices), :mod:`.newton` (the fast Newton estimator),
-:mod:`.metrics` (SRMSE, CPC, deviance, dispersion tests, term labels).
+Defaults: the zero-truncated NB2 on positive flows by the fast Newton path; the study's
+model is ``zeros="drop"``, statsmodels' optimiser ``method="statsmodels"``.
+
+Internals: :mod:`.design` (design matrices through the formula engine), :mod:`.direct`
+(the same designs computed with numpy), :mod:`.newton` (the fast Newton estimator) and
+:mod:`.likelihood` (its likelihoods and sandwiches), :mod:`.reference` (the statsmodels
+fit), :mod:`.metrics` (SRMSE, CPC, deviance, dispersion tests, term labels).
 """
 
 from studentflow.gravity.fit import (

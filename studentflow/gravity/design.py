@@ -2,7 +2,9 @@
 
 Wraps statsmodels' formula machinery (patsy by default, formulaic if configured) with
 errors that name the column, term and rows at fault, and feeds patsy categorical
-columns as pandas Categoricals (fast, and unseen levels are caught by name).
+columns as pandas Categoricals (fast, and unseen levels are caught by name). Designs
+whose terms are all simple (the study's formula among them) are computed directly with
+numpy by :mod:`studentflow.gravity.direct`, with patsy's column names and values.
 """
 
 from __future__ import annotations
@@ -179,6 +181,19 @@ def check_finite(X: pd.DataFrame, what: str) -> None:
         )
 
 
+def _direct_design(design_info: Any, pairs: pd.DataFrame, what: str) -> pd.DataFrame | None:
+    """The design computed directly (:mod:`.direct`), or None for the formula engine."""
+    from studentflow.gravity import direct
+
+    p = direct.plan(design_info)
+    if p is None:
+        return None
+    try:
+        return direct.evaluate(p, pairs, what)
+    except KeyError:  # a missing column: the engine's error names it
+        return None
+
+
 def design_matrix(design_info: Any, pairs: pd.DataFrame, what: str = "predict") -> pd.DataFrame:
     """Design matrix of a fitted formula for new pairs.
 
@@ -208,6 +223,10 @@ def design_matrix(design_info: Any, pairs: pd.DataFrame, what: str = "predict") 
     names = getattr(design_info, "term_names", None) or []
     text = " ".join(map(str, names)) or str(design_info)
     check_missing(pairs, text, what)
+    X = _direct_design(design_info, pairs, what)
+    if X is not None:
+        check_finite(X, what)
+        return X
     data = pairs
     if FormulaManager().engine == "patsy":
         data = as_categoricals(pairs, text, what, fitted_levels(design_info))

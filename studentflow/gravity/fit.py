@@ -14,10 +14,10 @@ zero learners), as in :func:`studentflow.synth.make_pairs`.
   ``E[y | y > 0] = mu / (1 - p0) > mu``, with the gap largest where ``mu`` is small,
   so the intercept is biased up and the slopes toward zero; predicting all candidate
   pairs with it overstates flows. Kept for replication.
-- ``zeros="truncate"``: zero-truncated NB2 on the positive pairs. Consistent for beta
-  and alpha when the NB2 distribution is right (the truncation uses ``p0``, so it leans
-  on the distributional assumption, not just the mean). Use when only positive flows
-  are observed. ``predict`` returns the untruncated mean ``mu``.
+- ``zeros="truncate"`` (the default): zero-truncated NB2 on the positive pairs.
+  Consistent for beta and alpha when the NB2 distribution is right (the truncation uses
+  ``p0``, so it leans on the distributional assumption, not just the mean). Use when
+  only positive flows are observed. ``predict`` returns the untruncated mean ``mu``.
 - ``zeros="include"``: NB2 (or Poisson) on all candidate pairs, zeros included.
   Consistent when the candidate set is the one flows could take; Poisson here is
   consistent under a correct mean alone (pseudo-ML). Use when the zeros are known.
@@ -36,7 +36,9 @@ from studentflow.gravity.metrics import term_label
 from studentflow.gravity.design import (
     _engine_error, _na_action, as_categoricals, check_finite, check_missing, design_matrix,
 )
+from studentflow.gravity.direct import fit_design
 from studentflow.gravity.model import DispersionTest, GravityModel
+from studentflow.gravity.reference import fit_statsmodels, null_llf_statsmodels
 
 __all__ = [
     "STUDY_FORMULA", "NESTED_FORMULAS", "fit_gravity", "compare_models", "GravityModel",
@@ -79,7 +81,9 @@ class AlphaBoundaryWarning(GravityWarning):
     """The NB2 dispersion's MLE is on its boundary 0: the fitted model is Poisson's."""
 
 
-def _build(pairs: pd.DataFrame, formula: str):
+def _build(pairs: pd.DataFrame, formula: str, direct: bool = True):
+    """Counts, design and design spec; the design computed directly when ``direct`` and
+    the formula allows (:mod:`.direct`), else by the formula engine."""
     from statsmodels.formula._manager import FormulaManager
 
     if not isinstance(pairs, pd.DataFrame) or len(pairs) == 0:
@@ -105,6 +109,10 @@ def _build(pairs: pd.DataFrame, formula: str):
         raise ValueError(f"fit_gravity: column {lhs!r} is all zero: nothing to fit")
     rhs = formula.split("~", 1)[1]
     check_missing(pairs, rhs, "fit_gravity")
+    built = fit_design(pairs, rhs, "fit_gravity") if direct else None
+    if built is not None:
+        check_finite(built[0], "fit_gravity")
+        return y, built[0], built[1]
     mgr = FormulaManager()
     data = as_categoricals(pairs, rhs, "fit_gravity") if mgr.engine == "patsy" else pairs
     try:
@@ -119,25 +127,30 @@ def _build(pairs: pd.DataFrame, formula: str):
 
 def _check_design(y: np.ndarray, X: pd.DataFrame, zeros: str) -> None:
     Xn = X.to_numpy(float)
-    const = np.all(Xn == 1.0, axis=0)
+    lo, hi = Xn.min(axis=0), Xn.max(axis=0)
+    const = (lo == 1.0) & (hi == 1.0)
     for j, name in enumerate(X.columns):
-        col = Xn[:, j]
-        if not const[j] and np.all(col == col[0]):
+        if const[j]:
+            continue
+        if lo[j] == hi[j]:
             raise ValueError(
                 f"fit_gravity: term {term_label(name)!r} ({name}) is constant in the "
                 f"estimation sample (zeros={zeros!r}, {len(y)} rows): not identified"
             )
-        if not const[j] and np.isin(col, (0.0, 1.0)).all():
-            for v in (0.0, 1.0):
-                if y[col == v].sum() == 0:
+        col = Xn[:, j]
+        if lo[j] == 0.0 and hi[j] == 1.0 and np.all((col == 0.0) | (col == 1.0)):
+            flows_at_one = float(y @ col)  # learners where the dummy is 1 (exact sum)
+            for v, flows in ((0.0, float(y.sum()) - flows_at_one), (1.0, flows_at_one)):
+                if flows == 0:
                     raise ValueError(
                         f"fit_gravity: perfect separation: no positive count where "
                         f"{term_label(name)!r} = {v:g} ({int((col == v).sum())} rows), so "
                         f"its coefficient would run to -inf"
                     )
     # rank from the column-scaled cross-product: k x k, not an SVD of the n x k design
-    Z = Xn / np.maximum(np.sqrt(np.sum(Xn * Xn, axis=0)), 1e-300)
-    rank = np.linalg.matrix_rank(Z.T @ Z, tol=1e-10, hermitian=True)
+    gram = Xn.T @ Xn
+    scale = 1.0 / np.maximum(np.sqrt(np.diag(gram)), 1e-300)
+    rank = np.linalg.matrix_rank(gram * np.outer(scale, scale), tol=1e-10, hermitian=True)
     if rank < Xn.shape[1]:
         raise ValueError(f"fit_gravity: the design matrix is rank deficient ({rank} < "
                          f"{Xn.shape[1]} terms): collinear terms in the formula")
@@ -145,79 +158,10 @@ def _check_design(y: np.ndarray, X: pd.DataFrame, zeros: str) -> None:
         raise ValueError(f"fit_gravity: {len(y)} rows for {Xn.shape[1]} terms: too few")
 
 
-def _fit_statsmodels(y, X: pd.DataFrame, family, truncated, groups):
-    """Reference fit with statsmodels; returns (beta, alpha, llf, cov, converged)."""
-    import statsmodels.api as sm
-    from statsmodels.discrete.truncated_model import (
-        TruncatedLFNegativeBinomialP, TruncatedLFPoisson,
-    )
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning, HessianInversionWarning
-
-    cov_kw = ({"cov_type": "cluster", "cov_kwds": {"groups": groups}} if groups is not None
-              else {"cov_type": "nonrobust"})
-    k = X.shape[1]
-
-    def ok(r):
-        return r is not None and np.all(np.isfinite(np.asarray(r.params, float)))
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.simplefilter("ignore", HessianInversionWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if family == "poisson":
-            cls = TruncatedLFPoisson if truncated else sm.Poisson
-            res = cls(y, X).fit(method="newton", maxiter=100, disp=0, **cov_kw)
-        else:
-            nb2 = sm.NegativeBinomial(y, X, loglike_method="nb2")
-            res = nb2.fit(method="newton", maxiter=100, disp=0,
-                          **({} if truncated else cov_kw))
-            if not ok(res) or not res.mle_retvals.get("converged", False):
-                # Newton on alpha itself can step to alpha < 0; BFGS works on log alpha
-                res = nb2.fit(method="bfgs", maxiter=5000, gtol=1e-10, disp=0,
-                              **({} if truncated else cov_kw))
-            if ok(res) and truncated:
-                # statsmodels' own start (NegativeBinomialP by BFGS) can diverge when a
-                # covariate is large (ln revenue ~ 21): start from NB2 on the positives
-                # and alpha at a few values (BFGS on raw alpha can leave alpha > 0),
-                # keep the best, then polish with Newton
-                tm = TruncatedLFNegativeBinomialP(y, X, p=2)
-                best = None
-                for a0 in (0.5, 2.0, max(float(res.params.iloc[k]), 0.05)):
-                    start = np.array(res.params, dtype=float)
-                    start[k] = a0
-                    r = tm.fit(start_params=start, method="bfgs", maxiter=5000, gtol=1e-9,
-                               disp=0, **cov_kw)
-                    if ok(r) and np.isfinite(r.llf) and (best is None or r.llf > best.llf):
-                        best = r
-                res = best
-                if ok(res):
-                    r = tm.fit(start_params=np.asarray(res.params), method="newton",
-                               maxiter=50, disp=0, **cov_kw)
-                    if ok(r) and np.isfinite(r.llf) and r.llf >= res.llf - 1e-9:
-                        res = r
-            if ok(res) and float(np.asarray(res.params)[k]) < gf.ALPHA_BOUNDARY:
-                # alpha on its boundary 0: NB2 reduces to Poisson
-                sub = _fit_statsmodels(y, X, "poisson", truncated, groups)
-                cov = np.zeros((k + 1, k + 1))
-                cov[:k, :k] = sub[3]
-                return sub[0], 0.0, sub[2], cov, sub[4]
-    if not ok(res):
-        raise ValueError("fit_gravity: the statsmodels fit failed (non-finite estimates); "
-                         "check the covariates for separation or scale")
-    # judged on the final fit only: warnings of abandoned starts are not about it
-    conv = bool(res.mle_retvals.get("converged", True))
-    params = np.asarray(res.params, float)
-    cov = np.asarray(res.cov_params(), float)
-    alpha = float(params[k]) if family == "negbin" else 0.0
-    return params[:k], alpha, float(res.llf), cov, conv
-
-
 def _null_llf(y, family, truncated, method) -> float:
-    ones = np.ones((len(y), 1))
     if method == "fast":
         return gf.null_llf(y, family, truncated)
-    return _fit_statsmodels(y, pd.DataFrame({"Intercept": ones[:, 0]}), family, truncated,
-                            None)[2]
+    return null_llf_statsmodels(y, family, truncated)
 
 
 def fit_gravity(
@@ -225,11 +169,16 @@ def fit_gravity(
     formula: str = STUDY_FORMULA,
     *,
     family: Family = "negbin",
-    zeros: Zeros = "drop",
+    zeros: Zeros = "truncate",
     cluster: str | None = "origin_id",
-    method: Literal["statsmodels", "fast"] = "statsmodels",
+    method: Literal["fast", "statsmodels"] = "fast",
 ) -> GravityModel:
     """Fit the gravity model of learner flows to a pair table.
+
+    The defaults are the recommended estimator: the zero-truncated NB2 on the positive
+    flows (consistent), fitted by this package's Newton path. The study's model is one
+    argument away (``zeros="drop"``), statsmodels' optimiser another
+    (``method="statsmodels"``); both paths give the same estimates (to ~1e-8 relative).
 
     Parameters
     ----------
@@ -241,18 +190,21 @@ def fit_gravity(
         Patsy-style formula; ``np`` is available (``np.log1p``).
     family : {"negbin", "poisson"}
         NB2 with alpha by maximum likelihood, or Poisson.
-    zeros : {"drop", "truncate", "include"}
-        Positive flows only (the study; biased), zero-truncated likelihood on positive
-        flows (consistent), or all candidate pairs (consistent). See the module text.
+    zeros : {"truncate", "drop", "include"}
+        Zero-truncated likelihood on positive flows (default; consistent), positive
+        flows only with the plain likelihood (the study's; biased), or all candidate
+        pairs (consistent). See the module text.
     cluster : str or None
         Column of cluster labels for cluster-robust covariance (default: origin
         school, as the study); None gives the model-based ``-H^-1``.
-    method : {"statsmodels", "fast"}
-        statsmodels' Newton/BFGS (reference), or this package's Newton on
-        ``(beta, log alpha)`` with exact derivatives (same estimates to ~1e-12, several
-        times faster; see ``scripts/bench_gravity.py``). With ``zeros="truncate"`` the
+    method : {"fast", "statsmodels"}
+        This package's Newton on ``(beta, log alpha)`` with exact derivatives, on a
+        design computed directly with numpy when the formula's terms are simple (the
+        study's are; otherwise the formula engine builds it) - the default; or
+        statsmodels' Newton/BFGS on the formula engine's design (the reference). Same
+        estimates (see ``scripts/bench_gravity.py``); with ``zeros="truncate"`` the
         statsmodels path is slow on large tables (its truncated models rebuild a model
-        for every score evaluation): prefer ``"fast"`` there.
+        for every score evaluation).
 
     Returns
     -------
@@ -278,7 +230,7 @@ def fit_gravity(
                           ("method", method, ("statsmodels", "fast"))):
         if val not in ok:
             raise ValueError(f"fit_gravity: {name} must be one of {ok}, got {val!r}")
-    y, X, spec = _build(pairs, formula)
+    y, X, spec = _build(pairs, formula, direct=method == "fast")
     groups = None
     if cluster is not None:
         if cluster not in pairs.columns:
@@ -287,9 +239,10 @@ def fit_gravity(
             raise ValueError(f"fit_gravity: cluster column {cluster!r} has missing values at "
                              f"rows {list(pairs.index[pairs[cluster].isna()][:5])}")
         groups = pd.factorize(pairs[cluster])[0]
-    keep = y > 0 if zeros in ("drop", "truncate") else np.ones(len(y), dtype=bool)
-    y, X = y[keep], X.loc[keep]
-    groups = groups[keep] if groups is not None else None
+    if zeros in ("drop", "truncate"):
+        keep = y > 0
+        y, X = y[keep], X.loc[keep]
+        groups = groups[keep] if groups is not None else None
     _check_design(y, X, zeros)
     if groups is not None and np.unique(groups).size < 2:
         raise ValueError(f"fit_gravity: cluster column {cluster!r} has fewer than 2 clusters")
@@ -299,7 +252,7 @@ def fit_gravity(
         fit = gf.fit_counts(y, Xn, family=family, truncated=truncated, groups=groups)
         beta, alpha, llf, cov, conv = fit.beta, fit.alpha, fit.llf, fit.cov, fit.converged
     else:
-        beta, alpha, llf, cov, conv = _fit_statsmodels(y, X, family, truncated, groups)
+        beta, alpha, llf, cov, conv = fit_statsmodels(y, X, family, truncated, groups)
     names = list(X.columns) + (["alpha"] if family == "negbin" else [])
     if not (np.all(np.isfinite(beta)) and np.isfinite(llf) and np.all(np.isfinite(cov))):
         raise ValueError(f"fit_gravity: the {method} fit failed (non-finite estimates or "
@@ -341,7 +294,8 @@ def compare_models(
         Model name -> formula, each nested in the next (default
         :data:`NESTED_FORMULAS`, the study's sequence).
     **fit_kwargs
-        Passed to :func:`fit_gravity` (family, zeros, cluster, method).
+        Passed to :func:`fit_gravity` (family, zeros, cluster, method; its defaults:
+        zero-truncated NB2 by the fast path).
 
     Returns
     -------

@@ -1,5 +1,8 @@
 """Ingestion: raw government files (named in a manifest) → a canonical, validated Bundle.
 
+``check_manifest(manifest)`` is the dry run (:mod:`.check`): what each source holds,
+how its columns matched, and the problems, without raising.
+
 ``load_bundle(manifest=None, *, client=None)`` reads every ``[[source]]`` of a
 ``manifest.toml`` with one reader per source kind (:mod:`.readers`), harmonises them (:mod:`.harmonise`,
 :mod:`.flows`), validates the canonical tables (:mod:`.validate`) and returns a
@@ -19,20 +22,22 @@ import geopandas as gpd
 import pandas as pd
 
 from studentflow.errors import DataError
+from studentflow.ingest.crosswalk import build_crosswalk
 from studentflow.ingest.harmonise import (
-    areas_table, drop_rows, esc_columns, impute_places, jhs_seats, match_places, resolve_coordinates, stack,
-    subsidy_table,
+    areas_table, drop_rows, esc_columns, impute_places, jhs_seats, match_places, note_unplaced,
+    resolve_coordinates, stack, subsidy_table,
 )
 from studentflow.ingest.learners import LEARNER_KINDS, LearnerPart, combine_flows, read_source
 from studentflow.ingest.ledger import Ledger
 from studentflow.ingest.manifest import KINDS, Source, read_manifest
 from studentflow.ingest.places import PlaceMatcher
+from studentflow.ingest.roads import scan_road_network
 from studentflow.ingest.validate import validate_tables
 from studentflow.schema import ALL_REGIONS, SCHOOLS, Bundle
 
-__all__ = ["load_bundle", "read_manifest", "KINDS", "Source"]
+__all__ = ["load_bundle", "check_manifest", "CheckReport", "read_manifest", "KINDS", "Source"]
 
-_SOURCE_COLS = ["kind", "file", "rows_read", "kept", "corrected", "imputed", "merged", "dropped"]
+_SOURCE_COLS = ["kind", "file", "rows_read", "kept", "corrected", "imputed", "merged", "dropped", "remapped"]
 
 
 def load_bundle(manifest: str | Path | None = None, *, client=None) -> Bundle:
@@ -58,7 +63,8 @@ def load_bundle(manifest: str | Path | None = None, *, client=None) -> Bundle:
     Bundle
         ``schools`` (GeoDataFrame, index school_id, EPSG:4326), ``flows`` (learners),
         ``areas`` (index psgc_code; LGU revenue in pesos), ``subsidy`` (pesos), ``ledger``,
-        ``sources`` (per file: rows read, kept, corrected, imputed, merged, dropped) and
+        ``sources`` (per file: rows read, kept, corrected, imputed, merged, dropped,
+        remapped) and
         ``extras`` (resolved paths of ``road_network`` and ``road_distances`` inputs).
 
     Raises
@@ -80,27 +86,38 @@ def load_bundle(manifest: str | Path | None = None, *, client=None) -> Bundle:
         return _load(sources, read)
 
 
-def _load(sources: list[Source], read) -> Bundle:
+def _load(sources: list[Source], read, ledger: Ledger | None = None) -> Bundle:
     """:func:`load_bundle` once the manifest is read; ``read(src)`` is
     :func:`~studentflow.ingest.learners.read_source` or its Dask stand-in, called for
-    every tabular source in manifest order."""
-    ledger = Ledger()
+    every tabular source (school-ID crosswalks first, then the others in manifest order).
+    ``ledger`` (default: a new one) receives every event, ``rows_read`` and ``detected``."""
+    ledger = Ledger() if ledger is None else ledger
     parts: dict[str, list[tuple[Source, pd.DataFrame]]] = {}
     learners: dict[str, list[LearnerPart]] = {k: [] for k in LEARNER_KINDS}
     extras: dict = {}
+    xw_parts = []
+    for src in (s for s in sources if s.kind == "school_id_crosswalk"):
+        df, led = read(src)
+        ledger.extend(led)
+        xw_parts.append((src, df))
+    xw = build_crosswalk(xw_parts)
+    table = xw.table() if xw else None
     for src in sources:
+        if src.kind == "school_id_crosswalk":
+            continue
         if src.kind == "road_network":
             extras["road_network"] = src.path
+            scan_road_network(src, ledger)
         elif src.kind == "road_distances":
             extras["road_distances"] = (src.path, src.index)
         elif src.kind in LEARNER_KINDS:
             part = read(src)
             ledger.extend(part.ledger)
-            learners[src.kind].append(part)
+            learners[src.kind].append(xw.remap_part(part, ledger, table) if xw else part)
         else:
             df, led = read(src)
             ledger.extend(led)
-            parts.setdefault(src.kind, []).append((src, df))
+            parts.setdefault(src.kind, []).append((src, xw.remap_frame(src, df, ledger) if xw else df))
     first = {k: v[0][0] for k, v in parts.items()}
 
     schools = _schools(parts, ledger)
@@ -108,6 +125,7 @@ def _load(sources: list[Source], read) -> Bundle:
     schools["psgc_code"] = match_places(schools, matcher)
     coords = resolve_coordinates(stack(parts["coordinates"]), schools, ledger)
     schools["psgc_code"] = impute_places(schools, coords, matcher.places, ledger)
+    note_unplaced(schools, coords, ledger)
 
     def seat_src(sector: str):
         s = first.get("seats" if sector == "public" else "private_seats") or first["enrollment"]
@@ -138,7 +156,7 @@ def _load(sources: list[Source], read) -> Bundle:
     gdf = gpd.GeoDataFrame(schools[cols], geometry=geometry, crs="EPSG:4326")
     gdf.loc[~gdf.index.isin(coords.index), "geometry"] = None
     gdf.index.name = "school_id"
-    table = _fill_esc_schools(ledger.frame(), parts, crosswalk)
+    table = xw.ledger_ids(_fill_esc_schools(ledger.frame(), parts, crosswalk))
     validate_tables({"schools": gdf, "flows": flows, "areas": areas, "subsidy": subsidy, "ledger": table})
     return Bundle(schools=gdf, flows=flows, areas=areas, subsidy=subsidy, ledger=table,
                   sources=_source_table(sources, ledger, table), extras=extras)
@@ -173,9 +191,12 @@ def _source_table(sources: list[Source], ledger: Ledger, table: pd.DataFrame) ->
             continue
         mine = table[(table["source"] == s.kind) & (table["file"] == s.file)]
         n = {a: int(mine.loc[(mine["action"] == a) & (mine["row"] > 0), "row"].nunique())
-             for a in ("dropped", "merged", "corrected")}
+             for a in ("dropped", "merged", "corrected", "remapped")}
         n["imputed"] = int((mine["action"] == "imputed").sum())
         read = int(ledger.rows_read[(s.kind, s.file)])
         rows.append({"kind": s.kind, "file": s.file, "rows_read": read,
                      "kept": read - n["dropped"] - n["merged"], **n})
     return pd.DataFrame(rows, columns=_SOURCE_COLS)
+
+
+from studentflow.ingest.check import CheckReport, check_manifest  # noqa: E402  (uses _load above)

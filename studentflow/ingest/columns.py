@@ -13,34 +13,15 @@ import datetime as _dt
 import gzip
 import io
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rapidfuzz import fuzz, process
-
 from studentflow.errors import DataError
-
-#: Rows scanned for the header under title banners.
-HEADER_SCAN_ROWS = 25
-#: Minimum rapidfuzz ratio (0-100) for a fuzzy column-name match.
-FUZZY_COLUMN_SCORE = 88.0
-
-
-@dataclass(frozen=True)
-class Col:
-    """One expected column: canonical name, accepted spellings, and whether required."""
-
-    name: str
-    aliases: tuple[str, ...] = ()
-    required: bool = True
-
-
-def label_key(text) -> str:
-    """Comparison key of a column label: lower case, letters and digits only."""
-    return re.sub(r"[^a-z0-9]", "", str(text).lower()) if text is not None else ""
-
+from studentflow.ingest.headers import (  # noqa: F401  (re-exported: the readers' and tests' names)
+    FUZZY_COLUMN_SCORE, HEADER_SCAN_ROWS, Col, Match, find_header, label_key, locate, match_columns, match_how,
+    snake,
+)
 
 # ----------------------------------------------------------------------- raw reading
 def _cell_text(v) -> str:
@@ -89,14 +70,15 @@ class _FloatText(dict):
         return text
 
 
-def _xlsx_rows(path: Path, sheet: str | None, name: str) -> list[list[str]]:
+def _xlsx_rows(path: Path, sheet: str | None, name: str, info: dict | None = None) -> list[list[str]]:
     """Every physical row of one sheet (row 1 first) as text, read with calamine.
 
     Cells as openpyxl's values through :func:`_cell_text`, except where calamine has no
     way to know: a number written "14590.0" reads "14590" (calamine keeps only the float),
     and an error cell ("#N/A") reads '' (blank). Rows are padded to the last used column
     and end at the last used row. A workbook calamine cannot open goes to openpyxl, which
-    reads it or raises the DataError naming the file.
+    reads it or raises the DataError naming the file. ``info["sheet"]`` receives the name
+    of the sheet read.
 
     Raises
     ------
@@ -109,17 +91,19 @@ def _xlsx_rows(path: Path, sheet: str | None, name: str) -> list[list[str]]:
     try:
         wb = CalamineWorkbook.from_path(str(path))
     except Exception:  # not a zip, broken XML, encrypted: openpyxl reads it or says why
-        return _xlsx_rows_openpyxl(path, sheet, name)
+        return _xlsx_rows_openpyxl(path, sheet, name, info)
     try:
         names = list(wb.sheet_names)
         if sheet is not None and sheet not in names:
             raise DataError(f"{name}: no sheet {sheet!r}; found {names}")
         if not names:
             raise DataError(f"{name}: the workbook has no sheets")
+        if info is not None:
+            info["sheet"] = names[0] if sheet is None else sheet
         try:
             values = wb.get_sheet_by_name(names[0] if sheet is None else sheet).to_python(skip_empty_area=False)
         except Exception:
-            return _xlsx_rows_openpyxl(path, sheet, name)
+            return _xlsx_rows_openpyxl(path, sheet, name, info)
     finally:
         wb.close()
     floats = _FloatText()
@@ -127,7 +111,7 @@ def _xlsx_rows(path: Path, sheet: str | None, name: str) -> list[list[str]]:
             for r in values]
 
 
-def _xlsx_rows_openpyxl(path: Path, sheet: str | None, name: str) -> list[list[str]]:
+def _xlsx_rows_openpyxl(path: Path, sheet: str | None, name: str, info: dict | None = None) -> list[list[str]]:
     import openpyxl
 
     try:
@@ -141,6 +125,8 @@ def _xlsx_rows_openpyxl(path: Path, sheet: str | None, name: str) -> list[list[s
             ws = wb[sheet]
         else:
             ws = wb[wb.sheetnames[0]]
+        if info is not None:
+            info["sheet"] = ws.title
         rows = [[_cell_text(v) for v in r] for r in ws.iter_rows(min_row=1, values_only=True)]
     finally:
         wb.close()
@@ -160,73 +146,8 @@ def _csv_head(path: Path, name: str, n: int) -> list[list[str]]:
         raise DataError(f"{name}: cannot read as CSV text ({type(exc).__name__}: {exc})") from None
 
 
-def find_header(rows: list[list[str]], cols: list[Col], name: str) -> int:
-    """0-based index of the header row among ``rows``: the first row naming most columns.
-
-    Raises
-    ------
-    DataError
-        If no row among the first :data:`HEADER_SCAN_ROWS` names at least two expected
-        columns (or all of them, when fewer than two are expected).
-    """
-    keys = [{label_key(c.name), *(label_key(a) for a in c.aliases)} for c in cols]
-    best, best_i = 0, -1
-    for i, r in enumerate(rows[:HEADER_SCAN_ROWS]):
-        cells = {label_key(v) for v in r if str(v).strip()}
-        score = sum(1 for k in keys if k & cells)
-        if score > best:
-            best, best_i = score, i
-    if best < min(2, len(cols)) or best_i < 0:
-        if not any(any(str(v).strip() for v in r) for r in rows):
-            raise DataError(f"{name}: the file is empty")
-        raise DataError(
-            f"{name}: no header row found in the first {HEADER_SCAN_ROWS} rows; "
-            f"expected columns such as {[c.name for c in cols[:4]]}"
-        )
-    return best_i
-
-
-def match_columns(header: list[str], cols: list[Col], name: str) -> dict[str, str]:
-    """Map canonical column names to the raw header labels that carry them.
-
-    Exact key matches (case, spacing and punctuation ignored) and aliases first, then a
-    fuzzy match (rapidfuzz ratio >= :data:`FUZZY_COLUMN_SCORE`) among the labels left.
-
-    Raises
-    ------
-    DataError
-        A required column has no match; the message lists the closest labels found.
-    """
-    labels = [h for h in header if str(h).strip()]
-    by_key: dict[str, str] = {}
-    for h in labels:
-        by_key.setdefault(label_key(h), h)
-    used: set[str] = set()
-    found: dict[str, str] = {}
-    for c in cols:
-        for k in (label_key(c.name), *(label_key(a) for a in c.aliases)):
-            if k in by_key and by_key[k] not in used:
-                found[c.name] = by_key[k]
-                used.add(by_key[k])
-                break
-    for c in cols:
-        if c.name in found:
-            continue
-        left = {label_key(h): h for h in labels if h not in used}
-        if left:
-            hit = process.extractOne(label_key(c.name), list(left), scorer=fuzz.ratio)
-            if hit and hit[1] >= FUZZY_COLUMN_SCORE:
-                found[c.name] = left[hit[0]]
-                used.add(left[hit[0]])
-                continue
-        if c.required:
-            near = process.extract(c.name, labels, scorer=fuzz.WRatio, limit=3)
-            near_txt = ", ".join(repr(h) for h, s, _ in near) if near else "no columns"
-            raise DataError(f"{name}: no column for {c.name!r}; found {near_txt}")
-    return found
-
-
-def read_table(path: Path, cols: list[Col], *, name: str, sheet: str | None = None) -> pd.DataFrame:
+def read_table(path: Path, cols: list[Col], *, name: str, sheet: str | None = None, header_row: int | None = None,
+               mapping: dict | None = None, extra: re.Pattern | None = None) -> pd.DataFrame:
     """Read one raw file into a text DataFrame with canonical column names and ``_row``.
 
     Parameters
@@ -239,12 +160,23 @@ def read_table(path: Path, cols: list[Col], *, name: str, sheet: str | None = No
         File name used in error messages (relative to the manifest folder).
     sheet : str, optional
         Worksheet of an XLSX file (default: the first).
+    header_row : int, optional
+        1-based row of the header (manifest ``header_row``); default: found under the
+        title rows.
+    mapping : dict, optional
+        Manifest ``[source.columns]``: canonical name → the file's header text; wins over
+        aliases and fuzzy matching.
+    extra : re.Pattern, optional
+        Also keep the columns whose snake_case header matches (e.g. SHS strand counts),
+        under their raw header; listed in ``attrs["extra"]``.
 
     Returns
     -------
     pandas.DataFrame
         One row per non-blank data row; text cells as written ('' where blank; not
         stripped, so a padded ID stays visible); ``_row`` the 1-based physical row.
+        ``attrs``: ``header_row`` (1-based), ``sheet`` (None for CSV), ``columns``
+        ({canonical name: :class:`Match`}) and ``extra``.
     """
     path = Path(path)
     if not path.is_file():
@@ -252,17 +184,18 @@ def read_table(path: Path, cols: list[Col], *, name: str, sheet: str | None = No
     if path.stat().st_size == 0:
         raise DataError(f"{name}: the file is empty")
     suffix = path.name.lower()
+    info: dict = {"sheet": None}
     if suffix.endswith((".xlsx", ".xlsm")):
-        rows = _xlsx_rows(path, sheet, name)
-        h = find_header(rows, cols, name)
-        found = match_columns(rows[h], cols, name)
-        return _with_header(_frame_from_rows(rows, h, found), h)
+        rows = _xlsx_rows(path, sheet, name, info)
+        h, how = locate(rows, cols, name, header_row=header_row, mapping=mapping)
+        found = _found(rows[h], cols, how, extra)
+        return _with_header(_frame_from_rows(rows, h, found), h, cols, how, found, info)
     if suffix.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
-        head = _csv_head(path, name, HEADER_SCAN_ROWS)
-        h = find_header(head, cols, name)
-        found = match_columns(head[h], cols, name)
+        head = _csv_head(path, name, max(HEADER_SCAN_ROWS, int(header_row or 0)))
+        h, how = locate(head, cols, name, header_row=header_row, mapping=mapping)
+        found = _found(head[h], cols, how, extra)
         try:
-            return _with_header(_csv_fast(path, h, head[h], found), h)
+            return _with_header(_csv_fast(path, h, head[h], found), h, cols, how, found, info)
         except Exception:  # ragged lines, blank lines: the exact slow path
             pass
         try:
@@ -270,13 +203,28 @@ def read_table(path: Path, cols: list[Col], *, name: str, sheet: str | None = No
                 rows = list(csv.reader(fh))
         except (OSError, UnicodeDecodeError, csv.Error, EOFError) as exc:
             raise DataError(f"{name}: cannot read as CSV text ({type(exc).__name__}: {exc})") from None
-        return _with_header(_frame_from_rows(rows, h, found), h)
+        return _with_header(_frame_from_rows(rows, h, found), h, cols, how, found, info)
     raise DataError(f"{name}: unsupported file type (expected .csv, .csv.gz or .xlsx)")
 
 
-def _with_header(df: pd.DataFrame, h: int) -> pd.DataFrame:
-    """Remember the header's physical row (1-based) in ``df.attrs["header_row"]``."""
+def _found(header: list[str], cols: list[Col], how: dict[str, Match], extra) -> dict[str, str]:
+    """{frame column: raw header}: the matched columns, plus the ``extra`` ones."""
+    found = {k: m.header for k, m in how.items()}
+    if extra is not None:
+        used = set(found.values())
+        for h in header:
+            if h not in used and str(h).strip() and extra.fullmatch(snake(h)) and h not in found:
+                found[h] = h
+    return found
+
+
+def _with_header(df: pd.DataFrame, h: int, cols=(), how=None, found=None, info=None) -> pd.DataFrame:
+    """Remember the header's physical row (1-based), sheet and column matches in ``df.attrs``."""
     df.attrs["header_row"] = h + 1
+    canon = {c.name: c.canon for c in cols}
+    df.attrs["columns"] = {canon[k]: m for k, m in (how or {}).items()}
+    df.attrs["extra"] = [k for k in (found or {}) if k not in canon]
+    df.attrs["sheet"] = (info or {}).get("sheet")
     return df
 
 

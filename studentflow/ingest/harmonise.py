@@ -5,10 +5,15 @@ Stated rules (each event in the ledger):
 - A school is a row of the enrolment file (one per DepEd ID); its municipality is matched
   to a PSGC code (:mod:`studentflow.ingest.places`); a name that matches nothing gets the
   code of the nearest municipality centroid of its region to the school's point (imputed).
-- Coordinates: a row for a school not in the enrolment list is dropped. Where a school
-  has several valid points within :data:`SAME_POINT_DEG` of each other (one point written
-  twice), the one written with most decimals is kept; points farther apart are resolved
-  by keeping the one nearest its municipality's PSGC centroid. The others are merged.
+- Coordinates: a row for a school not in the enrolment list is dropped. Several
+  coordinates sources have a priority: the first in manifest order with a valid point
+  for a school wins, later sources' rows for it are merged, and where such a point lies
+  more than :data:`CONFLICT_KM` from the winner a ``conflict`` row names both. Within one
+  source, where a school has several valid points within :data:`SAME_POINT_DEG` of each
+  other (one point written twice), the one written with most decimals is kept; points
+  farther apart are resolved by keeping the one nearest its municipality's PSGC centroid.
+  The others are merged. A school left without a point (or without a PSGC code) gets an
+  ``incomplete`` row.
 - JHS seats: public schools from ``seats``, private ones from ``private_seats``; only
   schools offering JHS have JHS seats. A missing value is imputed as JHS enrolment /
   median utilisation (enrolment / seats) of schools of the same sector in the same
@@ -36,6 +41,8 @@ from studentflow.schema import OFFERS_JHS, SUBSIDY_TIERS
 MIN_GROUP = 3
 #: Two coordinate rows of one school within this many degrees (~ 200 m) are the same point.
 SAME_POINT_DEG = 0.002
+#: Two coordinates sources placing one school farther apart than this (km) are a conflict.
+CONFLICT_KM = 1.0
 
 
 def stack(parts: list[tuple]) -> pd.DataFrame:
@@ -87,7 +94,12 @@ def impute_places(schools: pd.DataFrame, coords: pd.DataFrame, places: pd.DataFr
 
 
 def resolve_coordinates(coords: pd.DataFrame, schools: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
-    """One point per known school (rule in the module docstring): index school_id; lon, lat."""
+    """One point per known school (rule in the module docstring): index school_id; lon, lat.
+
+    ``coords`` stacks the coordinates sources in manifest order (:func:`stack`): the
+    first source with a point for a school wins; a later source's point more than
+    :data:`CONFLICT_KM` away from it is also recorded as a ``conflict``.
+    """
     coords = drop_rows(ledger, coords, ~isin(coords["school_id"], schools.index),
                    "school not in the enrolment list")
     places = psgc_places()
@@ -96,12 +108,16 @@ def resolve_coordinates(coords: pd.DataFrame, schools: pd.DataFrame, ledger: Led
     clat = places["lat"].reindex(code).to_numpy()
     d = np.hypot((coords["lon"].to_numpy() - clon) * np.cos(np.radians(coords["lat"].to_numpy())),
                  coords["lat"].to_numpy() - clat)
-    g = coords.groupby("school_id")
+    prio = pd.factorize(coords["_file"])[0] if len(coords) else np.zeros(0, dtype=int)
+    coords = coords.assign(_prio=prio)
+    g = coords.groupby(["school_id", "_prio"])
     spread = np.maximum(g["lon"].transform("max") - g["lon"].transform("min"),
                         g["lat"].transform("max") - g["lat"].transform("min"))
     near = (spread <= SAME_POINT_DEG).to_numpy()
     key = np.where(near, -coords["decimals"].to_numpy(float), np.nan_to_num(d, nan=0.0))
-    coords = coords.assign(_key=key, _near=near).sort_values(["school_id", "_key", "_row"], kind="stable")
+    coords = coords.assign(_key=key, _near=near).sort_values(["school_id", "_prio", "_key", "_row"], kind="stable")
+    if (prio > 0).any():
+        coords = _lower_priority(coords, ledger)
     dup = coords.duplicated("school_id", keep="first").to_numpy()
     same = dup & coords["_near"].to_numpy()
     coords = drop_rows(ledger, coords, same, "second coordinate row for the school, the same point written with "
@@ -110,6 +126,45 @@ def resolve_coordinates(coords: pd.DataFrame, schools: pd.DataFrame, ledger: Led
     coords = drop_rows(ledger, coords, dup, "second coordinate row for the school, a different point: kept the "
                    "point nearer its municipality's PSGC centroid", action="merged")
     return coords.set_index("school_id")[["lon", "lat"]]
+
+
+def _lower_priority(coords: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
+    """Merge the rows of later coordinates sources for schools an earlier source placed;
+    where such a point is more than :data:`CONFLICT_KM` from the winner, a ``conflict`` row."""
+    win = coords.drop_duplicates("school_id", keep="first").set_index("school_id")
+    wp = win["_prio"].reindex(coords["school_id"]).to_numpy()
+    lose = coords["_prio"].to_numpy() > wp
+    sub = coords[lose]
+    w = win.reindex(sub["school_id"])
+    km = _haversine_km(sub["lon"].to_numpy(), sub["lat"].to_numpy(), w["lon"].to_numpy(), w["lat"].to_numpy())
+    far = km > CONFLICT_KM
+    f, wf = sub[far], w[far]
+    why = [f"coordinates disagree by {x:,.1f} km: {fl} row {r} vs {f2} row {r2} (kept: earlier in the manifest)"
+           for x, fl, r, f2, r2 in zip(km[far], f["_file"], f["_row"], wf["_file"], wf["_row"])]
+    for (kind, file), grp in f.assign(_why=why).groupby(["_kind", "_file"], sort=False):
+        ledger.add_many(kind, file, grp["_row"], grp["school_id"], "conflict", grp["_why"])
+    return drop_rows(ledger, coords, lose, "coordinates of a later source in the manifest for a school an earlier "
+                     "coordinates source already places: the earlier source's point kept", action="merged")
+
+
+def _haversine_km(lon1, lat1, lon2, lat2) -> np.ndarray:
+    """Great-circle distance in km (R = 6371.0088 km, as :mod:`studentflow.geo`)."""
+    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(x, dtype=float)) for x in (lon1, lat1, lon2, lat2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def note_unplaced(schools: pd.DataFrame, coords: pd.DataFrame, ledger: Ledger) -> None:
+    """Ledger rows (``incomplete``) for schools left without a point, or without a PSGC code."""
+    nopoint = ~schools.index.isin(coords.index)
+    nocode = nopoint & (schools["psgc_code"] == "").to_numpy()
+    for mask, why in ((nopoint, "no valid point for the school in any coordinates source: no location (the "
+                                "school is left out of road distances and pairs)"),
+                      (nocode, "municipality not matched to a PSGC code and no point to place the school: "
+                               "PSGC code left blank (no LGU covariates)")):
+        sub = schools[mask]
+        for (kind, file), grp in sub.groupby(["_kind", "_file"], sort=False):
+            ledger.add_many(kind, file, grp["_row"], grp.index.to_numpy(), "incomplete", why)
 
 
 def jhs_seats(schools: pd.DataFrame, seats: pd.DataFrame, ledger: Ledger, default_src) -> pd.DataFrame:

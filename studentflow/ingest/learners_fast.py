@@ -20,7 +20,7 @@ import pandas as pd
 
 from studentflow.errors import DataError
 from studentflow.ingest import values as V
-from studentflow.ingest.columns import HEADER_SCAN_ROWS, _csv_head, find_header, match_columns
+from studentflow.ingest.columns import HEADER_SCAN_ROWS, _csv_head, locate
 from studentflow.ingest.flows import _lrn
 from studentflow.ingest.ledger import Ledger
 from studentflow.ingest.manifest import Source
@@ -50,9 +50,9 @@ def fast_transitions(src: Source):
     try:
         if not path.is_file() or path.stat().st_size == 0:
             return None
-        head = _csv_head(path, src.file, HEADER_SCAN_ROWS)
-        h = find_header(head, TRANSITION_COLS, src.file)
-        found = match_columns(head[h], TRANSITION_COLS, src.file)
+        head = _csv_head(path, src.file, max(HEADER_SCAN_ROWS, int(src.header_row or 0)))
+        h, how = locate(head, TRANSITION_COLS, src.file, header_row=src.header_row, mapping=src.mapping)
+        found = {k: m.header for k, m in how.items()}
     except DataError:  # the exact path raises it again, with the same message
         return None
     if len(set(head[h])) != len(head[h]):
@@ -94,7 +94,7 @@ def fast_transitions(src: Source):
     except Exception:  # ragged lines, decoding trouble, a header pyarrow reads differently, ...
         return None  # ... the exact path reads the file (or raises its DataError)
     ledger = Ledger()
-    note_read(src, n, h + 1, ledger)
+    note_read(src, n, h + 1, ledger, columns={c.canon: how[c.name] for c in TRANSITION_COLS if c.name in how})
     if bad_rows:
         ledger.add_many(src.kind, src.file, np.concatenate(bad_rows), V.school_str(np.concatenate(bad_sid)),
                         "dropped", np.concatenate(bad_why))

@@ -27,6 +27,9 @@ class Ledger:
     _rows: list[tuple] = field(default_factory=list)
     #: (kind, file) -> number of non-blank raw data rows read (the accounting base).
     rows_read: dict = field(default_factory=dict)
+    #: (kind, file) -> what the reader detected: ``sheet``, ``header_row`` (1-based) and
+    #: ``columns`` ({canonical name: :class:`~studentflow.ingest.headers.Match`}).
+    detected: dict = field(default_factory=dict)
 
     def add(self, source: str, file: str, row: int, school_id: str, action: str, reason: str):
         """Record one event (see module docstring for the fields)."""
@@ -78,6 +81,7 @@ class Ledger:
         if other._rows:
             self._parts.append(pd.DataFrame(other._rows, columns=list(empty_ledger().columns)))
         self.rows_read.update(other.rows_read)
+        self.detected.update(other.detected)
 
     def frame(self) -> pd.DataFrame:
         """All events so far as a canonical ledger table (sorted by source, file, row)."""

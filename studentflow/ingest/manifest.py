@@ -6,8 +6,13 @@ kind = "enrollment"
 path = "enrollment_sy2023-2024.xlsx"   # relative to the manifest's folder
 sheet = "DATA"                         # optional, spreadsheets only
 school_year = "2023-2024"              # optional
+header_row = 4                         # optional: 1-based row of the header (else found)
 index = "road_matrix_index.json"       # road_distances only
+[source.columns]                       # optional: canonical name = the file's header
+school_id = "LIS SCHOOL ID"
 ```
+
+The canonical column names of each kind are listed in docs/sources.md.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from studentflow.errors import DataError
 KINDS: tuple[str, ...] = (
     "enrollment", "coordinates", "seats", "private_seats", "transitions", "esc_beneficiaries",
     "esc_slots", "tuition", "esc_rating", "lgu_income", "subsidy_rates", "road_distances",
-    "road_network",
+    "road_network", "school_id_crosswalk",
 )
 #: Kinds a Bundle cannot be built without.
 REQUIRED_KINDS: tuple[str, ...] = ("enrollment", "coordinates", "transitions")
@@ -38,6 +43,15 @@ class Source:
     sheet: str | None = None
     school_year: str | None = None
     index: Path | None = None
+    #: ``[source.columns]``: (canonical name, header text) pairs, in manifest order.
+    columns: tuple[tuple[str, str], ...] = ()
+    #: 1-based row of the header (spreadsheet row / CSV line); None: found under the titles.
+    header_row: int | None = None
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        """``[source.columns]`` as a dict (canonical name → header text)."""
+        return dict(self.columns)
 
 
 def _inside(folder: Path, rel: str, where: str) -> Path:
@@ -47,8 +61,47 @@ def _inside(folder: Path, rel: str, where: str) -> Path:
     return p
 
 
-def read_manifest(manifest: Path) -> list[Source]:
+def manifest_path(manifest) -> Path:
+    """``manifest`` (a ``manifest.toml`` or the folder holding one) as a file path.
+
+    Raises
+    ------
+    DataError
+        Neither the file nor the folder's ``manifest.toml`` exists.
+    """
+    path = Path(manifest)
+    if path.is_dir():
+        path = path / "manifest.toml"
+    if not path.is_file():
+        raise DataError(f"{path}: manifest not found (give a manifest.toml or the folder holding it)")
+    return path
+
+
+def _options(e: dict, where: str) -> tuple[tuple[tuple[str, str], ...], int | None]:
+    """``[source.columns]`` and ``header_row`` of one entry, checked."""
+    cols = e.get("columns", {})
+    if not isinstance(cols, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                             for k, v in cols.items()):
+        raise DataError(f"{where}: [source.columns] must map canonical column names to header texts "
+                        f"(strings), e.g. school_id = \"LIS SCHOOL ID\"")
+    h = e.get("header_row")
+    if h is not None and (isinstance(h, bool) or not isinstance(h, int) or h < 1):
+        raise DataError(f"{where}: header_row must be a whole number >= 1 (the header's spreadsheet row "
+                        f"or CSV line), got {h!r}")
+    return tuple(cols.items()), h
+
+
+def read_manifest(manifest: Path, *, problems: list | None = None) -> list[Source]:
     """Parse and check a ``manifest.toml``.
+
+    Parameters
+    ----------
+    manifest : Path
+        The manifest file.
+    problems : list, optional
+        Partial mode (the dry run, :func:`studentflow.ingest.check.check_manifest`): a bad
+        ``[[source]]`` entry or a missing required kind is appended here as a message
+        and skipped instead of raised; the sources that are fine are returned.
 
     Raises
     ------
@@ -71,28 +124,41 @@ def read_manifest(manifest: Path) -> list[Source]:
     folder = manifest.parent.resolve()
     out: list[Source] = []
     for i, e in enumerate(entries, start=1):
-        where = f"{name}: [[source]] #{i}"
-        if not isinstance(e, dict):
-            raise DataError(f"{where}: not a table")
-        kind = e.get("kind")
-        if kind not in KINDS:
-            raise DataError(f"{where}: unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
-        rel = e.get("path")
-        if not isinstance(rel, str) or not rel.strip():
-            raise DataError(f"{where} ({kind}): missing 'path'")
-        path = _inside(folder, rel, where)
-        if not path.is_file():
-            raise DataError(f"{rel}: file not found (named in {name}, kind {kind!r})")
-        index = None
-        if kind == "road_distances":
-            idx = e.get("index") or (path.with_name(path.stem + "_index.json").name)
-            index = _inside(folder, str(Path(rel).parent / idx) if "index" not in e else idx, where)
-            if not index.is_file():
-                raise DataError(f"{idx}: road-distance index file not found (named in {name})")
-        out.append(Source(kind=kind, path=path, file=rel, sheet=e.get("sheet"),
-                          school_year=e.get("school_year"), index=index))
+        try:
+            out.append(_entry(e, f"{name}: [[source]] #{i}", folder, name))
+        except DataError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
     have = {s.kind for s in out}
     missing = [k for k in REQUIRED_KINDS if k not in have]
     if missing:
-        raise DataError(f"{name}: no source of kind {missing} (needed by later stages)")
+        msg = f"{name}: no source of kind {missing} (needed by later stages)"
+        if problems is None:
+            raise DataError(msg)
+        problems.append(msg)
     return out
+
+
+def _entry(e, where: str, folder: Path, name: str) -> Source:
+    """One ``[[source]]`` entry → :class:`Source` (DataError naming the entry if bad)."""
+    if not isinstance(e, dict):
+        raise DataError(f"{where}: not a table")
+    kind = e.get("kind")
+    if kind not in KINDS:
+        raise DataError(f"{where}: unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    rel = e.get("path")
+    if not isinstance(rel, str) or not rel.strip():
+        raise DataError(f"{where} ({kind}): missing 'path'")
+    path = _inside(folder, rel, where)
+    if not path.is_file():
+        raise DataError(f"{rel}: file not found (named in {name}, kind {kind!r})")
+    index = None
+    if kind == "road_distances":
+        idx = e.get("index") or (path.with_name(path.stem + "_index.json").name)
+        index = _inside(folder, str(Path(rel).parent / idx) if "index" not in e else idx, where)
+        if not index.is_file():
+            raise DataError(f"{idx}: road-distance index file not found (named in {name})")
+    columns, header_row = _options(e, f"{where} ({kind})")
+    return Source(kind=kind, path=path, file=rel, sheet=e.get("sheet"), school_year=e.get("school_year"),
+                  index=index, columns=columns, header_row=header_row)

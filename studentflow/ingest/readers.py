@@ -12,115 +12,23 @@ import numpy as np
 import pandas as pd
 
 from studentflow.ingest import values as V
-from studentflow.ingest.columns import Col, read_table
+from studentflow.ingest.columns import Col
+from studentflow.ingest.enrollment import ENROLLMENT_COLS, read_enrollment  # noqa: F401  (one reader per kind)
 from studentflow.ingest.ledger import Ledger
 from studentflow.ingest.manifest import Source
-from studentflow.schema import GRADES
+from studentflow.ingest.readbase import (  # noqa: F401  (note_read: used by the fast path)
+    SCHOOL_ID_ALIASES, dedupe, esc_id_col, note_read, read, school_id_col, text_written,
+)
 
 #: Philippine bounding box (degrees): lon 116-127, lat 4-21.5.
 PH_LON = (116.0, 127.0)
 PH_LAT = (4.0, 21.5)
 
-
-def _read(src: Source, cols: list[Col], ledger: Ledger) -> pd.DataFrame:
-    df = read_table(src.path, cols, name=src.file, sheet=src.sheet)
-    note_read(src, len(df), int(df.attrs.get("header_row", 1)), ledger)
-    return df
+# the shared helpers under their former names
+_read, _school_ids, _esc_ids, _dedupe, _text_written = read, school_id_col, esc_id_col, dedupe, text_written
 
 
-def note_read(src: Source, rows: int, header_row: int, ledger: Ledger) -> None:
-    """Record the rows read of a file and, if its header sat below row 1, that correction."""
-    ledger.rows_read[(src.kind, src.file)] = rows
-    if header_row > 1:
-        ledger.add(src.kind, src.file, header_row, "", "corrected",
-                   f"header found on row {header_row}, below {header_row - 1} title/blank row(s), which were skipped")
-
-
-_PLAIN_NUMBER = r"\d+(\.\d*)?"
-
-
-def _text_written(raw: pd.Series, parsed: pd.Series) -> pd.Series:
-    """Cells that parsed to a number but were not written as a plain number ("1,250", "₱9,000.00")."""
-    return parsed.notna() & ~raw.str.strip().str.fullmatch(_PLAIN_NUMBER).fillna(False).astype(bool)
-
-
-def _school_ids(df: pd.DataFrame, col: str, src: Source, ledger: Ledger, what: str = "school ID") -> pd.DataFrame:
-    """Normalise ``df[col]`` to 6-digit IDs; drop (and record) rows where it is invalid."""
-    ids, _ = V.school_ids(df[col])
-    bad = ids == ""
-    ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], "", "dropped",
-                    f"invalid {what} (not a 6-digit DepEd school ID)")
-    return df.assign(**{col: ids})[~bad]
-
-
-def _esc_ids(df: pd.DataFrame, col: str, src: Source, ledger: Ledger) -> pd.DataFrame:
-    ids = V.esc_ids(df[col])
-    bad = ids == ""
-    ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], "", "dropped", "invalid or blank ESC school ID")
-    return df.assign(**{col: ids})[~bad]
-
-
-def _dedupe(df: pd.DataFrame, key: str, src: Source, ledger: Ledger, what: str) -> pd.DataFrame:
-    """Keep the first row per ``key``; record later ones as merged into it."""
-    dup = df.duplicated(key, keep="first")
-    if dup.any():
-        ledger.add_many(src.kind, src.file, df.loc[dup, "_row"], df.loc[dup, key] if key == "school_id" else "",
-                        "merged", f"repeated {what}: merged into its first row")
-    return df[~dup]
-
-
-# --------------------------------------------------------------------------- readers
-ENROLLMENT_COLS = [
-    Col("Region"), Col("Division", required=False), Col("Province", required=False),
-    Col("Municipality", ("City/Municipality", "Municipality/City")),
-    Col("BEIS School ID", ("School ID", "SchoolID", "BEIS ID")),
-    Col("School Name", ("Name of School",)), Col("Sector"), Col("Modified COC", ("COC", "Offering")),
-    *[Col(f"G{g} {s}", (f"Grade {g} {s}",)) for g in GRADES for s in ("Male", "Female")],
-]
-
-
-def read_enrollment(src: Source, ledger: Ledger) -> pd.DataFrame:
-    """School list with wide enrolment → one row per school.
-
-    Columns: school_id, name, region, division, province, municipality, sector, offering,
-    enrol_g1 … enrol_g10 (learners, male + female), _row. Rows with an invalid ID,
-    unrecognised region, sector or offering are dropped; repeated school rows merged.
-    """
-    df = _read(src, ENROLLMENT_COLS, ledger)
-    raw_id = df["BEIS School ID"]
-    df = _school_ids(df, "BEIS School ID", src, ledger)
-    fixed = raw_id[df.index] != df["BEIS School ID"]
-    ledger.add_many(src.kind, src.file, df.loc[fixed, "_row"], df.loc[fixed, "BEIS School ID"], "corrected",
-                    "school ID written as a number, padded or without its leading zero: normalised to 6 digits")
-    blank = pd.Series("", index=df.index, dtype="str")
-    out = pd.DataFrame({
-        "school_id": df["BEIS School ID"], "name": df["School Name"].str.strip(),
-        "region": V.region(df["Region"]), "region_raw": df["Region"],
-        "division": df.get("Division", blank).str.strip(),
-        "province": df.get("Province", blank).str.strip(),
-        "municipality": df["Municipality"].str.strip(),
-        "sector": V.sector(df["Sector"]), "offering": V.offering(df["Modified COC"]),
-        "_row": df["_row"],
-    })
-    for g in GRADES:
-        m, f = V.counts(df[f"G{g} Male"]).fillna(0), V.counts(df[f"G{g} Female"]).fillna(0)
-        out[f"enrol_g{g}"] = (m + f).astype("int64")
-    for col, what in (("region", "Region"), ("sector", "Sector"), ("offering", "Modified COC")):
-        bad = out[col] == ""
-        ledger.add_many(src.kind, src.file, out.loc[bad, "_row"], out.loc[bad, "school_id"], "dropped",
-                        f"unrecognised {what} value")
-        out = out[~bad]
-    variant = out["region_raw"] != out["region"]
-    ledger.add_many(src.kind, src.file, out.loc[variant, "_row"], out.loc[variant, "school_id"], "corrected",
-                    "region name written differently: canonicalised")
-    out = out.drop(columns="region_raw")
-    same = out.drop(columns="_row").duplicated(keep="first")
-    ledger.add_many(src.kind, src.file, out.loc[same, "_row"], out.loc[same, "school_id"], "dropped",
-                    "exact duplicate of an earlier school row")
-    return _dedupe(out[~same], "school_id", src, ledger, "school row (values differ; first kept)")
-
-
-COORD_COLS = [Col("School ID", ("BEIS School ID", "SchoolID")), Col("Latitude", ("Lat",)),
+COORD_COLS = [Col("School ID", (*SCHOOL_ID_ALIASES, "id"), key="school_id"), Col("Latitude", ("Lat",)),
               Col("Longitude", ("Lon", "Long", "Lng"))]
 
 
@@ -155,7 +63,7 @@ def read_coordinates(src: Source, ledger: Ledger) -> pd.DataFrame:
                          "_row": df.loc[keep, "_row"]})
 
 
-SEAT_COLS = [Col("School ID", ("BEIS School ID",)), Col("Seats ES", required=False),
+SEAT_COLS = [Col("School ID", SCHOOL_ID_ALIASES, key="school_id"), Col("Seats ES", required=False),
              Col("Seats JHS"), Col("Seats SHS", required=False)]
 
 
@@ -179,7 +87,7 @@ def read_seats(src: Source, ledger: Ledger) -> pd.DataFrame:
     return _read_seat_counts(src, ledger, SEAT_COLS, "Seats")
 
 
-PRIVATE_SEAT_COLS = [Col("School ID", ("BEIS School ID",)), Col("Chairs ES", required=False),
+PRIVATE_SEAT_COLS = [Col("School ID", SCHOOL_ID_ALIASES, key="school_id"), Col("Chairs ES", required=False),
                      Col("Chairs JHS"), Col("Chairs SHS", required=False)]
 
 
@@ -190,8 +98,8 @@ def read_private_seats(src: Source, ledger: Ledger) -> pd.DataFrame:
 
 TRANSITION_COLS = [
     Col("LRN", ("Learner Reference Number",)),
-    Col("BEIS School ID in Grade 7", ("School ID in Grade 7", "Grade 7 School ID")),
-    Col("BEIS School ID in Grade 6", ("School ID in Grade 6", "Grade 6 School ID")),
+    Col("BEIS School ID in Grade 7", ("School ID in Grade 7", "Grade 7 School ID"), key="grade7_school_id"),
+    Col("BEIS School ID in Grade 6", ("School ID in Grade 6", "Grade 6 School ID"), key="grade6_school_id"),
 ]
 
 
@@ -216,9 +124,9 @@ def read_transitions(src: Source, ledger: Ledger) -> pd.DataFrame:
                          "_row": df["_row"][~bad]})
 
 
-BILLING_COLS = [Col("deped id", ("DepEd School ID", "DepEd ID"), required=False), Col("lrn"),
-                Col("school id", ("ESC School ID", "ESC ID")), Col("grade", required=False),
-                Col("esc_subsidy_amount", ("subsidy amount", "amount"), required=False)]
+BILLING_COLS = [Col("deped id", ("DepEd School ID", "DepEd ID"), required=False, key="deped_id"), Col("lrn"),
+                Col("school id", ("ESC School ID", "ESC ID"), key="esc_id"), Col("grade", required=False),
+                Col("esc_subsidy_amount", ("subsidy amount", "amount"), required=False, key="amount")]
 
 
 def read_esc_beneficiaries(src: Source, ledger: Ledger) -> pd.DataFrame:
@@ -233,7 +141,8 @@ def read_esc_beneficiaries(src: Source, ledger: Ledger) -> pd.DataFrame:
                          "grade": grade, "amount": amount, "_row": df["_row"]})
 
 
-SLOT_COLS = [Col("ESC School ID", ("ESC ID",)), Col("DepEd School ID", ("DepEd ID", "BEIS School ID")),
+SLOT_COLS = [Col("ESC School ID", ("ESC ID",), key="esc_id"),
+             Col("DepEd School ID", ("DepEd ID", "BEIS School ID", "LIS School ID"), key="school_id"),
              Col("School Name", required=False), Col("slots_total", ("Total Slots", "Contracted Slots")),
              Col("slots_billed", ("Billed Slots",))]
 
@@ -252,7 +161,7 @@ def read_esc_slots(src: Source, ledger: Ledger) -> pd.DataFrame:
     return _dedupe(out, "esc_id", src, ledger, "ESC school ID")
 
 
-TUITION_COLS = [Col("ESC School ID", ("ESC ID",)), Col("School Name", required=False),
+TUITION_COLS = [Col("ESC School ID", ("ESC ID",), key="esc_id"), Col("School Name", required=False),
                 Col("G7 Tuition", ("Grade 7 Tuition",)), Col("Other Fees", required=False),
                 Col("Misc Fees", ("Miscellaneous Fees",), required=False)]
 
@@ -277,7 +186,8 @@ def read_tuition(src: Source, ledger: Ledger) -> pd.DataFrame:
     return _dedupe(out, "esc_id", src, ledger, "ESC school ID")
 
 
-RATING_COLS = [Col("ESC School ID", ("ESC ID",)), Col("Certification", ("Rating", "Certification Status"))]
+RATING_COLS = [Col("ESC School ID", ("ESC ID",), key="esc_id"),
+               Col("Certification", ("Rating", "Certification Status"))]
 
 
 def read_esc_rating(src: Source, ledger: Ledger) -> pd.DataFrame:
@@ -289,7 +199,7 @@ def read_esc_rating(src: Source, ledger: Ledger) -> pd.DataFrame:
 
 
 LGU_COLS = [Col("Province", required=False), Col("LGU", ("City/Municipality", "LGU Name")),
-            Col("Total Revenues of the LGU (in Php)", ("Total Revenues", "Total Revenue", "Revenue"))]
+            Col("Total Revenues of the LGU (in Php)", ("Total Revenues", "Total Revenue", "Revenue"), key="revenue")]
 
 
 def read_lgu_income(src: Source, ledger: Ledger) -> pd.DataFrame:
@@ -301,7 +211,7 @@ def read_lgu_income(src: Source, ledger: Ledger) -> pd.DataFrame:
                          "revenue": rev.mask(rev <= 0), "_row": df["_row"]})
 
 
-RATE_COLS = [Col("Location tier", ("Tier", "Location")), Col("Grade"), Col("Amount")]
+RATE_COLS = [Col("Location tier", ("Tier", "Location"), key="tier"), Col("Grade"), Col("Amount")]
 _TIER = {"ncr": "NCR", "national capital region": "NCR", "huc": "HUC", "highly urbanized city": "HUC",
          "highly urbanised city": "HUC", "other": "other", "others": "other"}
 
@@ -315,7 +225,12 @@ def read_subsidy_rates(src: Source, ledger: Ledger) -> pd.DataFrame:
     bad = (tier == "") | grade.isna() | amount.isna()
     ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], "", "dropped",
                     "unrecognised tier, grade or amount")
-    return pd.DataFrame({"tier": tier, "grade": grade, "amount": amount, "_row": df["_row"]})[~bad]
+    out = pd.DataFrame({"tier": tier, "grade": grade, "amount": amount, "_row": df["_row"]})[~bad]
+    out = dedupe(out, ["tier", "grade"], src, ledger, "tier and grade (first amount kept)")
+    other = out["grade"] != 7
+    ledger.add_many(src.kind, src.file, out.loc[other, "_row"], "", "dropped",
+                    "amount for a grade other than 7: the flows are Grade 6 to 7, only Grade 7 amounts are used")
+    return out[~other]
 
 
 READERS = {
@@ -323,5 +238,11 @@ READERS = {
     "private_seats": read_private_seats, "transitions": read_transitions,
     "esc_beneficiaries": read_esc_beneficiaries, "esc_slots": read_esc_slots,
     "tuition": read_tuition, "esc_rating": read_esc_rating, "lgu_income": read_lgu_income,
-    "subsidy_rates": read_subsidy_rates,
+    "subsidy_rates": read_subsidy_rates, "school_id_crosswalk": lambda src, ledger: _crosswalk(src, ledger),
 }
+
+
+def _crosswalk(src: Source, ledger: Ledger) -> pd.DataFrame:
+    from studentflow.ingest.crosswalk import read_school_id_crosswalk
+
+    return read_school_id_crosswalk(src, ledger)
