@@ -4,7 +4,9 @@
 
     studentflow run [--data MANIFEST] [--scenarios FILE] [--out DIR] [--draws N] [--seed N]
                     [--zeros truncate|include|drop] [--max-km KM] [--scheduler ADDRESS]
+                    [--overwrite]
     studentflow optimize --budget PESOS [--levers FILE] [--draws N] [--data MANIFEST] [--out DIR]
+    studentflow explain SCHOOL_ID [--out DIR] [--top N]
     studentflow make-sample OUT_DIR [--seed N] [--scale X]
     studentflow validate [--data MANIFEST] [--draws N] [--seed N] [--zeros ...] [--no-truth]
     studentflow check MANIFEST [--json]
@@ -63,6 +65,20 @@ def _parser() -> argparse.ArgumentParser:
                           "(tcp://host:8786), or local:N for N local worker processes; needs "
                           "studentflow[dask]. Same results as without it")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--overwrite", action="store_true",
+                     help="write into --out even if it is a non-empty folder that studentflow did not "
+                          "create (one without its run.json)")
+
+    ex = sub.add_parser("explain", help="where one public JHS's Grade 7 learners go / where one ESC "
+                                        "school's learners come from, per scenario",
+                        description="Drill down on one school in a finished run's output folder (no re-run): "
+                                    "for a public JHS, where the Grade 7 learners it receives today go under "
+                                    "each scenario; for an ESC school, which origin schools its learners "
+                                    "come from; means with 95 %% intervals over the run's draws.")
+    ex.add_argument("school_id", metavar="SCHOOL_ID", help="6-digit DepEd school id")
+    ex.add_argument("--out", metavar="DIR", default="studentflow-output",
+                    help="output folder of `studentflow run` (default: ./studentflow-output)")
+    ex.add_argument("--top", type=int, default=8, metavar="N", help="largest flows listed per scenario (default 8)")
     run.add_argument("--no-calibrate", action="store_true",
                      help="run the scenarios on the model as fitted, without calibrating the status quo "
                           "to the observed ESC placements per school")
@@ -133,6 +149,7 @@ def _run(args) -> int:
             fit_method=args.fit_method, calibrate=not args.no_calibrate,
             progress=False if args.no_progress else None, log=_say, client=client,
             keep_draws=False,  # the written outputs do not need the per-draw arrays
+            overwrite=args.overwrite, argv=["studentflow", *args.argv],
         )
     finally:
         if client is not None:
@@ -182,6 +199,15 @@ def _optimize(args) -> int:
     return 0
 
 
+def _explain(args) -> int:
+    from studentflow.report.explain import explain
+
+    if args.top < 1:
+        raise DataError(f"--top: must be >= 1, got {args.top}")
+    print(explain(args.school_id, args.out).summary(top=args.top))
+    return 0
+
+
 def _validate(args) -> int:
     from studentflow.pipeline import check_manifest
     from studentflow.validate import validate
@@ -218,12 +244,15 @@ def _make_sample(args) -> int:
 def main(argv=None) -> int:
     """Entry point of the ``studentflow`` console script; returns the exit code."""
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.command is None:
         parser.print_help()
         return 0
     try:
         commands = {"run": _run, "validate": _validate, "check": _check, "optimize": _optimize,
+                    "explain": _explain,
                     "make-sample": _make_sample}
         return commands[args.command](args)
     except DataError as exc:

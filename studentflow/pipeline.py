@@ -29,6 +29,7 @@ from typing import Callable, Literal
 import pandas as pd
 
 from studentflow.errors import DataError
+from studentflow.report.provenance import close_run, open_run
 
 __all__ = ["PipelineResult", "run_pipeline", "compute_distances", "fit_models", "synthetic_truth", "STAGES",
            "ORIGIN_REGION_FORMULA"]
@@ -161,6 +162,8 @@ def run_pipeline(
     client=None,
     keep_draws=True,
     calibrate: bool = True,
+    overwrite: bool = False,
+    argv=None,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
 
@@ -211,6 +214,8 @@ def run_pipeline(
         scenario on that calibrated state (default; :mod:`studentflow.scenarios.calibrate`);
         False runs the model as fitted. The other estimators' comparisons are calibrated
         alike.
+    overwrite, argv : bool, list of str
+        Write into a non-empty ``out_dir`` lacking studentflow's ``run.json``; the command line as typed.
 
     Returns
     -------
@@ -222,6 +227,7 @@ def run_pipeline(
         raise ValueError(f"max_km ({max_km} km) must be >= radius_km ({radius_km} km)")
     say = log or (lambda line: None)
     out = Path(out_dir)
+    scenarios_arg = scenarios
     if isinstance(scenarios, (str, Path)):
         scenarios = load_scenarios(scenarios)  # fail early on a bad scenario file
     scenarios = list(scenarios) if scenarios is not None else study_scenarios()
@@ -241,24 +247,38 @@ def run_pipeline(
             say(f"      note: {message}")
         return res
 
+    record = None
+    if write:  # run.json first: marks the folder as studentflow's and records what is attempted
+        record = open_run(out, dict(manifest=manifest, scenarios=scenarios_arg, out_dir=out, draws=draws, seed=seed,
+                                    zeros=zeros, radius_km=radius_km, max_km=max_km, fit_method=fit_method,
+                                    formula=formula, calibrate=calibrate, client=client),
+                          scenarios, overwrite=overwrite, argv=argv)
     owned = False
     if client is not None:
         from studentflow.dask_client import resolve
 
         client, owned = resolve(client)
     try:
-        return _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method,
-                           formula, progress, write, client, keep_draws, stage, timings, outputs,
-                           calibrate)
+        res = _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method,
+                          formula, progress, write, client, keep_draws, stage, timings, outputs,
+                          calibrate, record)
+    except BaseException as exc:
+        if record is not None:  # run.json says the run failed, and why
+            close_run(out, record, timings=timings, error=exc)
+        raise
     finally:
         if owned:
             from studentflow.dask_client import close
 
             close(client)
+    if record is not None:
+        outputs["run.json"] = close_run(out, record, bundle=res.bundle, timings=timings, outputs=outputs)
+    return res
 
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
-                progress, write, client, keep_draws, stage, timings, outputs, calibrate=True) -> PipelineResult:
+                progress, write, client, keep_draws, stage, timings, outputs, calibrate=True,
+                record=None) -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.ingest import load_bundle
     from studentflow.pairs import build_pairs
@@ -293,7 +313,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     def scenario_stage():
         main = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
                              seed=seed, progress=progress, client=client, keep_draws=keep_draws,
-                             calibrate=calibrate)
+                             calibrate=calibrate, school_flows=write)  # school_flows: `studentflow explain`
         others = {label: run_scenarios(bundle, m, scenarios, pairs=pairs, distances=distances, draws=0,
                                        seed=seed, progress=False, calibrate=calibrate)
                   for label, m in list(models.items())[1:]}
@@ -310,7 +330,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     if write:
         written = stage(6, "report", lambda: write_report(result, out, bundle=bundle, model=model, pairs=pairs,
                                                           models=models, comparisons=comparisons,
-                                                          truth=truth, timings=timings,
+                                                          truth=truth, timings=timings, provenance=record,
                                                           truth_placements=_truth_placements(
                                                               manifest, scenarios, draws, seed)),
                         lambda w: f"{len(w)} files in {out}")

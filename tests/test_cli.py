@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from studentflow.scenarios.spec import load_scenarios, study_scenarios
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = {"report.html", "scenarios.csv", "esc_schools.csv", "public_jhs.csv", "schools.gpkg", "ledger.csv",
            "sources.csv", "model.txt", "fig_coefficients.png", "fig_placed.png", "fig_utilisation.png",
-           "fig_map.png"}
+           "fig_map.png", "run.json", "esc_origins.csv.gz", "jhs_destinations.csv.gz"}
 
 
 def _cli(*args, cwd=None):
@@ -135,12 +136,15 @@ def test_failure_after_ingest_keeps_ledger_and_no_report(tmp_path, sample_dir, m
 
     monkeypatch.setattr(pipeline, "fit_models", broken_fit)
     (tmp_path / "report.html").write_text("<html>an older run</html>")
+    (tmp_path / "run.json").write_text('{"tool": "studentflow", "status": "complete"}')  # made by studentflow
     code = main(["run", "--data", str(sample_dir / "manifest.toml"), "--out", str(tmp_path), "--draws", "1",
                  "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "studentflow: error: pairs: column 'distance_km' row 7" in err
     assert (tmp_path / "ledger.csv").exists() and (tmp_path / "sources.csv").exists()
     assert not (tmp_path / "report.html").exists() and not (tmp_path / "scenarios.csv").exists()
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["status"] == "failed" and "row 7 is not a number" in record["error"]
 
 
 def test_study_estimator_reproduces_the_papers_shape(sample_dir):

@@ -203,11 +203,13 @@ def _pick(result) -> list[str]:
 
 
 @_styled
-def congestion_map(result, bundle, scenario: str | None = None):
+def congestion_map(result, bundle, scenario: str | None = None, boundaries=None):
     """Public JHS utilisation before and after ``scenario``, with ESC schools.
 
     Needs the bundle's school geometry; public JHS coloured by seat utilisation
     (JHS enrolment / seats; above 1 = congested), ESC schools as squares sized by slots.
+    ``boundaries`` (a GeoDataFrame of polygons, e.g.
+    :func:`studentflow.geo.boundaries.municipal_boundaries`) are drawn underneath.
     """
     import geopandas as gpd
 
@@ -226,6 +228,16 @@ def congestion_map(result, bundle, scenario: str | None = None):
     fig, axes = _figure(1, 2, figsize=(12, 5.6), sharex=True, sharey=True)
     norm = matplotlib.colors.TwoSlopeNorm(vmin=0.5, vcenter=1.0, vmax=max(1.6, float(jhs["utilisation_before"].max())))
     cmap = matplotlib.colormaps["RdYlGn_r"]
+    extent = None
+    if len(jhs) or len(esc):
+        xs = np.concatenate([jhs.geometry.x.to_numpy(), esc.geometry.x.to_numpy()])
+        ys = np.concatenate([jhs.geometry.y.to_numpy(), esc.geometry.y.to_numpy()])
+        pad = 0.03 * max(np.ptp(xs), np.ptp(ys), 0.05)
+        extent = (xs.min() - pad, xs.max() + pad, ys.min() - pad, ys.max() + pad)
+    for ax in axes if boundaries is not None and extent is not None else ():
+        boundaries.plot(ax=ax, facecolor="#f1f0ea", edgecolor="#9a9a9a", linewidth=0.4, zorder=0)
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
     for ax, col, title in [(axes[0], "utilisation_before", "Public JHS today"),
                            (axes[1], "utilisation_after_mean",
                             f"After: {scenario} ({jhs['relieved_mean'].sum():,.0f} learners relieved)")]:

@@ -4,7 +4,10 @@
 
 - ``report.html``: everything below in one file (figures embedded as base64 PNG);
 - ``scenarios.csv``: one row per scenario, means and 95 % intervals;
-- ``esc_schools.csv`` and ``public_jhs.csv``: per-school results per scenario;
+- ``esc_schools.csv`` and ``public_jhs.csv``: per-school results per scenario, with the
+  schools' names and places (:mod:`.names`);
+- ``esc_origins.csv.gz`` and ``jhs_destinations.csv.gz``: the per-school drill-down, when
+  the result holds it (``run_scenarios(school_flows=True)``);
 - ``schools.gpkg``: the same per-school results with geometry (layers ``esc_schools``
   and ``public_jhs``), when a bundle with school geometry is given;
 - ``ledger.csv``: every raw record dropped, merged, corrected or imputed at ingest;
@@ -12,8 +15,7 @@
 - ``fig_*.png``: the figures (``fig_cost_effectiveness.png``: relief against cost per scenario);
 - ``sections=``: further HTML sections (the optimizer's: :mod:`studentflow.report.optimize_page`).
 
-Every file is written atomically: first to a hidden temporary name in the same folder,
-then moved into place with :func:`os.replace`, so a run that fails never leaves a
+Every file is written atomically (:mod:`.files`), so a run that fails never leaves a
 half-written file under a final name. ``report.html`` is written last and marks a
 complete set: an older one is removed first, so after a failed run the folder never
 holds a report that does not match its tables. No learner reference number (LRN) is
@@ -25,55 +27,14 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["write_report", "atomic_write", "mask_lrns"]
+from studentflow.report.files import _write_csv, _write_text, atomic_write, mask_lrns
 
-_LRN = re.compile(r"(?<!\d)\d{12}(?!\d)")
-
-
-def mask_lrns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Copy of ``frame`` with every 12-digit number in text columns replaced by a mask."""
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].astype("string").str.replace(_LRN, "[LRN removed]", regex=True)
-    return out
-
-
-def atomic_write(path, write) -> Path:
-    """Call ``write(tmp_path)`` then move the temporary file onto ``path``.
-
-    The temporary file sits in the same folder (so :func:`os.replace` is atomic) under a
-    hidden name with the same suffix; it is removed if ``write`` fails.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        if path.suffix == ".gpkg":
-            tmp.unlink()  # the GPKG driver wants to create the file itself
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _write_text(path: Path, text: str) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
-    return atomic_write(path, lambda tmp: mask_lrns(frame).to_csv(tmp, index=False))
+__all__ = ["write_report", "atomic_write", "mask_lrns", "_write_csv"]
 
 
 def _png(fig) -> bytes:
@@ -120,16 +81,16 @@ def _schools_gpkg(path: Path, result, bundle) -> Path | None:
     if "geometry" not in schools:
         return None
     geom = gpd.GeoSeries(schools.geometry, crs=getattr(schools, "crs", None) or "EPSG:4326")
+    from studentflow.report.names import school_labels, with_names
+
+    labels = school_labels(bundle)
     layers = {"esc_schools": result.esc_schools, "public_jhs": result.public_jhs}
 
     def write(tmp: Path):
         for layer, frame in layers.items():
             if frame is None or frame.empty:
                 continue
-            names = schools["name"].reindex(frame["school_id"]).to_numpy() if "name" in schools else None
-            data = frame.copy()
-            if names is not None:
-                data.insert(2, "name", names)
+            data = with_names(frame, labels)
             g = gpd.GeoDataFrame(data, geometry=geom.reindex(frame["school_id"]).to_numpy(), crs=geom.crs)
             g.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio")
 
@@ -181,7 +142,7 @@ def _headline(result, comparisons=None) -> str:
 
 
 def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models=None,
-                 comparisons=None, truth=None, timings=None, truth_placements=None,
+                 comparisons=None, truth=None, timings=None, truth_placements=None, provenance=None,
                  title="studentflow: ESC scenarios and public JHS decongestion", sections=()) -> dict:
     """Write the report files for a :class:`~studentflow.scenario_result.ScenarioResult`.
 
@@ -213,6 +174,9 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     sections : sequence of str
         Further HTML sections appended to ``report.html``, e.g. a budget plan's
         (:func:`studentflow.report.optimize_page.optimize_section`).
+    provenance : dict, optional
+        The run's ``run.json`` record (:mod:`studentflow.report.provenance`), shown as the
+        report's footer with the ledger counts and timings.
 
     Returns
     -------
@@ -229,10 +193,14 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     if model is not None and not any(m is model for m in all_models.values()):
         all_models = {"used for scenarios": model, **all_models}
 
+    from studentflow.report.names import school_labels, with_names
+
+    labels = school_labels(bundle)
     written["scenarios.csv"] = _write_csv(out / "scenarios.csv", result.table)
-    written["esc_schools.csv"] = _write_csv(out / "esc_schools.csv", result.esc_schools)
+    written["esc_schools.csv"] = _write_csv(out / "esc_schools.csv", with_names(result.esc_schools, labels))
     if not result.public_jhs.empty:
-        written["public_jhs.csv"] = _write_csv(out / "public_jhs.csv", result.public_jhs)
+        written["public_jhs.csv"] = _write_csv(out / "public_jhs.csv", with_names(result.public_jhs, labels))
+    written.update(_drilldown_csvs(out, result, labels))
     if bundle is not None:
         written["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
         if len(getattr(bundle, "sources", ())):
@@ -250,10 +218,17 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
         _png(rf.placed_plot(result, comparisons)))
     figures["fig_utilisation.png"] = (
         "ESC slot utilisation per school: how many schools are full.", _png(rf.utilisation_plot(result)))
+    map_html = ""
     if bundle is not None and not result.public_jhs.empty:
+        from studentflow.report.maps import boundaries_of, map_section
+
+        outlines = boundaries_of(bundle)
         figures["fig_map.png"] = (
             "Public JHS seat utilisation before and after the scenario relieving most learners; "
-            "ESC schools in blue.", _png(rf.congestion_map(result, bundle)))
+            "ESC schools in blue." + (" Grey: approximate municipal outlines (generated, not official)."
+                                      if outlines is not None else ""),
+            _png(rf.congestion_map(result, bundle, boundaries=outlines)))
+        map_html = map_section(result, bundle, outlines)
         written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", result, bundle)
     section = _calibration_section(result, pairs, comparisons, truth_placements, figures)
     if "cost_vs_baseline_mean" in result.table:
@@ -266,10 +241,35 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     for name, (_, png) in figures.items():
         written[name] = atomic_write(out / name, lambda tmp, png=png: tmp.write_bytes(png))
 
-    page = _html(result, title, figures, all_models, bundle, pairs, timings, comparisons or {}, truth, section)
+    page = _html(result, title, figures, all_models, bundle, pairs, timings, comparisons or {}, truth, section,
+                 map_html=map_html)
     page = page.replace("</body></html>", extra_html + "</body></html>") if extra_html else page
+    if provenance is not None:
+        from studentflow.report.provenance import finish_record, footer_html
+
+        head, _, _ = page.rpartition("</body></html>")
+        page = head + footer_html(finish_record(provenance, bundle=bundle, timings=timings)) + "</body></html>"
     written["report.html"] = _write_text(out / "report.html", page)
     return {k: v for k, v in written.items() if v is not None}
+
+
+def _drilldown_csvs(out: Path, result, labels) -> dict:
+    """``esc_origins.csv.gz`` and ``jhs_destinations.csv.gz`` (per-school drill-down), when the run kept them."""
+    from studentflow.report.names import with_names
+
+    short = ("name", "municipality")  # per pair: the names and towns of both schools (region etc. in the
+    written = {}                       # per-school tables), so these long tables stay compact
+    origins = getattr(result, "esc_origins", None)
+    if origins is not None and not origins.empty:
+        table = with_names(with_names(origins, labels, columns=short), labels, id_column="origin_id",
+                           prefix="origin_", columns=short)
+        written["esc_origins.csv.gz"] = _write_csv(out / "esc_origins.csv.gz", table)
+    dest = getattr(result, "jhs_destinations", None)
+    if dest is not None and not dest.empty:
+        table = with_names(with_names(dest, labels, columns=short), labels, id_column="destination_id",
+                           prefix="destination_", columns=short)
+        written["jhs_destinations.csv.gz"] = _write_csv(out / "jhs_destinations.csv.gz", table)
+    return written
 
 
 def _table_html(frame: pd.DataFrame, **kw) -> str:
@@ -306,7 +306,7 @@ def _calibration_section(result, pairs, comparisons, truth_placements, figures) 
 
 
 def _html(result, title, figures, models, bundle, pairs, timings, comparisons=None, truth=None,
-          calibration_section="") -> str:
+          calibration_section="", map_html: str = "") -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
              f"<p class='note'>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · "
@@ -324,6 +324,8 @@ def _html(result, title, figures, models, bundle, pairs, timings, comparisons=No
             continue
         parts.append(f"<figure><img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
                      f"<figcaption class='note'>{html.escape(caption)}</figcaption></figure>")
+    if map_html:
+        parts.append(map_html)
     if comparisons:
         parts.append(_comparison_html(result, comparisons))
     parts.append(calibration_section)
@@ -332,8 +334,10 @@ def _html(result, title, figures, models, bundle, pairs, timings, comparisons=No
         key = "relieved_vs_baseline_mean" if "relieved_vs_baseline_mean" in pj else "relieved_mean"
         best = result.table.set_index("scenario")[key].idxmax()
         top = pj[pj["scenario"] == best].sort_values(key, ascending=False).head(15)
-        if bundle is not None and "name" in bundle.schools:
-            top.insert(1, "name", bundle.schools["name"].reindex(top["school_id"]).to_numpy())
+        if bundle is not None:
+            from studentflow.report.names import school_labels, with_names
+
+            top = with_names(top, school_labels(bundle), columns=("name", "municipality", "province"))
         parts.append(f"<h2>Public JHS relieved most ({html.escape(best)})</h2><p>Each origin school's ESC "
                      "placements above its observed ESC beneficiaries are taken out of the public JHS its "
                      "learners enter today, in proportion to today's flows. Origins placing fewer than "

@@ -43,6 +43,7 @@ class _Accumulator:
         self.feeds = origins["origin_feeds_congested"].to_numpy(dtype=bool)
         self.obs_origin = origins["origin_esc_beneficiaries"].to_numpy(dtype=float)
         self.kept, self.records, self.jhs_rows, self.esc_rows, self.arrays = {}, {}, {}, {}, {}
+        self.drill = {}  # drill-down tables per scenario (studentflow.scenarios.drill)
         self.base_by_jhs = None  # the baseline's relief, draws × public JHS (learners)
         self.ref_expected, self.waiting, self.displaced = {}, {}, {}
         self.base_costs = None  # the baseline's placements for the cost model (costs.BaselineDraws)
@@ -59,6 +60,12 @@ class _Accumulator:
         s_out[:, k.cols] = np.stack([o.school_placed for o in outs])
         expected = np.array([o.expected for o in outs])
         new_placed = np.array([o.new_placed for o in outs])
+        if k.pair_positions is not None:
+            from studentflow.scenarios.drill import scenario_tables
+
+            self.drill[i] = scenario_tables(s.name, k.rows, k.cols, k.pair_positions,
+                                            np.stack([o.pair_placed for o in outs]), o_out, self.obs_origin,
+                                            self.relief, self.origins.index, self.schools.index)
         placed = o_out.sum(axis=1).astype(float)
         safe = np.where(placed > 0, placed, np.nan)
         rec = pd.DataFrame({
@@ -131,4 +138,13 @@ class _Accumulator:
             origin_placed=draw_dict(0), school_placed=draw_dict(1), origin_expected=draw_dict(2),
             pools={s.name: self.kept[i].pools for i, s in enumerate(scenarios)},
             capacities={s.name: self.kept[i].caps for i, s in enumerate(scenarios)}, params=params,
+            **self._drill_tables(idx),
         )
+
+    def _drill_tables(self, idx) -> dict:
+        """``esc_origins`` and ``jhs_destinations`` of the result, when the run kept them."""
+        if not self.drill:
+            return {}
+        dest = [self.drill[i][1] for i in idx if self.drill[i][1] is not None]
+        return {"esc_origins": pd.concat([self.drill[i][0] for i in idx], ignore_index=True),
+                "jhs_destinations": pd.concat(dest, ignore_index=True) if dest else pd.DataFrame()}

@@ -47,6 +47,9 @@ class DrawWork:
         Origin pools and school capacities, learners (local order).
     new_mask : scipy.sparse.csr_matrix
         1 on pairs not observed today, same structure.
+    keep_pairs : bool
+        Also return each draw's whole placements per pair (``DrawOutcome.pair_placed``),
+        for the per-school drill-down (:mod:`studentflow.scenarios.drill`).
     """
 
     name: str
@@ -60,6 +63,7 @@ class DrawWork:
     pools: np.ndarray
     caps: np.ndarray
     new_mask: sp.csr_matrix
+    keep_pairs: bool = False
 
     def expected(self, beta: np.ndarray) -> np.ndarray:
         """Expected flows μ per pair row (learners) for the coefficient vector ``beta``."""
@@ -90,6 +94,7 @@ class DrawOutcome:
     school_placed: np.ndarray
     expected: float
     new_placed: float
+    pair_placed: np.ndarray | None = None  # int32 per data position, when work.keep_pairs
 
 
 def _check_whole(name, d, rows, cols, data, pools, caps) -> None:
@@ -123,6 +128,12 @@ def _new_placed(whole: sp.csr_matrix, new_mask: sp.csr_matrix) -> float:
             and np.array_equal(whole.indices, new_mask.indices)):
         return float(whole.data[new_mask.data != 0].sum())  # mask data is 0 / 1
     return float(whole.multiply(new_mask).sum())
+
+
+def _on_structure(whole, work):
+    from studentflow.scenarios.drill import on_structure
+
+    return on_structure(whole, work.indptr, work.indices, work.shape)
 
 
 def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=None) -> list[DrawOutcome]:
@@ -169,5 +180,6 @@ def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=No
             school_placed=placed_s,
             expected=float(np.asarray(alloc.flows.sum())),
             new_placed=_new_placed(whole, work.new_mask),
+            pair_placed=_on_structure(whole, work) if work.keep_pairs else None,
         ))
     return out

@@ -169,6 +169,9 @@ class ScenarioResult:
         when it kept none (``keep_draws=False``); every table is the same either way.
     params : pandas.DataFrame
         The coefficient vectors drawn (one row per draw).
+    esc_origins, jhs_destinations : pandas.DataFrame
+        Per-school drill-down (:mod:`studentflow.scenarios.drill`), filled when the run
+        was asked for it (``run_scenarios(school_flows=True)``), else empty.
     calibration : Calibration or None
         The calibrated status quo every scenario ran on
         (:func:`studentflow.scenarios.calibrate.calibrate_status_quo`), None if uncalibrated.
@@ -191,6 +194,8 @@ class ScenarioResult:
     pools: dict = field(default_factory=dict)
     capacities: dict = field(default_factory=dict)
     params: pd.DataFrame = field(default_factory=pd.DataFrame)
+    esc_origins: pd.DataFrame = field(default_factory=pd.DataFrame)
+    jhs_destinations: pd.DataFrame = field(default_factory=pd.DataFrame)
     calibration: object = None
 
     def scenario_table(self) -> pd.DataFrame:

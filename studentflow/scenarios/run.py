@@ -42,6 +42,7 @@ import pandas as pd
 from studentflow.errors import DataError
 from studentflow.scenarios.calibrate import calibrate_status_quo
 from studentflow.scenarios.draws import draw_seed, simulate_draws
+from studentflow.scenarios.drill import pair_positions
 from studentflow.scenarios.levers import scenario_capacities, scenario_pairs
 from studentflow.scenarios.collect import _Accumulator
 from studentflow.scenarios.result import ScenarioResult, relief_matrix
@@ -89,6 +90,7 @@ def run_scenarios(
     keep_draws=True,
     in_flight: int = 2,
     calibrate=True,
+    school_flows: bool = False,
 ) -> ScenarioResult:
     """Run policy scenarios with Monte Carlo over the gravity coefficients.
 
@@ -142,6 +144,11 @@ def run_scenarios(
         flows into school j multiplied by w_j); a
         :class:`~studentflow.scenarios.calibrate.Calibration` uses that one; False runs
         the model as fitted. The result's ``calibration`` holds what was used.
+    school_flows : bool
+        Also summarise per-school drill-down tables (``result.esc_origins``: where each ESC
+        school's learners come from; ``result.jhs_destinations``: where each public JHS's
+        Grade 7 learners go), see :mod:`studentflow.scenarios.drill`. Holds one scenario's
+        draws × pairs whole placements (int32) while it is summarised.
 
     Returns
     -------
@@ -161,9 +168,10 @@ def run_scenarios(
 
     def make(i):
         prep = _prepare(scenarios[i], tables, bundle, model, origin_pos, school_pos, origins, schools,
-                        calibration)
+                        calibration, keep_pairs=school_flows)
+        positions = pair_positions(prep.work, prep.pairs) if school_flows else None
         return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps,
-                                prep.school_extra, prep.origin_extra)
+                                prep.school_extra, prep.origin_extra, positions)
 
     order = _run_order(scenarios, base, ref_of)
     stream, bar = _sweep(make, order, betas, seeds, allocator, client, show, in_flight, len(scenarios))

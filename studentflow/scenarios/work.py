@@ -103,7 +103,7 @@ class _Prepared:
 
 
 def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_pos, origins, schools,
-             calibration=None):
+             calibration=None, keep_pairs: bool = False):
     """The work unit of scenario ``s``: its pair table, design and sparse structure; with a
     :class:`~studentflow.scenarios.calibrate.Calibration`, μ_ij × w_j (the calibrated state)."""
     p, school_extra, origin_extra = tables.for_scenario(s, bundle, parts=True)
@@ -140,7 +140,7 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
         name=s.name, method=s.method, design=design,
         predict=None if design is not None else (model, p, model.params.index),
         order=order, indices=c[order].astype(np.int32), indptr=indptr, shape=shape,
-        pools=pools[rows], caps=caps[cols].astype(float), new_mask=new_mask,
+        pools=pools[rows], caps=caps[cols].astype(float), new_mask=new_mask, keep_pairs=keep_pairs,
     )
     school_extra = school_extra.reindex(schools.index).fillna(0.0).to_numpy(dtype=float)
     origin_extra = origin_extra.reindex(origins.index).fillna(0.0).to_numpy(dtype=float)
@@ -158,6 +158,7 @@ class _Kept:
     caps: np.ndarray
     school_extra: np.ndarray  # pesos, for the cost model (studentflow.scenarios.costs)
     origin_extra: np.ndarray
+    pair_positions: tuple | None = None  # drill-down: (local rows, local cols, observed ESC) per position
 
 
 def _global_index(tables: PairTables):

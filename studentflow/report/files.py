@@ -1,0 +1,71 @@
+"""Writing output files: atomically, without LRNs, spreadsheet-safe CSV.
+
+Every file is written atomically: first to a hidden temporary name in the same folder,
+then moved into place with :func:`os.replace`, so a run that fails never leaves a
+half-written file under a final name. No learner reference number (LRN) is written: any
+12-digit number in a text field is masked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["atomic_write", "mask_lrns"]
+
+_LRN = re.compile(r"(?<!\d)\d{12}(?!\d)")
+
+
+def mask_lrns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``frame`` with every 12-digit number in text columns replaced by a mask."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            codes, uniques = pd.factorize(out[col].astype("string"))  # each distinct text once
+            masked = pd.Series(uniques).astype("string").str.replace(_LRN, "[LRN removed]", regex=True)
+            out[col] = pd.array(masked.to_numpy(dtype=object)[codes], dtype="string")
+            out.loc[codes < 0, col] = pd.NA
+    return out
+
+
+def atomic_write(path, write) -> Path:
+    """Call ``write(tmp_path)`` then move the temporary file onto ``path``.
+
+    The temporary file sits in the same folder (so :func:`os.replace` is atomic) under a
+    hidden name with the same suffix; it is removed if ``write`` fails.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        if path.suffix == ".gpkg":
+            tmp.unlink()  # the GPKG driver wants to create the file itself
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    """CSV without LRNs, whose text cells a spreadsheet shows as text (never as formulas)."""
+    from studentflow.report.names import spreadsheet_safe
+
+    if path.suffix == ".gz":  # no file name or time stamp in the header: same run, same bytes
+        import gzip
+
+        text = spreadsheet_safe(mask_lrns(frame)).to_csv(index=False).encode("utf-8")
+        return atomic_write(path, lambda tmp: tmp.write_bytes(gzip.compress(text, compresslevel=6, mtime=0)))
+    return atomic_write(path, lambda tmp: spreadsheet_safe(mask_lrns(frame)).to_csv(tmp, index=False))
+
+
