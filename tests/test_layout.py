@@ -131,3 +131,11 @@ def test_package_imports_without_any_old_path():
             "from studentflow import _compat; "
             "assert not set(_compat.MOVED) & set(sys.modules), set(_compat.MOVED) & set(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_subpackage_is_listed_for_installation():
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(["studentflow", *p.parent.relative_to(PACKAGE).parts]) for p in PACKAGE.rglob("__init__.py")}
+    assert found - listed == set()
