@@ -153,3 +153,18 @@ def test_term_labels_readable():
     assert report_figures.term_label("np.log1p(distance_km)") == "ln(1 + road km)"
     assert report_figures.term_label("C(origin_region, Treatment('NCR'))[T.Region III]") == \
         "origin in Region III (vs NCR)"
+
+
+def test_written_files_take_the_umask_not_private_temp_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "t.csv", lambda tmp: tmp.write_text("a\n"))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        os.umask(0o077)
+        path = atomic_write(tmp_path / "u.csv", lambda tmp: tmp.write_text("a\n"))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

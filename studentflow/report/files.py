@@ -36,7 +36,9 @@ def atomic_write(path, write) -> Path:
     """Call ``write(tmp_path)`` then move the temporary file onto ``path``.
 
     The temporary file sits in the same folder (so :func:`os.replace` is atomic) under a
-    hidden name with the same suffix; it is removed if ``write`` fails.
+    hidden name with the same suffix; it is removed if ``write`` fails. The file gets the
+    permissions an ordinary new file would (0o666 less the umask), not mkstemp's 0o600,
+    so an output folder handed over on a shared machine can be read.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
@@ -46,11 +48,19 @@ def atomic_write(path, write) -> Path:
         if path.suffix == ".gpkg":
             tmp.unlink()  # the GPKG driver wants to create the file itself
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process umask (read by setting it, then restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _write_text(path: Path, text: str) -> Path:
