@@ -23,24 +23,9 @@ from studentflow.scenarios import run_scenarios
 from studentflow.scenarios.calibrate import CalibratedModel, calibrate_status_quo, status_quo_fit
 from studentflow.scenarios.holdout import _formula_without, out_of_sample
 from studentflow.scenarios.spec import Scenario, study_scenarios
-from studentflow.synth.pairs import linear_predictor, make_pairs
+from studentflow.synth.pairs import make_pairs
 
-
-class FakeModel:
-    """Log-linear model with the GravityModel contract: params, predict, draw_params."""
-
-    def __init__(self, params: dict, se: float = 0.02):
-        self.params = pd.Series(params, dtype=float)
-        self.se = se
-
-    def predict(self, pairs, params=None):
-        p = self.params if params is None else params
-        return np.exp(linear_predictor(pairs, dict(p)))
-
-    def draw_params(self, n, seed):
-        rng = np.random.default_rng(seed)
-        return pd.DataFrame(self.params.to_numpy() + self.se * rng.standard_normal((n, len(self.params))),
-                            columns=self.params.index)
+from fakes import FakeModel
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from studentflow.errors import DataError
 from studentflow.scenarios.spec import Scenario, load_scenarios
 from studentflow.scenarios import run_scenarios, scenario_capacities
-from studentflow.synth.pairs import linear_predictor, make_pairs
+from studentflow.synth.pairs import make_pairs
+
+from fakes import FakeModel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,23 +78,6 @@ def _working_allocator():
 
 
 ALLOCATE = _working_allocator()
-
-
-class FakeModel:
-    """Log-linear model with the GravityModel contract: params, predict, draw_params."""
-
-    def __init__(self, params: dict, se: float = 0.02):
-        self.params = pd.Series(params, dtype=float)
-        self.se = se
-
-    def predict(self, pairs, params=None):
-        p = self.params if params is None else params
-        return np.exp(linear_predictor(pairs, dict(p)))
-
-    def draw_params(self, n, seed):
-        rng = np.random.default_rng(seed)
-        draws = self.params.to_numpy() + self.se * rng.standard_normal((n, len(self.params)))
-        return pd.DataFrame(draws, columns=self.params.index)
 
 
 @pytest.fixture(scope="module")
