@@ -74,7 +74,7 @@ def _outlines(codes: tuple, simplify_m: float):
     cell_of = np.full(len(points), -1)
     cell_of[pi] = ci
     ok = cell_of >= 0
-    clipped = shapely.intersection(cells[cell_of[ok]], shapely.buffer(points[ok], np.asarray(radius)[ok], 12))
+    clipped = shapely.intersection(cells[cell_of[ok]], shapely.buffer(points[ok], np.asarray(radius)[ok], quad_segs=12))
     frame = gpd.GeoDataFrame({"psgc_code": np.asarray(owner)[ok]}, geometry=clipped, crs=_METRIC)
     merged = frame.dissolve("psgc_code")
     merged["geometry"] = merged.geometry.simplify(simplify_m).buffer(0)
