@@ -125,3 +125,43 @@ def test_old_ids_in_mini_region_are_remapped_before_joins(tmp_path):
     assert (rem["school_id"] == "100001").all()
     src = b.sources.set_index("file")
     assert src.loc["gr7_ncr.csv.gz", "remapped"] == 4 and src.loc["xw.csv", "rows_read"] == 2
+
+
+def test_old_ids_in_the_road_matrix_index_are_remapped(sample_dir, sample_bundle, tmp_path):
+    """A distance matrix whose index still names some schools by old IDs (one of them
+    also under its new ID) gives the sample's distances once the crosswalk is listed."""
+    import json
+
+    from studentflow.pipeline import compute_distances
+
+    import shutil
+
+    for f in sample_dir.iterdir():
+        if f.is_file() and f.name not in ("manifest.toml", "road_matrix_index.json"):
+            shutil.copy(f, tmp_path / f.name)  # not symlinks: paths must stay in the manifest's folder
+    index = json.loads((sample_dir / "road_matrix_index.json").read_text())
+    rows, cols = index["rows"], index["cols"]
+    both = [s for s in rows if s in cols][:4]
+    only_cols = [s for s in cols if s not in rows][:2]
+    renamed = {sid: f"{900001 + k}" for k, sid in enumerate(both + only_cols)}
+    for sid, old in renamed.items():
+        for table in (rows, cols):
+            if sid in table:
+                table[old] = table.pop(sid)
+    cols[both[0]] = list(cols[renamed[both[0]]])  # listed under the old and the new ID
+    (tmp_path / "road_matrix_index.json").write_text(json.dumps(index))
+    # the mapping file as Excel writes it: numbers with ".0"
+    (tmp_path / "map.csv").write_text("old_id,new_id\n" + "".join(f"{o}.0,{n}\n" for n, o in renamed.items()))
+    manifest = (sample_dir / "manifest.toml").read_text() + '\n[[source]]\nkind = "school_id_crosswalk"\npath = "map.csv"\n'
+    (tmp_path / "manifest.toml").write_text(manifest)
+
+    bundle = load_bundle(tmp_path / "manifest.toml")
+    key = ["origin_id", "destination_id"]
+    got = compute_distances(bundle).sort_values(key).reset_index(drop=True)
+    want = compute_distances(sample_bundle).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    led = bundle.ledger
+    hits = led[(led["source"] == "road_distances") & (led["action"] == "remapped")]
+    assert set(hits["school_id"]) == set(renamed)  # named by the new ID, as every ledger row
+    assert len(hits) == sum((old in rows) + (old in cols) for old in renamed.values())  # one per key
+    assert hits["reason"].str.contains("replaced by").all()

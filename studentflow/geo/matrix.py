@@ -27,8 +27,11 @@ def read_matrix(matrix) -> tuple[np.ndarray, dict, dict, float]:
 
     Parameters
     ----------
-    matrix : str, Path or (npy, json) tuple
-        ``X.npy`` (index beside it as ``X_index.json``) or an explicit pair of paths.
+    matrix : str, Path or (npy, index) tuple
+        ``X.npy`` (index beside it as ``X_index.json``) or an explicit pair: the ``.npy``
+        path and the index as a JSON path or as the already parsed object (ingest passes
+        the index with re-issued school IDs replaced, see
+        :meth:`studentflow.ingest.crosswalk.Crosswalk.remap_matrix_index`).
 
     Returns
     -------
@@ -36,12 +39,17 @@ def read_matrix(matrix) -> tuple[np.ndarray, dict, dict, float]:
         The memory-mapped matrix, ``{school_id: [row, ...]}``, ``{school_id: [col, ...]}``
         (same as rows for a square matrix without ``"cols"``) and the factor to km.
     """
+    parsed = None
     if isinstance(matrix, (tuple, list)):
-        npy, idx = (Path(p) for p in matrix)
+        npy, idx = Path(matrix[0]), matrix[1]
+        if isinstance(idx, dict):
+            parsed, idx = idx, Path(idx.get("_source", npy.with_name(npy.stem + "_index.json")))
+        else:
+            idx = Path(idx)
     else:
         npy = Path(matrix)
         idx = npy.with_name(npy.stem + "_index.json")
-    for p in (npy, idx):
+    for p in (npy,) if parsed is not None else (npy, idx):
         if not p.exists():
             raise DataError(f"{p}: distance matrix file not found")
     try:
@@ -51,7 +59,7 @@ def read_matrix(matrix) -> tuple[np.ndarray, dict, dict, float]:
     if values.ndim != 2:
         raise DataError(f"{npy}: expected a 2-D matrix, got shape {values.shape}")
     try:
-        index = json.loads(idx.read_text(encoding="utf-8"))
+        index = parsed if parsed is not None else json.loads(idx.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{idx}: invalid JSON ({exc})") from None
     if not isinstance(index, dict) or not isinstance(index.get("rows"), dict):

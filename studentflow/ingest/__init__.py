@@ -109,7 +109,8 @@ def _load(sources: list[Source], read, ledger: Ledger | None = None) -> Bundle:
             extras["road_network"] = src.path
             scan_road_network(src, ledger)
         elif src.kind == "road_distances":
-            extras["road_distances"] = (src.path, src.index)
+            remapped = xw.remap_matrix_index(src, ledger) if xw else None
+            extras["road_distances"] = (src.path, remapped if remapped is not None else src.index)
         elif src.kind in LEARNER_KINDS:
             part = read(src)
             ledger.extend(part.ledger)

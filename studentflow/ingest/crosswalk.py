@@ -19,11 +19,15 @@ followed (A→B and B→C give A→C). An old ID mapped to two different new IDs
 applied to every DepEd school-ID column of every other source right after it is read,
 before any join (learner-level files on their integer arrays, with one lookup table);
 each value replaced is a ledger row (action ``remapped``) naming the old and new ID.
+The keys of a road-distance matrix index are remapped too
+(:meth:`Crosswalk.remap_matrix_index`), so a matrix computed under old IDs still joins.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,6 +138,40 @@ class Crosswalk:
                                 "remapped", reasons)
                 arrays[key] = new
         return replace(part, arrays=arrays)
+
+    def remap_matrix_index(self, src: Source, ledger: Ledger) -> dict | None:
+        """The road-distance matrix index of ``src`` (``{"rows": {school_id: [row, ...]},
+        "cols": ...}``) with re-issued IDs replaced by their final ID, positions of an old
+        and a new key merged (the matrix reader takes the minimum over a school's
+        positions); one ``remapped`` ledger row per key replaced (row 0: JSON has no rows).
+        None when no key needs replacing (the reader then opens the file itself)."""
+        try:
+            index = json.loads(Path(src.index).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return None  # the matrix reader raises the DataError naming the file
+        if not isinstance(index, dict):
+            return None
+        out, hits = dict(index), []
+        for key in ("rows", "cols"):
+            mapping = index.get(key)
+            if not isinstance(mapping, dict):
+                continue
+            keys = pd.Series(list(mapping), dtype="str")
+            ids = V.school_ids(keys)[0].where(lambda s: s != "", keys)  # "36512", "136512.0" → 6 digits
+            new: dict = {}
+            for sid, norm, pos in zip(keys, ids, mapping.values()):
+                final = self.final.get(norm)
+                if final is not None:
+                    hits.append((key, norm, final))
+                target = final or sid
+                new[target] = list(new.get(target, [])) + (pos if isinstance(pos, list) else [pos])
+            out[key] = new
+        if not hits:
+            return None
+        ledger.add_many(src.kind, Path(src.index).name, np.zeros(len(hits), np.int64), [h[2] for h in hits],
+                        "remapped", [f"matrix {k} key: " + self.reason(o) for k, o, _ in hits])
+        out["_source"] = str(src.index)
+        return out
 
     def ledger_ids(self, table: pd.DataFrame) -> pd.DataFrame:
         """Ledger rows name each school by its final ID (remapped rows already do)."""
