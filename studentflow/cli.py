@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from studentflow.errors import DataError
@@ -214,8 +215,12 @@ def _validate(args) -> int:
 
     if args.draws < 1:
         raise DataError(f"--draws: must be >= 1, got {args.draws}")
-    res = validate(check_manifest(args.data), draws=args.draws, seed=args.seed, zeros=args.zeros,
-                   truth=not args.no_truth, log=_say)
+    with warnings.catch_warnings(record=True) as caught:  # estimator notes, once each, not tracebacks
+        warnings.simplefilter("always")
+        res = validate(check_manifest(args.data), draws=args.draws, seed=args.seed, zeros=args.zeros,
+                       truth=not args.no_truth, log=_say)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        _say(f"note: {message}")
     print(res.summary())
     return 0
 

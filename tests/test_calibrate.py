@@ -164,14 +164,25 @@ def test_out_of_sample_scores_both_parts(pairs):
     assert (table["formula"].str.contains("origin_region") == False).all()  # noqa: E712
 
 
-def test_validate_cli_on_a_small_region(small_region, capsys):
+def test_validate_cli_on_a_small_region(small_region, capsys, monkeypatch):
+    import studentflow.validate as validate_mod
     from studentflow.cli import main
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    real = validate_mod.validate
+
+    def warning_validate(*args, **kwargs):  # an estimator warning, raised twice
+        for _ in range(2):
+            warnings.warn("alpha is on its boundary 0", UserWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(validate_mod, "validate", warning_validate)
+    with warnings.catch_warnings(record=True) as leaked:
+        warnings.simplefilter("always")
         code = main(["validate", "--data", str(small_region), "--draws", "2", "--seed", "1"])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 0
+    assert not leaked  # estimator warnings become "note:" lines on stderr, not raw warnings
+    assert "Warning:" not in err and err.count("note: alpha is on its boundary 0") == 1
     assert "held out" in out and "in sample" in out and "SRMSE" in out
     assert "Status quo (calibrated) vs observed" in out
     assert "truncate calibrated" in out  # the small region is synthetic: errors vs its truth
