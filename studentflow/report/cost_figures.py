@@ -19,6 +19,13 @@ def _err(mean, lo, hi):
     return np.vstack([np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)])
 
 
+def _label_order(x, y, names):
+    """(name, x, y) sorted by x, so that neighbours on the cost axis alternate their labels."""
+    order = np.argsort(np.asarray(x, dtype=float), kind="stable")
+    x, y, names = np.asarray(x, dtype=float), np.asarray(y, dtype=float), list(names)
+    return [(names[i], x[i], y[i]) for i in order]
+
+
 @_styled
 def cost_effectiveness_plot(result):
     """Learners relieved from congested public JHS against added cost, one point per
@@ -37,8 +44,11 @@ def cost_effectiveness_plot(result):
     ax.errorbar(x_m, t[f"{y}_mean"], xerr=_err(x_m, t["cost_vs_baseline_lo"] / 1e6, t["cost_vs_baseline_hi"] / 1e6),
                 yerr=_err(t[f"{y}_mean"], t[f"{y}_lo"], t[f"{y}_hi"]), fmt="o", color=COLORS[0],
                 ecolor="#9bb8d3", capsize=3)
-    for name, xv, yv in zip(t["scenario"], x_m, t[f"{y}_mean"]):
-        ax.annotate(str(name), (xv, yv), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    for k, (name, xv, yv) in enumerate(_label_order(x_m, t[f"{y}_mean"], t["scenario"])):
+        # alternate above / below, so that scenarios close in cost and relief stay readable
+        ax.annotate(str(name), (xv, yv), textcoords="offset points", xytext=(5, 5 if k % 2 == 0 else -11),
+                    fontsize=8)
+    top = float(np.nanmax(np.r_[t[f"{y}_hi"].to_numpy(dtype=float), 1.0]))
     if "pesos_per_relieved_mean" in t and y.startswith("relieved"):
         ok = t[np.isfinite(t["pesos_per_relieved_mean"]) & (t["pesos_per_relieved_mean"] > 0)]
         if len(ok):
@@ -47,6 +57,7 @@ def cost_effectiveness_plot(result):
             ax.plot(xs, xs * 1e6 / best["pesos_per_relieved_mean"], ls=":", color="#999",
                     label=f"₱{best['pesos_per_relieved_mean']:,.0f} per learner ({best['scenario']})")
             ax.legend(frameon=False, fontsize=8, loc="lower right")
+    ax.set_ylim(min(0.0, float(np.nanmin(t[f"{y}_lo"]))) * 1.1, top * 1.15)  # the reference line is clipped
     ax.axhline(0, color="#ccc", lw=0.8)
     ax.set_xlabel("added cost vs baseline, ₱ million per school year")
     ax.set_ylabel("learners relieved from congested public JHS" if y.startswith("relieved")
