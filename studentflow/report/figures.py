@@ -220,6 +220,7 @@ def congestion_map(result, bundle, scenario: str | None = None, boundaries=None)
     sch = bundle.schools
     geo = gpd.GeoSeries(sch.geometry, crs=getattr(sch, "crs", None) or "EPSG:4326")
     jhs = pj[pj["scenario"] == scenario].set_index("school_id")
+    relieved_all = float(jhs["relieved_mean"].sum())  # every public JHS, mapped or not
     jhs = gpd.GeoDataFrame(jhs, geometry=geo.reindex(jhs.index).to_numpy(), crs=geo.crs)
     jhs = jhs[~jhs.geometry.isna() & ~jhs.geometry.is_empty]
     esc = result.esc_schools[result.esc_schools["scenario"] == scenario].set_index("school_id")
@@ -240,7 +241,9 @@ def congestion_map(result, bundle, scenario: str | None = None, boundaries=None)
         ax.set_ylim(extent[2], extent[3])
     for ax, col, title in [(axes[0], "utilisation_before", "Public JHS today"),
                            (axes[1], "utilisation_after_mean",
-                            f"After: {scenario} ({jhs['relieved_mean'].sum():,.0f} learners relieved)")]:
+                            f"After: {scenario} ({relieved_all:,.0f} learners relieved"
+                            + (f"; {jhs['relieved_mean'].sum():,.0f} at mapped schools)"
+                               if jhs["relieved_mean"].sum() < relieved_all - 0.5 else ")"))]:
         if len(esc):
             size = 6 + 40 * esc["slots"] / max(float(esc["slots"].max()), 1)
             esc.plot(ax=ax, marker="s", markersize=size, color="#1b6ca8", alpha=0.35, zorder=1)
