@@ -164,7 +164,7 @@ def step_amounts(problem: Problem, ix: ActionIndex, cur: Evaluation, *, slot_ste
     st = cur.state
     out = np.zeros(len(ix.actions))
     b, load = cur.b, cur.school
-    unmet = np.where(b < 1 - 1e-9, load / np.maximum(b, 1e-12) - load, 0.0).max(axis=0)
+    unmet = np.where(b < 1 - 1e-9, _demand(problem, cur) - load, 0.0).max(axis=0)
     room = np.floor(problem.slot_limit - st.capacities + 1e-9)
     sl = ix.kind == 0
     j = ix.index[sl]
@@ -180,6 +180,12 @@ def step_amounts(problem: Problem, ix: ActionIndex, cur: Evaluation, *, slot_ste
         can = ix.incidence @ (st.steps < problem.max_steps).astype(float)
         out[ix.subsidy_rows] = np.where(can > 0, problem.subsidy_step, 0.0)
     return out
+
+
+def _demand(problem: Problem, cur: Evaluation) -> np.ndarray:
+    """Draws × schools: learners who would come if the school had room, ``Σ_i a_i μ_ij``
+    (``= load / b_j`` where ``b_j > 0``; also right at a school with no slots, ``b_j = 0``)."""
+    return problem.to_schools(cur.mu * cur.a[:, problem.pair_origin])
 
 
 def _weights(problem: Problem, cur: Evaluation) -> np.ndarray:
@@ -230,10 +236,15 @@ def estimate(problem: Problem, ix: ActionIndex, cur: Evaluation, amounts: np.nda
     Tfw = Tf * w[:, po]
     sl = np.flatnonzero((ix.kind == 0) & (amounts > 0))
     if sl.size:
-        safe = np.maximum(load, 1e-12)
-        slot_gain = per_school(Tfw) / safe * full  # relief per slot
-        slot_placed = per_school(Tf) / safe * full  # learners per slot
-        unmet = np.where(full, load / np.maximum(cur.b, 1e-12) - load, 0.0)
+        # a slot at a full school j takes a learner from its demand a_i μ_ij (T_ij / load_j
+        # where b_j > 0; the demand itself where b_j = 0: a school with no slots yet)
+        am = cur.mu * cur.a[:, po]
+        demand = per_school(am)
+        safe = np.maximum(demand, 1e-12)
+        amf = am * free[:, po]
+        slot_gain = per_school(amf * w[:, po]) / safe * full  # relief per slot
+        slot_placed = per_school(amf) / safe * full  # learners per slot
+        unmet = np.where(full, demand - load, 0.0)
         j = ix.index[sl]
         filled = np.minimum(amounts[sl][None, :], unmet[:, j])
         gain[sl] = (filled * slot_gain[:, j]).mean(axis=0)
