@@ -195,3 +195,24 @@ def test_dual_estimate_of_a_slot_at_a_school_with_no_slots():
     ev = evaluate(empty, apply(empty, ref.state, ix.actions[0], 1.0), reference=ref)
     assert ev.spent > 0 and cost[0] == pytest.approx(ev.spent, rel=0.1)
     assert gain[0] == pytest.approx(ev.gain, rel=0.25, abs=0.02)
+
+
+@FAST
+@given(seed=st.integers(0, 10_000), confirm=st.sampled_from([0, 5]))
+def test_plan_merges_runs_of_one_action_without_changing_the_totals(seed, confirm):
+    from studentflow.optimize import best_within
+
+    prob, _, _ = small_problem(seed, origins=20, draws=3)
+    acts = make_actions(prob, ("slots", "uniform"))
+    res = optimize(problem=prob, budget=2e6, actions=acts,
+                   levers=Levers(actions=("slots", "uniform"), slot_step=2, slot_min=1, confirm=confirm))
+    raw = best_within(res.search.plans, 2e6)  # the plan step by step
+    t = res.plan_table
+    assert len(t) <= len(raw.steps)
+    assert not ((t["action"] == t["action"].shift()) & (t["target"] == t["target"].shift())).any()
+    np.testing.assert_allclose(res.plan.relief, raw.relief)
+    np.testing.assert_allclose(res.plan.cost, raw.cost)
+    # every merged row ends where one of the raw steps ended, with the same amounts in total
+    ends = {round(float(s.relief.mean()), 9) for s in raw.steps}
+    assert all(round(float(s.relief.mean()), 9) in ends for s in res.plan.steps)
+    assert t["amount"].sum() == pytest.approx(sum(s.amount for s in raw.steps))

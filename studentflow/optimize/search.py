@@ -31,7 +31,7 @@ import numpy as np
 from studentflow.optimize.actions import Action, ActionIndex, apply, estimate, step_amounts
 from studentflow.optimize.problem import Evaluation, Problem, State, evaluate
 
-__all__ = ["Step", "Plan", "SearchResult", "search", "best_within", "ENUMERATE_MAX"]
+__all__ = ["Step", "Plan", "SearchResult", "search", "best_within", "merge_steps", "ENUMERATE_MAX"]
 
 #: most actions for which ``confirm=0`` also walks from every one or two first actions
 ENUMERATE_MAX = 24
@@ -287,3 +287,17 @@ def best_within(plans, budget: float, family: str | None = None) -> Plan:
                                       or (p.mean_relief == best.mean_relief and p.mean_cost < best.mean_cost)):
             best = p
     return best
+
+
+def merge_steps(plan: Plan) -> Plan:
+    """The same plan with consecutive steps of one action (same kind and target) merged
+    into one step: amounts add up, relief and cost per draw are the last one's. The
+    cumulative figures, and so the plan's relief and cost, do not change; ``plan.csv``
+    gets one row per run of the same action instead of one per small step."""
+    merged: list[Step] = []
+    for st in plan.steps:
+        if merged and merged[-1].action == st.action:
+            merged[-1] = Step(st.action, merged[-1].amount + st.amount, st.relief, st.cost)
+        else:
+            merged.append(st)
+    return Plan(plan.family, tuple(merged))
