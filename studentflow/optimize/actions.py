@@ -22,9 +22,11 @@ i's pool is exhausted. One more learner placed from origin i relieves
 ``w_i = Σ_k share_ik [JHS k still above its seats]`` while the origin places between its
 observed beneficiaries and its public-JHS learners (0 otherwise). Hence, per draw:
 
-* a slot at a full school j places ``Σ_i T_ij [a_i = 1] / K_j`` learners worth
-  ``Σ_i T_ij [a_i = 1] w_i / K_j``, up to its unmet demand; a slot at a school with room
-  is worth nothing;
+* a slot at a full school j places ``Σ_i a_i μ_ij [a_i = 1] / D_j`` learners worth
+  ``Σ_i a_i μ_ij [a_i = 1] w_i / D_j``, with ``D_j = Σ_i a_i μ_ij`` its demand, up to its
+  unmet demand ``D_j − K_j`` (equal to ``T_ij / K_j`` forms where ``b_j > 0``, and also
+  right at a school with no slots, ``b_j = 0``); a slot at a school with room is worth
+  nothing;
 * a subsidy step multiplies μ on school j's pairs by ``f_ij`` (the model's response to
   the lower net cost); at a school with room the extra ``T_ij (f_ij − 1)`` (up to the
   room left) is placed, at a full school nothing is, but every learner there is paid

@@ -1,11 +1,12 @@
 """The budget search: a dual-ranked, re-solve-confirmed greedy path, and the plans it saw.
 
 Path
-    From the status quo, repeatedly: estimate every action's relief per peso from the
-    allocator's duals (:func:`studentflow.optimize.actions.estimate`), re-solve the best
-    candidates exactly (all draws; at most ``confirm`` of them, stopping early when a
-    confirmed ratio is at least the next estimate), and take the confirmed step with
-    the best mean relief per mean peso. Only steps that relieve more learners on average
+    From the status quo, repeatedly (lazy greedy, see :func:`_walk`): rank the actions
+    by their last exact relief per peso or, never re-solved, the allocator's dual
+    estimate (:func:`studentflow.optimize.actions.estimate`), re-solve the best exactly
+    (all draws; at most ``confirm`` of them, stopping once the best re-solved ratio is
+    ``1 + margin`` times every key not re-solved), and take the re-solved step with the
+    best mean relief per mean peso. Only steps that relieve more learners on average
     are taken. The path does not depend on the budget (it only stops once its cost
     passes the budget), so a larger budget sees everything a smaller one saw.
 Plans seen
