@@ -173,3 +173,46 @@ def test_cli_optimize_writes_plan_frontier_and_figure(small_region, tmp_path, ca
     bad.write_text('[optimize]\nactions = ["slots", "public_seats"]\n')
     assert main(["optimize", "--budget", "1000", "--levers", str(bad), "--data", str(small_region)]) == 2
     assert "public_seat_cost" in capsys.readouterr().err
+
+
+def test_dual_estimate_of_a_slot_at_a_school_with_no_slots():
+    # b_j = 0 there (no learner placed), so T_ij / load_j says nothing: the estimate must
+    # use the school's demand a_i μ_ij, or the search never looks at such a school
+    prob, _, _ = small_problem(11, draws=3)
+    demand = prob.to_schools(np.exp(prob.log_mu))  # draws × schools, no pool binds at a = 1 here
+    j = int(np.argmax(demand.mean(axis=0)))
+    caps = prob.capacities.copy()
+    caps[j] = 0.0
+    empty = prob.__class__(**{**prob.__dict__, "capacities": caps, "_cache": {}})
+    ref = evaluate(empty, State.status_quo(empty))
+    assert np.all(ref.school[:, j] == 0)
+    ix = ActionIndex.of(empty, [a for a in make_actions(empty, ("slots",)) if a.index == j])
+    wide = step_amounts(empty, ix, ref, slot_step=1e9, seat_step=1.0, slot_min=1.0)
+    unmet = (empty.to_schools(ref.mu * ref.a[:, empty.pair_origin]) - ref.school)[:, j].max()
+    assert wide[0] == pytest.approx(min(np.ceil(unmet - 1e-6), empty.slot_limit[j]))  # its whole demand
+    amounts = step_amounts(empty, ix, ref, slot_step=1.0, seat_step=1.0, slot_min=1.0)
+    gain, cost = estimate(empty, ix, ref, amounts)
+    ev = evaluate(empty, apply(empty, ref.state, ix.actions[0], 1.0), reference=ref)
+    assert ev.spent > 0 and cost[0] == pytest.approx(ev.spent, rel=0.1)
+    assert gain[0] == pytest.approx(ev.gain, rel=0.25, abs=0.02)
+
+
+@FAST
+@given(seed=st.integers(0, 10_000), confirm=st.sampled_from([0, 5]))
+def test_plan_merges_runs_of_one_action_without_changing_the_totals(seed, confirm):
+    from studentflow.optimize import best_within
+
+    prob, _, _ = small_problem(seed, origins=20, draws=3)
+    acts = make_actions(prob, ("slots", "uniform"))
+    res = optimize(problem=prob, budget=2e6, actions=acts,
+                   levers=Levers(actions=("slots", "uniform"), slot_step=2, slot_min=1, confirm=confirm))
+    raw = best_within(res.search.plans, 2e6)  # the plan step by step
+    t = res.plan_table
+    assert len(t) <= len(raw.steps)
+    assert not ((t["action"] == t["action"].shift()) & (t["target"] == t["target"].shift())).any()
+    np.testing.assert_allclose(res.plan.relief, raw.relief)
+    np.testing.assert_allclose(res.plan.cost, raw.cost)
+    # every merged row ends where one of the raw steps ended, with the same amounts in total
+    ends = {round(float(s.relief.mean()), 9) for s in raw.steps}
+    assert all(round(float(s.relief.mean()), 9) in ends for s in res.plan.steps)
+    assert t["amount"].sum() == pytest.approx(sum(s.amount for s in raw.steps))

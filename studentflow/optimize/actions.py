@@ -22,9 +22,11 @@ i's pool is exhausted. One more learner placed from origin i relieves
 ``w_i = Σ_k share_ik [JHS k still above its seats]`` while the origin places between its
 observed beneficiaries and its public-JHS learners (0 otherwise). Hence, per draw:
 
-* a slot at a full school j places ``Σ_i T_ij [a_i = 1] / K_j`` learners worth
-  ``Σ_i T_ij [a_i = 1] w_i / K_j``, up to its unmet demand; a slot at a school with room
-  is worth nothing;
+* a slot at a full school j places ``Σ_i a_i μ_ij [a_i = 1] / D_j`` learners worth
+  ``Σ_i a_i μ_ij [a_i = 1] w_i / D_j``, with ``D_j = Σ_i a_i μ_ij`` its demand, up to its
+  unmet demand ``D_j − K_j`` (equal to ``T_ij / K_j`` forms where ``b_j > 0``, and also
+  right at a school with no slots, ``b_j = 0``); a slot at a school with room is worth
+  nothing;
 * a subsidy step multiplies μ on school j's pairs by ``f_ij`` (the model's response to
   the lower net cost); at a school with room the extra ``T_ij (f_ij − 1)`` (up to the
   room left) is placed, at a full school nothing is, but every learner there is paid
@@ -164,7 +166,7 @@ def step_amounts(problem: Problem, ix: ActionIndex, cur: Evaluation, *, slot_ste
     st = cur.state
     out = np.zeros(len(ix.actions))
     b, load = cur.b, cur.school
-    unmet = np.where(b < 1 - 1e-9, load / np.maximum(b, 1e-12) - load, 0.0).max(axis=0)
+    unmet = np.where(b < 1 - 1e-9, _demand(problem, cur) - load, 0.0).max(axis=0)
     room = np.floor(problem.slot_limit - st.capacities + 1e-9)
     sl = ix.kind == 0
     j = ix.index[sl]
@@ -180,6 +182,12 @@ def step_amounts(problem: Problem, ix: ActionIndex, cur: Evaluation, *, slot_ste
         can = ix.incidence @ (st.steps < problem.max_steps).astype(float)
         out[ix.subsidy_rows] = np.where(can > 0, problem.subsidy_step, 0.0)
     return out
+
+
+def _demand(problem: Problem, cur: Evaluation) -> np.ndarray:
+    """Draws × schools: learners who would come if the school had room, ``Σ_i a_i μ_ij``
+    (``= load / b_j`` where ``b_j > 0``; also right at a school with no slots, ``b_j = 0``)."""
+    return problem.to_schools(cur.mu * cur.a[:, problem.pair_origin])
 
 
 def _weights(problem: Problem, cur: Evaluation) -> np.ndarray:
@@ -230,10 +238,15 @@ def estimate(problem: Problem, ix: ActionIndex, cur: Evaluation, amounts: np.nda
     Tfw = Tf * w[:, po]
     sl = np.flatnonzero((ix.kind == 0) & (amounts > 0))
     if sl.size:
-        safe = np.maximum(load, 1e-12)
-        slot_gain = per_school(Tfw) / safe * full  # relief per slot
-        slot_placed = per_school(Tf) / safe * full  # learners per slot
-        unmet = np.where(full, load / np.maximum(cur.b, 1e-12) - load, 0.0)
+        # a slot at a full school j takes a learner from its demand a_i μ_ij (T_ij / load_j
+        # where b_j > 0; the demand itself where b_j = 0: a school with no slots yet)
+        am = cur.mu * cur.a[:, po]
+        demand = per_school(am)
+        safe = np.maximum(demand, 1e-12)
+        amf = am * free[:, po]
+        slot_gain = per_school(amf * w[:, po]) / safe * full  # relief per slot
+        slot_placed = per_school(amf) / safe * full  # learners per slot
+        unmet = np.where(full, demand - load, 0.0)
         j = ix.index[sl]
         filled = np.minimum(amounts[sl][None, :], unmet[:, j])
         gain[sl] = (filled * slot_gain[:, j]).mean(axis=0)

@@ -20,7 +20,7 @@ from studentflow.errors import DataError
 from studentflow.optimize.actions import make_actions
 from studentflow.optimize.levers import Levers, load_levers
 from studentflow.optimize.problem import Problem
-from studentflow.optimize.search import Plan, SearchResult, best_within, search
+from studentflow.optimize.search import Plan, SearchResult, best_within, merge_steps, search
 
 __all__ = ["OptimizeResult", "optimize", "plan_table", "frontier_table"]
 
@@ -201,7 +201,7 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
     t0 = time.perf_counter()
     found = search(problem, actions, float(budget), confirm=lev.confirm, slot_step=lev.slot_step, slot_min=lev.slot_min, refresh=lev.refresh,
                    seat_step=lev.public_seat_step, seat_cost=lev.public_seat_cost or 0.0)
-    plan = best_within(found.plans, float(budget))
+    plan = merge_steps(best_within(found.plans, float(budget)))  # a run of one action: one row
     seconds = time.perf_counter() - t0
     return OptimizeResult(float(budget), plan, plan_table(plan), frontier_table(found.plans, budget, frontier_points),
                           lev, problem.draws, seed, found.evaluations, seconds, found, problem)

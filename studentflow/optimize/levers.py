@@ -10,7 +10,7 @@
     slot_min = 5               # fewest (unused slots cost nothing; a later subsidy may fill them)
     public_seat_cost = 30000   # pesos per public JHS seat per school year: no default
     public_seat_step = 45      # public JHS seats per step (one classroom)
-    confirm = 3                # candidates re-solved per step (0: all)
+    confirm = 5                # candidates re-solved per step (0: all)
     refresh = 5                # steps between recomputations of the dual estimates
 
 Every key is optional. ``public_seats`` needs ``public_seat_cost``: there is no default
@@ -42,7 +42,7 @@ class Levers:
     slot_min: float = 5.0
     public_seat_cost: float | None = None
     public_seat_step: float = 45.0
-    confirm: int = 3
+    confirm: int = 5
     refresh: int = 5
 
     def __post_init__(self):

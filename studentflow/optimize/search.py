@@ -1,11 +1,12 @@
 """The budget search: a dual-ranked, re-solve-confirmed greedy path, and the plans it saw.
 
 Path
-    From the status quo, repeatedly: estimate every action's relief per peso from the
-    allocator's duals (:func:`studentflow.optimize.actions.estimate`), re-solve the best
-    candidates exactly (all draws; at most ``confirm`` of them, stopping early when a
-    confirmed ratio is at least the next estimate), and take the confirmed step with
-    the best mean relief per mean peso. Only steps that relieve more learners on average
+    From the status quo, repeatedly (lazy greedy, see :func:`_walk`): rank the actions
+    by their last exact relief per peso or, never re-solved, the allocator's dual
+    estimate (:func:`studentflow.optimize.actions.estimate`), re-solve the best exactly
+    (all draws; at most ``confirm`` of them, stopping once the best re-solved ratio is
+    ``1 + margin`` times every key not re-solved), and take the re-solved step with the
+    best mean relief per mean peso. Only steps that relieve more learners on average
     are taken. The path does not depend on the budget (it only stops once its cost
     passes the budget), so a larger budget sees everything a smaller one saw.
 Plans seen
@@ -31,7 +32,7 @@ import numpy as np
 from studentflow.optimize.actions import Action, ActionIndex, apply, estimate, step_amounts
 from studentflow.optimize.problem import Evaluation, Problem, State, evaluate
 
-__all__ = ["Step", "Plan", "SearchResult", "search", "best_within", "ENUMERATE_MAX"]
+__all__ = ["Step", "Plan", "SearchResult", "search", "best_within", "merge_steps", "ENUMERATE_MAX"]
 
 #: most actions for which ``confirm=0`` also walks from every one or two first actions
 ENUMERATE_MAX = 24
@@ -79,6 +80,7 @@ class SearchResult:
     path: tuple  # the greedy path's steps
     evaluations: int
     draws: int
+    stale: tuple = ()  # (stale exact key, its re-solve's ratio) pairs of the lazy search
 
 
 def _ratio(gain: float, cost: float) -> float:
@@ -91,10 +93,10 @@ def _step(action, amount, ev: Evaluation) -> Step:
     return Step(action, float(amount), ev.relief.copy(), ev.cost.copy())
 
 
-def search(problem: Problem, actions, budget: float, *, confirm: int = 3, slot_step: float = 50.0,
+def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_step: float = 50.0,
            slot_min: float = 5.0,
            seat_step: float = 45.0, seat_cost: float = 0.0, fill_shares=tuple(np.arange(1, 11) / 10),
-           max_path: int = 100_000, tol: float = 0.02, refresh: int = 5) -> SearchResult:
+           max_path: int = 100_000, margin: float = 0.3, refresh: int = 5) -> SearchResult:
     """Explore plans up to ``budget`` pesos (mean over draws); see the module text.
 
     Parameters
@@ -107,9 +109,12 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 3, slot_s
         Fewest slots a slot step adds (where the school has the room).
     seat_cost : float
         Pesos per public JHS seat per school year.
-    tol : float
-        A confirmed step is taken at once when its relief per peso is at least
-        ``1 − tol`` times the next candidate's estimate.
+    margin : float
+        A re-solved step is taken at once when its relief per peso is at least
+        ``1 + margin`` times every other action's key (last exact ratio or dual
+        estimate); else the next is re-solved too. The dual estimates understate some
+        steps by up to ~25 % (the 0/1 relief weights miss origins crossing their
+        observed beneficiaries), so a margin, not a tolerance, is needed.
     refresh : int
         The dual estimates are recomputed after every subsidy or seat step and at least
         every ``refresh`` slot steps (a slot step changes the duals of one school and
@@ -119,8 +124,9 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 3, slot_s
     ref = evaluate(problem, sq, seat_cost=seat_cost)
     ref = replace(ref, relief=np.zeros(problem.draws), cost=np.zeros(problem.draws))
     ix = ActionIndex.of(problem, actions)
+    stale: list = []
     kw = dict(confirm=confirm, slot_step=slot_step, slot_min=slot_min, seat_step=seat_step,
-              seat_cost=seat_cost, max_path=max_path, tol=tol, refresh=refresh)
+              seat_cost=seat_cost, max_path=max_path, margin=margin, refresh=refresh, stale=stale)
     plans: list[Plan] = [Plan("optimised", ())]
     path, n_eval = _walk(problem, ix, ref, ref, (), {}, budget, plans, **kw)
     if confirm == 0 and len(ix.actions) <= ENUMERATE_MAX:  # small sets: paths from every 1 or 2 actions
@@ -139,16 +145,29 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 3, slot_s
     plans += _uniform_plans(problem, budget, ref, seat_cost)
     plans += _fill_plans(problem, fill_shares, ref, seat_cost)
     n_eval += sum(len(p.steps) for p in plans if p.family != "optimised")
-    return SearchResult(tuple(plans), tuple(path), n_eval, problem.draws)
+    return SearchResult(tuple(plans), tuple(path), n_eval, problem.draws, tuple(stale))
 
 
 def _walk(problem, ix, ref, cur, path, used, budget, plans, *, confirm, slot_step, slot_min, seat_step,
-          seat_cost, max_path, tol, refresh):
+          seat_cost, max_path, margin, refresh, stale=None):
     """The greedy path from ``cur`` (after the steps ``path``); appends every plan it
-    re-solves to ``plans``; returns (the path's steps, re-solves made)."""
+    re-solves to ``plans``; returns (the path's steps, re-solves made).
+
+    ``confirm=0``: every feasible candidate is re-solved at every step. Otherwise lazy
+    greedy: every action keeps a key, its last exact relief per peso (from a re-solve,
+    at an earlier state) or, never re-solved, its dual estimate; when the estimates are
+    recomputed a stale exact key is raised to the fresh estimate if that is higher (a
+    subsidy step can make a slot worth more: relief is not submodular). The top key is
+    re-solved, then the next, until the best ratio re-solved at this state is at least
+    ``1 + margin`` times every key not yet re-solved (at most ``confirm`` re-solves
+    per step); the best re-solved step is taken.
+    ``stale``: a list that receives (stale exact key, refreshed ratio) pairs.
+    """
     path, used, n_eval = list(path), dict(used), 0
     actions = ix.actions
     since = refresh  # steps since the estimates were computed
+    key = np.full(len(actions), np.nan)  # lazy keys (relief per peso)
+    exact = np.full(len(actions), np.nan)  # last exact ratio (nan: never re-solved)
     while len(path) < max_path and cur.spent <= budget:
         amounts = step_amounts(problem, ix, cur, slot_step=slot_step, seat_step=seat_step, slot_min=slot_min)
         for k, n in used.items():
@@ -159,37 +178,72 @@ def _walk(problem, ix, ref, cur, path, used, budget, plans, *, confirm, slot_ste
             break
         if since >= refresh:
             gain, cost = estimate(problem, ix, cur, amounts, seat_cost=seat_cost)
+            est = np.array([_ratio(g, c) for g, c in zip(gain, cost)])
+            key = np.where(np.isnan(exact), est, np.fmax(exact, est))
             since = 0
-        est = np.array([_ratio(gain[k], cost[k]) for k in feasible])
-        order = list(feasible[np.argsort(-est, kind="stable")])
-        if confirm:
-            order = [k for k in order if gain[k] > 0][:confirm] or order[:1]
-        next_est = {order[i]: (_ratio(gain[order[i + 1]], cost[order[i + 1]]) if i + 1 < len(order) else -np.inf)
-                    for i in range(len(order))}
-        best = None
-        for k in order:
-            ev = evaluate(problem, apply(problem, cur.state, actions[k], amounts[k]), seat_cost=seat_cost,
-                          reference=ref)
-            n_eval += 1
-            dg, dc = ev.gain - cur.gain, ev.spent - cur.spent
-            plans.append(Plan("optimised", tuple(path) + (_step(actions[k], amounts[k], ev),)))
-            r = _ratio(dg, dc)
-            gain[k], cost[k] = dg, dc  # the re-solve replaces the estimate
-            if r > -np.inf and (best is None or r > best[0]):
-                best = (r, k, ev)
-            if confirm and best is not None and best[0] >= (1 - tol) * next_est[k]:
-                break
+        if not confirm:
+            best = _confirm_all(problem, ix, ref, cur, path, amounts, feasible, plans, seat_cost)
+            n_eval += feasible.size
+        else:
+            best, n = _confirm_lazy(problem, ix, ref, cur, path, amounts, feasible, plans, seat_cost, key, exact,
+                                    confirm, margin, stale)
+            n_eval += n
         if best is None:
             if since:  # stale estimates: recompute them before concluding
                 since = refresh
                 continue
             break
-        _, k, ev = best
+        k, ev = best
         since += 1
         path.append(_step(actions[k], amounts[k], ev))
         used[int(k)] = used.get(int(k), 0) + 1
         cur = ev
     return tuple(path), n_eval
+
+
+def _resolve(problem, ix, ref, cur, path, k, amount, plans, seat_cost):
+    """Re-solve ``cur`` plus one step of action ``k``: (relief per peso, evaluation)."""
+    ev = evaluate(problem, apply(problem, cur.state, ix.actions[k], amount), seat_cost=seat_cost, reference=ref)
+    plans.append(Plan("optimised", tuple(path) + (_step(ix.actions[k], amount, ev),)))
+    return _ratio(ev.gain - cur.gain, ev.spent - cur.spent), ev
+
+
+def _confirm_all(problem, ix, ref, cur, path, amounts, feasible, plans, seat_cost):
+    """Every feasible candidate re-solved: the best (action, evaluation), or None."""
+    best = None
+    for k in feasible:
+        r, ev = _resolve(problem, ix, ref, cur, path, k, amounts[k], plans, seat_cost)
+        if r > -np.inf and (best is None or r > best[0]):
+            best = (r, k, ev)
+    return None if best is None else best[1:]
+
+
+def _confirm_lazy(problem, ix, ref, cur, path, amounts, feasible, plans, seat_cost, key, exact, confirm,
+                  margin, stale):
+    """Lazy greedy step (see :func:`_walk`); updates ``key`` and ``exact`` in place:
+    ((action, evaluation) or None, re-solves made)."""
+    fresh: dict = {}  # action -> (ratio, evaluation) re-solved at this state
+    live = key[feasible]
+    while len(fresh) < confirm:
+        open_ = [i for i in np.argsort(-live, kind="stable") if feasible[i] not in fresh]
+        if not open_ or (fresh and not live[open_[0]] > -np.inf):
+            break
+        k = int(feasible[open_[0]])
+        r, ev = _resolve(problem, ix, ref, cur, path, k, amounts[k], plans, seat_cost)
+        if stale is not None and not np.isnan(exact[k]):
+            stale.append((float(exact[k]), float(r)))
+        key[k] = exact[k] = r
+        live[open_[0]] = r
+        fresh[k] = (r, ev)
+        top, k_top = max((rr, kk) for kk, (rr, _) in fresh.items())
+        unknown = [live[i] for i in open_[1:]]  # keys not yet re-solved at this state
+        if top > -np.inf and top >= (1 + margin) * max(unknown, default=-np.inf):
+            return (k_top, fresh[k_top][1]), len(fresh)
+    good = [(r, k) for k, (r, _) in fresh.items() if r > -np.inf]
+    if not good:
+        return None, len(fresh)
+    k = max(good)[1]
+    return (k, fresh[k][1]), len(fresh)
 
 
 def _uniform_plans(problem, budget, ref, seat_cost) -> list[Plan]:
@@ -234,3 +288,17 @@ def best_within(plans, budget: float, family: str | None = None) -> Plan:
                                       or (p.mean_relief == best.mean_relief and p.mean_cost < best.mean_cost)):
             best = p
     return best
+
+
+def merge_steps(plan: Plan) -> Plan:
+    """The same plan with consecutive steps of one action (same kind and target) merged
+    into one step: amounts add up, relief and cost per draw are the last one's. The
+    cumulative figures, and so the plan's relief and cost, do not change; ``plan.csv``
+    gets one row per run of the same action instead of one per small step."""
+    merged: list[Step] = []
+    for st in plan.steps:
+        if merged and merged[-1].action == st.action:
+            merged[-1] = Step(st.action, merged[-1].amount + st.amount, st.relief, st.cost)
+        else:
+            merged.append(st)
+    return Plan(plan.family, tuple(merged))
