@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from studentflow.dask_client import worker_count
-
 __all__ = ["run_blocks"]
 
 

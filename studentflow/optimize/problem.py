@@ -116,7 +116,7 @@ class Problem:
     def blocks(self) -> tuple[np.ndarray, np.ndarray]:
         """(indices, indptr) of the block-diagonal matrix of all draws (cached)."""
         if "blocks" not in self._cache:
-            D, (n, m), nnz = self.draws, self.shape, self.indices.size
+            D, (_, m), nnz = self.draws, self.shape, self.indices.size
             indices = (np.arange(D)[:, None] * m + self.indices[None, :]).ravel()
             indptr = np.concatenate([[0], (np.arange(D)[:, None] * nnz + self.indptr[None, 1:]).ravel()])
             self._cache["blocks"] = (indices.astype(np.int64), indptr.astype(np.int64))
