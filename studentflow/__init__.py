@@ -35,6 +35,8 @@ _PUBLIC = {
     "write_report": "studentflow.report",
     "make_region": "studentflow.synth",
     "run_pipeline": "studentflow.pipeline",
+    "backtest": "studentflow.backtesting",
+    "BacktestResult": "studentflow.backtesting",
 }
 
 __all__ = ["DataError", "__version__", *_PUBLIC]

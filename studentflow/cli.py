@@ -10,6 +10,8 @@
     studentflow make-sample OUT_DIR [--seed N] [--scale X]
     studentflow validate [--data MANIFEST] [--draws N] [--seed N] [--zeros ...] [--no-truth]
     studentflow check MANIFEST [--json]
+    studentflow backtest [--data MANIFEST] [--train YEAR] [--test YEAR] [--draws N] [--seed N] [--json]
+                         [--out DIR]
 
 Bad input (a :class:`~studentflow.errors.DataError`) ends the command with one line on
 stderr and exit code 2, without a traceback (``--debug`` shows it).
@@ -116,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
                                     "1 otherwise.")
     ck.add_argument("manifest", metavar="MANIFEST", help="manifest.toml (or its folder)")
     ck.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+    from studentflow.backtesting.command import add_parser as add_backtest
+
+    add_backtest(sub)
 
     ms = sub.add_parser("make-sample", help="write a synthetic region as raw files plus truth/",
                         description="Write a synthetic study area in the real sources' layouts.")
@@ -225,6 +231,12 @@ def _validate(args) -> int:
     return 0
 
 
+def _backtest(args) -> int:
+    from studentflow.backtesting.command import main as backtest_main
+
+    return backtest_main(args, _say)
+
+
 def _check(args) -> int:
     from studentflow.ingest import check_manifest
 
@@ -257,7 +269,7 @@ def main(argv=None) -> int:
         return 0
     try:
         commands = {"run": _run, "validate": _validate, "check": _check, "optimize": _optimize,
-                    "explain": _explain,
+                    "explain": _explain, "backtest": _backtest,
                     "make-sample": _make_sample}
         return commands[args.command](args)
     except DataError as exc:

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "studentflow"
 #: scenarios → report; cli and pipeline on top).
 FLOORS = [
     {"cli"},
-    {"pipeline", "optimize", "validate", "optimize_run"},
+    {"pipeline", "optimize", "validate", "optimize_run", "backtesting"},
     {"report"},
     {"scenarios"},
     {"allocation"},
