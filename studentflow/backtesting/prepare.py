@@ -38,7 +38,8 @@ import pandas as pd
 
 from studentflow.errors import DataError
 
-__all__ = ["MissingYears", "Years", "resolve_years", "lever_pairs", "test_capacity", "observed_pairs", "YEAR_KINDS"]
+__all__ = ["MissingYears", "Years", "resolve_years", "lever_pairs", "year_capacity", "observed_pairs",
+           "YEAR_KINDS"]
 
 #: Year-bound kinds a backtest needs in both years (the multi-year manifest's contract).
 YEAR_KINDS = ("enrollment", "transitions", "esc_beneficiaries", "esc_slots", "tuition", "subsidy_rates")
@@ -146,7 +147,7 @@ def _esc(schools: pd.DataFrame) -> pd.DataFrame:
     return s.loc[s["esc"].fillna(False).astype(bool)]
 
 
-def test_capacity(train, test) -> tuple[pd.Series, pd.Series, float]:
+def year_capacity(train, test) -> tuple[pd.Series, pd.Series, float]:
     """Test-year capacity per ESC school (learners) by the module's rule.
 
     Returns
@@ -194,7 +195,7 @@ def lever_pairs(train, test, *, radius_km: float = 5.0, max_km: float | None = N
     ``esc_beneficiaries`` holds the *train* year's learners on each pair (persistence);
     ``origin_pool`` the test year's actual pools (0 for an origin absent in it);
     ``destination_slots`` the test year's contracted slots and ``destination_billed`` the
-    capacity of :func:`test_capacity` (learners).
+    capacity of :func:`year_capacity` (learners).
     """
     from studentflow.pairs import build_pairs
     from studentflow.pipeline import compute_distances
@@ -202,7 +203,7 @@ def lever_pairs(train, test, *, radius_km: float = 5.0, max_km: float | None = N
 
     levers = lever_bundle(train, test)
     pairs = build_pairs(levers, compute_distances(levers, max_km=max_km), radius_km=radius_km)
-    capacity, _, _ = test_capacity(train, test)
+    capacity, _, _ = year_capacity(train, test)
     pools = origin_pools(test)
     pairs["origin_pool"] = pools.reindex(pairs["origin_id"]).fillna(0).to_numpy().astype(np.int64)
     pairs["destination_billed"] = capacity.reindex(pairs["destination_id"]).fillna(0).to_numpy().astype(np.int64)

@@ -20,7 +20,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from studentflow.backtesting.prepare import lever_pairs, observed_pairs, resolve_years, test_capacity
+from studentflow.backtesting.prepare import lever_pairs, observed_pairs, resolve_years, year_capacity
 from studentflow.backtesting.result import BacktestResult
 from studentflow.backtesting.score import change_table, errors, pair_frame, school_table
 from studentflow.backtesting.simulate import oracle_flows, simulate_year
@@ -111,7 +111,7 @@ def backtest(data=None, *, train=None, test=None, draws: int = 100, seed: int = 
     say(f"  fitted and calibrated on {years.train_year} ({time.perf_counter() - t0:.1f} s)")
 
     lp = lever_pairs(tb, sb, radius_km=radius_km, max_km=max_km)
-    capacity, _, _ = test_capacity(tb, sb)
+    capacity, _, _ = year_capacity(tb, sb)
     forecast = forecast_pools(years.history, for_year=years.test_year)
     origins = pd.Index(pd.unique(lp["origin_id"]))
     pool_draws = pd.DataFrame(forecast.draw(max(draws, 1), seed), columns=forecast.pools.index).reindex(
