@@ -4,8 +4,9 @@
 
     studentflow run [--data MANIFEST] [--scenarios FILE] [--out DIR] [--draws N] [--seed N]
                     [--zeros truncate|include|drop] [--max-km KM] [--scheduler ADDRESS]
-                    [--overwrite]
+                    [--overwrite] [--for-year next]
     studentflow optimize --budget PESOS [--levers FILE] [--draws N] [--data MANIFEST] [--out DIR]
+                         [--for-year next]
     studentflow explain SCHOOL_ID [--out DIR] [--top N]
     studentflow make-sample OUT_DIR [--seed N] [--scale X]
     studentflow validate [--data MANIFEST] [--draws N] [--seed N] [--zeros ...] [--no-truth]
@@ -68,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                           "(tcp://host:8786), or local:N for N local worker processes; needs "
                           "studentflow[dask]. Same results as without it")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--for-year", choices=("next",), metavar="next",
+                     help="plan the school year after the latest: origin pools from its Grade 6 enrolment x "
+                          "the observed Grade 6 -> 7 transition shares, with their uncertainty")
     run.add_argument("--overwrite", action="store_true",
                      help="write into --out even if it is a non-empty folder that studentflow did not "
                           "create (one without its run.json)")
@@ -109,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     opt.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     opt.add_argument("--data", metavar="MANIFEST", help="manifest.toml (default: the bundled sample)")
     opt.add_argument("--out", metavar="DIR", default="studentflow-output", help="output folder")
+    opt.add_argument("--for-year", choices=("next",), metavar="next",
+                     help="plan the school year after the latest (pools forecast from its Grade 6)")
 
     ck = sub.add_parser("check", help="dry run: read every source of a manifest and report what was found",
                         description="Read every source of a manifest (no model, no report) and print, per "
@@ -156,7 +162,7 @@ def _run(args) -> int:
             fit_method=args.fit_method, calibrate=not args.no_calibrate,
             progress=False if args.no_progress else None, log=_say, client=client,
             keep_draws=False,  # the written outputs do not need the per-draw arrays
-            overwrite=args.overwrite, argv=["studentflow", *args.argv],
+            overwrite=args.overwrite, argv=["studentflow", *args.argv], for_year=args.for_year,
         )
     finally:
         if client is not None:
@@ -164,6 +170,8 @@ def _run(args) -> int:
 
             close(client)
     print(res.result.summary())
+    if "school_year" in res.result.table:  # --for-year next
+        print(f"forecast for school year {res.result.table['school_year'].iloc[0]}")
     print("stage timings:")
     for name in STAGES:
         if name in res.timings:
@@ -200,7 +208,8 @@ def _optimize(args) -> int:
         raise DataError(f"{args.levers}: levers file not found (--levers)")
     t0 = time.perf_counter()
     res, written, _ = run_optimize(check_manifest(args.data), budget=args.budget, levers=args.levers,
-                                   out_dir=args.out, draws=args.draws, seed=args.seed, log=_say)
+                                   out_dir=args.out, draws=args.draws, seed=args.seed, log=_say,
+                                   for_year=args.for_year)
     print(res.summary())
     print(f"total {time.perf_counter() - t0:.1f} s; outputs in {Path(args.out).resolve()}: " + ", ".join(sorted(written)))
     return 0

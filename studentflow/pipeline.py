@@ -7,15 +7,14 @@ still leaves the record of what was dropped or changed).
 
 The model used for scenarios
 ----------------------------
-The study fit a plain NB2 on positive flows only and then predicted every candidate
-pair; conditioning on a positive count biases that fit (the intercept up, slopes toward
-zero). By default the scenarios use a consistent estimator, the zero-truncated NB2 on
-the positive pairs (``zeros="truncate"``); ``zeros="include"`` fits NB2 on every pair of
-the table, zeros included, which is consistent only when the table holds every pair
-learners could take (the study's table adds zero pairs only near congested feeders, so
-far observed pairs are over-represented and the distance effect is biased upward);
-``zeros="drop"`` replicates the study. The study's fit is always
-estimated as well and shown beside the one used in the report.
+The study fit a plain NB2 on positive flows only and then predicted every candidate pair;
+conditioning on a positive count biases that fit (the intercept up, slopes toward zero). By
+default the scenarios use a consistent estimator, the zero-truncated NB2 on the positive pairs
+(``zeros="truncate"``); ``zeros="include"`` fits NB2 on every pair of the table, zeros included,
+which is consistent only when the table holds every pair learners could take (the study's table
+adds zero pairs only near congested feeders, so far observed pairs are over-represented and the
+distance effect is biased upward); ``zeros="drop"`` replicates the study. The study's fit is
+always estimated as well and shown beside the one used in the report.
 """
 
 from __future__ import annotations
@@ -56,15 +55,10 @@ class PipelineResult:
     ----------
     bundle, distances, pairs : the canonical data, road distances (km) and PairTable
     model : GravityModel used for the scenarios
-    models : dict
-        Label → fitted model (the one used and the study's positive-only NB2).
+    models : dict, Label → fitted model (the one used and the study's positive-only NB2).
     result : ScenarioResult
-    comparisons : dict
-        Label → ScenarioResult under each other model (point estimate, ``draws=0``).
-    outputs : dict
-        Output name → path written.
-    timings : dict
-        Stage → seconds.
+    comparisons : dict, Label → ScenarioResult under each other model (point estimate, ``draws=0``).
+    outputs, timings : dict, Output name → path written; stage → seconds.
     """
 
     bundle: object
@@ -95,10 +89,9 @@ def compute_distances(bundle, *, max_km: float | None = None, client=None) -> pd
     ----------
     bundle : studentflow.schema.Bundle
     max_km : float, optional
-        Keep only pairs within this road distance, km (the network search stops there,
-        origin block by origin block, so the table stays sparse). None: every origin ×
-        every ESC school, fine for a region but not for the whole country. Observed
-        pairs beyond it get great-circle × circuity km in the pair table (flagged).
+        Keep only pairs within this road distance, km (the network search stops there, origin block
+        by origin block). None: every origin × every ESC school, fine for a region, not for the
+        country. Observed pairs beyond it get great-circle × circuity km in the pair table (flagged).
     client : dask.distributed.Client or str, optional
         Compute the origin blocks on this Dask cluster (identical table).
     """
@@ -116,16 +109,15 @@ def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "f
                formula: str | None = None, estimation_pairs: pd.DataFrame | None = None) -> dict:
     """Fit the model used for scenarios (``zeros``) and the study's NB2 on positives.
 
-    ``formula`` defaults to :data:`studentflow.gravity.fit.STUDY_FORMULA`. Over many regions
-    whose pairs never cross a region border (islands), origin- and destination-region
-    dummies coincide and the study's formula is rank deficient: give a formula with one
-    region term, e.g. :data:`ORIGIN_REGION_FORMULA`.
+    ``formula`` defaults to :data:`studentflow.gravity.fit.STUDY_FORMULA`. Over many regions whose
+    pairs never cross a region border (islands), origin- and destination-region dummies coincide
+    and the study's formula is rank deficient: give a formula with one region term, e.g.
+    :data:`ORIGIN_REGION_FORMULA`.
 
-    ``zeros="include"`` needs zeros that do not depend on the outcome: pass
-    ``estimation_pairs``, the ``within_radius`` rows of
-    ``build_pairs(..., candidates="radius")``. The study's candidate set (observed pairs at
-    any distance, zeros only near congested feeders) biases that fit; on the sample the
-    distance coefficient comes out −0.79 against a truth of −0.45.
+    ``zeros="include"`` needs zeros that do not depend on the outcome: pass ``estimation_pairs``,
+    the ``within_radius`` rows of ``build_pairs(..., candidates="radius")``. The study's candidate
+    set (observed pairs at any distance, zeros only near congested feeders) biases that fit; on
+    the sample the distance coefficient comes out −0.79 against a truth of −0.45.
 
     Returns
     -------
@@ -164,6 +156,7 @@ def run_pipeline(
     calibrate: bool = True,
     overwrite: bool = False,
     argv=None,
+    for_year: str | None = None,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
 
@@ -216,6 +209,8 @@ def run_pipeline(
         alike.
     overwrite, argv : bool, list of str
         Write into a non-empty ``out_dir`` lacking studentflow's ``run.json``; the command line as typed.
+    for_year : {None, "next"}
+        "next": plan the year after the latest (forecast pools, :mod:`studentflow.next_year`).
 
     Returns
     -------
@@ -223,6 +218,8 @@ def run_pipeline(
     """
     from studentflow.scenarios.spec import load_scenarios, study_scenarios
 
+    if for_year not in (None, "next"):
+        raise ValueError(f"for_year must be None or 'next', got {for_year!r}")
     if max_km is not None and not max_km >= radius_km:
         raise ValueError(f"max_km ({max_km} km) must be >= radius_km ({radius_km} km)")
     say = log or (lambda line: None)
@@ -251,7 +248,7 @@ def run_pipeline(
     if write:  # run.json first: marks the folder as studentflow's and records what is attempted
         record = open_run(out, dict(manifest=manifest, scenarios=scenarios_arg, out_dir=out, draws=draws, seed=seed,
                                     zeros=zeros, radius_km=radius_km, max_km=max_km, fit_method=fit_method,
-                                    formula=formula, calibrate=calibrate, client=client),
+                                    formula=formula, calibrate=calibrate, client=client, for_year=for_year),
                           scenarios, overwrite=overwrite, argv=argv)
     owned = False
     if client is not None:
@@ -261,7 +258,7 @@ def run_pipeline(
     try:
         res = _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method,
                           formula, progress, write, client, keep_draws, stage, timings, outputs,
-                          calibrate, record)
+                          calibrate, record, for_year)
     except BaseException as exc:
         if record is not None:  # run.json says the run failed, and why
             close_run(out, record, timings=timings, error=exc)
@@ -278,7 +275,7 @@ def run_pipeline(
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
                 progress, write, client, keep_draws, stage, timings, outputs, calibrate=True,
-                record=None) -> PipelineResult:
+                record=None, for_year=None) -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.ingest import load_bundle
     from studentflow.pairs import build_pairs
@@ -310,16 +307,20 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
                    lambda m: "; ".join(f"{k}: {_slopes(v)}" for k, v in m.items()))
     model = next(iter(models.values()))
 
+    from studentflow.next_year import plan_inputs
+    plan, p, cal, pool_draws = plan_inputs(for_year, manifest, bundle, model, pairs, scenarios, draws, seed,
+                                           calibrate)  # next year's pools, calibrated on the latest year
+
     def scenario_stage():
-        main = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
+        main = run_scenarios(bundle, model, scenarios, pairs=p, distances=distances, draws=draws,
                              seed=seed, progress=progress, client=client, keep_draws=keep_draws,
-                             calibrate=calibrate, school_flows=write)  # school_flows: `studentflow explain`
-        others = {label: run_scenarios(bundle, m, scenarios, pairs=pairs, distances=distances, draws=0,
-                                       seed=seed, progress=False, calibrate=calibrate)
+                             calibrate=cal(model), school_flows=write, pool_draws=pool_draws)
+        others = {label: run_scenarios(bundle, m, scenarios, pairs=p, distances=distances, draws=0,
+                                       seed=seed, progress=False, calibrate=cal(m))
                   for label, m in list(models.items())[1:]}
         if calibrate:  # what calibration changes: every estimator as fitted too (point estimates)
             others.update({f"{label.replace(' (used)', '')} as fitted": run_scenarios(
-                bundle, m, scenarios, pairs=pairs, distances=distances, draws=0, seed=seed, progress=False,
+                bundle, m, scenarios, pairs=p, distances=distances, draws=0, seed=seed, progress=False,
                 calibrate=False) for label, m in models.items()})
         return main, others
 
@@ -327,20 +328,21 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
                                 lambda r: f"{len(r[0].scenarios)} scenarios x {r[0].draws} draws"
                                           + (f" (+ point estimates under {len(r[1])} other estimator(s))"
                                              if r[1] else ""))
+    result, extra = plan.label(result, record) if plan is not None else (result, {})
     if write:
         written = stage(6, "report", lambda: write_report(result, out, bundle=bundle, model=model, pairs=pairs,
                                                           models=models, comparisons=comparisons,
                                                           truth=truth, timings=timings, provenance=record,
-                                                          truth_placements=_truth_placements(
-                                                              manifest, scenarios, draws, seed)),
+                                                          truth_placements=None if plan else _truth_placements(
+                                                              manifest, scenarios, draws, seed), **extra),
                         lambda w: f"{len(w)} files in {out}")
         outputs.update(written)
     return PipelineResult(bundle, distances, pairs, model, models, result, comparisons, outputs, timings)
 
 
 def synthetic_truth(manifest=None) -> dict | None:
-    """Known gravity coefficients of a synthetic region (``truth/params.json`` beside the
-    manifest; the bundled sample by default), or None for real data."""
+    """Known gravity coefficients of a synthetic region (``truth/params.json`` beside the manifest;
+    the bundled sample by default), or None for real data."""
     import json
 
     from studentflow.paths import sample_manifest
@@ -389,10 +391,8 @@ def _slopes(model) -> str:
 
 
 def check_manifest(manifest) -> Path | None:
-    """Resolve ``manifest`` (a file or a folder holding ``manifest.toml``); DataError if absent.
-
-    The path check only; ``studentflow.ingest.check_manifest`` is the dry run of the sources.
-    """
+    """Resolve ``manifest`` (a file or a folder holding ``manifest.toml``); DataError if absent
+    (the path check only; ``studentflow.ingest.check_manifest`` is the dry run of the sources)."""
     if manifest is None:
         return None
     from studentflow.ingest.manifest import manifest_path

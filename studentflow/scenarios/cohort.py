@@ -177,8 +177,8 @@ def forecast_pools(bundles, *, for_year: str | None = None) -> PoolForecast:
         shares = pd.concat([shares, extra])
     pools = np.round(g6 * group.map(shares["share"]).astype(float))
     year = getattr(last, "school_year", None)
-    if for_year is None and year:
-        first = int(str(year)[:4]) + 1
-        for_year = f"{first}-{first + 1}"
+    if for_year is None:
+        first = int(str(year)[:4]) + 1 if year and str(year)[:4].isdigit() else None
+        for_year = f"{first}-{first + 1}" if first else "the year after the latest"
     return PoolForecast(pools=pools.rename("pool"), grade6=g6.rename("grade6"), group=group.rename("group"),
                         shares=shares, method=method, from_year=year, for_year=for_year)

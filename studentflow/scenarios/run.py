@@ -91,6 +91,7 @@ def run_scenarios(
     in_flight: int = 2,
     calibrate=True,
     school_flows: bool = False,
+    pool_draws: pd.DataFrame | None = None,
 ) -> ScenarioResult:
     """Run policy scenarios with Monte Carlo over the gravity coefficients.
 
@@ -149,6 +150,11 @@ def run_scenarios(
         school's learners come from; ``result.jhs_destinations``: where each public JHS's
         Grade 7 learners go), see :mod:`studentflow.scenarios.drill`. Holds one scenario's
         draws × pairs whole placements (int32) while it is summarised.
+    pool_draws : pandas.DataFrame, optional
+        Origin pools per draw (row d is draw d; columns origin school ids), learners, e.g.
+        forecast pools with their uncertainty
+        (:meth:`studentflow.scenarios.cohort.PoolForecast.draw`); an origin not among the
+        columns keeps its ``origin_pool``. Intervals then carry the pools' uncertainty too.
 
     Returns
     -------
@@ -164,11 +170,12 @@ def run_scenarios(
     params, betas, seeds = _coefficient_draws(model, draws, seed)
     show = sys.stderr.isatty() if progress is None else bool(progress)
     origin_pos = pd.Series(np.arange(len(origins)), index=origins.index)
+    pools_d = _pool_draws(pool_draws, origins, len(betas))
     school_pos = pd.Series(np.arange(len(schools)), index=schools.index)
 
     def make(i):
         prep = _prepare(scenarios[i], tables, bundle, model, origin_pos, school_pos, origins, schools,
-                        calibration, keep_pairs=school_flows)
+                        calibration, keep_pairs=school_flows, pool_draws=pools_d)
         positions = pair_positions(prep.work, prep.pairs) if school_flows else None
         return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps,
                                 prep.school_extra, prep.origin_extra, positions)
@@ -225,6 +232,18 @@ def _pair_table(pairs, bundle, distances) -> pd.DataFrame:
     if pairs.empty:
         raise DataError("run_scenarios(pairs=...): the pair table is empty")
     return pairs
+
+
+def _pool_draws(pool_draws, origins, n):
+    """Pools per draw × global origin (learners), or None."""
+    if pool_draws is None:
+        return None
+    frame = pd.DataFrame(pool_draws)
+    if len(frame) < n:
+        raise ValueError(f"run_scenarios: pool_draws has {len(frame)} rows for {n} draws")
+    frame = frame.iloc[:n].set_axis(frame.columns.astype(str), axis=1).reindex(columns=origins.index.astype(str))
+    base = origins["origin_pool"].to_numpy(dtype=float)
+    return np.where(frame.isna().to_numpy(), base[None, :], frame.to_numpy(dtype=float))
 
 
 def _comparisons(scenarios) -> tuple[Scenario, dict[str, str]]:

@@ -103,9 +103,10 @@ class _Prepared:
 
 
 def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_pos, origins, schools,
-             calibration=None, keep_pairs: bool = False):
+             calibration=None, keep_pairs: bool = False, pool_draws=None):
     """The work unit of scenario ``s``: its pair table, design and sparse structure; with a
-    :class:`~studentflow.scenarios.calibrate.Calibration`, μ_ij × w_j (the calibrated state)."""
+    :class:`~studentflow.scenarios.calibrate.Calibration`, μ_ij × w_j (the calibrated state);
+    ``pool_draws`` (draws × global origins, learners): the pools of each draw."""
     p, school_extra, origin_extra = tables.for_scenario(s, bundle, parts=True)
     if p.empty:
         raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
@@ -122,6 +123,10 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
     if s.pool == "non_beneficiaries":
         pools = pools - origins["origin_esc_beneficiaries"].to_numpy(dtype=float)
     pools = np.clip(pools, 0, None)
+    if pool_draws is not None:
+        if s.pool == "non_beneficiaries":
+            pool_draws = pool_draws - origins["origin_esc_beneficiaries"].to_numpy(dtype=float)[None, :]
+        pool_draws = np.ascontiguousarray(np.clip(pool_draws, 0, None)[:, rows])
     caps = scenario_capacities(
         s, schools["destination_slots"], schools["destination_billed"], schools.index
     )
@@ -141,6 +146,7 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
         predict=None if design is not None else (model, p, model.params.index),
         order=order, indices=c[order].astype(np.int32), indptr=indptr, shape=shape,
         pools=pools[rows], caps=caps[cols].astype(float), new_mask=new_mask, keep_pairs=keep_pairs,
+        pool_draws=pool_draws,
     )
     school_extra = school_extra.reindex(schools.index).fillna(0.0).to_numpy(dtype=float)
     origin_extra = origin_extra.reindex(origins.index).fillna(0.0).to_numpy(dtype=float)
