@@ -211,6 +211,8 @@ def _optimize(args) -> int:
                                    out_dir=args.out, draws=args.draws, seed=args.seed, log=_say,
                                    for_year=args.for_year)
     print(res.summary())
+    if "school_year" in res.frontier:  # --for-year next
+        print(f"plan for school year {res.frontier['school_year'].iloc[0]}")
     print(f"total {time.perf_counter() - t0:.1f} s; outputs in {Path(args.out).resolve()}: " + ", ".join(sorted(written)))
     return 0
 
