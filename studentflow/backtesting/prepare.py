@@ -71,10 +71,17 @@ def _previous(year: str) -> str:
 
 
 def _truth_dir(folder, year) -> Path | None:
+    """A synthetic year's truth folder: ``truth/years.json``'s entry, else ``truth/<year>/``."""
     if folder is None or year is None:
         return None
+    import json
+
     path = Path(folder) / "truth" / str(year)
-    return path if (path / "pairs.csv").is_file() else None
+    try:
+        path = Path(folder) / json.loads((Path(folder) / "truth" / "years.json").read_text("utf-8"))["truth"][year]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return path if any((path / n).is_file() for n in ("pairs.csv", "pairs.csv.gz")) else None
 
 
 def _load_panel(path):
@@ -195,7 +202,8 @@ def lever_pairs(train, test, *, radius_km: float = 5.0, max_km: float | None = N
     ``esc_beneficiaries`` holds the *train* year's learners on each pair (persistence);
     ``origin_pool`` the test year's actual pools (0 for an origin absent in it);
     ``destination_slots`` the test year's contracted slots and ``destination_billed`` the
-    capacity of :func:`year_capacity` (learners).
+    capacity of :func:`year_capacity` (learners). Only pairs into the test year's ESC
+    schools with a known net cost are kept.
     """
     from studentflow.pairs import build_pairs
     from studentflow.pipeline import compute_distances
@@ -207,7 +215,11 @@ def lever_pairs(train, test, *, radius_km: float = 5.0, max_km: float | None = N
     pools = origin_pools(test)
     pairs["origin_pool"] = pools.reindex(pairs["origin_id"]).fillna(0).to_numpy().astype(np.int64)
     pairs["destination_billed"] = capacity.reindex(pairs["destination_id"]).fillna(0).to_numpy().astype(np.int64)
-    return pairs
+    # only the test year's ESC schools take ESC learners; a pair without a net cost cannot be predicted
+    keep = pairs["destination_id"].isin(capacity.index) & pairs["net_cost_k"].notna()
+    out = pairs.loc[keep].reset_index(drop=True)
+    out.attrs = dict(pairs.attrs)
+    return out
 
 
 def observed_pairs(bundle) -> pd.Series:

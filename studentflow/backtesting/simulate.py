@@ -115,6 +115,12 @@ def simulate_year(model, pairs: pd.DataFrame, capacity: pd.Series, *, calibratio
     return Simulated(flow_sum / len(betas), schools, per_school)
 
 
+def _file(folder: Path, name: str) -> Path:
+    """``name.csv`` in ``folder``, else ``name.csv.gz`` (earlier years' truth is compressed)."""
+    plain = folder / f"{name}.csv"
+    return plain if plain.is_file() else folder / f"{name}.csv.gz"
+
+
 def oracle_flows(truth_dir, *, capacity: str = "capacity", draws: int = 20, seed: int = 0,
                  rename: dict | None = None) -> pd.DataFrame | None:
     """Expected ESC placements per pair in a synthetic world: its truth's μ, rationed.
@@ -127,7 +133,7 @@ def oracle_flows(truth_dir, *, capacity: str = "capacity", draws: int = 20, seed
     ----------
     truth_dir : path
         A synthetic year's ``truth/`` folder (``params.json``, ``pairs.csv`` with ``mu``,
-        ``esc_capacity.csv``).
+        ``esc_capacity.csv``; or the same ``.csv.gz``).
     capacity : str
         Column of ``esc_capacity.csv`` used as the true capacity, learners.
     draws, seed : int
@@ -143,8 +149,8 @@ def oracle_flows(truth_dir, *, capacity: str = "capacity", draws: int = 20, seed
     folder = Path(truth_dir)
     try:
         params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
-        pairs = pd.read_csv(folder / "pairs.csv", dtype={"origin_id": str, "destination_id": str})
-        cap = pd.read_csv(folder / "esc_capacity.csv", dtype={"school_id": str}).set_index("school_id")
+        pairs = pd.read_csv(_file(folder, "pairs"), dtype={"origin_id": str, "destination_id": str})
+        cap = pd.read_csv(_file(folder, "esc_capacity"), dtype={"school_id": str}).set_index("school_id")
     except (OSError, ValueError, KeyError):
         return None
     if "mu" not in pairs or capacity not in cap:
