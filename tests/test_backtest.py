@@ -152,3 +152,81 @@ def test_forecast_pools_with_one_year_use_that_years_ratio(small):
     fc = forecast_pools([small])
     assert fc.method == "same year"
     assert fc.total == pytest.approx(small.flows["learners"].sum(), rel=0.05)
+
+
+# ---------------------------------------------------------------- several school years on disk
+from test_ingest_years import two_years  # noqa: E402,F401 - the sample twice, 40 IDs renamed via a crosswalk
+
+
+def _cli(*args):
+    import contextlib
+    import io
+
+    from studentflow.cli import main
+
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_one_school_year_exits_1_naming_what_is_missing(small_region, tmp_path):
+    code, out, err = _cli("backtest", "--data", str(small_region), "--draws", "2", "--out", str(tmp_path))
+    assert code == 1 and out == ""
+    line = err.strip()
+    assert "\n" not in line and "Traceback" not in err
+    assert "two school years" in line and "enrollment, transitions, esc_beneficiaries" in line
+    assert 'school_year = "2022-2023"' in line  # the year before the one it has
+
+
+@pytest.mark.slow
+def test_identical_years_under_new_ids_backtest_to_no_change_with_every_school_matched(two_years, tmp_path):
+    import json
+
+    manifest, old_of = two_years
+    code, out, err = _cli("backtest", "--data", str(manifest), "--draws", "6", "--json", "--out", str(tmp_path))
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d["train"], d["test"]) == ("2022-2023", "2023-2024")
+    assert d["observed_change"] == 0
+    assert d["predicted_change_lo"] <= 0 <= d["predicted_change_hi"]
+    assert abs(d["predicted_change"]) < 0.03 * d["observed_total"]
+    # every school matched across the IDs: persistence is exact, no school opened or closed
+    assert d["persistence"]["school_mae"] == 0 and d["persistence"]["cpc"] == pytest.approx(1.0)
+    assert d["notes"][0].startswith("0 ESC school(s) new") and "; 0 no longer ESC" in d["notes"][0]
+    assert d["notes"][1].startswith("0 observed")
+    table = pd.read_csv(tmp_path / "backtest.csv", dtype={"school_id": str})
+    assert {"school_id", "observed", "predicted", "predicted_lo", "predicted_hi", "persistence",
+            "in_interval"} <= set(table.columns)
+    assert table["school_id"].is_unique and set(old_of) & set(table["school_id"])  # current IDs only
+    assert not set(old_of.values()) & set(table["school_id"])
+    assert (table["observed"] == table["persistence"]).all()
+    page = (tmp_path / "backtest.html").read_text(encoding="utf-8")
+    assert "fig_backtest.png" in page and "Backtest: 2022-2023 → 2023-2024" in page
+
+
+def _multi_year_sample(sample_dir):
+    """The bundled sample's multi-year manifest."""
+    from studentflow.ingest import manifest_years
+
+    for name in ("manifest.toml", "manifest_years.toml"):
+        if (sample_dir / name).is_file() and len(manifest_years(sample_dir / name)) >= 3:
+            return sample_dir / name
+    pytest.skip("the bundled sample has a single school year")
+
+
+@pytest.mark.slow
+def test_the_sample_backtest_across_the_policy_change(sample_dir):
+    """2022-2023 → 2023-2024 (NCR ₱11,000 → ₱13,000, slots added at 50 full schools): the observed
+    change lies in the 95 % interval and the model beats persistence per school."""
+    r = sf.backtest(_multi_year_sample(sample_dir), draws=20, seed=0)
+    d = r.as_dict()
+    assert (d["train"], d["test"]) == ("2022-2023", "2023-2024")
+    assert d["predicted_change_lo"] <= d["observed_change"] <= d["predicted_change_hi"]
+    assert d["predicted_change"] > 0  # the raise and the added slots are seen
+    assert d["school_mae"] < d["persistence"]["school_mae"]
+    assert d["srmse"] < d["persistence"]["srmse"] and d["cpc"] > d["persistence"]["cpc"]
+    ncr = r.changes.set_index(["kind", "group"]).loc[("tier", "NCR")]
+    assert ncr["predicted_change"] > 0 and ncr["inside"]
+    # the oracle is the floor: closer per school than the model
+    assert d["oracle"]["school_mae"] < d["school_mae"] and d["truth_change"] is not None
