@@ -16,6 +16,7 @@ Steps (every one reuses the pipeline's own functions):
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -84,8 +85,9 @@ def backtest(data=None, *, train=None, test=None, draws: int = 100, seed: int = 
     radius_km, max_km, fit_method, formula
         As in :func:`studentflow.pipeline.run_pipeline`.
     truth : path or tuple of paths, optional
-        Truth folders ``(train, test)`` of a synthetic world (default: ``truth/<year>/``
-        beside the manifest, when present).
+        A synthetic world's folder (holding ``truth/``), or its truth folders ``(train,
+        test)``; default: the truth beside the manifest, when present (``truth/years.json``
+        names each year's folder, else ``truth/<year>/``).
     log : callable, optional
         Receives one line per step.
 
@@ -190,8 +192,11 @@ def backtest(data=None, *, train=None, test=None, draws: int = 100, seed: int = 
 
 def _oracle(years, truth, frame, keys, obs_s, observed_train, scores, seed):
     """Score the synthetic truth's μ (the floor) and return the truth's change, or None."""
+    from studentflow.backtesting.prepare import _truth_dir
     from studentflow.backtesting.score import errors as _errors
 
+    if isinstance(truth, (str, Path)):  # a synthetic world's folder, holding truth/
+        truth = (_truth_dir(truth, years.train_year), _truth_dir(truth, years.test_year))
     train_dir, test_dir = (truth if truth is not None else (years.truth_train, years.truth_test))
     if test_dir is None:
         return None
