@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "studentflow"
 #: scenarios → report; cli and pipeline on top).
 FLOORS = [
     {"cli"},
-    {"pipeline", "optimize", "validate", "optimize_run", "backtesting"},
+    {"pipeline", "optimize", "validate", "optimize_run", "backtesting", "next_year"},
     {"report"},
     {"scenarios"},
     {"allocation"},
