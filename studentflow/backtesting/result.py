@@ -103,6 +103,8 @@ class BacktestResult:
                                 **{k: _num(v) for k, v in self.intervals.get("study estimator", {}).items()}},
             "oracle": self._row("oracle") or None,
             "truth_change": _num(self.truth_change),
+            "truth_change_error": None if self.truth_change is None else {
+                name: _num(r["predicted_change"] - self.truth_change) for name, r in self.scores.iterrows()},
             "changes": [{k: _num(v) for k, v in r.items()} for r in self.changes.to_dict("records")],
             "coefficients": {t: {k: _num(v) for k, v in r.items()}
                              for t, r in self.coefficients.to_dict("index").items()},
@@ -131,6 +133,9 @@ class BacktestResult:
             lines.append(f"  {name:<24} {r['predicted_total']:7,.0f} {r['total_error']:+6,.0f} "
                          f"{r['predicted_change']:+8,.0f} {r['school_mae']:10.2f} {r['school_rmse']:6.2f} "
                          f"{r['srmse']:6.2f} {r['cpc']:5.3f}")
+        if d["truth_change_error"]:
+            lines.append("  error against the truth's change: " + ", ".join(
+                f"{k} {v:+,.0f}" for k, v in d["truth_change_error"].items()))
         ch = self.changes[self.changes["kind"] != "total"]
         if len(ch):
             lines.append("  change by group: observed / predicted [95 %]")
