@@ -230,3 +230,4 @@ def test_the_sample_backtest_across_the_policy_change(sample_dir):
     assert ncr["predicted_change"] > 0 and ncr["inside"]
     # the oracle is the floor: closer per school than the model
     assert d["oracle"]["school_mae"] < d["school_mae"] and d["truth_change"] is not None
+    assert {"model", "study estimator", "persistence"} <= set(d["truth_change_error"])
