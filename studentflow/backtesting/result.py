@@ -95,6 +95,7 @@ class BacktestResult:
             "predicted_change_lo": _num(iv.get("predicted_lo", float("nan")) - self.observed_train),
             "predicted_change_hi": _num(iv.get("predicted_hi", float("nan")) - self.observed_train),
             "schools_within_interval": _num(iv.get("schools_within_interval")),
+            "schools_within_predictive_interval": _num(iv.get("schools_within_predictive_interval")),
             **{k: model.get(k) for k in ("total_error", "school_mae", "school_rmse", "srmse", "cpc")},
             "persistence": self._row("persistence"),
             "forecast_pools": {**self._row("model, forecast pools"),
@@ -126,7 +127,9 @@ class BacktestResult:
             f"[{d['predicted_change_lo']:+,.0f}, {d['predicted_change_hi']:+,.0f}]"
             + (f"; the truth's change {self.truth_change:+,.0f}" if self.truth_change is not None else ""),
             f"  schools within their 95 % interval: {100 * (d['schools_within_interval'] or 0):.1f} % "
-            f"of {len(self.schools)} ESC schools",
+            f"of {int(self.schools['test_year_esc'].sum()) if 'test_year_esc' in self.schools else len(self.schools)}"
+            f" ESC schools (expected intake); with one year's demand noise "
+            f"{100 * (d['schools_within_predictive_interval'] or 0):.1f} %",
             "  predictor                 total  error   change  school MAE  RMSE   SRMSE  CPC",
         ]
         for name, r in self.scores.iterrows():

@@ -63,8 +63,11 @@ def _labels(train, test, schools: pd.Index) -> dict:
 
 def _interval(sim, table: pd.DataFrame, scope) -> dict:
     lo, hi = np.percentile(sim.totals, [2.5, 97.5])
-    return {"predicted_lo": float(lo), "predicted_hi": float(hi),
-            "schools_within_interval": float(table.loc[scope, "in_interval"].mean())}
+    out = {"predicted_lo": float(lo), "predicted_hi": float(hi),
+           "schools_within_interval": float(table.loc[scope, "in_interval"].mean())}
+    if "in_predictive_interval" in table:
+        out["schools_within_predictive_interval"] = float(table.loc[scope, "in_predictive_interval"].mean())
+    return out
 
 
 def backtest(data=None, *, train=None, test=None, draws: int = 100, seed: int = 0, zeros: str = "truncate",

@@ -14,7 +14,9 @@ Error keys (:data:`ERROR_KEYS`):
 Per-school intervals (95 %, over the Monte Carlo draws) add ``predicted_lo``/``_hi`` and
 ``schools_within_interval`` (share of ESC schools whose observed placements lie inside,
 the interval widened to whole learners as :func:`studentflow.scenarios.calibrate.status_quo_fit`
-does).
+does): the uncertainty of the expected intake. ``predictive_lo``/``_hi`` add one school
+year's demand noise (:func:`studentflow.backtesting.simulate.simulate_year`), the interval a
+single year's observed intake should fall in.
 """
 
 from __future__ import annotations
@@ -79,6 +81,11 @@ def school_table(schools: pd.Index, observed: pd.Series, train: pd.Series, sim) 
     }, index=pd.Index(schools, name="school_id"))
     out["in_interval"] = (out["observed"] >= np.floor(out["predicted_lo"])) & (
         out["observed"] <= np.ceil(out["predicted_hi"]))
+    if getattr(sim, "school_predictive", None) is not None:  # with one year's demand noise
+        pred = pd.DataFrame(sim.school_predictive, columns=sim.schools).reindex(columns=schools, fill_value=0.0)
+        out["predictive_lo"], out["predictive_hi"] = np.percentile(pred.to_numpy(float), [2.5, 97.5], axis=0)
+        out["in_predictive_interval"] = (out["observed"] >= out["predictive_lo"]) & (
+            out["observed"] <= out["predictive_hi"])
     return out
 
 

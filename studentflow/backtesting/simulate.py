@@ -39,11 +39,16 @@ class Simulated:
         ESC school ids (columns of ``school_draws``).
     school_draws : numpy.ndarray
         Whole learners placed per draw × school.
+    school_predictive : numpy.ndarray or None
+        Per draw × school, one school year's intake with the demand's own noise: NB2 demand
+        around the allocation's unconstrained demand (dispersion ``model.alpha``), capped at
+        the school's capacity (:func:`simulate_year`).
     """
 
     pair_mean: np.ndarray
     schools: pd.Index
     school_draws: np.ndarray
+    school_predictive: np.ndarray | None = None
 
     @property
     def totals(self) -> np.ndarray:
@@ -95,6 +100,9 @@ def simulate_year(model, pairs: pd.DataFrame, capacity: pd.Series, *, calibratio
     row_of = slot.data.astype(np.int64) - 1
     flow_sum = np.zeros(len(pairs))
     per_school = np.zeros((len(betas), len(schools)))
+    predictive = np.zeros_like(per_school)
+    alpha = float(getattr(model, "alpha", 0.0) or 0.0)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 11]))
     for d, beta in enumerate(betas):
         if X is not None:
             mu = np.exp(off + X @ beta)
@@ -112,7 +120,22 @@ def simulate_year(model, pairs: pd.DataFrame, capacity: pd.Series, *, calibratio
         flow_sum += dense
         whole = sp.csr_matrix(alloc.to_integer(seed_d))
         per_school[d] = np.asarray(whole.sum(axis=0), dtype=float).ravel()
-    return Simulated(flow_sum / len(betas), schools, per_school)
+        predictive[d] = _intake(flows, alloc.destination_factors, caps, alpha, rng)
+    return Simulated(flow_sum / len(betas), schools, per_school, predictive)
+
+
+def _intake(flows, factors, caps, alpha, rng) -> np.ndarray:
+    """One year's intake per school: NB2 demand (sum over origins of NB2(μ_ij, α), matched in
+    mean and variance by one gamma-Poisson draw) around the unconstrained demand
+    ``T_ij / b_j`` of the allocation, capped at capacity; learners."""
+    b = np.asarray(factors, dtype=float)
+    b = np.where(np.isfinite(b) & (b > 0), b, 1.0)
+    demand = np.asarray(flows.sum(axis=0), dtype=float).ravel() / b
+    square = np.asarray(flows.multiply(flows).sum(axis=0), dtype=float).ravel() / b ** 2
+    extra = np.maximum(alpha * square, 1e-12)  # variance beyond Poisson's
+    lam = np.where(demand > 0, rng.gamma(np.maximum(demand ** 2 / extra, 1e-12), extra / np.maximum(demand, 1e-12)),
+                   0.0)
+    return np.minimum(rng.poisson(lam), np.floor(caps + 1e-9))
 
 
 def _file(folder: Path, name: str) -> Path:

@@ -20,7 +20,8 @@ from studentflow.report.write import _CSS, _png, _table_html, _write_csv, _write
 __all__ = ["backtest_plot", "backtest_section", "backtest_csv", "write_backtest"]
 
 CSV_COLUMNS = ["school_id", "tier", "region", "observed", "predicted", "predicted_lo", "predicted_hi",
-               "in_interval", "persistence", "forecast", "forecast_lo", "forecast_hi"]
+               "in_interval", "predictive_lo", "predictive_hi", "in_predictive_interval", "persistence",
+               "forecast", "forecast_lo", "forecast_hi"]
 
 
 def backtest_csv(result) -> pd.DataFrame:
@@ -76,7 +77,8 @@ def backtest_section(result, png: bytes | None = None) -> str:
         f"({d['predicted_change_lo']:+,.0f} to {d['predicted_change_hi']:+,.0f}), observed "
         f"{d['observed_change']:+,.0f}, {'inside' if inside else 'outside'} the interval.{truth} "
         f"{100 * d['schools_within_interval']:.0f} % of ESC schools' observed placements lie within "
-        f"their interval.</div>",
+        f"the interval of their expected intake, {100 * (d['schools_within_predictive_interval'] or 0):.0f} % "
+        f"within the interval that adds one year's demand noise.</div>",
         "<p>Each predictor is scored on the same pairs and schools. <i>persistence</i> says next year "
         "equals this year; <i>model, forecast pools</i> uses the pools a planner would have had (the train "
         "year's Grade 6 moved on), so its extra error is the error of the pools, not of the model; the "
