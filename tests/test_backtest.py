@@ -53,6 +53,8 @@ def test_identical_years_predict_no_change_and_persistence_is_exact(identical, s
     assert d["persistence"]["total_error"] == 0 and d["persistence"]["school_mae"] == 0
     assert d["persistence"]["srmse"] == pytest.approx(0.0) and d["persistence"]["cpc"] == pytest.approx(1.0)
     assert d["schools_within_interval"] >= 0.9
+    t = r.schools  # one year's demand noise widens each school's interval
+    assert (t["predictive_hi"] - t["predictive_lo"]).sum() > (t["predicted_hi"] - t["predicted_lo"]).sum()
     # the refit on an identical year gives back the train year's coefficients
     assert np.allclose(r.coefficients["train"], r.coefficients["test"], atol=1e-8)
     # every predictor is scored on the same error keys
@@ -225,6 +227,7 @@ def test_the_sample_backtest_across_the_policy_change(sample_dir):
     assert d["predicted_change_lo"] <= d["observed_change"] <= d["predicted_change_hi"]
     assert d["predicted_change"] > 0  # the raise and the added slots are seen
     assert d["school_mae"] < d["persistence"]["school_mae"]
+    assert d["schools_within_predictive_interval"] > d["schools_within_interval"]
     assert d["srmse"] < d["persistence"]["srmse"] and d["cpc"] > d["persistence"]["cpc"]
     ncr = r.changes.set_index(["kind", "group"]).loc[("tier", "NCR")]
     assert ncr["predicted_change"] > 0 and ncr["inside"]
