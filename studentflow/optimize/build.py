@@ -58,7 +58,8 @@ def _calibration(calibrate, model, p, sq, bundle):
     if calibrate is True:
         from studentflow.scenarios.calibrate import calibrate_status_quo
 
-        plain = dataclasses.replace(sq, subsidy=0.0, subsidy_by_tier={}, subsidy_targeted=None, radius_km=None)
+        plain = dataclasses.replace(sq, subsidy=0.0, subsidy_by_tier={}, subsidy_targeted=None, subsidy_at={},
+                                    radius_km=None)
         return calibrate_status_quo(model, p, plain, bundle=bundle)
     if calibrate is False or calibrate is None:
         return None
