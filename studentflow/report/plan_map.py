@@ -73,9 +73,9 @@ def plan_map(by_school: pd.DataFrame, bundle, *, raised: pd.DataFrame | None = N
     lon, lat = _lonlat(bundle, slots["school_id"].astype(str))
     top = max(float(slots["slots_added"].max()), 1.0) if len(slots) else 1.0
     size = 6 + 24 * np.sqrt(slots["slots_added"].to_numpy(float) / top)
-    fig.add_trace(go.Scattergeo(lon=lon, lat=lat, mode="markers", hoverinfo="text", name=PLAN_TRACE,
-                                hovertext=[_hover(r) for r in slots.itertuples()],
-                                marker=dict(size=size, color="#1b6ca8", opacity=0.6,
+    fig.add_trace(go.Scattergeo(lon=lon.tolist(), lat=lat.tolist(), mode="markers", hoverinfo="text", name=PLAN_TRACE,
+                                hovertext=[_hover(r) for r in slots.itertuples()],  # plain lists: readable in the page
+                                marker=dict(size=size.tolist(), color="#1b6ca8", opacity=0.6,
                                             line=dict(color="#0b3c61", width=0.5))))
     off = {f"show{layer}": False for layer in ("land", "ocean", "lakes", "rivers", "countries", "coastlines",
                                                "subunits", "frame")}
