@@ -145,8 +145,10 @@ class OptimizeResult:
                  f"  plan ({self.plan.family}): {len(t)} steps, cost ₱{c[0]:,.0f} [₱{c[1]:,.0f}, ₱{c[2]:,.0f}], "
                  f"relieves {r[0]:,.0f} [{r[1]:,.0f}, {r[2]:,.0f}] learners from congested public JHS"
                  + (f" (₱{c[0] / r[0]:,.0f} per learner)" if r[0] > 0 else ""),
-                 f"  budget rule: the {q} of the plan's cost over draws stays within the budget; "
-                 f"mean cost ₱{c[0]:,.0f}, {q} ₱{self.cost_quantile:,.0f}"]
+                 (f"  budget rule: the mean cost over draws stays within the budget (mean cost ₱{c[0]:,.0f})"
+                  if q == "mean" else
+                  f"  budget rule: the cost stays within the budget in at least {100 * self.budget_quantile:g} % "
+                  f"of the draws; mean cost ₱{c[0]:,.0f}, {q} ₱{self.cost_quantile:,.0f}")]
         if uni is not None:
             lines.append(f"  best uniform increase within budget: +₱{sum(s.amount for s in uni.steps):,.0f} "
                          f"relieves {uni.mean_relief:,.0f} for ₱{uni.mean_cost:,.0f}")
