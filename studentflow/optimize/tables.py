@@ -143,7 +143,7 @@ def plan_by_school(plan, labels: pd.DataFrame | None = None, problem=None) -> pd
     return out[cols]
 
 
-def rounded_plan(table: pd.DataFrame, labels: pd.DataFrame | None = None, problem_groups=None) -> pd.DataFrame:
+def rounded_plan(table: pd.DataFrame, labels: pd.DataFrame | None = None) -> pd.DataFrame:
     """``plan.csv``: the step table with name and place after ``target`` (for a school,
     a public JHS or a catchment's JHS), pesos in whole pesos, learners to one decimal and
     amounts (slots, seats, pesos per learner) whole."""
