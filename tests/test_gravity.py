@@ -348,12 +348,18 @@ def test_non_convergence_warns(monkeypatch, small):
     assert not m.converged and "NO" in m.summary()
 
 
-def test_collinear_and_constant_terms_are_named(small):
+def test_collinear_and_constant_terms_are_dropped_and_named(small):
+    from studentflow.gravity import CollinearityWarning
+
     f = "esc_beneficiaries ~ distance_km + I(2 * distance_km + 1)"
-    with pytest.raises(ValueError, match="rank deficient"):
-        fit_gravity(small, f, zeros="include", method="fast")
-    with pytest.raises(ValueError, match="constant"):
-        fit_gravity(small.assign(esc_rating=3), zeros="include", method="fast")
+    with pytest.warns(CollinearityWarning, match=r"I\(2 \* distance_km \+ 1\): collinear with intercept"):
+        m = fit_gravity(small, f, zeros="include", method="fast")
+    assert [d.column for d in m.dropped] == ["I(2 * distance_km + 1)"]
+    assert list(m.params.index) == ["Intercept", "distance_km"]
+    with pytest.warns(CollinearityWarning, match="no variation"):
+        m = fit_gravity(small.assign(esc_rating=3), zeros="include", method="fast")
+    assert [d.label for d in m.dropped] == ["ESC rating"] or [d.column for d in m.dropped] == ["esc_rating"]
+    assert "Dropped terms (1" in m.summary() and "no variation" in m.summary()
 
 
 def test_elasticity_ratio_delta_method_matches_draws(include_fit):
