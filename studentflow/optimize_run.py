@@ -16,7 +16,8 @@ __all__ = ["run_optimize"]
 
 def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentflow-output", draws: int = 20,
                  seed: int = 0, zeros: str = "truncate", radius_km: float = 5.0, max_km: float | None = None,
-                 fit_method: str = "fast", log: Callable[[str], None] | None = None, write: bool = True):
+                 fit_method: str = "fast", formula: str | None = None, log: Callable[[str], None] | None = None,
+                 write: bool = True):
     """Fit the model on the data of ``manifest`` and choose the plan for ``budget`` pesos.
 
     Parameters
@@ -31,10 +32,11 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
     out_dir : path
         Where ``plan.csv``, ``frontier.csv``, ``fig_frontier.png`` and ``optimize.html``
         go.
-    draws, seed, zeros, radius_km, max_km, fit_method
+    draws, seed, zeros, radius_km, max_km, fit_method, formula
         As for :func:`studentflow.pipeline.run_pipeline`.
     log : callable, optional
-        Receives one line per stage.
+        Receives one line per stage and, as "note:" lines, the warnings a stage raised
+        (e.g. a term dropped from the fit).
 
     Returns
     -------
@@ -52,17 +54,19 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
 
     def stage(name, fn):
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the fit's notes are in `studentflow run`'s model.txt
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             out = fn()
         timings[name] = time.perf_counter() - t0
         say(f"{name} done in {timings[name]:.1f} s")
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            say(f"note: {message}")
         return out
 
     bundle = stage("ingest", lambda: load_bundle(manifest))
     distances = stage("distances", lambda: compute_distances(bundle, max_km=max_km))
     pairs = stage("pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km))
-    model = stage("fit", lambda: next(iter(fit_models(pairs, zeros, method=fit_method).values())))
+    model = stage("fit", lambda: next(iter(fit_models(pairs, zeros, method=fit_method, formula=formula).values())))
     result = stage("optimize", lambda: optimize(bundle, model, budget=budget, pairs=pairs, distances=distances,
                                                 levers=lev, draws=draws, seed=seed))
     written = {}

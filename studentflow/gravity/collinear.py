@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DroppedTerm", "collinear_columns", "COLLINEAR_TOL"]
+__all__ = ["DroppedTerm", "collinear_columns", "separated_columns", "COLLINEAR_TOL"]
 
 #: Relative squared-residual tolerance below which a column counts as collinear.
 COLLINEAR_TOL = 1e-10
@@ -55,6 +55,19 @@ def _no_variation(col: np.ndarray) -> str:
     return f"no variation (always {col[0]:g} in the estimation sample)"
 
 
+def _scaled_gram(X: np.ndarray):
+    gram = X.T @ X
+    norms = np.sqrt(np.maximum(np.diag(gram), 0.0))
+    scale = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
+    return gram * np.outer(scale, scale), norms, scale
+
+
+def _named(names, kept, b, max_named: int) -> str:
+    big = sorted(kept[i] for i in range(len(kept)) if abs(b[i]) > 1e-6)  # formula order
+    named = ", ".join(_label(names[i]) for i in big[:max_named])
+    return named + (f" and {len(big) - max_named} more" if len(big) > max_named else "")
+
+
 def collinear_columns(X: np.ndarray, names, tol: float = COLLINEAR_TOL, max_named: int = 4):
     """Columns of ``X`` that are linear combinations of earlier kept columns.
 
@@ -78,10 +91,7 @@ def collinear_columns(X: np.ndarray, names, tol: float = COLLINEAR_TOL, max_name
     X = np.asarray(X, dtype=float)
     names = [str(n) for n in names]
     k = X.shape[1]
-    gram = X.T @ X
-    norms = np.sqrt(np.maximum(np.diag(gram), 0.0))
-    scale = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
-    G = gram * np.outer(scale, scale)
+    G, norms, _ = _scaled_gram(X)
     keep = np.zeros(k, dtype=bool)
     L = np.zeros((k, k))  # Cholesky factor of G over the kept columns (rows/cols in kept order)
     kept: list[int] = []
@@ -105,10 +115,69 @@ def collinear_columns(X: np.ndarray, names, tol: float = COLLINEAR_TOL, max_name
             reason = _no_variation(col)
         else:
             b = np.linalg.solve(L[:m, :m].T, v)  # projection coefficients (scaled columns)
-            big = [kept[i] for i in np.argsort(-np.abs(b), kind="stable") if abs(b[i]) > 1e-6]
-            big = sorted(big)  # formula order
-            named = ", ".join(_label(names[i]) for i in big[:max_named])
-            more = f" and {len(big) - max_named} more" if len(big) > max_named else ""
-            reason = f"collinear with {named}{more}"
+            reason = f"collinear with {_named(names, kept, b, max_named)}"
         dropped.append(DroppedTerm(names[j], _label(names[j]), reason))
+    return keep, tuple(dropped)
+
+
+def separated_columns(X: np.ndarray, names, high: np.ndarray, low_count: int,
+                      tol: float = COLLINEAR_TOL, max_named: int = 4):
+    """Columns told apart from earlier ones only by rows the likelihood pushes to μ → 0.
+
+    A count model has no finite estimate in a direction ``d`` of the coefficients when
+    ``X d`` is 0 on every row above the lowest count the likelihood allows
+    (``high``: rows with ≥ 1 learner when zeros are fitted, ≥ 2 in a zero-truncated fit)
+    and of one sign on the others: moving along ``d`` only lowers μ where the lowest
+    count was observed, which always raises the likelihood (separation; e.g. a
+    destination dummy that differs from the origin one on a few cross-border pairs each
+    carrying 1 learner). Such a column (the later one, formula order) is dropped; one
+    whose distinguishing rows take both signs is identified and kept.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        n × k design, no collinear columns (:func:`collinear_columns` first).
+    names : sequence of str
+        Column names.
+    high : numpy.ndarray of bool
+        Rows above the lowest count.
+    low_count : int
+        The lowest count (learners), for the reason text.
+
+    Returns
+    -------
+    (keep, dropped)
+        As for :func:`collinear_columns`.
+    """
+    X = np.asarray(X, dtype=float)
+    names = [str(n) for n in names]
+    k = X.shape[1]
+    G, norms, scale = _scaled_gram(X[high])
+    keep = np.ones(k, dtype=bool)
+    L = np.zeros((k, k))
+    kept: list[int] = []  # columns of full rank on the high rows
+    dropped = []
+    for j in range(k):
+        m = len(kept)
+        v = np.linalg.solve(L[:m, :m], G[kept, j]) if m else np.zeros(0)
+        r = G[j, j] - float(v @ v)
+        if norms[j] > 0 and r > tol * G[j, j]:
+            L[m, :m], L[m, m] = v, np.sqrt(r)
+            kept.append(j)
+            continue
+        b = np.linalg.solve(L[:m, :m].T, v) if m else np.zeros(0)
+        # the direction telling column j apart, on every row (0 on the high rows)
+        d = X[:, j] * (scale[j] if norms[j] > 0 else 1.0) - (X[:, kept] * scale[kept]) @ b
+        d[np.abs(d) <= 1e-8 * max(float(np.abs(d).max()), 1e-300)] = 0.0
+        if (d > 0).any() and (d < 0).any():
+            continue  # both signs: identified by the low rows, kept (not used as a basis)
+        keep[j] = False
+        named = _named(names, kept, b, max_named) if m else ""
+        n = int((d != 0).sum())
+        rows = f"the {n:,} pairs" if n != 1 else "the 1 pair"
+        what = f"not identified apart from {named}: {rows} telling them apart" if named \
+            else f"not identified: {rows} where it is not 0"
+        dropped.append(DroppedTerm(names[j], _label(names[j]), (
+            f"{what} {'all carry' if n != 1 else 'carries'} {low_count} learner{'s' if low_count != 1 else ''} (separation: its "
+            f"estimate would run to ±inf)")))
     return keep, tuple(dropped)

@@ -33,7 +33,7 @@ import pandas as pd
 
 from studentflow.errors import DataError
 from studentflow.gravity import newton as gf
-from studentflow.gravity.collinear import collinear_columns
+from studentflow.gravity.collinear import collinear_columns, separated_columns
 from studentflow.gravity.metrics import term_label
 from studentflow.gravity.design import (
     _engine_error, _na_action, as_categoricals, check_finite, check_missing, design_matrix,
@@ -137,6 +137,13 @@ def _reduce_design(y: np.ndarray, X: pd.DataFrame, zeros: str):
     Returns ``(X, dropped)``: the kept columns and a tuple of DroppedTerm.
     """
     keep, dropped = collinear_columns(X.to_numpy(float), X.columns)
+    if zeros != "drop" and keep.any():  # fitted zeros (include) or truncation: separation
+        low = 1 if zeros == "truncate" else 0
+        sub = X.loc[:, keep]
+        keep2, sep = separated_columns(sub.to_numpy(float), sub.columns, y > low, low)
+        keep[np.flatnonzero(keep)[~keep2]] = False
+        order = {c: i for i, c in enumerate(X.columns)}
+        dropped = tuple(sorted(dropped + sep, key=lambda d: order[d.column]))
     if not keep.any():
         raise DataError(f"fit_gravity: nothing to fit: every term of the formula was dropped "
                         f"(zeros={zeros!r}, {len(y)} rows): "
