@@ -49,9 +49,13 @@ def _label(name: str) -> str:
     return term_label(str(name))
 
 
-def _no_variation(col: np.ndarray) -> str:
+def _no_variation(col: np.ndarray, name: str) -> str:
+    level = "[T." in name  # a category dummy
     if col.size == 0 or not np.any(col):
-        return "no variation (always 0 in the estimation sample, e.g. a level or region absent from it)"
+        return ("no variation (no row of the estimation sample has this level)" if level
+                else "no variation (always 0 in the estimation sample)")
+    if level and col[0] == 1:
+        return "no variation (every row of the estimation sample has this level, e.g. one region only)"
     return f"no variation (always {col[0]:g} in the estimation sample)"
 
 
@@ -98,7 +102,7 @@ def collinear_columns(X: np.ndarray, names, tol: float = COLLINEAR_TOL, max_name
     dropped = []
     for j in range(k):
         if norms[j] == 0:
-            dropped.append(DroppedTerm(names[j], _label(names[j]), _no_variation(X[:, j])))
+            dropped.append(DroppedTerm(names[j], _label(names[j]), _no_variation(X[:, j], names[j])))
             continue
         m = len(kept)
         g = G[kept, j]
@@ -112,7 +116,7 @@ def collinear_columns(X: np.ndarray, names, tol: float = COLLINEAR_TOL, max_name
             continue
         col = X[:, j]
         if np.all(col == col[0]):
-            reason = _no_variation(col)
+            reason = _no_variation(col, names[j])
         else:
             b = np.linalg.solve(L[:m, :m].T, v)  # projection coefficients (scaled columns)
             reason = f"collinear with {_named(names, kept, b, max_named)}"

@@ -68,7 +68,9 @@ def as_categoricals(pairs: pd.DataFrame, formula_text: str, what: str,
         s = pairs[col]
         values = list(s.dropna().unique())
         if levels is None:
-            lv = sorted(values)  # patsy's own order for sniffed levels
+            from studentflow.gravity.direct import with_references
+
+            lv = with_references(formula_text, col, sorted(values))  # patsy's order for sniffed levels
         else:
             lv = list(levels.get(col, sorted(values)))
             unseen = sorted(set(values) - set(lv))
