@@ -94,3 +94,22 @@ def test_data_options_are_shared_by_the_fitting_commands():
             assert flag in help_text, (command, flag)
     code, _, err = _main("optimize", "--budget", "1", "--max-km", "2", "--radius-km", "5")
     assert code == 2 and "--max-km: must be >= --radius-km" in err
+
+
+@pytest.mark.slow
+def test_readme_formula_command(multi_region, tmp_path):
+    """The README's --formula example, on the multi-region area: one region term, so no
+    term is dropped."""
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(studentflow run --data DIR[^`]*--formula[^`]*)```", readme)[1]
+    argv = shlex.split(block.replace("\\\n", " "))[1:]
+    argv = [str(multi_region) if a == "DIR" else "2" if prev == "--draws" else a
+            for prev, a in zip([""] + argv, argv)]
+    code, _, err = _main(*argv, "--out", str(tmp_path / "o"), "--no-progress")
+    assert code == 0, err
+    assert _dropped_notes(err) == []
+    model_txt = (tmp_path / "o" / "model.txt").read_text(encoding="utf-8")
+    assert "origin MIMAROPA" in model_txt and "destination" not in model_txt
