@@ -143,7 +143,7 @@ def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "f
         if zeros != "drop":
             models[MODEL_LABELS["drop"]] = fit_gravity(pairs, formula, zeros="drop", method=method)
     except ValueError as exc:  # bad formula or data: one line at the CLI, not a traceback
-        raise DataError(f"gravity fit: {exc}") from exc
+        raise DataError(str(exc)) from exc
     return models
 
 

@@ -10,6 +10,12 @@ quantity). A dropped column contributes 0 to every prediction (the fit is the fi
 without it); its reason names the earlier columns it is a combination of, or says it
 has no variation (constant in the estimation sample, or all zero, e.g. a region
 dummy when the sample holds one region only).
+
+:func:`separated_columns` applies the same rule to the rows above the lowest count the
+likelihood allows (≥ 2 learners in a zero-truncated fit, ≥ 1 when zeros are fitted): a
+column told apart from earlier ones only on the other rows, all on one side, has no
+finite estimate (separation) and is dropped too; at national scale these are the
+destination dummies that differ from the origin ones on a few one-learner pairs.
 """
 
 from __future__ import annotations
@@ -182,6 +188,7 @@ def separated_columns(X: np.ndarray, names, high: np.ndarray, low_count: int,
         what = f"not identified apart from {named}: {rows} telling them apart" if named \
             else f"not identified: {rows} where it is not 0"
         dropped.append(DroppedTerm(names[j], _label(names[j]), (
-            f"{what} {'all carry' if n != 1 else 'carries'} {low_count} learner{'s' if low_count != 1 else ''} (separation: its "
+            f"{what} {'all carry' if n != 1 else 'carries'} {low_count} "
+            f"learner{'s' if low_count != 1 else ''} (separation: its "
             f"estimate would run to ±inf)")))
     return keep, tuple(dropped)

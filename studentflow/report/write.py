@@ -358,7 +358,8 @@ def _html(result, title, figures, models, bundle, pairs, timings, comparisons=No
                          "drawn with (the intercept refers to all candidate pairs within the generator's "
                          "radius), so the estimators' bias can be read off directly.</p>")
         parts.append(_table_html(_coef_table(models, truth), index=True))
-        dropped = dict.fromkeys(f"{d.label}: {d.reason}" for m in models.values() for d in getattr(m, "dropped", ()))
+        dropped = dict.fromkeys(f"{d.label}: {d.reason}" for m in models.values()
+                                for d in getattr(m, "dropped", ()))
         if dropped:
             parts.append("<p class='note'>Terms dropped from the fit (as R's lm and fixest drop them; they "
                          "contribute 0 to predictions):</p><ul>"
