@@ -272,13 +272,22 @@ def test_predict_unseen_region_is_an_error(include_fit, small):
          "net_cost_k"),
         (lambda d: d.assign(distance_km=d["distance_km"].where(d.index != 5, -2.0)),
          "non-finite.*distance_km"),
-        (lambda d: d.assign(esc_beneficiaries=d["esc_beneficiaries"].where(
-            d["destination_region"] != "Region III", 0)), "separation"),
     ],
 )
 def test_bad_input_errors(small, mutate, match):
     with pytest.raises(ValueError, match=match):
         fit_gravity(mutate(small.copy()), zeros="include", method="fast")
+
+
+def test_separated_level_is_dropped_not_fatal(small):
+    from studentflow.gravity import CollinearityWarning
+
+    none_in_iii = small.assign(esc_beneficiaries=small["esc_beneficiaries"].where(
+        small["destination_region"] != "Region III", 0))
+    with pytest.warns(CollinearityWarning, match="destination Region III.*all carry 0 learners.*separation"):
+        m = fit_gravity(none_in_iii, zeros="include", method="fast")
+    assert [d.label for d in m.dropped] == ["destination Region III"]
+    assert m.converged and np.isfinite(m.bse).all()
 
 
 def test_bad_options_and_boundary_warning(small):
