@@ -3,16 +3,18 @@
 ::
 
     studentflow run [--data MANIFEST] [--scenarios FILE] [--out DIR] [--draws N] [--seed N]
-                    [--zeros truncate|include|drop] [--max-km KM] [--scheduler ADDRESS]
-                    [--overwrite] [--for-year next]
-    studentflow optimize --budget PESOS [--levers FILE] [--draws N] [--data MANIFEST] [--out DIR]
-                         [--for-year next]
+                    [DATA OPTIONS] [--scheduler ADDRESS] [--overwrite] [--for-year next]
+    studentflow optimize --budget PESOS [--budget-quantile Q|mean] [--levers FILE] [--draws N]
+                         [--data MANIFEST] [--out DIR] [--overwrite] [DATA OPTIONS] [--for-year next]
     studentflow explain SCHOOL_ID [--out DIR] [--top N]
     studentflow make-sample OUT_DIR [--seed N] [--scale X]
-    studentflow validate [--data MANIFEST] [--draws N] [--seed N] [--zeros ...] [--no-truth]
+    studentflow validate [--data MANIFEST] [--draws N] [--seed N] [DATA OPTIONS] [--no-truth]
     studentflow check MANIFEST [--json]
     studentflow backtest [--data MANIFEST] [--train YEAR] [--test YEAR] [--draws N] [--seed N] [--json]
-                         [--out DIR]
+                         [--out DIR] [DATA OPTIONS]
+
+DATA OPTIONS (every command that fits the model): [--zeros truncate|include|drop]
+[--radius-km KM] [--max-km KM] [--formula 'esc_beneficiaries ~ ...'].
 
 Bad input (a :class:`~studentflow.errors.DataError`) ends the command with one line on
 stderr and exit code 2, without a traceback (``--debug`` shows it).
@@ -29,6 +31,38 @@ from pathlib import Path
 from studentflow.errors import DataError
 
 EXIT_DATA = 2
+
+
+def _data_options(sub: argparse.ArgumentParser) -> None:
+    """The data options shared by the commands that fit the model (run, optimize, validate)."""
+    sub.add_argument("--zeros", choices=("truncate", "include", "drop"), default="truncate",
+                     help="estimator: zero-truncated NB2 on positive pairs (default), NB2 on every pair "
+                          "within --radius-km, zeros included, or the study's NB2 on positive pairs "
+                          "(biased; for replication)")
+    sub.add_argument("--radius-km", type=float, default=5.0, metavar="KM",
+                     help="road km within which new candidate pairs are drawn (default 5)")
+    sub.add_argument("--max-km", type=float, default=None, metavar="KM",
+                     help="road distances only up to KM (default: every origin x ESC school; "
+                          "use e.g. 15 at national scale); at least --radius-km")
+    sub.add_argument("--formula", metavar="FORMULA", default=None,
+                     help="gravity formula 'esc_beneficiaries ~ terms' over the pair table's columns "
+                          "(default: the study's); collinear terms are dropped with a note")
+
+
+def _check_data_options(args) -> None:
+    """DataError (one line, exit 2) for bad --radius-km, --max-km or --formula, before any work."""
+    if args.radius_km <= 0:
+        raise DataError(f"--radius-km: must be > 0 km, got {args.radius_km}")
+    if args.max_km is not None and not args.max_km >= args.radius_km:
+        raise DataError(f"--max-km: must be >= --radius-km ({args.radius_km} km), got {args.max_km}")
+    if args.formula is not None:
+        from studentflow.gravity.design import check_formula
+        from studentflow.pairs import PAIR_COLUMNS
+
+        try:
+            check_formula(args.formula, PAIR_COLUMNS, "--formula")
+        except ValueError as exc:
+            raise DataError(str(exc)) from exc
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,16 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--draws", type=int, default=100, metavar="N",
                      help="Monte Carlo draws of the gravity coefficients (default 100)")
     run.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
-    run.add_argument("--zeros", choices=("truncate", "include", "drop"), default="truncate",
-                     help="estimator for scenarios: zero-truncated NB2 on positive pairs (default), "
-                          "NB2 on every pair of the table, zeros included (consistent only if the table "
-                          "holds every pair learners could take), or the study's NB2 on positive pairs "
-                          "(biased; for replication)")
-    run.add_argument("--radius-km", type=float, default=5.0, metavar="KM",
-                     help="road km within which new candidate pairs are drawn (default 5)")
-    run.add_argument("--max-km", type=float, default=None, metavar="KM",
-                     help="road distances only up to KM (default: every origin x ESC school; "
-                          "use e.g. 15 at national scale); at least --radius-km")
+    _data_options(run)
     run.add_argument("--fit-method", choices=("fast", "statsmodels"), default="fast",
                      help="gravity optimiser (same estimates; default fast)")
     run.add_argument("--scheduler", metavar="ADDRESS",
@@ -97,24 +122,30 @@ def _parser() -> argparse.ArgumentParser:
     va.add_argument("--data", metavar="MANIFEST", help="manifest.toml (or its folder); default: the bundled sample")
     va.add_argument("--draws", type=int, default=20, metavar="N", help="Monte Carlo draws (default 20)")
     va.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
-    va.add_argument("--zeros", choices=("truncate", "include", "drop"), default="truncate",
-                    help="estimator for the status quo and out-of-sample checks (default truncate)")
+    _data_options(va)
     va.add_argument("--no-truth", action="store_true", help="skip the comparison with a synthetic truth")
 
     opt = sub.add_parser("optimize", help="choose where a budget relieves most learners from congested public JHS",
                          description="Fit the model, then choose within --budget pesos per school year the ESC "
                                      "slots, subsidy increases (and, with a cost per seat, public JHS seats) that "
-                                     "relieve most learners from congested public JHS. Writes plan.csv, "
-                                     "frontier.csv, fig_frontier.png and optimize.html.")
+                                     "relieve most learners from congested public JHS. Writes "
+                                     "plan_by_school.csv, plan.csv, plan.toml, frontier.csv, fig_frontier.png, "
+                                     "optimize.html and run.json.")
     opt.add_argument("--budget", type=float, required=True, metavar="PESOS", help="pesos per school year")
     opt.add_argument("--levers", metavar="FILE", help="levers TOML (actions, step sizes, public seat cost); "
                      "see scenarios/optimize/levers.toml")
     opt.add_argument("--draws", type=int, default=20, metavar="N", help="Monte Carlo draws (default 20)")
     opt.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     opt.add_argument("--data", metavar="MANIFEST", help="manifest.toml (default: the bundled sample)")
+    opt.add_argument("--budget-quantile", default="0.95", metavar="Q",
+                     help="the plan's cost stays within --budget in at least this share of the draws "
+                          "(default 0.95); 'mean': its mean cost does")
     opt.add_argument("--out", metavar="DIR", default="studentflow-output", help="output folder")
+    opt.add_argument("--overwrite", action="store_true",
+                     help="write into --out even if it is a non-empty folder that studentflow did not create")
     opt.add_argument("--for-year", choices=("next",), metavar="next",
                      help="plan the school year after the latest (pools forecast from its Grade 6)")
+    _data_options(opt)
 
     ck = sub.add_parser("check", help="dry run: read every source of a manifest and report what was found",
                         description="Read every source of a manifest (no model, no report) and print, per "
@@ -127,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
 
     from studentflow.backtesting.command import add_parser as add_backtest
 
-    add_backtest(sub)
+    _data_options(add_backtest(sub))
 
     ms = sub.add_parser("make-sample", help="write a synthetic region as raw files plus truth/",
                         description="Write a synthetic study area in the real sources' layouts.")
@@ -147,10 +178,7 @@ def _run(args) -> int:
 
     if args.draws < 0:
         raise DataError(f"--draws: must be >= 0, got {args.draws}")
-    if args.radius_km <= 0:
-        raise DataError(f"--radius-km: must be > 0 km, got {args.radius_km}")
-    if args.max_km is not None and not args.max_km >= args.radius_km:
-        raise DataError(f"--max-km: must be >= --radius-km ({args.radius_km} km), got {args.max_km}")
+    _check_data_options(args)
     if args.scenarios is not None and not Path(args.scenarios).is_file():
         raise DataError(f"{args.scenarios}: scenario file not found (--scenarios)")
     manifest = check_manifest(args.data)
@@ -159,7 +187,7 @@ def _run(args) -> int:
         res = run_pipeline(
             manifest, scenarios=args.scenarios, out_dir=args.out, draws=args.draws,
             seed=args.seed, zeros=args.zeros, radius_km=args.radius_km, max_km=args.max_km,
-            fit_method=args.fit_method, calibrate=not args.no_calibrate,
+            fit_method=args.fit_method, formula=args.formula, calibrate=not args.no_calibrate,
             progress=False if args.no_progress else None, log=_say, client=client,
             keep_draws=False,  # the written outputs do not need the per-draw arrays
             overwrite=args.overwrite, argv=["studentflow", *args.argv], for_year=args.for_year,
@@ -206,9 +234,13 @@ def _optimize(args) -> int:
         raise DataError(f"--draws: must be >= 0, got {args.draws}")
     if args.levers is not None and not Path(args.levers).is_file():
         raise DataError(f"{args.levers}: levers file not found (--levers)")
+    _check_data_options(args)
     t0 = time.perf_counter()
     res, written, _ = run_optimize(check_manifest(args.data), budget=args.budget, levers=args.levers,
                                    out_dir=args.out, draws=args.draws, seed=args.seed, log=_say,
+                                   budget_quantile=args.budget_quantile, overwrite=args.overwrite,
+                                   argv=["studentflow", *args.argv], zeros=args.zeros,
+                                   radius_km=args.radius_km, max_km=args.max_km, formula=args.formula,
                                    for_year=args.for_year)
     print(res.summary())
     if "school_year" in res.frontier:  # --for-year next
@@ -232,9 +264,11 @@ def _validate(args) -> int:
 
     if args.draws < 1:
         raise DataError(f"--draws: must be >= 1, got {args.draws}")
+    _check_data_options(args)
     with warnings.catch_warnings(record=True) as caught:  # estimator notes, once each, not tracebacks
         warnings.simplefilter("always")
         res = validate(check_manifest(args.data), draws=args.draws, seed=args.seed, zeros=args.zeros,
+                       radius_km=args.radius_km, max_km=args.max_km, formula=args.formula,
                        truth=not args.no_truth, log=_say)
     for message in dict.fromkeys(str(w.message) for w in caught):
         _say(f"note: {message}")
@@ -245,6 +279,7 @@ def _validate(args) -> int:
 def _backtest(args) -> int:
     from studentflow.backtesting.command import main as backtest_main
 
+    _check_data_options(args)
     return backtest_main(args, _say)
 
 

@@ -12,8 +12,9 @@ from studentflow.backtesting.prepare import MissingYears
 __all__ = ["add_parser", "main"]
 
 
-def add_parser(sub) -> None:
-    """The ``backtest`` subcommand on an argparse subparsers object."""
+def add_parser(sub):
+    """The ``backtest`` subcommand on an argparse subparsers object (returned, for the data
+    options --zeros, --radius-km, --max-km and --formula the CLI adds to every fitting command)."""
     bt = sub.add_parser("backtest", help="fit on one school year, predict the next, compare with what happened",
                         description="Fit and calibrate on the train year, predict the test year under its real "
                                     "levers (pools, contracted slots, subsidy amounts, tuition, schools that "
@@ -27,12 +28,10 @@ def add_parser(sub) -> None:
     bt.add_argument("--test", metavar="YEAR", help="school year to predict (default: the latest)")
     bt.add_argument("--draws", type=int, default=100, metavar="N", help="Monte Carlo draws (default 100)")
     bt.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
-    bt.add_argument("--zeros", choices=("truncate", "include", "drop"), default="truncate",
-                    help="estimator (default truncate; the study's, drop, is always scored beside it)")
-    bt.add_argument("--formula", metavar="FORMULA", help="gravity formula (default: the study's)")
     bt.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     bt.add_argument("--out", metavar="DIR", default="studentflow-output",
                     help="output folder (default: ./studentflow-output)")
+    return bt
 
 
 def main(args, say) -> int:
@@ -48,7 +47,8 @@ def main(args, say) -> int:
         with warnings.catch_warnings(record=True) as caught:  # estimator notes once each, not tracebacks
             warnings.simplefilter("always")
             res = backtest(check_manifest(args.data), train=args.train, test=args.test, draws=args.draws,
-                           seed=args.seed, zeros=args.zeros, formula=args.formula, log=say)
+                           seed=args.seed, zeros=args.zeros, radius_km=args.radius_km, max_km=args.max_km,
+                           formula=args.formula, log=say)
     except MissingYears as exc:
         print(f"studentflow: error: {exc}", file=sys.stderr)
         return 1
