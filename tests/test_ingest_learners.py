@@ -110,7 +110,7 @@ def _assert_same_bundle(a, b) -> None:
 def _reference(manifest: Path, monkeypatch):
     """Run load_bundle, and beside its compact flow step the string reference
     (:func:`build_flows` on the stacked string frames) on the same study area."""
-    import studentflow.ingest as ingest
+    import studentflow.ingest.load as ingest
 
     seen = {}
 
