@@ -237,7 +237,7 @@ class Bundle:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Panel:
     """Several school years of one study area: one :class:`Bundle` per year, linked by school.
 
@@ -264,6 +264,9 @@ class Panel:
     bundles: dict
     identity: pd.DataFrame
     ledger: pd.DataFrame
+
+    def __repr__(self) -> str:
+        return f"Panel(years={self.years!r}, schools={self.identity['school_id'].nunique():,})"
 
     def __getitem__(self, year: str) -> Bundle:
         if year not in self.bundles:

@@ -20,8 +20,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from studentflow.cli import main
 from studentflow.errors import DataError
-from studentflow.ingest import check_manifest, load_bundle, load_panel, manifest_years
+from studentflow.ingest import CheckReport, check_manifest, load_bundle, load_panel, manifest_years
+from studentflow.ingest.learners import read_source
 from studentflow.ingest.manifest import Source
 from studentflow.ingest.years import source_years, year_sources
 from test_ingest_sample import _raw_rows
@@ -154,18 +156,19 @@ def test_seven_digit_old_ids_are_remapped_not_dropped(seven, sample_bundle):
     assert isinstance(index, dict) and index["rows"] == want["rows"] and index["cols"] == want["cols"]
 
 
-def test_seven_digit_ids_not_in_the_crosswalk_stay_invalid(seven, sample_bundle):
-    """Only the IDs the crosswalk names are kept: without it, the same files drop them."""
+def test_seven_digit_ids_not_in_the_crosswalk_stay_invalid(seven, sample_dir):
+    """Only the IDs the crosswalk names are kept: without them, the reader drops them."""
     manifest, old_of, hits = seven
-    text = manifest.read_text()
-    cut = text[:text.index('[[source]]\nkind = "school_id_crosswalk"')]
-    (manifest.parent / "no_xw.toml").write_text(cut)
-    b = load_bundle(manifest.parent / "no_xw.toml")
-    def invalid(bundle):
-        led = bundle.ledger
-        return set(led.loc[(led["file"] == "school_coordinates.csv") & (led["action"] == "dropped")
-                           & led["reason"].str.contains("invalid school ID"), "row"])
-    assert len(invalid(b) - invalid(sample_bundle)) == hits["coordinates"]
+    def invalid(folder, old_ids=frozenset()):
+        src = Source("coordinates", folder / "school_coordinates.csv", "school_coordinates.csv", old_ids=old_ids)
+        df, led = read_source(src)
+        t = led.frame()
+        return set(df["school_id"]), set(t.loc[t["reason"].str.contains("invalid school ID"), "row"])
+    kept, bad = invalid(manifest.parent)
+    _, bad_sample = invalid(sample_dir)
+    assert len(bad - bad_sample) == hits["coordinates"] and not kept & set(old_of.values())
+    kept, bad = invalid(manifest.parent, frozenset(old_of.values()))
+    assert bad == bad_sample and set(old_of.values()) <= kept
 
 
 # ------------------------------------------------------------------ two identical years
@@ -210,8 +213,9 @@ def test_two_identical_years_make_one_panel(two_years, panel, sample_bundle):
     for y in panel:  # same schools, flows and slots in both years once remapped
         _same_bundle(panel[y], sample_bundle)
     # the latest year is the default of load_bundle, and a year can be asked for
-    _same_bundle(load_bundle(manifest), sample_bundle)
-    assert load_bundle(manifest).school_year == NEW
+    latest = load_bundle(manifest)
+    _same_bundle(latest, sample_bundle)
+    assert latest.school_year == NEW
     # every school matched across the years; the earlier year used the old IDs
     idt = panel.identity
     assert (idt.groupby("school_id")["school_year"].agg(tuple) == (OLD, NEW)).all()
@@ -239,6 +243,7 @@ def test_two_year_ledger_says_which_id_each_year_used(panel, two_years):
 
 def test_every_row_of_every_year_is_in_a_table_or_the_ledger(panel, two_years):
     folder = two_years[0].parent
+    data_rows = {}  # raw data rows per file, counted once (shared files serve both years)
     for y in panel:
         b = panel[y]
         files = set(b.sources["file"])
@@ -250,14 +255,21 @@ def test_every_row_of_every_year_is_in_a_table_or_the_ledger(panel, two_years):
             gone = mine[mine["action"].isin(["dropped", "merged"])]
             assert not gone["row"].duplicated().any(), (y, s.file)
             assert s.rows_read == s.kept + s.merged + s.dropped, (y, s.file)
-            rows = _raw_rows(folder / s.file, "DATA" if "enrollment" in s.file else
-                             "ESC Slots" if "esc_slots" in s.file else "Tuition" if "tuition" in s.file else None)
-            nonblank = [i for i, r in enumerate(rows, start=1) if any(str(v).strip() for v in r)]
-            header = min(r for r in nonblank if len([v for v in rows[r - 1] if str(v).strip()]) >= 2)
-            assert s.rows_read == len([r for r in nonblank if r > header]), (y, s.file)
+            if s.file not in data_rows:
+                data_rows[s.file] = _data_rows(folder / s.file)
+            assert s.rows_read == data_rows[s.file], (y, s.file)
         tr = b.sources[b.sources["kind"] == "transitions"]
         assert b.flows["learners"].sum() == tr["kept"].sum()
         assert len(b.schools) == b.sources.loc[b.sources["kind"] == "enrollment", "kept"].sum()
+
+
+def _data_rows(path: Path) -> int:
+    """Non-blank rows below the header, counted from the raw file (not by the readers)."""
+    sheet = {"enrollment": "DATA", "esc_slots": "ESC Slots", "tuition": "Tuition"}
+    rows = _raw_rows(path, next((v for k, v in sheet.items() if k in path.name), None))
+    nonblank = [i for i, r in enumerate(rows, start=1) if any(str(v).strip() for v in r)]
+    header = min(r for r in nonblank if len([v for v in rows[r - 1] if str(v).strip()]) >= 2)
+    return len([r for r in nonblank if r > header])
 
 
 def test_unknown_year_and_a_year_without_enrolment_are_named(two_years, tmp_path):
@@ -276,17 +288,20 @@ def test_unknown_year_and_a_year_without_enrolment_are_named(two_years, tmp_path
     assert any(p.startswith("error: gap.toml: school year 2022-2023 has no enrollment") for p in report.problems)
 
 
-def test_check_lists_the_years_and_their_sources(two_years):
-    report = check_manifest(two_years[0])
-    assert report.ok, report.problems
-    years = dict(report.years)
+def test_check_lists_the_years_and_their_sources(two_years, capsys):
+    assert main(["check", str(two_years[0]), "--json"]) == 0  # the command docs/sources.md shows
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"], doc["problems"]
+    years = doc["years"]
     assert list(years) == [OLD, NEW]
     assert "sy2022_esc_slots.xlsx" in years[OLD] and "esc_slots.xlsx" not in years[OLD]
     assert "esc_slots.xlsx" in years[NEW] and not any(f.startswith("sy2022_") for f in years[NEW])
     assert "map.csv" in years[OLD] and "map.csv" in years[NEW]
-    assert "school years: 2" in report.summary() and report.as_dict()["years"][OLD] == list(years[OLD])
-    by = {s.file: s for s in report.sources}
-    assert by["sy2022_enrollment_sy2023-2024.xlsx"].remapped == 40 and by["enrollment_sy2023-2024.xlsx"].remapped == 0
+    by = {s["file"]: s for s in doc["sources"]}
+    assert by["sy2022_enrollment_sy2023-2024.xlsx"]["remapped"] == 40
+    assert by["enrollment_sy2023-2024.xlsx"]["remapped"] == 0
+    text = CheckReport("m.toml", years=tuple((y, tuple(f)) for y, f in years.items())).summary()
+    assert f"school years: 2\n  {OLD}: sy2022_enrollment_sy2023-2024.xlsx, " in text
 
 
 # ------------------------------------------------------------------ which source serves which year
@@ -317,6 +332,22 @@ def test_a_year_reads_its_own_sources_and_the_shared_ones(entries):
                       or (s.school_year is None and s.kind not in own))
             assert (s in got) == serves
         assert got == [s for s in sources if s in got]  # manifest order
+
+
+@given(st.lists(st.integers(10_000, 1_999_999), min_size=1, max_size=30), st.data())
+def test_only_the_long_ids_a_crosswalk_names_are_kept(numbers, data):
+    from studentflow.ingest import values as V
+
+    raw = pd.Series([f"{n}{data.draw(st.sampled_from(['', '.0', ' ']))}" for n in numbers], dtype="str")
+    longs = sorted({str(n) for n in numbers if n >= 1_000_000})
+    named = frozenset(data.draw(st.lists(st.sampled_from(longs), unique=True)) if longs else [])
+    plain, _ = V.school_ids(raw)
+    got, _ = V.school_ids(raw, named)
+    for n, a, b in zip(numbers, plain, got):
+        if n < 1_000_000:  # 5 or 6 digits: as before, whatever the crosswalk names
+            assert a == b == f"{n:06d}"
+        else:
+            assert a == "" and b == (str(n) if str(n) in named else "")
 
 
 def test_manifest_school_year_is_checked(tmp_path):
