@@ -316,6 +316,7 @@ def test_a_year_reads_its_own_sources_and_the_shared_ones(entries):
                for i, (k, y) in enumerate(entries)]
     years = source_years(sources)
     assert list(years) == sorted(years, key=lambda y: int(y[:4])) and len(set(years)) == len(years)
+    assert set(years) == {s.school_year for s in sources if s.school_year and s.kind != "school_id_crosswalk"}
     for y in years:
         try:
             got = year_sources(sources, y, "m.toml")

@@ -143,8 +143,7 @@ def load_panel(manifest: str | Path | None = None, *, client=None) -> Panel:
     keys = tuple(y or "" for y in years)
     bundles = {k: b for k, (b, _) in zip(keys, loaded)}
     identity = pd.concat([pd.DataFrame({"school_year": k, "school_id": b.schools.index.astype("str"),
-                                        "year_id": ids.reindex(b.schools.index).fillna(pd.Series(
-                                            b.schools.index, index=b.schools.index)).astype("str").to_numpy()})
+                                        "year_id": ids.reindex(b.schools.index).astype("str").to_numpy()})
                           for k, (b, ids) in zip(keys, loaded)], ignore_index=True)
     ledger = pd.concat([b.ledger.assign(school_year=k)[["school_year", *b.ledger.columns]]
                         for k, b in bundles.items()], ignore_index=True)

@@ -30,8 +30,10 @@ def year_key(year: str) -> int:
 
 
 def source_years(sources: list[Source]) -> tuple[str, ...]:
-    """The school years the sources name, sorted (empty when none names one)."""
-    return tuple(sorted({s.school_year for s in sources if s.school_year}, key=year_key))
+    """The school years the sources name (a crosswalk's aside: it serves every year),
+    sorted (empty when none names one)."""
+    return tuple(sorted({s.school_year for s in sources if s.school_year and s.kind != "school_id_crosswalk"},
+                        key=year_key))
 
 
 def pick_year(years: tuple[str, ...], year: str | None, name: str) -> str | None:
