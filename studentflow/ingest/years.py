@@ -17,7 +17,7 @@ from __future__ import annotations
 from studentflow.errors import DataError
 from studentflow.ingest.manifest import REQUIRED_KINDS, Source
 
-__all__ = ["source_years", "pick_year", "year_sources", "year_key"]
+__all__ = ["source_years", "pick_year", "year_sources", "year_key", "YEARLY_KINDS"]
 
 #: Kinds whose content changes every year: in a multi-year manifest each year has its own.
 YEARLY_KINDS: tuple[str, ...] = ("enrollment", "transitions", "esc_beneficiaries", "esc_slots", "tuition",
