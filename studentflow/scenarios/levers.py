@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from studentflow.errors import DataError
 from studentflow.scenarios.spec import Scenario
 from studentflow.schema import SUBSIDY_TIERS
 
@@ -51,7 +52,8 @@ def scenario_capacities(scenario: Scenario, contracted, billed, school_ids) -> n
         ``move_slots`` unused contracted slots (at most all of them) from under-used
         schools (billed < contracted, in proportion to their unused slots) to full ones
         (billed ≥ contracted, in proportion to their contracted slots), keeping the
-        contracted total; scale by ``scale_slots`` (rounded down); add ``add_slots``.
+        contracted total; scale by ``scale_slots`` (rounded down); add ``add_slots``;
+        add ``slots_by_school`` (a school never goes below 0 slots).
         Largest-remainder rounding keeps every split in whole slots.
     """
     contracted = np.asarray(contracted, dtype=np.int64)
@@ -79,6 +81,14 @@ def scenario_capacities(scenario: Scenario, contracted, billed, school_ids) -> n
         else:
             mask = np.ones(caps.size, dtype=bool)
         caps = caps + scenario.add_slots * mask
+    if scenario.slots_by_school:
+        ids = pd.Index(np.asarray(school_ids, dtype=str))
+        for sid, n in scenario.slots_by_school.items():
+            at = ids.get_indexer([sid])[0]
+            if at < 0:
+                raise DataError(f"scenario {scenario.name!r}, key 'slots_by_school': {sid!r} is not an ESC "
+                                "school of this data")
+            caps[at] += n
     return np.clip(caps, 0, None)
 
 
