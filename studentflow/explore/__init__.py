@@ -39,8 +39,11 @@ def make_server(session: ExploreSession, *, host: str = "127.0.0.1", port: int =
     Binds to ``host`` (default 127.0.0.1: this machine only). ``port=0`` takes a free
     port; the server's ``port`` attribute tells which.
     """
+    import logging
+
     from werkzeug.serving import make_server as _make_server
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on the console
     return _make_server(host, port, make_app(session).server, threaded=True)
 
 

@@ -38,7 +38,6 @@ body{font-family:system-ui,sans-serif;margin:0;color:#222}
 .sf-levers{flex:0 0 380px}
 .sf-answers{flex:1;min-width:0}
 .sf-row{margin:10px 0}
-.sf-row input{width:110px}
 .sf-card{display:inline-block;border:1px solid #ddd;border-radius:6px;padding:8px 12px;margin:0 8px 8px 0;min-width:200px}
 .sf-big{font-size:1.6em;font-weight:600}
 .sf-small{color:#555;font-size:.85em}
@@ -98,11 +97,13 @@ def make_app(session: ExploreSession):
     def subsidy_row(g):
         return html.Div(className="sf-row", children=[
             html.Label(f"{_LABEL[g]}: subsidy change, pesos per learner", htmlFor=f"sub-{g}-input"),
-            html.Div(style={"display": "flex", "gap": "8px", "alignItems": "center"}, children=[
-                html.Div(style={"flex": 1}, children=dcc.Slider(
+            html.Div(style={"display": "grid", "gridTemplateColumns": "1fr 120px", "gap": "8px",
+                            "alignItems": "center"}, children=[
+                html.Div(style={"minWidth": "200px"}, children=dcc.Slider(
                     id=f"sub-{g}-slider", min=max(low[g], -10_000), max=20_000, step=500, value=0,
                     marks={-5000: "−5K", 0: "0", 10000: "+10K", 20000: "+20K"}, updatemode="mouseup")),
-                dcc.Input(id=f"sub-{g}-input", type="text", inputMode="numeric", value="0", debounce=True),
+                dcc.Input(id=f"sub-{g}-input", type="text", inputMode="numeric", value="0", debounce=True,
+                          style={"width": "110px"}),
             ])])
 
     levers_panel = html.Div(className="sf-levers", children=[
@@ -112,7 +113,7 @@ def make_app(session: ExploreSession):
         dcc.Dropdown(id="slot-school", options=options, placeholder="search by name or ID", searchable=True),
         html.Div(className="sf-row", children=[
             html.Label("slots to add (negative removes) ", htmlFor="slot-amount"),
-            dcc.Input(id="slot-amount", type="text", inputMode="numeric", value="50"),
+            dcc.Input(id="slot-amount", type="text", inputMode="numeric", value="50", style={"width": "80px"}),
             html.Button("add", id="slot-add", n_clicks=0),
             html.Button("clear", id="slot-clear", n_clicks=0)]),
         dcc.Store(id="slot-changes", data={}),
