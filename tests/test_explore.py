@@ -46,9 +46,10 @@ def test_levers_in_range_pass_and_out_of_range_name_the_field():
 @settings(max_examples=60)
 @given(all_=st.integers(-9000, 50_000), ncr=st.integers(-13000, 50_000),
        slots=st.dictionaries(st.sampled_from(["100001", "100002"]), st.integers(0, SLOTS_MAX), max_size=2),
+       at=st.dictionaries(st.sampled_from(["100001", "100002"]), st.integers(-9000, 50_000), max_size=2),
        capacity=st.sampled_from(["billed", "contracted"]))
-def test_scenario_file_round_trip(tmp_path_factory, all_, ncr, slots, capacity):
-    lv = parse_levers({"subsidy": {"all": all_, "NCR": ncr}, "slots": slots, "capacity": capacity},
+def test_scenario_file_round_trip(tmp_path_factory, all_, ncr, slots, at, capacity):
+    lv = parse_levers({"subsidy": {"all": all_, "NCR": ncr}, "slots": slots, "subsidy_at": at, "capacity": capacity},
                       amounts=AMOUNTS, slots=SLOTS)
     path = tmp_path_factory.mktemp("toml") / "explored.toml"
     path.write_text(scenario_toml(lv), encoding="utf-8")
@@ -58,7 +59,7 @@ def test_scenario_file_round_trip(tmp_path_factory, all_, ncr, slots, capacity):
     assert levers_from_scenarios(scenarios) == lv
 
 
-def test_slots_by_school_changes_only_those_schools():
+def test_add_slots_at_changes_only_those_schools():
     ids = np.array(["100001", "100002", "100003"])
     s = levers_scenario(Levers(slots={"100001": 5, "100003": -100}))
     caps = scenario_capacities(s, [50, 60, 70], [40, 50, 60], ids)

@@ -77,8 +77,9 @@ def _expected(table, name) -> dict:
     out = {}
     for k in ("placed", "relieved_congested", "cost", "pesos_per_relieved"):
         fmt = pesos if k in ("cost", "pesos_per_relieved") else learners
-        hi = row[f"{k}_hi"]
-        out[k] = f"{fmt(row[f'{k}_lo'])} – {fmt(float(hi) if hi == hi else None)} (mean {fmt(row[f'{k}_mean'])})"
+        lo, hi, mean = (float(row[f"{k}_{p}"]) for p in ("lo", "hi", "mean"))
+        lo, hi, mean = (v if v == v else None for v in (lo, hi, mean))  # NaN shows as "–"
+        out[k] = f"{fmt(lo)} – {fmt(hi)} (mean {fmt(mean)})"
     return out
 
 
@@ -130,6 +131,34 @@ def test_ncr_subsidy_through_the_page(served, browser):
     again = run_scenarios(session.bundle, session.model, load_scenarios(saved), pairs=session.pairs, draws=DRAWS,
                           seed=SEED, progress=False).table
     assert _expected(again, "explored") == want
+
+
+def test_load_a_plan_file(served, browser, tmp_path):
+    """A plan.toml (slots and subsidy at named schools) loads into the page, and its figures are
+    run_scenarios' for that file; a file naming an unknown school gets a message."""
+    session, url = served
+    browser.get(url)
+    _wait(lambda: _text(browser, "interval-status").startswith("intervals"), "the first answer")
+    ids = list(session.schools.index[:3])
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[[scenario]]\nname = "status quo"\nbaseline = true\ncapacity = "billed"\n\n'
+                    '[[scenario]]\nname = "plan"\ncapacity = "billed"\n'
+                    f'add_slots_at = {{ "{ids[0]}" = 40, "{ids[1]}" = 15 }}\n'
+                    f'subsidy_at = {{ "{ids[2]}" = 3000 }}\n', encoding="utf-8")
+    before = _text(browser, "fig-placed-interval")
+    browser.find_element("css selector", "#upload input[type=file]").send_keys(str(plan))
+    _wait(lambda: "loaded plan.toml" in _text(browser, "upload-message"), "the plan to load")
+    _wait(lambda: _text(browser, "fig-placed-interval") not in ("", before), "the plan's figures")
+    ref = run_scenarios(session.bundle, session.model, load_scenarios(plan), pairs=session.pairs, draws=DRAWS,
+                        seed=SEED, progress=False).table
+    want = _expected(ref, "plan")
+    _wait(lambda: {k: v[1] for k, v in _page_figures(browser).items()} == want, "the plan's intervals")
+    assert "subsidy changed at 1 named schools" in _text(browser, "slot-list")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[scenario]]\nname = "x"\nadd_slots_at = { "999999" = 5 }\n', encoding="utf-8")
+    browser.find_element("css selector", "#upload input[type=file]").send_keys(str(bad))
+    _wait(lambda: "999999" in _text(browser, "upload-message"), "the message for an unknown school")
+    assert "is not the ID of an ESC school" in _text(browser, "upload-message")
 
 
 def test_hostile_names_are_shown_as_text(served, browser):

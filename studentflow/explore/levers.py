@@ -51,19 +51,24 @@ class Levers:
         school, on top of its tier's change.
     slots : dict
         ESC school ID → slots added there (negative removes), learners.
+    subsidy_at : dict
+        ESC school ID → pesos added at that school (a loaded ``plan.toml`` writes its tier
+        and catchment increases this way); kept as loaded, not set on the page.
     capacity, pool, method : str
         The scenario options of :class:`~studentflow.scenarios.Scenario`.
     """
 
     subsidy: dict = field(default_factory=dict)
     slots: dict = field(default_factory=dict)
+    subsidy_at: dict = field(default_factory=dict)
     capacity: str = "billed"
     pool: str = "grade7"
     method: str = "balance"
 
     def as_dict(self) -> dict:
         """Plain JSON-ready form (what the page keeps between callbacks)."""
-        return {"subsidy": dict(self.subsidy), "slots": dict(self.slots), "capacity": self.capacity,
+        return {"subsidy": dict(self.subsidy), "slots": dict(self.slots), "subsidy_at": dict(self.subsidy_at),
+                "capacity": self.capacity,
                 "pool": self.pool, "method": self.method}
 
 
@@ -144,7 +149,18 @@ def parse_levers(raw: dict, *, amounts: dict, slots: dict) -> Levers:
                              f"{options['capacity']} slots, so enter between {-have:,} and +{SLOTS_MAX:,}")
         if value:
             changes[key] = value
-    return Levers(subsidy=subsidy, slots=changes, **options)
+    at = {}
+    for sid, text in (raw.get("subsidy_at") or {}).items():
+        key = str(sid).strip()
+        key = key.zfill(6) if key.isdigit() else key
+        if key not in slots:
+            raise LeverError(f"subsidy_at: {str(sid)[:20]!r} is not the ID of an ESC school in this data")
+        value = _number(text, f"subsidy change at school {key}")
+        if not -float(amounts.get("all", 0.0)) <= value <= SUBSIDY_MAX:
+            raise LeverError(f"subsidy change at school {key}: {_signed_pesos(value)} is out of range")
+        if value:
+            at[key] = value
+    return Levers(subsidy=subsidy, slots=changes, subsidy_at=at, **options)
 
 
 def status_quo(levers: Levers | None = None) -> Scenario:
@@ -159,7 +175,8 @@ def levers_scenario(levers: Levers, name: str = "explored") -> Scenario:
     tiers = {t: levers.subsidy[t] for t in TIERS if levers.subsidy.get(t)}
     desc = "Set on the explore page."
     return Scenario(name, description=desc, subsidy=float(levers.subsidy.get("all", 0.0)), subsidy_by_tier=tiers,
-                    slots_by_school=dict(sorted(levers.slots.items())), capacity=levers.capacity,
+                    add_slots_at=dict(sorted(levers.slots.items())),
+                    subsidy_at=dict(sorted(levers.subsidy_at.items())), capacity=levers.capacity,
                     pool=levers.pool, method=levers.method)
 
 
@@ -173,8 +190,10 @@ def scenario_toml(levers: Levers, name: str = "explored") -> str:
             out["subsidy"] = s.subsidy
         if s.subsidy_by_tier:
             out["subsidy_by_tier"] = dict(s.subsidy_by_tier)
-        if s.slots_by_school:
-            out["slots_by_school"] = dict(s.slots_by_school)
+        if s.add_slots_at:
+            out["add_slots_at"] = dict(s.add_slots_at)
+        if s.subsidy_at:
+            out["subsidy_at"] = dict(s.subsidy_at)
         out.update(capacity=s.capacity, pool=s.pool, method=s.method)
         return out
 
@@ -205,6 +224,7 @@ def levers_from_scenarios(scenarios: list[Scenario], *, source: str = "scenario 
     subsidy = {"all": s.subsidy} if s.subsidy else {}
     subsidy.update({t: v for t, v in s.subsidy_by_tier.items() if v})
     slots = {sid: s.add_slots for sid in s.add_slots_to} if s.add_slots else {}
-    for sid, n in s.slots_by_school.items():
+    for sid, n in s.add_slots_at.items():
         slots[sid] = slots.get(sid, 0) + n
-    return Levers(subsidy=subsidy, slots=slots, capacity=s.capacity, pool=s.pool, method=s.method)
+    return Levers(subsidy=subsidy, slots=slots, subsidy_at=dict(s.subsidy_at), capacity=s.capacity, pool=s.pool,
+                  method=s.method)

@@ -116,7 +116,7 @@ def make_app(session: ExploreSession):
             dcc.Input(id="slot-amount", type="text", inputMode="numeric", value="50", style={"width": "80px"}),
             html.Button("add", id="slot-add", n_clicks=0),
             html.Button("clear", id="slot-clear", n_clicks=0)]),
-        dcc.Store(id="slot-changes", data={}),
+        dcc.Store(id="slot-changes", data={}), dcc.Store(id="subsidy-at", data={}),
         html.Ul(id="slot-list"),
         html.H4("Options"),
         *[html.Div(className="sf-row", children=[html.Label(f"{k}: "), dcc.RadioItems(
@@ -183,17 +183,22 @@ def make_app(session: ExploreSession):
             return no_update, "slots: choose an ESC school first (search by name or ID)"
         return {**(changes or {}), str(school): str(amount)}, ""
 
-    @app.callback(Output("slot-list", "children"), Input("slot-changes", "data"))
-    def _slot_list(changes):
-        return [html.Li(f"{schools['name'].get(sid, sid)} ({sid}): {n} slots") for sid, n in (changes or {}).items()]
+    @app.callback(Output("slot-list", "children"), Input("slot-changes", "data"), Input("subsidy-at", "data"))
+    def _slot_list(changes, at):
+        items = [html.Li(f"{schools['name'].get(sid, sid)} ({sid}): {n} slots") for sid, n in (changes or {}).items()]
+        if at:
+            items.append(html.Li(f"from the loaded file: subsidy changed at {len(at):,} named schools "
+                                 f"(₱{min(at.values()):,.0f} to ₱{max(at.values()):,.0f})"))
+        return items
 
     lever_inputs = [Input(f"sub-{g}-input", "value") for g in GROUPS] + [
-        Input("slot-changes", "data")] + [Input(f"opt-{k}", "value") for k in CHOICES]
+        Input("slot-changes", "data"), Input("subsidy-at", "data")] + [Input(f"opt-{k}", "value") for k in CHOICES]
 
     @app.callback(Output("levers", "data"), Output("lever-message", "children"), *lever_inputs)
     def _levers(*values):
-        raw = {"subsidy": dict(zip(GROUPS, values[:len(GROUPS)])), "slots": values[len(GROUPS)] or {},
-               **dict(zip(CHOICES, values[len(GROUPS) + 1:]))}
+        n = len(GROUPS)
+        raw = {"subsidy": dict(zip(GROUPS, values[:n])), "slots": values[n] or {}, "subsidy_at": values[n + 1] or {},
+               **dict(zip(CHOICES, values[n + 2:]))}
         try:
             return session.levers(raw).as_dict(), ""
         except DataError as exc:
@@ -238,11 +243,11 @@ def make_app(session: ExploreSession):
             return no_update
 
     @app.callback(*[Output(f"sub-{g}-input", "value", allow_duplicate=True) for g in GROUPS],
-                  Output("slot-changes", "data", allow_duplicate=True),
+                  Output("slot-changes", "data", allow_duplicate=True), Output("subsidy-at", "data"),
                   *[Output(f"opt-{k}", "value") for k in CHOICES], Output("upload-message", "children"),
                   Input("upload", "contents"), State("upload", "filename"), prevent_initial_call=True)
     def _upload(contents, filename):
-        n = len(GROUPS) + 1 + len(CHOICES)
+        n = len(GROUPS) + 2 + len(CHOICES)
         name = str(filename or "uploaded file")[:80]
         try:
             text = base64.b64decode(contents.split(",", 1)[1]).decode("utf-8")
@@ -256,7 +261,8 @@ def make_app(session: ExploreSession):
             return [no_update] * n + [str(exc)]
         subsidy = [f"{levers.subsidy.get(g, 0):g}" for g in GROUPS]
         slots = {sid: str(v) for sid, v in levers.slots.items()}
-        return [*subsidy, slots, levers.capacity, levers.pool, levers.method, f"loaded {name}"]
+        return [*subsidy, slots, dict(levers.subsidy_at), levers.capacity, levers.pool, levers.method,
+                f"loaded {name}"]
 
     @app.callback(Output("download-toml", "data"), Input("save-toml", "n_clicks"), State("levers", "data"),
                   prevent_initial_call=True)

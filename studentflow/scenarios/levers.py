@@ -53,7 +53,7 @@ def scenario_capacities(scenario: Scenario, contracted, billed, school_ids) -> n
         schools (billed < contracted, in proportion to their unused slots) to full ones
         (billed ≥ contracted, in proportion to their contracted slots), keeping the
         contracted total; scale by ``scale_slots`` (rounded down); add ``add_slots``;
-        add ``slots_by_school`` (a school never goes below 0 slots).
+        add ``add_slots_at`` (a school never goes below 0 slots).
         Largest-remainder rounding keeps every split in whole slots.
     """
     contracted = np.asarray(contracted, dtype=np.int64)
@@ -81,12 +81,12 @@ def scenario_capacities(scenario: Scenario, contracted, billed, school_ids) -> n
         else:
             mask = np.ones(caps.size, dtype=bool)
         caps = caps + scenario.add_slots * mask
-    if scenario.slots_by_school:
+    if scenario.add_slots_at:
         ids = pd.Index(np.asarray(school_ids, dtype=str))
-        for sid, n in scenario.slots_by_school.items():
+        for sid, n in scenario.add_slots_at.items():
             at = ids.get_indexer([sid])[0]
             if at < 0:
-                raise DataError(f"scenario {scenario.name!r}, key 'slots_by_school': {sid!r} is not an ESC "
+                raise DataError(f"scenario {scenario.name!r}, key 'add_slots_at': {sid!r} is not an ESC "
                                 "school of this data")
             caps[at] += n
     return np.clip(caps, 0, None)
@@ -162,6 +162,9 @@ def subsidy_parts(scenario: Scenario, pairs: pd.DataFrame, bundle=None) -> tuple
     school_extra = np.full(len(schools), scenario.subsidy, dtype=float)
     if scenario.subsidy_by_tier:
         school_extra += _tiers(schools, bundle).map(scenario.subsidy_by_tier).fillna(0.0).to_numpy(dtype=float)
+    if scenario.subsidy_at:  # named schools
+        ids = schools["destination_id"].astype(str)
+        school_extra += ids.map(scenario.subsidy_at).fillna(0.0).to_numpy(dtype=float)
     revenue = pairs.groupby("origin_id", sort=False)["origin_lgu_revenue"].first()
     origin_extra = np.zeros(len(revenue))
     if scenario.subsidy_targeted:

@@ -79,10 +79,13 @@ class Scenario:
         Slots added to every ESC school, or to those in ``add_slots_to``, learners.
     add_slots_to : tuple of str
         School ids receiving ``add_slots`` (empty = every ESC school).
-    slots_by_school : dict
+    add_slots_at : dict
         School id → slots added at that ESC school (negative removes slots; a school
         never goes below 0), learners; applied after ``add_slots``. TOML:
-        ``slots_by_school = { "123456" = 40, "234567" = -10 }``.
+        ``add_slots_at = { "123456" = 40, "234567" = -10 }``.
+    subsidy_at : dict
+        School id → extra pesos per learner per year at that school, on top of
+        ``subsidy`` and ``subsidy_by_tier``.
     scale_slots : float
         Multiply every school's slots by this factor (rounded down), applied before
         ``add_slots``.
@@ -111,7 +114,8 @@ class Scenario:
     capacity: Capacity = "contracted"
     add_slots: int = 0
     add_slots_to: tuple[str, ...] = ()
-    slots_by_school: dict = field(default_factory=dict)
+    add_slots_at: dict = field(default_factory=dict)
+    subsidy_at: dict = field(default_factory=dict)
     scale_slots: float = 1.0
     move_slots: int = 0
     radius_km: float | None = None
@@ -129,6 +133,7 @@ class Scenario:
             self.subsidy
             or any(v for v in self.subsidy_by_tier.values())
             or (self.subsidy_targeted and self.subsidy_targeted[1])
+            or any(v for v in self.subsidy_at.values())
         )
 
     def summary(self) -> str:
@@ -150,9 +155,9 @@ class Scenario:
         if self.add_slots:
             where = f" at {len(self.add_slots_to)} schools" if self.add_slots_to else " per school"
             parts.append(f"+{self.add_slots:,} slots{where}")
-        if self.slots_by_school:
-            net = sum(self.slots_by_school.values())
-            parts.append(f"slots {net:+,} at {len(self.slots_by_school)} schools")
+        if self.add_slots_at:
+            net = sum(self.add_slots_at.values())
+            parts.append(f"slots {net:+,} at {len(self.add_slots_at)} schools")
         if self.radius_km is not None:
             parts.append(f"radius {self.radius_km:g} km")
         return f"{self.name}: " + ", ".join(parts)
@@ -175,7 +180,8 @@ _EXPECT = {
     "capacity": 'one of "contracted", "billed"',
     "add_slots": "a non-negative integer (slots)",
     "add_slots_to": "a list of 6-digit school id strings",
-    "slots_by_school": 'a table {"school id" = slots added (negative removes)}',
+    "add_slots_at": 'a table {"school id" = slots added (negative removes)}',
+    "subsidy_at": 'a table {"school id" = pesos}',
     "scale_slots": "a positive number (factor)",
     "move_slots": "a non-negative integer (slots)",
     "radius_km": "a positive number (km)",
@@ -239,13 +245,17 @@ def _parse_one(raw: dict, *, where: str, bad) -> Scenario:
             if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
                 bad(key, f"expected {expect}, got {type(value).__name__}")
             out[key] = tuple(s.strip().zfill(6) for s in value)
-        elif key == "slots_by_school":
+        elif key == "add_slots_at":
             if not isinstance(value, dict):
                 bad(key, f"expected {expect}, got {type(value).__name__}")
             for sid, n in value.items():
                 if not isinstance(n, int) or isinstance(n, bool):
                     bad(f"{key}.{sid}", f"expected a whole number of slots, got {n!r}")
             out[key] = {str(sid).strip().zfill(6): int(n) for sid, n in value.items()}
+        elif key == "subsidy_at":
+            if not isinstance(value, dict) or not all(_is_number(v) for v in value.values()):
+                bad(key, f"expected {expect}, got {value!r}")
+            out[key] = {str(sid).strip().zfill(6): float(v) for sid, v in value.items()}
         elif key in ("scale_slots", "radius_km"):
             if not _is_number(value) or value <= 0:
                 bad(key, f"expected {expect}, got {value!r}")
