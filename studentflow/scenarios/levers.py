@@ -162,7 +162,7 @@ def subsidy_parts(scenario: Scenario, pairs: pd.DataFrame, bundle=None) -> tuple
     school_extra = np.full(len(schools), scenario.subsidy, dtype=float)
     if scenario.subsidy_by_tier:
         school_extra += _tiers(schools, bundle).map(scenario.subsidy_by_tier).fillna(0.0).to_numpy(dtype=float)
-    if scenario.subsidy_at:  # named schools
+    if scenario.subsidy_at:  # named schools (a plan's tier and catchment increases)
         ids = schools["destination_id"].astype(str)
         school_extra += ids.map(scenario.subsidy_at).fillna(0.0).to_numpy(dtype=float)
     revenue = pairs.groupby("origin_id", sort=False)["origin_lgu_revenue"].first()

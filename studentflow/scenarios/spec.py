@@ -31,6 +31,12 @@ Example
     [[scenario]]
     name = "poorer LGUs +5K"
     subsidy_targeted = { revenue_quantile = 0.25, amount = 5000 }
+
+    [[scenario]]
+    name = "a plan"              # as `studentflow optimize` writes plan.toml
+    capacity = "billed"
+    add_slots_at = { "400123" = 40, "400456" = 15 }   # slots added at named schools
+    subsidy_at = { "400123" = 2000, "400789" = 3000 }  # pesos added at named schools
 """
 
 from __future__ import annotations
@@ -79,19 +85,21 @@ class Scenario:
         Slots added to every ESC school, or to those in ``add_slots_to``, learners.
     add_slots_to : tuple of str
         School ids receiving ``add_slots`` (empty = every ESC school).
-    add_slots_at : dict
-        School id → slots added at that ESC school (negative removes slots; a school
-        never goes below 0), learners; applied after ``add_slots``. TOML:
-        ``add_slots_at = { "123456" = 40, "234567" = -10 }``.
-    subsidy_at : dict
-        School id → extra pesos per learner per year at that school, on top of
-        ``subsidy`` and ``subsidy_by_tier``.
     scale_slots : float
         Multiply every school's slots by this factor (rounded down), applied before
         ``add_slots``.
     move_slots : int
         Slots moved budget-neutrally from under-used schools (billed < contracted) to
         full ones (billed ≥ contracted), learners; applied first.
+    add_slots_at : dict
+        School id → slots added there (learners; negative removes, a school never goes
+        below 0), after ``add_slots``; what a plan of ``studentflow optimize`` adds school
+        by school, or the explore page's slot changes. An id that is not an ESC school of
+        the run's pair table is an error.
+    subsidy_at : dict
+        School id → extra pesos per learner per year at that school, on top of
+        ``subsidy`` and ``subsidy_by_tier`` (a plan's tier and catchment increases,
+        written out per school).
     radius_km : float or None
         Keep only new candidate pairs within this road distance (km); None keeps the
         pair table as built.
@@ -114,10 +122,10 @@ class Scenario:
     capacity: Capacity = "contracted"
     add_slots: int = 0
     add_slots_to: tuple[str, ...] = ()
-    add_slots_at: dict = field(default_factory=dict)
-    subsidy_at: dict = field(default_factory=dict)
     scale_slots: float = 1.0
     move_slots: int = 0
+    add_slots_at: dict = field(default_factory=dict)
+    subsidy_at: dict = field(default_factory=dict)
     radius_km: float | None = None
     pool: Pool = "grade7"
     method: Method = "balance"
@@ -157,7 +165,9 @@ class Scenario:
             parts.append(f"+{self.add_slots:,} slots{where}")
         if self.add_slots_at:
             net = sum(self.add_slots_at.values())
-            parts.append(f"slots {net:+,} at {len(self.add_slots_at)} schools")
+            parts.append(f"slots {net:+,} at {len(self.add_slots_at)} named schools")
+        if self.subsidy_at:
+            parts.append(f"subsidy changed at {len(self.subsidy_at)} named schools")
         if self.radius_km is not None:
             parts.append(f"radius {self.radius_km:g} km")
         return f"{self.name}: " + ", ".join(parts)
