@@ -12,6 +12,7 @@
     studentflow check MANIFEST [--json]
     studentflow backtest [--data MANIFEST] [--train YEAR] [--test YEAR] [--draws N] [--seed N] [--json]
                          [--out DIR] [DATA OPTIONS]
+    studentflow explore [--data MANIFEST] [--port N] [--draws N] [--seed N]
 
 DATA OPTIONS (every command that fits the model): [--zeros truncate|include|drop]
 [--radius-km KM] [--max-km KM] [--formula 'esc_beneficiaries ~ ...'].
@@ -166,6 +167,15 @@ def _parser() -> argparse.ArgumentParser:
     ms.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     ms.add_argument("--scale", type=float, default=1.0, metavar="X",
                     help="institution count factor (1.0 ≈ 3,000 institutions)")
+    xp = sub.add_parser("explore", help="a local web page: move a lever, see the answer in a second",
+                        description="Fit and calibrate once, then serve a what-if page on this machine.")
+    xp.add_argument("--data", metavar="MANIFEST", help="manifest.toml (default: the bundled sample)")
+    xp.add_argument("--port", type=int, default=8050, metavar="N", help="port (default 8050)")
+    xp.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
+                    help="address to bind (default 127.0.0.1: this machine only)")
+    xp.add_argument("--draws", type=int, default=20, metavar="N", help="draws behind each interval (default 20)")
+    xp.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    xp.add_argument("--max-km", type=float, default=None, metavar="KM", help="road distance limit, km")
     return p
 
 
@@ -304,6 +314,29 @@ def _make_sample(args) -> int:
     return 0
 
 
+def _explore(args) -> int:
+    from studentflow.explore import make_server, start_session
+    from studentflow.pipeline import check_manifest
+
+    if not 1 <= args.draws <= 1000:
+        raise DataError(f"--draws: must be between 1 and 1000, got {args.draws}")
+    if not 0 <= args.port <= 65535:
+        raise DataError(f"--port: must be between 0 and 65535, got {args.port}")
+    t0 = time.perf_counter()
+    session = start_session(check_manifest(args.data), draws=args.draws, seed=args.seed, max_km=args.max_km,
+                            log=_say)
+    try:
+        server = make_server(session, host=args.host, port=args.port)
+    except OSError as exc:
+        raise DataError(f"--port: cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
+    _say(f"ready in {time.perf_counter() - t0:.1f} s: open http://{args.host}:{server.port}/ (Ctrl-C stops it)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of the ``studentflow`` console script; returns the exit code."""
     parser = _parser()
@@ -315,7 +348,7 @@ def main(argv=None) -> int:
         return 0
     try:
         commands = {"run": _run, "validate": _validate, "check": _check, "optimize": _optimize,
-                    "explain": _explain, "backtest": _backtest,
+                    "explain": _explain, "explore": _explore, "backtest": _backtest,
                     "make-sample": _make_sample}
         return commands[args.command](args)
     except DataError as exc:
