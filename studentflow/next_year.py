@@ -86,10 +86,8 @@ class NextYear:
 
 def year_bundles(manifest, latest) -> list:
     """Every school year's bundle of ``manifest``, oldest first, ending with ``latest``."""
-    try:
-        from studentflow.ingest import load_panel, manifest_years
-    except ImportError:
-        return [latest]
+    from studentflow.ingest import load_panel, manifest_years
+
     if manifest is None:
         from studentflow.paths import sample_manifest
 

@@ -84,21 +84,6 @@ def _truth_dir(folder, year) -> Path | None:
     return path if any((path / n).is_file() for n in ("pairs.csv", "pairs.csv.gz")) else None
 
 
-def _load_panel(path):
-    """``load_panel(path)``; before multi-year ingest existed, a one-year stand-in."""
-    try:
-        from studentflow.ingest import load_panel
-    except ImportError:
-        from types import SimpleNamespace
-
-        from studentflow.ingest import load_bundle
-
-        b = load_bundle(path)
-        year = getattr(b, "school_year", None) or "the manifest's year"
-        return SimpleNamespace(years=(year,), bundles={year: b})
-    return load_panel(path)
-
-
 def resolve_years(data=None, train=None, test=None) -> Years:
     """The train and test years of a backtest.
 
@@ -124,12 +109,13 @@ def resolve_years(data=None, train=None, test=None) -> Years:
         panel = data
         folder = getattr(panel, "folder", None)
     else:
+        from studentflow.ingest import load_panel
         from studentflow.ingest.manifest import manifest_path
         from studentflow.paths import sample_manifest
 
         path = manifest_path(data) if data is not None else sample_manifest()
         folder = path.parent
-        panel = _load_panel(path)
+        panel = load_panel(path)
     years = tuple(panel.years)
     where = f"{folder / 'manifest.toml'}" if folder is not None else "the panel"
     if len(years) < 2:
