@@ -140,6 +140,12 @@ def test_make_sample_reproduces_committed_sample(sample_dir, tmp_path):
     committed = {k: v for k, v in _files(sample_dir).items() if k != "README.md"}
     made = _files(tmp_path)
     assert made.keys() == committed.keys()
+    # three school years: the earlier years' raw files and truth, the crosswalk, the years' manifest
+    years = {"manifest_years.toml", "school_id_mapping.csv", "school_coordinates_closed.csv", "truth/years.json"}
+    for y in ("2021-2022", "2022-2023"):
+        years |= {f"enrollment_sy{y}.xlsx", f"esc_slots_sy{y}.xlsx", f"gr7_enrollees_ncr_sy{y}.csv.gz",
+                  f"truth/{y}/pairs.csv.gz", f"truth/{y}/flows.csv.gz", f"truth/{y}/params.json"}
+    assert years <= committed.keys()
     # another CPU may round the last digit of a float differently: numbers within 1e-9
     assert [k for k in committed if not _same_content(k, made[k], committed[k])] == []
     assert sum(len(v) for v in committed.values()) < 25e6
