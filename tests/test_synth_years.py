@@ -65,11 +65,13 @@ def _files(d: Path) -> dict[str, bytes]:
 
 def test_latest_year_is_the_single_year_output(world, small_region):
     one, many = _files(small_region), _files(world)
-    shared_extended = {"manifest.toml", "road_matrix.npy", "road_matrix_index.json"}
+    shared_extended = {"manifest.toml", "road_matrix.npy", "road_matrix_index.json", "school_coordinates.csv"}
     assert [k for k in one if k not in shared_extended and one[k] != many.get(k)] == []
     a, b = np.load(small_region / "road_matrix.npy"), np.load(world / "road_matrix.npy")
     assert b.shape[0] == a.shape[0] and b.shape[1] > a.shape[1]  # columns for ESC schools of earlier years
     assert np.array_equal(b[:, : a.shape[1]], a)
+    coords = (world / "school_coordinates.csv").read_bytes()  # closed schools' points appended
+    assert coords.startswith(one["school_coordinates.csv"]) and len(coords) > len(one["school_coordinates.csv"])
     ia = json.loads((small_region / "road_matrix_index.json").read_text())
     ib = json.loads((world / "road_matrix_index.json").read_text())
     assert ib["rows"] == ia["rows"] and all(ib["cols"][k] == v for k, v in ia["cols"].items())
@@ -166,7 +168,7 @@ def test_one_truth_dgp_across_years(world, meta):
     assert len(common) > 50 and np.allclose(u[0][common], u[-1][common])
 
 
-def test_opened_and_closed_schools(world, meta):
+def test_opened_and_closed_schools(world, meta, small_region):
     years = meta["years"]
     enrol = {y: _enrolment_ids(world, y) for y in years}
     assert meta["closed"] and meta["opened"]
@@ -178,8 +180,9 @@ def test_opened_and_closed_schools(world, meta):
         k = years.index(o["first_year"])
         assert all(o["school_id"] not in enrol[y] for y in years[:k])
         assert all(o["school_id"] in enrol[y] for y in years[k:])
-    closed_pts = pd.read_csv(world / "school_coordinates_closed.csv", dtype=str)
-    assert set(closed_pts["School ID"]) == {c["school_id"] for c in meta["closed"]}
+    pts = pd.read_csv(world / "school_coordinates.csv", dtype=str)
+    n = len(pd.read_csv(small_region / "school_coordinates.csv", dtype=str))
+    assert set(pts["School ID"].iloc[n:]) == {c["school_id"] for c in meta["closed"]}  # appended rows
 
 
 def test_earlier_year_loads_with_one_year_manifest(world, meta, tmp_path):

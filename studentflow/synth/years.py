@@ -19,7 +19,8 @@ coefficients, intercept, dispersion and rationing rules) on each year's covariat
 Yearly files carry the year in their names (``enrollment_sy2022-2023.xlsx`` …); shared
 files (coordinates, seats, roads, matrix, LGU revenue, rating, crosswalk) serve every year.
 The road matrix gains columns for ESC schools absent from the latest year's ESC list
-(its other cells unchanged); closed schools' points are in ``school_coordinates_closed.csv``.
+(its other cells unchanged); closed schools' points are appended to ``school_coordinates.csv``
+(in the latest year they are dropped as schools not in the enrolment list, in the ledger).
 Earlier years' truth is under ``truth/<school_year>/`` (the same tables as ``truth/``,
 gzip-compressed: ``pairs.csv.gz`` …, and ``params.json``); ``truth/years.json`` describes the
 years, the policy change and the schools opened, closed, renamed, joining and leaving ESC.
@@ -146,12 +147,10 @@ def make_years(seed: int = 0, scale: float = 1.0, out_dir=None, years: int = 3, 
         _truth_year(out / "truth" / sy[k], st, yr, sy[k], tiers_e)
     counts = {y: counts[y] for y in sy}
     crosswalk_file(out / "school_id_mapping.csv", ev, world, rng[-1])
-    closed = ev.closed
-    write_csv(out / "school_coordinates_closed.csv",
-              pd.DataFrame({"School ID": closed.index, "Latitude": [f"{x:.6f}" for x in closed["lat"]],
-                            "Longitude": [f"{x:.6f}" for x in closed["lon"]]}))
-    shared = [{"kind": "coordinates", "path": "school_coordinates_closed.csv"},
-              {"kind": "school_id_crosswalk", "path": "school_id_mapping.csv",
+    closed = ev.closed  # the shared coordinates list every school of every year: closed ones appended
+    with open(out / "school_coordinates.csv", "a", encoding="utf-8", newline="\n") as fh:
+        fh.writelines(f"{sid},{lat:.6f},{lon:.6f}\n" for sid, lat, lon in zip(closed.index, closed["lat"], closed["lon"]))
+    shared = [{"kind": "school_id_crosswalk", "path": "school_id_mapping.csv",
                "columns": {"old_id": "old_school_id", "new_id": "school_id_2024"}}]
     path = out / manifest_name
     path.write_text(manifest_text(entries + shared), encoding="utf-8")
