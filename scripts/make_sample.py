@@ -21,9 +21,8 @@ from studentflow.synth import make_years  # noqa: E402
 SEED = 0
 SCALE = 1.0
 YEARS = 3
-#: The several-year manifest; manifest.toml stays the latest year's alone until the
-#: multi-year loader (issue 21) is on main.
-MANIFEST = "manifest_years.toml"
+#: The several-year manifest (``load_bundle`` reads its latest year, ``load_panel`` every year).
+MANIFEST = "manifest.toml"
 
 
 def main(argv: list[str]) -> int:

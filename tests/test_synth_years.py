@@ -220,3 +220,26 @@ def test_make_sample_cli_years(tmp_path):
     assert {e.get("school_year") for e in _manifest(out)} == {None, "2022-2023", "2023-2024"}
     assert (out / "truth" / "2022-2023" / "pairs.csv.gz").is_file()
     assert main(["make-sample", str(tmp_path / "x"), "--years", "0"]) == 2
+
+
+def test_panel_gives_every_years_truth(world, meta):
+    """load_panel on the written world: every year's schools, flows and subsidy are that year's truth."""
+    from studentflow.ingest import load_panel
+
+    panel = load_panel(world / "manifest.toml")
+    assert panel.years == tuple(meta["years"])
+    for y in panel.years:
+        b = panel[y]
+        s = _truth(world, meta, y, "schools").set_index("school_id")
+        assert set(b.schools.index) == set(s.index)
+        got = b.schools.loc[s.index]
+        assert (got["esc_slots"] == s["esc_slots"]).all() and (got["enrol_g6"] == s["enrol_g6"]).all()
+        assert np.allclose(got["tuition"].fillna(-1), s["tuition"].fillna(-1))
+        key = ["origin_id", "destination_id"]
+        f = _truth(world, meta, y, "flows").sort_values(key, ignore_index=True)
+        pd.testing.assert_frame_equal(b.flows.sort_values(key, ignore_index=True)[f.columns], f, check_dtype=False)
+        sub = _truth(world, meta, y, "subsidy").set_index("school_id")
+        assert (b.subsidy.loc[sub.index, "amount"] == sub["amount"]).all()
+    renamed = {r["school_id"] for r in meta["renamed"]}
+    moved = panel.identity[panel.identity["school_id"] != panel.identity["year_id"]]
+    assert set(moved["school_id"]) == renamed
