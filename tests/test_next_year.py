@@ -86,3 +86,14 @@ def test_run_and_optimize_for_the_next_year_name_the_year(small_region, tmp_path
     assert f"plan for school year {year}" in out
     assert set(pd.read_csv(tmp_path / "opt" / "plan.csv")["school_year"]) <= {year}
     assert year in (tmp_path / "opt" / "optimize.html").read_text(encoding="utf-8")
+
+
+def test_optimize_plans_on_next_years_pools(fitted):
+    """The README's by-hand plan: sf.optimize on the forecast pools, calibrated on the latest year."""
+    import studentflow as sf
+
+    bundle, pairs, model = fitted
+    plan = plan_next_year([bundle], model, pairs, draws=2, seed=0)
+    best = sf.optimize(bundle, model, budget=1_000_000, pairs=plan.pairs, calibrate=plan.calibration, draws=2)
+    assert best.cost[0] <= 1_000_000 * 1.05 and best.relief[0] >= 0
+    assert len(best.plan_table) > 0
