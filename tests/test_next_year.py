@@ -75,7 +75,9 @@ def test_run_and_optimize_for_the_next_year_name_the_year(small_region, tmp_path
     code, out, err = _cli("run", "--data", str(small_region), "--for-year", "next", "--draws", "3",
                           "--out", str(tmp_path / "run"), "--no-progress")
     assert code == 0, err
-    year = json.loads((tmp_path / "run" / "run.json").read_text())["forecast_school_year"]
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    year = record["forecast_school_year"]
+    assert record["command_line"].endswith("--for-year next")  # the command line rebuilds the run
     assert year and f"forecast for school year {year}" in out
     table = pd.read_csv(tmp_path / "run" / "scenarios.csv")
     assert set(table["school_year"]) == {year}
@@ -86,6 +88,8 @@ def test_run_and_optimize_for_the_next_year_name_the_year(small_region, tmp_path
     assert f"plan for school year {year}" in out
     assert set(pd.read_csv(tmp_path / "opt" / "plan.csv")["school_year"]) <= {year}
     assert year in (tmp_path / "opt" / "optimize.html").read_text(encoding="utf-8")
+    record = json.loads((tmp_path / "opt" / "run.json").read_text())
+    assert record["forecast_school_year"] == year and "--for-year next" in record["command_line"]
 
 
 def test_optimize_plans_on_next_years_pools(fitted):

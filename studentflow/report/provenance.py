@@ -168,6 +168,8 @@ def cli_command(arguments: dict) -> list[str] | None:
         cmd += ["--no-calibrate"]
     if a.get("client"):
         cmd += ["--scheduler", str(a["client"])]
+    if a.get("for_year") is not None:
+        cmd += ["--for-year", str(a["for_year"])]
     return cmd
 
 
@@ -187,6 +189,8 @@ def optimize_command(arguments: dict) -> list[str]:
         cmd += ["--max-km", repr(float(a["max_km"]))]
     if a.get("formula") is not None:
         cmd += ["--formula", str(a["formula"])]
+    if a.get("for_year") is not None:
+        cmd += ["--for-year", str(a["for_year"])]
     return cmd + ["--out", str(a["out_dir"])]
 
 
