@@ -196,7 +196,6 @@ def backtest(data=None, *, train=None, test=None, draws: int = 100, seed: int = 
 def _oracle(years, truth, frame, keys, obs_s, observed_train, scores, seed):
     """Score the synthetic truth's μ (the floor) and return the truth's change, or None."""
     from studentflow.backtesting.prepare import _truth_dir
-    from studentflow.backtesting.score import errors as _errors
 
     if isinstance(truth, (str, Path)):  # a synthetic world's folder, holding truth/
         truth = (_truth_dir(truth, years.train_year), _truth_dir(truth, years.test_year))
@@ -208,7 +207,7 @@ def _oracle(years, truth, frame, keys, obs_s, observed_train, scores, seed):
         return None
     pairs = oracle.set_index(["origin_id", "destination_id"])["oracle"]
     per_school = pairs.groupby(level="destination_id").sum()
-    scores["oracle"] = _errors(frame["observed"].to_numpy(), pairs.reindex(keys).fillna(0.0).to_numpy(),
+    scores["oracle"] = errors(frame["observed"].to_numpy(), pairs.reindex(keys).fillna(0.0).to_numpy(),
                                obs_s, per_school.reindex(obs_s.index).fillna(0.0), observed_train)
     scores["oracle"]["predicted_total"] = float(pairs.sum())
     before = oracle_flows(train_dir, seed=seed) if train_dir is not None else None
