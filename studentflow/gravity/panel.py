@@ -1,0 +1,242 @@
+"""The pooled gravity fit over several school years, with year effects.
+
+One school year identifies the net-cost elasticity only from differences *across*
+schools (dearer schools draw fewer learners), which the other covariates partly absorb.
+Several years add its changes *over time*: a subsidy increase or tuition inflation moves
+the net cost of the same pair, and the flows that follow say how much it matters. The
+pooled model stacks every year's PairTable (one row per origin → ESC pair and year,
+column ``school_year``) and adds year fixed effects to the study's formula::
+
+    log mu_ijt = x_ijt' beta + gamma_t,     gamma_latest = 0
+
+so that everything that moves all flows of a year alike (cohort size, the economy) goes
+into ``gamma_t``, and ``beta`` is shared by the years. The latest year is the reference:
+its ``gamma`` is 0, so the model predicts the latest year's pairs without a year column
+and scenarios, calibration and the optimizer use it as they use a single-year fit.
+Standard errors are clustered by origin school across years (origin IDs are the current
+ones after the crosswalk, so one school is one cluster whatever ID it had).
+
+- :func:`panel_distances`: road distances (km) once for the union of every year's schools.
+- :func:`build_panel_pairs`: every year's :func:`studentflow.pairs.build_pairs`, stacked.
+- :func:`fit_panel_gravity` → :class:`PanelGravityModel`: a :class:`GravityModel` of the
+  reference year (``params`` without the year effects), carrying ``year_effects`` and the
+  full pooled fit (``pooled``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from studentflow.gravity.fit import STUDY_FORMULA, _build, fit_gravity
+from studentflow.gravity.model import DispersionTest, GravityModel
+
+__all__ = ["YEAR_COLUMN", "PanelGravityModel", "panel_distances", "build_panel_pairs", "fit_panel_gravity",
+           "year_sort_key"]
+
+#: Column of the stacked pair table naming each row's school year ("YYYY-YYYY").
+YEAR_COLUMN = "school_year"
+
+
+def year_sort_key(year: str) -> tuple:
+    """Sort key of a school year "YYYY-YYYY": its first calendar year (then the text)."""
+    m = re.match(r"\s*(\d{4})", str(year))
+    return (int(m.group(1)) if m else 10**9, str(year))
+
+
+@dataclass(frozen=True, eq=False)
+class PanelGravityModel(GravityModel):
+    """A gravity model fitted on several school years, for the reference (latest) year.
+
+    ``params``, ``bse`` and ``cov_params`` are the pooled estimates without the year
+    effects; ``predict`` gives the reference year's expected flows (learners), whose year
+    effect is 0. ``llf``, ``llnull``, ``nobs`` and ``n_clusters`` are the pooled fit's;
+    ``endog``/``exog`` hold the reference year's rows (in-sample SRMSE and CPC are that
+    year's).
+
+    Attributes
+    ----------
+    years : tuple of str
+        The school years pooled, oldest first.
+    reference_year : str
+        The year whose effect is 0 (the latest).
+    year_effects : pandas.DataFrame
+        Index: every year; columns ``coef`` (log of the year's flow level relative to the
+        reference year, holding the covariates fixed), ``std_err``, ``pairs`` (rows of
+        the estimation sample that year).
+    pooled : GravityModel
+        The full fit, year-effect terms included (predicts any year given ``school_year``).
+    """
+
+    years: tuple = ()
+    reference_year: str = ""
+    year_effects: pd.DataFrame = field(default=None, repr=False, compare=False)
+    pooled: GravityModel = field(default=None, repr=False, compare=False)
+
+    @property
+    def k_params(self) -> int:
+        """Estimated parameters of the pooled fit (coefficients, year effects, alpha)."""
+        return self.pooled.k_params
+
+    def dispersion_test(self, method: str = "lr") -> DispersionTest:
+        """Overdispersion test of the pooled fit (see :meth:`GravityModel.dispersion_test`)."""
+        return self.pooled.dispersion_test(method)
+
+    def summary(self) -> str:
+        """The pooled fit's summary, then the year effects (vs the reference year)."""
+        lines = [f"Pooled over {len(self.years)} school years ({', '.join(self.years)}) with year "
+                 f"effects; reference year {self.reference_year} (effect 0, the year predicted)",
+                 GravityModel.summary(self), "Year effects (log flow level vs the reference year):"]
+        for year, r in self.year_effects.iterrows():
+            se = "reference" if year == self.reference_year else f"std err {r['std_err']:.4f}"
+            lines.append(f"  {year}: {r['coef']:+.4f} ({se}), {int(r['pairs']):,} pairs")
+        return "\n".join(lines)
+
+
+def panel_distances(panel, *, max_km: float | None = None, client=None) -> pd.DataFrame:
+    """Road distances (km) from every year's origins to every year's ESC schools, once.
+
+    Origins are the Grade 6 schools in any year's flows, ESC schools those with the ESC
+    flag or beneficiaries in any year; coordinates and the road network are shared
+    across years (the latest year's bundle supplies them, with schools that left before
+    it added from their last year). See :func:`studentflow.pairs.bundle_distances`.
+
+    Parameters
+    ----------
+    panel : studentflow.schema.Panel
+        Or anything with ``years``, ``panel[year]`` (a Bundle) and ``latest``.
+    max_km : float, optional
+        Keep only pairs within this road distance, km.
+    client : dask.distributed.Client or str, optional
+        Compute the origin blocks on this Dask cluster.
+    """
+    from studentflow.pairs import bundle_distances
+
+    origins, esc, schools = [], [], []
+    for year in sorted(panel.years, key=year_sort_key, reverse=True):  # latest first: its rows win
+        b = panel[year]
+        s, f = b.schools, b.flows
+        origins.append(f["origin_id"].astype(str).unique())
+        benef = f.loc[pd.to_numeric(f["esc_beneficiaries"]) > 0, "destination_id"].astype(str).unique()
+        esc.append(s.index[s["esc"].fillna(False).astype(bool) | s.index.isin(benef)])
+        schools.append(s)
+    union = pd.concat(schools)
+    union = union.loc[~union.index.duplicated(keep="first")]
+    bundle = dataclasses.replace(panel.latest, schools=union)
+    return bundle_distances(bundle, pd.Index(np.concatenate(origins)).unique(),
+                            pd.Index(np.concatenate([np.asarray(e) for e in esc])).unique(),
+                            max_km=max_km, client=client)
+
+
+def build_panel_pairs(panel, distances: pd.DataFrame | None = None, *, radius_km: float = 5.0,
+                      candidates: str = "study", year_column: str = YEAR_COLUMN) -> pd.DataFrame:
+    """Every school year's PairTable, stacked, with a ``school_year`` column.
+
+    Parameters
+    ----------
+    panel : studentflow.schema.Panel
+        Or anything with ``years`` and ``panel[year]`` (a Bundle).
+    distances : pandas.DataFrame, optional
+        Road distances (km) covering every year's pairs (:func:`panel_distances`).
+    radius_km : float
+        New candidate pairs within this road distance, km (as :func:`studentflow.pairs.build_pairs`).
+    candidates : {"study", "radius"}
+        Candidate set of each year's table (as :func:`studentflow.pairs.build_pairs`).
+    year_column : str
+        Name of the year column added.
+
+    Returns
+    -------
+    pandas.DataFrame
+        PairTable columns plus ``year_column``, oldest year first; one row per origin →
+        ESC pair and year (learners, km, thousand pesos as in each year's table).
+    """
+    from studentflow.pairs import build_pairs
+
+    parts = []
+    for year in sorted(panel.years, key=year_sort_key):
+        p = build_pairs(panel[year], distances, radius_km=radius_km, candidates=candidates)
+        parts.append(p.assign(**{year_column: str(year)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *, year_column: str = YEAR_COLUMN,
+                      reference: str | None = None, family: str = "negbin", zeros: str = "truncate",
+                      cluster: str | None = "origin_id", method: str = "fast") -> PanelGravityModel:
+    """Fit the gravity model on stacked school years with year fixed effects.
+
+    Adds ``C(school_year, Treatment(reference))`` to ``formula`` and fits
+    :func:`studentflow.gravity.fit.fit_gravity` on every row; clusters are the
+    ``cluster`` column's values across years (an origin school is one cluster in every
+    year it appears).
+
+    Parameters
+    ----------
+    panel_pairs : pandas.DataFrame
+        Stacked PairTables with ``year_column`` (:func:`build_panel_pairs`): counts in
+        learners, distances in km, net costs in thousand pesos.
+    formula : str
+        Formula without year terms (default the study's).
+    year_column : str
+        Column naming each row's school year.
+    reference : str, optional
+        Year whose effect is 0 and that the returned model predicts (default the latest).
+    family, zeros, cluster, method
+        As :func:`studentflow.gravity.fit.fit_gravity`.
+
+    Returns
+    -------
+    PanelGravityModel
+        With one year only, the year effect is dropped (``year_effects`` has its one row)
+        and the fit equals ``fit_gravity(panel_pairs, formula, ...)``.
+
+    Raises
+    ------
+    ValueError
+        No ``year_column``, missing years, a ``reference`` not among the years, or any
+        error of :func:`fit_gravity` (e.g. a year without a positive flow).
+    """
+    if year_column not in panel_pairs.columns:
+        raise ValueError(f"fit_panel_gravity: the pair table has no {year_column!r} column")
+    if panel_pairs[year_column].isna().any():
+        raise ValueError(f"fit_panel_gravity: column {year_column!r} has missing values")
+    if year_column in formula:
+        raise ValueError(f"fit_panel_gravity: formula already names {year_column!r}; give it without year terms")
+    data = panel_pairs.assign(**{year_column: panel_pairs[year_column].astype(str)})
+    years = tuple(sorted(data[year_column].unique(), key=year_sort_key))
+    reference = years[-1] if reference is None else str(reference)
+    if reference not in years:
+        raise ValueError(f"fit_panel_gravity: reference year {reference!r} is not among {list(years)}")
+    kw = dict(family=family, zeros=zeros, cluster=cluster, method=method)
+    full_formula = formula if len(years) == 1 else f"{formula} + C({year_column}, Treatment({reference!r}))"
+    full = fit_gravity(data, full_formula, **kw)
+    year_cols = [c for c in full.params.index if c.startswith(f"C({year_column}")]
+    _, X, info = _build(data, formula, direct=method == "fast")  # the design without year terms
+    names = list(X.columns)
+    if set(names) != set(full.params.index) - set(year_cols):
+        raise ValueError(f"fit_panel_gravity: the design without year effects has columns {names}, "
+                         f"the pooled fit {list(full.params.index)}")
+    y = pd.to_numeric(data[formula.split("~")[0].strip()]).to_numpy(float)
+    sample = (y > 0) if zeros in ("drop", "truncate") else np.ones(len(y), bool)
+    ref_rows = (data[year_column].to_numpy() == reference)[sample]
+    keep = names + (["alpha"] if "alpha" in full.cov_params.index else [])
+    effects = pd.DataFrame({"coef": 0.0, "std_err": 0.0,
+                            "pairs": data.loc[sample, year_column].value_counts().reindex(years).to_numpy()},
+                           index=pd.Index(years, name=year_column))
+    for c in year_cols:
+        year = c.split("[T.", 1)[1].rstrip("]")
+        effects.loc[year, ["coef", "std_err"]] = [float(full.params[c]), float(full.bse[c])]
+    col = full.params.index.get_indexer(names)
+    return PanelGravityModel(
+        params=full.params[names], bse=full.bse[names], alpha=full.alpha,
+        cov_params=full.cov_params.loc[keep, keep], llf=full.llf, llnull=full.llnull, nobs=full.nobs,
+        formula=formula, family=full.family, zeros=full.zeros, cluster=full.cluster, method=full.method,
+        converged=full.converged, n_clusters=full.n_clusters, design_info=info,
+        endog=full.endog[ref_rows], exog=full.exog[ref_rows][:, col],
+        groups=None if full.groups is None else full.groups[ref_rows],
+        years=years, reference_year=reference, year_effects=effects, pooled=full,
+    )
