@@ -107,8 +107,9 @@ def panel_distances(panel, *, max_km: float | None = None, client=None) -> pd.Da
 
     Parameters
     ----------
-    panel : studentflow.schema.Panel
-        Or anything with ``years``, ``panel[year]`` (a Bundle) and ``latest``.
+    panel : studentflow.schema.Panel or Bundle
+        Or anything with ``years``, ``panel[year]`` (a Bundle) and ``latest``; a Bundle is
+        one year (its origins × its ESC schools).
     max_km : float, optional
         Keep only pairs within this road distance, km.
     client : dask.distributed.Client or str, optional
@@ -116,17 +117,21 @@ def panel_distances(panel, *, max_km: float | None = None, client=None) -> pd.Da
     """
     from studentflow.pairs import bundle_distances
 
+    if not hasattr(panel, "years"):  # one Bundle
+        bundles, latest = [panel], panel
+    else:  # latest first: its school rows win
+        bundles, latest = [panel[y] for y in sorted(panel.years, key=year_sort_key, reverse=True)], panel.latest
     origins, esc, schools = [], [], []
-    for year in sorted(panel.years, key=year_sort_key, reverse=True):  # latest first: its rows win
-        b = panel[year]
+    for b in bundles:
         s, f = b.schools, b.flows
         origins.append(f["origin_id"].astype(str).unique())
         benef = f.loc[pd.to_numeric(f["esc_beneficiaries"]) > 0, "destination_id"].astype(str).unique()
         esc.append(s.index[s["esc"].fillna(False).astype(bool) | s.index.isin(benef)])
         schools.append(s)
-    union = pd.concat(schools)
-    union = union.loc[~union.index.duplicated(keep="first")]
-    bundle = dataclasses.replace(panel.latest, schools=union)
+    bundle = latest
+    if len(bundles) > 1:
+        union = pd.concat(schools)
+        bundle = dataclasses.replace(latest, schools=union.loc[~union.index.duplicated(keep="first")])
     return bundle_distances(bundle, pd.Index(np.concatenate(origins)).unique(),
                             pd.Index(np.concatenate([np.asarray(e) for e in esc])).unique(),
                             max_km=max_km, client=client)
@@ -240,3 +245,62 @@ def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *
         groups=None if full.groups is None else full.groups[ref_rows],
         years=years, reference_year=reference, year_effects=effects, pooled=full,
     )
+
+
+#: ``fit_years`` values: pool every school year of the manifest, or fit the latest alone.
+FIT_YEARS = ("all", "latest")
+
+
+def fit_years_panel(manifest=None, fit_years: str = "all", *, client=None, load=None):
+    """``(panel, bundle)``: the Panel to pool over (or None) and the latest year's Bundle.
+
+    The panel is None when ``fit_years == "latest"`` or the manifest has one school year
+    (both then mean the same); the bundle is then ``load(manifest, client=client)``
+    (default :func:`studentflow.ingest.load_bundle`), else ``panel.latest`` of
+    :func:`studentflow.ingest.load_panel`.
+
+    Raises
+    ------
+    ValueError
+        ``fit_years`` not in :data:`FIT_YEARS`.
+    """
+    if fit_years not in FIT_YEARS:
+        raise ValueError(f"fit_years must be one of {FIT_YEARS}, got {fit_years!r}")
+    from studentflow import ingest
+    from studentflow.paths import sample_manifest
+
+    years = getattr(ingest, "manifest_years", None)  # the multi-year loader (issue 21)
+    if fit_years == "latest" or years is None or len(years(sample_manifest() if manifest is None else manifest)) < 2:
+        return None, (load or ingest.load_bundle)(manifest, client=client)
+    panel = ingest.load_panel(manifest, client=client)
+    return panel, panel.latest
+
+
+def pooled_fit(panel, distances: pd.DataFrame, zeros: str = "truncate", *, radius_km: float = 5.0,
+               method: str = "fast", formula: str | None = None) -> PanelGravityModel:
+    """:func:`fit_panel_gravity` on the panel's stacked pair tables, as the pipeline fits one year.
+
+    ``zeros="include"`` fits every year's outcome-independent radius set
+    (``candidates="radius"``, ``within_radius`` rows); the other modes the study's pair
+    tables. ``distances`` (km) must cover every year (:func:`panel_distances`).
+    """
+    radius = zeros == "include"
+    stacked = build_panel_pairs(panel, distances, radius_km=radius_km, candidates="radius" if radius else "study")
+    if radius:
+        stacked = stacked.loc[stacked["within_radius"]]
+    return fit_panel_gravity(stacked, STUDY_FORMULA if formula is None else formula, zeros=zeros, method=method)
+
+
+def pooled_models(panel, distances: pd.DataFrame, models: dict, label: str, zeros: str = "truncate", **kw) -> dict:
+    """``models`` (label → single-year fit, the used one first) with the pooled fit first.
+
+    Returns ``models`` unchanged when ``panel`` is None. Else the pooled fit
+    (:func:`pooled_fit` with ``zeros`` and ``kw``: ``radius_km``, ``method``, ``formula``)
+    comes first, labelled ``label + ", pooled over N school years with year effects (used)"``,
+    and the single-year labels lose "(used)" and name the year.
+    """
+    if panel is None:
+        return models
+    pooled = pooled_fit(panel, distances, zeros, **kw)
+    first = f"{label}, pooled over {len(pooled.years)} school years with year effects (used)"
+    return {first: pooled, **{k.replace(" (used)", f", {pooled.reference_year} alone"): m for k, m in models.items()}}
