@@ -108,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     opt.add_argument("--data", metavar="MANIFEST", help="manifest.toml (default: the bundled sample)")
     opt.add_argument("--out", metavar="DIR", default="studentflow-output", help="output folder")
 
+    for sp in (run, va, opt):
+        sp.add_argument("--fit-years", choices=("all", "latest"), default="all",
+                        help="multi-year manifest: fit the pooled NB2 with year effects on every school year "
+                             "(default) or the latest year alone; scenarios act on the latest year either way")
+
     ck = sub.add_parser("check", help="dry run: read every source of a manifest and report what was found",
                         description="Read every source of a manifest (no model, no report) and print, per "
                                     "source, the sheet and header row used, how each column matched, the rows "
@@ -150,7 +155,7 @@ def _run(args) -> int:
             fit_method=args.fit_method, calibrate=not args.no_calibrate,
             progress=False if args.no_progress else None, log=_say, client=client,
             keep_draws=False,  # the written outputs do not need the per-draw arrays
-            overwrite=args.overwrite, argv=["studentflow", *args.argv],
+            overwrite=args.overwrite, argv=["studentflow", *args.argv], fit_years=args.fit_years,
         )
     finally:
         if client is not None:
@@ -158,6 +163,7 @@ def _run(args) -> int:
 
             close(client)
     print(res.result.summary())
+    print(f"model for scenarios: {next(iter(res.models))}")
     print("stage timings:")
     for name in STAGES:
         if name in res.timings:
@@ -194,7 +200,8 @@ def _optimize(args) -> int:
         raise DataError(f"{args.levers}: levers file not found (--levers)")
     t0 = time.perf_counter()
     res, written, _ = run_optimize(check_manifest(args.data), budget=args.budget, levers=args.levers,
-                                   out_dir=args.out, draws=args.draws, seed=args.seed, log=_say)
+                                   out_dir=args.out, draws=args.draws, seed=args.seed, log=_say,
+                                   fit_years=args.fit_years)
     print(res.summary())
     print(f"total {time.perf_counter() - t0:.1f} s; outputs in {Path(args.out).resolve()}: " + ", ".join(sorted(written)))
     return 0
@@ -218,7 +225,7 @@ def _validate(args) -> int:
     with warnings.catch_warnings(record=True) as caught:  # estimator notes, once each, not tracebacks
         warnings.simplefilter("always")
         res = validate(check_manifest(args.data), draws=args.draws, seed=args.seed, zeros=args.zeros,
-                       truth=not args.no_truth, log=_say)
+                       truth=not args.no_truth, log=_say, fit_years=args.fit_years)
     for message in dict.fromkeys(str(w.message) for w in caught):
         _say(f"note: {message}")
     print(res.summary())

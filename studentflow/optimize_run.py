@@ -16,7 +16,8 @@ __all__ = ["run_optimize"]
 
 def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentflow-output", draws: int = 20,
                  seed: int = 0, zeros: str = "truncate", radius_km: float = 5.0, max_km: float | None = None,
-                 fit_method: str = "fast", log: Callable[[str], None] | None = None, write: bool = True):
+                 fit_method: str = "fast", log: Callable[[str], None] | None = None, write: bool = True,
+                 fit_years: str = "all"):
     """Fit the model on the data of ``manifest`` and choose the plan for ``budget`` pesos.
 
     Parameters
@@ -31,8 +32,9 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
     out_dir : path
         Where ``plan.csv``, ``frontier.csv``, ``fig_frontier.png`` and ``optimize.html``
         go.
-    draws, seed, zeros, radius_km, max_km, fit_method
-        As for :func:`studentflow.pipeline.run_pipeline`.
+    draws, seed, zeros, radius_km, max_km, fit_method, fit_years
+        As for :func:`studentflow.pipeline.run_pipeline` (``fit_years="all"``: on a multi-year
+        manifest the model is the pooled fit with year effects; the plan is for the latest year).
     log : callable, optional
         Receives one line per stage.
 
@@ -41,7 +43,7 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
     (OptimizeResult, dict, dict)
         The result, output name → path, stage → seconds.
     """
-    from studentflow.ingest import load_bundle
+    from studentflow.gravity.panel import fit_years_panel, pooled_fit
     from studentflow.optimize import Levers, load_levers, optimize
     from studentflow.pairs import build_pairs
     from studentflow.pipeline import compute_distances, fit_models
@@ -59,10 +61,11 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
         say(f"{name} done in {timings[name]:.1f} s")
         return out
 
-    bundle = stage("ingest", lambda: load_bundle(manifest))
-    distances = stage("distances", lambda: compute_distances(bundle, max_km=max_km))
+    panel, bundle = stage("ingest", lambda: fit_years_panel(manifest, fit_years))
+    distances = stage("distances", lambda: compute_distances(panel or bundle, max_km=max_km))
     pairs = stage("pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km))
-    model = stage("fit", lambda: next(iter(fit_models(pairs, zeros, method=fit_method).values())))
+    model = stage("fit", lambda: next(iter(fit_models(pairs, zeros, method=fit_method).values())) if panel is None
+                  else pooled_fit(panel, distances, zeros, radius_km=radius_km, method=fit_method))
     result = stage("optimize", lambda: optimize(bundle, model, budget=budget, pairs=pairs, distances=distances,
                                                 levers=lev, draws=draws, seed=seed))
     written = {}

@@ -87,7 +87,7 @@ def change_errors(table: pd.DataFrame) -> pd.Series:
 
 def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, seed: int = 0,
                        estimators=ESTIMATORS, calibrate=(False, True),
-                       log: Callable[[str], None] | None = None) -> pd.DataFrame:
+                       log: Callable[[str], None] | None = None, panel=None) -> pd.DataFrame:
     """Learners placed per study scenario: the synthetic truth and each estimator.
 
     Parameters
@@ -103,6 +103,9 @@ def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, 
         Run each estimator as fitted (False) and/or calibrated (True).
     log : callable, optional
         Receives one line per estimator.
+    panel : studentflow.schema.Panel, optional
+        Fit each estimator pooled over the panel's years with year effects
+        (:func:`studentflow.gravity.panel.pooled_fit`; ``distances`` must cover every year).
 
     Returns
     -------
@@ -111,6 +114,7 @@ def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, 
         ``truncate calibrated``, …), ``<column> err %`` and ``<column> vs status quo``.
     """
     from studentflow.gravity.fit import STUDY_FORMULA, fit_gravity
+    from studentflow.gravity.panel import pooled_fit
     from studentflow.pairs import build_pairs
     from studentflow.scenarios.run import run_scenarios
     from studentflow.scenarios.spec import study_scenarios
@@ -121,10 +125,11 @@ def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, 
     table = oracle_placements(truth_dir, scenarios, draws=draws, seed=seed).to_frame()
     within = None
     for zeros in estimators:
-        if zeros == "include" and within is None:  # outcome-independent zeros
+        if zeros == "include" and within is None and panel is None:  # outcome-independent zeros
             radius = build_pairs(bundle, distances, candidates="radius")
             within = radius.loc[radius["within_radius"]]
-        model = fit_gravity(within if zeros == "include" else pairs, STUDY_FORMULA, zeros=zeros, method="fast")
+        model = pooled_fit(panel, distances, zeros) if panel is not None else \
+            fit_gravity(within if zeros == "include" else pairs, STUDY_FORMULA, zeros=zeros, method="fast")
         for cal in calibrate:
             res = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
                                 seed=seed, progress=False, calibrate=cal)
@@ -140,7 +145,7 @@ def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, 
 
 def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "truncate",
              by: str = "origin_region", truth: bool = True,
-             log: Callable[[str], None] | None = None) -> ValidationResult:
+             log: Callable[[str], None] | None = None, fit_years: str = "all") -> ValidationResult:
     """Status quo check, out-of-sample check and (synthetic data) errors against the truth.
 
     Parameters
@@ -157,12 +162,16 @@ def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "tru
         Compare with the synthetic truth when the data carry one.
     log : callable, optional
         Receives progress lines.
+    fit_years : {"all", "latest"}
+        Multi-year manifest: the status quo check and the truth comparison use the pooled
+        fit with year effects (default) or the latest year alone; the out-of-sample check
+        holds regions out of the latest year's pairs.
 
     Returns
     -------
     ValidationResult
     """
-    from studentflow.ingest import load_bundle
+    from studentflow.gravity.panel import fit_years_panel, pooled_fit
     from studentflow.pairs import build_pairs
     from studentflow.paths import sample_manifest
     from studentflow.pipeline import compute_distances, fit_models
@@ -174,14 +183,17 @@ def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "tru
     say = log or (lambda line: None)
     path = Path(manifest) if manifest is not None else sample_manifest()
     folder = path if path.is_dir() else path.parent
-    bundle = load_bundle(path)
-    distances = compute_distances(bundle)
+    panel, bundle = fit_years_panel(path, fit_years)
+    distances = compute_distances(panel or bundle)
     pairs = build_pairs(bundle, distances)
     estimation = None
-    if zeros == "include":
+    if zeros == "include" and panel is None:
         radius = build_pairs(bundle, distances, candidates="radius")
         estimation = radius.loc[radius["within_radius"]]
-    model = next(iter(fit_models(pairs, zeros, estimation_pairs=estimation).values()))
+    model = pooled_fit(panel, distances, zeros) if panel is not None else \
+        next(iter(fit_models(pairs, zeros, estimation_pairs=estimation).values()))
+    if panel is not None:
+        say(f"model: pooled over {len(panel.years)} school years with year effects, for {model.reference_year}")
     res = run_scenarios(bundle, model, study_scenarios()[:1], pairs=pairs, distances=distances, draws=draws,
                         seed=seed, progress=False, keep_draws=False)
     fit = status_quo_fit(res)
@@ -194,6 +206,7 @@ def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "tru
     say("out-of-sample check done")
     table = None
     if truth and (folder / "truth" / "params.json").is_file():
-        table = compare_with_truth(bundle, distances, pairs, folder / "truth", draws=draws, seed=seed, log=say)
+        table = compare_with_truth(bundle, distances, pairs, folder / "truth", draws=draws, seed=seed, log=say,
+                                   panel=panel)
     return ValidationResult(status_quo=fit, status_quo_total=total, holdout=holdout, truth=table,
                             draws=draws, seed=seed)
