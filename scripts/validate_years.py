@@ -133,14 +133,29 @@ def _no_cov(model):
     return dataclasses.replace(model, cov_params=model.cov_params * 0.0)
 
 
-def world_table(folder: Path, *, one_year: bool, draws: int, seed: int, decompose: bool, log=print) -> pd.DataFrame:
-    """Per scenario (not the status quo): the truth's change and each fit's mean, interval, hit."""
+def _true_model(model, truth_dir: Path):
+    """``model`` with the world's true coefficients and no coefficient uncertainty."""
+    from studentflow.gravity.metrics import term_key
+
+    meta = json.loads((truth_dir / "params.json").read_text())
+    params = model.params.copy()
+    for name in params.index:
+        params[name] = float(meta["params"].get(term_key(name), 0.0))
+    return dataclasses.replace(model, params=params, alpha=float(meta["alpha"]), cov_params=model.cov_params * 0.0)
+
+
+def world_table(path: Path, *, one_year: bool, draws: int, seed: int, decompose: bool, true_coef: bool = False,
+                log=print) -> pd.DataFrame:
+    """Per scenario (not the status quo): the truth's change and each fit's mean, interval, hit.
+
+    ``path``: a world's folder (its ``manifest.toml``) or a manifest file in it."""
     t0 = time.perf_counter()
+    folder, manifest = (path, path / "manifest.toml") if path.is_dir() else (path.parent, path)
     if one_year:
-        bundle = load_bundle(folder / "manifest.toml")
+        bundle = load_bundle(manifest)
         panel = earlier_years(folder, bundle, seed)
     else:
-        panel, bundle = fit_years_panel(folder / "manifest.toml", "all")
+        panel, bundle = fit_years_panel(manifest, "all")
         if panel is None:
             raise SystemExit(f"{folder}: one school year only; use --one-year")
     distances = compute_distances(panel)
@@ -155,6 +170,9 @@ def world_table(folder: Path, *, one_year: bool, draws: int, seed: int, decompos
         if decompose:
             mc = _changes(bundle, _no_cov(model), pairs, distances, scenarios, draws, seed)
             rows[f"{label} mc half"] = (mc["hi"] - mc["lo"]) / 2
+    if true_coef:  # the package's own structure (candidate pairs, allocation, calibration) with the truth's β
+        ch = _changes(bundle, _true_model(fits["latest"], _truth_dir(folder)), pairs, distances, scenarios, draws, seed)
+        rows["true-beta mean"] = ch["mean"]
     cost = "np.log1p(net_cost_k)"
     log(f"{folder.name}: cost elasticity latest {fits['latest'].params[cost]:+.3f} ({fits['latest'].bse[cost]:.3f}), "
         f"pooled {fits['pooled'].params[cost]:+.3f} ({fits['pooled'].bse[cost]:.3f}); distance latest "
@@ -176,6 +194,8 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
                       "mean half-width": half.mean()}
         if f"{label} mc half" in table:
             out[label]["MC half-width"] = table[f"{label} mc half"].mean()
+    if "true-beta mean" in table:
+        out["true beta"] = {"cases": len(table), "mean abs error": (table["true-beta mean"] - table["truth"]).abs().mean()}
     return pd.DataFrame(out)
 
 
@@ -186,12 +206,13 @@ def main(argv=None) -> None:
     ap.add_argument("--draws", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--decompose", action="store_true", help="also the Monte Carlo part of each interval")
+    ap.add_argument("--true-coefficients", action="store_true",
+                    help="also run the package with the world's true coefficients (its structural error)")
     args = ap.parse_args(argv)
     t0, c0 = time.perf_counter(), time.process_time()
-    parts = [world_table(f, one_year=False, draws=args.draws, seed=args.seed, decompose=args.decompose)
-             for f in args.worlds]
-    parts += [world_table(f, one_year=True, draws=args.draws, seed=args.seed, decompose=args.decompose)
-              for f in args.one_year]
+    kw = dict(draws=args.draws, seed=args.seed, decompose=args.decompose, true_coef=args.true_coefficients)
+    parts = [world_table(f, one_year=False, **kw) for f in args.worlds]
+    parts += [world_table(f, one_year=True, **kw) for f in args.one_year]
     table = pd.concat(parts)
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 30)
@@ -202,6 +223,8 @@ def main(argv=None) -> None:
         show[label] = [f"{m:7,.0f} [{lo:7,.0f}, {hi:7,.0f}] {'in ' if lo <= t <= hi else 'OUT'}"
                        for m, lo, hi, t in zip(table[f"{label} mean"], table[f"{label} lo"], table[f"{label} hi"],
                                                table["truth"])]
+    if "true-beta mean" in table:
+        show["true beta"] = table["true-beta mean"].map("{:7,.0f}".format)
     print(show.round(0).to_string())
     summary = summarise(table)
     print("\n" + summary.round(1).to_string())
