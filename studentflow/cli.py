@@ -5,7 +5,8 @@
     studentflow run [--data MANIFEST] [--scenarios FILE] [--out DIR] [--draws N] [--seed N]
                     [--zeros truncate|include|drop] [--max-km KM] [--scheduler ADDRESS]
                     [--overwrite]
-    studentflow optimize --budget PESOS [--levers FILE] [--draws N] [--data MANIFEST] [--out DIR]
+    studentflow optimize --budget PESOS [--budget-quantile Q|mean] [--levers FILE] [--draws N]
+                         [--data MANIFEST] [--out DIR] [--overwrite]
     studentflow explain SCHOOL_ID [--out DIR] [--top N]
     studentflow make-sample OUT_DIR [--seed N] [--scale X]
     studentflow validate [--data MANIFEST] [--draws N] [--seed N] [--zeros ...] [--no-truth]
@@ -98,15 +99,21 @@ def _parser() -> argparse.ArgumentParser:
     opt = sub.add_parser("optimize", help="choose where a budget relieves most learners from congested public JHS",
                          description="Fit the model, then choose within --budget pesos per school year the ESC "
                                      "slots, subsidy increases (and, with a cost per seat, public JHS seats) that "
-                                     "relieve most learners from congested public JHS. Writes plan.csv, "
-                                     "frontier.csv, fig_frontier.png and optimize.html.")
+                                     "relieve most learners from congested public JHS. Writes "
+                                     "plan_by_school.csv, plan.csv, plan.toml, frontier.csv, fig_frontier.png, "
+                                     "optimize.html and run.json.")
     opt.add_argument("--budget", type=float, required=True, metavar="PESOS", help="pesos per school year")
     opt.add_argument("--levers", metavar="FILE", help="levers TOML (actions, step sizes, public seat cost); "
                      "see scenarios/optimize/levers.toml")
     opt.add_argument("--draws", type=int, default=20, metavar="N", help="Monte Carlo draws (default 20)")
     opt.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     opt.add_argument("--data", metavar="MANIFEST", help="manifest.toml (default: the bundled sample)")
+    opt.add_argument("--budget-quantile", default="0.95", metavar="Q",
+                     help="the plan's cost stays within --budget in at least this share of the draws "
+                          "(default 0.95); 'mean': its mean cost does")
     opt.add_argument("--out", metavar="DIR", default="studentflow-output", help="output folder")
+    opt.add_argument("--overwrite", action="store_true",
+                     help="write into --out even if it is a non-empty folder that studentflow did not create")
 
     for sp in (run, va, opt):
         sp.add_argument("--fit-years", choices=("all", "latest"), default="all",
@@ -201,7 +208,8 @@ def _optimize(args) -> int:
     t0 = time.perf_counter()
     res, written, _ = run_optimize(check_manifest(args.data), budget=args.budget, levers=args.levers,
                                    out_dir=args.out, draws=args.draws, seed=args.seed, log=_say,
-                                   fit_years=args.fit_years)
+                                   budget_quantile=args.budget_quantile, overwrite=args.overwrite,
+                                   argv=["studentflow", *args.argv], fit_years=args.fit_years)
     print(res.summary())
     print(f"total {time.perf_counter() - t0:.1f} s; outputs in {Path(args.out).resolve()}: " + ", ".join(sorted(written)))
     return 0

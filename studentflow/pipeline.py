@@ -374,7 +374,7 @@ def _truth_placements(manifest, scenarios, draws, seed):
     folder = (path if path.is_dir() else path.parent) / "truth"
     plain = Scenario("plain")
     same = ("subsidy_by_tier", "subsidy_targeted", "add_slots", "add_slots_to", "scale_slots", "move_slots",
-            "radius_km", "pool", "method")
+            "radius_km", "pool", "method", "add_slots_at", "subsidy_at")
     if not (folder / "pairs.csv").is_file() or any(
             getattr(s, k) != getattr(plain, k) for s in scenarios for k in same):
         return None

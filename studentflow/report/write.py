@@ -108,6 +108,7 @@ table{border-collapse:collapse;font-size:.88em;margin:1em 0}th,td{border:1px sol
 text-align:right}th{background:#eef3f8}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}.note{color:#555;font-size:.92em}
 .key{background:#f5f9fc;border-left:4px solid #1b6ca8;padding:.6em 1em}
+.table-wrap{overflow-x:auto;max-width:100%}.table-wrap table{margin:0}
 """
 
 
@@ -134,7 +135,8 @@ def _headline(result, comparisons=None) -> str:
         lines.append(f"The scenario placing most, <b>{html.escape(best)}</b>, places {r['placed_mean']:,.0f} "
                      f"({r['vs_observed_pct_mean']:+.1f} % vs observed; {r['slot_utilisation_mean']:.0%} of its "
                      f"{int(r['slots']):,} slots filled).")
-    subs = [s for s in result.scenarios if s.subsidy and not s.subsidy_by_tier and not s.subsidy_targeted]
+    subs = [s for s in result.scenarios if s.subsidy and not s.subsidy_by_tier and not s.subsidy_targeted
+            and not s.subsidy_at]
     if len(subs) >= 2:
         lo, hi = min(subs, key=lambda s: s.subsidy), max(subs, key=lambda s: s.subsidy)
         lines.append(_subsidy_sentence("", t, lo, hi))
@@ -276,7 +278,9 @@ def _drilldown_csvs(out: Path, result, labels) -> dict:
 
 
 def _table_html(frame: pd.DataFrame, **kw) -> str:
-    return mask_lrns(frame).to_html(index=kw.pop("index", False), border=0, na_rep="", escape=True, **kw)
+    from studentflow.report.tables import table_html
+
+    return table_html(frame, **kw)
 
 
 def _comparison_html(result, comparisons: dict) -> str:

@@ -52,7 +52,8 @@ def scenario_capacities(scenario: Scenario, contracted, billed, school_ids) -> n
         schools (billed < contracted, in proportion to their unused slots) to full ones
         (billed ≥ contracted, in proportion to their contracted slots), keeping the
         contracted total; scale by ``scale_slots`` (rounded down); add ``add_slots``.
-        Largest-remainder rounding keeps every split in whole slots.
+        Largest-remainder rounding keeps every split in whole slots. Last, the slots of
+        ``add_slots_at`` are added at the schools it names.
     """
     contracted = np.asarray(contracted, dtype=np.int64)
     billed = np.asarray(billed, dtype=np.int64)
@@ -79,6 +80,9 @@ def scenario_capacities(scenario: Scenario, contracted, billed, school_ids) -> n
         else:
             mask = np.ones(caps.size, dtype=bool)
         caps = caps + scenario.add_slots * mask
+    if scenario.add_slots_at:
+        at = pd.Series(scenario.add_slots_at, dtype="int64")
+        caps = caps + at.reindex(np.asarray(school_ids, dtype=str)).fillna(0).to_numpy(dtype=np.int64)
     return np.clip(caps, 0, None)
 
 
@@ -152,6 +156,9 @@ def subsidy_parts(scenario: Scenario, pairs: pd.DataFrame, bundle=None) -> tuple
     school_extra = np.full(len(schools), scenario.subsidy, dtype=float)
     if scenario.subsidy_by_tier:
         school_extra += _tiers(schools, bundle).map(scenario.subsidy_by_tier).fillna(0.0).to_numpy(dtype=float)
+    if scenario.subsidy_at:  # named schools (a plan's tier and catchment increases)
+        ids = schools["destination_id"].astype(str)
+        school_extra += ids.map(scenario.subsidy_at).fillna(0.0).to_numpy(dtype=float)
     revenue = pairs.groupby("origin_id", sort=False)["origin_lgu_revenue"].first()
     origin_extra = np.zeros(len(revenue))
     if scenario.subsidy_targeted:
