@@ -7,6 +7,8 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from studentflow.gravity import fit_gravity
 from studentflow.gravity.metrics import term_key
@@ -87,3 +89,20 @@ def test_bad_year_input_is_named(panel_pairs):
 def test_year_sort_key_orders_by_first_calendar_year():
     assert sorted(["2024-2025", "2019-2020", "2023-2024"], key=year_sort_key) == \
         ["2019-2020", "2023-2024", "2024-2025"]
+
+
+@settings(max_examples=4)
+@given(seed=st.integers(0, 10_000), ref=st.sampled_from(YEARS))
+def test_the_reference_year_only_shifts_the_year_effects(seed, ref):
+    """Any reference year gives the same slopes; year effects move by the new reference's effect,
+    and the model predicts its reference year's rows as the full pooled fit does."""
+    pp = make_panel_pairs(YEARS, n_origins=80, dests_per_origin=20, seed=seed)
+    latest = fit_panel_gravity(pp)
+    other = fit_panel_gravity(pp, reference=ref)
+    assert other.reference_year == ref
+    pd.testing.assert_series_equal(other.params.drop("Intercept"), latest.params.drop("Intercept"), atol=1e-5)
+    shift = latest.year_effects["coef"] - latest.year_effects.loc[ref, "coef"]
+    np.testing.assert_allclose(other.year_effects["coef"], shift, atol=1e-5)
+    rows = pp[pp["school_year"] == ref]
+    np.testing.assert_allclose(other.predict(rows.drop(columns="school_year")), latest.pooled.predict(rows),
+                               rtol=1e-4)
