@@ -43,6 +43,8 @@ class ValidationResult:
         (``<estimator>`` as fitted, ``<estimator> calibrated``), and each column's change
         vs the status quo (``... vs status quo``); None for real data.
     draws, seed : int
+    fit : str
+        What the model was fitted on ("latest school year", or the years pooled).
     """
 
     status_quo: pd.DataFrame
@@ -51,6 +53,7 @@ class ValidationResult:
     truth: pd.DataFrame | None
     draws: int
     seed: int
+    fit: str = "latest school year"
 
     def change_errors(self) -> pd.Series:
         """Mean absolute error of scenario changes vs the truth, learners, per column."""
@@ -61,6 +64,7 @@ class ValidationResult:
         t = self.status_quo_total
         inside = t["placed_lo"] <= t["observed"] <= t["placed_hi"]
         lines = [
+            f"Model: fitted on the {self.fit}",
             f"Status quo (calibrated) vs observed, {self.draws} draws, seed {self.seed}: observed "
             f"{t['observed']:,.0f}, status quo {t['placed_mean']:,.0f} [{t['placed_lo']:,.0f}, "
             f"{t['placed_hi']:,.0f}] ({'inside' if inside else 'OUTSIDE'} the interval); "
@@ -192,8 +196,8 @@ def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "tru
         estimation = radius.loc[radius["within_radius"]]
     model = pooled_fit(panel, distances, zeros) if panel is not None else \
         next(iter(fit_models(pairs, zeros, estimation_pairs=estimation).values()))
-    if panel is not None:
-        say(f"model: pooled over {len(panel.years)} school years with year effects, for {model.reference_year}")
+    fitted_on = "latest school year" if panel is None else \
+        f"{len(panel.years)} school years pooled, with year effects (scenarios on {model.reference_year})"
     res = run_scenarios(bundle, model, study_scenarios()[:1], pairs=pairs, distances=distances, draws=draws,
                         seed=seed, progress=False, keep_draws=False)
     fit = status_quo_fit(res)
@@ -209,4 +213,4 @@ def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "tru
         table = compare_with_truth(bundle, distances, pairs, folder / "truth", draws=draws, seed=seed, log=say,
                                    panel=panel)
     return ValidationResult(status_quo=fit, status_quo_total=total, holdout=holdout, truth=table,
-                            draws=draws, seed=seed)
+                            draws=draws, seed=seed, fit=fitted_on)
