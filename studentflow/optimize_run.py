@@ -16,8 +16,9 @@ __all__ = ["run_optimize"]
 
 def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentflow-output", draws: int = 20,
                  seed: int = 0, zeros: str = "truncate", radius_km: float = 5.0, max_km: float | None = None,
-                 fit_method: str = "fast", log: Callable[[str], None] | None = None, write: bool = True,
-                 budget_quantile=0.95, overwrite: bool = False, argv=None, fit_years: str = "all"):
+                 fit_method: str = "fast", formula: str | None = None, log: Callable[[str], None] | None = None,
+                 write: bool = True, budget_quantile=0.95, overwrite: bool = False, argv=None,
+                 fit_years: str = "all"):
     """Fit the model on the data of ``manifest`` and choose the plan for ``budget`` pesos.
 
     Parameters
@@ -38,11 +39,12 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
         The budget rule (:mod:`studentflow.optimize.budget_rule`; default 0.95).
     argv : list of str, optional
         The command line as typed (recorded in ``run.json``).
-    draws, seed, zeros, radius_km, max_km, fit_method, fit_years
+    draws, seed, zeros, radius_km, max_km, fit_method, formula, fit_years
         As for :func:`studentflow.pipeline.run_pipeline` (``fit_years="all"``: on a multi-year
         manifest the model is the pooled fit with year effects; the plan is for the latest year).
     log : callable, optional
-        Receives one line per stage.
+        Receives one line per stage and, as "note:" lines, the warnings a stage raised
+        (e.g. a term dropped from the fit).
 
     Returns
     -------
@@ -63,12 +65,13 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
 
         arguments = dict(manifest=manifest, budget=float(budget), levers=levers if not isinstance(levers, Levers)
                          else None, out_dir=out_dir, draws=draws, seed=seed, zeros=zeros, radius_km=radius_km,
-                         max_km=max_km, fit_method=fit_method, budget_quantile=quantile, fit_years=fit_years)
+                         max_km=max_km, fit_method=fit_method, formula=formula, budget_quantile=quantile,
+                         fit_years=fit_years)
         record = open_run(out_dir, arguments, study_scenarios()[:1], overwrite=overwrite, argv=argv,
                           function="studentflow.optimize_run.run_optimize", command=optimize_command)
     try:
         return _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius_km, max_km, fit_method,
-                       say, write, timings, record, fit_years)
+                       formula, say, write, timings, record, fit_years)
     except BaseException as exc:
         if record is not None:
             from studentflow.report.provenance import close_run
@@ -77,8 +80,8 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
         raise
 
 
-def _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius_km, max_km, fit_method, say,
-            write, timings, record, fit_years="all"):
+def _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius_km, max_km, fit_method, formula,
+            say, write, timings, record, fit_years="all"):
     from studentflow.gravity.panel import fit_years_panel, pooled_fit
     from studentflow.optimize import optimize
     from studentflow.pairs import build_pairs
@@ -86,18 +89,21 @@ def _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius
 
     def stage(name, fn):
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the fit's notes are in `studentflow run`'s model.txt
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             out = fn()
         timings[name] = time.perf_counter() - t0
         say(f"{name} done in {timings[name]:.1f} s")
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            say(f"note: {message}")
         return out
 
     panel, bundle = stage("ingest", lambda: fit_years_panel(manifest, fit_years))
     distances = stage("distances", lambda: compute_distances(panel or bundle, max_km=max_km))
     pairs = stage("pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km))
-    model = stage("fit", lambda: next(iter(fit_models(pairs, zeros, method=fit_method).values())) if panel is None
-                  else pooled_fit(panel, distances, zeros, radius_km=radius_km, method=fit_method))
+    model = stage("fit", lambda: next(iter(fit_models(pairs, zeros, method=fit_method, formula=formula).values()))
+                  if panel is None else pooled_fit(panel, distances, zeros, radius_km=radius_km, method=fit_method,
+                                                   formula=formula))
     result = stage("optimize", lambda: optimize(bundle, model, budget=budget, pairs=pairs, distances=distances,
                                                 levers=lev, draws=draws, seed=seed, budget_quantile=quantile))
     written = {}

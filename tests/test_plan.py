@@ -170,9 +170,11 @@ def test_scenario_keys_for_named_schools(tmp_path):
                           "origin_lgu_revenue": [1.0, 1.0]})
     school_extra, _ = subsidy_parts(s, pairs)
     assert school_extra.to_dict() == {"000012": 2000.0, "000013": 0.0}
-    f.write_text('[[scenario]]\nname = "p"\nadd_slots_at = { "000011" = -4 }\n')
-    with pytest.raises(DataError, match="add_slots_at"):
+    f.write_text('[[scenario]]\nname = "p"\nadd_slots_at = { "000011" = -40, "000013" = 2.5 }\n')
+    with pytest.raises(DataError, match="add_slots_at.000013"):  # whole slots only
         load_scenarios(f)
+    f.write_text('[[scenario]]\nname = "p"\nadd_slots_at = { "000011" = -40 }\n')  # removes, never below 0
+    assert scenario_capacities(load_scenarios(f)[0], [10, 10], [5, 5], ["000011", "000012"]).tolist() == [0, 10]
 
 
 def test_plan_toml_states_the_final_state(tmp_path):

@@ -66,8 +66,8 @@ class PanelGravityModel(GravityModel):
         The year whose effect is 0 (the latest).
     year_effects : pandas.DataFrame
         Index: every year; columns ``coef`` (log of the year's flow level relative to the
-        reference year, holding the covariates fixed), ``std_err``, ``pairs`` (rows of
-        the estimation sample that year).
+        reference year, holding the covariates fixed; NaN if the fit dropped the year's
+        term as collinear), ``std_err``, ``pairs`` (rows of the estimation sample that year).
     pooled : GravityModel
         The full fit, year-effect terms included (predicts any year given ``school_year``).
     """
@@ -92,6 +92,9 @@ class PanelGravityModel(GravityModel):
                  f"effects; reference year {self.reference_year} (effect 0, the year predicted)",
                  GravityModel.summary(self), "Year effects (log flow level vs the reference year):"]
         for year, r in self.year_effects.iterrows():
+            if year != self.reference_year and not np.isfinite(r["coef"]):
+                lines.append(f"  {year}: dropped (collinear with other terms), {int(r['pairs']):,} pairs")
+                continue
             se = "reference" if year == self.reference_year else f"std err {r['std_err']:.4f}"
             lines.append(f"  {year}: {r['coef']:+.4f} ({se}), {int(r['pairs']):,} pairs")
         return "\n".join(lines)
@@ -221,7 +224,7 @@ def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *
     full = fit_gravity(data, full_formula, **kw)
     year_cols = [c for c in full.params.index if c.startswith(f"C({year_column}")]
     _, X, info = _build(data, formula, direct=method == "fast")  # the design without year terms
-    names = list(X.columns)
+    names = [c for c in X.columns if c in full.params.index]  # collinear terms dropped by the fit stay out
     if set(names) != set(full.params.index) - set(year_cols):
         raise ValueError(f"fit_panel_gravity: the design without year effects has columns {names}, "
                          f"the pooled fit {list(full.params.index)}")
@@ -229,7 +232,8 @@ def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *
     sample = (y > 0) if zeros in ("drop", "truncate") else np.ones(len(y), bool)
     ref_rows = (data[year_column].to_numpy() == reference)[sample]
     keep = names + (["alpha"] if "alpha" in full.cov_params.index else [])
-    effects = pd.DataFrame({"coef": 0.0, "std_err": 0.0,
+    effects = pd.DataFrame({"coef": np.where(np.asarray(years) == reference, 0.0, np.nan),
+                            "std_err": np.where(np.asarray(years) == reference, 0.0, np.nan),
                             "pairs": data.loc[sample, year_column].value_counts().reindex(years).to_numpy()},
                            index=pd.Index(years, name=year_column))
     for c in year_cols:
@@ -243,6 +247,7 @@ def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *
         converged=full.converged, n_clusters=full.n_clusters, design_info=info,
         endog=full.endog[ref_rows], exog=full.exog[ref_rows][:, col],
         groups=None if full.groups is None else full.groups[ref_rows],
+        dropped=tuple(d for d in getattr(full, "dropped", ()) if not d.column.startswith(f"C({year_column}")),
         years=years, reference_year=reference, year_effects=effects, pooled=full,
     )
 

@@ -148,9 +148,9 @@ def scenario_records(scenarios) -> list[dict]:
 def cli_command(arguments: dict) -> list[str] | None:
     """The ``studentflow run`` command line equivalent to ``run_pipeline(**arguments)``,
     every option written out; None when the command line cannot express a choice
-    (scenarios given as objects, a custom formula)."""
+    (scenarios given as objects)."""
     a = arguments
-    if a.get("formula") is not None or isinstance(a.get("scenarios"), list):
+    if isinstance(a.get("scenarios"), list):
         return None
     cmd = ["studentflow", "run"]
     if a.get("manifest") is not None:
@@ -162,6 +162,8 @@ def cli_command(arguments: dict) -> list[str] | None:
     if a.get("max_km") is not None:
         cmd += ["--max-km", repr(float(a["max_km"]))]
     cmd += ["--fit-method", a["fit_method"]]
+    if a.get("formula") is not None:
+        cmd += ["--formula", str(a["formula"])]
     if a.get("calibrate", True) is False:
         cmd += ["--no-calibrate"]
     if a.get("client"):
@@ -180,6 +182,11 @@ def optimize_command(arguments: dict) -> list[str]:
             "--seed", str(a["seed"])]
     if a.get("manifest") is not None:
         cmd += ["--data", str(a["manifest"])]
+    cmd += ["--zeros", a.get("zeros", "truncate"), "--radius-km", repr(float(a.get("radius_km", 5.0)))]
+    if a.get("max_km") is not None:
+        cmd += ["--max-km", repr(float(a["max_km"]))]
+    if a.get("formula") is not None:
+        cmd += ["--formula", str(a["formula"])]
     return cmd + ["--out", str(a["out_dir"])]
 
 

@@ -58,6 +58,8 @@ def _coef_table(models: dict, truth: dict | None = None) -> pd.DataFrame:
         se = getattr(m, "bse", pd.Series(dtype=float))
         cols[label] = [f"{m.params[t]:.4f} ({se.get(t, float('nan')):.4f})" for t in m.params.index]
         cols[label] = pd.Series(cols[label], index=m.params.index)
+        for d in getattr(m, "dropped", ()):  # left out of the fit: collinear or no variation
+            cols[label][d.column] = "dropped"
     table = pd.DataFrame(cols)
     extra = {}
     for label, m in models.items():
@@ -363,6 +365,12 @@ def _html(result, title, figures, models, bundle, pairs, timings, comparisons=No
                          "drawn with (the intercept refers to all candidate pairs within the generator's "
                          "radius), so the estimators' bias can be read off directly.</p>")
         parts.append(_table_html(_coef_table(models, truth), index=True))
+        dropped = dict.fromkeys(f"{d.label}: {d.reason}" for m in models.values()
+                                for d in getattr(m, "dropped", ()))
+        if dropped:
+            parts.append("<p class='note'>Terms dropped from the fit (as R's lm and fixest drop them; they "
+                         "contribute 0 to predictions):</p><ul>"
+                         + "".join(f"<li>{html.escape(d)}</li>" for d in dropped) + "</ul>")
         png = figures.get("fig_coefficients.png")
         if png:
             parts.append(f"<figure><img alt='fig_coefficients.png' src='data:image/png;base64,"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from studentflow.errors import DataError
 from studentflow.scenarios.spec import Scenario
 from studentflow.schema import SUBSIDY_TIERS
 
@@ -51,9 +52,9 @@ def scenario_capacities(scenario: Scenario, contracted, billed, school_ids) -> n
         ``move_slots`` unused contracted slots (at most all of them) from under-used
         schools (billed < contracted, in proportion to their unused slots) to full ones
         (billed ≥ contracted, in proportion to their contracted slots), keeping the
-        contracted total; scale by ``scale_slots`` (rounded down); add ``add_slots``.
-        Largest-remainder rounding keeps every split in whole slots. Last, the slots of
-        ``add_slots_at`` are added at the schools it names.
+        contracted total; scale by ``scale_slots`` (rounded down); add ``add_slots``;
+        add ``add_slots_at`` (a school never goes below 0 slots).
+        Largest-remainder rounding keeps every split in whole slots.
     """
     contracted = np.asarray(contracted, dtype=np.int64)
     billed = np.asarray(billed, dtype=np.int64)
@@ -81,8 +82,13 @@ def scenario_capacities(scenario: Scenario, contracted, billed, school_ids) -> n
             mask = np.ones(caps.size, dtype=bool)
         caps = caps + scenario.add_slots * mask
     if scenario.add_slots_at:
-        at = pd.Series(scenario.add_slots_at, dtype="int64")
-        caps = caps + at.reindex(np.asarray(school_ids, dtype=str)).fillna(0).to_numpy(dtype=np.int64)
+        ids = pd.Index(np.asarray(school_ids, dtype=str))
+        for sid, n in scenario.add_slots_at.items():
+            at = ids.get_indexer([sid])[0]
+            if at < 0:
+                raise DataError(f"scenario {scenario.name!r}, key 'add_slots_at': {sid!r} is not an ESC "
+                                "school of this data")
+            caps[at] += n
     return np.clip(caps, 0, None)
 
 

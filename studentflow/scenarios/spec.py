@@ -92,8 +92,10 @@ class Scenario:
         Slots moved budget-neutrally from under-used schools (billed < contracted) to
         full ones (billed ≥ contracted), learners; applied first.
     add_slots_at : dict
-        School id → slots added there (learners), after ``add_slots``; what a plan of
-        ``studentflow optimize`` adds school by school.
+        School id → slots added there (learners; negative removes, a school never goes
+        below 0), after ``add_slots``; what a plan of ``studentflow optimize`` adds school
+        by school, or the explore page's slot changes. An id that is not an ESC school of
+        the run's pair table is an error.
     subsidy_at : dict
         School id → extra pesos per learner per year at that school, on top of
         ``subsidy`` and ``subsidy_by_tier`` (a plan's tier and catchment increases,
@@ -162,9 +164,10 @@ class Scenario:
             where = f" at {len(self.add_slots_to)} schools" if self.add_slots_to else " per school"
             parts.append(f"+{self.add_slots:,} slots{where}")
         if self.add_slots_at:
-            parts.append(f"+{sum(self.add_slots_at.values()):,} slots at {len(self.add_slots_at)} named schools")
+            net = sum(self.add_slots_at.values())
+            parts.append(f"slots {net:+,} at {len(self.add_slots_at)} named schools")
         if self.subsidy_at:
-            parts.append(f"subsidy raised at {len(self.subsidy_at)} named schools")
+            parts.append(f"subsidy changed at {len(self.subsidy_at)} named schools")
         if self.radius_km is not None:
             parts.append(f"radius {self.radius_km:g} km")
         return f"{self.name}: " + ", ".join(parts)
@@ -187,7 +190,7 @@ _EXPECT = {
     "capacity": 'one of "contracted", "billed"',
     "add_slots": "a non-negative integer (slots)",
     "add_slots_to": "a list of 6-digit school id strings",
-    "add_slots_at": 'a table {"school id" = slots (non-negative integer)}',
+    "add_slots_at": 'a table {"school id" = slots added (negative removes)}',
     "subsidy_at": 'a table {"school id" = pesos}',
     "scale_slots": "a positive number (factor)",
     "move_slots": "a non-negative integer (slots)",
@@ -252,17 +255,17 @@ def _parse_one(raw: dict, *, where: str, bad) -> Scenario:
             if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
                 bad(key, f"expected {expect}, got {type(value).__name__}")
             out[key] = tuple(s.strip().zfill(6) for s in value)
-        elif key in ("add_slots_at", "subsidy_at"):
+        elif key == "add_slots_at":
             if not isinstance(value, dict):
                 bad(key, f"expected {expect}, got {type(value).__name__}")
-            table = {}
-            for sid, v in value.items():
-                ok = (isinstance(v, int) and not isinstance(v, bool) and v >= 0) if key == "add_slots_at" \
-                    else _is_number(v)
-                if not ok:
-                    bad(f"{key}.{sid}", f"expected {expect}, got {v!r}")
-                table[str(sid).strip().zfill(6)] = v if key == "add_slots_at" else float(v)
-            out[key] = table
+            for sid, n in value.items():
+                if not isinstance(n, int) or isinstance(n, bool):
+                    bad(f"{key}.{sid}", f"expected a whole number of slots, got {n!r}")
+            out[key] = {str(sid).strip().zfill(6): int(n) for sid, n in value.items()}
+        elif key == "subsidy_at":
+            if not isinstance(value, dict) or not all(_is_number(v) for v in value.values()):
+                bad(key, f"expected {expect}, got {value!r}")
+            out[key] = {str(sid).strip().zfill(6): float(v) for sid, v in value.items()}
         elif key in ("scale_slots", "radius_km"):
             if not _is_number(value) or value <= 0:
                 bad(key, f"expected {expect}, got {value!r}")
