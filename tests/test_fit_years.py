@@ -9,9 +9,7 @@ import pytest
 
 from studentflow.cli import main
 
-pytestmark = [pytest.mark.slow,  # two CLI runs on a small region (about a minute)
-              pytest.mark.skipif(not hasattr(__import__("studentflow.ingest").ingest, "load_panel"),
-                                 reason="needs the multi-year loader (issue21-ingest)")]
+pytestmark = pytest.mark.slow  # two CLI runs on a small region (about a minute)
 
 EARLIER = "2022-2023"
 

@@ -271,13 +271,12 @@ def fit_years_panel(manifest=None, fit_years: str = "all", *, client=None, load=
     """
     if fit_years not in FIT_YEARS:
         raise ValueError(f"fit_years must be one of {FIT_YEARS}, got {fit_years!r}")
-    from studentflow import ingest
+    from studentflow.ingest import load_bundle, load_panel, manifest_years
     from studentflow.paths import sample_manifest
 
-    years = getattr(ingest, "manifest_years", None)  # the multi-year loader (issue 21)
-    if fit_years == "latest" or years is None or len(years(sample_manifest() if manifest is None else manifest)) < 2:
-        return None, (load or ingest.load_bundle)(manifest, client=client)
-    panel = ingest.load_panel(manifest, client=client)
+    if fit_years == "latest" or len(manifest_years(sample_manifest() if manifest is None else manifest)) < 2:
+        return None, (load or load_bundle)(manifest, client=client)
+    panel = load_panel(manifest, client=client)
     return panel, panel.latest
 
 
