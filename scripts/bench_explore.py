@@ -94,8 +94,9 @@ def main() -> None:
         drv.get(f"http://127.0.0.1:{server.port}/")
         while not text("interval-status").startswith("intervals"):
             time.sleep(0.02)
-        print("\nthrough the page (Enter in the NCR box → figure shown):")
+        print("\nthrough the page (Enter in the NCR box → figure shown; the map follows the interval):")
         for value in ("5000", "2000", "8000"):
+            time.sleep(4)  # let the previous change's map finish, as between questions in a meeting
             before, before_iv = text("fig-placed-value"), text("fig-placed-interval")
             box = drv.find_element("id", "sub-NCR-input")
             box.send_keys(Keys.CONTROL, "a")

@@ -7,7 +7,7 @@
     studentflow optimize --budget PESOS [--budget-quantile Q|mean] [--levers FILE] [--draws N]
                          [--data MANIFEST] [--out DIR] [--overwrite] [DATA OPTIONS]
     studentflow explain SCHOOL_ID [--out DIR] [--top N]
-    studentflow make-sample OUT_DIR [--seed N] [--scale X]
+    studentflow make-sample OUT_DIR [--seed N] [--scale X] [--years N]
     studentflow validate [--data MANIFEST] [--draws N] [--seed N] [DATA OPTIONS] [--no-truth]
     studentflow check MANIFEST [--json]
     studentflow explore [--data MANIFEST] [--port N] [--draws N] [--seed N]
@@ -159,6 +159,9 @@ def _parser() -> argparse.ArgumentParser:
     ms.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     ms.add_argument("--scale", type=float, default=1.0, metavar="X",
                     help="institution count factor (1.0 ≈ 3,000 institutions)")
+    ms.add_argument("--years", type=int, default=1, metavar="N",
+                    help="consecutive school years of one evolving world (default 1; the latest is the "
+                         "same as with 1, earlier ones have their own files and truth/<school_year>/)")
     xp = sub.add_parser("explore", help="a local web page: move a lever, see the answer in a second",
                         description="Fit and calibrate once, then serve a what-if page on this machine.")
     xp.add_argument("--data", metavar="MANIFEST", help="manifest.toml (default: the bundled sample)")
@@ -288,8 +291,15 @@ def _make_sample(args) -> int:
 
     if args.scale <= 0:
         raise DataError(f"--scale: must be > 0, got {args.scale}")
+    if args.years < 1:
+        raise DataError(f"--years: must be >= 1, got {args.years}")
     t0 = time.perf_counter()
-    info = make_region(seed=args.seed, scale=args.scale, out_dir=args.out_dir)
+    if args.years > 1:
+        from studentflow.synth import make_years
+
+        info = make_years(seed=args.seed, scale=args.scale, out_dir=args.out_dir, years=args.years)
+    else:
+        info = make_region(seed=args.seed, scale=args.scale, out_dir=args.out_dir)
     summary = info.summary() if hasattr(info, "summary") else ""
     print(summary or f"synthetic region written to {args.out_dir}")
     _say(f"make-sample done in {time.perf_counter() - t0:.1f} s")

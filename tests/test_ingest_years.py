@@ -29,6 +29,7 @@ from studentflow.ingest.years import source_years, year_sources
 from test_ingest_sample import _raw_rows
 
 OLD, NEW = "2022-2023", "2023-2024"
+YEARLY_IN_SAMPLE = ("enrollment", "transitions", "esc_beneficiaries")
 #: school-ID columns of the sample's files (header text), per kind
 ID_COLUMNS = {"enrollment": ("BEIS School ID",), "coordinates": ("School ID",),
               "transitions": ("BEIS School ID in Grade 6", "BEIS School ID in Grade 7"),
@@ -85,7 +86,12 @@ def _copy_sample(sample_dir: Path, out: Path) -> list[dict]:
     for p in sample_dir.iterdir():
         if p.is_file() and p.name != "manifest.toml":
             shutil.copy(p, out / p.name)
-    return tomllib.loads((sample_dir / "manifest.toml").read_text())["source"]
+    src = tomllib.loads((sample_dir / "manifest.toml").read_text())["source"]
+    # the sample's latest year and shared sources (without its own crosswalk of earlier years' IDs)
+    latest = max((e["school_year"] for e in src if "school_year" in e), default=None)
+    keep = [e for e in src if e.get("school_year", latest) == latest and e["kind"] != "school_id_crosswalk"]
+    # as the one-year sample wrote them: only enrolment and the learner files carry the year
+    return [{k: v for k, v in e.items() if k != "school_year" or e["kind"] in YEARLY_IN_SAMPLE} for e in keep]
 
 
 def _old_ids(sample_dir: Path, bundle, seed: int) -> dict:

@@ -9,8 +9,10 @@ hover text is escaped by ``map_figure``.
 Callbacks, in the order a change flows through them: a slider and its number box keep
 each other in step; the levers are checked (:meth:`ExploreSession.levers`; a bad value
 shows its message and changes nothing else); the point estimate (``draws=0``) fills
-the headline figures and the table of public JHS; then, chained on it, the map and the
-95 % intervals (``draws=N``) follow. Answers are cached per lever setting.
+the headline figures and the table of public JHS; then, chained on it, the 95 % intervals
+(``draws=N``), and last the map (with the intervals in its hover text). A chained step
+whose levers are no longer the page's current ones does nothing. Answers are cached per
+lever setting.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ def make_app(session: ExploreSession):
             html.Span(f"  data: {session.source}; intervals from {session.draws} draws, seed {session.seed}",
                       className="sf-small")]),
         html.Div(className="sf-wrap", children=[levers_panel, answers_panel]),
-        dcc.Store(id="levers"), dcc.Store(id="point-done"),
+        dcc.Store(id="levers"), dcc.Store(id="point-done"), dcc.Store(id="interval-done"),
     ])
 
     for g in GROUPS:
@@ -220,23 +222,27 @@ def make_app(session: ExploreSession):
         return [*figs, _jhs_table(html, ans.public_jhs), f"point estimate in {ans.seconds:.2f} s", levers, ""]
 
     @app.callback(*[Output(f"fig-{k}-interval", "children") for k in HEADLINES],
-                  Output("interval-status", "children"), Input("point-done", "data"), State("levers", "data"),
-                  prevent_initial_call=True)
+                  Output("interval-status", "children"), Output("interval-done", "data"),
+                  Input("point-done", "data"), State("levers", "data"), prevent_initial_call=True)
     def _interval(levers, current):
         if levers is None or levers != current:
-            return [no_update] * (len(HEADLINES) + 1)
+            return [no_update] * (len(HEADLINES) + 2)
         try:
             ans = answer(levers, session.draws)
         except DataError as exc:
-            return ["–"] * len(HEADLINES) + [str(exc)]
+            return ["–"] * len(HEADLINES) + [str(exc), no_update]
         ivs = [f"{_fmt(k, ans.figures[k]['lo'])} – {_fmt(k, ans.figures[k]['hi'])} "
                f"(mean {_fmt(k, ans.figures[k]['value'])})" for k in HEADLINES]
-        return [*ivs, f"intervals from {ans.draws} draws in {ans.seconds:.2f} s"]
+        return [*ivs, f"intervals from {ans.draws} draws in {ans.seconds:.2f} s", levers]
 
-    @app.callback(Output("map", "figure"), Input("point-done", "data"), prevent_initial_call=True)
-    def _map(levers):
+    # the map last: its figure is the largest thing the page sends, and it needs the intervals
+    @app.callback(Output("map", "figure"), Input("interval-done", "data"), State("levers", "data"),
+                  prevent_initial_call=True)
+    def _map(levers, current):
+        if levers is None or levers != current:
+            return no_update
         try:
-            ans = answer(levers, 0)
+            ans = answer(levers, session.draws)
             return map_figure(ans.result, session.bundle, boundaries=session.boundaries,
                               scenario=ans.table["scenario"].iloc[-1])
         except DataError:
