@@ -12,6 +12,11 @@ The same setting as :data:`studentflow.dask_client.WORKER_ENV` gives Dask worker
 smaller trim threshold here: the run's peak memory counts). Nothing is changed when
 the environment already sets ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_``
 (the user's choice wins) or ``STUDENTFLOW_MALLOC=default``.
+
+:func:`trim` hands freed heap memory back to the OS at the end of a stage
+(``malloc_trim``; pyarrow's pool too): after ingesting the national region the process
+held 641 MB of which 270 MB were free heap pages, a floor under every later stage's
+peak.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import ctypes
 import os
 import sys
 
-__all__ = ["large_thresholds", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["large_thresholds", "trim", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 #: bytes; arrays below this come from the heap (glibc's M_MMAP_THRESHOLD)
 MMAP_THRESHOLD = 32 << 20
@@ -48,3 +53,24 @@ def large_thresholds() -> bool:
             ok = False
     _DONE.append(ok)
     return ok
+
+
+def trim() -> None:
+    """Return free heap memory to the OS (glibc ``malloc_trim(0)``, and pyarrow's memory
+    pool when pyarrow is loaded); a no-op elsewhere. Costs a few ms."""
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        try:
+            pa.default_memory_pool().release_unused()
+        except Exception:  # noqa: BLE001 - an old pyarrow: nothing to release
+            pass
+    if sys.platform.startswith("linux") and env_allows():
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
+def env_allows() -> bool:
+    """False when ``STUDENTFLOW_MALLOC=default`` asks to leave malloc alone."""
+    return os.environ.get("STUDENTFLOW_MALLOC") != "default"

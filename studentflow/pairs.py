@@ -90,6 +90,7 @@ import pandas as pd
 
 from studentflow import geo
 from studentflow.congestion import origin_congestion
+from studentflow.malloc import trim
 from studentflow.schema import require_columns
 
 log = logging.getLogger(__name__)
@@ -176,8 +177,10 @@ def bundle_distances(bundle, origins, esc_ids, *, circuity: float = 1.3,
         return matrix
     if matrix is not None:
         return geo.road_distances(o, d, matrix=matrix, max_km=max_km, client=client)
-    return geo.road_distances(o, d, network=_extra(extras, "road_network"), circuity=circuity,
-                              max_km=max_km, client=client)
+    out = geo.road_distances(o, d, network=_extra(extras, "road_network"), circuity=circuity,
+                             max_km=max_km, client=client)
+    trim()  # the road search's temporaries: free heap pages back to the OS (studentflow.malloc)
+    return out
 
 
 def _keys(df: pd.DataFrame) -> pd.MultiIndex:
@@ -315,6 +318,7 @@ def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b
         missing_net_cost=int(out["net_cost_k"].isna().sum()), candidates=candidates,
         within_radius=int(out["within_radius"].sum()))
     log.info(out.attrs["summary"].summary())
+    trim()  # free heap pages of the temporaries back to the OS (studentflow.malloc)
     return out
 
 

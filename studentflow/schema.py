@@ -184,10 +184,8 @@ def id_positions(index: pd.Index, ids) -> "np.ndarray":
     import numpy as np
 
     codes, uniques = pd.factorize(np.asarray(ids) if not isinstance(ids, (pd.Series, pd.Index)) else ids)
-    pos = index.get_indexer(uniques)
-    out = pos[codes]
-    out[codes < 0] = -1
-    return out
+    pos = np.append(index.get_indexer(uniques), -1)  # code -1 (missing) → the last: -1
+    return pos[codes]
 
 
 def id_map(values: pd.Series, ids, fill=float("nan")) -> "np.ndarray":

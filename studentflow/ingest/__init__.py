@@ -33,6 +33,7 @@ from studentflow.ingest.manifest import KINDS, Source, read_manifest
 from studentflow.ingest.places import PlaceMatcher
 from studentflow.ingest.roads import scan_road_network
 from studentflow.ingest.validate import validate_tables
+from studentflow.malloc import trim
 from studentflow.schema import ALL_REGIONS, SCHOOLS, Bundle
 
 __all__ = ["load_bundle", "check_manifest", "CheckReport", "read_manifest", "KINDS", "Source"]
@@ -79,11 +80,14 @@ def load_bundle(manifest: str | Path | None = None, *, client=None) -> Bundle:
         manifest = sample_manifest()
     sources = read_manifest(Path(manifest))
     if client is None:
-        return _load(sources, read_source)
-    from studentflow.ingest.learners_dask import dask_reader
+        bundle = _load(sources, read_source)
+    else:
+        from studentflow.ingest.learners_dask import dask_reader
 
-    with dask_reader(client, sources) as read:
-        return _load(sources, read)
+        with dask_reader(client, sources) as read:
+            bundle = _load(sources, read)
+    trim()  # the raw files' temporaries: free heap pages back to the OS (studentflow.malloc)
+    return bundle
 
 
 def _load(sources: list[Source], read, ledger: Ledger | None = None) -> Bundle:

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from studentflow.errors import DataError
-from studentflow.malloc import large_thresholds
+from studentflow.malloc import large_thresholds, trim
 from studentflow.scenarios.calibrate import calibrate_status_quo
 from studentflow.scenarios.draws import draw_seed, simulate_draws
 from studentflow.scenarios.drill import pair_positions
@@ -203,6 +203,7 @@ def run_scenarios(
                        keep_draws)
     for i, kept, outs in stream:
         acc.add(i, kept, outs)
+        trim()  # the scenario's work unit and draws: free heap pages back to the OS
     if bar is not None:
         bar.close()
     return dataclasses.replace(acc.result(scenarios, seed, params), calibration=calibration)
