@@ -117,10 +117,14 @@ def main() -> None:
     models = stage("fit", lambda: fit_models(pairs, "truncate", method="fast", formula=ORIGIN_REGION_FORMULA),
                    lambda m: f"{len(m)} models")
     model = next(iter(models.values()))
-    kw = dict(pairs=pairs, distances=dist, draws=args.draws, seed=args.seed, progress=False)
-    from studentflow.scenarios.run import _threads
+    # as `studentflow run` does: no per-draw arrays kept (they are not written)
+    kw = dict(pairs=pairs, distances=dist, draws=args.draws, seed=args.seed, progress=False, keep_draws=False)
+    try:
+        from studentflow.scenarios.run import _threads
 
-    single_threads = _threads(None)
+        single_threads = _threads(None)
+    except ImportError:  # code from before issue 22 (a baseline run of this script): one thread
+        single_threads = 1
     single = stage("scenarios", lambda: run_scenarios(bundle, model, scen, **kw),
                    lambda r: f"placed (status quo) {r.table['placed_mean'].iloc[0]:,.0f}")
 
@@ -153,7 +157,7 @@ def main() -> None:
     worst_m = max(ROWS, key=lambda r: r[2] - 0)
     print(f"  slowest stage: {worst_t[0]} ({worst_t[1]:.1f} s, {100 * worst_t[1] / total:.0f} % of the total); "
           f"highest peak: {worst_m[0]} ({worst_m[2]:.2f} GB)")
-    if args.threads_baseline:
+    if args.threads_baseline and single_threads > 1:
         base = stage("scenarios, 1 thread", lambda: run_scenarios(bundle, model, scen, threads=1, **kw),
                      lambda r: f"placed (status quo) {r.table['placed_mean'].iloc[0]:,.0f}")
         secs = {r[0]: r[1] for r in ROWS}

@@ -91,3 +91,25 @@ def test_aggregation_threshold_and_note():
     assert aggregated(big, "base") and not aggregated(big, "other")
     pytest.importorskip("plotly")
     assert "one marker per city/municipality" not in map_section(result, bundle)
+
+
+def test_outlines_are_read_back_from_the_disk_cache(sample_bundle, tmp_path, monkeypatch):
+    import studentflow.geo.boundaries as gb
+
+    codes = list(sample_bundle.areas.index)[:12]
+    monkeypatch.setenv("STUDENTFLOW_CACHE", str(tmp_path))
+    built = gb.municipal_boundaries(codes)
+    files = list(tmp_path.glob("outlines-*.parquet"))
+    assert built is not None and len(files) == 1
+
+    def fail(*args):
+        raise AssertionError("rebuilt although cached")
+
+    monkeypatch.setattr(gb, "_outlines", fail)
+    again = gb.municipal_boundaries(codes)
+    assert list(again.index) == list(built.index) and again.crs == built.crs
+    assert again.geom_equals_exact(built, tolerance=0).all()
+    with pytest.raises(AssertionError, match="rebuilt"):  # other codes: another key, built anew
+        gb.municipal_boundaries(codes[:5])
+    monkeypatch.setenv("STUDENTFLOW_CACHE", "")  # empty: no disk cache at all
+    assert gb.cache_dir() is None
