@@ -615,7 +615,10 @@ def test_run_builds_the_pair_table_once_for_every_radius(sample_inputs, monkeypa
     assert placed["r9"] >= placed["r7"] - 1e-9 and placed["r7"] >= placed["base"] >= placed["r3"] - 1e-9
 
 
-def test_draws_on_threads_give_the_one_thread_result(pairs, model):
+def test_draws_on_threads_give_the_one_thread_result(pairs, model, monkeypatch):
+    import studentflow.scenarios.run as sc
+
+    monkeypatch.setattr(sc, "THREAD_MIN_PAIRS", 0)  # threads for every scenario, however small
     kw = dict(pairs=pairs, draws=7, seed=11, progress=False)
     one = run_scenarios(None, model, SCEN[:5], threads=1, **kw)
     for n in (2, 3):

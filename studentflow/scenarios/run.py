@@ -66,11 +66,17 @@ PAIR_COLUMNS = (
 )
 
 
+#: Scenarios with fewer pairs run their draws on one thread (the rounding's compiled
+#: kernels, which release the GIL, start at this size too: allocation.plan.MIN_PAIRS).
+THREAD_MIN_PAIRS = 100_000
+
+
 def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
     """Yield ``(i, kept, outcomes)`` per scenario, building each work unit only when it runs.
 
-    With ``threads`` > 1 a scenario's draws run on that many threads (the compiled
-    rounding kernels, numpy and scipy's sparse products release the GIL); each draw
+    With ``threads`` > 1 the draws of a scenario of at least :data:`THREAD_MIN_PAIRS`
+    pairs run on that many threads (the compiled rounding kernels, numpy and scipy's
+    sparse products release the GIL; smaller draws mostly hold it); each draw
     depends only on its coefficients and seed, and outcomes are kept in draw order, so
     the result is the one-thread result."""
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(betas) > 1 else None
@@ -82,7 +88,8 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
                 return simulate_draws(work, betas[d], [d], [seeds[d]], allocator)
 
             outs = []
-            for got in (pool.map(one, range(len(betas))) if pool is not None else map(one, range(len(betas)))):
+            big = pool is not None and work.indices.size >= THREAD_MIN_PAIRS
+            for got in (pool.map(one, range(len(betas))) if big else map(one, range(len(betas)))):
                 outs += got
                 bar.update(1)
             del work, one
