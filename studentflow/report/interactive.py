@@ -96,7 +96,10 @@ def _outline_trace(boundaries, bundle):
     digits = round(-np.log10(grid))  # the nearest doubles to the decimals: short in JSON
     geom = shapely.transform(geom, lambda xy: np.round(xy, digits))
     frame = boundaries.set_geometry(geom)[["geometry"]]
-    gj = json.loads(frame.to_json())
+    # GEOS writes each geometry's GeoJSON (geopandas' to_json walks every coordinate in Python)
+    gj = {"type": "FeatureCollection", "features": [
+        {"id": code, "type": "Feature", "properties": {}, "geometry": json.loads(g)}
+        for code, g in zip(frame.index, shapely.to_geojson(geom)) if g is not None]}
     areas = getattr(bundle, "areas", None)
     text = []
     for code in frame.index:
