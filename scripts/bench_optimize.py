@@ -63,7 +63,7 @@ def main() -> None:
           f"{'rows':>5} {'relief':>8} {'[95% interval]':>16} {'cost, PHP':>14}")
     for budget in (args.budget / 10, args.budget / 4, args.budget / 2, args.budget):
         problem._cache.clear()
-        res = optimize(problem=problem, budget=budget, seed=0)
+        res = optimize(problem=problem, budget=budget, seed=0, budget_quantile="mean")
         r, c = res.relief, res.cost
         print(f"{budget:>14,.0f} {len(make_actions(problem, res.levers.actions)):>8,} {res.seconds:>8.2f} "
               f"{res.evaluations:>10,} {len(best_within(res.search.plans, budget).steps):>6,} "
@@ -88,9 +88,10 @@ def main() -> None:
     for n_slots in (25, 50, 100):
         acts = subsidy[:20] + slots[:n_slots]
         problem._cache.clear()
-        fast = optimize(problem=problem, budget=budget, actions=acts, seed=0)
+        fast = optimize(problem=problem, budget=budget, actions=acts, seed=0, budget_quantile="mean")
         problem._cache.clear()
-        slow = optimize(problem=problem, budget=budget, actions=acts, levers=Levers(confirm=0), seed=0)
+        slow = optimize(problem=problem, budget=budget, actions=acts, levers=Levers(confirm=0), seed=0,
+                        budget_quantile="mean")
         # the searches' own plans (the uniform and fill-slots comparisons left out)
         rf = best_within(fast.search.plans, budget, "optimised").mean_relief
         rs = best_within(slow.search.plans, budget, "optimised").mean_relief
@@ -115,7 +116,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 best = exhaustive_best(prob, acts, frac * everything, seat_cost=seat_cost)[0]
                 t_e.append(time.perf_counter() - t0)
-                res = optimize(problem=prob, budget=frac * everything, actions=acts, levers=lev)
+                res = optimize(problem=prob, budget=frac * everything, actions=acts, levers=lev, budget_quantile="mean")
                 t_s.append(res.seconds)
                 gaps.append((best - res.relief[0]) / best if best > 0 else 0.0)
                 own = best_within(res.search.plans, frac * everything, "optimised").mean_relief

@@ -18,7 +18,10 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "load_bundle": "studentflow.ingest",
+    "load_panel": "studentflow.ingest",
+    "manifest_years": "studentflow.ingest",
     "Bundle": "studentflow.schema",
+    "Panel": "studentflow.schema",
     "road_distances": "studentflow.geo",
     "build_pairs": "studentflow.pairs",
     "with_subsidy": "studentflow.pairs",

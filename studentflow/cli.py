@@ -3,13 +3,17 @@
 ::
 
     studentflow run [--data MANIFEST] [--scenarios FILE] [--out DIR] [--draws N] [--seed N]
-                    [--zeros truncate|include|drop] [--max-km KM] [--scheduler ADDRESS]
-                    [--overwrite]
-    studentflow optimize --budget PESOS [--levers FILE] [--draws N] [--data MANIFEST] [--out DIR]
+                    [DATA OPTIONS] [--scheduler ADDRESS] [--overwrite]
+    studentflow optimize --budget PESOS [--budget-quantile Q|mean] [--levers FILE] [--draws N]
+                         [--data MANIFEST] [--out DIR] [--overwrite] [DATA OPTIONS]
     studentflow explain SCHOOL_ID [--out DIR] [--top N]
     studentflow make-sample OUT_DIR [--seed N] [--scale X]
-    studentflow validate [--data MANIFEST] [--draws N] [--seed N] [--zeros ...] [--no-truth]
+    studentflow validate [--data MANIFEST] [--draws N] [--seed N] [DATA OPTIONS] [--no-truth]
     studentflow check MANIFEST [--json]
+    studentflow explore [--data MANIFEST] [--port N] [--draws N] [--seed N]
+
+DATA OPTIONS (every command that fits the model): [--zeros truncate|include|drop]
+[--radius-km KM] [--max-km KM] [--formula 'esc_beneficiaries ~ ...'].
 
 Bad input (a :class:`~studentflow.errors.DataError`) ends the command with one line on
 stderr and exit code 2, without a traceback (``--debug`` shows it).
@@ -26,6 +30,38 @@ from pathlib import Path
 from studentflow.errors import DataError
 
 EXIT_DATA = 2
+
+
+def _data_options(sub: argparse.ArgumentParser) -> None:
+    """The data options shared by the commands that fit the model (run, optimize, validate)."""
+    sub.add_argument("--zeros", choices=("truncate", "include", "drop"), default="truncate",
+                     help="estimator: zero-truncated NB2 on positive pairs (default), NB2 on every pair "
+                          "within --radius-km, zeros included, or the study's NB2 on positive pairs "
+                          "(biased; for replication)")
+    sub.add_argument("--radius-km", type=float, default=5.0, metavar="KM",
+                     help="road km within which new candidate pairs are drawn (default 5)")
+    sub.add_argument("--max-km", type=float, default=None, metavar="KM",
+                     help="road distances only up to KM (default: every origin x ESC school; "
+                          "use e.g. 15 at national scale); at least --radius-km")
+    sub.add_argument("--formula", metavar="FORMULA", default=None,
+                     help="gravity formula 'esc_beneficiaries ~ terms' over the pair table's columns "
+                          "(default: the study's); collinear terms are dropped with a note")
+
+
+def _check_data_options(args) -> None:
+    """DataError (one line, exit 2) for bad --radius-km, --max-km or --formula, before any work."""
+    if args.radius_km <= 0:
+        raise DataError(f"--radius-km: must be > 0 km, got {args.radius_km}")
+    if args.max_km is not None and not args.max_km >= args.radius_km:
+        raise DataError(f"--max-km: must be >= --radius-km ({args.radius_km} km), got {args.max_km}")
+    if args.formula is not None:
+        from studentflow.gravity.design import check_formula
+        from studentflow.pairs import PAIR_COLUMNS
+
+        try:
+            check_formula(args.formula, PAIR_COLUMNS, "--formula")
+        except ValueError as exc:
+            raise DataError(str(exc)) from exc
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,16 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--draws", type=int, default=100, metavar="N",
                      help="Monte Carlo draws of the gravity coefficients (default 100)")
     run.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
-    run.add_argument("--zeros", choices=("truncate", "include", "drop"), default="truncate",
-                     help="estimator for scenarios: zero-truncated NB2 on positive pairs (default), "
-                          "NB2 on every pair of the table, zeros included (consistent only if the table "
-                          "holds every pair learners could take), or the study's NB2 on positive pairs "
-                          "(biased; for replication)")
-    run.add_argument("--radius-km", type=float, default=5.0, metavar="KM",
-                     help="road km within which new candidate pairs are drawn (default 5)")
-    run.add_argument("--max-km", type=float, default=None, metavar="KM",
-                     help="road distances only up to KM (default: every origin x ESC school; "
-                          "use e.g. 15 at national scale); at least --radius-km")
+    _data_options(run)
     run.add_argument("--fit-method", choices=("fast", "statsmodels"), default="fast",
                      help="gravity optimiser (same estimates; default fast)")
     run.add_argument("--scheduler", metavar="ADDRESS",
@@ -91,22 +118,28 @@ def _parser() -> argparse.ArgumentParser:
     va.add_argument("--data", metavar="MANIFEST", help="manifest.toml (or its folder); default: the bundled sample")
     va.add_argument("--draws", type=int, default=20, metavar="N", help="Monte Carlo draws (default 20)")
     va.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
-    va.add_argument("--zeros", choices=("truncate", "include", "drop"), default="truncate",
-                    help="estimator for the status quo and out-of-sample checks (default truncate)")
+    _data_options(va)
     va.add_argument("--no-truth", action="store_true", help="skip the comparison with a synthetic truth")
 
     opt = sub.add_parser("optimize", help="choose where a budget relieves most learners from congested public JHS",
                          description="Fit the model, then choose within --budget pesos per school year the ESC "
                                      "slots, subsidy increases (and, with a cost per seat, public JHS seats) that "
-                                     "relieve most learners from congested public JHS. Writes plan.csv, "
-                                     "frontier.csv, fig_frontier.png and optimize.html.")
+                                     "relieve most learners from congested public JHS. Writes "
+                                     "plan_by_school.csv, plan.csv, plan.toml, frontier.csv, fig_frontier.png, "
+                                     "optimize.html and run.json.")
     opt.add_argument("--budget", type=float, required=True, metavar="PESOS", help="pesos per school year")
     opt.add_argument("--levers", metavar="FILE", help="levers TOML (actions, step sizes, public seat cost); "
                      "see scenarios/optimize/levers.toml")
     opt.add_argument("--draws", type=int, default=20, metavar="N", help="Monte Carlo draws (default 20)")
     opt.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     opt.add_argument("--data", metavar="MANIFEST", help="manifest.toml (default: the bundled sample)")
+    opt.add_argument("--budget-quantile", default="0.95", metavar="Q",
+                     help="the plan's cost stays within --budget in at least this share of the draws "
+                          "(default 0.95); 'mean': its mean cost does")
     opt.add_argument("--out", metavar="DIR", default="studentflow-output", help="output folder")
+    opt.add_argument("--overwrite", action="store_true",
+                     help="write into --out even if it is a non-empty folder that studentflow did not create")
+    _data_options(opt)
 
     ck = sub.add_parser("check", help="dry run: read every source of a manifest and report what was found",
                         description="Read every source of a manifest (no model, no report) and print, per "
@@ -123,6 +156,15 @@ def _parser() -> argparse.ArgumentParser:
     ms.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     ms.add_argument("--scale", type=float, default=1.0, metavar="X",
                     help="institution count factor (1.0 ≈ 3,000 institutions)")
+    xp = sub.add_parser("explore", help="a local web page: move a lever, see the answer in a second",
+                        description="Fit and calibrate once, then serve a what-if page on this machine.")
+    xp.add_argument("--data", metavar="MANIFEST", help="manifest.toml (default: the bundled sample)")
+    xp.add_argument("--port", type=int, default=8050, metavar="N", help="port (default 8050)")
+    xp.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
+                    help="address to bind (default 127.0.0.1: this machine only)")
+    xp.add_argument("--draws", type=int, default=20, metavar="N", help="draws behind each interval (default 20)")
+    xp.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    xp.add_argument("--max-km", type=float, default=None, metavar="KM", help="road distance limit, km")
     return p
 
 
@@ -135,10 +177,7 @@ def _run(args) -> int:
 
     if args.draws < 0:
         raise DataError(f"--draws: must be >= 0, got {args.draws}")
-    if args.radius_km <= 0:
-        raise DataError(f"--radius-km: must be > 0 km, got {args.radius_km}")
-    if args.max_km is not None and not args.max_km >= args.radius_km:
-        raise DataError(f"--max-km: must be >= --radius-km ({args.radius_km} km), got {args.max_km}")
+    _check_data_options(args)
     if args.scenarios is not None and not Path(args.scenarios).is_file():
         raise DataError(f"{args.scenarios}: scenario file not found (--scenarios)")
     manifest = check_manifest(args.data)
@@ -147,7 +186,7 @@ def _run(args) -> int:
         res = run_pipeline(
             manifest, scenarios=args.scenarios, out_dir=args.out, draws=args.draws,
             seed=args.seed, zeros=args.zeros, radius_km=args.radius_km, max_km=args.max_km,
-            fit_method=args.fit_method, calibrate=not args.no_calibrate,
+            fit_method=args.fit_method, formula=args.formula, calibrate=not args.no_calibrate,
             progress=False if args.no_progress else None, log=_say, client=client,
             keep_draws=False,  # the written outputs do not need the per-draw arrays
             overwrite=args.overwrite, argv=["studentflow", *args.argv],
@@ -192,9 +231,13 @@ def _optimize(args) -> int:
         raise DataError(f"--draws: must be >= 0, got {args.draws}")
     if args.levers is not None and not Path(args.levers).is_file():
         raise DataError(f"{args.levers}: levers file not found (--levers)")
+    _check_data_options(args)
     t0 = time.perf_counter()
     res, written, _ = run_optimize(check_manifest(args.data), budget=args.budget, levers=args.levers,
-                                   out_dir=args.out, draws=args.draws, seed=args.seed, log=_say)
+                                   out_dir=args.out, draws=args.draws, seed=args.seed, log=_say,
+                                   budget_quantile=args.budget_quantile, overwrite=args.overwrite,
+                                   argv=["studentflow", *args.argv], zeros=args.zeros,
+                                   radius_km=args.radius_km, max_km=args.max_km, formula=args.formula)
     print(res.summary())
     print(f"total {time.perf_counter() - t0:.1f} s; outputs in {Path(args.out).resolve()}: " + ", ".join(sorted(written)))
     return 0
@@ -215,9 +258,11 @@ def _validate(args) -> int:
 
     if args.draws < 1:
         raise DataError(f"--draws: must be >= 1, got {args.draws}")
+    _check_data_options(args)
     with warnings.catch_warnings(record=True) as caught:  # estimator notes, once each, not tracebacks
         warnings.simplefilter("always")
         res = validate(check_manifest(args.data), draws=args.draws, seed=args.seed, zeros=args.zeros,
+                       radius_km=args.radius_km, max_km=args.max_km, formula=args.formula,
                        truth=not args.no_truth, log=_say)
     for message in dict.fromkeys(str(w.message) for w in caught):
         _say(f"note: {message}")
@@ -246,6 +291,29 @@ def _make_sample(args) -> int:
     return 0
 
 
+def _explore(args) -> int:
+    from studentflow.explore import make_server, start_session
+    from studentflow.pipeline import check_manifest
+
+    if not 1 <= args.draws <= 1000:
+        raise DataError(f"--draws: must be between 1 and 1000, got {args.draws}")
+    if not 0 <= args.port <= 65535:
+        raise DataError(f"--port: must be between 0 and 65535, got {args.port}")
+    t0 = time.perf_counter()
+    session = start_session(check_manifest(args.data), draws=args.draws, seed=args.seed, max_km=args.max_km,
+                            log=_say)
+    try:
+        server = make_server(session, host=args.host, port=args.port)
+    except OSError as exc:
+        raise DataError(f"--port: cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
+    _say(f"ready in {time.perf_counter() - t0:.1f} s: open http://{args.host}:{server.port}/ (Ctrl-C stops it)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of the ``studentflow`` console script; returns the exit code."""
     parser = _parser()
@@ -257,7 +325,7 @@ def main(argv=None) -> int:
         return 0
     try:
         commands = {"run": _run, "validate": _validate, "check": _check, "optimize": _optimize,
-                    "explain": _explain,
+                    "explain": _explain, "explore": _explore,
                     "make-sample": _make_sample}
         return commands[args.command](args)
     except DataError as exc:

@@ -16,7 +16,8 @@ __all__ = ["run_optimize"]
 
 def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentflow-output", draws: int = 20,
                  seed: int = 0, zeros: str = "truncate", radius_km: float = 5.0, max_km: float | None = None,
-                 fit_method: str = "fast", log: Callable[[str], None] | None = None, write: bool = True):
+                 fit_method: str = "fast", formula: str | None = None, log: Callable[[str], None] | None = None,
+                 write: bool = True, budget_quantile=0.95, overwrite: bool = False, argv=None):
     """Fit the model on the data of ``manifest`` and choose the plan for ``budget`` pesos.
 
     Parameters
@@ -29,45 +30,103 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
         The levers TOML (:mod:`studentflow.optimize.levers`); read first, so a bad file
         fails before any work.
     out_dir : path
-        Where ``plan.csv``, ``frontier.csv``, ``fig_frontier.png`` and ``optimize.html``
-        go.
-    draws, seed, zeros, radius_km, max_km, fit_method
+        Where ``plan_by_school.csv``, ``plan.csv``, ``plan.toml``, ``frontier.csv``,
+        ``fig_frontier.png``, ``optimize.html`` and ``run.json`` go. A non-empty folder
+        without studentflow's ``run.json`` is refused unless ``overwrite``
+        (:func:`studentflow.report.provenance.check_out_dir`).
+    budget_quantile : float or "mean"
+        The budget rule (:mod:`studentflow.optimize.budget_rule`; default 0.95).
+    argv : list of str, optional
+        The command line as typed (recorded in ``run.json``).
+    draws, seed, zeros, radius_km, max_km, fit_method, formula
         As for :func:`studentflow.pipeline.run_pipeline`.
     log : callable, optional
-        Receives one line per stage.
+        Receives one line per stage and, as "note:" lines, the warnings a stage raised
+        (e.g. a term dropped from the fit).
 
     Returns
     -------
     (OptimizeResult, dict, dict)
         The result, output name → path, stage → seconds.
     """
-    from studentflow.ingest import load_bundle
-    from studentflow.optimize import Levers, load_levers, optimize
-    from studentflow.pairs import build_pairs
-    from studentflow.pipeline import compute_distances, fit_models
+    from studentflow.optimize import Levers, load_levers
+    from studentflow.optimize.budget_rule import parse_quantile
 
     say = log or (lambda line: None)
     lev = levers if isinstance(levers, Levers) else load_levers(levers)
+    quantile = parse_quantile(budget_quantile)
     timings: dict[str, float] = {}
+    record = None
+    if write:  # run.json first, as `studentflow run` does: marks the folder and records the attempt
+        from studentflow.report.provenance import open_run, optimize_command
+        from studentflow.scenarios.spec import study_scenarios
+
+        arguments = dict(manifest=manifest, budget=float(budget), levers=levers if not isinstance(levers, Levers)
+                         else None, out_dir=out_dir, draws=draws, seed=seed, zeros=zeros, radius_km=radius_km,
+                         max_km=max_km, fit_method=fit_method, formula=formula, budget_quantile=quantile)
+        record = open_run(out_dir, arguments, study_scenarios()[:1], overwrite=overwrite, argv=argv,
+                          function="studentflow.optimize_run.run_optimize", command=optimize_command)
+    try:
+        return _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius_km, max_km, fit_method,
+                       formula, say, write, timings, record)
+    except BaseException as exc:
+        if record is not None:
+            from studentflow.report.provenance import close_run
+
+            close_run(out_dir, record, timings=timings, error=exc)
+        raise
+
+
+def _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius_km, max_km, fit_method, formula,
+            say, write, timings, record):
+    from studentflow.ingest import load_bundle
+    from studentflow.optimize import optimize
+    from studentflow.pairs import build_pairs
+    from studentflow.pipeline import compute_distances, fit_models
 
     def stage(name, fn):
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the fit's notes are in `studentflow run`'s model.txt
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             out = fn()
         timings[name] = time.perf_counter() - t0
         say(f"{name} done in {timings[name]:.1f} s")
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            say(f"note: {message}")
         return out
 
     bundle = stage("ingest", lambda: load_bundle(manifest))
     distances = stage("distances", lambda: compute_distances(bundle, max_km=max_km))
     pairs = stage("pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km))
-    model = stage("fit", lambda: next(iter(fit_models(pairs, zeros, method=fit_method).values())))
+    model = stage("fit", lambda: next(iter(fit_models(pairs, zeros, method=fit_method, formula=formula).values())))
     result = stage("optimize", lambda: optimize(bundle, model, budget=budget, pairs=pairs, distances=distances,
-                                                levers=lev, draws=draws, seed=seed))
+                                                levers=lev, draws=draws, seed=seed, budget_quantile=quantile))
     written = {}
     if write:
-        from studentflow.report.optimize_page import write_optimize
+        written = stage("report", lambda: _write(result, bundle, Path(out_dir)))
+        from studentflow.report.provenance import close_run
 
-        written = stage("report", lambda: write_optimize(result, Path(out_dir)))
+        written["run.json"] = close_run(out_dir, record, bundle=bundle, timings=timings, outputs=written)
     return result, written, timings
+
+
+def _write(result, bundle, out: Path) -> dict:
+    """Every output file of ``optimize`` but run.json."""
+    from studentflow.optimize.rerun import plan_toml, raised_schools
+    from studentflow.optimize.tables import plan_by_school, rounded_plan
+    from studentflow.report.maps import boundaries_of
+    from studentflow.report.names import school_labels
+    from studentflow.report.optimize_page import write_optimize
+
+    try:
+        from studentflow.report.plan_map import plan_map
+    except ImportError:
+        plan_map = None
+
+    labels = school_labels(bundle)
+    by_school = plan_by_school(result.plan, labels, result.problem)
+    raised = raised_schools(result.problem, result.plan)
+    map_html = "" if plan_map is None else plan_map(by_school, bundle, raised=raised,
+                                                   boundaries=boundaries_of(bundle))
+    return write_optimize(result, out, by_school=by_school, plan_csv=rounded_plan(result.plan_table, labels),
+                          plan_toml=plan_toml(result), map_html=map_html)

@@ -34,8 +34,8 @@ from studentflow.report.provenance import close_run, open_run
 __all__ = ["PipelineResult", "run_pipeline", "compute_distances", "fit_models", "synthetic_truth", "STAGES",
            "ORIGIN_REGION_FORMULA"]
 
-#: The study's formula with a single region term (the origin's): for national runs, where
-#: most pairs stay inside one region and island regions make the two region terms collinear.
+#: The study's formula with the origin region term only (the default formula works too at
+#: national scale: the destination dummies collinear with the origin ones are dropped).
 ORIGIN_REGION_FORMULA = (
     "esc_beneficiaries ~ np.log1p(distance_km) + np.log1p(net_cost_k) + esc_rating + "
     "np.log1p(origin_lgu_revenue) + C(origin_region, Treatment('NCR'))"
@@ -116,10 +116,10 @@ def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "f
                formula: str | None = None, estimation_pairs: pd.DataFrame | None = None) -> dict:
     """Fit the model used for scenarios (``zeros``) and the study's NB2 on positives.
 
-    ``formula`` defaults to :data:`studentflow.gravity.fit.STUDY_FORMULA`. Over many regions
-    whose pairs never cross a region border (islands), origin- and destination-region
-    dummies coincide and the study's formula is rank deficient: give a formula with one
-    region term, e.g. :data:`ORIGIN_REGION_FORMULA`.
+    ``formula`` defaults to :data:`studentflow.gravity.fit.STUDY_FORMULA`. Where pairs never
+    cross a region border (islands), the destination dummies equal the origin ones and are
+    dropped, each named in a CollinearityWarning and ``model.dropped``. A formula the pair
+    table cannot carry (unknown column, nothing left to fit) is a DataError.
 
     ``zeros="include"`` needs zeros that do not depend on the outcome: pass
     ``estimation_pairs``, the ``within_radius`` rows of
@@ -138,9 +138,12 @@ def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "f
         raise ValueError(f"zeros must be one of {sorted(MODEL_LABELS)}, got {zeros!r}")
     formula = STUDY_FORMULA if formula is None else formula
     used = estimation_pairs if (zeros == "include" and estimation_pairs is not None) else pairs
-    models = {f"{MODEL_LABELS[zeros]} (used)": fit_gravity(used, formula, zeros=zeros, method=method)}
-    if zeros != "drop":
-        models[MODEL_LABELS["drop"]] = fit_gravity(pairs, formula, zeros="drop", method=method)
+    try:
+        models = {f"{MODEL_LABELS[zeros]} (used)": fit_gravity(used, formula, zeros=zeros, method=method)}
+        if zeros != "drop":
+            models[MODEL_LABELS["drop"]] = fit_gravity(pairs, formula, zeros="drop", method=method)
+    except ValueError as exc:  # bad formula or data: one line at the CLI, not a traceback
+        raise DataError(str(exc)) from exc
     return models
 
 
@@ -149,18 +152,14 @@ def run_pipeline(
     *,
     scenarios=None,
     out_dir="studentflow-output",
-    draws: int = 100,
-    seed: int = 0,
+    draws: int = 100, seed: int = 0,
     zeros: Literal["truncate", "include", "drop"] = "truncate",
-    radius_km: float = 5.0,
-    max_km: float | None = None,
+    radius_km: float = 5.0, max_km: float | None = None,
     fit_method: Literal["statsmodels", "fast"] = "fast",
     formula: str | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
-    write: bool = True,
-    client=None,
-    keep_draws=True,
+    write: bool = True, client=None, keep_draws=True,
     calibrate: bool = True,
     overwrite: bool = False,
     argv=None,
@@ -190,8 +189,7 @@ def run_pipeline(
     fit_method : {"fast", "statsmodels"}
         Gravity optimiser (same estimates; "fast" is much quicker).
     formula : str, optional
-        Gravity formula (default :data:`studentflow.gravity.fit.STUDY_FORMULA`); see
-        :func:`fit_models` for national runs.
+        Gravity formula (default the study's; collinear terms dropped, :func:`fit_models`).
     progress : bool, optional
         Progress bar over Monte Carlo draws (default: when stderr is a terminal).
     log : callable, optional
@@ -372,7 +370,7 @@ def _truth_placements(manifest, scenarios, draws, seed):
     folder = (path if path.is_dir() else path.parent) / "truth"
     plain = Scenario("plain")
     same = ("subsidy_by_tier", "subsidy_targeted", "add_slots", "add_slots_to", "scale_slots", "move_slots",
-            "radius_km", "pool", "method")
+            "radius_km", "pool", "method", "add_slots_at", "subsidy_at")
     if not (folder / "pairs.csv").is_file() or any(
             getattr(s, k) != getattr(plain, k) for s in scenarios for k in same):
         return None

@@ -86,8 +86,8 @@ def change_errors(table: pd.DataFrame) -> pd.Series:
 
 
 def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, seed: int = 0,
-                       estimators=ESTIMATORS, calibrate=(False, True),
-                       log: Callable[[str], None] | None = None) -> pd.DataFrame:
+                       estimators=ESTIMATORS, calibrate=(False, True), formula: str | None = None,
+                       radius_km: float = 5.0, log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Learners placed per study scenario: the synthetic truth and each estimator.
 
     Parameters
@@ -101,6 +101,8 @@ def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, 
     estimators : sequence of {"drop", "truncate", "include"}
     calibrate : sequence of bool
         Run each estimator as fitted (False) and/or calibrated (True).
+    formula : str, optional
+        Gravity formula (default the study's); ``radius_km`` the zero pairs' radius, km.
     log : callable, optional
         Receives one line per estimator.
 
@@ -122,9 +124,10 @@ def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, 
     within = None
     for zeros in estimators:
         if zeros == "include" and within is None:  # outcome-independent zeros
-            radius = build_pairs(bundle, distances, candidates="radius")
+            radius = build_pairs(bundle, distances, radius_km=radius_km, candidates="radius")
             within = radius.loc[radius["within_radius"]]
-        model = fit_gravity(within if zeros == "include" else pairs, STUDY_FORMULA, zeros=zeros, method="fast")
+        model = fit_gravity(within if zeros == "include" else pairs, formula or STUDY_FORMULA, zeros=zeros,
+                            method="fast")
         for cal in calibrate:
             res = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
                                 seed=seed, progress=False, calibrate=cal)
@@ -139,7 +142,8 @@ def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, 
 
 
 def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "truncate",
-             by: str = "origin_region", truth: bool = True,
+             by: str = "origin_region", truth: bool = True, radius_km: float = 5.0,
+             max_km: float | None = None, formula: str | None = None,
              log: Callable[[str], None] | None = None) -> ValidationResult:
     """Status quo check, out-of-sample check and (synthetic data) errors against the truth.
 
@@ -155,6 +159,9 @@ def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "tru
         Pair-table column whose values are held out one at a time.
     truth : bool
         Compare with the synthetic truth when the data carry one.
+    radius_km, max_km, formula
+        As for :func:`studentflow.pipeline.run_pipeline` (new-pair radius and road-distance
+        limit, km; the gravity formula, default the study's).
     log : callable, optional
         Receives progress lines.
 
@@ -175,13 +182,13 @@ def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "tru
     path = Path(manifest) if manifest is not None else sample_manifest()
     folder = path if path.is_dir() else path.parent
     bundle = load_bundle(path)
-    distances = compute_distances(bundle)
-    pairs = build_pairs(bundle, distances)
+    distances = compute_distances(bundle, max_km=max_km)
+    pairs = build_pairs(bundle, distances, radius_km=radius_km)
     estimation = None
     if zeros == "include":
-        radius = build_pairs(bundle, distances, candidates="radius")
+        radius = build_pairs(bundle, distances, radius_km=radius_km, candidates="radius")
         estimation = radius.loc[radius["within_radius"]]
-    model = next(iter(fit_models(pairs, zeros, estimation_pairs=estimation).values()))
+    model = next(iter(fit_models(pairs, zeros, formula=formula, estimation_pairs=estimation).values()))
     res = run_scenarios(bundle, model, study_scenarios()[:1], pairs=pairs, distances=distances, draws=draws,
                         seed=seed, progress=False, keep_draws=False)
     fit = status_quo_fit(res)
@@ -190,10 +197,11 @@ def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "tru
              "placed_lo": float(row["placed_lo"]), "placed_hi": float(row["placed_hi"])}
     say(f"status quo: observed {total['observed']:,.0f}, placed {total['placed_mean']:,.0f} "
         f"[{total['placed_lo']:,.0f}, {total['placed_hi']:,.0f}]")
-    holdout = holdout_validation(pairs, by=by, zeros=zeros, draws=draws, seed=seed)
+    holdout = holdout_validation(pairs, by=by, formula=formula, zeros=zeros, draws=draws, seed=seed)
     say("out-of-sample check done")
     table = None
     if truth and (folder / "truth" / "params.json").is_file():
-        table = compare_with_truth(bundle, distances, pairs, folder / "truth", draws=draws, seed=seed, log=say)
+        table = compare_with_truth(bundle, distances, pairs, folder / "truth", draws=draws, seed=seed,
+                                   formula=formula, radius_km=radius_km, log=say)
     return ValidationResult(status_quo=fit, status_quo_total=total, holdout=holdout, truth=table,
                             draws=draws, seed=seed)

@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "studentflow"
 #: scenarios → report; cli and pipeline on top).
 FLOORS = [
     {"cli"},
+    {"explore"},
     {"pipeline", "optimize", "validate", "optimize_run"},
     {"report"},
     {"scenarios"},

@@ -10,18 +10,20 @@ model is ``zeros="drop"``, statsmodels' optimiser ``method="statsmodels"``.
 Internals: :mod:`.design` (design matrices through the formula engine), :mod:`.direct`
 (the same designs computed with numpy), :mod:`.newton` (the fast Newton estimator) and
 :mod:`.likelihood` (its likelihoods and sandwiches), :mod:`.reference` (the statsmodels
-fit), :mod:`.metrics` (SRMSE, CPC, deviance, dispersion tests, term labels).
+fit), :mod:`.collinear` (collinear terms dropped), :mod:`.summary` (the text summary),
+:mod:`.metrics` (SRMSE, CPC, deviance, dispersion tests, term labels).
 """
 
 from studentflow.gravity.fit import (
-    NESTED_FORMULAS, STUDY_FORMULA, AlphaBoundaryWarning, GravityConvergenceWarning, GravityWarning,
-    compare_models, fit_gravity,
+    NESTED_FORMULAS, STUDY_FORMULA, AlphaBoundaryWarning, CollinearityWarning, GravityConvergenceWarning,
+    GravityWarning, compare_models, fit_gravity,
 )
+from studentflow.gravity.collinear import DroppedTerm
 from studentflow.gravity.design import design_matrix
 from studentflow.gravity.model import DispersionTest, GravityModel
 
 __all__ = [
     "STUDY_FORMULA", "NESTED_FORMULAS", "fit_gravity", "compare_models", "GravityModel",
     "DispersionTest", "design_matrix", "GravityWarning", "GravityConvergenceWarning",
-    "AlphaBoundaryWarning",
+    "AlphaBoundaryWarning", "CollinearityWarning", "DroppedTerm",
 ]

@@ -16,7 +16,8 @@ Plans seen
     actions (partial enumeration), uniform subsidy increases of 1, 2, ...
     steps, and opening a share (10 %, 20 %, ..., 100 %) of the unused contracted slots.
     The plan for a budget is the plan seen with the most mean relief among those whose
-    mean cost is within it. Hence a larger budget never relieves fewer learners, and the
+    cost is within it (:mod:`studentflow.optimize.budget_rule`: mean cost, or the cost
+    in a given share of the draws). Hence a larger budget never relieves fewer learners, and the
     plan relieves at least as many as any uniform increase (or slot filling) of no
     greater cost.
 """
@@ -30,6 +31,7 @@ from functools import cached_property
 import numpy as np
 
 from studentflow.optimize.actions import Action, ActionIndex, apply, estimate, step_amounts
+from studentflow.optimize.budget_rule import budget_cost, within_budget
 from studentflow.optimize.problem import Evaluation, Problem, State, evaluate
 
 __all__ = ["Step", "Plan", "SearchResult", "search", "best_within", "merge_steps", "ENUMERATE_MAX"]
@@ -73,6 +75,13 @@ class Plan:
     def mean_cost(self) -> float:
         return float(self.cost.mean()) if self.steps else 0.0
 
+    def budget_cost(self, quantile="mean") -> float:
+        """The cost held against a budget (:func:`~studentflow.optimize.budget_rule.budget_cost`), cached."""
+        memo = self.__dict__.setdefault("_budget_cost", {})
+        if quantile not in memo:
+            memo[quantile] = budget_cost(self.cost, quantile) if self.steps else 0.0
+        return memo[quantile]
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -96,7 +105,7 @@ def _step(action, amount, ev: Evaluation) -> Step:
 def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_step: float = 50.0,
            slot_min: float = 5.0,
            seat_step: float = 45.0, seat_cost: float = 0.0, fill_shares=tuple(np.arange(1, 11) / 10),
-           max_path: int = 100_000, margin: float = 0.3, refresh: int = 5) -> SearchResult:
+           max_path: int = 100_000, margin: float = 0.3, refresh: int = 5, quantile="mean") -> SearchResult:
     """Explore plans up to ``budget`` pesos (mean over draws); see the module text.
 
     Parameters
@@ -119,6 +128,9 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_s
         The dual estimates are recomputed after every subsidy or seat step and at least
         every ``refresh`` slot steps (a slot step changes the duals of one school and
         its origins only); in between, the estimates of the others are kept.
+    quantile : "mean" or float
+        The budget rule (:func:`~studentflow.optimize.budget_rule.within_budget`): the
+        path stops once the plan's cost is no longer within ``budget`` under it.
     """
     sq = State.status_quo(problem)
     ref = evaluate(problem, sq, seat_cost=seat_cost)
@@ -126,7 +138,7 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_s
     ix = ActionIndex.of(problem, actions)
     stale: list = []
     kw = dict(confirm=confirm, slot_step=slot_step, slot_min=slot_min, seat_step=seat_step,
-              seat_cost=seat_cost, max_path=max_path, margin=margin, refresh=refresh, stale=stale)
+              seat_cost=seat_cost, max_path=max_path, margin=margin, refresh=refresh, stale=stale, quantile=quantile)
     plans: list[Plan] = [Plan("optimised", ())]
     path, n_eval = _walk(problem, ix, ref, ref, (), {}, budget, plans, **kw)
     if confirm == 0 and len(ix.actions) <= ENUMERATE_MAX:  # small sets: paths from every 1 or 2 actions
@@ -140,16 +152,16 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_s
                 steps += (_step(ix.actions[k], amounts[k], ev),)
             n_eval += len(seed)
             plans.append(Plan("optimised", steps))
-            if ev.spent <= budget:
+            if within_budget(ev.cost, budget, quantile):
                 n_eval += _walk(problem, ix, ref, ev, steps, {k: 1 for k in seed}, budget, plans, **kw)[1]
-    plans += _uniform_plans(problem, budget, ref, seat_cost)
+    plans += _uniform_plans(problem, budget, ref, seat_cost, quantile)
     plans += _fill_plans(problem, fill_shares, ref, seat_cost)
     n_eval += sum(len(p.steps) for p in plans if p.family != "optimised")
     return SearchResult(tuple(plans), tuple(path), n_eval, problem.draws, tuple(stale))
 
 
 def _walk(problem, ix, ref, cur, path, used, budget, plans, *, confirm, slot_step, slot_min, seat_step,
-          seat_cost, max_path, margin, refresh, stale=None):
+          seat_cost, max_path, margin, refresh, stale=None, quantile="mean"):
     """The greedy path from ``cur`` (after the steps ``path``); appends every plan it
     re-solves to ``plans``; returns (the path's steps, re-solves made).
 
@@ -168,7 +180,7 @@ def _walk(problem, ix, ref, cur, path, used, budget, plans, *, confirm, slot_ste
     since = refresh  # steps since the estimates were computed
     key = np.full(len(actions), np.nan)  # lazy keys (relief per peso)
     exact = np.full(len(actions), np.nan)  # last exact ratio (nan: never re-solved)
-    while len(path) < max_path and cur.spent <= budget:
+    while len(path) < max_path and within_budget(cur.cost, budget, quantile):
         amounts = step_amounts(problem, ix, cur, slot_step=slot_step, seat_step=seat_step, slot_min=slot_min)
         for k, n in used.items():
             if actions[k].max_units is not None and n >= actions[k].max_units:
@@ -246,7 +258,7 @@ def _confirm_lazy(problem, ix, ref, cur, path, amounts, feasible, plans, seat_co
     return (k, fresh[k][1]), len(fresh)
 
 
-def _uniform_plans(problem, budget, ref, seat_cost) -> list[Plan]:
+def _uniform_plans(problem, budget, ref, seat_cost, quantile="mean") -> list[Plan]:
     """Uniform increases of 1, 2, ... subsidy steps until the cost passes ``budget``."""
     act = Action("subsidy", "all ESC schools", 0, "uniform")
     state, steps, out = State.status_quo(problem), [], []
@@ -255,7 +267,7 @@ def _uniform_plans(problem, budget, ref, seat_cost) -> list[Plan]:
         ev = evaluate(problem, state, seat_cost=seat_cost, reference=ref)
         steps.append(_step(act, problem.subsidy_step, ev))
         out.append(Plan("uniform", tuple(steps)))
-        if ev.spent > budget:
+        if not within_budget(ev.cost, budget, quantile):
             break
     return out
 
@@ -277,14 +289,16 @@ def _fill_plans(problem, shares, ref, seat_cost) -> list[Plan]:
     return out
 
 
-def best_within(plans, budget: float, family: str | None = None) -> Plan:
-    """The plan with the most mean relief among those of mean cost <= ``budget`` (of
-    ``family`` if given; ties: the cheaper); the empty plan if none."""
+def best_within(plans, budget: float, family: str | None = None, quantile="mean") -> Plan:
+    """The plan with the most mean relief among those within ``budget`` (of ``family``
+    if given; ties: the cheaper); the empty plan if none. Within: the rule of
+    ``quantile`` (:func:`~studentflow.optimize.budget_rule.within_budget`; "mean": mean
+    cost <= budget)."""
     best = Plan(family or "optimised", ())
     for p in plans:
         if family is not None and p.family != family:
             continue
-        if p.mean_cost <= budget and (p.mean_relief > best.mean_relief
+        if p.budget_cost(quantile) <= budget and (p.mean_relief > best.mean_relief
                                       or (p.mean_relief == best.mean_relief and p.mean_cost < best.mean_cost)):
             best = p
     return best

@@ -128,7 +128,8 @@ def placed_plot(result, comparisons=None):
     scen = {s.name: s for s in result.scenarios}
     uniform = [s for s in result.scenarios
                if not s.subsidy_by_tier and not s.subsidy_targeted and s.capacity == "contracted"
-               and not (s.add_slots or s.move_slots or s.scale_slots != 1.0 or s.radius_km)]
+               and not (s.add_slots or s.move_slots or s.scale_slots != 1.0 or s.radius_km
+                        or s.add_slots_at or s.subsidy_at)]
     curve = t[t["scenario"].isin([s.name for s in uniform])].copy()
     curve["subsidy"] = [scen[n].subsidy for n in curve["scenario"]]
     curve = curve.sort_values("subsidy")

@@ -282,7 +282,8 @@ def _calibration(calibrate, model, tables, base, bundle):
     """The calibrated status quo every scenario runs on (None: the model as fitted)."""
     if calibrate is True:
         return calibrate_status_quo(model, tables.for_scenario(base, bundle), dataclasses.replace(
-            base, subsidy=0.0, subsidy_by_tier={}, subsidy_targeted=None, radius_km=None), bundle=bundle)
+            base, subsidy=0.0, subsidy_by_tier={}, subsidy_targeted=None, subsidy_at={}, radius_km=None),
+            bundle=bundle)
     if calibrate is False or calibrate is None:
         return None
     if not hasattr(calibrate, "factor_of"):
