@@ -22,6 +22,7 @@ peak.
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import sys
 
@@ -56,8 +57,11 @@ def large_thresholds() -> bool:
 
 
 def trim() -> None:
-    """Return free heap memory to the OS (glibc ``malloc_trim(0)``, and pyarrow's memory
-    pool when pyarrow is loaded); a no-op elsewhere. Costs a few ms."""
+    """Collect garbage, then return free heap memory to the OS (glibc ``malloc_trim(0)``,
+    and pyarrow's memory pool when pyarrow is loaded). Some 0.1 s on a national heap:
+    after building the national pair table 290 MB were unreachable cycles that only a
+    full collection frees (927 MB held, 634 MB after)."""
+    gc.collect()
     pa = sys.modules.get("pyarrow")
     if pa is not None:
         try:

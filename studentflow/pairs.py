@@ -80,6 +80,7 @@ with Grade 6 and an ESC junior high) has distance 0 (:mod:`studentflow.geo.dista
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -187,6 +188,18 @@ def _keys(df: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_frame(df[["origin_id", "destination_id"]])
 
 
+def _trimmed(fn):
+    """``fn``, then :func:`studentflow.malloc.trim` once its locals are gone (the national
+    pair table's temporaries: 290 MB of cycles and free heap)."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        trim()
+        return out
+    return run
+
+
+@_trimmed
 def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: float = 5.0,
                 circuity: float = geo.DEFAULT_CIRCUITY, candidates: Candidates = "study") -> pd.DataFrame:
     """Observed and candidate origin → ESC-school pairs with covariates and net cost.
@@ -318,7 +331,6 @@ def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b
         missing_net_cost=int(out["net_cost_k"].isna().sum()), candidates=candidates,
         within_radius=int(out["within_radius"].sum()))
     log.info(out.attrs["summary"].summary())
-    trim()  # free heap pages of the temporaries back to the OS (studentflow.malloc)
     return out
 
 
