@@ -27,6 +27,8 @@ _PUBLIC = {
     "with_subsidy": "studentflow.pairs",
     "fit_gravity": "studentflow.gravity",
     "compare_models": "studentflow.gravity",
+    "fit_panel_gravity": "studentflow.gravity",
+    "build_panel_pairs": "studentflow.gravity",
     "allocate": "studentflow.allocation",
     "Allocation": "studentflow.allocation",
     "GravityModel": "studentflow.gravity",

@@ -48,6 +48,9 @@ def _data_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--formula", metavar="FORMULA", default=None,
                      help="gravity formula 'esc_beneficiaries ~ terms' over the pair table's columns "
                           "(default: the study's); collinear terms are dropped with a note")
+    sub.add_argument("--fit-years", choices=("all", "latest"), default="all",
+                     help="multi-year manifest: fit the pooled NB2 with year effects on every school year "
+                          "(default) or the latest year alone; scenarios act on the latest year either way")
 
 
 def _check_data_options(args) -> None:
@@ -203,7 +206,8 @@ def _run(args) -> int:
             fit_method=args.fit_method, formula=args.formula, calibrate=not args.no_calibrate,
             progress=False if args.no_progress else None, log=_say, client=client,
             keep_draws=False,  # the written outputs do not need the per-draw arrays
-            overwrite=args.overwrite, argv=["studentflow", *args.argv], for_year=args.for_year,
+            overwrite=args.overwrite, argv=["studentflow", *args.argv], fit_years=args.fit_years,
+            for_year=args.for_year,
         )
     finally:
         if client is not None:
@@ -211,6 +215,7 @@ def _run(args) -> int:
 
             close(client)
     print(res.result.summary())
+    print(f"model for scenarios: {next(iter(res.models))}")
     if "school_year" in res.result.table:  # --for-year next
         print(f"forecast for school year {res.result.table['school_year'].iloc[0]}")
     print("stage timings:")
@@ -254,7 +259,7 @@ def _optimize(args) -> int:
                                    budget_quantile=args.budget_quantile, overwrite=args.overwrite,
                                    argv=["studentflow", *args.argv], zeros=args.zeros,
                                    radius_km=args.radius_km, max_km=args.max_km, formula=args.formula,
-                                   for_year=args.for_year)
+                                   fit_years=args.fit_years, for_year=args.for_year)
     print(res.summary())
     if "school_year" in res.frontier:  # --for-year next
         print(f"plan for school year {res.frontier['school_year'].iloc[0]}")
@@ -282,7 +287,7 @@ def _validate(args) -> int:
         warnings.simplefilter("always")
         res = validate(check_manifest(args.data), draws=args.draws, seed=args.seed, zeros=args.zeros,
                        radius_km=args.radius_km, max_km=args.max_km, formula=args.formula,
-                       truth=not args.no_truth, log=_say)
+                       truth=not args.no_truth, log=_say, fit_years=args.fit_years)
     for message in dict.fromkeys(str(w.message) for w in caught):
         _say(f"note: {message}")
     print(res.summary())

@@ -85,9 +85,12 @@ class NextYear:
 
 
 def year_bundles(manifest, latest) -> list:
-    """Every school year's bundle of ``manifest``, oldest first, ending with ``latest``."""
+    """Every school year's bundle of ``manifest`` (a path, or a Panel already loaded), oldest
+    first, ending with ``latest``."""
     from studentflow.ingest import load_panel, manifest_years
 
+    if hasattr(manifest, "years") and hasattr(manifest, "bundles"):
+        return [manifest.bundles[y] for y in manifest.years[:-1]] + [latest]
     if manifest is None:
         from studentflow.paths import sample_manifest
 

@@ -19,7 +19,7 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
                  seed: int = 0, zeros: str = "truncate", radius_km: float = 5.0, max_km: float | None = None,
                  fit_method: str = "fast", formula: str | None = None, log: Callable[[str], None] | None = None,
                  write: bool = True, budget_quantile=0.95, overwrite: bool = False, argv=None,
-                 for_year: str | None = None):
+                 fit_years: str = "all", for_year: str | None = None):
     """Fit the model on the data of ``manifest`` and choose the plan for ``budget`` pesos.
 
     Parameters
@@ -40,8 +40,9 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
         The budget rule (:mod:`studentflow.optimize.budget_rule`; default 0.95).
     argv : list of str, optional
         The command line as typed (recorded in ``run.json``).
-    draws, seed, zeros, radius_km, max_km, fit_method, formula
-        As for :func:`studentflow.pipeline.run_pipeline`.
+    draws, seed, zeros, radius_km, max_km, fit_method, formula, fit_years
+        As for :func:`studentflow.pipeline.run_pipeline` (``fit_years="all"``: on a multi-year
+        manifest the model is the pooled fit with year effects; the plan is for the latest year).
     log : callable, optional
         Receives one line per stage and, as "note:" lines, the warnings a stage raised
         (e.g. a term dropped from the fit).
@@ -71,12 +72,12 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
         arguments = dict(manifest=manifest, budget=float(budget), levers=levers if not isinstance(levers, Levers)
                          else None, out_dir=out_dir, draws=draws, seed=seed, zeros=zeros, radius_km=radius_km,
                          max_km=max_km, fit_method=fit_method, formula=formula, budget_quantile=quantile,
-                         for_year=for_year)
+                         fit_years=fit_years, for_year=for_year)
         record = open_run(out_dir, arguments, study_scenarios()[:1], overwrite=overwrite, argv=argv,
                           function="studentflow.optimize_run.run_optimize", command=optimize_command)
     try:
         return _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius_km, max_km, fit_method,
-                       formula, say, write, timings, record, for_year)
+                       formula, say, write, timings, record, fit_years, for_year)
     except BaseException as exc:
         if record is not None:
             from studentflow.report.provenance import close_run
@@ -86,8 +87,8 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
 
 
 def _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius_km, max_km, fit_method, formula,
-            say, write, timings, record, for_year=None):
-    from studentflow.ingest import load_bundle
+            say, write, timings, record, fit_years="all", for_year=None):
+    from studentflow.gravity.panel import fit_years_panel, pooled_fit
     from studentflow.optimize import optimize
     from studentflow.pairs import build_pairs
     from studentflow.pipeline import compute_distances, fit_models
@@ -103,17 +104,19 @@ def _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius
             say(f"note: {message}")
         return out
 
-    bundle = stage("ingest", lambda: load_bundle(manifest))
-    distances = stage("distances", lambda: compute_distances(bundle, max_km=max_km))
+    panel, bundle = stage("ingest", lambda: fit_years_panel(manifest, fit_years))
+    distances = stage("distances", lambda: compute_distances(panel or bundle, max_km=max_km))
     pairs = stage("pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km))
-    model = stage("fit", lambda: next(iter(fit_models(pairs, zeros, method=fit_method, formula=formula).values())))
+    model = stage("fit", lambda: next(iter(fit_models(pairs, zeros, method=fit_method, formula=formula).values()))
+                  if panel is None else pooled_fit(panel, distances, zeros, radius_km=radius_km, method=fit_method,
+                                                   formula=formula))
     plan = None
     if for_year is not None:  # next year's pools, calibrated on the latest year
         from studentflow.next_year import check_for_year, plan_next_year, year_bundles
 
         check_for_year(for_year)
-        plan = stage("pools", lambda: plan_next_year(year_bundles(manifest, bundle), model, pairs, draws=draws,
-                                                     seed=seed))
+        years = [panel.bundles[y] for y in panel.years] if panel is not None else year_bundles(manifest, bundle)
+        plan = stage("pools", lambda: plan_next_year(years, model, pairs, draws=draws, seed=seed))
         say(f"forecast for school year {plan.school_year}: {plan.forecast.total:,.0f} learners in the pools")
     result = stage("optimize", lambda: optimize(
         bundle, model, budget=budget, pairs=plan.pairs if plan else pairs, distances=distances, levers=lev,

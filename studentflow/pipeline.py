@@ -87,7 +87,8 @@ def compute_distances(bundle, *, max_km: float | None = None, client=None) -> pd
 
     Parameters
     ----------
-    bundle : studentflow.schema.Bundle
+    bundle : studentflow.schema.Bundle or Panel
+        A Panel: every year's origins and ESC schools, once (:mod:`studentflow.gravity.panel`).
     max_km : float, optional
         Keep only pairs within this road distance, km (the network search stops there, origin block
         by origin block). None: every origin × every ESC school, fine for a region, not for the
@@ -95,14 +96,8 @@ def compute_distances(bundle, *, max_km: float | None = None, client=None) -> pd
     client : dask.distributed.Client or str, optional
         Compute the origin blocks on this Dask cluster (identical table).
     """
-    from studentflow.pairs import bundle_distances
-
-    s = bundle.schools
-    f = bundle.flows
-    origins = pd.Index(f["origin_id"].astype(str).unique())
-    benef = f.loc[pd.to_numeric(f["esc_beneficiaries"]) > 0, "destination_id"].astype(str).unique()
-    esc = s.index[s["esc"].fillna(False).astype(bool) | s.index.isin(benef)]
-    return bundle_distances(bundle, origins, esc, max_km=max_km, client=client)
+    from studentflow.gravity.panel import panel_distances
+    return panel_distances(bundle, max_km=max_km, client=client)
 
 
 def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "fast",
@@ -155,6 +150,7 @@ def run_pipeline(
     calibrate: bool = True,
     overwrite: bool = False,
     argv=None,
+    fit_years: Literal["all", "latest"] = "all",
     for_year: str | None = None,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
@@ -207,6 +203,8 @@ def run_pipeline(
         alike.
     overwrite, argv : bool, list of str
         Write into a non-empty ``out_dir`` lacking studentflow's ``run.json``; the command line as typed.
+    fit_years : {"all", "latest"}
+        Multi-year manifest: pooled NB2 with year effects (:mod:`studentflow.gravity.panel`) or the latest year alone.
     for_year : {None, "next"}
         "next": plan the year after the latest (forecast pools, :mod:`studentflow.next_year`).
 
@@ -246,7 +244,8 @@ def run_pipeline(
     if write:  # run.json first: marks the folder as studentflow's and records what is attempted
         record = open_run(out, dict(manifest=manifest, scenarios=scenarios_arg, out_dir=out, draws=draws, seed=seed,
                                     zeros=zeros, radius_km=radius_km, max_km=max_km, fit_method=fit_method,
-                                    formula=formula, calibrate=calibrate, client=client, for_year=for_year),
+                                    formula=formula, calibrate=calibrate, client=client, fit_years=fit_years,
+                                    for_year=for_year),
                           scenarios, overwrite=overwrite, argv=argv)
     owned = False
     if client is not None:
@@ -256,7 +255,7 @@ def run_pipeline(
     try:
         res = _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method,
                           formula, progress, write, client, keep_draws, stage, timings, outputs,
-                          calibrate, record, for_year)
+                          calibrate, record, fit_years, for_year)
     except BaseException as exc:
         if record is not None:  # run.json says the run failed, and why
             close_run(out, record, timings=timings, error=exc)
@@ -273,23 +272,25 @@ def run_pipeline(
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
                 progress, write, client, keep_draws, stage, timings, outputs, calibrate=True,
-                record=None, for_year=None) -> PipelineResult:
+                record=None, fit_years="all", for_year=None) -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
+    from studentflow.gravity.panel import fit_years_panel, pooled_models
     from studentflow.ingest import load_bundle
     from studentflow.pairs import build_pairs
     from studentflow.report.write import _write_csv, write_report
     from studentflow.scenarios.run import run_scenarios
 
     truth = synthetic_truth(manifest)
-    bundle = stage(1, "ingest", lambda: load_bundle(manifest, client=client),
-                   lambda b: f"{len(b.schools):,} schools, {len(b.flows):,} flows, {len(b.ledger):,} ledger rows")
+    panel, bundle = stage(1, "ingest", lambda: fit_years_panel(manifest, fit_years, client=client, load=load_bundle),
+                          lambda pb: f"{len(pb[1].schools):,} schools, {len(pb[1].flows):,} flows, {len(pb[1].ledger):,} "
+                                     f"ledger rows" + (f"; {len(pb[0].years)} school years to fit on" if pb[0] else ""))
     if write:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.html").unlink(missing_ok=True)  # an older run's report no longer applies
-        outputs["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
+        outputs["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger if panel is None else panel.ledger)
         if len(bundle.sources):
             outputs["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
-    distances = stage(2, "distances", lambda: compute_distances(bundle, max_km=max_km, client=client),
+    distances = stage(2, "distances", lambda: compute_distances(panel or bundle, max_km=max_km, client=client),
                       lambda d: f"{len(d):,} origin-school distances ({', '.join(sorted(d['method'].unique()))})")
     pairs = stage(3, "pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km),
                   lambda p: f"{int((p['pair_type'] == 'observed').sum()):,} observed + "
@@ -299,15 +300,16 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         if zeros == "include":  # an outcome-independent candidate set: every pair within the radius
             radius = build_pairs(bundle, distances, radius_km=radius_km, candidates="radius")
             estimation = radius.loc[radius["within_radius"]]
-        return fit_models(pairs, zeros, method=fit_method, formula=formula, estimation_pairs=estimation)
+        return pooled_models(panel, distances, fit_models(pairs, zeros, method=fit_method, formula=formula,
+                             estimation_pairs=estimation), MODEL_LABELS[zeros], zeros, radius_km=radius_km,
+                             method=fit_method, formula=formula)
 
     models = stage(4, "fit", fit_stage,
                    lambda m: "; ".join(f"{k}: {_slopes(v)}" for k, v in m.items()))
     model = next(iter(models.values()))
 
-    from studentflow.next_year import plan_inputs
-    plan, p, cal, pool_draws = plan_inputs(for_year, manifest, bundle, model, pairs, scenarios, draws, seed,
-                                           calibrate)  # next year's pools, calibrated on the latest year
+    from studentflow.next_year import plan_inputs  # next year's pools, calibrated on the latest year
+    plan, p, cal, pool_draws = plan_inputs(for_year, panel or manifest, bundle, model, pairs, scenarios, draws, seed, calibrate)
 
     def scenario_stage():
         main = run_scenarios(bundle, model, scenarios, pairs=p, distances=distances, draws=draws,

@@ -176,6 +176,29 @@ def empty_ledger() -> pd.DataFrame:
     )
 
 
+def id_positions(index: pd.Index, ids) -> "np.ndarray":
+    """``index.get_indexer(ids)`` (-1 where absent or missing) for a unique ``index``,
+    looked up once per distinct id: the ids of a pair table (strings, repeated on
+    hundreds of thousands of rows) are factorised first, so only the few thousand
+    distinct ones go through the string hash table."""
+    import numpy as np
+
+    codes, uniques = pd.factorize(np.asarray(ids) if not isinstance(ids, (pd.Series, pd.Index)) else ids)
+    pos = np.append(index.get_indexer(uniques), -1)  # code -1 (missing) → the last: -1
+    return pos[codes]
+
+
+def id_map(values: pd.Series, ids, fill=float("nan")) -> "np.ndarray":
+    """``ids.map(values)`` as a float array (``fill`` where absent) for a ``values``
+    Series with a unique index, through :func:`id_positions`."""
+    import numpy as np
+
+    pos = id_positions(values.index, ids)
+    out = values.to_numpy(dtype=float)[pos]
+    out[pos < 0] = fill
+    return out
+
+
 def require_columns(table: pd.DataFrame, columns, *, name: str) -> None:
     """Raise :class:`DataError` naming ``name`` if ``table`` lacks any of ``columns``."""
     missing = [c for c in columns if c not in table.columns]

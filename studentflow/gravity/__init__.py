@@ -3,6 +3,9 @@
 - :func:`fit_gravity` (:mod:`.fit`) → :class:`GravityModel` (:mod:`.model`): NB2 or
   Poisson, plain or zero-truncated, clustered standard errors, ``predict``, elasticities.
 - :func:`compare_models`, :data:`STUDY_FORMULA`, :data:`NESTED_FORMULAS`.
+- :func:`fit_panel_gravity` (:mod:`.panel`) → :class:`PanelGravityModel`: the pooled fit
+  over several school years with year effects, predicting the latest year;
+  :func:`build_panel_pairs` stacks every year's PairTable.
 
 Defaults: the zero-truncated NB2 on positive flows by the fast Newton path; the study's
 model is ``zeros="drop"``, statsmodels' optimiser ``method="statsmodels"``.
@@ -21,9 +24,11 @@ from studentflow.gravity.fit import (
 from studentflow.gravity.collinear import DroppedTerm
 from studentflow.gravity.design import design_matrix
 from studentflow.gravity.model import DispersionTest, GravityModel
+from studentflow.gravity.panel import PanelGravityModel, build_panel_pairs, fit_panel_gravity
 
 __all__ = [
     "STUDY_FORMULA", "NESTED_FORMULAS", "fit_gravity", "compare_models", "GravityModel",
     "DispersionTest", "design_matrix", "GravityWarning", "GravityConvergenceWarning",
-    "AlphaBoundaryWarning", "CollinearityWarning", "DroppedTerm",
+    "AlphaBoundaryWarning", "CollinearityWarning", "DroppedTerm", "fit_panel_gravity", "build_panel_pairs",
+    "PanelGravityModel",
 ]

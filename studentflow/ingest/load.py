@@ -33,6 +33,7 @@ from studentflow.ingest.places import PlaceMatcher
 from studentflow.ingest.roads import scan_road_network
 from studentflow.ingest.validate import validate_tables
 from studentflow.ingest.years import pick_year, source_years, year_sources
+from studentflow.malloc import trim
 from studentflow.schema import ALL_REGIONS, SCHOOLS, Bundle, Panel
 
 __all__ = ["load_bundle", "load_panel", "manifest_years"]
@@ -107,7 +108,9 @@ def load_bundle(manifest: str | Path | None = None, *, year: str | None = None, 
     sources = read_manifest(path)
     chosen = pick_year(source_years(sources), year, path.name)
     with _reading(sources, client, lambda prepared: [year_sources(prepared, chosen, path.name)]) as (picked, read):
-        return _load(picked[0], read, school_year=chosen)[0]
+        bundle = _load(picked[0], read, school_year=chosen)[0]
+    trim()  # the raw files' temporaries: free heap pages back to the OS (studentflow.malloc)
+    return bundle
 
 
 def load_panel(manifest: str | Path | None = None, *, client=None) -> Panel:

@@ -63,6 +63,9 @@ def _coef_table(models: dict, truth: dict | None = None) -> pd.DataFrame:
     table = pd.DataFrame(cols)
     extra = {}
     for label, m in models.items():
+        for year, r in getattr(m, "year_effects", pd.DataFrame()).iterrows():  # a pooled multi-year fit
+            extra.setdefault(f"year effect {year}", {})[label] = "0 (reference)" if r["std_err"] == 0 and \
+                r["coef"] == 0 else f"{r['coef']:.4f} ({r['std_err']:.4f})"
         for name, key, fmt in (("alpha (dispersion)", "alpha", "{:.4f}"), ("log-likelihood", "llf", "{:,.1f}"),
                                ("AIC", "aic", "{:,.1f}"), ("observations", "nobs", "{:,.0f}")):
             value = getattr(m, key, None)

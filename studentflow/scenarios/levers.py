@@ -13,7 +13,7 @@ import pandas as pd
 
 from studentflow.errors import DataError
 from studentflow.scenarios.spec import Scenario
-from studentflow.schema import SUBSIDY_TIERS
+from studentflow.schema import SUBSIDY_TIERS, id_map
 
 __all__ = ["pair_reach", "scenario_capacities", "scenario_pairs", "subsidy_parts", "widened_pairs"]
 
@@ -198,8 +198,7 @@ def scenario_pairs(scenario: Scenario, pairs: pd.DataFrame, bundle=None, distanc
             p = p.assign(within_radius=p["within_radius"].to_numpy(dtype=bool)
                          & (p["distance_km"].to_numpy() <= scenario.radius_km))
     school_extra, origin_extra = subsidy_parts(scenario, p, bundle)
-    extra = (p["destination_id"].map(school_extra).to_numpy(dtype=float)
-             + p["origin_id"].map(origin_extra).to_numpy(dtype=float))
+    extra = id_map(school_extra, p["destination_id"]) + id_map(origin_extra, p["origin_id"])
     if np.any(extra != 0):
         p = _apply_subsidy(p, extra)
     p = p.reset_index(drop=True)

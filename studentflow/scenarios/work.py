@@ -22,6 +22,7 @@ from studentflow.errors import DataError
 from studentflow.scenarios.draws import DrawWork
 from studentflow.scenarios.levers import scenario_capacities, scenario_pairs, widened_pairs
 from studentflow.scenarios.spec import Scenario
+from studentflow.schema import id_positions
 
 __all__ = ["PairTables"]
 
@@ -89,6 +90,14 @@ def _design(model, pairs: pd.DataFrame):
     return X, offset
 
 
+def _global_positions(pos: pd.Series, ids: pd.Series) -> np.ndarray:
+    """``pos.loc[ids]`` as an array (ids looked up once each; KeyError if one is absent)."""
+    at = id_positions(pos.index, ids)
+    if (at < 0).any():
+        raise KeyError(f"{ids.name}: {ids.iloc[int(np.flatnonzero(at < 0)[0])]!r} is not in the run's index")
+    return pos.to_numpy()[at]
+
+
 @dataclass(frozen=True)
 class _Prepared:
     scenario: Scenario
@@ -110,8 +119,8 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
     p, school_extra, origin_extra = tables.for_scenario(s, bundle, parts=True)
     if p.empty:
         raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
-    o_glob = origin_pos.loc[p["origin_id"]].to_numpy()
-    d_glob = school_pos.loc[p["destination_id"]].to_numpy()
+    o_glob = _global_positions(origin_pos, p["origin_id"])
+    d_glob = _global_positions(school_pos, p["destination_id"])
     rows, r = np.unique(o_glob, return_inverse=True)
     cols, c = np.unique(d_glob, return_inverse=True)
     order = np.lexsort((c, r))
