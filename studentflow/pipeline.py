@@ -158,7 +158,7 @@ def run_pipeline(
     calibrate: bool = True,
     overwrite: bool = False,
     argv=None,
-    fit_years: Literal["all", "latest"] = "all",
+    fit_years: Literal["all", "latest"] = "latest",
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
 
@@ -211,7 +211,8 @@ def run_pipeline(
     overwrite, argv : bool, list of str
         Write into a non-empty ``out_dir`` lacking studentflow's ``run.json``; the command line as typed.
     fit_years : {"all", "latest"}
-        Multi-year manifest: pooled NB2 with year effects (:mod:`studentflow.gravity.panel`) or the latest year alone.
+        Multi-year manifest: the latest year alone (default) or the pooled NB2 with year
+        effects (:mod:`studentflow.gravity.panel`).
 
     Returns
     -------
@@ -274,7 +275,7 @@ def run_pipeline(
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
                 progress, write, client, keep_draws, stage, timings, outputs, calibrate=True,
-                record=None, fit_years="all") -> PipelineResult:
+                record=None, fit_years="latest") -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.gravity.panel import fit_years_panel, pooled_models
     from studentflow.ingest import load_bundle
