@@ -109,6 +109,7 @@ def plan_inputs(for_year, manifest, bundle, model, pairs, scenarios, draws, seed
     (NextYear or None, pairs, calibration of a model, pool draws or None)
         Without ``for_year``: ``(None, pairs, lambda m: calibrate, None)``.
     """
+    check_for_year(for_year)
     if for_year is None:
         return None, pairs, (lambda m: calibrate), None
     plan = plan_next_year(year_bundles(manifest, bundle), model, pairs, scenarios=scenarios, draws=draws,

@@ -150,7 +150,7 @@ def run_pipeline(
     calibrate: bool = True,
     overwrite: bool = False,
     argv=None,
-    fit_years: Literal["all", "latest"] = "all",
+    fit_years: Literal["all", "latest"] = "latest",
     for_year: str | None = None,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
@@ -204,7 +204,8 @@ def run_pipeline(
     overwrite, argv : bool, list of str
         Write into a non-empty ``out_dir`` lacking studentflow's ``run.json``; the command line as typed.
     fit_years : {"all", "latest"}
-        Multi-year manifest: pooled NB2 with year effects (:mod:`studentflow.gravity.panel`) or the latest year alone.
+        Multi-year manifest: the latest year alone (default) or the pooled NB2 with year
+        effects (:mod:`studentflow.gravity.panel`).
     for_year : {None, "next"}
         "next": plan the year after the latest (forecast pools, :mod:`studentflow.next_year`).
 
@@ -214,8 +215,6 @@ def run_pipeline(
     """
     from studentflow.scenarios.spec import load_scenarios, study_scenarios
 
-    if for_year not in (None, "next"):
-        raise ValueError(f"for_year must be None or 'next', got {for_year!r}")
     if max_km is not None and not max_km >= radius_km:
         raise ValueError(f"max_km ({max_km} km) must be >= radius_km ({radius_km} km)")
     say = log or (lambda line: None)
@@ -272,7 +271,7 @@ def run_pipeline(
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
                 progress, write, client, keep_draws, stage, timings, outputs, calibrate=True,
-                record=None, fit_years="all", for_year=None) -> PipelineResult:
+                record=None, fit_years="latest", for_year=None) -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.gravity.panel import fit_years_panel, pooled_models
     from studentflow.ingest import load_bundle
