@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,14 +15,16 @@ pytestmark = pytest.mark.slow  # two CLI runs on a small region (about a minute)
 EARLIER = "2022-2023"
 
 
-def two_identical_years(src: Path) -> Path:
-    """A second manifest beside ``src``'s where every year-bound source is listed again for an
-    earlier year, pointing at the same files (two identical school years)."""
-    text = (src / "manifest.toml").read_text(encoding="utf-8")
+def two_identical_years(src: Path, dest: Path) -> Path:
+    """A second manifest, in ``dest`` (not beside ``src``'s: the region is shared by other
+    tests), where every year-bound source is listed again for an earlier year, pointing at
+    the same files (two identical school years)."""
+    dest = Path(shutil.copytree(src, dest / "region"))
+    text = (dest / "manifest.toml").read_text(encoding="utf-8")
     head, *blocks = text.split("[[source]]")
     extra = [re.sub(r'school_year = "[^"]+"', f'school_year = "{EARLIER}"', b) for b in blocks if "school_year" in b]
     assert extra, "the sample manifest has no year-bound source"
-    out = src / "manifest_two_years.toml"
+    out = dest / "manifest_two_years.toml"
     out.write_text("[[source]]".join([head, *blocks, *extra]), encoding="utf-8")
     return out
 
@@ -29,7 +32,7 @@ def two_identical_years(src: Path) -> Path:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, small_region):
     root = tmp_path_factory.mktemp("fit_years")
-    manifest = two_identical_years(small_region)
+    manifest = two_identical_years(small_region, root)
     out = {}
     for fit in ("all", "latest"):
         d = root / f"out_{fit}"
