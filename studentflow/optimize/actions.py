@@ -156,21 +156,24 @@ def apply(problem: Problem, state: State, action: Action, amount: float) -> Stat
 
 
 def step_amounts(problem: Problem, ix: ActionIndex, cur: Evaluation, *, slot_step: float, seat_step: float,
-                 slot_min: float = 5.0):
+                 slot_min: float = 5.0, slot_share: float = 0.0):
     """Slots / seats / pesos one step of each action adds (0: the action cannot be taken).
 
     Slots: the school's largest unmet demand over the draws, at least ``slot_min``
-    (unused slots cost nothing, and a later subsidy may fill them), at most
-    ``slot_step`` and the room below its limit.
+    (unused slots cost nothing, and a later subsidy may fill them), at most the room
+    below its limit and the larger of ``slot_step`` and ``slot_share`` times the
+    school's demand (mean over draws, learners): lots proportional to demand.
     """
     st = cur.state
     out = np.zeros(len(ix.actions))
     b, load = cur.b, cur.school
-    unmet = np.where(b < 1 - 1e-9, _demand(problem, cur) - load, 0.0).max(axis=0)
+    demand = _demand(problem, cur)
+    unmet = np.where(b < 1 - 1e-9, demand - load, 0.0).max(axis=0)
     room = np.floor(problem.slot_limit - st.capacities + 1e-9)
     sl = ix.kind == 0
     j = ix.index[sl]
-    want = np.where(np.isnan(ix.fixed[sl]), np.minimum(slot_step, np.maximum(slot_min, np.ceil(unmet[j] - 1e-6))),
+    lot = np.maximum(slot_step, np.ceil(slot_share * demand[:, j].mean(axis=0))) if slot_share > 0 else slot_step
+    want = np.where(np.isnan(ix.fixed[sl]), np.minimum(lot, np.maximum(slot_min, np.ceil(unmet[j] - 1e-6))),
                     ix.fixed[sl])
     out[sl] = np.where(room[j] >= want, want, np.where(np.isnan(ix.fixed[sl]), np.maximum(room[j], 0.0), 0.0))
     se = ix.kind == 2
@@ -186,8 +189,11 @@ def step_amounts(problem: Problem, ix: ActionIndex, cur: Evaluation, *, slot_ste
 
 def _demand(problem: Problem, cur: Evaluation) -> np.ndarray:
     """Draws × schools: learners who would come if the school had room, ``Σ_i a_i μ_ij``
-    (``= load / b_j`` where ``b_j > 0``; also right at a school with no slots, ``b_j = 0``)."""
-    return problem.to_schools(cur.mu * cur.a[:, problem.pair_origin])
+    (``= load / b_j`` where ``b_j > 0``; also right at a school with no slots, ``b_j = 0``);
+    kept on the evaluation (:func:`studentflow.optimize.delta.commit` patches it)."""
+    if "demand" not in cur.__dict__:
+        object.__setattr__(cur, "demand", problem.to_schools(cur.mu * cur.a[:, problem.pair_origin]))
+    return cur.__dict__["demand"]
 
 
 def _weights(problem: Problem, cur: Evaluation) -> np.ndarray:
@@ -241,7 +247,7 @@ def estimate(problem: Problem, ix: ActionIndex, cur: Evaluation, amounts: np.nda
         # a slot at a full school j takes a learner from its demand a_i μ_ij (T_ij / load_j
         # where b_j > 0; the demand itself where b_j = 0: a school with no slots yet)
         am = cur.mu * cur.a[:, po]
-        demand = per_school(am)
+        demand = _demand(problem, cur)
         safe = np.maximum(demand, 1e-12)
         amf = am * free[:, po]
         slot_gain = per_school(amf * w[:, po]) / safe * full  # relief per slot

@@ -145,7 +145,7 @@ class OptimizeResult:
 
 def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=None, levers=None,
              draws: int = 20, seed: int = 0, status_quo=None, calibrate=True, problem: Problem | None = None,
-             actions=None, frontier_points: int = 40) -> OptimizeResult:
+             actions=None, frontier_points: int = 40, client=None) -> OptimizeResult:
     """Choose, within ``budget`` pesos per school year, the actions that relieve most
     learners from congested public JHS (mean over Monte Carlo draws).
 
@@ -172,6 +172,9 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
         Restrict the actions (default: every action the levers allow).
     frontier_points : int
         Budgets on the frontier between 0 and ``budget``.
+    client : dask.distributed.Client or str, optional
+        Run the search's full re-solves on this Dask cluster (a Client, a scheduler
+        address or ``"local:N"``); the plan is the same as without.
 
     Returns
     -------
@@ -198,9 +201,21 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
                                 calibrate=calibrate)
     if actions is None:
         actions = make_actions(problem, lev.actions)
+    owned = False
+    if client is not None:
+        from studentflow.dask_client import resolve
+
+        client, owned = resolve(client)
     t0 = time.perf_counter()
-    found = search(problem, actions, float(budget), confirm=lev.confirm, slot_step=lev.slot_step, slot_min=lev.slot_min, refresh=lev.refresh,
-                   seat_step=lev.public_seat_step, seat_cost=lev.public_seat_cost or 0.0)
+    try:
+        found = search(problem, actions, float(budget), confirm=lev.confirm, slot_step=lev.slot_step,
+                       slot_min=lev.slot_min, refresh=lev.refresh, seat_step=lev.public_seat_step,
+                       seat_cost=lev.public_seat_cost or 0.0, client=client)
+    finally:
+        if owned:
+            from studentflow.dask_client import close
+
+            close(client)
     plan = merge_steps(best_within(found.plans, float(budget)))  # a run of one action: one row
     seconds = time.perf_counter() - t0
     return OptimizeResult(float(budget), plan, plan_table(plan), frontier_table(found.plans, budget, frontier_points),
