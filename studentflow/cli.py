@@ -6,6 +6,7 @@
                     [--zeros truncate|include|drop] [--max-km KM] [--scheduler ADDRESS]
                     [--overwrite]
     studentflow optimize --budget PESOS [--levers FILE] [--draws N] [--data MANIFEST] [--out DIR]
+                         [--scheduler ADDRESS]
     studentflow explain SCHOOL_ID [--out DIR] [--top N]
     studentflow make-sample OUT_DIR [--seed N] [--scale X]
     studentflow validate [--data MANIFEST] [--draws N] [--seed N] [--zeros ...] [--no-truth]
@@ -107,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     opt.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     opt.add_argument("--data", metavar="MANIFEST", help="manifest.toml (default: the bundled sample)")
     opt.add_argument("--out", metavar="DIR", default="studentflow-output", help="output folder")
+    opt.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run the learner files, distances and the optimizer's full re-solves on a Dask "
+                          "cluster: scheduler address (tcp://host:8786) or local:N (same plan as without)")
 
     ck = sub.add_parser("check", help="dry run: read every source of a manifest and report what was found",
                         description="Read every source of a manifest (no model, no report) and print, per "
@@ -193,8 +197,16 @@ def _optimize(args) -> int:
     if args.levers is not None and not Path(args.levers).is_file():
         raise DataError(f"{args.levers}: levers file not found (--levers)")
     t0 = time.perf_counter()
-    res, written, _ = run_optimize(check_manifest(args.data), budget=args.budget, levers=args.levers,
-                                   out_dir=args.out, draws=args.draws, seed=args.seed, log=_say)
+    manifest = check_manifest(args.data)
+    client = _client(args.scheduler) if args.scheduler is not None else None
+    try:
+        res, written, _ = run_optimize(manifest, budget=args.budget, levers=args.levers, out_dir=args.out,
+                                       draws=args.draws, seed=args.seed, log=_say, client=client)
+    finally:
+        if client is not None:
+            from studentflow.dask_client import close
+
+            close(client)
     print(res.summary())
     print(f"total {time.perf_counter() - t0:.1f} s; outputs in {Path(args.out).resolve()}: " + ", ".join(sorted(written)))
     return 0

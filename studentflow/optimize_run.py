@@ -16,7 +16,8 @@ __all__ = ["run_optimize"]
 
 def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentflow-output", draws: int = 20,
                  seed: int = 0, zeros: str = "truncate", radius_km: float = 5.0, max_km: float | None = None,
-                 fit_method: str = "fast", log: Callable[[str], None] | None = None, write: bool = True):
+                 fit_method: str = "fast", log: Callable[[str], None] | None = None, write: bool = True,
+                 client=None):
     """Fit the model on the data of ``manifest`` and choose the plan for ``budget`` pesos.
 
     Parameters
@@ -35,6 +36,9 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
         As for :func:`studentflow.pipeline.run_pipeline`.
     log : callable, optional
         Receives one line per stage.
+    client : dask.distributed.Client, optional
+        Read the learner files, compute the distances and run the optimizer's full
+        re-solves on this Dask cluster (the plan is the same as without).
 
     Returns
     -------
@@ -59,12 +63,12 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
         say(f"{name} done in {timings[name]:.1f} s")
         return out
 
-    bundle = stage("ingest", lambda: load_bundle(manifest))
-    distances = stage("distances", lambda: compute_distances(bundle, max_km=max_km))
+    bundle = stage("ingest", lambda: load_bundle(manifest, client=client))
+    distances = stage("distances", lambda: compute_distances(bundle, max_km=max_km, client=client))
     pairs = stage("pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km))
     model = stage("fit", lambda: next(iter(fit_models(pairs, zeros, method=fit_method).values())))
     result = stage("optimize", lambda: optimize(bundle, model, budget=budget, pairs=pairs, distances=distances,
-                                                levers=lev, draws=draws, seed=seed))
+                                                levers=lev, draws=draws, seed=seed, client=client))
     written = {}
     if write:
         from studentflow.report.optimize_page import write_optimize

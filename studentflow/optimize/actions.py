@@ -240,18 +240,19 @@ def estimate(problem: Problem, ix: ActionIndex, cur: Evaluation, amounts: np.nda
     per_school = problem.to_schools
 
     gain, cost = np.zeros(len(ix.actions)), np.zeros(len(ix.actions))
-    Tf = cur.flows if free.all() else cur.flows * free[:, po]  # flows of origins with learners left
-    Tfw = Tf * w[:, po]
+    simple = bool(free.all()) and bool(np.all(cur.a == 1.0))  # no pool binds: a = 1, skip those products
+    Tf = cur.flows if simple else cur.flows * free[:, po]  # flows of origins with learners left
+    wpo = w[:, po]
+    Tfw = Tf * wpo
     sl = np.flatnonzero((ix.kind == 0) & (amounts > 0))
     if sl.size:
         # a slot at a full school j takes a learner from its demand a_i μ_ij (T_ij / load_j
         # where b_j > 0; the demand itself where b_j = 0: a school with no slots yet)
-        am = cur.mu * cur.a[:, po]
         demand = _demand(problem, cur)
         safe = np.maximum(demand, 1e-12)
-        amf = am * free[:, po]
-        slot_gain = per_school(amf * w[:, po]) / safe * full  # relief per slot
-        slot_placed = per_school(amf) / safe * full  # learners per slot
+        amf = cur.mu if simple else cur.mu * cur.a[:, po] * free[:, po]
+        slot_gain = per_school(amf * wpo) / safe * full  # relief per slot
+        slot_placed = (demand / safe if simple else per_school(amf) / safe) * full  # learners per slot
         unmet = np.where(full, demand - load, 0.0)
         j = ix.index[sl]
         filled = np.minimum(amounts[sl][None, :], unmet[:, j])

@@ -75,6 +75,7 @@ class Context:
     batch_max: int = 1
     max_path: int = 100_000
     client: object = None
+    changes: bool = True  # re-solve small changes locally (False: every re-solve in full, for benchmarks)
     stale: list | None = None
     evaluations: int = 0
     _remote_problem: object = field(default=None, repr=False)
@@ -114,7 +115,8 @@ class Context:
         for i, s in enumerate(states):
             if out[i] is None:
                 self.evaluations += 1
-                out[i] = evaluate_change(self.problem, cur, s, reference=self.ref, seat_cost=self.seat_cost)
+                out[i] = (evaluate_change(self.problem, cur, s, reference=self.ref, seat_cost=self.seat_cost)
+                          if self.changes else self._evaluate(s))
         return out
 
     def take(self, ev) -> Evaluation:

@@ -72,11 +72,27 @@ def _simple(ev: Evaluation) -> bool:
     return ev.__dict__["simple"]
 
 
+def _ranges(ptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, row of each): the concatenated ranges ``ptr[r]:ptr[r + 1]`` of ``rows``."""
+    counts = ptr[rows + 1] - ptr[rows]
+    total = int(counts.sum())
+    seg = np.repeat(np.arange(rows.size), counts)
+    return np.repeat(ptr[rows] - np.cumsum(counts) + counts, counts) + np.arange(total), seg
+
+
+def _sums(values: np.ndarray, seg: np.ndarray, n: int) -> np.ndarray:
+    """Draws × n sums of draws × k ``values`` by segment ``seg`` (length k)."""
+    D = values.shape[0]
+    flat = (np.arange(D)[:, None] * n + seg[None, :]).ravel()
+    return np.bincount(flat, weights=values.ravel(), minlength=D * n).reshape(D, n)
+
+
 def evaluate_change(problem: Problem, cur: Evaluation, state: State, *, reference: Evaluation,
                     seat_cost: float = 0.0):
     """``state`` re-solved exactly as a change to ``cur``: a :class:`Change`, or a full
     :class:`~studentflow.optimize.problem.Evaluation` when the change cannot be done
-    locally (an origin pool binds, or ``cur`` has one that does)."""
+    locally (an origin pool binds, it changes over a quarter of the pairs, or ``cur``
+    has a binding pool)."""
     full = lambda: evaluate(problem, state, seat_cost=seat_cost, reference=reference)  # noqa: E731
     if not _simple(cur):
         return full()
@@ -84,49 +100,40 @@ def evaluate_change(problem: Problem, cur: Evaluation, state: State, *, referenc
     stepped = state.steps != old.steps
     S = np.flatnonzero(stepped | (state.capacities != old.capacities))
     order, ptr = school_pairs(problem)
-    counts = ptr[S + 1] - ptr[S]
-    P = order[np.repeat(ptr[S], counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))]
-    D = problem.draws
-    if P.size > problem.indices.size // 4:
+    pos, seg = _ranges(ptr, S)
+    if pos.size > problem.indices.size // 4:
         return full()  # a broad change: the full re-solve is as fast
-    seg = np.repeat(np.arange(S.size), counts)  # changed pair -> position in S
+    P = order[pos]
     if stepped[S].any():
         lvl = state.steps[problem.indices[P]]
-        eta = problem.log_mu[:, P].copy()
+        eta = problem.log_mu[:, P]
         for n in np.unique(lvl[lvl > 0]):
             sel = lvl == n
             eta[:, sel] += problem.shift(int(n))[:, P[sel]]
         mu = np.exp(eta)
     else:
         mu = cur.mu[:, P]
-    demand = np.zeros((D, S.size))
-    for d in range(D):
-        demand[d] = np.bincount(seg, weights=mu[d], minlength=S.size)
+    demand = _sums(mu, seg, S.size)
     K = state.capacities[S]
     b = np.where(demand > K, K / np.where(demand > 0, demand, 1.0), 1.0)
     flows = mu * b[:, seg]
-    dflow = flows - cur.flows[:, P]
     po = problem.pair_origin[P]
     O, inv = np.unique(po, return_inverse=True)
-    origin = cur.origin[:, O].copy()
-    for d in range(D):
-        origin[d] += np.bincount(inv, weights=dflow[d], minlength=O.size)
+    origin = cur.origin[:, O] + _sums(flows - cur.flows[:, P], inv, O.size)
     if np.any(origin - problem.pools[O] > 1e-9 * np.maximum(problem.pools[O], 1.0)):
         return full()  # an origin pool binds: the allocator's full solution is needed
     b[:, K == 0] = np.where(demand[:, K == 0] > 0, 0.0, 1.0)
-    load = np.zeros((D, S.size))
-    for d in range(D):
-        load[d] = np.bincount(seg, weights=flows[d], minlength=S.size)
+    load = _sums(flows, seg, S.size)
     # relief: only the JHS fed by the touched origins, and those given seats, change
-    def extra(o):
-        return np.minimum(np.clip(o - problem.observed[O], 0, None), problem.public_total[O])
-
-    sub = problem.share[O]
-    seat_jhs = np.flatnonzero(state.seats != old.seats)
-    J = np.union1d(np.unique(sub.indices), seat_jhs)
-    dext = extra(origin) - extra(cur.origin[:, O])
-    drel = np.asarray((sub.T @ dext.T).T)  # draws × all JHS, nonzero only on sub's columns
-    relieved = cur.relieved[:, J] + drel[:, J]
+    cap, obs = problem.public_total[O], problem.observed[O]
+    dext = (np.minimum(np.clip(origin - obs, 0, None), cap)
+            - np.minimum(np.clip(cur.origin[:, O] - obs, 0, None), cap))
+    sh = problem.share
+    spos, srow = _ranges(sh.indptr, O)
+    J, jinv = np.unique(np.concatenate([sh.indices[spos], np.flatnonzero(state.seats != old.seats)]),
+                        return_inverse=True)
+    drel = _sums(dext[:, srow] * sh.data[spos], jinv[:spos.size], J.size)
+    relieved = cur.relieved[:, J] + drel
     before = np.minimum(problem.aisle[J], cur.relieved[:, J] + old.seats[J]).sum(axis=1)
     after = np.minimum(problem.aisle[J], relieved + state.seats[J]).sum(axis=1)
     relief_total = cur.relief_total + (after - before)

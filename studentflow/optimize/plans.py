@@ -18,10 +18,13 @@ from studentflow.optimize.actions import Action
 __all__ = ["Step", "Plan", "fits", "make_step", "split_batch", "best_within", "merge_steps"]
 
 
-def fits(cost, budget: float) -> bool:
-    """Whether costs per draw (pesos) are within ``budget``: their mean is at most it."""
+def fits(cost, budget: float):
+    """Whether costs per draw (pesos; the last axis) are within ``budget``: their mean
+    is at most it. One plan's costs give a bool, a plans × draws array one per plan."""
     cost = np.asarray(cost, dtype=float)
-    return bool((float(cost.mean()) if cost.size else 0.0) <= budget)
+    if cost.ndim <= 1:
+        return bool((float(cost.mean()) if cost.size else 0.0) <= budget)
+    return cost.mean(axis=-1) <= budget
 
 
 @dataclass(frozen=True)
@@ -90,15 +93,23 @@ def split_batch(members, cur, ev) -> list[Step]:
 
 def best_within(plans, budget: float, family: str | None = None) -> Plan:
     """The plan with the most mean relief among those that :func:`fit <fits>` ``budget``
-    (of ``family`` if given; ties: the cheaper); the empty plan if none."""
+    (of ``family`` if given; ties: the cheaper, then the first seen); the empty plan if none."""
+    pool = [p for p in plans if p.steps and (family is None or p.family == family)]
     best = Plan(family or "optimised", ())
-    for p in plans:
-        if family is not None and p.family != family:
-            continue
-        if fits(p.cost, budget) and (p.mean_relief > best.mean_relief
-                                     or (p.mean_relief == best.mean_relief and p.mean_cost < best.mean_cost)):
-            best = p
-    return best
+    if not pool:
+        return best
+    draws = max(p.cost.size for p in pool)
+    costs = np.array([p.cost if p.cost.size == draws else np.full(draws, p.mean_cost) for p in pool])
+    ok = np.flatnonzero(fits(costs, budget))
+    if ok.size == 0:
+        return best
+    relief = np.array([pool[i].mean_relief for i in ok])
+    cost = np.array([pool[i].mean_cost for i in ok])
+    top = relief.max()
+    if not top > 0:
+        return best
+    cand = np.flatnonzero(relief == top)
+    return pool[ok[cand[np.argmin(cost[cand])]]]
 
 
 def merge_steps(plan: Plan) -> Plan:

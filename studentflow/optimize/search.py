@@ -66,7 +66,8 @@ def batch_size(n_actions: int) -> int:
 def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_step: float = 50.0,
            slot_min: float = 5.0, slot_share: float = 0.25, seat_step: float = 45.0, seat_cost: float = 0.0,
            fill_shares=tuple(np.arange(1, 11) / 10), max_path: int = 100_000, margin: float = 0.3,
-           refresh: int = 5, growth: float = 0.1, batch_max: int | None = None, client=None) -> SearchResult:
+           refresh: int = 5, growth: float = 0.1, batch_max: int | None = None, client=None,
+           local_changes: bool = True) -> SearchResult:
     """Explore plans up to ``budget`` pesos; see the module text.
 
     Parameters
@@ -92,6 +93,10 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_s
     client : dask.distributed.Client, optional
         Full re-solves (broad subsidies, uniform increases, slot filling) run on it;
         the result is the same as without.
+    local_changes : bool
+        Re-solve small changes as changes to the current state
+        (:mod:`studentflow.optimize.delta`); False: every re-solve in full (the
+        benchmark's baseline; same plans up to rounding).
     """
     ix = ActionIndex.of(problem, actions)
     sq = State.status_quo(problem)
@@ -101,7 +106,7 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_s
     ctx = Context(problem, ix, ref, seat_cost=seat_cost, confirm=confirm, margin=margin, refresh=refresh,
                   slot_step=slot_step, slot_min=slot_min, slot_share=slot_share, seat_step=seat_step, growth=growth,
                   batch_max=batch_size(len(ix.actions)) if batch_max is None else int(batch_max),
-                  max_path=max_path, client=client, stale=stale)
+                  max_path=max_path, client=client, changes=local_changes, stale=stale)
     plans: list[Plan] = [Plan("optimised", ())]
     path, last = walk(ctx, ref, (), {}, budget, plans)
     if last is not None and len(last[3]) > 1 and not fits(path[-1].cost, budget):

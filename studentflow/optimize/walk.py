@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from studentflow.optimize.actions import apply, estimate, step_amounts
+from studentflow.optimize.context import Remote
 from studentflow.optimize.plans import Plan, fits, make_step, split_batch
 
 __all__ = ["walk", "ratio"]
@@ -89,7 +90,7 @@ def _screen(ctx, cur, amounts, feasible, key, exact, target, batch_max, cap):
             if ctx.stale is not None and not np.isnan(exact[k]):
                 ctx.stale.append((float(exact[k]), float(r)))
             key[k] = exact[k] = r
-            fresh[int(k)] = (r, ev, dc)
+            fresh[int(k)] = (r, Remote(ev.state, ev.relief, ev.cost), dc)  # relief and cost only: memory
         if ctx.confirm:
             batch = _batch(fresh, ix, target, batch_max, cap)
             rest = order[i:limit]
@@ -151,6 +152,11 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
                 ev = both
             else:
                 batch = batch[:1]
+        if isinstance(ev, Remote):  # the screened single action: re-solved again to take it
+            if ctx.client is not None and ctx._broad(cur, ev.state):
+                ctx.evaluations += 1  # as in one process; ctx.take re-solves it here
+            else:
+                ev = ctx.resolve(cur, [ev.state])[0]
         steps = split_batch([(acts[k], amounts[k], fresh[k][1]) for k in batch], cur, ev)
         plans.append(Plan("optimised", tuple(path) + tuple(steps)))
         last = (cur, tuple(path), dict(used), batch)
