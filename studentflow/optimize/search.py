@@ -74,7 +74,7 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_s
     ----------
     confirm : int
         Fewest candidates re-solved per step (0: all feasible ones, for small action
-        sets); at most ``confirm + 3 × batch_max``.
+        sets); at most ``confirm + 3 ×`` the size of the batch it forms.
     slot_step, slot_min : float
         Slots one slot step adds: the school's unmet demand, at least ``slot_min``, at
         most the larger of ``slot_step`` and ``slot_share`` × its demand (learners).

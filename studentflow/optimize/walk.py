@@ -12,7 +12,7 @@ One step from the current state ``cur`` (:func:`walk`):
    (:func:`studentflow.optimize.delta.evaluate_change`: only the changed schools'
    pairs, their origins and public JHS; all draws at once), in the order of their keys,
    in chunks, until the batch below is ``1 + margin`` times better (relief per peso)
-   than every key not yet re-solved, or ``confirm + 3 × batch size`` were re-solved
+   than every key not yet re-solved, or ``confirm + 3 × its size`` were re-solved
    (``confirm = 0``: every feasible action). Broad subsidies (a quarter of the pairs
    or more) are full re-solves; with a Dask client they run on the cluster.
 3. **Batch.** The re-solved actions in order of exact relief per peso, as many as
@@ -75,11 +75,11 @@ def _screen(ctx, cur, amounts, feasible, key, exact, target, batch_max, cap):
     change, cost added)}; updates ``key``/``exact`` in place."""
     p, ix = ctx.problem, ctx.ix
     order = feasible[np.argsort(-key[feasible], kind="stable")]
-    limit = order.size if not ctx.confirm else ctx.confirm + 3 * batch_max
+    limit = order.size if not ctx.confirm else ctx.confirm + 3  # grows with the batch below
     fresh: dict = {}
     i = 0
     while i < min(order.size, limit):
-        chunk = order[i:min(i + CHUNK, limit)]
+        chunk = order[i:i + CHUNK]
         i += chunk.size
         if fresh and not key[chunk[0]] > -np.inf and ctx.confirm:
             break
@@ -93,7 +93,8 @@ def _screen(ctx, cur, amounts, feasible, key, exact, target, batch_max, cap):
             fresh[int(k)] = (r, Remote(ev.state, ev.relief, ev.cost), dc)  # relief and cost only: memory
         if ctx.confirm:
             batch = _batch(fresh, ix, target, batch_max, cap)
-            rest = order[i:limit]
+            limit = ctx.confirm + 3 * max(len(batch), 1)
+            rest = order[i:]
             if batch and (rest.size == 0 or fresh[batch[-1]][0] >= (1 + ctx.margin) * key[rest].max()):
                 break
     return fresh
