@@ -22,7 +22,17 @@ import numpy as np
 from studentflow.optimize.delta import commit, evaluate_change, school_pairs
 from studentflow.optimize.problem import Evaluation, Problem, State, evaluate
 
-__all__ = ["Context", "Remote"]
+__all__ = ["Context", "Remote", "binds"]
+
+
+def binds(ev) -> bool:
+    """Whether an origin pool binds in a re-solve (then the changes after it are full
+    re-solves: :mod:`studentflow.optimize.delta`)."""
+    if isinstance(ev, Remote):
+        return not ev.simple
+    if isinstance(ev, Evaluation):
+        return not bool(np.all(ev.a == 1.0))
+    return False
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,6 +43,7 @@ class Remote:
     state: State
     relief: np.ndarray
     cost: np.ndarray
+    simple: bool = True  # no origin pool binds in it
 
     @property
     def gain(self) -> float:
@@ -46,7 +57,7 @@ class Remote:
 def _remote_evaluate(problem, state, seat_cost, ref_relief, ref_paid):
     ref = _Ref(ref_relief, ref_paid)
     ev = evaluate(problem, state, seat_cost=seat_cost, reference=ref)
-    return ev.relief, ev.cost
+    return ev.relief, ev.cost, bool(np.all(ev.a == 1.0))
 
 
 @dataclass(frozen=True)
@@ -96,13 +107,14 @@ class Context:
         states = list(states)
         self.evaluations += len(states)
         if self.client is None or not states:
-            return [Remote(s, ev.relief, ev.cost) for s, ev in ((s, self._evaluate(s)) for s in states)]
+            return [Remote(s, ev.relief, ev.cost, bool(np.all(ev.a == 1.0)))
+                    for s, ev in ((s, self._evaluate(s)) for s in states)]
         if self._remote_problem is None:
             light = replace(self.problem, _cache={})
             self._remote_problem = self.client.scatter(light, broadcast=True)
         futs = [self.client.submit(_remote_evaluate, self._remote_problem, s, self.seat_cost,
                                    self.ref.relief_total, self.ref.paid, pure=False) for s in states]
-        return [Remote(s, r, c) for s, (r, c) in zip(states, self.client.gather(futs))]
+        return [Remote(s, r, c, ok) for s, (r, c, ok) in zip(states, self.client.gather(futs))]
 
     def resolve(self, cur, states) -> list:
         """Each state re-solved exactly: as a change to ``cur`` where that is local, in

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from studentflow.optimize.actions import apply, estimate, step_amounts
-from studentflow.optimize.context import Remote
+from studentflow.optimize.context import Remote, binds
 from studentflow.optimize.plans import Plan, fits, make_step, split_batch
 
 __all__ = ["walk", "ratio"]
@@ -93,11 +93,20 @@ def _screen(ctx, cur, amounts, feasible, key, exact, target, batch_max, cap):
             fresh[int(k)] = (r, Remote(ev.state, ev.relief, ev.cost), dc)  # relief and cost only: memory
         if ctx.confirm:
             batch = _batch(fresh, ix, target, batch_max, cap)
-            limit = ctx.confirm + 3 * max(len(batch), 1)
+            # none relieves yet: go on, up to confirm + 3 × batch_max
+            limit = ctx.confirm + 3 * len(batch) if batch else min(i + CHUNK, ctx.confirm + 3 * batch_max)
             rest = order[i:]
             if batch and (rest.size == 0 or fresh[batch[-1]][0] >= (1 + ctx.margin) * key[rest].max()):
                 break
     return fresh
+
+
+def _together(ctx, cur, batch, amounts):
+    """The batch's actions re-solved together at ``cur``."""
+    state = cur.state
+    for k in batch:
+        state = apply(ctx.problem, state, ctx.ix.actions[k], amounts[k])
+    return ctx.resolve(cur, [state])[0]
 
 
 def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: int | None = None):
@@ -133,11 +142,19 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
             key = np.where(np.isnan(exact), est, np.fmax(exact, est))
             since = 0
         room = budget - cur.spent if cap else None
+        if room is not None and room < 1e-4 * budget:
+            break  # the finish has spent all but a ten-thousandth
         target = ctx.growth * cur.spent if room is None else room
         fresh = _screen(ctx, cur, amounts, feasible, key, exact, target, ctx.batch_max, room)
         for k, (_, ev, _) in fresh.items():
             plans.append(Plan("optimised", tuple(path) + (make_step(acts[k], amounts[k], ev),)))
         batch = _batch(fresh, ix, target, ctx.batch_max, room)
+        import os
+        if os.environ.get("SF_DEBUG"):
+            rs = np.array([v[0] for v in fresh.values()])
+            print("step", len(path), "spent", round(cur.spent), "target", round(target), "screened", len(fresh),
+                  "pos", int((rs > -np.inf).sum()), "batch", len(batch), "since", since,
+                  "kinds", np.bincount(ix.kind[list(fresh)], minlength=3))
         if not batch:
             if since and not cap:  # stale estimates: recompute them before concluding
                 since = ctx.refresh
@@ -145,10 +162,14 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
             break
         ev = fresh[batch[0]][1]
         if len(batch) > 1:
-            state = cur.state
-            for k in batch:
-                state = apply(p, state, acts[k], amounts[k])
-            both = ctx.resolve(cur, [state])[0]
+            both = _together(ctx, cur, batch, amounts)
+            if binds(both) and not binds(cur) and any(ix.kind[k] == 1 for k in batch):
+                # its subsidy makes an origin pool bind (every re-solve after would be
+                # full): the batch's slots alone, the subsidy waits for fresh estimates
+                key[[k for k in batch if ix.kind[k] == 1]] = -np.inf
+                batch = [k for k in batch if ix.kind[k] != 1]
+                ev = fresh[batch[0]][1]
+                both = _together(ctx, cur, batch, amounts) if len(batch) > 1 else ev
             if both.gain > ev.gain and (room is None or fits(both.cost, budget)):
                 ev = both
             else:
@@ -164,6 +185,7 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
         path += steps
         for k in batch:
             used[int(k)] = used.get(int(k), 0) + 1
+        key[batch], exact[batch] = -np.inf, np.nan  # taken: their next step waits for fresh estimates
         since += 1 if all(ix.kind[k] != 1 for k in batch) else ctx.refresh
         cur = ctx.take(ev)
         taken += 1
