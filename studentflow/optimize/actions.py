@@ -141,7 +141,8 @@ class ActionIndex:
 
 
 def apply(problem: Problem, state: State, action: Action, amount: float) -> State:
-    """The state after one step of ``action`` (``amount`` slots / seats; subsidies: 1 step)."""
+    """The state after one step of ``action`` (``amount`` slots / seats; subsidies:
+    ``amount / subsidy_step`` steps, at least one, none beyond ``max_steps``)."""
     if action.kind == "slots":
         caps = state.capacities.copy()
         caps[action.index] += amount
@@ -151,7 +152,9 @@ def apply(problem: Problem, state: State, action: Action, amount: float) -> Stat
         seats[action.index] += amount
         return State(state.steps, state.capacities, seats)
     steps = state.steps.copy()
-    steps[_incidence(problem, action) & (steps < problem.max_steps)] += 1
+    n = max(1, int(round(amount / problem.subsidy_step))) if amount else 1  # subsidy steps taken at once
+    inc = _incidence(problem, action)
+    steps[inc] = np.minimum(steps[inc] + n, np.maximum(steps[inc], problem.max_steps))
     return State(steps, state.capacities, state.seats)
 
 

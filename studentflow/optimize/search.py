@@ -85,7 +85,7 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_s
         every key not re-solved (the dual estimates understate some steps by up to
         ~25 %, so a margin, not a tolerance).
     refresh : int
-        Steps between recomputations of the dual estimates (and after any subsidy step).
+        Steps between recomputations of the dual estimates (a subsidy step counts two).
     growth : float
         A step's target cost is ``growth`` times what the path has spent (pesos).
     batch_max : int, optional

@@ -6,7 +6,7 @@ One step from the current state ``cur`` (:func:`walk`):
 1. **Keys.** Every action keeps a key, its last exact relief per peso or, never
    re-solved, the allocator's dual estimate
    (:func:`studentflow.optimize.actions.estimate`), recomputed every ``refresh`` steps
-   (and after any subsidy step); a stale exact key is raised to a fresh estimate that
+   (twice as often after subsidy steps); a stale exact key is raised to a fresh estimate that
    is higher (relief is not submodular).
 2. **Screening.** Actions are re-solved exactly, one by one as a change to ``cur``
    (:func:`studentflow.optimize.delta.evaluate_change`: only the changed schools'
@@ -17,7 +17,7 @@ One step from the current state ``cur`` (:func:`walk`):
    or more) are full re-solves; with a Dask client they run on the cluster.
 3. **Batch.** The re-solved actions in order of exact relief per peso, as many as
    reach the step's target cost ``growth × spent so far`` (pesos; at least one, at
-   most ``batch_max``, at most one subsidy). So the first steps are single actions and
+   most ``batch_max``; subsidies raising disjoint sets of schools). So the first steps are single actions and
    later ones grow geometrically: reaching a budget B from a first step of cost c
    takes about ``1/growth + ln(B / c) / ln(1 + growth)`` steps, whatever B.
 4. **Confirmation.** A batch of several actions is re-solved together (exact); if it
@@ -52,17 +52,24 @@ def ratio(gain: float, cost: float) -> float:
 
 def _batch(fresh: dict, ix, target: float, batch_max: int, cap: float | None) -> list:
     """Re-solved actions by exact relief per peso until their costs reach ``target``."""
-    out, total, subsidy = [], 0.0, False
-    for r, k in sorted(((v[0], k) for k, v in fresh.items()), key=lambda x: (-x[0], x[1])):
+    out, total = [], 0.0
+    raised = np.zeros(ix.incidence.shape[1], dtype=bool)  # schools a subsidy of the batch raises
+    ranked = sorted(((v[0], k) for k, v in fresh.items()), key=lambda x: (-x[0], x[1]))
+    if ranked and ranked[0][0] > -np.inf and all(not fresh[k][1].simple for r, k in ranked if r > -np.inf):
+        return [ranked[0][1]]  # only actions after which a pool binds relieve anyone: the best alone
+    for r, k in ranked:
         if not r > -np.inf or len(out) >= batch_max:
             break
+        if not fresh[k][1].simple:
+            continue  # a pool binds after it: not in a batch (the re-solves after it would all be full)
         dc = fresh[k][2]
         if cap is not None and total + dc > cap:
             continue
-        if ix.kind[k] == 1:
-            if subsidy:
+        if ix.kind[k] == 1:  # subsidies of a batch raise disjoint sets of schools
+            row = ix.incidence[int(np.searchsorted(ix.subsidy_rows, k))].indices
+            if raised[row].any():
                 continue
-            subsidy = True
+            raised[row] = True
         out.append(k)
         total += dc
         if total >= target:
@@ -90,7 +97,7 @@ def _screen(ctx, cur, amounts, feasible, key, exact, target, batch_max, cap):
             if ctx.stale is not None and not np.isnan(exact[k]):
                 ctx.stale.append((float(exact[k]), float(r)))
             key[k] = exact[k] = r
-            fresh[int(k)] = (r, Remote(ev.state, ev.relief, ev.cost), dc)  # relief and cost only: memory
+            fresh[int(k)] = (r, Remote(ev.state, ev.relief, ev.cost, not binds(ev)), dc)  # memory: no arrays
         if ctx.confirm:
             batch = _batch(fresh, ix, target, batch_max, cap)
             # none relieves yet: go on, up to confirm + 3 × batch_max
@@ -99,6 +106,16 @@ def _screen(ctx, cur, amounts, feasible, key, exact, target, batch_max, cap):
             if batch and (rest.size == 0 or fresh[batch[-1]][0] >= (1 + ctx.margin) * key[rest].max()):
                 break
     return fresh
+
+
+def _subsidy_lots(p, ix, cur, amounts, est_cost, want, sub):
+    """Pesos per learner of each subsidy action's step: ``n`` subsidy steps, ``n`` the
+    cost ``want`` over one step's estimated cost (at least 1, at most the steps left
+    below the cap at the group's least-raised school)."""
+    n = np.clip(np.floor(want / np.maximum(est_cost[sub], 1.0)), 1, None)
+    left = ix.incidence.multiply((p.max_steps - cur.state.steps)[None, :].astype(float)).tocsr().max(axis=1)
+    n = np.minimum(n, np.maximum(left.toarray().ravel(), 1))
+    return np.where(amounts[sub] > 0, n * p.subsidy_step, 0.0)
 
 
 def _together(ctx, cur, batch, amounts):
@@ -126,6 +143,8 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
     since, last = ctx.refresh, None
     key = np.full(len(acts), np.nan)
     exact = np.full(len(acts), np.nan)
+    est_cost = np.zeros(len(acts))
+    sub = ix.subsidy_rows
     taken = 0
     while len(path) < ctx.max_path and fits(cur.cost, budget) and (max_steps is None or taken < max_steps):
         amounts = step_amounts(p, ix, cur, slot_step=ctx.slot_step, seat_step=ctx.seat_step,
@@ -137,14 +156,16 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
         if feasible.size == 0:
             break
         if since >= ctx.refresh:
-            gain, cost = estimate(p, ix, cur, amounts, seat_cost=ctx.seat_cost)
-            est = np.array([ratio(g, c) for g, c in zip(gain, cost)])
+            gain, est_cost = estimate(p, ix, cur, amounts, seat_cost=ctx.seat_cost)
+            est = np.array([ratio(g, c) for g, c in zip(gain, est_cost)])
             key = np.where(np.isnan(exact), est, np.fmax(exact, est))
             since = 0
         room = budget - cur.spent if cap else None
         if room is not None and room < 1e-4 * budget:
             break  # the finish has spent all but a ten-thousandth
         target = ctx.growth * cur.spent if room is None else room
+        if ctx.batch_max > 1:  # subsidy steps sized by cost: about a CHUNK-th of the target each
+            amounts[sub] = _subsidy_lots(p, ix, cur, amounts, est_cost, target / CHUNK, sub)
         fresh = _screen(ctx, cur, amounts, feasible, key, exact, target, ctx.batch_max, room)
         for k, (_, ev, _) in fresh.items():
             plans.append(Plan("optimised", tuple(path) + (make_step(acts[k], amounts[k], ev),)))
@@ -163,12 +184,10 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
         ev = fresh[batch[0]][1]
         if len(batch) > 1:
             both = _together(ctx, cur, batch, amounts)
-            if binds(both) and not binds(cur) and any(ix.kind[k] == 1 for k in batch):
-                # its subsidy makes an origin pool bind (every re-solve after would be
-                # full): the batch's slots alone, the subsidy waits for fresh estimates
-                key[[k for k in batch if ix.kind[k] == 1]] = -np.inf
-                batch = [k for k in batch if ix.kind[k] != 1]
-                ev = fresh[batch[0]][1]
+            while binds(both) and not binds(cur) and len(batch) > 1:
+                # together they make an origin pool bind (every re-solve after would be
+                # full): the better half
+                batch = batch[:len(batch) // 2]
                 both = _together(ctx, cur, batch, amounts) if len(batch) > 1 else ev
             if both.gain > ev.gain and (room is None or fits(both.cost, budget)):
                 ev = both
@@ -186,7 +205,7 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
         for k in batch:
             used[int(k)] = used.get(int(k), 0) + 1
         key[batch], exact[batch] = -np.inf, np.nan  # taken: their next step waits for fresh estimates
-        since += 1 if all(ix.kind[k] != 1 for k in batch) else ctx.refresh
+        since += 1 if all(ix.kind[k] != 1 for k in batch) else 2  # subsidies move the duals more
         cur = ctx.take(ev)
         taken += 1
     return tuple(path), last
