@@ -163,3 +163,11 @@ def test_dask_re_solves_give_the_same_plan(client):
     np.testing.assert_array_equal(there.plan.relief, here.plan.relief)
     np.testing.assert_array_equal(there.plan.cost, here.plan.cost)
     assert there.plan_table.equals(here.plan_table) and there.frontier.equals(here.frontier)
+
+
+def test_cli_optimize_scheduler_error_is_one_line(small_region, capsys):
+    from studentflow.cli import main
+
+    assert main(["optimize", "--budget", "1000", "--data", str(small_region), "--scheduler", "local:0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--scheduler" in err and "local:N" in err and len(err.splitlines()) == 1

@@ -184,9 +184,10 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
         ev = fresh[batch[0]][1]
         if len(batch) > 1:
             both = _together(ctx, cur, batch, amounts)
-            while binds(both) and not binds(cur) and len(batch) > 1:
+            while len(batch) > 1 and ((binds(both) and not binds(cur)) or (room is not None
+                                                                          and not fits(both.cost, budget))):
                 # together they make an origin pool bind (every re-solve after would be
-                # full): the better half
+                # full), or (finish) pass the budget: the better half
                 batch = batch[:len(batch) // 2]
                 both = _together(ctx, cur, batch, amounts) if len(batch) > 1 else ev
             if both.gain > ev.gain and (room is None or fits(both.cost, budget)):
