@@ -170,12 +170,6 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
         for k, (_, ev, _) in fresh.items():
             plans.append(Plan("optimised", tuple(path) + (make_step(acts[k], amounts[k], ev),)))
         batch = _batch(fresh, ix, target, ctx.batch_max, room)
-        import os
-        if os.environ.get("SF_DEBUG"):
-            rs = np.array([v[0] for v in fresh.values()])
-            print("step", len(path), "spent", round(cur.spent), "target", round(target), "screened", len(fresh),
-                  "pos", int((rs > -np.inf).sum()), "batch", len(batch), "since", since,
-                  "kinds", np.bincount(ix.kind[list(fresh)], minlength=3))
         if not batch:
             if since and not cap:  # stale estimates: recompute them before concluding
                 since = ctx.refresh
