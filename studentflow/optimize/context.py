@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from studentflow.optimize.delta import commit, evaluate_change, school_pairs
+from studentflow.optimize.delta import Remote, commit, evaluate_change, school_pairs
 from studentflow.optimize.problem import Evaluation, Problem, State, evaluate
 
 __all__ = ["Context", "Remote", "binds"]
@@ -33,25 +33,6 @@ def binds(ev) -> bool:
     if isinstance(ev, Evaluation):
         return not bool(np.all(ev.a == 1.0))
     return False
-
-
-@dataclass(frozen=True, eq=False)
-class Remote:
-    """Relief and cost per draw of a state re-solved in full (on the cluster or here);
-    :meth:`Context.take` re-solves it again when the search takes it."""
-
-    state: State
-    relief: np.ndarray
-    cost: np.ndarray
-    simple: bool = True  # no origin pool binds in it
-
-    @property
-    def gain(self) -> float:
-        return float(self.relief.mean())
-
-    @property
-    def spent(self) -> float:
-        return float(self.cost.mean())
 
 
 def _remote_evaluate(problem, state, seat_cost, ref_relief, ref_paid):
@@ -116,9 +97,11 @@ class Context:
                                    self.ref.relief_total, self.ref.paid, pure=False) for s in states]
         return [Remote(s, r, c, ok) for s, (r, c, ok) in zip(states, self.client.gather(futs))]
 
-    def resolve(self, cur, states) -> list:
+    def resolve(self, cur, states, exact: bool = True) -> list:
         """Each state re-solved exactly: as a change to ``cur`` where that is local, in
-        full otherwise (on the cluster when there is one)."""
+        full otherwise (on the cluster when there is one). ``exact=False``: a change
+        after which an origin pool binds is not re-solved in full but flagged
+        (:func:`~studentflow.optimize.delta.evaluate_change`)."""
         states = list(states)
         out: list = [None] * len(states)
         broad = [i for i, s in enumerate(states) if self.client is not None and self._broad(cur, s)]
@@ -127,8 +110,8 @@ class Context:
         for i, s in enumerate(states):
             if out[i] is None:
                 self.evaluations += 1
-                out[i] = (evaluate_change(self.problem, cur, s, reference=self.ref, seat_cost=self.seat_cost)
-                          if self.changes else self._evaluate(s))
+                out[i] = (evaluate_change(self.problem, cur, s, reference=self.ref, seat_cost=self.seat_cost,
+                                          exact=exact) if self.changes else self._evaluate(s))
         return out
 
     def take(self, ev) -> Evaluation:

@@ -22,7 +22,7 @@ import numpy as np
 
 from studentflow.optimize.problem import Evaluation, Problem, State, evaluate
 
-__all__ = ["Change", "evaluate_change", "commit", "school_pairs"]
+__all__ = ["Change", "Remote", "evaluate_change", "commit", "school_pairs"]
 
 
 def school_pairs(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
@@ -66,6 +66,26 @@ class Change:
         return float(self.cost.mean())
 
 
+@dataclass(frozen=True, eq=False)
+class Remote:
+    """Relief and cost per draw of a state re-solved in full (on the cluster or here);
+    :meth:`Context.take` re-solves it again when the search takes it."""
+
+    state: State
+    relief: np.ndarray
+    cost: np.ndarray
+    simple: bool = True  # no origin pool binds in it
+    exact: bool = True  # False: a screening value with the pools ignored (delta.evaluate_change)
+
+    @property
+    def gain(self) -> float:
+        return float(self.relief.mean())
+
+    @property
+    def spent(self) -> float:
+        return float(self.cost.mean())
+
+
 def _simple(ev: Evaluation) -> bool:
     if "simple" not in ev.__dict__:
         object.__setattr__(ev, "simple", bool(np.all(ev.a == 1.0)))
@@ -88,11 +108,13 @@ def _sums(values: np.ndarray, seg: np.ndarray, n: int) -> np.ndarray:
 
 
 def evaluate_change(problem: Problem, cur: Evaluation, state: State, *, reference: Evaluation,
-                    seat_cost: float = 0.0):
+                    seat_cost: float = 0.0, exact: bool = True):
     """``state`` re-solved exactly as a change to ``cur``: a :class:`Change`, or a full
     :class:`~studentflow.optimize.problem.Evaluation` when the change cannot be done
     locally (an origin pool binds, it changes over a quarter of the pairs, or ``cur``
-    has a binding pool)."""
+    has a binding pool). ``exact=False``: where a pool would bind, the change with the
+    pools ignored instead, as a :class:`Remote` flagged
+    ``simple=False`` (for screening only: an optimistic value, never a plan)."""
     full = lambda: evaluate(problem, state, seat_cost=seat_cost, reference=reference)  # noqa: E731
     if not _simple(cur):
         return full()
@@ -120,7 +142,8 @@ def evaluate_change(problem: Problem, cur: Evaluation, state: State, *, referenc
     po = problem.pair_origin[P]
     O, inv = np.unique(po, return_inverse=True)
     origin = cur.origin[:, O] + _sums(flows - cur.flows[:, P], inv, O.size)
-    if np.any(origin - problem.pools[O] > 1e-9 * np.maximum(problem.pools[O], 1.0)):
+    bound = bool(np.any(origin - problem.pools[O] > 1e-9 * np.maximum(problem.pools[O], 1.0)))
+    if bound and exact:
         return full()  # an origin pool binds: the allocator's full solution is needed
     b[:, K == 0] = np.where(demand[:, K == 0] > 0, 0.0, 1.0)
     load = _sums(flows, seg, S.size)
@@ -141,6 +164,8 @@ def evaluate_change(problem: Problem, cur: Evaluation, state: State, *, referenc
     price_old = problem.amount[S] + problem.subsidy_step * old.steps[S]
     paid = (cur.paid + load @ price_new - cur.school[:, S] @ price_old
             + seat_cost * (state.seats.sum() - old.seats.sum()))
+    if bound:  # exact=False: the pools ignored, flagged (a screening value, not a plan)
+        return Remote(state, relief_total - reference.relief_total, paid - reference.paid, False, False)
     return Change(state, relief_total - reference.relief_total, paid - reference.paid, paid, relief_total, cur,
                   P, mu, flows, S, b, load, demand, O, origin, J, relieved)
 

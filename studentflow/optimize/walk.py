@@ -91,13 +91,14 @@ def _screen(ctx, cur, amounts, feasible, key, exact, target, batch_max, cap):
         if fresh and not key[chunk[0]] > -np.inf and ctx.confirm:
             break
         states = [apply(p, cur.state, ix.actions[k], amounts[k]) for k in chunk]
-        for k, ev in zip(chunk, ctx.resolve(cur, states)):
+        for k, ev in zip(chunk, ctx.resolve(cur, states, exact=False)):
             dc = ev.spent - cur.spent
             r = ratio(ev.gain - cur.gain, dc)
             if ctx.stale is not None and not np.isnan(exact[k]):
                 ctx.stale.append((float(exact[k]), float(r)))
             key[k] = exact[k] = r
-            fresh[int(k)] = (r, Remote(ev.state, ev.relief, ev.cost, not binds(ev)), dc)  # memory: no arrays
+            fresh[int(k)] = (r, Remote(ev.state, ev.relief, ev.cost, not binds(ev), getattr(ev, "exact", True)),
+                             dc)  # relief and cost only: memory
         if ctx.confirm:
             batch = _batch(fresh, ix, target, batch_max, cap)
             # none relieves yet: go on, up to confirm + 3 × batch_max
@@ -168,7 +169,8 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
             amounts[sub] = _subsidy_lots(p, ix, cur, amounts, est_cost, target / CHUNK, sub)
         fresh = _screen(ctx, cur, amounts, feasible, key, exact, target, ctx.batch_max, room)
         for k, (_, ev, _) in fresh.items():
-            plans.append(Plan("optimised", tuple(path) + (make_step(acts[k], amounts[k], ev),)))
+            if ev.exact:  # (a screening value with the pools ignored is not a plan)
+                plans.append(Plan("optimised", tuple(path) + (make_step(acts[k], amounts[k], ev),)))
         batch = _batch(fresh, ix, target, ctx.batch_max, room)
         if not batch:
             if since and not cap:  # stale estimates: recompute them before concluding
@@ -193,6 +195,9 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
                 ctx.evaluations += 1  # as in one process; ctx.take re-solves it here
             else:
                 ev = ctx.resolve(cur, [ev.state])[0]
+                if not ev.gain > cur.gain:  # screened with the pools ignored; exactly, no better
+                    key[batch[0]] = -np.inf
+                    continue
         steps = split_batch([(acts[k], amounts[k], fresh[k][1]) for k in batch], cur, ev)
         plans.append(Plan("optimised", tuple(path) + tuple(steps)))
         last = (cur, tuple(path), dict(used), batch)
