@@ -37,6 +37,8 @@ from studentflow.report import write_report
 from studentflow.report.figures import coefficient_plot, congestion_map, placed_plot
 from studentflow.report.cost_figures import cost_effectiveness_plot, frontier_plot
 from studentflow.report.optimize_page import write_optimize
+from studentflow.report.backtest_page import backtest_plot, write_backtest
+from studentflow.backtesting import backtest
 from studentflow.optimize import optimize
 from studentflow.scenarios.spec import study_scenarios
 from studentflow.scenarios import run_scenarios
@@ -137,14 +139,37 @@ unused contracted slots at the same cost."""),
     ("code", """plan = optimize(bundle, model, budget=20_000_000, pairs=pairs, draws=DRAWS, seed=SEED)
 print(plan.summary())
 frontier_plot(plan.frontier)"""),
-    ("md", """## 7. Save the report
+    ("md", """## 7. Did last year's forecast hold? A backtest
+
+A budget officer will ask: *what did this model say about last year's change, and what actually
+happened?* `backtest` fits and calibrates the model on one school year only, gives it the next year's
+real levers (its pools, contracted slots, subsidy amounts, tuition, the ESC schools that opened or
+closed) and compares its prediction with the placements that year actually saw, beside
+*persistence* (next year = this year) and the study's estimator. It is scored twice: with the
+next year's actual pools (the model's own error) and with the pools a planner would have had, the
+train year's Grade 6 moved on (adding the error of the pools). On synthetic data the *oracle*, the
+truth's own expected flows, shows the floor no model can beat. The sample's last two school years
+straddle a policy change: the NCR amount rose from ₱11,000 to ₱13,000 and 50 full schools got
+added slots."""),
+    ("code", """bt = backtest(draws=DRAWS, seed=SEED)  # the two latest school years of the sample
+print(bt.summary())"""),
+    ("code", """d = bt.as_dict()
+inside = d["predicted_change_lo"] <= d["observed_change"] <= d["predicted_change_hi"]
+print(f"Backtest {bt.train} → {bt.test}: change in ESC placements observed {d['observed_change']:+,.0f}, "
+      f"predicted {d['predicted_change']:+,.0f} [{d['predicted_change_lo']:+,.0f}, "
+      f"{d['predicted_change_hi']:+,.0f}] ({'inside' if inside else 'outside'} the interval); "
+      f"per-school error {d['school_mae']:.2f} learners against persistence's {d['persistence']['school_mae']:.2f}.")
+backtest_plot(bt)"""),
+    ("md", """## 8. Save the report
 
 `write_report` writes a self-contained `report.html` (tables and figures), the scenario table as CSV,
 per-school results with geometry (`schools.gpkg`), the ingest ledger and the model summaries;
-`write_optimize` the plan (`plan.csv`, `frontier.csv`, `fig_frontier.png`, `optimize.html`)."""),
+`write_optimize` the plan (`plan.csv`, `frontier.csv`, `fig_frontier.png`, `optimize.html`);
+`write_backtest` the backtest (`backtest.csv`, `backtest.json`, `fig_backtest.png`, `backtest.html`)."""),
     ("code", """files = write_report(result, Path("policy_report_output"), bundle=bundle, model=model, pairs=pairs,
                      models=models, comparisons=study, truth=truth)
 files.update(write_optimize(plan, Path("policy_report_output")))
+files.update(write_backtest(bt, Path("policy_report_output")))
 sorted(files)"""),
 ]
 

@@ -135,7 +135,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 best = exhaustive_best(prob, acts, frac * everything, seat_cost=seat_cost)[0]
                 t_e.append(time.perf_counter() - t0)
-                res = optimize(problem=prob, budget=frac * everything, actions=acts, levers=lev)
+                res = optimize(problem=prob, budget=frac * everything, actions=acts, levers=lev, budget_quantile="mean")
                 t_s.append(res.seconds)
                 gaps.append((best - res.relief[0]) / best if best > 0 else 0.0)
                 own = best_within(res.search.plans, frac * everything, "optimised").mean_relief

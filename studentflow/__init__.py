@@ -18,12 +18,17 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "load_bundle": "studentflow.ingest",
+    "load_panel": "studentflow.ingest",
+    "manifest_years": "studentflow.ingest",
     "Bundle": "studentflow.schema",
+    "Panel": "studentflow.schema",
     "road_distances": "studentflow.geo",
     "build_pairs": "studentflow.pairs",
     "with_subsidy": "studentflow.pairs",
     "fit_gravity": "studentflow.gravity",
     "compare_models": "studentflow.gravity",
+    "fit_panel_gravity": "studentflow.gravity",
+    "build_panel_pairs": "studentflow.gravity",
     "allocate": "studentflow.allocation",
     "Allocation": "studentflow.allocation",
     "GravityModel": "studentflow.gravity",
@@ -35,6 +40,8 @@ _PUBLIC = {
     "write_report": "studentflow.report",
     "make_region": "studentflow.synth",
     "run_pipeline": "studentflow.pipeline",
+    "backtest": "studentflow.backtesting",
+    "BacktestResult": "studentflow.backtesting",
 }
 
 __all__ = ["DataError", "__version__", *_PUBLIC]

@@ -3,14 +3,20 @@
 ::
 
     studentflow run [--data MANIFEST] [--scenarios FILE] [--out DIR] [--draws N] [--seed N]
-                    [--zeros truncate|include|drop] [--max-km KM] [--scheduler ADDRESS]
-                    [--overwrite]
-    studentflow optimize --budget PESOS [--levers FILE] [--draws N] [--data MANIFEST] [--out DIR]
+                    [DATA OPTIONS] [--scheduler ADDRESS] [--overwrite] [--for-year next]
+    studentflow optimize --budget PESOS [--budget-quantile Q|mean] [--levers FILE] [--draws N]
+                         [--data MANIFEST] [--out DIR] [--overwrite] [DATA OPTIONS] [--for-year next]
                          [--scheduler ADDRESS]
     studentflow explain SCHOOL_ID [--out DIR] [--top N]
-    studentflow make-sample OUT_DIR [--seed N] [--scale X]
-    studentflow validate [--data MANIFEST] [--draws N] [--seed N] [--zeros ...] [--no-truth]
+    studentflow make-sample OUT_DIR [--seed N] [--scale X] [--years N]
+    studentflow validate [--data MANIFEST] [--draws N] [--seed N] [DATA OPTIONS] [--no-truth]
     studentflow check MANIFEST [--json]
+    studentflow backtest [--data MANIFEST] [--train YEAR] [--test YEAR] [--draws N] [--seed N] [--json]
+                         [--out DIR] [DATA OPTIONS]
+    studentflow explore [--data MANIFEST] [--port N] [--draws N] [--seed N]
+
+DATA OPTIONS (every command that fits the model): [--zeros truncate|include|drop]
+[--radius-km KM] [--max-km KM] [--formula 'esc_beneficiaries ~ ...'].
 
 Bad input (a :class:`~studentflow.errors.DataError`) ends the command with one line on
 stderr and exit code 2, without a traceback (``--debug`` shows it).
@@ -27,6 +33,42 @@ from pathlib import Path
 from studentflow.errors import DataError
 
 EXIT_DATA = 2
+
+
+def _data_options(sub: argparse.ArgumentParser) -> None:
+    """The data options shared by the commands that fit the model (run, optimize, validate)."""
+    sub.add_argument("--zeros", choices=("truncate", "include", "drop"), default="truncate",
+                     help="estimator: zero-truncated NB2 on positive pairs (default), NB2 on every pair "
+                          "within --radius-km, zeros included, or the study's NB2 on positive pairs "
+                          "(biased; for replication)")
+    sub.add_argument("--radius-km", type=float, default=5.0, metavar="KM",
+                     help="road km within which new candidate pairs are drawn (default 5)")
+    sub.add_argument("--max-km", type=float, default=None, metavar="KM",
+                     help="road distances only up to KM (default: every origin x ESC school; "
+                          "use e.g. 15 at national scale); at least --radius-km")
+    sub.add_argument("--formula", metavar="FORMULA", default=None,
+                     help="gravity formula 'esc_beneficiaries ~ terms' over the pair table's columns "
+                          "(default: the study's); collinear terms are dropped with a note")
+    sub.add_argument("--fit-years", choices=("all", "latest"), default="latest",
+                     help="multi-year manifest: fit the latest year alone (default) or the pooled NB2 with "
+                          "year effects on every school year ('all'; narrower intervals that covered the "
+                          "synthetic truth less often, see README); scenarios act on the latest year either way")
+
+
+def _check_data_options(args) -> None:
+    """DataError (one line, exit 2) for bad --radius-km, --max-km or --formula, before any work."""
+    if args.radius_km <= 0:
+        raise DataError(f"--radius-km: must be > 0 km, got {args.radius_km}")
+    if args.max_km is not None and not args.max_km >= args.radius_km:
+        raise DataError(f"--max-km: must be >= --radius-km ({args.radius_km} km), got {args.max_km}")
+    if args.formula is not None:
+        from studentflow.gravity.design import check_formula
+        from studentflow.pairs import PAIR_COLUMNS
+
+        try:
+            check_formula(args.formula, PAIR_COLUMNS, "--formula")
+        except ValueError as exc:
+            raise DataError(str(exc)) from exc
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,16 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--draws", type=int, default=100, metavar="N",
                      help="Monte Carlo draws of the gravity coefficients (default 100)")
     run.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
-    run.add_argument("--zeros", choices=("truncate", "include", "drop"), default="truncate",
-                     help="estimator for scenarios: zero-truncated NB2 on positive pairs (default), "
-                          "NB2 on every pair of the table, zeros included (consistent only if the table "
-                          "holds every pair learners could take), or the study's NB2 on positive pairs "
-                          "(biased; for replication)")
-    run.add_argument("--radius-km", type=float, default=5.0, metavar="KM",
-                     help="road km within which new candidate pairs are drawn (default 5)")
-    run.add_argument("--max-km", type=float, default=None, metavar="KM",
-                     help="road distances only up to KM (default: every origin x ESC school; "
-                          "use e.g. 15 at national scale); at least --radius-km")
+    _data_options(run)
     run.add_argument("--fit-method", choices=("fast", "statsmodels"), default="fast",
                      help="gravity optimiser (same estimates; default fast)")
     run.add_argument("--scheduler", metavar="ADDRESS",
@@ -67,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
                           "(tcp://host:8786), or local:N for N local worker processes; needs "
                           "studentflow[dask]. Same results as without it")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--for-year", choices=("next",), metavar="next",
+                     help="plan the school year after the latest: origin pools from its Grade 6 enrolment x "
+                          "the observed Grade 6 -> 7 transition shares, with their uncertainty")
     run.add_argument("--overwrite", action="store_true",
                      help="write into --out even if it is a non-empty folder that studentflow did not "
                           "create (one without its run.json)")
@@ -92,25 +128,33 @@ def _parser() -> argparse.ArgumentParser:
     va.add_argument("--data", metavar="MANIFEST", help="manifest.toml (or its folder); default: the bundled sample")
     va.add_argument("--draws", type=int, default=20, metavar="N", help="Monte Carlo draws (default 20)")
     va.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
-    va.add_argument("--zeros", choices=("truncate", "include", "drop"), default="truncate",
-                    help="estimator for the status quo and out-of-sample checks (default truncate)")
+    _data_options(va)
     va.add_argument("--no-truth", action="store_true", help="skip the comparison with a synthetic truth")
 
     opt = sub.add_parser("optimize", help="choose where a budget relieves most learners from congested public JHS",
                          description="Fit the model, then choose within --budget pesos per school year the ESC "
                                      "slots, subsidy increases (and, with a cost per seat, public JHS seats) that "
-                                     "relieve most learners from congested public JHS. Writes plan.csv, "
-                                     "frontier.csv, fig_frontier.png and optimize.html.")
+                                     "relieve most learners from congested public JHS. Writes "
+                                     "plan_by_school.csv, plan.csv, plan.toml, frontier.csv, fig_frontier.png, "
+                                     "optimize.html and run.json.")
     opt.add_argument("--budget", type=float, required=True, metavar="PESOS", help="pesos per school year")
     opt.add_argument("--levers", metavar="FILE", help="levers TOML (actions, step sizes, public seat cost); "
                      "see scenarios/optimize/levers.toml")
     opt.add_argument("--draws", type=int, default=20, metavar="N", help="Monte Carlo draws (default 20)")
     opt.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     opt.add_argument("--data", metavar="MANIFEST", help="manifest.toml (default: the bundled sample)")
+    opt.add_argument("--budget-quantile", default="0.95", metavar="Q",
+                     help="the plan's cost stays within --budget in at least this share of the draws "
+                          "(default 0.95); 'mean': its mean cost does")
     opt.add_argument("--out", metavar="DIR", default="studentflow-output", help="output folder")
     opt.add_argument("--scheduler", metavar="ADDRESS",
                      help="run the learner files, distances and the optimizer's full re-solves on a Dask "
                           "cluster: scheduler address (tcp://host:8786) or local:N (same plan as without)")
+    opt.add_argument("--overwrite", action="store_true",
+                     help="write into --out even if it is a non-empty folder that studentflow did not create")
+    opt.add_argument("--for-year", choices=("next",), metavar="next",
+                     help="plan the school year after the latest (pools forecast from its Grade 6)")
+    _data_options(opt)
 
     ck = sub.add_parser("check", help="dry run: read every source of a manifest and report what was found",
                         description="Read every source of a manifest (no model, no report) and print, per "
@@ -121,12 +165,28 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("manifest", metavar="MANIFEST", help="manifest.toml (or its folder)")
     ck.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
+    from studentflow.backtesting.command import add_parser as add_backtest
+
+    _data_options(add_backtest(sub))
+
     ms = sub.add_parser("make-sample", help="write a synthetic region as raw files plus truth/",
                         description="Write a synthetic study area in the real sources' layouts.")
     ms.add_argument("out_dir", metavar="OUT_DIR")
     ms.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     ms.add_argument("--scale", type=float, default=1.0, metavar="X",
                     help="institution count factor (1.0 ≈ 3,000 institutions)")
+    ms.add_argument("--years", type=int, default=1, metavar="N",
+                    help="consecutive school years of one evolving world (default 1; the latest is the "
+                         "same as with 1, earlier ones have their own files and truth/<school_year>/)")
+    xp = sub.add_parser("explore", help="a local web page: move a lever, see the answer in a second",
+                        description="Fit and calibrate once, then serve a what-if page on this machine.")
+    xp.add_argument("--data", metavar="MANIFEST", help="manifest.toml (default: the bundled sample)")
+    xp.add_argument("--port", type=int, default=8050, metavar="N", help="port (default 8050)")
+    xp.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
+                    help="address to bind (default 127.0.0.1: this machine only)")
+    xp.add_argument("--draws", type=int, default=20, metavar="N", help="draws behind each interval (default 20)")
+    xp.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    xp.add_argument("--max-km", type=float, default=None, metavar="KM", help="road distance limit, km")
     return p
 
 
@@ -139,10 +199,7 @@ def _run(args) -> int:
 
     if args.draws < 0:
         raise DataError(f"--draws: must be >= 0, got {args.draws}")
-    if args.radius_km <= 0:
-        raise DataError(f"--radius-km: must be > 0 km, got {args.radius_km}")
-    if args.max_km is not None and not args.max_km >= args.radius_km:
-        raise DataError(f"--max-km: must be >= --radius-km ({args.radius_km} km), got {args.max_km}")
+    _check_data_options(args)
     if args.scenarios is not None and not Path(args.scenarios).is_file():
         raise DataError(f"{args.scenarios}: scenario file not found (--scenarios)")
     manifest = check_manifest(args.data)
@@ -151,10 +208,11 @@ def _run(args) -> int:
         res = run_pipeline(
             manifest, scenarios=args.scenarios, out_dir=args.out, draws=args.draws,
             seed=args.seed, zeros=args.zeros, radius_km=args.radius_km, max_km=args.max_km,
-            fit_method=args.fit_method, calibrate=not args.no_calibrate,
+            fit_method=args.fit_method, formula=args.formula, calibrate=not args.no_calibrate,
             progress=False if args.no_progress else None, log=_say, client=client,
             keep_draws=False,  # the written outputs do not need the per-draw arrays
-            overwrite=args.overwrite, argv=["studentflow", *args.argv],
+            overwrite=args.overwrite, argv=["studentflow", *args.argv], fit_years=args.fit_years,
+            for_year=args.for_year,
         )
     finally:
         if client is not None:
@@ -162,6 +220,9 @@ def _run(args) -> int:
 
             close(client)
     print(res.result.summary())
+    print(f"model for scenarios: {next(iter(res.models))}")
+    if "school_year" in res.result.table:  # --for-year next
+        print(f"forecast for school year {res.result.table['school_year'].iloc[0]}")
     print("stage timings:")
     for name in STAGES:
         if name in res.timings:
@@ -196,18 +257,25 @@ def _optimize(args) -> int:
         raise DataError(f"--draws: must be >= 0, got {args.draws}")
     if args.levers is not None and not Path(args.levers).is_file():
         raise DataError(f"{args.levers}: levers file not found (--levers)")
+    _check_data_options(args)
     t0 = time.perf_counter()
     manifest = check_manifest(args.data)
     client = _client(args.scheduler) if args.scheduler is not None else None
     try:
         res, written, _ = run_optimize(manifest, budget=args.budget, levers=args.levers, out_dir=args.out,
-                                       draws=args.draws, seed=args.seed, log=_say, client=client)
+                                       draws=args.draws, seed=args.seed, log=_say,
+                                       budget_quantile=args.budget_quantile, overwrite=args.overwrite,
+                                       argv=["studentflow", *args.argv], zeros=args.zeros,
+                                       radius_km=args.radius_km, max_km=args.max_km, formula=args.formula,
+                                       fit_years=args.fit_years, for_year=args.for_year, client=client)
     finally:
         if client is not None:
             from studentflow.dask_client import close
 
             close(client)
     print(res.summary())
+    if "school_year" in res.frontier:  # --for-year next
+        print(f"plan for school year {res.frontier['school_year'].iloc[0]}")
     print(f"total {time.perf_counter() - t0:.1f} s; outputs in {Path(args.out).resolve()}: " + ", ".join(sorted(written)))
     return 0
 
@@ -227,14 +295,23 @@ def _validate(args) -> int:
 
     if args.draws < 1:
         raise DataError(f"--draws: must be >= 1, got {args.draws}")
+    _check_data_options(args)
     with warnings.catch_warnings(record=True) as caught:  # estimator notes, once each, not tracebacks
         warnings.simplefilter("always")
         res = validate(check_manifest(args.data), draws=args.draws, seed=args.seed, zeros=args.zeros,
-                       truth=not args.no_truth, log=_say)
+                       radius_km=args.radius_km, max_km=args.max_km, formula=args.formula,
+                       truth=not args.no_truth, log=_say, fit_years=args.fit_years)
     for message in dict.fromkeys(str(w.message) for w in caught):
         _say(f"note: {message}")
     print(res.summary())
     return 0
+
+
+def _backtest(args) -> int:
+    from studentflow.backtesting.command import main as backtest_main
+
+    _check_data_options(args)
+    return backtest_main(args, _say)
 
 
 def _check(args) -> int:
@@ -250,11 +327,41 @@ def _make_sample(args) -> int:
 
     if args.scale <= 0:
         raise DataError(f"--scale: must be > 0, got {args.scale}")
+    if args.years < 1:
+        raise DataError(f"--years: must be >= 1, got {args.years}")
     t0 = time.perf_counter()
-    info = make_region(seed=args.seed, scale=args.scale, out_dir=args.out_dir)
+    if args.years > 1:
+        from studentflow.synth import make_years
+
+        info = make_years(seed=args.seed, scale=args.scale, out_dir=args.out_dir, years=args.years)
+    else:
+        info = make_region(seed=args.seed, scale=args.scale, out_dir=args.out_dir)
     summary = info.summary() if hasattr(info, "summary") else ""
     print(summary or f"synthetic region written to {args.out_dir}")
     _say(f"make-sample done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _explore(args) -> int:
+    from studentflow.explore import make_server, start_session
+    from studentflow.pipeline import check_manifest
+
+    if not 1 <= args.draws <= 1000:
+        raise DataError(f"--draws: must be between 1 and 1000, got {args.draws}")
+    if not 0 <= args.port <= 65535:
+        raise DataError(f"--port: must be between 0 and 65535, got {args.port}")
+    t0 = time.perf_counter()
+    session = start_session(check_manifest(args.data), draws=args.draws, seed=args.seed, max_km=args.max_km,
+                            log=_say)
+    try:
+        server = make_server(session, host=args.host, port=args.port)
+    except OSError as exc:
+        raise DataError(f"--port: cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
+    _say(f"ready in {time.perf_counter() - t0:.1f} s: open http://{args.host}:{server.port}/ (Ctrl-C stops it)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 
@@ -269,7 +376,7 @@ def main(argv=None) -> int:
         return 0
     try:
         commands = {"run": _run, "validate": _validate, "check": _check, "optimize": _optimize,
-                    "explain": _explain,
+                    "explain": _explain, "explore": _explore, "backtest": _backtest,
                     "make-sample": _make_sample}
         return commands[args.command](args)
     except DataError as exc:

@@ -80,6 +80,7 @@ with Grade 6 and an ESC junior high) has distance 0 (:mod:`studentflow.geo.dista
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ import pandas as pd
 
 from studentflow import geo
 from studentflow.congestion import origin_congestion
+from studentflow.malloc import trim
 from studentflow.schema import require_columns
 
 log = logging.getLogger(__name__)
@@ -176,14 +178,28 @@ def bundle_distances(bundle, origins, esc_ids, *, circuity: float = 1.3,
         return matrix
     if matrix is not None:
         return geo.road_distances(o, d, matrix=matrix, max_km=max_km, client=client)
-    return geo.road_distances(o, d, network=_extra(extras, "road_network"), circuity=circuity,
-                              max_km=max_km, client=client)
+    out = geo.road_distances(o, d, network=_extra(extras, "road_network"), circuity=circuity,
+                             max_km=max_km, client=client)
+    trim()  # the road search's temporaries: free heap pages back to the OS (studentflow.malloc)
+    return out
 
 
 def _keys(df: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_frame(df[["origin_id", "destination_id"]])
 
 
+def _trimmed(fn):
+    """``fn``, then :func:`studentflow.malloc.trim` once its locals are gone (the national
+    pair table's temporaries: 290 MB of cycles and free heap)."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        trim()
+        return out
+    return run
+
+
+@_trimmed
 def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: float = 5.0,
                 circuity: float = geo.DEFAULT_CIRCUITY, candidates: Candidates = "study") -> pd.DataFrame:
     """Observed and candidate origin → ESC-school pairs with covariates and net cost.

@@ -7,15 +7,14 @@ still leaves the record of what was dropped or changed).
 
 The model used for scenarios
 ----------------------------
-The study fit a plain NB2 on positive flows only and then predicted every candidate
-pair; conditioning on a positive count biases that fit (the intercept up, slopes toward
-zero). By default the scenarios use a consistent estimator, the zero-truncated NB2 on
-the positive pairs (``zeros="truncate"``); ``zeros="include"`` fits NB2 on every pair of
-the table, zeros included, which is consistent only when the table holds every pair
-learners could take (the study's table adds zero pairs only near congested feeders, so
-far observed pairs are over-represented and the distance effect is biased upward);
-``zeros="drop"`` replicates the study. The study's fit is always
-estimated as well and shown beside the one used in the report.
+The study fit a plain NB2 on positive flows only and then predicted every candidate pair;
+conditioning on a positive count biases that fit (the intercept up, slopes toward zero). By
+default the scenarios use a consistent estimator, the zero-truncated NB2 on the positive pairs
+(``zeros="truncate"``); ``zeros="include"`` fits NB2 on every pair of the table, zeros included,
+which is consistent only when the table holds every pair learners could take (the study's table
+adds zero pairs only near congested feeders, so far observed pairs are over-represented and the
+distance effect is biased upward); ``zeros="drop"`` replicates the study. The study's fit is
+always estimated as well and shown beside the one used in the report.
 """
 
 from __future__ import annotations
@@ -34,8 +33,8 @@ from studentflow.report.provenance import close_run, open_run
 __all__ = ["PipelineResult", "run_pipeline", "compute_distances", "fit_models", "synthetic_truth", "STAGES",
            "ORIGIN_REGION_FORMULA"]
 
-#: The study's formula with a single region term (the origin's): for national runs, where
-#: most pairs stay inside one region and island regions make the two region terms collinear.
+#: The study's formula with the origin region term only (the default formula works too at
+#: national scale: the destination dummies collinear with the origin ones are dropped).
 ORIGIN_REGION_FORMULA = (
     "esc_beneficiaries ~ np.log1p(distance_km) + np.log1p(net_cost_k) + esc_rating + "
     "np.log1p(origin_lgu_revenue) + C(origin_region, Treatment('NCR'))"
@@ -56,15 +55,10 @@ class PipelineResult:
     ----------
     bundle, distances, pairs : the canonical data, road distances (km) and PairTable
     model : GravityModel used for the scenarios
-    models : dict
-        Label → fitted model (the one used and the study's positive-only NB2).
+    models : dict, Label → fitted model (the one used and the study's positive-only NB2).
     result : ScenarioResult
-    comparisons : dict
-        Label → ScenarioResult under each other model (point estimate, ``draws=0``).
-    outputs : dict
-        Output name → path written.
-    timings : dict
-        Stage → seconds.
+    comparisons : dict, Label → ScenarioResult under each other model (point estimate, ``draws=0``).
+    outputs, timings : dict, Output name → path written; stage → seconds.
     """
 
     bundle: object
@@ -93,39 +87,32 @@ def compute_distances(bundle, *, max_km: float | None = None, client=None) -> pd
 
     Parameters
     ----------
-    bundle : studentflow.schema.Bundle
+    bundle : studentflow.schema.Bundle or Panel
+        A Panel: every year's origins and ESC schools, once (:mod:`studentflow.gravity.panel`).
     max_km : float, optional
-        Keep only pairs within this road distance, km (the network search stops there,
-        origin block by origin block, so the table stays sparse). None: every origin ×
-        every ESC school, fine for a region but not for the whole country. Observed
-        pairs beyond it get great-circle × circuity km in the pair table (flagged).
+        Keep only pairs within this road distance, km (the network search stops there, origin block
+        by origin block). None: every origin × every ESC school, fine for a region, not for the
+        country. Observed pairs beyond it get great-circle × circuity km in the pair table (flagged).
     client : dask.distributed.Client or str, optional
         Compute the origin blocks on this Dask cluster (identical table).
     """
-    from studentflow.pairs import bundle_distances
-
-    s = bundle.schools
-    f = bundle.flows
-    origins = pd.Index(f["origin_id"].astype(str).unique())
-    benef = f.loc[pd.to_numeric(f["esc_beneficiaries"]) > 0, "destination_id"].astype(str).unique()
-    esc = s.index[s["esc"].fillna(False).astype(bool) | s.index.isin(benef)]
-    return bundle_distances(bundle, origins, esc, max_km=max_km, client=client)
+    from studentflow.gravity.panel import panel_distances
+    return panel_distances(bundle, max_km=max_km, client=client)
 
 
 def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "fast",
                formula: str | None = None, estimation_pairs: pd.DataFrame | None = None) -> dict:
     """Fit the model used for scenarios (``zeros``) and the study's NB2 on positives.
 
-    ``formula`` defaults to :data:`studentflow.gravity.fit.STUDY_FORMULA`. Over many regions
-    whose pairs never cross a region border (islands), origin- and destination-region
-    dummies coincide and the study's formula is rank deficient: give a formula with one
-    region term, e.g. :data:`ORIGIN_REGION_FORMULA`.
+    ``formula`` defaults to :data:`studentflow.gravity.fit.STUDY_FORMULA`. Where pairs never
+    cross a region border (islands), the destination dummies equal the origin ones and are
+    dropped, each named in a CollinearityWarning and ``model.dropped``. A formula the pair
+    table cannot carry (unknown column, nothing left to fit) is a DataError.
 
-    ``zeros="include"`` needs zeros that do not depend on the outcome: pass
-    ``estimation_pairs``, the ``within_radius`` rows of
-    ``build_pairs(..., candidates="radius")``. The study's candidate set (observed pairs at
-    any distance, zeros only near congested feeders) biases that fit; on the sample the
-    distance coefficient comes out −0.79 against a truth of −0.45.
+    ``zeros="include"`` needs zeros that do not depend on the outcome: pass ``estimation_pairs``,
+    the ``within_radius`` rows of ``build_pairs(..., candidates="radius")``. The study's candidate
+    set (observed pairs at any distance, zeros only near congested feeders) biases that fit; on
+    the sample the distance coefficient comes out −0.79 against a truth of −0.45.
 
     Returns
     -------
@@ -138,9 +125,12 @@ def fit_models(pairs: pd.DataFrame, zeros: str = "truncate", *, method: str = "f
         raise ValueError(f"zeros must be one of {sorted(MODEL_LABELS)}, got {zeros!r}")
     formula = STUDY_FORMULA if formula is None else formula
     used = estimation_pairs if (zeros == "include" and estimation_pairs is not None) else pairs
-    models = {f"{MODEL_LABELS[zeros]} (used)": fit_gravity(used, formula, zeros=zeros, method=method)}
-    if zeros != "drop":
-        models[MODEL_LABELS["drop"]] = fit_gravity(pairs, formula, zeros="drop", method=method)
+    try:
+        models = {f"{MODEL_LABELS[zeros]} (used)": fit_gravity(used, formula, zeros=zeros, method=method)}
+        if zeros != "drop":
+            models[MODEL_LABELS["drop"]] = fit_gravity(pairs, formula, zeros="drop", method=method)
+    except ValueError as exc:  # bad formula or data: one line at the CLI, not a traceback
+        raise DataError(str(exc)) from exc
     return models
 
 
@@ -149,21 +139,19 @@ def run_pipeline(
     *,
     scenarios=None,
     out_dir="studentflow-output",
-    draws: int = 100,
-    seed: int = 0,
+    draws: int = 100, seed: int = 0,
     zeros: Literal["truncate", "include", "drop"] = "truncate",
-    radius_km: float = 5.0,
-    max_km: float | None = None,
+    radius_km: float = 5.0, max_km: float | None = None,
     fit_method: Literal["statsmodels", "fast"] = "fast",
     formula: str | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
-    write: bool = True,
-    client=None,
-    keep_draws=True,
+    write: bool = True, client=None, keep_draws=True,
     calibrate: bool = True,
     overwrite: bool = False,
     argv=None,
+    fit_years: Literal["all", "latest"] = "latest",
+    for_year: str | None = None,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
 
@@ -190,8 +178,7 @@ def run_pipeline(
     fit_method : {"fast", "statsmodels"}
         Gravity optimiser (same estimates; "fast" is much quicker).
     formula : str, optional
-        Gravity formula (default :data:`studentflow.gravity.fit.STUDY_FORMULA`); see
-        :func:`fit_models` for national runs.
+        Gravity formula (default the study's; collinear terms dropped, :func:`fit_models`).
     progress : bool, optional
         Progress bar over Monte Carlo draws (default: when stderr is a terminal).
     log : callable, optional
@@ -216,6 +203,11 @@ def run_pipeline(
         alike.
     overwrite, argv : bool, list of str
         Write into a non-empty ``out_dir`` lacking studentflow's ``run.json``; the command line as typed.
+    fit_years : {"all", "latest"}
+        Multi-year manifest: the latest year alone (default) or the pooled NB2 with year
+        effects (:mod:`studentflow.gravity.panel`).
+    for_year : {None, "next"}
+        "next": plan the year after the latest (forecast pools, :mod:`studentflow.next_year`).
 
     Returns
     -------
@@ -251,7 +243,8 @@ def run_pipeline(
     if write:  # run.json first: marks the folder as studentflow's and records what is attempted
         record = open_run(out, dict(manifest=manifest, scenarios=scenarios_arg, out_dir=out, draws=draws, seed=seed,
                                     zeros=zeros, radius_km=radius_km, max_km=max_km, fit_method=fit_method,
-                                    formula=formula, calibrate=calibrate, client=client),
+                                    formula=formula, calibrate=calibrate, client=client, fit_years=fit_years,
+                                    for_year=for_year),
                           scenarios, overwrite=overwrite, argv=argv)
     owned = False
     if client is not None:
@@ -261,7 +254,7 @@ def run_pipeline(
     try:
         res = _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method,
                           formula, progress, write, client, keep_draws, stage, timings, outputs,
-                          calibrate, record)
+                          calibrate, record, fit_years, for_year)
     except BaseException as exc:
         if record is not None:  # run.json says the run failed, and why
             close_run(out, record, timings=timings, error=exc)
@@ -278,23 +271,25 @@ def run_pipeline(
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
                 progress, write, client, keep_draws, stage, timings, outputs, calibrate=True,
-                record=None) -> PipelineResult:
+                record=None, fit_years="latest", for_year=None) -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
+    from studentflow.gravity.panel import fit_years_panel, pooled_models
     from studentflow.ingest import load_bundle
     from studentflow.pairs import build_pairs
     from studentflow.report.write import _write_csv, write_report
     from studentflow.scenarios.run import run_scenarios
 
     truth = synthetic_truth(manifest)
-    bundle = stage(1, "ingest", lambda: load_bundle(manifest, client=client),
-                   lambda b: f"{len(b.schools):,} schools, {len(b.flows):,} flows, {len(b.ledger):,} ledger rows")
+    panel, bundle = stage(1, "ingest", lambda: fit_years_panel(manifest, fit_years, client=client, load=load_bundle),
+                          lambda pb: f"{len(pb[1].schools):,} schools, {len(pb[1].flows):,} flows, {len(pb[1].ledger):,} "
+                                     f"ledger rows" + (f"; {len(pb[0].years)} school years to fit on" if pb[0] else ""))
     if write:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.html").unlink(missing_ok=True)  # an older run's report no longer applies
-        outputs["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
+        outputs["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger if panel is None else panel.ledger)
         if len(bundle.sources):
             outputs["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
-    distances = stage(2, "distances", lambda: compute_distances(bundle, max_km=max_km, client=client),
+    distances = stage(2, "distances", lambda: compute_distances(panel or bundle, max_km=max_km, client=client),
                       lambda d: f"{len(d):,} origin-school distances ({', '.join(sorted(d['method'].unique()))})")
     pairs = stage(3, "pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km),
                   lambda p: f"{int((p['pair_type'] == 'observed').sum()):,} observed + "
@@ -304,22 +299,27 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         if zeros == "include":  # an outcome-independent candidate set: every pair within the radius
             radius = build_pairs(bundle, distances, radius_km=radius_km, candidates="radius")
             estimation = radius.loc[radius["within_radius"]]
-        return fit_models(pairs, zeros, method=fit_method, formula=formula, estimation_pairs=estimation)
+        return pooled_models(panel, distances, fit_models(pairs, zeros, method=fit_method, formula=formula,
+                             estimation_pairs=estimation), MODEL_LABELS[zeros], zeros, radius_km=radius_km,
+                             method=fit_method, formula=formula)
 
     models = stage(4, "fit", fit_stage,
                    lambda m: "; ".join(f"{k}: {_slopes(v)}" for k, v in m.items()))
     model = next(iter(models.values()))
 
+    from studentflow.next_year import plan_inputs  # next year's pools, calibrated on the latest year
+    plan, p, cal, pool_draws = plan_inputs(for_year, panel or manifest, bundle, model, pairs, scenarios, draws, seed, calibrate)
+
     def scenario_stage():
-        main = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
+        main = run_scenarios(bundle, model, scenarios, pairs=p, distances=distances, draws=draws,
                              seed=seed, progress=progress, client=client, keep_draws=keep_draws,
-                             calibrate=calibrate, school_flows=write)  # school_flows: `studentflow explain`
-        others = {label: run_scenarios(bundle, m, scenarios, pairs=pairs, distances=distances, draws=0,
-                                       seed=seed, progress=False, calibrate=calibrate)
+                             calibrate=cal(model), school_flows=write, pool_draws=pool_draws)
+        others = {label: run_scenarios(bundle, m, scenarios, pairs=p, distances=distances, draws=0,
+                                       seed=seed, progress=False, calibrate=cal(m))
                   for label, m in list(models.items())[1:]}
         if calibrate:  # what calibration changes: every estimator as fitted too (point estimates)
             others.update({f"{label.replace(' (used)', '')} as fitted": run_scenarios(
-                bundle, m, scenarios, pairs=pairs, distances=distances, draws=0, seed=seed, progress=False,
+                bundle, m, scenarios, pairs=p, distances=distances, draws=0, seed=seed, progress=False,
                 calibrate=False) for label, m in models.items()})
         return main, others
 
@@ -327,20 +327,21 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
                                 lambda r: f"{len(r[0].scenarios)} scenarios x {r[0].draws} draws"
                                           + (f" (+ point estimates under {len(r[1])} other estimator(s))"
                                              if r[1] else ""))
+    result, extra = plan.label(result, record) if plan is not None else (result, {})
     if write:
         written = stage(6, "report", lambda: write_report(result, out, bundle=bundle, model=model, pairs=pairs,
                                                           models=models, comparisons=comparisons,
                                                           truth=truth, timings=timings, provenance=record,
-                                                          truth_placements=_truth_placements(
-                                                              manifest, scenarios, draws, seed)),
+                                                          truth_placements=None if plan else _truth_placements(
+                                                              manifest, scenarios, draws, seed), **extra),
                         lambda w: f"{len(w)} files in {out}")
         outputs.update(written)
     return PipelineResult(bundle, distances, pairs, model, models, result, comparisons, outputs, timings)
 
 
 def synthetic_truth(manifest=None) -> dict | None:
-    """Known gravity coefficients of a synthetic region (``truth/params.json`` beside the
-    manifest; the bundled sample by default), or None for real data."""
+    """Known gravity coefficients of a synthetic region (``truth/params.json`` beside the manifest;
+    the bundled sample by default), or None for real data."""
     import json
 
     from studentflow.paths import sample_manifest
@@ -372,7 +373,7 @@ def _truth_placements(manifest, scenarios, draws, seed):
     folder = (path if path.is_dir() else path.parent) / "truth"
     plain = Scenario("plain")
     same = ("subsidy_by_tier", "subsidy_targeted", "add_slots", "add_slots_to", "scale_slots", "move_slots",
-            "radius_km", "pool", "method")
+            "radius_km", "pool", "method", "add_slots_at", "subsidy_at")
     if not (folder / "pairs.csv").is_file() or any(
             getattr(s, k) != getattr(plain, k) for s in scenarios for k in same):
         return None
@@ -389,10 +390,8 @@ def _slopes(model) -> str:
 
 
 def check_manifest(manifest) -> Path | None:
-    """Resolve ``manifest`` (a file or a folder holding ``manifest.toml``); DataError if absent.
-
-    The path check only; ``studentflow.ingest.check_manifest`` is the dry run of the sources.
-    """
+    """Resolve ``manifest`` (a file or a folder holding ``manifest.toml``); DataError if absent
+    (the path check only; ``studentflow.ingest.check_manifest`` is the dry run of the sources)."""
     if manifest is None:
         return None
     from studentflow.ingest.manifest import manifest_path

@@ -176,6 +176,29 @@ def empty_ledger() -> pd.DataFrame:
     )
 
 
+def id_positions(index: pd.Index, ids) -> "np.ndarray":
+    """``index.get_indexer(ids)`` (-1 where absent or missing) for a unique ``index``,
+    looked up once per distinct id: the ids of a pair table (strings, repeated on
+    hundreds of thousands of rows) are factorised first, so only the few thousand
+    distinct ones go through the string hash table."""
+    import numpy as np
+
+    codes, uniques = pd.factorize(np.asarray(ids) if not isinstance(ids, (pd.Series, pd.Index)) else ids)
+    pos = np.append(index.get_indexer(uniques), -1)  # code -1 (missing) → the last: -1
+    return pos[codes]
+
+
+def id_map(values: pd.Series, ids, fill=float("nan")) -> "np.ndarray":
+    """``ids.map(values)`` as a float array (``fill`` where absent) for a ``values``
+    Series with a unique index, through :func:`id_positions`."""
+    import numpy as np
+
+    pos = id_positions(values.index, ids)
+    out = values.to_numpy(dtype=float)[pos]
+    out[pos < 0] = fill
+    return out
+
+
 def require_columns(table: pd.DataFrame, columns, *, name: str) -> None:
     """Raise :class:`DataError` naming ``name`` if ``table`` lacks any of ``columns``."""
     missing = [c for c in columns if c not in table.columns]
@@ -205,6 +228,9 @@ class Bundle:
         Optional inputs later stages may use, keyed by source kind and not parsed by
         ingestion: ``"road_network"`` (Path of the edge list / GraphML / GPKG) and
         ``"road_distances"`` (tuple ``(npy_path, index_json_path)``).
+    school_year : str or None
+        The school year ``"YYYY-YYYY"`` the bundle holds (a transitions file's year is its
+        Grade 7 year); None when the manifest names none.
     """
 
     schools: Any
@@ -214,11 +240,12 @@ class Bundle:
     ledger: pd.DataFrame
     sources: pd.DataFrame = field(default_factory=pd.DataFrame)
     extras: dict = field(default_factory=dict)
+    school_year: str | None = None
 
     def summary(self) -> str:
         """Plain-text summary: table sizes and, per source, rows read/kept/changed/dropped."""
         lines = [
-            "studentflow Bundle",
+            "studentflow Bundle" + (f" (school year {self.school_year})" if self.school_year else ""),
             f"  schools: {len(self.schools):,} "
             f"({int((self.schools['sector'] == 'public').sum()):,} public, "
             f"{int(self.schools['esc'].sum()):,} ESC)",
@@ -230,4 +257,78 @@ class Bundle:
         if len(self.sources):
             lines.append("  per source:")
             lines.append("    " + self.sources.to_string(index=False).replace("\n", "\n    "))
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, repr=False)
+class Panel:
+    """Several school years of one study area: one :class:`Bundle` per year, linked by school.
+
+    Every table names a school by its current ID (the ``school_id_crosswalk`` remaps the
+    IDs older files used), so a school is the same row key in every year it appears in.
+
+    Attributes
+    ----------
+    years : tuple of str
+        School years ``"YYYY-YYYY"``, sorted by their first calendar year (``("",)`` for a
+        manifest naming no year).
+    bundles : dict of str to Bundle
+        Year → that year's bundle (its sources plus the shared ones).
+    identity : pandas.DataFrame
+        One row per school and year it appears in (its enrolment list): ``school_year``,
+        ``school_id`` (current ID), ``year_id`` (the ID that year's enrolment file used;
+        differs from ``school_id`` where the school was remapped).
+    ledger : pandas.DataFrame
+        Every year's ledger (columns :data:`LEDGER`) with a ``school_year`` column first. A
+        shared file's events appear under each year that read it.
+    """
+
+    years: tuple
+    bundles: dict
+    identity: pd.DataFrame
+    ledger: pd.DataFrame
+
+    def __repr__(self) -> str:
+        return f"Panel(years={self.years!r}, schools={self.identity['school_id'].nunique():,})"
+
+    def __getitem__(self, year: str) -> Bundle:
+        if year not in self.bundles:
+            raise KeyError(f"no school year {year!r} in the panel; its years: {', '.join(self.years)}")
+        return self.bundles[year]
+
+    def __iter__(self):
+        return iter(self.years)
+
+    def __len__(self) -> int:
+        return len(self.years)
+
+    @property
+    def latest(self) -> Bundle:
+        """The bundle of the latest school year."""
+        return self.bundles[self.years[-1]]
+
+    def remapped(self) -> pd.DataFrame:
+        """Rows of :attr:`identity` whose year used another ID than the current one."""
+        return self.identity[self.identity["school_id"] != self.identity["year_id"]].reset_index(drop=True)
+
+    def summary(self) -> str:
+        """Plain text: per year, schools (ESC), learners and ESC beneficiaries in the flows,
+        schools that entered / left since the year before and schools under an older ID;
+        then how many schools appear in every year."""
+        lines = [f"studentflow Panel: {len(self.years)} school year(s)"]
+        ids = self.identity.groupby("school_year", sort=False)["school_id"].agg(set)
+        prev: set | None = None
+        for y in self.years:
+            b = self.bundles[y]
+            now = ids.get(y, set())
+            moved = "" if prev is None else f", {len(now - prev):,} entered, {len(prev - now):,} left"
+            old = int(((self.identity["school_year"] == y)
+                       & (self.identity["school_id"] != self.identity["year_id"])).sum())
+            lines.append(f"  {y or '(no year)'}: {len(b.schools):,} schools ({int(b.schools['esc'].sum()):,} ESC), "
+                         f"{int(b.flows['learners'].sum()):,} learners, "
+                         f"{int(b.flows['esc_beneficiaries'].sum()):,} ESC beneficiaries{moved}; "
+                         f"{old:,} under an older ID")
+            prev = now
+        every = set.intersection(*ids.tolist()) if len(ids) else set()
+        lines.append(f"  schools in every year: {len(every):,}")
         return "\n".join(lines)

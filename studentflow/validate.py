@@ -43,6 +43,8 @@ class ValidationResult:
         (``<estimator>`` as fitted, ``<estimator> calibrated``), and each column's change
         vs the status quo (``... vs status quo``); None for real data.
     draws, seed : int
+    fit : str
+        What the model was fitted on ("latest school year", or the years pooled).
     """
 
     status_quo: pd.DataFrame
@@ -51,6 +53,7 @@ class ValidationResult:
     truth: pd.DataFrame | None
     draws: int
     seed: int
+    fit: str = "latest school year"
 
     def change_errors(self) -> pd.Series:
         """Mean absolute error of scenario changes vs the truth, learners, per column."""
@@ -61,6 +64,7 @@ class ValidationResult:
         t = self.status_quo_total
         inside = t["placed_lo"] <= t["observed"] <= t["placed_hi"]
         lines = [
+            f"Model: fitted on the {self.fit}",
             f"Status quo (calibrated) vs observed, {self.draws} draws, seed {self.seed}: observed "
             f"{t['observed']:,.0f}, status quo {t['placed_mean']:,.0f} [{t['placed_lo']:,.0f}, "
             f"{t['placed_hi']:,.0f}] ({'inside' if inside else 'OUTSIDE'} the interval); "
@@ -86,8 +90,9 @@ def change_errors(table: pd.DataFrame) -> pd.Series:
 
 
 def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, seed: int = 0,
-                       estimators=ESTIMATORS, calibrate=(False, True),
-                       log: Callable[[str], None] | None = None) -> pd.DataFrame:
+                       estimators=ESTIMATORS, calibrate=(False, True), formula: str | None = None,
+                       radius_km: float = 5.0, log: Callable[[str], None] | None = None,
+                       panel=None) -> pd.DataFrame:
     """Learners placed per study scenario: the synthetic truth and each estimator.
 
     Parameters
@@ -101,8 +106,13 @@ def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, 
     estimators : sequence of {"drop", "truncate", "include"}
     calibrate : sequence of bool
         Run each estimator as fitted (False) and/or calibrated (True).
+    formula : str, optional
+        Gravity formula (default the study's); ``radius_km`` the zero pairs' radius, km.
     log : callable, optional
         Receives one line per estimator.
+    panel : studentflow.schema.Panel, optional
+        Fit each estimator pooled over the panel's years with year effects
+        (:func:`studentflow.gravity.panel.pooled_fit`; ``distances`` must cover every year).
 
     Returns
     -------
@@ -111,6 +121,7 @@ def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, 
         ``truncate calibrated``, …), ``<column> err %`` and ``<column> vs status quo``.
     """
     from studentflow.gravity.fit import STUDY_FORMULA, fit_gravity
+    from studentflow.gravity.panel import pooled_fit
     from studentflow.pairs import build_pairs
     from studentflow.scenarios.run import run_scenarios
     from studentflow.scenarios.spec import study_scenarios
@@ -121,10 +132,12 @@ def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, 
     table = oracle_placements(truth_dir, scenarios, draws=draws, seed=seed).to_frame()
     within = None
     for zeros in estimators:
-        if zeros == "include" and within is None:  # outcome-independent zeros
-            radius = build_pairs(bundle, distances, candidates="radius")
+        if zeros == "include" and within is None and panel is None:  # outcome-independent zeros
+            radius = build_pairs(bundle, distances, radius_km=radius_km, candidates="radius")
             within = radius.loc[radius["within_radius"]]
-        model = fit_gravity(within if zeros == "include" else pairs, STUDY_FORMULA, zeros=zeros, method="fast")
+        model = pooled_fit(panel, distances, zeros, radius_km=radius_km, formula=formula) if panel is not None \
+            else fit_gravity(within if zeros == "include" else pairs, formula or STUDY_FORMULA, zeros=zeros,
+                             method="fast")
         for cal in calibrate:
             res = run_scenarios(bundle, model, scenarios, pairs=pairs, distances=distances, draws=draws,
                                 seed=seed, progress=False, calibrate=cal)
@@ -139,8 +152,9 @@ def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, 
 
 
 def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "truncate",
-             by: str = "origin_region", truth: bool = True,
-             log: Callable[[str], None] | None = None) -> ValidationResult:
+             by: str = "origin_region", truth: bool = True, radius_km: float = 5.0,
+             max_km: float | None = None, formula: str | None = None,
+             log: Callable[[str], None] | None = None, fit_years: str = "latest") -> ValidationResult:
     """Status quo check, out-of-sample check and (synthetic data) errors against the truth.
 
     Parameters
@@ -155,14 +169,21 @@ def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "tru
         Pair-table column whose values are held out one at a time.
     truth : bool
         Compare with the synthetic truth when the data carry one.
+    radius_km, max_km, formula
+        As for :func:`studentflow.pipeline.run_pipeline` (new-pair radius and road-distance
+        limit, km; the gravity formula, default the study's).
     log : callable, optional
         Receives progress lines.
+    fit_years : {"all", "latest"}
+        Multi-year manifest: the status quo check and the truth comparison use the pooled
+        fit with year effects (default) or the latest year alone; the out-of-sample check
+        holds regions out of the latest year's pairs.
 
     Returns
     -------
     ValidationResult
     """
-    from studentflow.ingest import load_bundle
+    from studentflow.gravity.panel import fit_years_panel, pooled_fit
     from studentflow.pairs import build_pairs
     from studentflow.paths import sample_manifest
     from studentflow.pipeline import compute_distances, fit_models
@@ -174,14 +195,17 @@ def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "tru
     say = log or (lambda line: None)
     path = Path(manifest) if manifest is not None else sample_manifest()
     folder = path if path.is_dir() else path.parent
-    bundle = load_bundle(path)
-    distances = compute_distances(bundle)
-    pairs = build_pairs(bundle, distances)
+    panel, bundle = fit_years_panel(path, fit_years)
+    distances = compute_distances(panel or bundle, max_km=max_km)
+    pairs = build_pairs(bundle, distances, radius_km=radius_km)
     estimation = None
-    if zeros == "include":
-        radius = build_pairs(bundle, distances, candidates="radius")
+    if zeros == "include" and panel is None:
+        radius = build_pairs(bundle, distances, radius_km=radius_km, candidates="radius")
         estimation = radius.loc[radius["within_radius"]]
-    model = next(iter(fit_models(pairs, zeros, estimation_pairs=estimation).values()))
+    model = pooled_fit(panel, distances, zeros, radius_km=radius_km, formula=formula) if panel is not None else \
+        next(iter(fit_models(pairs, zeros, formula=formula, estimation_pairs=estimation).values()))
+    fitted_on = "latest school year" if panel is None else \
+        f"{len(panel.years)} school years pooled, with year effects (scenarios on {model.reference_year})"
     res = run_scenarios(bundle, model, study_scenarios()[:1], pairs=pairs, distances=distances, draws=draws,
                         seed=seed, progress=False, keep_draws=False)
     fit = status_quo_fit(res)
@@ -190,10 +214,11 @@ def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "tru
              "placed_lo": float(row["placed_lo"]), "placed_hi": float(row["placed_hi"])}
     say(f"status quo: observed {total['observed']:,.0f}, placed {total['placed_mean']:,.0f} "
         f"[{total['placed_lo']:,.0f}, {total['placed_hi']:,.0f}]")
-    holdout = holdout_validation(pairs, by=by, zeros=zeros, draws=draws, seed=seed)
+    holdout = holdout_validation(pairs, by=by, formula=formula, zeros=zeros, draws=draws, seed=seed)
     say("out-of-sample check done")
     table = None
     if truth and (folder / "truth" / "params.json").is_file():
-        table = compare_with_truth(bundle, distances, pairs, folder / "truth", draws=draws, seed=seed, log=say)
+        table = compare_with_truth(bundle, distances, pairs, folder / "truth", draws=draws, seed=seed,
+                                   formula=formula, radius_km=radius_km, log=say, panel=panel)
     return ValidationResult(status_quo=fit, status_quo_total=total, holdout=holdout, truth=table,
-                            draws=draws, seed=seed)
+                            draws=draws, seed=seed, fit=fitted_on)

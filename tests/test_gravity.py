@@ -272,13 +272,22 @@ def test_predict_unseen_region_is_an_error(include_fit, small):
          "net_cost_k"),
         (lambda d: d.assign(distance_km=d["distance_km"].where(d.index != 5, -2.0)),
          "non-finite.*distance_km"),
-        (lambda d: d.assign(esc_beneficiaries=d["esc_beneficiaries"].where(
-            d["destination_region"] != "Region III", 0)), "separation"),
     ],
 )
 def test_bad_input_errors(small, mutate, match):
     with pytest.raises(ValueError, match=match):
         fit_gravity(mutate(small.copy()), zeros="include", method="fast")
+
+
+def test_separated_level_is_dropped_not_fatal(small):
+    from studentflow.gravity import CollinearityWarning
+
+    none_in_iii = small.assign(esc_beneficiaries=small["esc_beneficiaries"].where(
+        small["destination_region"] != "Region III", 0))
+    with pytest.warns(CollinearityWarning, match="destination Region III.*all carry 0 learners.*separation"):
+        m = fit_gravity(none_in_iii, zeros="include", method="fast")
+    assert [d.label for d in m.dropped] == ["destination Region III"]
+    assert m.converged and np.isfinite(m.bse).all()
 
 
 def test_bad_options_and_boundary_warning(small):
@@ -348,12 +357,18 @@ def test_non_convergence_warns(monkeypatch, small):
     assert not m.converged and "NO" in m.summary()
 
 
-def test_collinear_and_constant_terms_are_named(small):
+def test_collinear_and_constant_terms_are_dropped_and_named(small):
+    from studentflow.gravity import CollinearityWarning
+
     f = "esc_beneficiaries ~ distance_km + I(2 * distance_km + 1)"
-    with pytest.raises(ValueError, match="rank deficient"):
-        fit_gravity(small, f, zeros="include", method="fast")
-    with pytest.raises(ValueError, match="constant"):
-        fit_gravity(small.assign(esc_rating=3), zeros="include", method="fast")
+    with pytest.warns(CollinearityWarning, match=r"I\(2 \* distance_km \+ 1\): collinear with intercept"):
+        m = fit_gravity(small, f, zeros="include", method="fast")
+    assert [d.column for d in m.dropped] == ["I(2 * distance_km + 1)"]
+    assert list(m.params.index) == ["Intercept", "distance_km"]
+    with pytest.warns(CollinearityWarning, match="no variation"):
+        m = fit_gravity(small.assign(esc_rating=3), zeros="include", method="fast")
+    assert [(d.column, d.label) for d in m.dropped] == [("esc_rating", "ESC rating rank")]
+    assert "Dropped terms (1" in m.summary() and "no variation" in m.summary()
 
 
 def test_elasticity_ratio_delta_method_matches_draws(include_fit):

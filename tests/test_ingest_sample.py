@@ -33,7 +33,10 @@ def quirks(sample_dir) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ raw-file helpers
 def _manifest(folder: Path) -> list[dict]:
-    return tomllib.loads((folder / "manifest.toml").read_text(encoding="utf-8"))["source"]
+    """The latest school year's sources and the shared ones (what ``load_bundle`` reads by default)."""
+    src = tomllib.loads((folder / "manifest.toml").read_text(encoding="utf-8"))["source"]
+    latest = max((e["school_year"] for e in src if "school_year" in e), default=None)
+    return [e for e in src if e.get("school_year", latest) == latest]
 
 
 def _raw_rows(path: Path, sheet=None) -> list[list[str]]:

@@ -19,7 +19,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "studentflow"
 #: scenarios → report; cli and pipeline on top).
 FLOORS = [
     {"cli"},
-    {"pipeline", "optimize", "validate", "optimize_run"},
+    {"explore"},
+    {"pipeline", "optimize", "validate", "optimize_run", "backtesting", "next_year"},
     {"report"},
     {"scenarios"},
     {"allocation"},
@@ -28,7 +29,7 @@ FLOORS = [
     {"ingest", "synth", "congestion"},
     {"geo", "schema", "paths"},
     {"dask_client"},
-    {"errors", "_compat"},
+    {"errors", "_compat", "malloc"},
 ]
 FLOOR = {unit: k for k, units in enumerate(FLOORS) for unit in units}
 MAX_LINES = 400

@@ -49,7 +49,9 @@ def test_notebook_executes(tmp_path, monkeypatch, sample_dir):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Raising the subsidy from +1K to +20K" in text
     assert (tmp_path / "policy_report_output" / "report.html").exists()
-    assert len(images) >= 5  # ... and the cost-effectiveness and budget frontier figures
+    assert len(images) >= 6  # ... the cost-effectiveness and budget frontier figures, the backtest
     assert "studentflow optimize: budget" in text  # the budget plan's summary
     assert (tmp_path / "policy_report_output" / "plan.csv").exists()
+    assert "Backtest: fitted on" in text and "change in ESC placements observed" in text  # the backtest
+    assert (tmp_path / "policy_report_output" / "backtest.csv").exists()
     assert f"KERNEL {sys.executable}" in text  # the kernel ran this interpreter

@@ -613,3 +613,39 @@ def test_run_builds_the_pair_table_once_for_every_radius(sample_inputs, monkeypa
     assert calls == [9.0]  # one table, at the widest radius beyond the given 5 km
     placed = res.table.set_index("scenario")["placed_mean"]
     assert placed["r9"] >= placed["r7"] - 1e-9 and placed["r7"] >= placed["base"] >= placed["r3"] - 1e-9
+
+
+def test_draws_on_threads_give_the_one_thread_result(pairs, model, monkeypatch):
+    import studentflow.scenarios.run as sc
+
+    monkeypatch.setattr(sc, "THREAD_MIN_PAIRS", 0)  # threads for every scenario, however small
+    kw = dict(pairs=pairs, draws=7, seed=11, progress=False)
+    one = run_scenarios(None, model, SCEN[:5], threads=1, **kw)
+    for n in (2, 3):
+        _assert_same(run_scenarios(None, model, SCEN[:5], threads=n, **kw), one)
+    with pytest.raises(ValueError, match="threads"):
+        run_scenarios(None, model, SCEN[:2], threads=0, **kw)
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), max_size=30),
+       st.lists(st.sampled_from(["a", "b", "c", "x"]), unique=True, min_size=1))
+@settings(max_examples=60)
+def test_id_lookups_match_pandas(ids, keys):
+    from studentflow.schema import id_map, id_positions
+
+    index = pd.Index(keys, dtype="string")
+    values = pd.Series(np.arange(len(keys), dtype=float) + 0.5, index=index)
+    col = pd.Series(ids, dtype="string")
+    np.testing.assert_array_equal(id_positions(index, col), index.get_indexer(col))
+    np.testing.assert_array_equal(id_map(values, col), col.map(values).to_numpy(dtype=float))
+    np.testing.assert_array_equal(id_map(values, col, fill=1.0), col.map(values).fillna(1.0).to_numpy(dtype=float))
+    with_na = pd.Series([*ids, None], dtype="string")
+    assert id_positions(index, with_na)[-1] == -1
+
+
+def test_malloc_thresholds_are_set_once():
+    from studentflow import malloc
+
+    first = malloc.large_thresholds()
+    assert malloc.large_thresholds() is first
+    assert isinstance(first, bool)

@@ -41,6 +41,7 @@ KIND_COLUMNS = {
     "lgu_income": ["Province", "LGU", "Total Revenues of the LGU (in Php)"],
     "subsidy_rates": ["Location tier", "Grade", "Amount"],
     "road_network": ["u", "v", "length_m", "geometry"],
+    "school_id_crosswalk": ["school_id_2024", "BEIS School ID", "old_school_id", "School Name"],
 }
 QUIRK_TYPES = {
     "enrollment": {"title_rows", "region_variant", "id_float", "id_padded", "id_no_leading_zero", "duplicate_row"},
@@ -57,7 +58,10 @@ QUIRK_TYPES = {
 
 # ------------------------------------------------------------------ helpers
 def _manifest(d: Path) -> list[dict]:
-    return tomllib.loads((d / "manifest.toml").read_text(encoding="utf-8"))["source"]
+    """The latest school year's sources and the shared ones (a multi-year manifest has more)."""
+    src = tomllib.loads((d / "manifest.toml").read_text(encoding="utf-8"))["source"]
+    years = sorted({e["school_year"] for e in src if "school_year" in e})
+    return [e for e in src if e.get("school_year", years[-1] if years else None) == (years[-1] if years else None)]
 
 
 def _sheet(path: Path) -> list[list]:
@@ -140,6 +144,12 @@ def test_make_sample_reproduces_committed_sample(sample_dir, tmp_path):
     committed = {k: v for k, v in _files(sample_dir).items() if k != "README.md"}
     made = _files(tmp_path)
     assert made.keys() == committed.keys()
+    # three school years: the earlier years' raw files and truth, the crosswalk, the years' manifest
+    years = {"school_id_mapping.csv", "truth/years.json"}
+    for y in ("2021-2022", "2022-2023"):
+        years |= {f"enrollment_sy{y}.xlsx", f"esc_slots_sy{y}.xlsx", f"gr7_enrollees_ncr_sy{y}.csv.gz",
+                  f"truth/{y}/pairs.csv.gz", f"truth/{y}/flows.csv.gz", f"truth/{y}/params.json"}
+    assert years <= committed.keys()
     # another CPU may round the last digit of a float differently: numbers within 1e-9
     assert [k for k in committed if not _same_content(k, made[k], committed[k])] == []
     assert sum(len(v) for v in committed.values()) < 25e6
@@ -201,7 +211,7 @@ def test_content_comparison_tolerates_last_digit_but_not_more():
 def test_manifest_lists_every_kind_with_documented_columns(sample_dir, quirks):
     entries = _manifest(sample_dir)
     kinds = {e["kind"] for e in entries}
-    assert kinds == set(KIND_COLUMNS) | {"road_distances"}
+    assert kinds | {"school_id_crosswalk"} == set(KIND_COLUMNS) | {"road_distances"}  # crosswalk: several years
     assert {e["path"] for e in entries if e["kind"] == "transitions"} == {
         f"gr7_enrollees_{region_slug(r)}.csv.gz" for r in REGIONS}
     title = int(quirks.loc[quirks["quirk"] == "title_rows", "row"].iloc[0]) - 1
@@ -288,9 +298,10 @@ def test_quirks_visible_at_stated_rows(sample_dir, quirks, truth_schools):
 def test_no_lrn_outside_learner_files(sample_dir, transitions, billing):
     lrns = set(transitions["LRN"]) | set(billing["lrn"])
     assert len(lrns) > 100_000
-    for p in (sample_dir / "truth").iterdir():
-        tokens = set(re.split(r"[,\n\"]", p.read_text(encoding="utf-8")))
-        assert not tokens & lrns, p.name
+    for p in (sample_dir / "truth").rglob("*"):  # earlier school years' truth in subfolders, gzip-compressed
+        if p.is_file():
+            text = gzip.decompress(p.read_bytes()).decode() if p.suffix == ".gz" else p.read_text(encoding="utf-8")
+            assert not set(re.split(r"[,\n\"]", text)) & lrns, p.name
 
 
 # ------------------------------------------------------------------ truth vs raw
@@ -329,6 +340,9 @@ def test_enrollment_and_coordinates_match_truth_on_clean_rows(sample_dir, quirks
     c = _csv(sample_dir / "school_coordinates.csv")
     c["row"] = np.arange(len(c)) + 2
     c = c[~c["row"].isin(quirks.loc[quirks["kind"] == "coordinates", "row"])]
+    years = sample_dir / "truth" / "years.json"  # schools closed before the latest year: points appended
+    if years.exists():
+        c = c[~c["School ID"].isin([s["school_id"] for s in json.loads(years.read_text())["closed"]])]
     t = truth_schools.loc[c["School ID"]]
     assert np.allclose(c["Latitude"].astype(float), t["lat"]) and np.allclose(c["Longitude"].astype(float), t["lon"])
 

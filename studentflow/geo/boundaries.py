@@ -8,11 +8,16 @@ the barangay's area, between 0.4 and 6 km, so cells do not spill far into the se
 merged per city/municipality. Borders between municipalities are therefore straight-line
 approximations and coastlines are scalloped; they help a reader find places, they are
 not for measuring anything.
+
+Outlines are kept on disk once built (:func:`cache_dir`, one GeoParquet file per set
+of codes): the whole country's take about 5 s to build and 0.1 s to read back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,6 +31,7 @@ BOUNDARY_NOTE = ("Municipal outlines are approximate: Voronoi cells of PSGC bara
                  "not official boundaries.")
 
 _METRIC = "EPSG:32651"  # UTM 51N, metres (the Philippines' central zone)
+_METHOD = "voronoi-disc-v1"  # change when _outlines draws differently: old cache files are ignored
 
 
 def _barangays() -> list:
@@ -100,5 +106,56 @@ def municipal_boundaries(psgc_codes, *, simplify_m: float = 80.0):
     codes = tuple(sorted({str(c) for c in psgc_codes}))
     if not codes:
         return None
-    out = _outlines(codes, float(simplify_m))
+    out = _cached(codes, float(simplify_m))
     return None if out is None else out.copy()
+
+
+def cache_dir() -> Path | None:
+    """Folder of the outlines cache: ``$STUDENTFLOW_CACHE``, else
+    ``$XDG_CACHE_HOME/studentflow`` (``~/.cache/studentflow``); None when
+    ``STUDENTFLOW_CACHE`` is empty (no disk cache)."""
+    env = os.environ.get("STUDENTFLOW_CACHE")
+    if env is not None:
+        return Path(env) if env else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "studentflow"
+
+
+def _key(codes: tuple, simplify_m: float) -> str:
+    """Cache key: the codes, the tolerance, this module's method and the psgc data file."""
+    try:
+        import psgc
+
+        data = Path(psgc.__file__).resolve().parent / "data" / "core" / "barangays.json"
+        stamp = f"{getattr(psgc, '__version__', '')}:{data.stat().st_size}:{int(data.stat().st_mtime)}"
+    except (ImportError, OSError):
+        stamp = "none"
+    text = json.dumps([_METHOD, stamp, simplify_m, list(codes)])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _cached(codes: tuple, simplify_m: float):
+    """:func:`_outlines` through an on-disk cache (GeoParquet, one file per key).
+
+    A national run's outlines (1,600 municipalities from 42,000 barangay cells) take
+    about 5 s to build and 0.1 s to read back; a missing, unreadable or unwritable cache
+    only means they are built again."""
+    folder = cache_dir()
+    path = None if folder is None else folder / f"outlines-{_key(codes, simplify_m)}.parquet"
+    if path is not None and path.is_file():
+        try:
+            import geopandas as gpd
+
+            return gpd.read_parquet(path)
+        except Exception:  # noqa: BLE001 - a broken cache file: rebuild it
+            pass
+    out = _outlines(codes, simplify_m)
+    if out is not None and path is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            out.to_parquet(tmp)
+            os.replace(tmp, path)
+        except Exception:  # noqa: BLE001 - read-only home, no pyarrow: no cache
+            pass
+    return out

@@ -3,6 +3,9 @@
 - :func:`fit_gravity` (:mod:`.fit`) → :class:`GravityModel` (:mod:`.model`): NB2 or
   Poisson, plain or zero-truncated, clustered standard errors, ``predict``, elasticities.
 - :func:`compare_models`, :data:`STUDY_FORMULA`, :data:`NESTED_FORMULAS`.
+- :func:`fit_panel_gravity` (:mod:`.panel`) → :class:`PanelGravityModel`: the pooled fit
+  over several school years with year effects, predicting the latest year;
+  :func:`build_panel_pairs` stacks every year's PairTable.
 
 Defaults: the zero-truncated NB2 on positive flows by the fast Newton path; the study's
 model is ``zeros="drop"``, statsmodels' optimiser ``method="statsmodels"``.
@@ -10,18 +13,22 @@ model is ``zeros="drop"``, statsmodels' optimiser ``method="statsmodels"``.
 Internals: :mod:`.design` (design matrices through the formula engine), :mod:`.direct`
 (the same designs computed with numpy), :mod:`.newton` (the fast Newton estimator) and
 :mod:`.likelihood` (its likelihoods and sandwiches), :mod:`.reference` (the statsmodels
-fit), :mod:`.metrics` (SRMSE, CPC, deviance, dispersion tests, term labels).
+fit), :mod:`.collinear` (collinear terms dropped), :mod:`.summary` (the text summary),
+:mod:`.metrics` (SRMSE, CPC, deviance, dispersion tests, term labels).
 """
 
 from studentflow.gravity.fit import (
-    NESTED_FORMULAS, STUDY_FORMULA, AlphaBoundaryWarning, GravityConvergenceWarning, GravityWarning,
-    compare_models, fit_gravity,
+    NESTED_FORMULAS, STUDY_FORMULA, AlphaBoundaryWarning, CollinearityWarning, GravityConvergenceWarning,
+    GravityWarning, compare_models, fit_gravity,
 )
+from studentflow.gravity.collinear import DroppedTerm
 from studentflow.gravity.design import design_matrix
 from studentflow.gravity.model import DispersionTest, GravityModel
+from studentflow.gravity.panel import PanelGravityModel, build_panel_pairs, fit_panel_gravity
 
 __all__ = [
     "STUDY_FORMULA", "NESTED_FORMULAS", "fit_gravity", "compare_models", "GravityModel",
     "DispersionTest", "design_matrix", "GravityWarning", "GravityConvergenceWarning",
-    "AlphaBoundaryWarning",
+    "AlphaBoundaryWarning", "CollinearityWarning", "DroppedTerm", "fit_panel_gravity", "build_panel_pairs",
+    "PanelGravityModel",
 ]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["design_matrix", "as_categoricals", "fitted_levels", "check_missing",
-           "check_finite", "design_state", "design_from_state"]
+           "check_finite", "design_state", "design_from_state", "check_formula"]
 
 def _engine_error(exc: Exception, pairs: pd.DataFrame, what: str) -> ValueError:
     """Turn a formula-engine error into a ValueError that names the problem."""
@@ -68,7 +68,9 @@ def as_categoricals(pairs: pd.DataFrame, formula_text: str, what: str,
         s = pairs[col]
         values = list(s.dropna().unique())
         if levels is None:
-            lv = sorted(values)  # patsy's own order for sniffed levels
+            from studentflow.gravity.direct import with_references
+
+            lv = with_references(formula_text, col, sorted(values))  # patsy's order for sniffed levels
         else:
             lv = list(levels.get(col, sorted(values)))
             unseen = sorted(set(values) - set(lv))
@@ -99,6 +101,43 @@ def _formula_names(code: str) -> list[str]:
     skip |= {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     return [n.id for n in ast.walk(tree)
             if isinstance(n, ast.Name) and id(n) not in skip and n.id not in ("np", "numpy")]
+
+
+def check_formula(formula: str, columns, what: str = "formula") -> None:
+    """Check that ``formula`` parses and names only ``columns``.
+
+    Parameters
+    ----------
+    formula : str
+        ``count ~ terms`` (patsy syntax; ``np`` and ``C(...)`` allowed).
+    columns : iterable of str
+        The columns the formula may name (e.g. :data:`studentflow.pairs.PAIR_COLUMNS`).
+    what : str
+        Name used in error messages.
+
+    Raises
+    ------
+    ValueError
+        No ``~``, a syntax error, or a term naming a column outside ``columns``: the
+        message names the term and the column and lists the columns available.
+    """
+    import patsy
+
+    cols = [str(c) for c in columns]
+    if not isinstance(formula, str) or "~" not in formula:
+        raise ValueError(f"{what}: {formula!r} is not a formula: write 'count ~ term + term', "
+                         f"e.g. 'esc_beneficiaries ~ np.log1p(distance_km)'")
+    try:
+        desc = patsy.ModelDesc.from_formula(formula)
+        factors = [(f.name(), f.name()) for t in desc.lhs_termlist for f in t.factors]
+        factors += [(t.name(), f.name()) for t in desc.rhs_termlist for f in t.factors]
+        used = [(term, name) for term, code in factors for name in _formula_names(code)]
+    except (patsy.PatsyError, SyntaxError) as exc:
+        raise ValueError(f"{what}: cannot parse {formula!r}: {str(exc).splitlines()[0]}") from exc
+    for term, name in used:
+        if name not in cols:
+            raise ValueError(f"{what}: term {term!r} names column {name!r}, which the pair table does "
+                             f"not have; columns available: {', '.join(cols)}")
 
 
 def design_state(design_info: Any, formula: str) -> dict:

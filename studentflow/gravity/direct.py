@@ -22,13 +22,14 @@ both give the same design on random pair tables.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["UFUNCS", "DirectPlan", "plan", "fit_design", "evaluate"]
+__all__ = ["UFUNCS", "DirectPlan", "plan", "fit_design", "evaluate", "with_references"]
 
 #: numpy functions a numeric term may apply to a column (nested calls allowed).
 UFUNCS = frozenset({"log", "log1p", "log2", "log10", "exp", "expm1", "sqrt", "square",
@@ -167,6 +168,19 @@ def evaluate(p: DirectPlan, pairs: pd.DataFrame, what: str = "predict") -> pd.Da
     return pd.DataFrame(X, index=pairs.index, columns=list(p.info.column_names), copy=False)
 
 
+_TREATMENT = re.compile(r"\bC\(\s*(\w+)\s*,\s*Treatment\(\s*(?:reference\s*=\s*)?(['\"])(.*?)\2")
+
+
+def with_references(rhs: str, col: str, levels: list) -> list:
+    """``levels`` plus the ``Treatment('...')`` reference of ``col`` in ``rhs`` when the data
+    lack it (e.g. one region only, not NCR): patsy would reject the formula; with the
+    reference among the levels, the other levels' dummies are built and, having no
+    variation, dropped from the fit (:mod:`.collinear`)."""
+    refs = [m[3] for m in _TREATMENT.finditer(rhs) if m[1] == col]
+    extra = [r for r in refs if r not in levels]
+    return sorted(levels + extra) if extra else levels
+
+
 def _skeleton(rhs: str, pairs: pd.DataFrame) -> pd.DataFrame | None:
     """A small table with the pair table's numeric dtypes and every level of each ``C()``
     column (sorted, patsy's order for sniffed levels); None if a term is not supported."""
@@ -193,7 +207,7 @@ def _skeleton(rhs: str, pairs: pd.DataFrame) -> pd.DataFrame | None:
         return None
     for col in categorical:
         uniques = pd.unique(pairs[col].dropna())
-        categorical[col] = sorted(np.asarray(uniques, dtype=object).tolist())
+        categorical[col] = with_references(rhs, col, sorted(np.asarray(uniques, dtype=object).tolist()))
     size = max([2] + [len(lv) for lv in categorical.values()])
     data = {c: np.ones(size, dtype=pairs[c].dtype) for c in numeric}
     for c, lv in categorical.items():

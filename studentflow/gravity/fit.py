@@ -31,7 +31,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from studentflow.errors import DataError
 from studentflow.gravity import newton as gf
+from studentflow.gravity.collinear import collinear_columns, separated_columns
 from studentflow.gravity.metrics import term_label
 from studentflow.gravity.design import (
     _engine_error, _na_action, as_categoricals, check_finite, check_missing, design_matrix,
@@ -43,7 +45,7 @@ from studentflow.gravity.reference import fit_statsmodels, null_llf_statsmodels
 __all__ = [
     "STUDY_FORMULA", "NESTED_FORMULAS", "fit_gravity", "compare_models", "GravityModel",
     "DispersionTest", "design_matrix", "GravityWarning", "GravityConvergenceWarning",
-    "AlphaBoundaryWarning",
+    "AlphaBoundaryWarning", "CollinearityWarning",
 ]
 
 STUDY_FORMULA = (
@@ -75,6 +77,10 @@ class GravityWarning(UserWarning):
 
 class GravityConvergenceWarning(GravityWarning):
     """The gravity fit did not converge (or a coefficient ran away); check the estimates."""
+
+
+class CollinearityWarning(GravityWarning):
+    """A term was dropped from the fit: collinear with earlier terms, or no variation."""
 
 
 class AlphaBoundaryWarning(GravityWarning):
@@ -125,20 +131,29 @@ def _build(pairs: pd.DataFrame, formula: str, direct: bool = True):
     return y, X, mgr.spec
 
 
-def _check_design(y: np.ndarray, X: pd.DataFrame, zeros: str) -> None:
+def _reduce_design(y: np.ndarray, X: pd.DataFrame, zeros: str):
+    """Drop the collinear and constant columns (:mod:`.collinear`), check what is left.
+
+    Returns ``(X, dropped)``: the kept columns and a tuple of DroppedTerm.
+    """
+    keep, dropped = collinear_columns(X.to_numpy(float), X.columns)
+    if zeros != "drop" and keep.any():  # fitted zeros (include) or truncation: separation
+        low = 1 if zeros == "truncate" else 0
+        sub = X.loc[:, keep]
+        keep2, sep = separated_columns(sub.to_numpy(float), sub.columns, y > low, low)
+        keep[np.flatnonzero(keep)[~keep2]] = False
+        order = {c: i for i, c in enumerate(X.columns)}
+        dropped = tuple(sorted(dropped + sep, key=lambda d: order[d.column]))
+    if not keep.any():
+        raise DataError(f"fit_gravity: nothing to fit: every term of the formula was dropped "
+                        f"(zeros={zeros!r}, {len(y)} rows): "
+                        + "; ".join(d.summary() for d in dropped))
+    if dropped:
+        X = X.loc[:, keep]
     Xn = X.to_numpy(float)
-    lo, hi = Xn.min(axis=0), Xn.max(axis=0)
-    const = (lo == 1.0) & (hi == 1.0)
     for j, name in enumerate(X.columns):
-        if const[j]:
-            continue
-        if lo[j] == hi[j]:
-            raise ValueError(
-                f"fit_gravity: term {term_label(name)!r} ({name}) is constant in the "
-                f"estimation sample (zeros={zeros!r}, {len(y)} rows): not identified"
-            )
         col = Xn[:, j]
-        if lo[j] == 0.0 and hi[j] == 1.0 and np.all((col == 0.0) | (col == 1.0)):
+        if col.min() == 0.0 and col.max() == 1.0 and np.all((col == 0.0) | (col == 1.0)):
             flows_at_one = float(y @ col)  # learners where the dummy is 1 (exact sum)
             for v, flows in ((0.0, float(y.sum()) - flows_at_one), (1.0, flows_at_one)):
                 if flows == 0:
@@ -147,15 +162,9 @@ def _check_design(y: np.ndarray, X: pd.DataFrame, zeros: str) -> None:
                         f"{term_label(name)!r} = {v:g} ({int((col == v).sum())} rows), so "
                         f"its coefficient would run to -inf"
                     )
-    # rank from the column-scaled cross-product: k x k, not an SVD of the n x k design
-    gram = Xn.T @ Xn
-    scale = 1.0 / np.maximum(np.sqrt(np.diag(gram)), 1e-300)
-    rank = np.linalg.matrix_rank(gram * np.outer(scale, scale), tol=1e-10, hermitian=True)
-    if rank < Xn.shape[1]:
-        raise ValueError(f"fit_gravity: the design matrix is rank deficient ({rank} < "
-                         f"{Xn.shape[1]} terms): collinear terms in the formula")
     if len(y) <= Xn.shape[1] + 1:
         raise ValueError(f"fit_gravity: {len(y)} rows for {Xn.shape[1]} terms: too few")
+    return X, dropped
 
 
 def _null_llf(y, family, truncated, method) -> float:
@@ -214,11 +223,19 @@ def fit_gravity(
     ------
     ValueError
         Unknown option, a formula naming a missing column, missing/negative/non-integer
-        or all-zero counts, non-finite covariates, constant or collinear terms, perfect
-        separation (a category level with no positive flow).
+        or all-zero counts, non-finite covariates, perfect separation (a category level
+        with no positive flow); a DataError (a ValueError) when every term is dropped.
+
+    Collinear terms are dropped, not fatal (as R's ``lm`` and fixest do,
+    :mod:`.collinear`): a column in the span of earlier columns (formula order), or
+    with no variation in the estimation sample (e.g. the region dummies when the
+    sample holds one region), is left out of the fit, named in ``model.dropped`` and
+    in a CollinearityWarning, and contributes 0 to predictions and draws.
 
     Warns
     -----
+    CollinearityWarning
+        One per dropped term: its name and why (``collinear with …``, ``no variation``).
     GravityConvergenceWarning
         The optimiser did not converge (the model's ``converged`` is False).
     AlphaBoundaryWarning
@@ -243,7 +260,9 @@ def fit_gravity(
         keep = y > 0
         y, X = y[keep], X.loc[keep]
         groups = groups[keep] if groups is not None else None
-    _check_design(y, X, zeros)
+    X, dropped = _reduce_design(y, X, zeros)
+    for d in dropped:
+        warnings.warn(f"fit_gravity: dropped term {d.summary()}", CollinearityWarning, stacklevel=2)
     if groups is not None and np.unique(groups).size < 2:
         raise ValueError(f"fit_gravity: cluster column {cluster!r} has fewer than 2 clusters")
     truncated = zeros == "truncate"
@@ -277,7 +296,7 @@ def fit_gravity(
         llnull=_null_llf(y, family, truncated, method), nobs=int(len(y)),
         formula=formula, family=family, zeros=zeros, cluster=cluster, method=method,
         converged=conv, n_clusters=None if groups is None else int(np.unique(groups).size),
-        design_info=spec, endog=y, exog=Xn, groups=groups,
+        design_info=spec, endog=y, exog=Xn, groups=groups, dropped=dropped,
     )
 
 

@@ -8,6 +8,8 @@ header row used, each canonical column with the header it matched and how (``man
 remapped / dropped with the top ledger reasons; then the problems. Problems starting
 ``error:`` stop a full run (exit code 1 of ``studentflow check``); ``warning:`` ones do not.
 A partial manifest (e.g. one coordinates source) is read and checked as far as it goes.
+A multi-year manifest is harmonised year by year (:mod:`.years`): the report lists the
+years and the sources of each, and a year's problems name it (``error: 2022-2023: …``).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from studentflow.errors import DataError
 from studentflow.ingest.crosswalk import ARRAY_ID_COLUMNS, FRAME_ID_COLUMNS, Crosswalk, build_crosswalk
 from studentflow.ingest.learners import read_source
 from studentflow.ingest.ledger import Ledger
+from studentflow.ingest.load import _load, _source_table
 from studentflow.ingest.manifest import Source, manifest_path, read_manifest
 from studentflow.ingest.readers import READERS
 from studentflow.ingest.roads import scan_road_network
+from studentflow.ingest.years import source_years, year_sources
 
 __all__ = ["check_manifest", "CheckReport", "SourceCheck"]
 
@@ -86,11 +90,15 @@ class CheckReport:
         In manifest order (sources that could not be read are left out; see problems).
     problems : tuple of str
         ``error: …`` (a full run would stop) and ``warning: …`` messages.
+    years : tuple of (str, tuple of str)
+        Each school year the manifest names and the files that serve it (its own and the
+        shared ones), sorted by year; empty when the manifest names none.
     """
 
     manifest: str
     sources: tuple = ()
     problems: tuple = ()
+    years: tuple = ()
 
     @property
     def ok(self) -> bool:
@@ -98,9 +106,9 @@ class CheckReport:
         return not any(p.startswith("error:") for p in self.problems)
 
     def as_dict(self) -> dict:
-        """``{"manifest", "ok", "sources": [...], "problems": [...]}``."""
-        return {"manifest": self.manifest, "ok": self.ok, "sources": [s.as_dict() for s in self.sources],
-                "problems": list(self.problems)}
+        """``{"manifest", "ok", "years": {year: [file, ...]}, "sources": [...], "problems": [...]}``."""
+        return {"manifest": self.manifest, "ok": self.ok, "years": {y: list(f) for y, f in self.years},
+                "sources": [s.as_dict() for s in self.sources], "problems": list(self.problems)}
 
     def to_json(self) -> str:
         """:meth:`as_dict` as one JSON object."""
@@ -109,6 +117,9 @@ class CheckReport:
     def summary(self) -> str:
         """Plain text: per source, what was detected and counted; then the problems."""
         lines = [f"studentflow check: {self.manifest} ({len(self.sources)} source(s) read)"]
+        if len(self.years) > 1:
+            lines.append(f"school years: {len(self.years)}")
+            lines += [f"  {y}: " + ", ".join(files) for y, files in self.years]
         for s in self.sources:
             where = ", ".join(x for x in (f"sheet {s.sheet!r}" if s.sheet else "",
                                           f"header row {s.header_row}" if s.header_row else "") if x)
@@ -149,6 +160,35 @@ def check_manifest(manifest) -> CheckReport:
         return CheckReport(str(manifest), (), (f"error: {exc}",))
     problems += [f"error: {p}" for p in found]
     ledger, roads, cache, stop = Ledger(), Ledger(), {}, bool(found)
+    # crosswalks first: the 7-digit old IDs they name must reach the other readers
+    cross = [s for s in sources if s.kind == "school_id_crosswalk"]
+    stop |= _read_all(cross, cache, roads, problems)
+    xw = Crosswalk()
+    try:
+        xw = build_crosswalk([(s, cache[id(s)][0]) for s in cross if id(s) in cache])
+    except DataError as exc:
+        problems.append(f"error: {exc}")
+        stop = True
+    sources = xw.prepare(sources)
+    stop |= _read_all([s for s in sources if s.kind != "school_id_crosswalk"], cache, roads, problems)
+    years, picked = _years(sources, path.name, problems)
+    stop |= any(p.startswith("error:") for p in problems)
+    if not stop:
+        try:
+            table, counts = _harmonise(picked, cache, ledger, problems)
+        except DataError as exc:
+            problems.append(f"error: {exc}")
+            stop = True
+    if stop:
+        ledger = Ledger()
+        ledger.extend(roads)
+        table, counts = _partial(sources, cache, xw, ledger, problems)
+    return CheckReport(str(path), _source_checks(sources, ledger, table, counts), tuple(problems), years)
+
+
+def _read_all(sources: list[Source], cache: dict, roads: Ledger, problems: list) -> bool:
+    """Read each source into ``cache`` (by id); True when one could not be read."""
+    stop = False
     for src in sources:
         try:
             if src.kind in READERS:
@@ -162,28 +202,49 @@ def check_manifest(manifest) -> CheckReport:
         except DataError as exc:
             problems.append(f"error: {exc}")
             stop = True
-    xw = Crosswalk()
-    try:
-        xw = build_crosswalk([(s, cache[id(s)][0]) for s in sources if s.kind == "school_id_crosswalk"
-                              and id(s) in cache])
-    except DataError as exc:
-        problems.append(f"error: {exc}")
-        stop = True
-    if not stop:
-        from studentflow.ingest import _load
+    return stop
 
+
+def _years(sources: list[Source], name: str, problems: list) -> tuple[tuple, list]:
+    """The report's (year, files) pairs and the [(year, sources)] to harmonise; a year that
+    cannot be built (no enrolment of its own, ...) is an ``error:`` problem."""
+    years = source_years(sources)
+    if len(years) <= 1:
+        return tuple((y, tuple(s.file for s in sources)) for y in years), [(years[0] if years else None, sources)]
+    pairs, picked = [], []
+    for y in years:
         try:
-            bundle = _load(sources, lambda s: cache[id(s)], ledger)
-            table, counts = bundle.ledger, bundle.sources
-            problems += _bundle_problems(bundle)
+            sel = year_sources(sources, y, name)
+            picked.append((y, sel))
         except DataError as exc:
             problems.append(f"error: {exc}")
-            stop = True
-    if stop:
-        ledger = Ledger()
-        ledger.extend(roads)
-        table, counts = _partial(sources, cache, xw, ledger, problems)
-    return CheckReport(str(path), _source_checks(sources, ledger, table, counts), tuple(problems))
+            sel = [s for s in sources if s.school_year in (y, None)]
+        pairs.append((y, tuple(s.file for s in sel)))
+    return tuple(pairs), picked
+
+
+def _harmonise(picked: list, cache: dict, ledger: Ledger, problems: list) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Harmonise each year as :func:`~studentflow.ingest.load_bundle` does; the ledger and
+    counts of each file from the latest year that reads it (a yearly file: its own)."""
+    many = len(picked) > 1
+    owner, out = {}, []
+    for y, sel in picked:
+        mine = Ledger()
+        bundle, _ = _load(sel, lambda s: cache[id(s)], mine, school_year=y)
+        ledger.rows_read.update(mine.rows_read)
+        ledger.detected.update(mine.detected)
+        for p in _bundle_problems(bundle):
+            problems.append(p.replace(": ", f": {y}: ", 1) if many else p)
+        owner.update({(k, f): y for k, f in bundle.sources[["kind", "file"]].itertuples(index=False)})
+        out.append((y, bundle))
+    latest = picked[-1][0]
+    tables, counts = [], []
+    for y, b in out:
+        key = list(zip(b.ledger["source"], b.ledger["file"]))
+        tables.append(b.ledger[[owner.get(k, latest) == y for k in key]])
+        counts.append(b.sources[[owner[k] == y for k in zip(b.sources["kind"], b.sources["file"])]])
+    table = pd.concat(tables, ignore_index=True) if many else out[0][1].ledger
+    return table, (pd.concat(counts, ignore_index=True) if many else out[0][1].sources)
 
 
 def _check_matrix(src: Source) -> None:
@@ -201,8 +262,6 @@ def _check_matrix(src: Source) -> None:
 def _partial(sources, cache, xw, ledger, problems) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Ledger and per-source counts from the readers alone (no harmonisation), with the
     remaps applied and a join check against the enrolment list when there is one."""
-    from studentflow.ingest import _source_table
-
     table_ids = xw.table() if xw else None
     frames, parts = [], []
     for src in sources:

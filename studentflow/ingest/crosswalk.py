@@ -13,7 +13,11 @@ manifest entry maps the two IDs with ``[source.columns]``::
     old_id = "old_school_id"
     new_id = "school_id_2024"
 
-Rules. IDs are normalised as everywhere (``136512.0``, a lost leading zero). Chains are
+Rules. IDs are normalised as everywhere (``136512.0``, a lost leading zero); an old ID
+may also be DepEd's 7-digit ``1XXXXXX`` twin of a school ID. Every ID the crosswalk
+names is remapped *before* the readers would drop it as invalid: the loader gives each
+source the crosswalk's 7-digit old IDs (:attr:`Source.old_ids`, :meth:`Crosswalk.prepare`),
+which the readers keep so that the remap below replaces them. Chains are
 followed (A→B and B→C give A→C). An old ID mapped to two different new IDs, or a cycle
 (A→B→A), is a :class:`~studentflow.errors.DataError` naming the rows. The resolved map is
 applied to every DepEd school-ID column of every other source right after it is read,
@@ -54,19 +58,22 @@ _WHAT = {"origin": "Grade 6 school", "destination": "Grade 7 school", "deped": "
 
 
 def read_school_id_crosswalk(src: Source, ledger: Ledger) -> pd.DataFrame:
-    """Remap rows: old_id, new_id (6-digit), school_year ('' unknown), _row.
+    """Remap rows: old_id (6 digits, or a 7-digit twin), new_id (6-digit), school_year
+    ('' unknown), _row.
 
-    Rows with an invalid ID on either side are dropped, rows whose two IDs are equal
+    Rows with an invalid ID on either side (old: not 5 to 7 digits; new: not a 6-digit
+    DepEd school ID) are dropped, rows whose two IDs are equal
     (nothing to remap) dropped, repeated old/new pairs merged; all in the ledger.
     """
     df = read(src, CROSSWALK_COLS, ledger)
-    old, _ = V.school_ids(df["Old School ID"])
+    raw_old = df["Old School ID"].astype("str").str.strip().str.replace(r"\.0*$", "", regex=True)
+    old, _ = V.school_ids(df["Old School ID"], frozenset(raw_old[raw_old.str.fullmatch(r"\d{7}").fillna(False)]))
     new, _ = V.school_ids(df["New School ID"])
     year = df["School Year"].str.strip() if "School Year" in df else pd.Series("", index=df.index, dtype="str")
     out = pd.DataFrame({"old_id": old, "new_id": new, "school_year": year, "_row": df["_row"]})
     bad = (old == "") | (new == "")
     ledger.add_many(src.kind, src.file, out.loc[bad, "_row"], "", "dropped",
-                    "invalid old or new school ID (not a 6-digit DepEd school ID)")
+                    "invalid old or new school ID (old: not 5 to 7 digits; new: not a 6-digit DepEd school ID)")
     out = out[~bad]
     same = out["old_id"] == out["new_id"]
     ledger.add_many(src.kind, src.file, out.loc[same, "_row"], out.loc[same, "new_id"], "dropped",
@@ -81,7 +88,7 @@ class Crosswalk:
     Attributes
     ----------
     final : dict of str to str
-        Old 6-digit ID → the ID it ends at.
+        Old ID (6 digits, or a 7-digit twin) → the 6-digit ID it ends at.
     via : dict of str to str
         Old ID → "file row N" (its own remap row), for ledger reasons.
     """
@@ -95,15 +102,29 @@ class Crosswalk:
     def __len__(self) -> int:
         return len(self.final)
 
+    @property
+    def long_ids(self) -> frozenset:
+        """Old IDs outside the 6-digit form (7-digit twins): readers must keep them."""
+        return frozenset(k for k in self.final if len(k) != 6)
+
+    def prepare(self, sources: list[Source]) -> list[Source]:
+        """``sources`` with :attr:`Source.old_ids` set (crosswalk sources as they are), so
+        that their readers keep the 7-digit old IDs for the remap instead of dropping them."""
+        long = self.long_ids
+        if not long:
+            return list(sources)
+        return [s if s.kind == "school_id_crosswalk" else replace(s, old_ids=long) for s in sources]
+
     def reason(self, old: str) -> str:
         """Ledger reason of replacing ``old``: both IDs and the crosswalk row."""
         return f"school ID {old} replaced by {self.final[old]} (re-issued; {self.via[old]})"
 
     def table(self) -> np.ndarray:
-        """Lookup table over every 6-digit ID: ``table[id]`` is the final ID (int32)."""
-        t = np.arange(10**6, dtype=np.int32)
+        """Lookup table over every 6-digit ID (and the 7-digit old IDs): ``table[id]`` is the
+        final ID (int32)."""
+        old = np.fromiter((int(k) for k in self.final), dtype=np.int64, count=len(self.final))
+        t = np.arange(max(10**6, int(old.max(initial=0)) + 1), dtype=np.int32)
         if self.final:
-            old = np.fromiter((int(k) for k in self.final), dtype=np.int64, count=len(self.final))
             t[old] = np.fromiter((int(v) for v in self.final.values()), dtype=np.int64, count=len(self.final))
         return t
 
@@ -157,7 +178,7 @@ class Crosswalk:
             if not isinstance(mapping, dict):
                 continue
             keys = pd.Series(list(mapping), dtype="str")
-            ids = V.school_ids(keys)[0].where(lambda s: s != "", keys)  # "36512", "136512.0" → 6 digits
+            ids = V.school_ids(keys, self.long_ids)[0].where(lambda s: s != "", keys)  # "36512" → "036512"
             new: dict = {}
             for sid, norm, pos in zip(keys, ids, mapping.values()):
                 final = self.final.get(norm)

@@ -87,10 +87,11 @@ class LearnerPart:
 
 
 def _school_int(ids: pd.Series) -> np.ndarray:
-    """6-digit school ID strings ('' for none) → int32 (-1 for none)."""
+    """6-digit school ID strings ('' for none; a crosswalk's 7-digit old IDs, remapped
+    before any join) → int32 (-1 for none)."""
     codes, uniq = pd.factorize(ids.astype("str"), use_na_sentinel=False)
     u = pd.Series(uniq, dtype="str")
-    ok = u.str.fullmatch(r"\d{6}").fillna(False).astype(bool).to_numpy()
+    ok = u.str.fullmatch(r"\d{6,7}").fillna(False).astype(bool).to_numpy()
     if not ok[(u != "").to_numpy()].all():
         raise ValueError("internal: a school ID that is not 6 digits reached the learner compaction")
     vals = np.full(len(u), _NO_SCHOOL, dtype=np.int32)

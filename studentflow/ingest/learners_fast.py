@@ -78,8 +78,8 @@ def fast_transitions(src: Source):
             odd = ~(clean_l | clean_d | clean_o)
             if odd.any() and _any_blank([cols[c] for c in (lrn_col, g7_col, g6_col)], odd):
                 return None  # a row blank in every needed column: the exact reader's case
-            _fill_school(o, cols[g6_col], clean_o)
-            _fill_school(d, cols[g7_col], clean_d)
+            _fill_school(o, cols[g6_col], clean_o, src.old_ids)
+            _fill_school(d, cols[g7_col], clean_d, src.old_ids)
             _fill_lrn(lrn, cols[lrn_col], clean_l)
             rows = np.arange(n + h + 2, n + h + 2 + batch.num_rows, dtype=np.int64)
             n += batch.num_rows
@@ -119,11 +119,12 @@ def _text(arr, mask: np.ndarray) -> pd.Series:
     return pd.Series(pc.filter(arr, mask).to_pylist(), dtype="str")
 
 
-def _fill_school(ids: np.ndarray, arr, clean: np.ndarray) -> None:
-    """School IDs of the cells not written plainly, by :func:`values.school_ids` (-1 invalid)."""
+def _fill_school(ids: np.ndarray, arr, clean: np.ndarray, old_ids=frozenset()) -> None:
+    """School IDs of the cells not written plainly, by :func:`values.school_ids` (-1 invalid;
+    a crosswalk's 7-digit ``old_ids`` kept)."""
     other = ~clean
     if other.any():
-        s, _ = V.school_ids(_text(arr, other))
+        s, _ = V.school_ids(_text(arr, other), old_ids)
         ok = (s != "").to_numpy()
         vals = np.full(ok.size, -1, dtype=np.int64)
         vals[ok] = s[ok].astype("int64").to_numpy()

@@ -5,7 +5,7 @@
 kind = "enrollment"
 path = "enrollment_sy2023-2024.xlsx"   # relative to the manifest's folder
 sheet = "DATA"                         # optional, spreadsheets only
-school_year = "2023-2024"              # optional
+school_year = "2023-2024"              # optional: the source's school year (see .years)
 header_row = 4                         # optional: 1-based row of the header (else found)
 index = "road_matrix_index.json"       # road_distances only
 [source.columns]                       # optional: canonical name = the file's header
@@ -17,6 +17,7 @@ The canonical column names of each kind are listed in docs/sources.md.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,11 +48,34 @@ class Source:
     columns: tuple[tuple[str, str], ...] = ()
     #: 1-based row of the header (spreadsheet row / CSV line); None: found under the titles.
     header_row: int | None = None
+    #: Old school IDs outside the 6-digit form (DepEd's 7-digit ``1XXXXXX`` twins) that a
+    #: ``school_id_crosswalk`` names: the readers keep them so that they are remapped, not
+    #: dropped as invalid (set by the loader once the crosswalk is read).
+    old_ids: frozenset = frozenset()
 
     @property
     def mapping(self) -> dict[str, str]:
         """``[source.columns]`` as a dict (canonical name → header text)."""
         return dict(self.columns)
+
+
+_YEAR = re.compile(r"(?:SY\s*)?(\d{4})\s*[-–/]\s*(\d{4})", re.IGNORECASE)
+
+
+def school_year(value, where: str) -> str | None:
+    """A manifest's ``school_year`` as ``"YYYY-YYYY"`` ("SY 2023-2024", "2023–2024" accepted).
+
+    Raises
+    ------
+    DataError
+        Not two consecutive calendar years.
+    """
+    if value is None:
+        return None
+    m = _YEAR.fullmatch(str(value).strip())
+    if not m or int(m.group(2)) != int(m.group(1)) + 1:
+        raise DataError(f"{where}: school_year must be two consecutive years like \"2023-2024\", got {value!r}")
+    return f"{m.group(1)}-{m.group(2)}"
 
 
 def _inside(folder: Path, rel: str, where: str) -> Path:
@@ -160,5 +184,6 @@ def _entry(e, where: str, folder: Path, name: str) -> Source:
         if not index.is_file():
             raise DataError(f"{idx}: road-distance index file not found (named in {name})")
     columns, header_row = _options(e, f"{where} ({kind})")
-    return Source(kind=kind, path=path, file=rel, sheet=e.get("sheet"), school_year=e.get("school_year"),
+    year = school_year(e.get("school_year"), f"{where} ({kind})")
+    return Source(kind=kind, path=path, file=rel, sheet=e.get("sheet"), school_year=year,
                   index=index, columns=columns, header_row=header_row)

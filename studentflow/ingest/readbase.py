@@ -47,7 +47,7 @@ def text_written(raw: pd.Series, parsed: pd.Series) -> pd.Series:
 
 def school_id_col(df: pd.DataFrame, col: str, src: Source, ledger: Ledger, what: str = "school ID") -> pd.DataFrame:
     """Normalise ``df[col]`` to 6-digit IDs; drop (and record) rows where it is invalid."""
-    ids, _ = V.school_ids(df[col])
+    ids, _ = V.school_ids(df[col], src.old_ids)
     bad = ids == ""
     ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], "", "dropped",
                     f"invalid {what} (not a 6-digit DepEd school ID)")

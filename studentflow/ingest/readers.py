@@ -115,8 +115,8 @@ def read_transitions(src: Source, ledger: Ledger) -> pd.DataFrame:
     either grade are dropped. The LRN stays internal: it never leaves ingestion.
     """
     df = _read(src, TRANSITION_COLS, ledger)
-    o, _ = V.school_ids(df["BEIS School ID in Grade 6"])
-    d, _ = V.school_ids(df["BEIS School ID in Grade 7"])
+    o, _ = V.school_ids(df["BEIS School ID in Grade 6"], src.old_ids)
+    d, _ = V.school_ids(df["BEIS School ID in Grade 7"], src.old_ids)
     bad = (o == "") | (d == "")
     ledger.add_many(src.kind, src.file, df.loc[bad, "_row"], d.where(d != "", o)[bad], "dropped",
                     np.where((o == "")[bad], BAD_G6, BAD_G7))
@@ -133,7 +133,7 @@ def read_esc_beneficiaries(src: Source, ledger: Ledger) -> pd.DataFrame:
     """ESC billing rows: lrn, esc_id, deped_id ('' unknown), grade (NaN unknown), amount, _row."""
     df = _read(src, BILLING_COLS, ledger)
     df = _esc_ids(df, "school id", src, ledger)
-    dep = V.school_ids(df["deped id"])[0] if "deped id" in df else pd.Series("", index=df.index)
+    dep = V.school_ids(df["deped id"], src.old_ids)[0] if "deped id" in df else pd.Series("", index=df.index)
     grade = (pd.to_numeric(df["grade"].str.extract(r"(\d+)")[0], errors="coerce")
              if "grade" in df else pd.Series(np.nan, index=df.index))
     amount = V.pesos(df["esc_subsidy_amount"]) if "esc_subsidy_amount" in df else np.nan

@@ -18,11 +18,13 @@ from studentflow.schema import ALL_REGIONS, ESC_RATING_RANK, OFFERINGS
 _MISSING = {"", "n/a", "na", "none", "null", "nan", "-", "--", "—", "#n/a", "not available"}
 
 
-def school_ids(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+def school_ids(raw: pd.Series, extra=frozenset()) -> tuple[pd.Series, pd.Series]:
     """Normalise DepEd school IDs to 6-digit strings.
 
     Accepts "136512", " 136512 ", "136512.0" and "36512" (leading zero lost) → "036512".
-    Anything else (letters, 4 or fewer or 7 or more digits) is invalid.
+    Anything else (letters, 4 or fewer or 7 or more digits) is invalid, except the IDs of
+    ``extra``: old IDs a ``school_id_crosswalk`` names in another form (DepEd's 7-digit
+    ``1XXXXXX`` twins), kept as written (digits, ".0" removed) so that they can be remapped.
 
     Returns
     -------
@@ -34,7 +36,11 @@ def school_ids(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     codes, uniques = pd.factorize(raw.astype("str"), use_na_sentinel=False)
     s = pd.Series(uniques, dtype="str").str.strip().str.replace(r"\.0*$", "", regex=True)
     digits = s.str.fullmatch(r"\d{5,6}").fillna(False).astype(bool)
-    ids = s.where(digits, "").str.zfill(6).where(digits, "").to_numpy(dtype=object)
+    ids = s.where(digits, "").str.zfill(6).where(digits, "")
+    if extra:
+        named = ~digits & s.isin(extra)
+        ids = ids.where(~named, s)
+    ids = ids.to_numpy(dtype=object)
     padded = (digits & (s.str.len() == 5)).to_numpy()
     return (pd.Series(ids[codes], index=raw.index, dtype="str"),
             pd.Series(padded[codes], index=raw.index, dtype=bool))
@@ -197,10 +203,10 @@ def isin(values, pool) -> np.ndarray:
 
 
 def school_str(ids: np.ndarray) -> np.ndarray:
-    """int school IDs → 6-digit strings ('' for -1), as an object array."""
+    """int school IDs → 6-digit strings ('' for -1; a 7-digit old ID as written), as an object array."""
     ids = np.asarray(ids)
     if not ids.size:
         return np.empty(0, dtype=object)
-    out = np.char.zfill(ids.astype("U6"), 6).astype(object)
+    out = np.char.zfill(ids.astype("U7"), 6).astype(object)  # U7: a crosswalk's 7-digit old IDs
     out[ids < 0] = ""
     return out

@@ -45,6 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from studentflow.optimize.problem import Evaluation, Problem, State
+from studentflow.optimize.slots import lot_floor
 
 __all__ = ["Action", "ActionIndex", "make_actions", "apply", "estimate", "step_amounts"]
 
@@ -179,6 +180,7 @@ def step_amounts(problem: Problem, ix: ActionIndex, cur: Evaluation, *, slot_ste
     want = np.where(np.isnan(ix.fixed[sl]), np.minimum(lot, np.maximum(slot_min, np.ceil(unmet[j] - 1e-6))),
                     ix.fixed[sl])
     out[sl] = np.where(room[j] >= want, want, np.where(np.isnan(ix.fixed[sl]), np.maximum(room[j], 0.0), 0.0))
+    out[sl] = np.where(np.isnan(ix.fixed[sl]), lot_floor(problem, st, j, out[sl]), out[sl])  # first lot >= min_lot
     se = ix.kind == 2
     k = ix.index[se]
     left = problem.aisle[k] - st.seats[k]

@@ -10,6 +10,7 @@ expected (not rounded) placements.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ import pandas as pd
 
 from studentflow.errors import DataError
 from studentflow.optimize.actions import make_actions
+from studentflow.optimize.budget_rule import DEFAULT_QUANTILE, budget_cost, parse_quantile, quantile_label
 from studentflow.optimize.levers import Levers, load_levers
 from studentflow.optimize.problem import Problem
 from studentflow.optimize.search import Plan, SearchResult, best_within, merge_steps, search
@@ -59,15 +61,16 @@ def plan_table(plan: Plan) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def frontier_table(plans, budget: float, points: int = 20) -> pd.DataFrame:
+def frontier_table(plans, budget: float, points: int = 20, quantile="mean") -> pd.DataFrame:
     """Relief (mean, 95 % interval) against budget for the optimised plan, a uniform
     subsidy increase and filling unused contracted slots (``frontier.csv``): at each
-    budget, the best plan of each family within it."""
+    budget, the best plan of each family within it (under the rule of ``quantile``,
+    :mod:`studentflow.optimize.budget_rule`)."""
     rows = []
     for b in np.linspace(0.0, float(budget), int(points) + 1):
         row = {"budget": b}
         for family, key in ((None, "optimised"), ("uniform", "uniform"), ("fill slots", "fill_slots")):
-            p = best_within(plans, b, family)
+            p = best_within(plans, b, family, quantile)
             m, lo, hi = _iv(p.relief) if p.steps else (0.0, 0.0, 0.0)
             row.update({f"{key}_relief": m, f"{key}_relief_lo": lo, f"{key}_relief_hi": hi,
                         f"{key}_cost": p.mean_cost})
@@ -93,6 +96,9 @@ class OptimizeResult:
         ``plan.csv`` and ``frontier.csv`` (see :func:`plan_table`, :func:`frontier_table`).
     levers : Levers
     draws, seed : int
+    budget_quantile : "mean" or float
+        The budget rule: the plan's cost is within ``budget`` in at least this share of
+        the draws (or on average, "mean"); :mod:`studentflow.optimize.budget_rule`.
     evaluations : int
         Exact re-solves of all draws made by the search.
     seconds : float
@@ -110,6 +116,13 @@ class OptimizeResult:
     seconds: float
     search: SearchResult = field(repr=False, default=None)
     problem: Problem = field(repr=False, default=None)
+    budget_quantile: float | str = "mean"
+
+    @property
+    def cost_quantile(self) -> float:
+        """The cost held against the budget, pesos: its ``budget_quantile`` over draws
+        (the mean with "mean")."""
+        return budget_cost(self.plan.cost, self.budget_quantile) if self.plan.steps else 0.0
 
     @property
     def relief(self) -> tuple[float, float, float]:
@@ -125,12 +138,17 @@ class OptimizeResult:
         """Plain text: the budget, what the plan buys, the uniform comparison and its steps."""
         r, c = self.relief, self.cost
         t = self.plan_table
-        uni = best_within(self.search.plans, self.budget, "uniform") if self.search else None
+        uni = best_within(self.search.plans, self.budget, "uniform", self.budget_quantile) if self.search else None
+        q = quantile_label(self.budget_quantile)
         lines = [f"studentflow optimize: budget ₱{self.budget:,.0f} per school year, {self.draws} draws "
                  f"(seed {self.seed}), {self.evaluations:,} re-solves in {self.seconds:.1f} s",
                  f"  plan ({self.plan.family}): {len(t)} steps, cost ₱{c[0]:,.0f} [₱{c[1]:,.0f}, ₱{c[2]:,.0f}], "
                  f"relieves {r[0]:,.0f} [{r[1]:,.0f}, {r[2]:,.0f}] learners from congested public JHS"
-                 + (f" (₱{c[0] / r[0]:,.0f} per learner)" if r[0] > 0 else "")]
+                 + (f" (₱{c[0] / r[0]:,.0f} per learner)" if r[0] > 0 else ""),
+                 (f"  budget rule: the mean cost over draws stays within the budget (mean cost ₱{c[0]:,.0f})"
+                  if q == "mean" else
+                  f"  budget rule: the cost stays within the budget in at least {100 * self.budget_quantile:g} % "
+                  f"of the draws; mean cost ₱{c[0]:,.0f}, {q} ₱{self.cost_quantile:,.0f}")]
         if uni is not None:
             lines.append(f"  best uniform increase within budget: +₱{sum(s.amount for s in uni.steps):,.0f} "
                          f"relieves {uni.mean_relief:,.0f} for ₱{uni.mean_cost:,.0f}")
@@ -145,7 +163,8 @@ class OptimizeResult:
 
 def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=None, levers=None,
              draws: int = 20, seed: int = 0, status_quo=None, calibrate=True, problem: Problem | None = None,
-             actions=None, frontier_points: int = 40, client=None) -> OptimizeResult:
+             actions=None, frontier_points: int = 40, budget_quantile=DEFAULT_QUANTILE,
+             client=None) -> OptimizeResult:
     """Choose, within ``budget`` pesos per school year, the actions that relieve most
     learners from congested public JHS (mean over Monte Carlo draws).
 
@@ -154,7 +173,8 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
     bundle, model : Bundle, GravityModel
         The data and the fitted gravity model (not needed with ``problem``).
     budget : float
-        Pesos per school year (mean cost over draws, against the status quo).
+        Pesos per school year (cost against the status quo, held under the rule of
+        ``budget_quantile``).
     pairs, distances : pandas.DataFrame, optional
         PairTable; built from ``bundle`` and ``distances`` when omitted.
     levers : Levers, path or None
@@ -175,6 +195,10 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
     client : dask.distributed.Client or str, optional
         Run the search's full re-solves on this Dask cluster (a Client, a scheduler
         address or ``"local:N"``); the plan is the same as without.
+    budget_quantile : float or "mean"
+        The plan's cost stays within ``budget`` in at least this share of the draws
+        (default 0.95); "mean": its mean cost does (the rule before this option).
+        :func:`studentflow.optimize.budget_rule.within_budget`.
 
     Returns
     -------
@@ -185,6 +209,7 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
     if not isinstance(draws, (int, np.integer)) or draws < 0:
         raise DataError(f"optimize: draws must be a non-negative integer, got {draws!r}")
     lev = levers if isinstance(levers, Levers) else load_levers(levers)
+    quantile = parse_quantile(budget_quantile)
     if problem is None:
         if bundle is None or model is None:
             raise ValueError("optimize: give bundle and model, or problem=")
@@ -198,7 +223,10 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
 
         problem = build_problem(bundle, model, pairs, status_quo=status_quo, distances=distances, draws=draws,
                                 seed=seed, subsidy_step=lev.subsidy_step, max_steps=lev.max_steps,
-                                calibrate=calibrate)
+                                calibrate=calibrate, max_added_slots=lev.max_added_slots, min_lot=lev.min_lot,
+                                unused_slot_share=lev.unused_slot_share)
+    else:  # a prepared problem: the levers' lot and unused-slot price apply to it too
+        problem = dataclasses.replace(problem, min_lot=lev.min_lot, unused_slot_share=lev.unused_slot_share)
     if actions is None:
         actions = make_actions(problem, lev.actions)
     owned = False
@@ -210,13 +238,14 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
     try:
         found = search(problem, actions, float(budget), confirm=lev.confirm, slot_step=lev.slot_step,
                        slot_min=lev.slot_min, refresh=lev.refresh, seat_step=lev.public_seat_step,
-                       seat_cost=lev.public_seat_cost or 0.0, client=client)
+                       seat_cost=lev.public_seat_cost or 0.0, client=client, quantile=quantile)
     finally:
         if owned:
             from studentflow.dask_client import close
 
             close(client)
-    plan = merge_steps(best_within(found.plans, float(budget)))  # a run of one action: one row
+    plan = merge_steps(best_within(found.plans, float(budget), quantile=quantile))  # a run of one action: one row
     seconds = time.perf_counter() - t0
-    return OptimizeResult(float(budget), plan, plan_table(plan), frontier_table(found.plans, budget, frontier_points),
-                          lev, problem.draws, seed, found.evaluations, seconds, found, problem)
+    return OptimizeResult(float(budget), plan, plan_table(plan),
+                          frontier_table(found.plans, budget, frontier_points, quantile),
+                          lev, problem.draws, seed, found.evaluations, seconds, found, problem, quantile)

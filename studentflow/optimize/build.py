@@ -19,6 +19,7 @@ import pandas as pd
 from studentflow.errors import DataError
 from studentflow.optimize.actions import group_matrix
 from studentflow.optimize.problem import Problem
+from studentflow.optimize.slots import added_slot_cap
 
 __all__ = ["build_problem"]
 
@@ -57,7 +58,8 @@ def _calibration(calibrate, model, p, sq, bundle):
     if calibrate is True:
         from studentflow.scenarios.calibrate import calibrate_status_quo
 
-        plain = dataclasses.replace(sq, subsidy=0.0, subsidy_by_tier={}, subsidy_targeted=None, radius_km=None)
+        plain = dataclasses.replace(sq, subsidy=0.0, subsidy_by_tier={}, subsidy_targeted=None, subsidy_at={},
+                                    radius_km=None)
         return calibrate_status_quo(model, p, plain, bundle=bundle)
     if calibrate is False or calibrate is None:
         return None
@@ -67,7 +69,8 @@ def _calibration(calibrate, model, p, sq, bundle):
 
 
 def build_problem(bundle, model, pairs: pd.DataFrame, *, status_quo=None, distances=None, draws: int = 20,
-                  seed: int = 0, subsidy_step: float = 1000.0, max_steps: int = 20, calibrate=True) -> Problem:
+                  seed: int = 0, subsidy_step: float = 1000.0, max_steps: int = 20, calibrate=True,
+                  max_added_slots="current", min_lot: float = 5.0, unused_slot_share: float = 0.0) -> Problem:
     """The optimizer's problem for the status quo of ``bundle`` under ``model``.
 
     Parameters
@@ -90,6 +93,10 @@ def build_problem(bundle, model, pairs: pd.DataFrame, *, status_quo=None, distan
         the observed ESC placements per school (expected flows into school j × w_j,
         :func:`~studentflow.scenarios.calibrate.calibrate_status_quo`), a Calibration
         uses that one, False the model as fitted.
+    max_added_slots, min_lot, unused_slot_share
+        Where slots may be added and what unused ones cost
+        (:mod:`studentflow.optimize.slots`): slots only up to a school's free JHS seats
+        and, by default, its current slots, in lots of at least ``min_lot``.
     """
     from studentflow.scenarios.levers import _apply_subsidy, _tiers, scenario_capacities, scenario_pairs
     from studentflow.scenarios.result import relief_matrix
@@ -135,7 +142,7 @@ def build_problem(bundle, model, pairs: pd.DataFrame, *, status_quo=None, distan
     schools = bundle.schools.reindex(school_ids)
     free_seats = (pd.to_numeric(schools["jhs_seats"], errors="coerce")
                   - pd.to_numeric(schools["jhs_enrolment"], errors="coerce")).fillna(0).clip(lower=0)
-    slot_limit = np.maximum(contracted, caps + np.floor(free_seats.to_numpy(dtype=float)))
+    slot_limit = caps + added_slot_cap(caps, free_seats.to_numpy(dtype=float), max_added_slots, min_lot)
     by_origin = p.groupby(r, sort=True).first()
     pools = by_origin["origin_pool"].to_numpy(dtype=float)
     if sq.pool == "non_beneficiaries":
@@ -153,4 +160,5 @@ def build_problem(bundle, model, pairs: pd.DataFrame, *, status_quo=None, distan
         observed=by_origin["origin_esc_beneficiaries"].to_numpy(dtype=float),
         public_total=public_total, share=share.tocsr(), aisle=aisle, groups=groups,
         origin_ids=origin_ids, school_ids=school_ids, jhs_ids=jhs.index.to_numpy().astype(str),
+        min_lot=float(min_lot), unused_slot_share=float(unused_slot_share),
     )

@@ -69,6 +69,7 @@ class Context:
     client: object = None
     changes: bool = True  # re-solve small changes locally (False: every re-solve in full, for benchmarks)
     stale: list | None = None
+    quantile: object = "mean"  # the budget rule (studentflow.optimize.budget_rule)
     evaluations: int = 0
     _remote_problem: object = field(default=None, repr=False)
 

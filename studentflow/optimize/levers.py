@@ -12,9 +12,15 @@
     public_seat_step = 45      # public JHS seats per step (one classroom)
     confirm = 5                # candidates re-solved per step (0: all)
     refresh = 5                # steps between recomputations of the dual estimates
+    max_added_slots = "current"  # most slots added per school: "current" (its slots today),
+                               # "seats" or a number; never more than its free JHS seats
+    min_lot = 5                # fewest slots added at a school that gets any
+    unused_slot_share = 0      # share of the ESC amount paid per added slot left unused (0-1)
 
 Every key is optional. ``public_seats`` needs ``public_seat_cost``: there is no default
-cost of a public seat, and asking for the action without one is an error.
+cost of a public seat, and asking for the action without one is an error. Slots go only
+to schools with free JHS seats (seats minus enrolment); ``max_added_slots``, ``min_lot``
+and ``unused_slot_share`` are explained in :mod:`studentflow.optimize.slots`.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ class Levers:
     public_seat_step: float = 45.0
     confirm: int = 5
     refresh: int = 5
+    max_added_slots: str | float = "current"
+    min_lot: float = 5.0
+    unused_slot_share: float = 0.0
 
     def __post_init__(self):
         unknown = [a for a in self.actions if a not in ACTION_KINDS]
@@ -61,6 +70,14 @@ class Levers:
             raise DataError(f"levers: confirm must be >= 0, got {self.confirm!r}")
         if self.refresh < 1:
             raise DataError(f"levers: refresh must be >= 1, got {self.refresh!r}")
+        cap = self.max_added_slots
+        if not (cap in ("current", "seats") or (not isinstance(cap, (str, bool)) and cap >= 0)):
+            raise DataError(f"levers: max_added_slots must be \"current\", \"seats\" or a number of slots "
+                            f">= 0, got {cap!r}")
+        if not self.min_lot >= 0:
+            raise DataError(f"levers: min_lot must be >= 0 slots, got {self.min_lot!r}")
+        if not 0 <= self.unused_slot_share <= 1:
+            raise DataError(f"levers: unused_slot_share must be between 0 and 1, got {self.unused_slot_share!r}")
 
     @property
     def max_steps(self) -> int:
@@ -70,7 +87,9 @@ class Levers:
 
 _TYPES = {"actions": "a list of strings", "subsidy_step": "a number (pesos)", "max_subsidy": "a number (pesos)",
           "slot_step": "a number (slots)", "slot_min": "a number (slots)", "public_seat_cost": "a number (pesos per seat)",
-          "public_seat_step": "a number (seats)", "confirm": "a non-negative integer", "refresh": "a positive integer"}
+          "public_seat_step": "a number (seats)", "confirm": "a non-negative integer", "refresh": "a positive integer",
+          "max_added_slots": '"current", "seats" or a number (slots)', "min_lot": "a number (slots)",
+          "unused_slot_share": "a number between 0 and 1"}
 
 
 def load_levers(path=None) -> Levers:
@@ -103,6 +122,8 @@ def load_levers(path=None) -> Levers:
         if key == "actions":
             ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
             value = tuple(value) if ok else value
+        elif key == "max_added_slots" and isinstance(value, str):
+            ok = value in ("current", "seats")
         elif key in ("confirm", "refresh"):
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
         else:

@@ -14,17 +14,22 @@ from functools import cached_property
 import numpy as np
 
 from studentflow.optimize.actions import Action
+from studentflow.optimize.budget_rule import within_budget
 
 __all__ = ["Step", "Plan", "fits", "make_step", "split_batch", "best_within", "merge_steps"]
 
 
-def fits(cost, budget: float):
-    """Whether costs per draw (pesos; the last axis) are within ``budget``: their mean
-    is at most it. One plan's costs give a bool, a plans × draws array one per plan."""
+def fits(cost, budget: float, quantile="mean"):
+    """Whether costs per draw (pesos; the last axis) are within ``budget`` under the rule
+    of ``quantile`` (:mod:`studentflow.optimize.budget_rule`: the mean, or the cost in
+    at least a share ``quantile`` of the draws). One plan's costs give a bool, a
+    plans × draws array one per plan."""
     cost = np.asarray(cost, dtype=float)
     if cost.ndim <= 1:
-        return bool((float(cost.mean()) if cost.size else 0.0) <= budget)
-    return cost.mean(axis=-1) <= budget
+        return bool(within_budget(cost, budget, quantile))
+    if quantile == "mean":
+        return cost.mean(axis=-1) <= budget
+    return np.quantile(cost, float(quantile), axis=-1, method="inverted_cdf") <= budget
 
 
 @dataclass(frozen=True)
@@ -91,16 +96,17 @@ def split_batch(members, cur, ev) -> list[Step]:
     return out
 
 
-def best_within(plans, budget: float, family: str | None = None) -> Plan:
+def best_within(plans, budget: float, family: str | None = None, quantile="mean") -> Plan:
     """The plan with the most mean relief among those that :func:`fit <fits>` ``budget``
-    (of ``family`` if given; ties: the cheaper, then the first seen); the empty plan if none."""
+    under the rule of ``quantile`` (of ``family`` if given; ties: the cheaper, then the
+    first seen); the empty plan if none."""
     pool = [p for p in plans if p.steps and (family is None or p.family == family)]
     best = Plan(family or "optimised", ())
     if not pool:
         return best
     draws = max(p.cost.size for p in pool)
     costs = np.array([p.cost if p.cost.size == draws else np.full(draws, p.mean_cost) for p in pool])
-    ok = np.flatnonzero(fits(costs, budget))
+    ok = np.flatnonzero(fits(costs, budget, quantile))
     if ok.size == 0:
         return best
     relief = np.array([pool[i].mean_relief for i in ok])

@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from studentflow.allocation import allocate
+from studentflow.optimize.slots import reserved_cost
 
 __all__ = ["Problem", "State", "Evaluation", "evaluate"]
 
@@ -70,6 +71,9 @@ class Problem:
         ``"tier"`` → (["NCR", ...], groups × schools 0/1 CSR) and ``"catchment"``.
     origin_ids, school_ids, jhs_ids : numpy.ndarray
         Labels.
+    min_lot, unused_slot_share : float
+        Fewest slots added at a school that gets any, and the share of its amount paid
+        per added slot left unused (:mod:`studentflow.optimize.slots`; 0: off).
     """
 
     indptr: np.ndarray
@@ -92,6 +96,8 @@ class Problem:
     school_ids: np.ndarray
     jhs_ids: np.ndarray
     _cache: dict = field(default_factory=dict, repr=False)
+    min_lot: float = 0.0
+    unused_slot_share: float = 0.0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -320,7 +326,8 @@ def evaluate(problem: Problem, state: State, *, seat_cost: float = 0.0, referenc
     flat = (np.arange(D)[:, None] * m + problem.indices[None, :]).ravel()
     school = np.bincount(flat, weights=t.ravel(), minlength=D * m).reshape(D, m)
     relief_total, relieved = relief_of(problem, origin, state.seats)
-    paid = school @ (problem.amount + problem.subsidy_step * state.steps) + seat_cost * state.seats.sum()
+    price = problem.amount + problem.subsidy_step * state.steps
+    paid = school @ price + seat_cost * state.seats.sum() + reserved_cost(problem, state, school, price)
     if reference is None:
         relief, cost = np.zeros(D), np.zeros(D)
     else:

@@ -67,7 +67,7 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_s
            slot_min: float = 5.0, slot_share: float = 0.25, seat_step: float = 45.0, seat_cost: float = 0.0,
            fill_shares=tuple(np.arange(1, 11) / 10), max_path: int = 100_000, margin: float = 0.3,
            refresh: int = 5, growth: float = 0.1, batch_max: int | None = None, client=None,
-           local_changes: bool = True) -> SearchResult:
+           local_changes: bool = True, quantile="mean") -> SearchResult:
     """Explore plans up to ``budget`` pesos; see the module text.
 
     Parameters
@@ -97,6 +97,9 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_s
         Re-solve small changes as changes to the current state
         (:mod:`studentflow.optimize.delta`); False: every re-solve in full (the
         benchmark's baseline; same plans up to rounding).
+    quantile : "mean" or float
+        The budget rule (:func:`~studentflow.optimize.budget_rule.within_budget`): the
+        path stops once the plan's cost is no longer within ``budget`` under it.
     """
     ix = ActionIndex.of(problem, actions)
     sq = State.status_quo(problem)
@@ -106,10 +109,10 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_s
     ctx = Context(problem, ix, ref, seat_cost=seat_cost, confirm=confirm, margin=margin, refresh=refresh,
                   slot_step=slot_step, slot_min=slot_min, slot_share=slot_share, seat_step=seat_step, growth=growth,
                   batch_max=batch_size(len(ix.actions)) if batch_max is None else int(batch_max),
-                  max_path=max_path, client=client, changes=local_changes, stale=stale)
+                  max_path=max_path, client=client, changes=local_changes, stale=stale, quantile=quantile)
     plans: list[Plan] = [Plan("optimised", ())]
     path, last = walk(ctx, ref, (), {}, budget, plans)
-    if last is not None and len(last[3]) > 1 and not fits(path[-1].cost, budget):
+    if last is not None and len(last[3]) > 1 and not fits(path[-1].cost, budget, quantile):
         cur, before, used, _ = last  # the last batch passed the budget: spend the rest
         walk(ctx, cur, before, used, budget, plans, cap=True, max_steps=FINISH_STEPS)
     if confirm == 0 and len(ix.actions) <= ENUMERATE_MAX:  # small sets: paths from every 1 or 2 actions
@@ -122,7 +125,7 @@ def search(problem: Problem, actions, budget: float, *, confirm: int = 5, slot_s
                 ev = ctx.take(ctx.resolve(ev, [apply(problem, ev.state, ix.actions[k], amounts[k])])[0])
                 steps += (make_step(ix.actions[k], amounts[k], ev),)
             plans.append(Plan("optimised", steps))
-            if fits(ev.cost, budget):
+            if fits(ev.cost, budget, quantile):
                 walk(ctx, ev, steps, {k: 1 for k in seed}, budget, plans)
     plans += _uniform_plans(ctx, budget)
     plans += _fill_plans(ctx, fill_shares)
@@ -145,7 +148,7 @@ def _uniform_plans(ctx, budget) -> list[Plan]:
         ev = evs[i] if ctx.client is not None else ctx.full([state])[0]
         steps.append(make_step(act, problem.subsidy_step, ev))
         out.append(Plan("uniform", tuple(steps)))
-        if not fits(ev.cost, budget):
+        if not fits(ev.cost, budget, ctx.quantile):
             break
     if ctx.client is not None:
         ctx.evaluations -= len(states) - len(out)  # counted as in one process

@@ -147,7 +147,7 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
     est_cost = np.zeros(len(acts))
     sub = ix.subsidy_rows
     taken = 0
-    while len(path) < ctx.max_path and fits(cur.cost, budget) and (max_steps is None or taken < max_steps):
+    while len(path) < ctx.max_path and fits(cur.cost, budget, ctx.quantile) and (max_steps is None or taken < max_steps):
         amounts = step_amounts(p, ix, cur, slot_step=ctx.slot_step, seat_step=ctx.seat_step,
                                slot_min=ctx.slot_min, slot_share=ctx.slot_share)
         for k, n in used.items():
@@ -181,12 +181,12 @@ def walk(ctx, cur, path, used, budget, plans, *, cap: bool = False, max_steps: i
         if len(batch) > 1:
             both = _together(ctx, cur, batch, amounts)
             while len(batch) > 1 and ((binds(both) and not binds(cur)) or (room is not None
-                                                                          and not fits(both.cost, budget))):
+                                                                          and not fits(both.cost, budget, ctx.quantile))):
                 # together they make an origin pool bind (every re-solve after would be
                 # full), or (finish) pass the budget: the better half
                 batch = batch[:len(batch) // 2]
                 both = _together(ctx, cur, batch, amounts) if len(batch) > 1 else ev
-            if both.gain > ev.gain and (room is None or fits(both.cost, budget)):
+            if both.gain > ev.gain and (room is None or fits(both.cost, budget, ctx.quantile)):
                 ev = both
             else:
                 batch = batch[:1]

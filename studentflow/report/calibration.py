@@ -117,6 +117,7 @@ def calibration_html(result, comparisons: dict | None = None, truth: pd.Series |
                  "scenario's change vs the status quo, learners, for every run (point estimates for "
                  "the comparisons)" + (", and the synthetic world's own answer" if truth is not None else "")
                  + ".</p>")
-    parts.append(table.reset_index().to_html(index=False, border=0, na_rep="", escape=True,
-                                             float_format=lambda v: f"{v:,.0f}"))
+    from studentflow.report.tables import table_html
+
+    parts.append(table_html(table.reset_index(), float_format=lambda v: f"{v:,.0f}"))
     return "".join(parts)

@@ -128,7 +128,8 @@ def placed_plot(result, comparisons=None):
     scen = {s.name: s for s in result.scenarios}
     uniform = [s for s in result.scenarios
                if not s.subsidy_by_tier and not s.subsidy_targeted and s.capacity == "contracted"
-               and not (s.add_slots or s.move_slots or s.scale_slots != 1.0 or s.radius_km)]
+               and not (s.add_slots or s.move_slots or s.scale_slots != 1.0 or s.radius_km
+                        or s.add_slots_at or s.subsidy_at)]
     curve = t[t["scenario"].isin([s.name for s in uniform])].copy()
     curve["subsidy"] = [scen[n].subsidy for n in curve["scenario"]]
     curve = curve.sort_values("subsidy")
@@ -202,6 +203,21 @@ def _pick(result) -> list[str]:
     return names
 
 
+def _outlines(ax, boundaries) -> None:
+    """Polygons' exterior rings as one filled collection (geopandas' ``plot`` makes a patch
+    per polygon: 4 s for the country's 1,600 municipalities against 0.1 s; holes are
+    left out, the enclaves inside them are drawn on top in the same colour)."""
+    import shapely
+    from matplotlib.collections import PolyCollection
+
+    parts = shapely.get_parts(boundaries.geometry.to_numpy())
+    rings = shapely.get_exterior_ring(parts[shapely.get_type_id(parts) == 3])  # polygons
+    xy, idx = shapely.get_coordinates(rings, return_index=True)
+    cuts = np.flatnonzero(np.diff(idx)) + 1
+    ax.add_collection(PolyCollection(np.split(xy, cuts) if len(xy) else [], facecolor="#f1f0ea",
+                                     edgecolor="#9a9a9a", linewidth=0.4, zorder=0))
+
+
 @_styled
 def congestion_map(result, bundle, scenario: str | None = None, boundaries=None):
     """Public JHS utilisation before and after ``scenario``, with ESC schools.
@@ -236,7 +252,7 @@ def congestion_map(result, bundle, scenario: str | None = None, boundaries=None)
         pad = 0.03 * max(np.ptp(xs), np.ptp(ys), 0.05)
         extent = (xs.min() - pad, xs.max() + pad, ys.min() - pad, ys.max() + pad)
     for ax in axes if boundaries is not None and extent is not None else ():
-        boundaries.plot(ax=ax, facecolor="#f1f0ea", edgecolor="#9a9a9a", linewidth=0.4, zorder=0)
+        _outlines(ax, boundaries)
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
     for ax, col, title in [(axes[0], "utilisation_before", "Public JHS today"),

@@ -34,7 +34,9 @@ import json
 import numpy as np
 import pandas as pd
 
-__all__ = ["interactive_map", "map_figure"]
+from studentflow.report.map_layers import aggregated, by_municipality, lonlat
+
+__all__ = ["interactive_map", "map_figure", "figure_dict"]
 
 #: Registers an empty world topology with plotly.js, so it does not download one (all of
 #: its layers are off; the map draws its own outlines). Name = scope + resolution.
@@ -49,24 +51,24 @@ def _esc(v) -> str:
     return html.escape("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
 
 
-def _lonlat(bundle, ids) -> tuple[np.ndarray, np.ndarray]:
-    geom = bundle.schools.geometry.reindex(pd.Index(ids))
-    ok = geom.notna().to_numpy()
-    lon = np.full(len(ids), np.nan)
-    lat = np.full(len(ids), np.nan)
-    lon[ok] = geom[ok].x.to_numpy()
-    lat[ok] = geom[ok].y.to_numpy()
-    return lon, lat
-
-
 class _Places(dict):
-    """School id → escaped "<b>name</b> (id)<br>municipality, province" hover header."""
+    """School id → escaped "<b>name</b> (id)<br>municipality, province" hover header, for
+    the ids :meth:`add` was given (a national bundle has 59,000 schools; a map shows a
+    few thousand)."""
 
     def __init__(self, labels):
-        super().__init__(
-            (sid, f"<b>{_esc(name)}</b> ({_esc(sid)})<br>" + ", ".join(_esc(v) for v in (mun, prov) if v))
-            for sid, name, mun, prov in zip(labels.index, labels["name"], labels["municipality"],
-                                            labels["province"]))
+        super().__init__()
+        self.labels = labels
+
+    def add(self, ids) -> None:
+        """Build the headers of ``ids`` (those not built yet), in one pass."""
+        new = pd.Index(pd.unique(np.asarray(ids, dtype=object))).difference(pd.Index(list(self)))
+        if len(new) == 0:
+            return
+        t = self.labels.reindex(new.astype(str))
+        self.update((sid, f"<b>{_esc(name)}</b> ({_esc(sid)})<br>" + ", ".join(_esc(v) for v in (mun, prov) if v))
+                    for sid, name, mun, prov, known in zip(new, t["name"], t["municipality"], t["province"],
+                                                           new.astype(str).isin(self.labels.index)) if known)
 
     def __missing__(self, sid):
         return f"<b>{_esc(sid)}</b>"
@@ -76,17 +78,28 @@ def _place(places, sid) -> str:
     return places[sid]
 
 
+#: Above this many municipalities the outlines are simplified to 0.004 degrees (about
+#: 450 m) on a 0.001-degree grid instead of 0.0012 on 0.0001 (national: 2.9 MB → 1 MB).
+MANY_AREAS = 400
+
+
 def _outline_trace(boundaries, bundle):
     """Choropleth of the municipal outlines (one flat colour; hover: municipality), or None."""
-    import plotly.graph_objects as go
     import shapely
 
     if boundaries is None or boundaries.empty:
         return None
-    geom = shapely.set_precision(boundaries.geometry.simplify(0.0012).to_numpy(), 1e-4, mode="pointwise")
+    big = len(boundaries) > MANY_AREAS  # the whole country: coarser lines, 3x smaller
+    tol, grid = (0.004, 1e-3) if big else (0.0012, 1e-4)
+    geom = shapely.set_precision(boundaries.geometry.simplify(tol).to_numpy(), grid, mode="pointwise")
     geom = shapely.orient_polygons(geom, exterior_cw=True)  # d3-geo wants clockwise exteriors
+    digits = round(-np.log10(grid))  # the nearest doubles to the decimals: short in JSON
+    geom = shapely.transform(geom, lambda xy: np.round(xy, digits))
     frame = boundaries.set_geometry(geom)[["geometry"]]
-    gj = json.loads(frame.to_json())
+    # GEOS writes each geometry's GeoJSON (geopandas' to_json walks every coordinate in Python)
+    gj = {"type": "FeatureCollection", "features": [
+        {"id": code, "type": "Feature", "properties": {}, "geometry": json.loads(g)}
+        for code, g in zip(frame.index, shapely.to_geojson(geom)) if g is not None]}
     areas = getattr(bundle, "areas", None)
     text = []
     for code in frame.index:
@@ -95,10 +108,9 @@ def _outline_trace(boundaries, bundle):
             text.append(f"{_esc(a.get('municipality'))}, {_esc(a.get('province'))}")
         else:
             text.append(_esc(code))
-    return go.Choropleth(geojson=gj, locations=list(frame.index), z=np.zeros(len(frame)), showscale=False,
-                         colorscale=[[0, "#f1f0ea"], [1, "#f1f0ea"]], marker=dict(line=dict(color="#9a9a9a",
-                         width=0.5)), hovertext=text, hoverinfo="text", name="municipalities (approximate)",
-                         showlegend=True)
+    return dict(type="choropleth", geojson=gj, locations=list(frame.index), z=[0] * len(frame), showscale=False,
+                colorscale=[[0, "#f1f0ea"], [1, "#f1f0ea"]], marker=dict(line=dict(color="#9a9a9a", width=0.5)),
+                hovertext=text, hoverinfo="text", name="municipalities (approximate)", showlegend=True)
 
 
 #: At most this many scenarios get a layer (a long sweep would make the report huge).
@@ -117,10 +129,82 @@ def _shown(result, scenario) -> list[str]:
     return [n for n in names if n in keep]
 
 
-def map_figure(result, bundle, *, boundaries=None, scenario: str | None = None):
-    """The plotly Figure of :func:`interactive_map` (see the module text)."""
-    import plotly.graph_objects as go
+def _jhs_trace(rows, name, bundle, labels, marker, agg: bool, **kw):
+    """Public JHS today (``name`` None) or after scenario ``name``: per school, or per
+    municipality when ``agg`` (:mod:`studentflow.report.map_layers`); a plotly trace as a dict."""
 
+    iv = "relieved_vs_baseline" if "relieved_vs_baseline_mean" in rows else "relieved"
+    label = "public JHS today" if name is None else f"public JHS after: {_esc(name)}"
+    if agg:
+        m = by_municipality(rows, bundle, ["enrolment_before", "jhs_seats", "relieved_mean", iv + "_mean"])
+        seats = m["jhs_seats"].to_numpy(dtype=float)
+        before = m["enrolment_before"].to_numpy(dtype=float) / seats
+        after = (m["enrolment_before"].to_numpy(dtype=float) - m["relieved_mean"].to_numpy(dtype=float)) / seats
+        head = [f"<b>{_esc(mu)}</b>, {_esc(pr)}<br>{n:,} public JHS" for mu, pr, n in
+                zip(m["municipality"], m["province"], m["schools"])]
+        if name is None:
+            text = [f"{h}<br>today: {e:,.0f} learners / {t:,.0f} seats<br>utilisation {u:.2f}" for h, e, t, u in
+                    zip(head, m["enrolment_before"], seats, before)]
+        else:
+            text = [f"{h}<br><i>{_esc(name)}</i><br>utilisation {u:.2f} → {v:.2f}<br>learners relieved {r:,.1f}"
+                    f"<br>vs baseline {d:+,.1f} (means of draws)" for h, u, v, r, d in
+                    zip(head, before, after, m["relieved_mean"], m[iv + "_mean"])]
+        color = np.round(before if name is None else after, 3)
+        return _scatter(m["lon"], m["lat"], hovertext=text, hoverinfo="text",
+                             marker=dict(marker, color=color), name=label + " (per municipality)", **kw)
+    lon, lat = lonlat(bundle, rows["school_id"])
+    if name is None:
+        text = [f"{_place(labels, r.school_id)}<br>public JHS today: {r.enrolment_before:,.0f} learners / "
+                f"{r.jhs_seats:,.0f} seats<br>utilisation {r.utilisation_before:.2f}" for r in rows.itertuples()]
+        color = rows["utilisation_before"]
+    else:
+        text = [f"{_place(labels, r.school_id)}<br><i>{_esc(name)}</i><br>utilisation {r.utilisation_before:.2f} "
+                f"→ {r.utilisation_after_mean:.2f}<br>learners relieved {r.relieved_mean:,.1f} "
+                f"[{r.relieved_lo:,.1f}, {r.relieved_hi:,.1f}]<br>vs baseline {getattr(r, iv + '_mean'):+,.1f} "
+                f"[{getattr(r, iv + '_lo'):+,.1f}, {getattr(r, iv + '_hi'):+,.1f}]" for r in rows.itertuples()]
+        color = rows["utilisation_after_mean"]
+    return _scatter(lon, lat, hovertext=text, hoverinfo="text",
+                         marker=dict(marker, color=color), name=label, **kw)
+
+
+def _scatter(lon, lat, **kw) -> dict:
+    """A ``scattergeo`` trace as a plain dict (lists, not arrays: JSON as is)."""
+    def plain(v):
+        return [None if x != x else x for x in np.asarray(v, dtype=float).tolist()]
+
+    marker = dict(kw.pop("marker"))
+    for k in ("color", "size"):
+        if k in marker and np.ndim(marker[k]) > 0:
+            marker[k] = plain(marker[k])
+    return dict(type="scattergeo", lon=plain(lon), lat=plain(lat), mode="markers", marker=marker, **kw)
+
+
+def _esc_trace(rows, name, bundle, labels, agg: bool, slots_max: float, **kw):
+    """ESC schools of scenario ``name``, sized by slots: per school, or per municipality."""
+
+    if agg:
+        m = by_municipality(rows, bundle, ["slots", "placed_mean"])
+        slots_max = max(float(m["slots"].max()), 1.0) if len(m) else 1.0
+        size = 5 + 20 * np.sqrt(m["slots"].to_numpy(float) / slots_max)
+        text = [f"<b>{_esc(mu)}</b>, {_esc(pr)}<br>{n:,} ESC schools<br><i>{_esc(name)}</i><br>ESC placed "
+                f"{p:,.1f} of {t:,.0f} slots (mean of draws)" for mu, pr, n, p, t in
+                zip(m["municipality"], m["province"], m["schools"], m["placed_mean"], m["slots"])]
+        return _scatter(m["lon"], m["lat"], hovertext=text, hoverinfo="text",
+                             marker=dict(size=size.round(1), color="#1b6ca8", opacity=0.45),
+                             name=f"ESC schools: {_esc(name)} (per municipality)", **kw)
+    lon, lat = lonlat(bundle, rows["school_id"])
+    size = 5 + 20 * np.sqrt(rows["slots"].to_numpy(float) / slots_max)
+    text = [f"{_place(labels, r.school_id)}<br><i>{_esc(name)}</i><br>ESC placed {r.placed_mean:,.1f} "
+            f"[{r.placed_lo:,.0f}, {r.placed_hi:,.0f}] of {r.slots:,} slots<br>full in {r.full_share:.0%} "
+            "of draws" for r in rows.itertuples()]
+    return _scatter(lon, lat, hovertext=text, hoverinfo="text",
+                         marker=dict(size=size.round(1), color="#1b6ca8", opacity=0.45),
+                         name=f"ESC schools: {_esc(name)}", **kw)
+
+
+def figure_dict(result, bundle, *, boundaries=None, scenario: str | None = None) -> dict:
+    """The map as a plain plotly figure dict (``data``, ``layout``): built without plotly's
+    validation, which deep-copies every coordinate list (seconds at national size)."""
     from studentflow.report.names import school_labels
 
     labels = _Places(school_labels(bundle))
@@ -129,43 +213,25 @@ def map_figure(result, bundle, *, boundaries=None, scenario: str | None = None):
     if scenario is None:
         scenario = t["relieved_mean"].idxmax() if "relieved_mean" in t else result.baseline
     names = _shown(result, scenario)
-    fig = go.Figure()
+    data = []
     outline = _outline_trace(boundaries, bundle)
     if outline is not None:
-        fig.add_trace(outline)
-    today = pj[pj["scenario"] == result.baseline]
-    lon, lat = _lonlat(bundle, today["school_id"])
-    text = [f"{_place(labels, r.school_id)}<br>public JHS today: {r.enrolment_before:,.0f} learners / "
-            f"{r.jhs_seats:,.0f} seats<br>utilisation {r.utilisation_before:.2f}"
-            for r in today.itertuples()]
-    marker = dict(size=9, color=today["utilisation_before"], colorscale=_SCALE, cmin=_CMIN, cmax=_CMAX,
+        data.append(outline)
+    agg_jhs, agg_esc = aggregated(pj, result.baseline), aggregated(es, result.baseline)
+    for agg, frame in ((agg_jhs, pj), (agg_esc, es)):
+        if not agg and len(frame):
+            labels.add(frame["school_id"])
+    marker = dict(size=9, colorscale=_SCALE, cmin=_CMIN, cmax=_CMAX,
                   colorbar=dict(title=dict(text="seat<br>utilisation"), x=1.0, len=0.7))
-    today_trace = go.Scattergeo(lon=lon, lat=lat, mode="markers", marker=marker, hovertext=text,
-                                hoverinfo="text", name="public JHS today", legendgroup="today", visible=False)
+    today_trace = _jhs_trace(pj[pj["scenario"] == result.baseline], None, bundle, labels, marker, agg_jhs,
+                             visible=False, legendgroup="today")
+    slots_max = max(float(es["slots"].max()), 1.0) if len(es) else 1.0
     for name in names:
-        after = pj[pj["scenario"] == name]
-        lon, lat = _lonlat(bundle, after["school_id"])
-        iv = "relieved_vs_baseline" if "relieved_vs_baseline_mean" in after else "relieved"
-        text = [f"{_place(labels, r.school_id)}<br><i>{_esc(name)}</i><br>utilisation {r.utilisation_before:.2f} "
-                f"→ {r.utilisation_after_mean:.2f}<br>learners relieved {r.relieved_mean:,.1f} "
-                f"[{r.relieved_lo:,.1f}, {r.relieved_hi:,.1f}]<br>vs baseline {getattr(r, iv + '_mean'):+,.1f} "
-                f"[{getattr(r, iv + '_lo'):+,.1f}, {getattr(r, iv + '_hi'):+,.1f}]" for r in after.itertuples()]
-        jhs_trace = go.Scattergeo(
-            lon=lon, lat=lat, mode="markers", hovertext=text, hoverinfo="text", visible=name == scenario,
-            marker=dict(marker, color=after["utilisation_after_mean"]), name=f"public JHS after: {_esc(name)}",
-            legendgroup=name)
-        esc = es[es["scenario"] == name]
-        lon, lat = _lonlat(bundle, esc["school_id"])
-        size = 5 + 20 * np.sqrt(esc["slots"].to_numpy(float) / max(float(es["slots"].max()), 1.0))
-        text = [f"{_place(labels, r.school_id)}<br><i>{_esc(name)}</i><br>ESC placed {r.placed_mean:,.1f} "
-                f"[{r.placed_lo:,.0f}, {r.placed_hi:,.0f}] of {r.slots:,} slots<br>full in {r.full_share:.0%} "
-                "of draws" for r in esc.itertuples()]
-        fig.add_trace(go.Scattergeo(
-            lon=lon, lat=lat, mode="markers", hovertext=text, hoverinfo="text", visible=name == scenario,
-            marker=dict(size=size, color="#1b6ca8", opacity=0.45), name=f"ESC schools: {_esc(name)}",
-            legendgroup=name))
-        fig.add_trace(jhs_trace)  # public JHS drawn over the ESC schools
-    fig.add_trace(today_trace)
+        data.append(_esc_trace(es[es["scenario"] == name], name, bundle, labels, agg_esc, slots_max,
+                               visible=name == scenario, legendgroup=name))
+        data.append(_jhs_trace(pj[pj["scenario"] == name], name, bundle, labels, marker, agg_jhs,
+                               visible=name == scenario, legendgroup=name))  # over the ESC schools
+    data.append(today_trace)
     fixed = [True] if outline is not None else []
     # menu: "today" shows public JHS before any scenario (with the baseline's ESC schools); each
     # scenario shows its public JHS after it and its ESC schools
@@ -177,17 +243,24 @@ def map_figure(result, bundle, *, boundaries=None, scenario: str | None = None):
                 for name in names]
     off = {f"show{layer}": False for layer in ("land", "ocean", "lakes", "rivers", "countries", "coastlines",
                                                "subunits", "frame")}
-    fig.update_geos(projection_type="mercator", fitbounds="locations", bgcolor="rgba(0,0,0,0)", scope="world",
-                    resolution=110, **off)
-    fig.update_layout(
+    layout = dict(
+        geo=dict(projection=dict(type="mercator"), fitbounds="locations", bgcolor="rgba(0,0,0,0)", scope="world",
+                 resolution=110, **off),
         height=700, margin=dict(l=0, r=0, t=64, b=0), legend=dict(x=0.0, y=0.0, bgcolor="rgba(255,255,255,.8)"),
         updatemenus=[dict(buttons=buttons, active=names.index(scenario) + 1, x=0.0, y=1.0, xanchor="left",
                           yanchor="bottom", pad=dict(t=2))],
-        annotations=[dict(text="shown: public JHS today, or after a scenario (with its ESC schools)", x=0.0, y=1.0, xref="paper",
-                          yref="paper", showarrow=False, xanchor="left", yanchor="bottom", yshift=30, xshift=2,
-                          font=dict(size=11, color="#555"))],
+        annotations=[dict(text="shown: public JHS today, or after a scenario (with its ESC schools)", x=0.0, y=1.0,
+                          xref="paper", yref="paper", showarrow=False, xanchor="left", yanchor="bottom", yshift=30,
+                          xshift=2, font=dict(size=11, color="#555"))],
     )
-    return fig
+    return dict(data=data, layout=layout)
+
+
+def map_figure(result, bundle, *, boundaries=None, scenario: str | None = None):
+    """The plotly Figure of :func:`interactive_map` (see the module text; validated)."""
+    import plotly.graph_objects as go
+
+    return go.Figure(figure_dict(result, bundle, boundaries=boundaries, scenario=scenario))
 
 
 def interactive_map(result, bundle, *, boundaries=None, scenario: str | None = None) -> str:
@@ -204,6 +277,12 @@ def interactive_map(result, bundle, *, boundaries=None, scenario: str | None = N
     scenario : str, optional
         Scenario shown first (default: the one relieving most learners).
     """
-    fig = map_figure(result, bundle, boundaries=boundaries, scenario=scenario)
-    return _NO_WORLD + fig.to_html(full_html=False, include_plotlyjs=True, div_id="studentflow-map",
-                       config={"displaylogo": False, "scrollZoom": True, "responsive": True})
+    import plotly.io as pio
+
+    fig = figure_dict(result, bundle, boundaries=boundaries, scenario=scenario)
+    template = pio.templates[pio.templates.default] if pio.templates.default else None
+    if template is not None:  # what a validated Figure carries: the same look
+        fig["layout"]["template"] = template.to_plotly_json()
+    return _NO_WORLD + pio.to_html(fig, validate=False, full_html=False, include_plotlyjs=True,
+                                   div_id="studentflow-map",
+                                   config={"displaylogo": False, "scrollZoom": True, "responsive": True})

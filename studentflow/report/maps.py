@@ -26,7 +26,15 @@ def map_section(result, bundle, outlines=None) -> str:
         from studentflow.report.interactive import interactive_map
     except ImportError:  # plotly missing: the static PNG map remains
         return ""
+    from studentflow.report.map_layers import MAX_SCHOOLS, aggregated
+
     note = (" " + BOUNDARY_NOTE) if outlines is not None else ""
+    kinds = [k for k, f in (("public JHS", result.public_jhs), ("ESC schools", result.esc_schools))
+             if aggregated(f, result.baseline)]
+    if kinds:
+        note += (f" With more than {MAX_SCHOOLS:,} schools in a layer, {' and '.join(kinds)} are drawn one marker "
+                 "per city/municipality (sums of its schools; means over the draws); every school is in the "
+                 "CSV files and schools.gpkg.")
     return ("<h2>Interactive map</h2><p>Public JHS coloured by seat utilisation (enrolment / seats; red above 1 = "
             "congested), today and after the scenario chosen in the menu (mean over the draws); ESC schools in "
             "blue, sized by slots. Hover over a school for its name, figures and 95 % intervals; drag to pan, "

@@ -38,7 +38,7 @@ from studentflow.errors import DataError
 
 __all__ = ["RUN_JSON", "LIBRARIES", "open_run", "close_run", "check_out_dir", "file_digest", "raw_files", "library_versions",
            "start_record", "finish_record", "write_run_json", "read_run_json", "rerun_arguments",
-           "cli_command"]
+           "cli_command", "optimize_command"]
 
 RUN_JSON = "run.json"
 #: Distributions whose versions are recorded (those absent are recorded as null).
@@ -148,9 +148,9 @@ def scenario_records(scenarios) -> list[dict]:
 def cli_command(arguments: dict) -> list[str] | None:
     """The ``studentflow run`` command line equivalent to ``run_pipeline(**arguments)``,
     every option written out; None when the command line cannot express a choice
-    (scenarios given as objects, a custom formula)."""
+    (scenarios given as objects)."""
     a = arguments
-    if a.get("formula") is not None or isinstance(a.get("scenarios"), list):
+    if isinstance(a.get("scenarios"), list):
         return None
     cmd = ["studentflow", "run"]
     if a.get("manifest") is not None:
@@ -162,14 +162,40 @@ def cli_command(arguments: dict) -> list[str] | None:
     if a.get("max_km") is not None:
         cmd += ["--max-km", repr(float(a["max_km"]))]
     cmd += ["--fit-method", a["fit_method"]]
+    if a.get("formula") is not None:
+        cmd += ["--formula", str(a["formula"])]
     if a.get("calibrate", True) is False:
         cmd += ["--no-calibrate"]
     if a.get("client"):
         cmd += ["--scheduler", str(a["client"])]
+    if a.get("for_year") is not None:
+        cmd += ["--for-year", str(a["for_year"])]
     return cmd
 
 
-def start_record(arguments: dict, scenarios, *, argv=None) -> dict:
+def optimize_command(arguments: dict) -> list[str]:
+    """The ``studentflow optimize`` command line equivalent to
+    :func:`studentflow.optimize_run.run_optimize` ``(**arguments)``, every option written out."""
+    a = arguments
+    cmd = ["studentflow", "optimize", "--budget", repr(float(a["budget"]))]
+    if a.get("levers") is not None:
+        cmd += ["--levers", str(a["levers"])]
+    cmd += ["--budget-quantile", str(a.get("budget_quantile", "mean")), "--draws", str(a["draws"]),
+            "--seed", str(a["seed"])]
+    if a.get("manifest") is not None:
+        cmd += ["--data", str(a["manifest"])]
+    cmd += ["--zeros", a.get("zeros", "truncate"), "--radius-km", repr(float(a.get("radius_km", 5.0)))]
+    if a.get("max_km") is not None:
+        cmd += ["--max-km", repr(float(a["max_km"]))]
+    if a.get("formula") is not None:
+        cmd += ["--formula", str(a["formula"])]
+    if a.get("for_year") is not None:
+        cmd += ["--for-year", str(a["for_year"])]
+    return cmd + ["--out", str(a["out_dir"])]
+
+
+def start_record(arguments: dict, scenarios, *, argv=None, function: str = "studentflow.pipeline.run_pipeline",
+                 command=cli_command) -> dict:
     """``run.json`` as written when a run starts (status "running").
 
     Parameters
@@ -181,25 +207,28 @@ def start_record(arguments: dict, scenarios, *, argv=None) -> dict:
         The scenarios the run uses (recorded field by field).
     argv : list of str, optional
         The command line as typed, when the run came from ``studentflow run``.
+    function, command
+        The function called and the command line builder (``studentflow optimize``:
+        ``"studentflow.optimize_run.run_optimize"`` and :func:`optimize_command`).
     """
     from studentflow import __version__
 
     args = dict(arguments)
     if isinstance(args.get("scenarios"), (list, tuple)):
         args["scenarios"] = scenario_records(args["scenarios"])
-    for key in ("manifest", "scenarios", "out_dir"):
+    for key in ("manifest", "scenarios", "out_dir", "levers"):
         if isinstance(args.get(key), (str, Path)):
             args[key] = str(Path(args[key]).resolve())
     if argv is not None and "--scheduler" in argv[:-1]:  # e.g. local:2, not the address it started
         args["client"] = argv[list(argv).index("--scheduler") + 1]
-    command = cli_command(args)
+    command = command(args)
     record = {
         "tool": "studentflow", "status": "running", "started_utc": _now(), "finished_utc": None,
         "studentflow_version": __version__, "python": sys.version.split()[0],
         "python_build": sys.version, "platform": platform.platform(), "libraries": library_versions(),
         "command": command, "command_line": shlex.join(command) if command else None,
         "argv": list(argv) if argv is not None else None,
-        "call": {"function": "studentflow.pipeline.run_pipeline", "arguments": _jsonable(args)},
+        "call": {"function": function, "arguments": _jsonable(args)},
         "seed": args.get("seed"), "draws": args.get("draws"),
         "scenarios": scenario_records(scenarios),
         "data": raw_files(arguments.get("manifest")),
@@ -287,7 +316,9 @@ def footer_html(record: dict) -> str:
         return html.escape("" if v is None else str(v))
 
     def table(frame: pd.DataFrame) -> str:
-        return frame.to_html(index=False, border=0, na_rep="", escape=True)
+        from studentflow.report.tables import table_html
+
+        return table_html(frame)
 
     libs = ", ".join(f"{k} {v}" for k, v in record.get("libraries", {}).items() if v)
     cmd = record.get("command_line")
@@ -330,15 +361,16 @@ def _client_address(client) -> str | None:
         return repr(client)
 
 
-def open_run(out_dir, arguments: dict, scenarios, *, overwrite: bool = False, argv=None) -> dict:
+def open_run(out_dir, arguments: dict, scenarios, *, overwrite: bool = False, argv=None, **kind) -> dict:
     """Start a run's record: check the folder (:func:`check_out_dir`), create it, write
     ``run.json`` with status "running"; returns the record for :func:`close_run`.
 
     ``arguments``: the :func:`~studentflow.pipeline.run_pipeline` arguments (a Dask
-    ``client`` is recorded as its address)."""
+    ``client`` is recorded as its address); ``kind``: ``function`` and ``command`` of
+    :func:`start_record` (another command's record)."""
     check_out_dir(out_dir, overwrite)
     record = start_record({**arguments, "client": _client_address(arguments.get("client"))}, scenarios,
-                          argv=argv)
+                          argv=argv, **kind)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     write_run_json(out_dir, record)
     return record

@@ -58,9 +58,14 @@ def _coef_table(models: dict, truth: dict | None = None) -> pd.DataFrame:
         se = getattr(m, "bse", pd.Series(dtype=float))
         cols[label] = [f"{m.params[t]:.4f} ({se.get(t, float('nan')):.4f})" for t in m.params.index]
         cols[label] = pd.Series(cols[label], index=m.params.index)
+        for d in getattr(m, "dropped", ()):  # left out of the fit: collinear or no variation
+            cols[label][d.column] = "dropped"
     table = pd.DataFrame(cols)
     extra = {}
     for label, m in models.items():
+        for year, r in getattr(m, "year_effects", pd.DataFrame()).iterrows():  # a pooled multi-year fit
+            extra.setdefault(f"year effect {year}", {})[label] = "0 (reference)" if r["std_err"] == 0 and \
+                r["coef"] == 0 else f"{r['coef']:.4f} ({r['std_err']:.4f})"
         for name, key, fmt in (("alpha (dispersion)", "alpha", "{:.4f}"), ("log-likelihood", "llf", "{:,.1f}"),
                                ("AIC", "aic", "{:,.1f}"), ("observations", "nobs", "{:,.0f}")):
             value = getattr(m, key, None)
@@ -105,6 +110,7 @@ table{border-collapse:collapse;font-size:.88em;margin:1em 0}th,td{border:1px sol
 text-align:right}th{background:#eef3f8}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}.note{color:#555;font-size:.92em}
 .key{background:#f5f9fc;border-left:4px solid #1b6ca8;padding:.6em 1em}
+.table-wrap{overflow-x:auto;max-width:100%}.table-wrap table{margin:0}
 """
 
 
@@ -131,7 +137,8 @@ def _headline(result, comparisons=None) -> str:
         lines.append(f"The scenario placing most, <b>{html.escape(best)}</b>, places {r['placed_mean']:,.0f} "
                      f"({r['vs_observed_pct_mean']:+.1f} % vs observed; {r['slot_utilisation_mean']:.0%} of its "
                      f"{int(r['slots']):,} slots filled).")
-    subs = [s for s in result.scenarios if s.subsidy and not s.subsidy_by_tier and not s.subsidy_targeted]
+    subs = [s for s in result.scenarios if s.subsidy and not s.subsidy_by_tier and not s.subsidy_targeted
+            and not s.subsidy_at]
     if len(subs) >= 2:
         lo, hi = min(subs, key=lambda s: s.subsidy), max(subs, key=lambda s: s.subsidy)
         lines.append(_subsidy_sentence("", t, lo, hi))
@@ -273,7 +280,9 @@ def _drilldown_csvs(out: Path, result, labels) -> dict:
 
 
 def _table_html(frame: pd.DataFrame, **kw) -> str:
-    return mask_lrns(frame).to_html(index=kw.pop("index", False), border=0, na_rep="", escape=True, **kw)
+    from studentflow.report.tables import table_html
+
+    return table_html(frame, **kw)
 
 
 def _comparison_html(result, comparisons: dict) -> str:
@@ -356,6 +365,12 @@ def _html(result, title, figures, models, bundle, pairs, timings, comparisons=No
                          "drawn with (the intercept refers to all candidate pairs within the generator's "
                          "radius), so the estimators' bias can be read off directly.</p>")
         parts.append(_table_html(_coef_table(models, truth), index=True))
+        dropped = dict.fromkeys(f"{d.label}: {d.reason}" for m in models.values()
+                                for d in getattr(m, "dropped", ()))
+        if dropped:
+            parts.append("<p class='note'>Terms dropped from the fit (as R's lm and fixest drop them; they "
+                         "contribute 0 to predictions):</p><ul>"
+                         + "".join(f"<li>{html.escape(d)}</li>" for d in dropped) + "</ul>")
         png = figures.get("fig_coefficients.png")
         if png:
             parts.append(f"<figure><img alt='fig_coefficients.png' src='data:image/png;base64,"

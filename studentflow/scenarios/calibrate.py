@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 from studentflow.scenarios.levers import scenario_capacities, scenario_pairs
 from studentflow.scenarios.spec import Scenario
+from studentflow.schema import id_map, id_positions
 
 __all__ = ["Calibration", "CalibratedModel", "calibrate_status_quo", "status_quo_fit", "status_quo_inputs"]
 
@@ -80,8 +81,12 @@ class Calibration:
 
     def factor_of(self, destination_ids) -> np.ndarray:
         """``w_j`` for each destination id (1 where the school was not calibrated)."""
-        ids = pd.Index(np.asarray(destination_ids).astype(str))
-        return self.factors.reindex(ids).fillna(1.0).to_numpy(dtype=float)
+        ids = destination_ids
+        if not (isinstance(ids, (pd.Series, pd.Index)) and isinstance(ids.dtype, pd.StringDtype)):
+            ids = np.asarray(ids).astype(str)
+        out = id_map(self.factors, ids, fill=1.0)
+        out[np.isnan(out)] = 1.0
+        return out
 
     def summary(self) -> str:
         """Totals before and after, schools by kind and the factors' spread."""
@@ -138,8 +143,8 @@ def status_quo_inputs(scenario: Scenario, pairs: pd.DataFrame, model, *, bundle=
     p = scenario_pairs(scenario, pairs, bundle, distances)
     origins = pd.Index(pd.unique(p["origin_id"]))
     schools = pd.Index(np.sort(pd.unique(p["destination_id"])))
-    r = origins.get_indexer(p["origin_id"])
-    c = schools.get_indexer(p["destination_id"])
+    r = id_positions(origins, p["origin_id"])
+    c = id_positions(schools, p["destination_id"])
     mu = np.asarray(model.predict(p, params=params), dtype=float)
     mat = sp.csr_matrix((mu, (r, c)), shape=(len(origins), len(schools)))
     o = p.groupby("origin_id", sort=False)[["origin_pool", "origin_esc_beneficiaries"]].first().reindex(origins)

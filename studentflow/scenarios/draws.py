@@ -50,6 +50,9 @@ class DrawWork:
     keep_pairs : bool
         Also return each draw's whole placements per pair (``DrawOutcome.pair_placed``),
         for the per-school drill-down (:mod:`studentflow.scenarios.drill`).
+    pool_draws : numpy.ndarray or None
+        Origin pools per draw number × local origin, learners (forecast pools with their
+        uncertainty); None: ``pools`` in every draw.
     """
 
     name: str
@@ -64,6 +67,7 @@ class DrawWork:
     caps: np.ndarray
     new_mask: sp.csr_matrix
     keep_pairs: bool = False
+    pool_draws: np.ndarray | None = None
 
     def expected(self, beta: np.ndarray) -> np.ndarray:
         """Expected flows μ per pair row (learners) for the coefficient vector ``beta``."""
@@ -163,7 +167,8 @@ def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=No
     for beta, d, seed in zip(betas, draws, seeds):
         mu = work.expected(beta)
         mat = sp.csr_matrix((mu[work.order], work.indices, work.indptr), shape=work.shape)
-        alloc = allocator(mat, work.pools, work.caps, method=work.method, seed=seed)
+        pools = work.pools if work.pool_draws is None else work.pool_draws[d % len(work.pool_draws)]
+        alloc = allocator(mat, pools, work.caps, method=work.method, seed=seed)
         whole = sp.csr_matrix(alloc.to_integer(seed))
         if whole.data.dtype.kind != "i":  # another allocator's result: check, then cast
             if whole.nnz and not np.array_equal(whole.data, np.round(whole.data)):
@@ -173,7 +178,7 @@ def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=No
         elif whole.data.dtype != np.int64:
             whole = whole.astype(np.int64)
         placed_o, placed_s = _whole_sums(whole)
-        _check_whole(work.name, d, placed_o, placed_s, whole.data, work.pools, work.caps)
+        _check_whole(work.name, d, placed_o, placed_s, whole.data, pools, work.caps)
         out.append(DrawOutcome(
             origin_placed=placed_o,
             origin_expected=np.asarray(alloc.flows.sum(axis=1)).ravel(),

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from studentflow.errors import DataError
 from studentflow.scenarios.spec import Scenario
-from studentflow.schema import SUBSIDY_TIERS
+from studentflow.schema import SUBSIDY_TIERS, id_map
 
 __all__ = ["pair_reach", "scenario_capacities", "scenario_pairs", "subsidy_parts", "widened_pairs"]
 
@@ -51,7 +52,8 @@ def scenario_capacities(scenario: Scenario, contracted, billed, school_ids) -> n
         ``move_slots`` unused contracted slots (at most all of them) from under-used
         schools (billed < contracted, in proportion to their unused slots) to full ones
         (billed ≥ contracted, in proportion to their contracted slots), keeping the
-        contracted total; scale by ``scale_slots`` (rounded down); add ``add_slots``.
+        contracted total; scale by ``scale_slots`` (rounded down); add ``add_slots``;
+        add ``add_slots_at`` (a school never goes below 0 slots).
         Largest-remainder rounding keeps every split in whole slots.
     """
     contracted = np.asarray(contracted, dtype=np.int64)
@@ -79,6 +81,14 @@ def scenario_capacities(scenario: Scenario, contracted, billed, school_ids) -> n
         else:
             mask = np.ones(caps.size, dtype=bool)
         caps = caps + scenario.add_slots * mask
+    if scenario.add_slots_at:
+        ids = pd.Index(np.asarray(school_ids, dtype=str))
+        for sid, n in scenario.add_slots_at.items():
+            at = ids.get_indexer([sid])[0]
+            if at < 0:
+                raise DataError(f"scenario {scenario.name!r}, key 'add_slots_at': {sid!r} is not an ESC "
+                                "school of this data")
+            caps[at] += n
     return np.clip(caps, 0, None)
 
 
@@ -152,6 +162,9 @@ def subsidy_parts(scenario: Scenario, pairs: pd.DataFrame, bundle=None) -> tuple
     school_extra = np.full(len(schools), scenario.subsidy, dtype=float)
     if scenario.subsidy_by_tier:
         school_extra += _tiers(schools, bundle).map(scenario.subsidy_by_tier).fillna(0.0).to_numpy(dtype=float)
+    if scenario.subsidy_at:  # named schools (a plan's tier and catchment increases)
+        ids = schools["destination_id"].astype(str)
+        school_extra += ids.map(scenario.subsidy_at).fillna(0.0).to_numpy(dtype=float)
     revenue = pairs.groupby("origin_id", sort=False)["origin_lgu_revenue"].first()
     origin_extra = np.zeros(len(revenue))
     if scenario.subsidy_targeted:
@@ -185,8 +198,7 @@ def scenario_pairs(scenario: Scenario, pairs: pd.DataFrame, bundle=None, distanc
             p = p.assign(within_radius=p["within_radius"].to_numpy(dtype=bool)
                          & (p["distance_km"].to_numpy() <= scenario.radius_km))
     school_extra, origin_extra = subsidy_parts(scenario, p, bundle)
-    extra = (p["destination_id"].map(school_extra).to_numpy(dtype=float)
-             + p["origin_id"].map(origin_extra).to_numpy(dtype=float))
+    extra = id_map(school_extra, p["destination_id"]) + id_map(origin_extra, p["origin_id"])
     if np.any(extra != 0):
         p = _apply_subsidy(p, extra)
     p = p.reset_index(drop=True)

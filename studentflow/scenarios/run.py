@@ -33,13 +33,16 @@ observed flows (at most the learners it actually sent to public JHS).
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from studentflow.errors import DataError
+from studentflow.malloc import large_thresholds, trim
 from studentflow.scenarios.calibrate import calibrate_status_quo
 from studentflow.scenarios.draws import draw_seed, simulate_draws
 from studentflow.scenarios.drill import pair_positions
@@ -63,16 +66,37 @@ PAIR_COLUMNS = (
 )
 
 
-def _local_sweep(make, order, betas, seeds, allocator, bar):
-    """Yield ``(i, kept, outcomes)`` per scenario, building each work unit only when it runs."""
-    for i in order:
-        work, kept = make(i)
-        outs = []
-        for d in range(len(betas)):
-            outs += simulate_draws(work, betas[d], [d], [seeds[d]], allocator)
-            bar.update(1)
-        del work
-        yield i, kept, outs
+#: Scenarios with fewer pairs run their draws on one thread (the rounding's compiled
+#: kernels, which release the GIL, start at this size too: allocation.plan.MIN_PAIRS).
+THREAD_MIN_PAIRS = 100_000
+
+
+def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
+    """Yield ``(i, kept, outcomes)`` per scenario, building each work unit only when it runs.
+
+    With ``threads`` > 1 the draws of a scenario of at least :data:`THREAD_MIN_PAIRS`
+    pairs run on that many threads (the compiled rounding kernels, numpy and scipy's
+    sparse products release the GIL; smaller draws mostly hold it); each draw
+    depends only on its coefficients and seed, and outcomes are kept in draw order, so
+    the result is the one-thread result."""
+    pool = ThreadPoolExecutor(threads) if threads > 1 and len(betas) > 1 else None
+    try:
+        for i in order:
+            work, kept = make(i)
+
+            def one(d, work=work):
+                return simulate_draws(work, betas[d], [d], [seeds[d]], allocator)
+
+            outs = []
+            big = pool is not None and work.indices.size >= THREAD_MIN_PAIRS
+            for got in (pool.map(one, range(len(betas))) if big else map(one, range(len(betas)))):
+                outs += got
+                bar.update(1)
+            del work, one
+            yield i, kept, outs
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def run_scenarios(
@@ -91,6 +115,8 @@ def run_scenarios(
     in_flight: int = 2,
     calibrate=True,
     school_flows: bool = False,
+    threads: int | None = None,
+    pool_draws: pd.DataFrame | None = None,
 ) -> ScenarioResult:
     """Run policy scenarios with Monte Carlo over the gravity coefficients.
 
@@ -149,6 +175,14 @@ def run_scenarios(
         school's learners come from; ``result.jhs_destinations``: where each public JHS's
         Grade 7 learners go), see :mod:`studentflow.scenarios.drill`. Holds one scenario's
         draws × pairs whole placements (int32) while it is summarised.
+    threads : int, optional
+        Without ``client``: run each scenario's draws on this many threads (identical
+        results; default: the machine's cores, at most 2). 1 runs them one by one.
+    pool_draws : pandas.DataFrame, optional
+        Origin pools per draw (row d is draw d; columns origin school ids), learners, e.g.
+        forecast pools with their uncertainty
+        (:meth:`studentflow.scenarios.cohort.PoolForecast.draw`); an origin not among the
+        columns keeps its ``origin_pool``. Intervals then carry the pools' uncertainty too.
 
     Returns
     -------
@@ -156,6 +190,8 @@ def run_scenarios(
     """
     scenarios = _scenario_list(scenarios)
     keep_draws = _check_options(draws, in_flight, keep_draws)
+    threads = _threads(threads)
+    large_thresholds()  # temporary arrays of a few MB: reuse heap pages (studentflow.malloc)
     pairs = _pair_table(pairs, bundle, distances)
     base, ref_of = _comparisons(scenarios)
     tables = PairTables.for_run(scenarios, pairs, bundle, distances)  # every pair table, once
@@ -164,22 +200,24 @@ def run_scenarios(
     params, betas, seeds = _coefficient_draws(model, draws, seed)
     show = sys.stderr.isatty() if progress is None else bool(progress)
     origin_pos = pd.Series(np.arange(len(origins)), index=origins.index)
+    pools_d = _pool_draws(pool_draws, origins, len(betas))
     school_pos = pd.Series(np.arange(len(schools)), index=schools.index)
 
     def make(i):
         prep = _prepare(scenarios[i], tables, bundle, model, origin_pos, school_pos, origins, schools,
-                        calibration, keep_pairs=school_flows)
+                        calibration, keep_pairs=school_flows, pool_draws=pools_d)
         positions = pair_positions(prep.work, prep.pairs) if school_flows else None
         return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps,
                                 prep.school_extra, prep.origin_extra, positions)
 
     order = _run_order(scenarios, base, ref_of)
-    stream, bar = _sweep(make, order, betas, seeds, allocator, client, show, in_flight, len(scenarios))
+    stream, bar = _sweep(make, order, betas, seeds, allocator, client, show, in_flight, len(scenarios), threads)
     acc = _Accumulator(origins, schools, int(pairs["esc_beneficiaries"].sum()), len(betas), base.name,
                        ref_of, relief_matrix(bundle, origins.index) if bundle is not None else None,
                        keep_draws)
     for i, kept, outs in stream:
         acc.add(i, kept, outs)
+        trim()  # the scenario's work unit and draws: free heap pages back to the OS
     if bar is not None:
         bar.close()
     return dataclasses.replace(acc.result(scenarios, seed, params), calibration=calibration)
@@ -213,6 +251,15 @@ def _check_options(draws, in_flight, keep_draws):
     return keep_draws
 
 
+def _threads(threads) -> int:
+    """Draw threads of a local sweep: ``threads``, or the cores (at most 2) when None."""
+    if threads is None:
+        return max(1, min(2, os.cpu_count() or 1))
+    if not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"run_scenarios: threads must be an integer >= 1, got {threads!r}")
+    return int(threads)
+
+
 def _pair_table(pairs, bundle, distances) -> pd.DataFrame:
     """The run's PairTable: the one given (checked), or built from bundle and distances."""
     if pairs is None:
@@ -225,6 +272,18 @@ def _pair_table(pairs, bundle, distances) -> pd.DataFrame:
     if pairs.empty:
         raise DataError("run_scenarios(pairs=...): the pair table is empty")
     return pairs
+
+
+def _pool_draws(pool_draws, origins, n):
+    """Pools per draw × global origin (learners), or None."""
+    if pool_draws is None:
+        return None
+    frame = pd.DataFrame(pool_draws)
+    if len(frame) < n:
+        raise ValueError(f"run_scenarios: pool_draws has {len(frame)} rows for {n} draws")
+    frame = frame.iloc[:n].set_axis(frame.columns.astype(str), axis=1).reindex(columns=origins.index.astype(str))
+    base = origins["origin_pool"].to_numpy(dtype=float)
+    return np.where(frame.isna().to_numpy(), base[None, :], frame.to_numpy(dtype=float))
 
 
 def _comparisons(scenarios) -> tuple[Scenario, dict[str, str]]:
@@ -242,7 +301,8 @@ def _calibration(calibrate, model, tables, base, bundle):
     """The calibrated status quo every scenario runs on (None: the model as fitted)."""
     if calibrate is True:
         return calibrate_status_quo(model, tables.for_scenario(base, bundle), dataclasses.replace(
-            base, subsidy=0.0, subsidy_by_tier={}, subsidy_targeted=None, radius_km=None), bundle=bundle)
+            base, subsidy=0.0, subsidy_by_tier={}, subsidy_targeted=None, subsidy_at={}, radius_km=None),
+            bundle=bundle)
     if calibrate is False or calibrate is None:
         return None
     if not hasattr(calibrate, "factor_of"):
@@ -268,7 +328,7 @@ def _run_order(scenarios, base, ref_of) -> list[int]:
     return sorted(range(len(scenarios)), key=lambda i: rank[scenarios[i].name])
 
 
-def _sweep(make, order, betas, seeds, allocator, client, show, in_flight, n_scenarios):
+def _sweep(make, order, betas, seeds, allocator, client, show, in_flight, n_scenarios, threads=1):
     """The stream of ``(i, kept, outcomes)`` per scenario, here or on Dask, and its bar."""
     if client is not None:
         from studentflow.scenarios.sweep_dask import run_sweep
@@ -278,4 +338,4 @@ def _sweep(make, order, betas, seeds, allocator, client, show, in_flight, n_scen
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(betas) * n_scenarios, desc="scenario draws", unit="draw", disable=not show)
-    return _local_sweep(make, order, betas, seeds, allocator, bar), bar
+    return _local_sweep(make, order, betas, seeds, allocator, bar, threads), bar

@@ -31,6 +31,12 @@ Example
     [[scenario]]
     name = "poorer LGUs +5K"
     subsidy_targeted = { revenue_quantile = 0.25, amount = 5000 }
+
+    [[scenario]]
+    name = "a plan"              # as `studentflow optimize` writes plan.toml
+    capacity = "billed"
+    add_slots_at = { "400123" = 40, "400456" = 15 }   # slots added at named schools
+    subsidy_at = { "400123" = 2000, "400789" = 3000 }  # pesos added at named schools
 """
 
 from __future__ import annotations
@@ -85,6 +91,15 @@ class Scenario:
     move_slots : int
         Slots moved budget-neutrally from under-used schools (billed < contracted) to
         full ones (billed ≥ contracted), learners; applied first.
+    add_slots_at : dict
+        School id → slots added there (learners; negative removes, a school never goes
+        below 0), after ``add_slots``; what a plan of ``studentflow optimize`` adds school
+        by school, or the explore page's slot changes. An id that is not an ESC school of
+        the run's pair table is an error.
+    subsidy_at : dict
+        School id → extra pesos per learner per year at that school, on top of
+        ``subsidy`` and ``subsidy_by_tier`` (a plan's tier and catchment increases,
+        written out per school).
     radius_km : float or None
         Keep only new candidate pairs within this road distance (km); None keeps the
         pair table as built.
@@ -109,6 +124,8 @@ class Scenario:
     add_slots_to: tuple[str, ...] = ()
     scale_slots: float = 1.0
     move_slots: int = 0
+    add_slots_at: dict = field(default_factory=dict)
+    subsidy_at: dict = field(default_factory=dict)
     radius_km: float | None = None
     pool: Pool = "grade7"
     method: Method = "balance"
@@ -124,6 +141,7 @@ class Scenario:
             self.subsidy
             or any(v for v in self.subsidy_by_tier.values())
             or (self.subsidy_targeted and self.subsidy_targeted[1])
+            or any(v for v in self.subsidy_at.values())
         )
 
     def summary(self) -> str:
@@ -145,6 +163,11 @@ class Scenario:
         if self.add_slots:
             where = f" at {len(self.add_slots_to)} schools" if self.add_slots_to else " per school"
             parts.append(f"+{self.add_slots:,} slots{where}")
+        if self.add_slots_at:
+            net = sum(self.add_slots_at.values())
+            parts.append(f"slots {net:+,} at {len(self.add_slots_at)} named schools")
+        if self.subsidy_at:
+            parts.append(f"subsidy changed at {len(self.subsidy_at)} named schools")
         if self.radius_km is not None:
             parts.append(f"radius {self.radius_km:g} km")
         return f"{self.name}: " + ", ".join(parts)
@@ -167,6 +190,8 @@ _EXPECT = {
     "capacity": 'one of "contracted", "billed"',
     "add_slots": "a non-negative integer (slots)",
     "add_slots_to": "a list of 6-digit school id strings",
+    "add_slots_at": 'a table {"school id" = slots added (negative removes)}',
+    "subsidy_at": 'a table {"school id" = pesos}',
     "scale_slots": "a positive number (factor)",
     "move_slots": "a non-negative integer (slots)",
     "radius_km": "a positive number (km)",
@@ -230,6 +255,17 @@ def _parse_one(raw: dict, *, where: str, bad) -> Scenario:
             if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
                 bad(key, f"expected {expect}, got {type(value).__name__}")
             out[key] = tuple(s.strip().zfill(6) for s in value)
+        elif key == "add_slots_at":
+            if not isinstance(value, dict):
+                bad(key, f"expected {expect}, got {type(value).__name__}")
+            for sid, n in value.items():
+                if not isinstance(n, int) or isinstance(n, bool):
+                    bad(f"{key}.{sid}", f"expected a whole number of slots, got {n!r}")
+            out[key] = {str(sid).strip().zfill(6): int(n) for sid, n in value.items()}
+        elif key == "subsidy_at":
+            if not isinstance(value, dict) or not all(_is_number(v) for v in value.values()):
+                bad(key, f"expected {expect}, got {value!r}")
+            out[key] = {str(sid).strip().zfill(6): float(v) for sid, v in value.items()}
         elif key in ("scale_slots", "radius_km"):
             if not _is_number(value) or value <= 0:
                 bad(key, f"expected {expect}, got {value!r}")

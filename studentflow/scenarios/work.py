@@ -22,6 +22,7 @@ from studentflow.errors import DataError
 from studentflow.scenarios.draws import DrawWork
 from studentflow.scenarios.levers import scenario_capacities, scenario_pairs, widened_pairs
 from studentflow.scenarios.spec import Scenario
+from studentflow.schema import id_positions
 
 __all__ = ["PairTables"]
 
@@ -89,6 +90,14 @@ def _design(model, pairs: pd.DataFrame):
     return X, offset
 
 
+def _global_positions(pos: pd.Series, ids: pd.Series) -> np.ndarray:
+    """``pos.loc[ids]`` as an array (ids looked up once each; KeyError if one is absent)."""
+    at = id_positions(pos.index, ids)
+    if (at < 0).any():
+        raise KeyError(f"{ids.name}: {ids.iloc[int(np.flatnonzero(at < 0)[0])]!r} is not in the run's index")
+    return pos.to_numpy()[at]
+
+
 @dataclass(frozen=True)
 class _Prepared:
     scenario: Scenario
@@ -103,14 +112,15 @@ class _Prepared:
 
 
 def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_pos, origins, schools,
-             calibration=None, keep_pairs: bool = False):
+             calibration=None, keep_pairs: bool = False, pool_draws=None):
     """The work unit of scenario ``s``: its pair table, design and sparse structure; with a
-    :class:`~studentflow.scenarios.calibrate.Calibration`, μ_ij × w_j (the calibrated state)."""
+    :class:`~studentflow.scenarios.calibrate.Calibration`, μ_ij × w_j (the calibrated state);
+    ``pool_draws`` (draws × global origins, learners): the pools of each draw."""
     p, school_extra, origin_extra = tables.for_scenario(s, bundle, parts=True)
     if p.empty:
         raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
-    o_glob = origin_pos.loc[p["origin_id"]].to_numpy()
-    d_glob = school_pos.loc[p["destination_id"]].to_numpy()
+    o_glob = _global_positions(origin_pos, p["origin_id"])
+    d_glob = _global_positions(school_pos, p["destination_id"])
     rows, r = np.unique(o_glob, return_inverse=True)
     cols, c = np.unique(d_glob, return_inverse=True)
     order = np.lexsort((c, r))
@@ -122,6 +132,10 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
     if s.pool == "non_beneficiaries":
         pools = pools - origins["origin_esc_beneficiaries"].to_numpy(dtype=float)
     pools = np.clip(pools, 0, None)
+    if pool_draws is not None:
+        if s.pool == "non_beneficiaries":
+            pool_draws = pool_draws - origins["origin_esc_beneficiaries"].to_numpy(dtype=float)[None, :]
+        pool_draws = np.ascontiguousarray(np.clip(pool_draws, 0, None)[:, rows])
     caps = scenario_capacities(
         s, schools["destination_slots"], schools["destination_billed"], schools.index
     )
@@ -141,6 +155,7 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
         predict=None if design is not None else (model, p, model.params.index),
         order=order, indices=c[order].astype(np.int32), indptr=indptr, shape=shape,
         pools=pools[rows], caps=caps[cols].astype(float), new_mask=new_mask, keep_pairs=keep_pairs,
+        pool_draws=pool_draws,
     )
     school_extra = school_extra.reindex(schools.index).fillna(0.0).to_numpy(dtype=float)
     origin_extra = origin_extra.reindex(origins.index).fillna(0.0).to_numpy(dtype=float)

@@ -2,6 +2,8 @@
 
 - :func:`make_region` (``synth/region.py`` and helpers): a whole region written as raw
   files in the real sources' layouts, with quirks, plus ``truth/``.
+- :func:`make_years` (``synth/years.py``, ``evolve.py``, ``years_write.py``): several
+  consecutive school years of one evolving world; the latest is make_region's output.
 - :func:`make_pairs` (``synth/pairs.py``): a bare origin->ESC pair table drawn from a
   known NB2 gravity model, for estimator tests and benchmarks.
 - :class:`Mix` (``synth/mix.py``): institution counts, ESC share and Grade 6 sizes of a
@@ -28,9 +30,9 @@ STUDY_PARAMS: dict[str, float] = {
 }
 STUDY_ALPHA: float = 0.3948
 
-__all__ = ["STUDY_PARAMS", "STUDY_ALPHA", "make_region", "make_pairs", "Mix", "STUDY_MIX", "NATIONAL_MIX"]
+__all__ = ["STUDY_PARAMS", "STUDY_ALPHA", "make_region", "make_years", "make_pairs", "Mix", "STUDY_MIX", "NATIONAL_MIX"]
 
-_LAZY = {"make_region": "studentflow.synth.region", "make_pairs": "studentflow.synth.pairs",
+_LAZY = {"make_region": "studentflow.synth.region", "make_years": "studentflow.synth.years", "make_pairs": "studentflow.synth.pairs",
          "Mix": "studentflow.synth.mix", "STUDY_MIX": "studentflow.synth.mix", "NATIONAL_MIX": "studentflow.synth.mix"}
 
 

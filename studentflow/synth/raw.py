@@ -43,14 +43,15 @@ def _pick(rng, n, probs: dict, allowed: dict | None = None, min_count: int = 2) 
     return out
 
 
-def enrollment(path: Path, schools: pd.DataFrame, rng, quirks: list) -> int:
+def enrollment(path: Path, schools: pd.DataFrame, rng, quirks: list, school_year: str = "2023-2024") -> int:
     """``enrollment`` xlsx (sheet DATA): 3-5 title rows, wide G1..G10 Male/Female.
 
-    Returns the number of title rows.
+    ``school_year`` ("YYYY-YYYY") is named in the title rows. Returns the number of title rows.
     """
     name = path.name
     n_title = int(rng.integers(3, 6))
-    title = TITLE[:2] + TITLE[2 : 2 + n_title - 2] if n_title < 5 else TITLE
+    every = TITLE[:3] + [f"School Year {school_year}"] + TITLE[4:]
+    title = every[:2] + every[2 : 2 + n_title - 2] if n_title < 5 else every
     title = title[:n_title]
     header = ["Region", "Division", "Province", "Municipality", "BEIS School ID", "School Name", "Sector",
               "Modified COC"] + [f"G{g} {s}" for g in range(1, 11) for s in ("Male", "Female")]

@@ -1,0 +1,80 @@
+"""glibc malloc thresholds for loops over arrays of a few MB (Linux; a no-op elsewhere).
+
+A national scenario draw allocates and frees a few dozen temporary arrays of 1-10 MB
+(345,000 pairs × 8 bytes).  With glibc's defaults each of them is served by ``mmap``
+and page-faulted anew (the dynamic mmap threshold rises, but the heap is trimmed back
+to the OS after each draw): about 9,600 page faults and 20 ms of system time per
+rounding plan, a quarter of a draw's CPU time.  :func:`large_thresholds` raises the
+mmap threshold to 32 MiB and the trim threshold to 64 MiB with ``mallopt``, so those
+arrays reuse heap pages; the process keeps at most 64 MiB of freed memory in hand.
+
+The same setting as :data:`studentflow.dask_client.WORKER_ENV` gives Dask workers (a
+smaller trim threshold here: the run's peak memory counts). Nothing is changed when
+the environment already sets ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_``
+(the user's choice wins) or ``STUDENTFLOW_MALLOC=default``.
+
+:func:`trim` hands freed heap memory back to the OS at the end of a stage
+(``malloc_trim``; pyarrow's pool too): after ingesting the national region the process
+held 641 MB of which 270 MB were free heap pages, a floor under every later stage's
+peak.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import sys
+
+__all__ = ["large_thresholds", "trim", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+
+#: bytes; arrays below this come from the heap (glibc's M_MMAP_THRESHOLD)
+MMAP_THRESHOLD = 32 << 20
+#: bytes of freed memory at the heap's top kept before trimming (M_TRIM_THRESHOLD)
+TRIM_THRESHOLD = 64 << 20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_DONE: list[bool] = []
+
+
+def large_thresholds() -> bool:
+    """Set the thresholds above once per process; True if they are in force (set now
+    or before), False where glibc is absent or the environment decides (see the
+    module docstring)."""
+    if _DONE:
+        return _DONE[0]
+    ok = False
+    env = os.environ
+    if (sys.platform.startswith("linux") and env.get("STUDENTFLOW_MALLOC") != "default"
+            and "MALLOC_MMAP_THRESHOLD_" not in env and "MALLOC_TRIM_THRESHOLD_" not in env):
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+                libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        except (OSError, AttributeError):  # musl or another libc: leave it alone
+            ok = False
+    _DONE.append(ok)
+    return ok
+
+
+def trim() -> None:
+    """Collect garbage, then return free heap memory to the OS (glibc ``malloc_trim(0)``,
+    and pyarrow's memory pool when pyarrow is loaded). Some 0.1 s on a national heap:
+    after building the national pair table 290 MB were unreachable cycles that only a
+    full collection frees (927 MB held, 634 MB after)."""
+    gc.collect()
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        try:
+            pa.default_memory_pool().release_unused()
+        except Exception:  # noqa: BLE001 - an old pyarrow: nothing to release
+            pass
+    if sys.platform.startswith("linux") and env_allows():
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
+def env_allows() -> bool:
+    """False when ``STUDENTFLOW_MALLOC=default`` asks to leave malloc alone."""
+    return os.environ.get("STUDENTFLOW_MALLOC") != "default"
