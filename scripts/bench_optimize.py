@@ -1,14 +1,23 @@
 """Benchmark of the budget optimizer (studentflow.optimize).
 
-1. On the bundled sample (20 draws, calibrated status quo): search time, re-solves,
-   plan relief and cost against the budget, with every action (slots, tier, catchment,
-   uniform).
+Named baselines, run in the same process:
+
+* **re-solve everything**: every feasible candidate re-solved exactly at every step,
+  one action per step, lots of at most ``slot_step`` slots (``confirm=0,
+  batch_max=1, slot_share=0``): the plan the search must stay within 2 % of;
+* **previous search**: the code's behaviour before the batched search (lazy
+  single-action steps, every re-solve in full: ``batch_max=1, slot_share=0,
+  local_changes=False``), for time.
+
+1. On the bundled sample (20 draws, calibrated status quo), every action (slots, tier,
+   catchment, uniform), at four budgets: the search (default levers) against both
+   baselines (each run once, at the largest budget: their paths do not depend on it):
+   wall and CPU seconds, re-solves, steps, relief, and the plan's gap to the
+   re-solve-everything baseline. Also how stale exact ratios kept by the lazy
+   search compare with their re-solves (relief is not submodular: some rise).
 2. Against the number of actions (the ESC schools' slot actions cut to the N first, all
-   subsidy actions kept), at one budget: the dual-ranked search (default levers) against
-   the named baseline "re-solve every candidate each step" (confirm = 0): time ratio and
-   relief ratio, in the same process. Also how stale exact ratios kept by the lazy search
-   compare with their re-solves (relief is not submodular: some rise).
-   plan.csv rows (runs of one action merged) against the path's steps.
+   subsidy actions kept), at one budget: the search against re-solve-everything (time
+   ratio, relief ratio, gap).
 3. Small random instances with ten or twelve one-time actions: gap of the plan to the
    exhaustive optimum (every subset re-solved) and the time of each.
 
@@ -18,6 +27,7 @@ Run: ``python scripts/bench_optimize.py [--budget PESOS] [--small N]``.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 
@@ -43,12 +53,12 @@ def _sample_problem(draws: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--budget", type=float, default=50e6, help="largest budget, pesos (default 50,000,000)")
+    ap.add_argument("--budget", type=float, default=10e6, help="largest budget, pesos (default 10,000,000)")
     ap.add_argument("--draws", type=int, default=20)
     ap.add_argument("--small", type=int, default=10, help="small instances per size (default 10)")
     args = ap.parse_args()
 
-    from studentflow.optimize import Levers, best_within, make_actions, optimize
+    from studentflow.optimize import Levers, best_within, make_actions, optimize, search
     from studentflow.optimize.exhaustive import exhaustive_best, small_problem
     from studentflow.optimize.problem import State, evaluate
     from studentflow.optimize.actions import apply
@@ -56,21 +66,37 @@ def main() -> None:
     problem, t_build = _sample_problem(args.draws)
     n, m = problem.shape
     print(f"sample: {n:,} origins x {m:,} ESC schools, {problem.indices.size:,} pairs, {problem.draws} draws; "
-          f"problem built in {t_build:.2f} s")
+          f"problem built in {t_build:.2f} s; load average {os.getloadavg()[0]:.1f}")
+    every = make_actions(problem, ("slots", "tier", "catchment", "uniform"))
 
-    print("\n1. time against budget (every action)")
-    print(f"{'budget, PHP':>14} {'actions':>8} {'seconds':>8} {'re-solves':>10} {'steps':>6} "
-          f"{'rows':>5} {'relief':>8} {'[95% interval]':>16} {'cost, PHP':>14}")
-    for budget in (args.budget / 10, args.budget / 4, args.budget / 2, args.budget):
+    def timed(**kw):
         problem._cache.clear()
-        res = optimize(problem=problem, budget=budget, seed=0, budget_quantile="mean")
-        r, c = res.relief, res.cost
-        print(f"{budget:>14,.0f} {len(make_actions(problem, res.levers.actions)):>8,} {res.seconds:>8.2f} "
-              f"{res.evaluations:>10,} {len(best_within(res.search.plans, budget).steps):>6,} "
-              f"{len(res.plan_table):>5,} {r[0]:>8,.1f} {f'[{r[1]:,.0f}, {r[2]:,.0f}]':>16} "
-              f"{c[0]:>14,.0f}")
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = search(problem, kw.pop("actions", every), kw.pop("budget"), **kw)
+        return res, time.perf_counter() - t0, time.process_time() - c0
 
-    old, new = np.array(res.search.stale).T if res.search.stale else (np.zeros(0), np.zeros(0))
+    def own(res, budget):  # the search's own plans (uniform and fill-slots comparisons left out)
+        return best_within(res.plans, budget, "optimised").mean_relief
+
+    print(f"\n1. every action ({len(every):,}): search vs 're-solve everything' (gap = (baseline - search) / "
+          "baseline relief) and vs the previous search (time)")
+    print(f"{'budget, PHP':>14} {'search s':>9} {'cpu s':>6} {'re-solves':>10} {'steps':>6} {'relief':>8} "
+          f"{'baseline relief':>16} {'gap':>7} {'previous relief':>16} {'time vs previous':>17}")
+    gaps = []
+    # the baselines' paths do not depend on the budget: one run at the largest serves all
+    base, bsec, _ = timed(budget=args.budget, confirm=0, batch_max=1, slot_share=0.0)
+    prev, psec, pcpu = timed(budget=args.budget, batch_max=1, slot_share=0.0, local_changes=False)
+    print(f"(baselines run once at PHP {args.budget:,.0f}: re-solve everything {bsec:.1f} s, "
+          f"{base.evaluations:,} re-solves; previous search {psec:.1f} s, {pcpu:.1f} s CPU, {prev.evaluations:,})")
+    for budget in (args.budget / 10, args.budget / 4, args.budget / 2, args.budget):
+        res, sec, cpu = timed(budget=budget)
+        r, rb, rp = own(res, budget), own(base, budget), own(prev, budget)
+        gaps.append((rb - r) / max(rb, 1e-9))
+        print(f"{budget:>14,.0f} {sec:>9.2f} {cpu:>6.1f} {res.evaluations:>10,} {len(res.path):>6,} {r:>8,.1f} "
+              f"{rb:>16,.1f} {100 * gaps[-1]:>6.2f}% {rp:>16,.1f} {psec / sec:>16.1f}x")
+    print(f"worst gap to re-solve everything: {100 * max(gaps):.2f} % (target <= 2 %)")
+
+    old, new = np.array(res.stale).T if res.stale else (np.zeros(0), np.zeros(0))
     fin = np.isfinite(old) & np.isfinite(new) & (old > 0)
     rise = new[fin] / old[fin] - 1
     print(f"stale exact ratios re-solved at PHP {budget:,.0f}: {old.size:,}; of the finite ones ({fin.sum():,}) "
@@ -78,25 +104,18 @@ def main() -> None:
           f"(largest +{100 * max(rise.max(initial=0), 0):.0f} %), {(rise < -0.01).mean():.1%} fell by > 1 %")
 
     budget = args.budget / 10
-    print(f"\n2. time against number of actions, budget PHP {budget:,.0f}: lazy dual-ranked search (confirm 5, "
-          "margin 30 %) vs baseline 're-solve every candidate each step' (confirm 0)")
+    print(f"\n2. time against number of actions, budget PHP {budget:,.0f}: search vs 're-solve everything'")
     print(f"{'actions':>8} {'search s':>9} {'baseline s':>11} {'time ratio':>11} {'search relief':>14} "
-          f"{'baseline relief':>16} {'relief ratio':>13}")
-    all_actions = make_actions(problem, ("slots", "tier", "catchment", "uniform"))
-    subsidy = [a for a in all_actions if a.kind == "subsidy"]
-    slots = [a for a in all_actions if a.kind == "slots"]
+          f"{'baseline relief':>16} {'relief ratio':>13} {'gap':>7}")
+    subsidy = [a for a in every if a.kind == "subsidy"]
+    slots = [a for a in every if a.kind == "slots"]
     for n_slots in (25, 50, 100):
         acts = subsidy[:20] + slots[:n_slots]
-        problem._cache.clear()
-        fast = optimize(problem=problem, budget=budget, actions=acts, seed=0, budget_quantile="mean")
-        problem._cache.clear()
-        slow = optimize(problem=problem, budget=budget, actions=acts, levers=Levers(confirm=0), seed=0,
-                        budget_quantile="mean")
-        # the searches' own plans (the uniform and fill-slots comparisons left out)
-        rf = best_within(fast.search.plans, budget, "optimised").mean_relief
-        rs = best_within(slow.search.plans, budget, "optimised").mean_relief
-        print(f"{len(acts):>8} {fast.seconds:>9.2f} {slow.seconds:>11.2f} {slow.seconds / fast.seconds:>10.1f}x "
-              f"{rf:>14,.1f} {rs:>16,.1f} {rf / max(rs, 1e-9):>13.3f}")
+        fast, fsec, _ = timed(budget=budget, actions=acts)
+        slow, ssec, _ = timed(budget=budget, actions=acts, confirm=0, batch_max=1, slot_share=0.0)
+        rf, rs = own(fast, budget), own(slow, budget)
+        print(f"{len(acts):>8} {fsec:>9.2f} {ssec:>11.2f} {ssec / fsec:>10.1f}x "
+              f"{rf:>14,.1f} {rs:>16,.1f} {rf / max(rs, 1e-9):>13.3f} {100 * (rs - rf) / max(rs, 1e-9):>6.2f}%")
 
     print(f"\n3. small instances: gap to the exhaustive optimum ({args.small} seeds x 3 budgets per size)")
     print(f"{'actions':>8} {'cases':>6} {'mean gap':>9} {'worst gap':>10} {'>2% cases':>10} "

@@ -6,6 +6,7 @@
                     [DATA OPTIONS] [--scheduler ADDRESS] [--overwrite] [--for-year next]
     studentflow optimize --budget PESOS [--budget-quantile Q|mean] [--levers FILE] [--draws N]
                          [--data MANIFEST] [--out DIR] [--overwrite] [DATA OPTIONS] [--for-year next]
+                         [--scheduler ADDRESS]
     studentflow explain SCHOOL_ID [--out DIR] [--top N]
     studentflow make-sample OUT_DIR [--seed N] [--scale X] [--years N]
     studentflow validate [--data MANIFEST] [--draws N] [--seed N] [DATA OPTIONS] [--no-truth]
@@ -146,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="the plan's cost stays within --budget in at least this share of the draws "
                           "(default 0.95); 'mean': its mean cost does")
     opt.add_argument("--out", metavar="DIR", default="studentflow-output", help="output folder")
+    opt.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run the learner files, distances and the optimizer's full re-solves on a Dask "
+                          "cluster: scheduler address (tcp://host:8786) or local:N (same plan as without)")
     opt.add_argument("--overwrite", action="store_true",
                      help="write into --out even if it is a non-empty folder that studentflow did not create")
     opt.add_argument("--for-year", choices=("next",), metavar="next",
@@ -255,12 +259,20 @@ def _optimize(args) -> int:
         raise DataError(f"{args.levers}: levers file not found (--levers)")
     _check_data_options(args)
     t0 = time.perf_counter()
-    res, written, _ = run_optimize(check_manifest(args.data), budget=args.budget, levers=args.levers,
-                                   out_dir=args.out, draws=args.draws, seed=args.seed, log=_say,
-                                   budget_quantile=args.budget_quantile, overwrite=args.overwrite,
-                                   argv=["studentflow", *args.argv], zeros=args.zeros,
-                                   radius_km=args.radius_km, max_km=args.max_km, formula=args.formula,
-                                   fit_years=args.fit_years, for_year=args.for_year)
+    manifest = check_manifest(args.data)
+    client = _client(args.scheduler) if args.scheduler is not None else None
+    try:
+        res, written, _ = run_optimize(manifest, budget=args.budget, levers=args.levers, out_dir=args.out,
+                                       draws=args.draws, seed=args.seed, log=_say,
+                                       budget_quantile=args.budget_quantile, overwrite=args.overwrite,
+                                       argv=["studentflow", *args.argv], zeros=args.zeros,
+                                       radius_km=args.radius_km, max_km=args.max_km, formula=args.formula,
+                                       fit_years=args.fit_years, for_year=args.for_year, client=client)
+    finally:
+        if client is not None:
+            from studentflow.dask_client import close
+
+            close(client)
     print(res.summary())
     if "school_year" in res.frontier:  # --for-year next
         print(f"plan for school year {res.frontier['school_year'].iloc[0]}")

@@ -19,7 +19,7 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
                  seed: int = 0, zeros: str = "truncate", radius_km: float = 5.0, max_km: float | None = None,
                  fit_method: str = "fast", formula: str | None = None, log: Callable[[str], None] | None = None,
                  write: bool = True, budget_quantile=0.95, overwrite: bool = False, argv=None,
-                 fit_years: str = "latest", for_year: str | None = None):
+                 fit_years: str = "latest", for_year: str | None = None, client=None):
     """Fit the model on the data of ``manifest`` and choose the plan for ``budget`` pesos.
 
     Parameters
@@ -52,6 +52,9 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
         (:mod:`studentflow.next_year`; the plan's intervals carry the coefficients' uncertainty
         only), calibrated on the latest year; ``plan.csv`` and ``frontier.csv`` get a
         ``school_year`` column and ``optimize.html`` names the year.
+    client : dask.distributed.Client, optional
+        Read the learner files, compute the distances and run the optimizer's full
+        re-solves on this Dask cluster (the plan is the same as without).
 
     Returns
     -------
@@ -78,7 +81,7 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
                           function="studentflow.optimize_run.run_optimize", command=optimize_command)
     try:
         return _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius_km, max_km, fit_method,
-                       formula, say, write, timings, record, fit_years, for_year)
+                       formula, say, write, timings, record, fit_years, for_year, client)
     except BaseException as exc:
         if record is not None:
             from studentflow.report.provenance import close_run
@@ -88,7 +91,7 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
 
 
 def _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius_km, max_km, fit_method, formula,
-            say, write, timings, record, fit_years="latest", for_year=None):
+            say, write, timings, record, fit_years="latest", for_year=None, client=None):
     from studentflow.gravity.panel import fit_years_panel, pooled_fit
     from studentflow.optimize import optimize
     from studentflow.pairs import build_pairs
@@ -105,8 +108,8 @@ def _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius
             say(f"note: {message}")
         return out
 
-    panel, bundle = stage("ingest", lambda: fit_years_panel(manifest, fit_years))
-    distances = stage("distances", lambda: compute_distances(panel or bundle, max_km=max_km))
+    panel, bundle = stage("ingest", lambda: fit_years_panel(manifest, fit_years, client=client))
+    distances = stage("distances", lambda: compute_distances(panel or bundle, max_km=max_km, client=client))
     pairs = stage("pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km))
     model = stage("fit", lambda: next(iter(fit_models(pairs, zeros, method=fit_method, formula=formula).values()))
                   if panel is None else pooled_fit(panel, distances, zeros, radius_km=radius_km, method=fit_method,
@@ -121,7 +124,8 @@ def _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius
         say(f"forecast for school year {plan.school_year}: {plan.forecast.total:,.0f} learners in the pools")
     result = stage("optimize", lambda: optimize(
         bundle, model, budget=budget, pairs=plan.pairs if plan else pairs, distances=distances, levers=lev,
-        draws=draws, seed=seed, budget_quantile=quantile, calibrate=plan.calibration if plan else True))
+        draws=draws, seed=seed, budget_quantile=quantile, calibrate=plan.calibration if plan else True,
+        client=client))
     if plan is not None:  # the outputs say which school year they plan
         result = dataclasses.replace(result, plan_table=result.plan_table.assign(school_year=plan.school_year),
                                      frontier=result.frontier.assign(school_year=plan.school_year))
@@ -144,16 +148,12 @@ def _write(result, bundle, out: Path, plan=None) -> dict:
     from studentflow.report.names import school_labels
     from studentflow.report.optimize_page import write_optimize
 
-    try:
-        from studentflow.report.plan_map import plan_map
-    except ImportError:
-        plan_map = None
+    from studentflow.report.plan_map import plan_map
 
     labels = school_labels(bundle)
     by_school = plan_by_school(result.plan, labels, result.problem)
     raised = raised_schools(result.problem, result.plan)
-    map_html = "" if plan_map is None else plan_map(by_school, bundle, raised=raised,
-                                                   boundaries=boundaries_of(bundle))
+    map_html = plan_map(by_school, bundle, raised=raised, boundaries=boundaries_of(bundle))
     plan_csv = rounded_plan(result.plan_table, labels)
     if plan is not None:
         plan_csv = plan_csv.assign(school_year=plan.school_year)

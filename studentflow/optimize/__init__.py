@@ -10,7 +10,10 @@ build its problem) and below the report and the CLI.
   (:mod:`.build`) makes one from a bundle and a model.
 - :class:`Action`, :func:`make_actions` (:mod:`.actions`): slots, subsidies (uniform,
   tier, catchment), public seats; the dual estimates that rank them.
-- :func:`search` (:mod:`.search`): the greedy path and the plans it saw.
+- :func:`search` (:mod:`.search`): the greedy path in batches (:mod:`.walk`) and the
+  plans it saw (:mod:`.plans`: :class:`Plan`, :func:`best_within`, the budget rule
+  :func:`fits`); exact re-solves of small changes (:mod:`.delta`), on a Dask cluster
+  where full (:mod:`.context`).
 - :class:`Levers`, :func:`load_levers` (:mod:`.levers`): the levers TOML.
 """
 
@@ -22,12 +25,13 @@ from studentflow.optimize.budget import OptimizeResult, frontier_table, optimize
 from studentflow.optimize.build import build_problem
 from studentflow.optimize.levers import Levers, load_levers
 from studentflow.optimize.problem import Evaluation, Problem, State, evaluate
+from studentflow.optimize.plans import fits
 from studentflow.optimize.search import Plan, best_within, search
 
 __all__ = [
     "Action", "Evaluation", "Levers", "OptimizeResult", "Plan", "Problem", "State", "best_within",
-    "build_problem", "evaluate", "frontier_table", "load_levers", "make_actions", "optimize", "plan_table",
-    "search",
+    "build_problem", "evaluate", "fits", "frontier_table", "load_levers", "make_actions", "optimize",
+    "plan_table", "search",
 ]
 
 

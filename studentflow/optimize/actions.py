@@ -142,7 +142,8 @@ class ActionIndex:
 
 
 def apply(problem: Problem, state: State, action: Action, amount: float) -> State:
-    """The state after one step of ``action`` (``amount`` slots / seats; subsidies: 1 step)."""
+    """The state after one step of ``action`` (``amount`` slots / seats; subsidies:
+    ``amount / subsidy_step`` steps, at least one, none beyond ``max_steps``)."""
     if action.kind == "slots":
         caps = state.capacities.copy()
         caps[action.index] += amount
@@ -152,26 +153,31 @@ def apply(problem: Problem, state: State, action: Action, amount: float) -> Stat
         seats[action.index] += amount
         return State(state.steps, state.capacities, seats)
     steps = state.steps.copy()
-    steps[_incidence(problem, action) & (steps < problem.max_steps)] += 1
+    n = max(1, int(round(amount / problem.subsidy_step))) if amount else 1  # subsidy steps taken at once
+    inc = _incidence(problem, action)
+    steps[inc] = np.minimum(steps[inc] + n, np.maximum(steps[inc], problem.max_steps))
     return State(steps, state.capacities, state.seats)
 
 
 def step_amounts(problem: Problem, ix: ActionIndex, cur: Evaluation, *, slot_step: float, seat_step: float,
-                 slot_min: float = 5.0):
+                 slot_min: float = 5.0, slot_share: float = 0.0):
     """Slots / seats / pesos one step of each action adds (0: the action cannot be taken).
 
     Slots: the school's largest unmet demand over the draws, at least ``slot_min``
-    (unused slots cost nothing, and a later subsidy may fill them), at most
-    ``slot_step`` and the room below its limit.
+    (unused slots cost nothing, and a later subsidy may fill them), at most the room
+    below its limit and the larger of ``slot_step`` and ``slot_share`` times the
+    school's demand (mean over draws, learners): lots proportional to demand.
     """
     st = cur.state
     out = np.zeros(len(ix.actions))
     b, load = cur.b, cur.school
-    unmet = np.where(b < 1 - 1e-9, _demand(problem, cur) - load, 0.0).max(axis=0)
+    demand = _demand(problem, cur)
+    unmet = np.where(b < 1 - 1e-9, demand - load, 0.0).max(axis=0)
     room = np.floor(problem.slot_limit - st.capacities + 1e-9)
     sl = ix.kind == 0
     j = ix.index[sl]
-    want = np.where(np.isnan(ix.fixed[sl]), np.minimum(slot_step, np.maximum(slot_min, np.ceil(unmet[j] - 1e-6))),
+    lot = np.maximum(slot_step, np.ceil(slot_share * demand[:, j].mean(axis=0))) if slot_share > 0 else slot_step
+    want = np.where(np.isnan(ix.fixed[sl]), np.minimum(lot, np.maximum(slot_min, np.ceil(unmet[j] - 1e-6))),
                     ix.fixed[sl])
     out[sl] = np.where(room[j] >= want, want, np.where(np.isnan(ix.fixed[sl]), np.maximum(room[j], 0.0), 0.0))
     out[sl] = np.where(np.isnan(ix.fixed[sl]), lot_floor(problem, st, j, out[sl]), out[sl])  # first lot >= min_lot
@@ -188,8 +194,11 @@ def step_amounts(problem: Problem, ix: ActionIndex, cur: Evaluation, *, slot_ste
 
 def _demand(problem: Problem, cur: Evaluation) -> np.ndarray:
     """Draws × schools: learners who would come if the school had room, ``Σ_i a_i μ_ij``
-    (``= load / b_j`` where ``b_j > 0``; also right at a school with no slots, ``b_j = 0``)."""
-    return problem.to_schools(cur.mu * cur.a[:, problem.pair_origin])
+    (``= load / b_j`` where ``b_j > 0``; also right at a school with no slots, ``b_j = 0``);
+    kept on the evaluation (:func:`studentflow.optimize.delta.commit` patches it)."""
+    if "demand" not in cur.__dict__:
+        object.__setattr__(cur, "demand", problem.to_schools(cur.mu * cur.a[:, problem.pair_origin]))
+    return cur.__dict__["demand"]
 
 
 def _weights(problem: Problem, cur: Evaluation) -> np.ndarray:
@@ -236,18 +245,19 @@ def estimate(problem: Problem, ix: ActionIndex, cur: Evaluation, amounts: np.nda
     per_school = problem.to_schools
 
     gain, cost = np.zeros(len(ix.actions)), np.zeros(len(ix.actions))
-    Tf = cur.flows if free.all() else cur.flows * free[:, po]  # flows of origins with learners left
-    Tfw = Tf * w[:, po]
+    simple = bool(free.all()) and bool(np.all(cur.a == 1.0))  # no pool binds: a = 1, skip those products
+    Tf = cur.flows if simple else cur.flows * free[:, po]  # flows of origins with learners left
+    wpo = w[:, po]
+    Tfw = Tf * wpo
     sl = np.flatnonzero((ix.kind == 0) & (amounts > 0))
     if sl.size:
         # a slot at a full school j takes a learner from its demand a_i μ_ij (T_ij / load_j
         # where b_j > 0; the demand itself where b_j = 0: a school with no slots yet)
-        am = cur.mu * cur.a[:, po]
-        demand = per_school(am)
+        demand = _demand(problem, cur)
         safe = np.maximum(demand, 1e-12)
-        amf = am * free[:, po]
-        slot_gain = per_school(amf * w[:, po]) / safe * full  # relief per slot
-        slot_placed = per_school(amf) / safe * full  # learners per slot
+        amf = cur.mu if simple else cur.mu * cur.a[:, po] * free[:, po]
+        slot_gain = per_school(amf * wpo) / safe * full  # relief per slot
+        slot_placed = (demand / safe if simple else per_school(amf) / safe) * full  # learners per slot
         unmet = np.where(full, demand - load, 0.0)
         j = ix.index[sl]
         filled = np.minimum(amounts[sl][None, :], unmet[:, j])

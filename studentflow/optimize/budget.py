@@ -163,7 +163,8 @@ class OptimizeResult:
 
 def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=None, levers=None,
              draws: int = 20, seed: int = 0, status_quo=None, calibrate=True, problem: Problem | None = None,
-             actions=None, frontier_points: int = 40, budget_quantile=DEFAULT_QUANTILE) -> OptimizeResult:
+             actions=None, frontier_points: int = 40, budget_quantile=DEFAULT_QUANTILE,
+             client=None) -> OptimizeResult:
     """Choose, within ``budget`` pesos per school year, the actions that relieve most
     learners from congested public JHS (mean over Monte Carlo draws).
 
@@ -191,6 +192,9 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
         Restrict the actions (default: every action the levers allow).
     frontier_points : int
         Budgets on the frontier between 0 and ``budget``.
+    client : dask.distributed.Client or str, optional
+        Run the search's full re-solves on this Dask cluster (a Client, a scheduler
+        address or ``"local:N"``); the plan is the same as without.
     budget_quantile : float or "mean"
         The plan's cost stays within ``budget`` in at least this share of the draws
         (default 0.95); "mean": its mean cost does (the rule before this option).
@@ -225,9 +229,21 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
         problem = dataclasses.replace(problem, min_lot=lev.min_lot, unused_slot_share=lev.unused_slot_share)
     if actions is None:
         actions = make_actions(problem, lev.actions)
+    owned = False
+    if client is not None:
+        from studentflow.dask_client import resolve
+
+        client, owned = resolve(client)
     t0 = time.perf_counter()
-    found = search(problem, actions, float(budget), confirm=lev.confirm, slot_step=lev.slot_step, slot_min=lev.slot_min, refresh=lev.refresh,
-                   seat_step=lev.public_seat_step, seat_cost=lev.public_seat_cost or 0.0, quantile=quantile)
+    try:
+        found = search(problem, actions, float(budget), confirm=lev.confirm, slot_step=lev.slot_step,
+                       slot_min=lev.slot_min, refresh=lev.refresh, seat_step=lev.public_seat_step,
+                       seat_cost=lev.public_seat_cost or 0.0, client=client, quantile=quantile)
+    finally:
+        if owned:
+            from studentflow.dask_client import close
+
+            close(client)
     plan = merge_steps(best_within(found.plans, float(budget), quantile=quantile))  # a run of one action: one row
     seconds = time.perf_counter() - t0
     return OptimizeResult(float(budget), plan, plan_table(plan),

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from studentflow.optimize.actions import Action, apply, group_matrix
+from studentflow.optimize.plans import fits
 from studentflow.optimize.problem import Problem, State, evaluate
 
 __all__ = ["small_problem", "exhaustive_best"]
@@ -80,6 +81,6 @@ def exhaustive_best(problem: Problem, actions, budget: float, *, seat_cost: floa
                 act = actions[i]
                 state = apply(problem, state, act, act.amount if act.amount is not None else problem.subsidy_step)
             ev = evaluate(problem, state, seat_cost=seat_cost, reference=ref)
-            if ev.spent <= budget and ev.gain > best[0]:
+            if fits(ev.cost, budget) and ev.gain > best[0]:
                 best = (ev.gain, ev.spent, subset)
     return best

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from studentflow.report.interactive import _NO_WORLD, _esc, _lonlat, _outline_trace
+from studentflow.report.interactive import _NO_WORLD, _esc, _outline_trace
+from studentflow.report.map_layers import lonlat as _lonlat
 
 __all__ = ["plan_map", "PLAN_TRACE"]
 
