@@ -215,9 +215,11 @@ def run_scenarios(
     acc = _Accumulator(origins, schools, int(pairs["esc_beneficiaries"].sum()), len(betas), base.name,
                        ref_of, relief_matrix(bundle, origins.index) if bundle is not None else None,
                        keep_draws)
+    large = len(pairs) >= THREAD_MIN_PAIRS  # a full collection costs ~0.1 s: worth it on large tables only
     for i, kept, outs in stream:
         acc.add(i, kept, outs)
-        trim()  # the scenario's work unit and draws: free heap pages back to the OS
+        if large:
+            trim()  # the scenario's work unit and draws: free heap pages back to the OS
     if bar is not None:
         bar.close()
     return dataclasses.replace(acc.result(scenarios, seed, params), calibration=calibration)
