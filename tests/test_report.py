@@ -110,6 +110,8 @@ def test_no_lrn_in_any_output(setup, tmp_path):
         if path.suffix in {".csv", ".html", ".txt"}:
             assert "123456789012" not in path.read_text(encoding="utf-8"), path.name
     assert "LRN removed" in (tmp_path / "ledger.csv").read_text()
+    empty = mask_lrns(pd.DataFrame({"a": [None, None], "b": [1, 2]}))  # an all-missing text column
+    assert empty["a"].isna().all() and empty["b"].tolist() == [1, 2]
     masked = mask_lrns(pd.DataFrame({"a": ["x 123456789012 y", "1234567890123"], "b": [1, 2]}))
     assert masked["a"].tolist() == ["x [LRN removed] y", "1234567890123"]
 

@@ -26,6 +26,9 @@ def mask_lrns(frame: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
             codes, uniques = pd.factorize(out[col].astype("string"))  # each distinct text once
+            if not len(uniques):  # nothing but missing values: nothing to mask
+                out[col] = pd.array([pd.NA] * len(out), dtype="string")
+                continue
             masked = pd.Series(uniques).astype("string").str.replace(_LRN, "[LRN removed]", regex=True)
             out[col] = pd.array(masked.to_numpy(dtype=object)[codes], dtype="string")
             out.loc[codes < 0, col] = pd.NA
