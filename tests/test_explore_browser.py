@@ -5,7 +5,6 @@ Needs selenium, Chromium and chromedriver (``.ci/run`` installs them); skipped o
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 
@@ -16,8 +15,7 @@ from studentflow.explore.page import learners, pesos
 from studentflow.scenarios import Scenario, load_scenarios, run_scenarios
 
 webdriver = pytest.importorskip("selenium.webdriver")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-DRIVER = shutil.which("chromedriver")
+from browser import CHROMIUM, DRIVER, start_chromium  # noqa: E402
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs chromium and chromedriver")
 DRAWS, SEED = 5, 4
 
@@ -35,21 +33,9 @@ def served():
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
     downloads = tmp_path_factory.mktemp("downloads")
-    opts = Options()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                "--disable-background-networking", "--disable-component-update", "--no-first-run"):
-        opts.add_argument(arg)
-    opts.binary_location = CHROMIUM
-    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                           "download.prompt_for_download": False})
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
-    driver.downloads = downloads
+    driver = start_chromium(1400, 1000, downloads=downloads,
+                            extra=("--disable-background-networking", "--disable-component-update", "--no-first-run"))
     yield driver
     driver.quit()
 

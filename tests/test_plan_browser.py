@@ -5,7 +5,6 @@ chromedriver (``.ci/run`` installs them); skipped otherwise."""
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pandas as pd
@@ -16,8 +15,7 @@ from studentflow.report import write_report
 
 webdriver = pytest.importorskip("selenium.webdriver")
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-DRIVER = shutil.which("chromedriver")
+from browser import CHROMIUM, DRIVER, start_chromium  # noqa: E402
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs chromium and chromedriver")
 
 #: Narrower than the report's widest tables, so they must scroll inside the page.
@@ -37,15 +35,7 @@ return {bad: bad, tables: document.querySelectorAll('table').length,
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={WIDTH},900"):
-        opts.add_argument(arg)
-    opts.binary_location = CHROMIUM
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    driver = start_chromium(WIDTH, 900)
     yield driver
     driver.quit()
 

@@ -5,7 +5,6 @@ with its chromedriver; skipped otherwise."""
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
@@ -15,8 +14,7 @@ from studentflow.report import write_report
 
 webdriver = pytest.importorskip("selenium.webdriver")
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-DRIVER = shutil.which("chromedriver")
+from browser import CHROMIUM, DRIVER, start_chromium  # noqa: E402
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs chromium and chromedriver")
 
 HOSTILE = ["<script>window.__pwned=1</script>", "<img src=x onerror='window.__pwned=1'>",
@@ -25,15 +23,7 @@ HOSTILE = ["<script>window.__pwned=1</script>", "<img src=x onerror='window.__pw
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1300,1000"):
-        opts.add_argument(arg)
-    opts.binary_location = CHROMIUM
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    driver = start_chromium(1300, 1000)
     yield driver
     driver.quit()
 

@@ -94,6 +94,16 @@ def _signed_pesos(v: float) -> str:
     return f"{'−' if v < 0 else '+'}₱{abs(v):,.0f}"
 
 
+def _esc_id(sid, known, field: str, hint: str = "") -> str:
+    """``sid`` as a 6-digit school ID (digits only are zero-filled), or LeverError when it
+    is not among ``known``."""
+    key = str(sid).strip()
+    key = key.zfill(6) if key.isdigit() else key
+    if key not in known:
+        raise LeverError(f"{field}: {str(sid)[:20]!r} is not the ID of an ESC school in this data{hint}")
+    return key
+
+
 def parse_levers(raw: dict, *, amounts: dict, slots: dict) -> Levers:
     """Check the page's raw lever values and return :class:`Levers`.
 
@@ -134,11 +144,7 @@ def parse_levers(raw: dict, *, amounts: dict, slots: dict) -> Levers:
             subsidy[group] = value
     changes = {}
     for sid, text in (raw.get("slots") or {}).items():
-        key = str(sid).strip()
-        key = key.zfill(6) if key.isdigit() else key
-        if key not in slots:
-            raise LeverError(f"slots: {str(sid)[:20]!r} is not the ID of an ESC school in this data; "
-                             "search the list by name or ID")
+        key = _esc_id(sid, slots, "slots", "; search the list by name or ID")
         value = _number(text, f"slots at school {key}")
         if value != int(value):
             raise LeverError(f"slots at school {key}: {value:g} is not a whole number of slots")
@@ -151,10 +157,7 @@ def parse_levers(raw: dict, *, amounts: dict, slots: dict) -> Levers:
             changes[key] = value
     at = {}
     for sid, text in (raw.get("subsidy_at") or {}).items():
-        key = str(sid).strip()
-        key = key.zfill(6) if key.isdigit() else key
-        if key not in slots:
-            raise LeverError(f"subsidy_at: {str(sid)[:20]!r} is not the ID of an ESC school in this data")
+        key = _esc_id(sid, slots, "subsidy_at")
         value = _number(text, f"subsidy change at school {key}")
         if not -float(amounts.get("all", 0.0)) <= value <= SUBSIDY_MAX:
             raise LeverError(f"subsidy change at school {key}: {_signed_pesos(value)} is out of range")

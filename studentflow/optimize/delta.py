@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from studentflow.optimize.problem import Evaluation, Problem, State, evaluate
+from studentflow.optimize.problem import Evaluation, MeanFigures, Problem, State, evaluate
 
 __all__ = ["Change", "Remote", "evaluate_change", "commit", "school_pairs"]
 
@@ -35,7 +35,7 @@ def school_pairs(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True, eq=False)
-class Change:
+class Change(MeanFigures):
     """A state re-solved as a change to ``base`` (see the module text): relief and cost
     per draw against the status quo, and the patches :func:`commit` applies."""
 
@@ -57,17 +57,9 @@ class Change:
     jhs: np.ndarray  # touched public JHS
     relieved: np.ndarray  # draws × touched JHS
 
-    @property
-    def gain(self) -> float:
-        return float(self.relief.mean())
-
-    @property
-    def spent(self) -> float:
-        return float(self.cost.mean())
-
 
 @dataclass(frozen=True, eq=False)
-class Remote:
+class Remote(MeanFigures):
     """Relief and cost per draw of a state re-solved in full (on the cluster or here);
     :meth:`Context.take` re-solves it again when the search takes it."""
 
@@ -76,14 +68,6 @@ class Remote:
     cost: np.ndarray
     simple: bool = True  # no origin pool binds in it
     exact: bool = True  # False: a screening value with the pools ignored (delta.evaluate_change)
-
-    @property
-    def gain(self) -> float:
-        return float(self.relief.mean())
-
-    @property
-    def spent(self) -> float:
-        return float(self.cost.mean())
 
 
 def _simple(ev: Evaluation) -> bool:

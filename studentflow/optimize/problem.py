@@ -215,8 +215,23 @@ class State:
                    np.zeros(problem.aisle.size))
 
 
+class MeanFigures:
+    """``gain`` and ``spent``: the mean over draws of ``relief`` (learners) and ``cost``
+    (pesos), for every result of a re-solve (full, local or remote)."""
+
+    @property
+    def gain(self) -> float:
+        """Mean relief over draws, learners."""
+        return float(self.relief.mean())
+
+    @property
+    def spent(self) -> float:
+        """Mean cost over draws, pesos."""
+        return float(self.cost.mean())
+
+
 @dataclass(frozen=True, eq=False)
-class Evaluation:
+class Evaluation(MeanFigures):
     """One state re-solved in every draw (expected learners; pesos per school year).
 
     ``relief`` and ``cost`` are per draw and measured against the status quo;
@@ -239,16 +254,6 @@ class Evaluation:
     relieved: np.ndarray
     mu: np.ndarray
     flows: np.ndarray
-
-    @property
-    def gain(self) -> float:
-        """Mean relief over draws, learners."""
-        return float(self.relief.mean())
-
-    @property
-    def spent(self) -> float:
-        """Mean cost over draws, pesos."""
-        return float(self.cost.mean())
 
 
 def expected_flows(problem: Problem, steps: np.ndarray) -> np.ndarray:
