@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from studentflow.errors import DataError
@@ -39,7 +39,9 @@ def _run(prob, acts, seat_cost, budget, confirm=0):
 @given(seed=st.integers(0, 10_000), frac=st.floats(0.05, 0.8))
 def test_plan_within_two_percent_of_exhaustive_optimum_and_budget(seed, frac):
     prob, acts, seat_cost, budget = _instance(seed, frac)
-    assert len(acts) == 10
+    # small_problem makes one catchment action per congested JHS group, at most two: an
+    # instance with fewer (seed 96 has one) is not the ten-action one compared exhaustively
+    assume(len(acts) == 10)
     best, best_cost, _ = exhaustive_best(prob, acts, budget, seat_cost=seat_cost)
     res = _run(prob, acts, seat_cost, budget)
     assert res.cost[0] <= budget + 1e-6  # never over budget (mean cost over draws)
