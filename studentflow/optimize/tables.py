@@ -156,7 +156,9 @@ def rounded_plan(table: pd.DataFrame, labels: pd.DataFrame | None = None) -> pd.
                 out.insert(at + k, col, labels[col].reindex(ids).fillna("").to_numpy())
     for col in _PESOS:
         if col in out:
-            out[col] = out[col].round(0).astype("Int64") if out[col].notna().all() else out[col].round(0)
+            v = out[col].to_numpy(dtype=float)  # pesos per learner: inf, or ~1e19 where a step relieves ~1e-14
+            exact = bool(np.all(np.abs(v) < 2.0**53))  # NaN and inf fail too: whole pesos fit an integer column
+            out[col] = out[col].round(0).astype("Int64") if exact else out[col].round(0)
     for col in _LEARNERS:
         if col in out:
             out[col] = out[col].round(1)
