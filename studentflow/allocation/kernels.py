@@ -13,11 +13,13 @@ core of 400,000) they take a whole scenario draw from ~0.65 s to ~0.33 s of CPU
   smallest member: the labelling ``scipy.sparse.csgraph.connected_components`` gives,
   so the same coins fall on the same classes.  Branch-free compaction passes (the bits
   are coin flips): about 3.5 ms per level instead of 12 ms at 400,000 core edges.
-* :func:`free_rows` / :func:`free_cols`: the freeing pass of the plan
-  (:func:`studentflow.allocation.plan._free_prefix` after the ``_lexsort3`` orders):
-  per vertex, a sort of its few edges by distinct packed keys, then the prefix rule.
+* :func:`classify`: the freeing pass of the plan
+  (:func:`studentflow.allocation.plan._free_prefix` after the ``_lexsort3`` orders;
+  per vertex, a sort of its few edges by distinct packed keys, then the prefix rule),
+  the edge classes and the star groups, in one pass per side over the pairs.
 * :func:`split_parts`: the plan's first lines (scaling to the limits, integer and
-  fractional parts, limits left) in one pass, with the same floating-point operations.
+  fractional parts, limits left, fractional totals) in one pass, with the same
+  floating-point operations.
 
 Arrays made here carry numba's own int64 / bool dtype instances, on which some numpy
 loops (``np.add.at``) take a generic path 25x slower: callers view them with numpy's
@@ -29,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["level_cycles", "level_apply", "free_rows", "free_cols", "split_parts"]
+__all__ = ["level_cycles", "level_apply", "classify", "split_parts"]
 
 _ONE = np.int64(1) << 32
 
@@ -134,53 +136,145 @@ def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out, steps):  # pragma: no cove
 
 
 @njit(cache=True, nogil=True)
-def free_rows(fr, fc, fw, slack_c, WR, cap_r, pb):  # pragma: no cover - compiled
-    """Edges freed at their row: per row (``fr`` non-decreasing) in the order of
-    ``np.lexsort((-fw, slack_c[fc], fr))``, the prefix rule of ``_free_prefix``.
-    Keys ``slack << (32 + pb) | (2^32 - 1 - w) << pb | position`` are distinct, so a
-    plain sort gives lexsort's order (ties by index); the caller checks they fit."""
-    out = np.zeros(fw.size, np.bool_)
-    buf = np.empty(np.int64(1) << pb, np.int64)
-    seg = np.arange(fw.size)
-    s = 0
-    while s < fr.size:
-        v = fr[s]
-        e = s
-        while e < fr.size and fr[e] == v:
-            buf[e - s] = ((slack_c[fc[e]] << (32 + pb)) | (((_ONE - 1) - fw[e]) << pb)
-                          | (e - s))
-            e += 1
-        _mark_prefix(buf, e - s, pb, seg[s:e], fw, WR[v], cap_r[v], out, 1)
-        s = e
-    return out
+def _bits(x):  # pragma: no cover - compiled
+    """``int(x).bit_length()`` for ``x >= 0``."""
+    b = 0
+    while x > 0:
+        x >>= 1
+        b += 1
+    return b
 
 
 @njit(cache=True, nogil=True)
-def free_cols(fc, fw, free_r, WC, cap_c, m, pb):  # pragma: no cover - compiled
-    """Edges freed at their column, visiting each column's edges in the order of
-    ``np.lexsort((-fw, free_r, fc))``, with the prefix rule of ``_free_prefix``."""
+def classify(rows, cols, w, cap_r, cap_c, WR, WC, n, m):  # pragma: no cover - compiled
+    """The plan's freeing pass, classes and star groups in one kernel, over the pairs
+    (``rows`` non-decreasing) with fractional part ``w > 0``: what the numpy code of
+    :func:`studentflow.allocation.plan._plan` computes with ``_lexsort3`` orders,
+    ``_free_prefix`` and the group sums, without its temporaries.
+
+    Rows: each row's edges in the order of ``np.lexsort((-w, slack_c[col], row))``
+    (packed keys ``slack << (32 + pb) | (2^32 - 1 - w) << pb | position``, distinct, so
+    a plain sort gives lexsort's order); columns: each column's edges (a stable
+    counting sort, pairs in index order) in the order of ``np.lexsort((-w, free_r,
+    col))``; both with the prefix rule of ``_free_prefix``.  Returns ``ok`` (False: the
+    packed keys do not fit in 63 bits, use the numpy code), the independent pairs, the
+    star edges (row groups in pair order, then column groups by column and pair), each
+    with its group, within-group inclusive cumulative weight and weight, the groups'
+    keys (row, or ``n`` + column) and weight totals, and the core pairs."""
+    nf = 0
+    cr = np.zeros(n, np.int64)
     cnt = np.zeros(m + 1, np.int64)
-    for i in range(fc.size):
-        cnt[fc[i] + 1] += 1
+    for i in range(w.size):
+        if w[i] > 0:
+            nf += 1
+            cr[rows[i]] += 1
+            cnt[cols[i] + 1] += 1
+    e0 = np.zeros(0, np.int64)
+    pb_r = _bits(max(cr.max() - 1, 0)) if n else 0
+    pb_c = _bits(max(cnt.max() - 1, 0))
+    slack = np.empty(m, np.int64)
+    top = 0
+    for j in range(m):
+        slack[j] = cap_c[j] - (-((-WC[j]) // _ONE))
+        top = max(top, abs(slack[j]))
+    if nf == 0 or _bits(top) + 1 + 32 + pb_r > 63 or 1 + 32 + pb_c > 63:
+        return False, e0, e0, e0, e0, e0, e0, e0, e0
+    for i in range(1, rows.size):
+        if rows[i] < rows[i - 1]:
+            return False, e0, e0, e0, e0, e0, e0, e0, e0
+    free_r = np.zeros(w.size, np.bool_)
+    buf = np.empty(np.int64(1) << max(pb_r, pb_c), np.int64)
+    seg = np.empty(buf.size, np.int64)
+    s = 0
+    while s < rows.size:  # rows
+        v = rows[s]
+        e = s + cr[v]
+        while e < rows.size and rows[e] == v:  # cr[v] counts the fractional edges only
+            e += 1
+        if cr[v] <= cap_r[v]:  # all freed (_mark_prefix's first case, without keys)
+            for i in range(s, e):
+                free_r[i] = w[i] > 0
+        else:
+            k = 0
+            for i in range(s, e):
+                if w[i] > 0:
+                    buf[k] = (slack[cols[i]] << (32 + pb_r)) | (((_ONE - 1) - w[i]) << pb_r) | k
+                    seg[k] = i
+                    k += 1
+            _mark_prefix(buf, k, pb_r, seg, w, WR[v], cap_r[v], free_r, 1)
+        s = e
     for j in range(m):
         cnt[j + 1] += cnt[j]
     fill = cnt[:-1].copy()
-    by_col = np.empty(fc.size, np.int64)  # stable counting sort by column, with the
-    key = np.empty(fc.size, np.int64)     # edges' keys scattered alongside (reading the
-    for i in range(fc.size):              # edge arrays in order, not gathering them)
-        p = fill[fc[i]]
-        by_col[p] = i
-        key[p] = (np.int64(free_r[i]) << (32 + pb)) | (((_ONE - 1) - fw[i]) << pb)
-        fill[fc[i]] += 1
-    out = np.zeros(fw.size, np.bool_)
-    buf = np.empty(np.int64(1) << pb, np.int64)
+    by_col = np.empty(nf, np.int64)  # stable counting sort by column (pairs in index
+    w_col = np.empty(nf, np.int64)   # order), with weights and row marks alongside: the
+    r_col = np.empty(nf, np.int64)   # column passes below read these in order
+    for i in range(w.size):
+        if w[i] > 0:
+            p = fill[cols[i]]
+            by_col[p] = i
+            w_col[p] = w[i]
+            r_col[p] = free_r[i]
+            fill[cols[i]] += 1
+    c_col = np.zeros(nf, np.bool_)  # freed at the column, per sorted position
+    ident = np.arange(buf.size)
+    n_ind = n_core = n_star = 0
     for j in range(m):
         s, e = cnt[j], cnt[j + 1]
         for t in range(e - s):
-            buf[t] = key[s + t] | t
+            buf[t] = (r_col[s + t] << (32 + pb_c)) | (((_ONE - 1) - w_col[s + t]) << pb_c) | t
         if e > s:
-            _mark_prefix(buf, e - s, pb, by_col[s:e], fw, WC[j], cap_c[j], out, 48)
-    return out
+            _mark_prefix(buf, e - s, pb_c, ident, w_col[s:e], WC[j], cap_c[j], c_col[s:e], 48)
+        for p in range(s, e):
+            n_ind += r_col[p] & c_col[p]
+            n_core += (1 - r_col[p]) & (1 - c_col[p])
+    free_c = np.zeros(w.size, np.bool_)
+    for p in range(nf):
+        if c_col[p]:
+            free_c[by_col[p]] = True
+    n_star = nf - n_ind - n_core
+    indep = np.empty(n_ind, np.int64)
+    core = np.empty(n_core, np.int64)
+    g_edges = np.empty(n_star, np.int64)
+    g_of = np.empty(n_star, np.int64)
+    g_S = np.empty(n_star, np.int64)
+    g_w = np.empty(n_star, np.int64)
+    uniq = np.empty(n + m, np.int64)  # at most one group per vertex
+    P = np.zeros(n + m, np.int64)
+    a = b = c = 0
+    g = -1
+    gk = -1
+    for x in range(w.size):  # pairs in index order: independent, core, row-star edges
+        if w[x] == 0:
+            continue
+        if free_r[x]:
+            if free_c[x]:
+                indep[a] = x
+                a += 1
+            continue  # a column-star edge: below
+        if not free_c[x]:
+            core[c] = x
+            c += 1
+            continue
+        if rows[x] != gk:
+            g += 1
+            gk = rows[x]
+            uniq[g] = gk
+        P[g] += w[x]
+        g_edges[b], g_of[b], g_S[b], g_w[b] = x, g, P[g], w[x]
+        b += 1
+    for j in range(m):  # column-star edges, by column
+        new = True
+        for p in range(cnt[j], cnt[j + 1]):
+            if r_col[p] and not c_col[p]:
+                if new:
+                    g += 1
+                    uniq[g] = n + j
+                    new = False
+                P[g] += w_col[p]
+                g_edges[b], g_of[b], g_S[b], g_w[b] = by_col[p], g, P[g], w_col[p]
+                b += 1
+    return True, indep, g_edges, g_of, g_S, g_w, uniq[:g + 1], P[:g + 1], core
 
 
 @njit(cache=True, nogil=True)
@@ -210,6 +304,8 @@ def split_parts(rows, cols, vals, limE, limK, n, m):  # pragma: no cover - compi
     w = np.empty(vals.size, np.int64)
     IR = np.zeros(n)
     IC = np.zeros(m)
+    WR = np.zeros(n, np.int64)
+    WC = np.zeros(m, np.int64)
     one = float(_ONE)
     for i in range(vals.size):
         x = v[i] * sc[cols[i]]
@@ -218,10 +314,12 @@ def split_parts(rows, cols, vals, limE, limK, n, m):  # pragma: no cover - compi
         w[i] = np.int64(np.floor((x - f) * one))
         IR[rows[i]] += f
         IC[cols[i]] += f
+        WR[rows[i]] += w[i]
+        WC[cols[i]] += w[i]
     capR = np.empty(n, np.int64)
     for i in range(n):  # integer sums below 2^53: exact, round() is a no-op
         capR[i] = np.int64(limE[i]) - np.int64(IR[i])
     capC = np.empty(m, np.int64)
     for j in range(m):
         capC[j] = np.int64(limK[j]) - np.int64(IC[j])
-    return ip, w, capR, capC
+    return ip, w, capR, capC, WR, WC

@@ -145,29 +145,6 @@ def _free_prefix(keys, order, w, W, cap, n):
 
 
 @dataclass(frozen=True)
-class _Compiled:
-    """The kernels module with the position bits of the packed per-vertex keys."""
-
-    free_rows: object
-    free_cols: object
-    pb_rows: int
-    pb_cols: int
-
-
-def _packable(kern, rows_sorted, fr, fc, slack, n, m):
-    """``_Compiled`` when the kernels apply (rows non-decreasing, packed keys fit in
-    63 bits), else None (numpy path)."""
-    if kern is None or fr.size == 0 or not rows_sorted:
-        return None
-    pb_r = int(np.bincount(fr, minlength=n).max() - 1).bit_length()
-    pb_c = int(np.bincount(fc, minlength=m).max() - 1).bit_length()
-    top = int(np.abs(slack).max()) if slack.size else 0
-    if top.bit_length() + 1 + BITS + pb_r > 63 or 1 + BITS + pb_c > 63:  # pragma: no cover
-        return None
-    return _Compiled(kern.free_rows, kern.free_cols, pb_r, pb_c)
-
-
-@dataclass(frozen=True)
 class _Plan:
     n: int
     m: int
@@ -208,43 +185,43 @@ def _split_parts(rows, cols, vals, limE, limK, n, m):
 
 def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
     kern = kernels(vals.size)
-    if kern is not None and vals.size:  # fused, compiled: the same bits
+    if kern is not None and vals.size:  # fused, compiled: the same plan, field for field
         # numba's arrays carry their own int64 dtype instance, on which numpy's fast
         # np.add.at loop is not used (25x slower): view them with numpy's own dtype
-        ip, w, capR, capC = (a.view(np.int64) for a in
-                             kern.split_parts(rows, cols, vals, limE, limK, n, m))
+        ip, w, capR, capC, WR, WC = (a.view(np.int64) for a in
+                                     kern.split_parts(rows, cols, vals, limE, limK, n, m))
+        _check_caps(capR, capC)
+        if (WR > capR * ONE).any() or (WC > capC * ONE).any():  # rounding error only
+            _fix_excess(w, rows, n, capR)
+            _fix_excess(w, cols, m, capC)
+            WR, WC = _totals(rows, w, n), _totals(cols, w, m)
+        ok, *parts = kern.classify(rows, cols, w, capR, capC, WR, WC, n, m)
+        if ok:
+            indep, g_edges, g_of, g_S, g_w, uniq, P, core = (a.view(np.int64) for a in parts)
+            return _with_core(n, m, ip, w, indep, g_edges, g_of, g_S, g_w, uniq, P,
+                              rows[core], cols[core], core)
     else:
         ip, w, capR, capC = _split_parts(rows, cols, vals, limE, limK, n, m)
-    if (capR < 0).any() or (capC < 0).any():  # pragma: no cover - guarded by scaling
-        raise ValueError("integer parts exceed pools or capacities; flows are infeasible")
-    _fix_excess(w, rows, n, capR)
-    _fix_excess(w, cols, m, capC)
+        _check_caps(capR, capC)
+        _fix_excess(w, rows, n, capR)
+        _fix_excess(w, cols, m, capC)
     frac = np.flatnonzero(w > 0)
     fr, fc, fw = rows[frac], cols[frac], w[frac]
-    WR = np.zeros(n, np.int64)
-    np.add.at(WR, fr, fw)
-    WC = np.zeros(m, np.int64)
-    np.add.at(WC, fc, fw)
+    WR, WC = _totals(fr, fw, n), _totals(fc, fw, m)
     # rows: free first the edges to the tightest columns (least slack), largest first
     slackC = capC - (-((-WC) // ONE))
+    u_sl, r_sl = np.unique(slackC, return_inverse=True)  # dense rank of the slack
+    ordr = _lexsort3(fw, r_sl.ravel()[fc], u_sl.size, fr)
+    free_r = _free_prefix(fr, ordr, fw, WR, capR, n)
     # columns: prefer edges still grouped at their row, then the largest
-    rows_sorted = not (fr[1:] < fr[:-1]).any()  # as they come from CSR or np.nonzero
-    kern = _packable(kern, rows_sorted, fr, fc, slackC, n, m)
-    if kern is not None:  # per-vertex sorts, compiled; the same masks
-        free_r = kern.free_rows(fr, fc, fw, slackC, WR, capR, kern.pb_rows).view(np.bool_)
-        free_c = kern.free_cols(fc, fw, free_r, WC, capC, m, kern.pb_cols).view(np.bool_)
-    else:
-        u_sl, r_sl = np.unique(slackC, return_inverse=True)  # dense rank of the slack
-        ordr = _lexsort3(fw, r_sl.ravel()[fc], u_sl.size, fr)
-        free_r = _free_prefix(fr, ordr, fw, WR, capR, n)
-        ordc = _lexsort3(fw, free_r, 2, fc)
-        free_c = _free_prefix(fc, ordc, fw, WC, capC, m)
+    ordc = _lexsort3(fw, free_r, 2, fc)
+    free_c = _free_prefix(fc, ordc, fw, WC, capC, m)
     indep = frac[free_r & free_c]
     core = ~free_r & ~free_c
     rstar = ~free_r & free_c
     cstar = free_r & ~free_c
     # star groups: row groups (key = row) then column groups (key = n + col)
-    if rows_sorted:  # row-star edges are in group order already: sort the column ones
+    if not (fr[1:] < fr[:-1]).any():  # rows sorted (CSR, np.nonzero): row stars in order
         rsel, csel = np.flatnonzero(rstar), np.flatnonzero(cstar)
         csel = csel[_stable_argsort(fc[csel])]
         sel = np.concatenate([rsel, csel])
@@ -256,18 +233,38 @@ def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
         sel, gkey = sel[o], gkey[o]
     first = np.ones(sel.size, bool)  # first edge of each group (keys sorted): np.unique
     first[1:] = gkey[1:] != gkey[:-1]
-    uniq = gkey[first]
     g_of = np.cumsum(first) - 1
-    n_groups = uniq.size
     gw = fw[sel]
     starts = np.append(np.flatnonzero(first), sel.size)
     cum = np.cumsum(gw)
     g_S = cum - (cum - gw)[np.repeat(starts[:-1], np.diff(starts))]
-    P = _group_sum(gw, starts, n_groups)
+    P = _group_sum(gw, starts, starts.size - 1)
+    e_core = np.flatnonzero(core)
+    return _with_core(n, m, ip, w, indep, frac[sel], g_of, g_S, gw, gkey[first], P,
+                      fr[e_core], fc[e_core], frac[e_core])
+
+
+def _check_caps(capR, capC) -> None:
+    if (capR < 0).any() or (capC < 0).any():  # pragma: no cover - guarded by scaling
+        raise ValueError("integer parts exceed pools or capacities; flows are infeasible")
+
+
+def _totals(keys, w, n) -> np.ndarray:
+    """Exact int64 sums of ``w`` per vertex ``keys``."""
+    tot = np.zeros(n, np.int64)
+    np.add.at(tot, keys, w)
+    return tot
+
+
+def _with_core(n, m, ip, w, indep, g_edges, g_of, g_S, g_w, uniq, P, cr, cc, creal) -> _Plan:
+    """The plan with its core graph, from the star groups (keys ``uniq``: row, or ``n`` +
+    column; weight totals ``P``) and the core edges (rows ``cr``, columns ``cc``, pairs
+    ``creal``)."""
+    n_groups = uniq.size
     g_f = P % ONE
     # core vertices
-    core_rows = np.flatnonzero(np.bincount(fr[core], minlength=n))  # = np.unique
-    core_cols = np.flatnonzero(np.bincount(fc[core], minlength=m))
+    core_rows = np.flatnonzero(np.bincount(cr, minlength=n))  # = np.unique
+    core_cols = np.flatnonzero(np.bincount(cc, minlength=m))
     nr, nc = core_rows.size, core_cols.size
     lid = np.full(n, -1, np.int64)
     lid[core_rows] = np.arange(nr)
@@ -280,12 +277,11 @@ def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
     g_vertex_col = np.where(is_row_g, 0, uniq - n)
     g_core = np.where(is_row_g, lid[g_vertex_row] >= 0, rid[g_vertex_col] >= 0)
     pend_g = np.flatnonzero(g_core & (g_f > 0))
-    e_core = np.flatnonzero(core)
-    left = [lid[fr[e_core]]]
-    right = [rid[fc[e_core]]]
-    weights = [(fw[e_core] >> CORE_LOW) << CORE_LOW]
-    real = [frac[e_core]]
-    n_core = e_core.size
+    left = [lid[cr]]
+    right = [rid[cc]]
+    weights = [(w[creal] >> CORE_LOW) << CORE_LOW]
+    real = [creal]
+    n_core = creal.size
     # pendants
     pl = np.where(is_row_g[pend_g], lid[g_vertex_row[pend_g]], SL)
     pr = np.where(is_row_g[pend_g], SR, rid[g_vertex_col[pend_g]])
@@ -327,7 +323,7 @@ def _plan(rows, cols, vals, limE, limK, n, m) -> _Plan:
     g_pend[g_pend >= 0] = inv[g_pend[g_pend >= 0]]
     c_left, c_right, c_w0, c_real = c_left[perm], c_right[perm], c_w0[perm], c_real[perm]
     return _Plan(
-        n=n, m=m, ip=ip, w=w, indep=indep, g_edges=frac[sel], g_of_edge=g_of, g_S=g_S,
-        g_w=fw[sel], n_groups=n_groups, g_pend=g_pend, g_f=g_f, c_w0=c_w0,
+        n=n, m=m, ip=ip, w=w, indep=indep, g_edges=g_edges, g_of_edge=g_of, g_S=g_S,
+        g_w=g_w, n_groups=n_groups, g_pend=g_pend, g_f=g_f, c_w0=c_w0,
         c_right=c_right, c_ordR=_stable_argsort(c_right), c_real=c_real,
     )
