@@ -21,6 +21,10 @@ core of 400,000) they take a whole scenario draw from ~0.65 s to ~0.33 s of CPU
   fractional parts, limits left, fractional totals) in one pass, with the same
   floating-point operations.
 
+* :func:`linear_predictor`: ``off + X @ beta`` of a scenario draw over a compact design
+  (float columns and 0/1 columns as uint8), adding the terms in column order as the
+  numpy loop does (no fused multiply-adds: the same bits).
+
 Arrays made here carry numba's own int64 / bool dtype instances, on which some numpy
 loops (``np.add.at``) take a generic path 25x slower: callers view them with numpy's
 dtypes (``a.view(np.int64)``).
@@ -31,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["level_cycles", "level_apply", "classify", "split_parts"]
+__all__ = ["level_cycles", "level_apply", "classify", "split_parts", "linear_predictor"]
 
 _ONE = np.int64(1) << 32
 
@@ -323,3 +327,23 @@ def split_parts(rows, cols, vals, limE, limK, n, m):  # pragma: no cover - compi
     for j in range(m):
         capC[j] = np.int64(limK[j]) - np.int64(IC[j])
     return ip, w, capR, capC, WR, WC
+
+
+@njit(cache=True, nogil=True)
+def linear_predictor(F, B, is_bin, pos, beta, off):  # pragma: no cover - compiled
+    """``off + X @ beta``, the terms added in column order: term ``k`` is row ``pos[k]``
+    of ``B`` (a 0/1 column as uint8, cast to float) where ``is_bin[k]``, else of ``F``
+    (float64).  A plain loop per term, which LLVM vectorises (1.1 ms instead of
+    numpy's 4.5 ms at 345,000 pairs x 22 terms, which reads the 61 MB float matrix)."""
+    out = off.copy()
+    for k in range(beta.size):
+        b = beta[k]
+        if is_bin[k]:
+            bc = B[pos[k]]
+            for i in range(out.size):
+                out[i] += np.float64(bc[i]) * b
+        else:
+            fc = F[pos[k]]
+            for i in range(out.size):
+                out[i] += fc[i] * b
+    return out

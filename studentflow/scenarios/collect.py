@@ -55,9 +55,10 @@ class _Accumulator:
         o_out = np.zeros((n, len(self.origins)), dtype=np.int32)
         o_exp = np.zeros((n, len(self.origins)))
         s_out = np.zeros((n, len(self.schools)), dtype=np.int32)
-        o_out[:, k.rows] = np.stack([o.origin_placed for o in outs])
-        o_exp[:, k.rows] = np.stack([o.origin_expected for o in outs])
-        s_out[:, k.cols] = np.stack([o.school_placed for o in outs])
+        for d, o in enumerate(outs):  # row by row: no stacked copy of every draw
+            o_out[d, k.rows] = o.origin_placed
+            o_exp[d, k.rows] = o.origin_expected
+            s_out[d, k.cols] = o.school_placed
         expected = np.array([o.expected for o in outs])
         new_placed = np.array([o.new_placed for o in outs])
         if k.pair_positions is not None:

@@ -19,7 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from studentflow.errors import DataError
-from studentflow.scenarios.draws import DrawWork
+from studentflow.scenarios.draws import CompactDesign, DrawWork, compact_columns, linear_predictor
 from studentflow.scenarios.levers import scenario_capacities, scenario_pairs, widened_pairs
 from studentflow.scenarios.spec import Scenario
 from studentflow.schema import id_positions
@@ -54,13 +54,29 @@ class PairTables:
 
 
 # ---------------------------------------------------------------- prediction
-def _design(model, pairs: pd.DataFrame):
+#: rows per block of the compact design (:func:`_design`)
+DESIGN_BLOCK = 1 << 16
+
+
+def _concat_column(parts) -> np.ndarray:
+    """One design column from its row blocks: uint8 only if every block is 0/1."""
+    if all(p.dtype == np.uint8 for p in parts):
+        return np.concatenate(parts)
+    return np.concatenate([p.astype(float) for p in parts])
+
+
+def _design(model, pairs: pd.DataFrame, compact: bool = False):
     """(X, offset) with ``model.predict(pairs, params=b) == exp(X @ b + offset)``.
 
     Uses the fitted formula's design (``model.design_info``) when the model has one;
     otherwise recovers X from the model's own ``predict`` with unit coefficient vectors,
     so any log-linear model honouring the contract works. Checked against
-    ``model.predict``; returns None (predict per draw) if the check fails.
+    ``model.predict``; returns None (predict per draw) if the check fails. With
+    ``compact``, X is a tuple of columns, 0/1 ones as uint8
+    (:func:`studentflow.scenarios.draws.compact_columns`; the same expected flows, and
+    the float matrix is never built, and the formula's design is made in row blocks of
+    :data:`DESIGN_BLOCK`: at national size the float matrix is 22 columns x 345,000
+    pairs x 8 bytes = 61 MB, the compact one 17 MB).
     """
     names = model.params.index
     X = offset = None
@@ -68,7 +84,14 @@ def _design(model, pairs: pd.DataFrame):
         try:
             from studentflow.gravity.model import design_matrix
 
-            X = design_matrix(model.design_info, pairs)[list(names)].to_numpy(dtype=float)
+            if compact:  # in row blocks: the formula engine's temporaries stay small
+                blocks = [compact_columns(design_matrix(model.design_info, pairs.iloc[a:a + DESIGN_BLOCK]),
+                                          names) for a in range(0, len(pairs), DESIGN_BLOCK)]
+                X = tuple(_concat_column([b[k] for b in blocks]) for k in range(len(names)))
+                del blocks
+                X = CompactDesign.from_columns(X)
+            else:
+                X = design_matrix(model.design_info, pairs)[list(names)].to_numpy(dtype=float)
             offset = np.zeros(len(pairs))
         except (ImportError, KeyError, TypeError, ValueError):
             X = None
@@ -82,10 +105,13 @@ def _design(model, pairs: pd.DataFrame):
                 unit[name] = 1.0
                 cols.append(np.log(np.asarray(model.predict(pairs, params=unit), dtype=float)) - offset)
         X = np.column_stack(cols) if cols else np.zeros((len(pairs), 0))
+        X = CompactDesign.from_columns(compact_columns(X, range(X.shape[1]))) if compact else X
     check = slice(0, min(len(pairs), 2000))
     ref = np.asarray(model.predict(pairs.iloc[check]), dtype=float)
-    got = np.exp(X[check] @ model.params.to_numpy(dtype=float) + offset[check])
-    if not (np.all(np.isfinite(X)) and np.allclose(got, ref, rtol=1e-6, atol=1e-12)):
+    head = tuple(c[check] for c in X.columns()) if compact else X[check]
+    got = np.exp(linear_predictor(head, offset[check], model.params.to_numpy(dtype=float)))
+    finite = np.isfinite(X.floats).all() if compact else np.all(np.isfinite(X))
+    if not (finite and np.allclose(got, ref, rtol=1e-6, atol=1e-12)):
         return None
     return X, offset
 
@@ -139,7 +165,7 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
     caps = scenario_capacities(
         s, schools["destination_slots"], schools["destination_billed"], schools.index
     )
-    design = _design(model, p)
+    design = _design(model, p, compact=True)
     if calibration is not None:  # the calibrated state: μ_ij × w_j (log w_j joins the offset)
         if design is not None:
             with np.errstate(divide="ignore"):
@@ -149,7 +175,7 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
 
             model = CalibratedModel(model, calibration)
     if design is not None:
-        design = (np.asfortranarray(design[0], dtype=float), np.ascontiguousarray(design[1], dtype=float))
+        design = (design[0], np.ascontiguousarray(design[1], dtype=float))
     work = DrawWork(
         name=s.name, method=s.method, design=design,
         predict=None if design is not None else (model, p, model.params.index),
