@@ -216,8 +216,10 @@ def round_flows(flows: Any, pools: Any, capacities: Any, seed=None, *, cache: di
         csr = flows.tocsr() if flows.format != "csr" else flows
         n, m = csr.shape
         if plan is None:
-            rows = np.repeat(np.arange(n), np.diff(csr.indptr))
-            plan = _plan(rows, csr.indices.astype(np.int64), np.asarray(csr.data, float),
+            # the compiled kernels read int32 positions as they are (half the bytes)
+            ix = np.int32 if kernels(csr.nnz) is not None and max(n, m) < 2**31 else np.int64
+            rows = np.repeat(np.arange(n, dtype=ix), np.diff(csr.indptr))
+            plan = _plan(rows, csr.indices.astype(ix, copy=False), np.asarray(csr.data, float),
                          limE, limK, n, m)
         data = _draw(plan, rng)
         out = sp.csr_array((data, csr.indices.copy(), csr.indptr.copy()), shape=(n, m))

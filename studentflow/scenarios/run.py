@@ -66,8 +66,9 @@ PAIR_COLUMNS = (
 )
 
 
-#: Scenarios with fewer pairs run their draws on one thread (the rounding's compiled
-#: kernels, which release the GIL, start at this size too: allocation.plan.MIN_PAIRS).
+#: Scenarios with fewer pairs run their draws on one thread (their draws are short and
+#: mostly hold the GIL; the compiled kernels, which release it, start at
+#: allocation.plan.MIN_PAIRS).
 THREAD_MIN_PAIRS = 100_000
 
 

@@ -55,7 +55,7 @@ class PairTables:
 
 # ---------------------------------------------------------------- prediction
 #: rows per block of the compact design (:func:`_design`)
-DESIGN_BLOCK = 1 << 16
+DESIGN_BLOCK = 1 << 17
 
 
 def _concat_column(parts) -> np.ndarray:
@@ -124,6 +124,13 @@ def _global_positions(pos: pd.Series, ids: pd.Series) -> np.ndarray:
     return pos.to_numpy()[at]
 
 
+def _unique_positions(pos: np.ndarray, size: int):
+    """``np.unique(pos, return_inverse=True)`` for positions in ``[0, size)``, by counting."""
+    present = np.bincount(pos, minlength=size) > 0
+    rank = np.cumsum(present) - 1
+    return np.flatnonzero(present), rank[pos]
+
+
 @dataclass(frozen=True)
 class _Prepared:
     scenario: Scenario
@@ -147,12 +154,13 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
         raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
     o_glob = _global_positions(origin_pos, p["origin_id"])
     d_glob = _global_positions(school_pos, p["destination_id"])
-    rows, r = np.unique(o_glob, return_inverse=True)
-    cols, c = np.unique(d_glob, return_inverse=True)
-    order = np.lexsort((c, r))
+    rows, r = _unique_positions(o_glob, len(origins))
+    cols, c = _unique_positions(d_glob, len(schools))
+    # np.lexsort((c, r)): one stable argsort of the packed keys (the same order)
+    order = np.argsort(r.astype(np.int64) * cols.size + c, kind="stable")
     indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=rows.size))])
     shape = (rows.size, cols.size)
-    is_new = (p["pair_type"].to_numpy() == "new").astype(float)[order]
+    is_new = (p["pair_type"] == "new").to_numpy(dtype=bool, na_value=False).astype(float)[order]
     new_mask = sp.csr_matrix((is_new, c[order], indptr), shape=shape)
     pools = origins["origin_pool"].to_numpy(dtype=float)
     if s.pool == "non_beneficiaries":
