@@ -152,14 +152,8 @@ def _dyadic_compiled(plan: _Plan, rng: np.random.Generator, kern) -> np.ndarray:
 
 
 def _draw(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
-    Z = np.zeros(plan.w.size, np.int64)
     # core
-    if plan.c_w0.size:
-        zc = _dyadic(plan, rng)
-        real = plan.c_real >= 0
-        Z[plan.c_real[real]] = zc[real]
-    else:
-        zc = np.zeros(0, np.int64)
+    zc = _dyadic(plan, rng) if plan.c_w0.size else np.zeros(0, np.int64)
     # star groups: offsets, conditioned on the pendant where the vertex is in the core
     u = rng.random(plan.n_groups)
     f = plan.g_f
@@ -174,6 +168,16 @@ def _draw(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
     span[one] = f[one]
     span[zero] = ONE - f[zero]
     U = lo + np.minimum((u * span).astype(np.int64), span - 1)
+    kern = kernels(plan.w.size)
+    if kern is not None:  # the same sums in one compiled pass (same uniforms, same order)
+        r = rng.random(plan.indep.size) if plan.indep.size else np.zeros(0)
+        c_real = plan.c_real if plan.c_w0.size else np.zeros(0, np.int64)
+        return kern.draw_parts(plan.ip, plan.w, c_real, zc, plan.g_edges, plan.g_of_edge, plan.g_S,
+                               plan.g_w, U, plan.indep, r).view(np.int64)
+    Z = np.zeros(plan.w.size, np.int64)
+    if plan.c_w0.size:
+        real = plan.c_real >= 0
+        Z[plan.c_real[real]] = zc[real]
     if plan.g_edges.size:
         Ue = U[plan.g_of_edge]
         we = plan.g_w

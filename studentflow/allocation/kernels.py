@@ -21,6 +21,8 @@ core of 400,000) they take a whole scenario draw from ~0.65 s to ~0.33 s of CPU
   fractional parts, limits left, fractional totals) in one pass, with the same
   floating-point operations.
 
+* :func:`draw_parts`: the per-draw part after the core's bit levels (the core's
+  outcomes, systematic sampling of the star groups, independent edges) in one pass.
 * :func:`linear_predictor`: ``off + X @ beta`` of a scenario draw over a compact design
   (float columns and 0/1 columns as uint8), adding the terms in column order as the
   numpy loop does (no fused multiply-adds: the same bits).
@@ -35,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["level_cycles", "level_apply", "classify", "split_parts", "linear_predictor"]
+__all__ = ["level_cycles", "level_apply", "classify", "split_parts", "linear_predictor", "draw_parts"]
 
 _ONE = np.int64(1) << 32
 
@@ -346,4 +348,25 @@ def linear_predictor(F, B, is_bin, pos, beta, off):  # pragma: no cover - compil
             fc = F[pos[k]]
             for i in range(out.size):
                 out[i] += fc[i] * b
+    return out
+
+
+@njit(cache=True, nogil=True)
+def draw_parts(ip, w, c_real, zc, g_edges, g_of, g_S, g_w, U, indep, r):  # pragma: no cover - compiled
+    """Whole learners per pair: the integer parts plus the core edges' outcomes ``zc``,
+    the star edges' systematic samples with group offsets ``U`` and the independent
+    edges' Bernoulli draws (uniforms ``r``), as
+    :func:`studentflow.allocation.integer._draw` computes them (the three edge sets are
+    disjoint)."""
+    out = ip.copy()
+    for t in range(c_real.size):
+        if c_real[t] >= 0:
+            out[c_real[t]] += zc[t]
+    for t in range(g_edges.size):
+        u = U[g_of[t]]
+        out[g_edges[t]] += ((g_S[t] + u) >> 32) - ((g_S[t] - g_w[t] + u) >> 32)
+    one = float(_ONE)
+    for t in range(indep.size):
+        e = indep[t]
+        out[e] += r[t] < np.float64(w[e]) / one
     return out
