@@ -121,6 +121,36 @@ def test_expected_flows_do_not_depend_on_memory_layout(inputs, layout):
     np.testing.assert_allclose(a, np.exp(X @ beta + off), rtol=1e-12)
 
 
+def test_compact_design_in_blocks_equals_the_float_design(inputs, monkeypatch):
+    """The scenario work unit's design, compact and built in row blocks (here of 100
+    pairs), gives the float design's expected flows bit for bit, with numba's kernel
+    and without."""
+    import studentflow.allocation.plan as apl
+    import studentflow.scenarios.work as sw
+    from studentflow.scenarios.draws import CompactDesign, DrawWork
+
+    _, pairs, model = inputs
+    monkeypatch.setattr(sw, "DESIGN_BLOCK", 100)
+    monkeypatch.setattr(apl, "MIN_PAIRS", 0)
+    assert len(pairs) > 2 * sw.DESIGN_BLOCK
+    X, off = sw._design(model, pairs)
+    D, off2 = sw._design(model, pairs, compact=True)
+    assert isinstance(D, CompactDesign) and D.is_binary.any() and not D.is_binary.all()
+    np.testing.assert_array_equal(off, off2)
+    for k, col in enumerate(D.columns()):
+        np.testing.assert_array_equal(col.astype(float), X[:, k])
+    rng = np.random.default_rng(5)
+    beta = model.params.to_numpy() + 0.05 * rng.standard_normal(len(model.params))
+
+    def mu(design):
+        return DrawWork("a", "balance", design, None, *([None] * 6), None).expected(beta)
+
+    ref = mu((np.asfortranarray(X), off))
+    for compiled in (True, False):
+        monkeypatch.setattr(apl, "COMPILED", compiled)
+        np.testing.assert_array_equal(mu((D, off)), ref)
+
+
 def test_block_split_does_not_change_results(inputs, client):
     """More workers than draws, and a single draw (point estimate): same as in-process."""
     from studentflow.scenarios.sweep_dask import _blocks
