@@ -214,7 +214,7 @@ def classify(rows, cols, w, cap_r, cap_c, WR, WC, n, m):  # pragma: no cover - c
     fill = cnt[:-1].copy()
     by_col = np.empty(nf, np.int64)  # stable counting sort by column (pairs in index
     w_col = np.empty(nf, np.int64)   # order), with weights and row marks alongside: the
-    r_col = np.empty(nf, np.int64)   # column passes below read these in order
+    r_col = np.empty(nf, np.uint8)   # column passes below read these in order
     for i in range(w.size):
         if w[i] > 0:
             p = fill[cols[i]]
@@ -228,12 +228,14 @@ def classify(rows, cols, w, cap_r, cap_c, WR, WC, n, m):  # pragma: no cover - c
     for j in range(m):
         s, e = cnt[j], cnt[j + 1]
         for t in range(e - s):
-            buf[t] = (r_col[s + t] << (32 + pb_c)) | (((_ONE - 1) - w_col[s + t]) << pb_c) | t
+            buf[t] = (np.int64(r_col[s + t]) << (32 + pb_c)) | (((_ONE - 1) - w_col[s + t]) << pb_c) | t
         if e > s:
             _mark_prefix(buf, e - s, pb_c, ident, w_col[s:e], WC[j], cap_c[j], c_col[s:e], 48)
         for p in range(s, e):
-            n_ind += r_col[p] & c_col[p]
-            n_core += (1 - r_col[p]) & (1 - c_col[p])
+            rc = np.int64(r_col[p])
+            cc = np.int64(c_col[p])
+            n_ind += rc & cc
+            n_core += (1 - rc) & (1 - cc)
     free_c = np.zeros(w.size, np.bool_)
     for p in range(nf):
         if c_col[p]:

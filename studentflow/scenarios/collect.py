@@ -50,23 +50,29 @@ class _Accumulator:
         self.amount = schools["esc_amount"].to_numpy(dtype=float)  # today's ESC amount, pesos
 
     def add(self, i: int, k, outs) -> None:
-        """Take scenario ``i``'s draws (``k``: its constraints and positions)."""
+        """Take scenario ``i``'s draws (``k``: its constraints and positions). ``outs``
+        (a list of DrawOutcome) is emptied as its arrays are copied, so that a
+        scenario's draws are not held twice."""
         s, n = k.scenario, self.n_draws
+        expected = np.array([o.expected for o in outs])
+        new_placed = np.array([o.new_placed for o in outs])
+        pair_placed = np.stack([o.pair_placed for o in outs]) if k.pair_positions is not None else None
         o_out = np.zeros((n, len(self.origins)), dtype=np.int32)
         o_exp = np.zeros((n, len(self.origins)))
         s_out = np.zeros((n, len(self.schools)), dtype=np.int32)
-        for d, o in enumerate(outs):  # row by row: no stacked copy of every draw
+        for d in range(len(outs)):  # draw by draw, each dropped once copied
+            o, outs[d] = outs[d], None
             o_out[d, k.rows] = o.origin_placed
             o_exp[d, k.rows] = o.origin_expected
             s_out[d, k.cols] = o.school_placed
-        expected = np.array([o.expected for o in outs])
-        new_placed = np.array([o.new_placed for o in outs])
-        if k.pair_positions is not None:
+            del o
+        if pair_placed is not None:
             from studentflow.scenarios.drill import scenario_tables
 
             self.drill[i] = scenario_tables(s.name, k.rows, k.cols, k.pair_positions,
-                                            np.stack([o.pair_placed for o in outs]), o_out, self.obs_origin,
+                                            pair_placed, o_out, self.obs_origin,
                                             self.relief, self.origins.index, self.schools.index)
+            del pair_placed
         placed = o_out.sum(axis=1).astype(float)
         safe = np.where(placed > 0, placed, np.nan)
         rec = pd.DataFrame({

@@ -244,6 +244,7 @@ def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=No
         mat = sp.csr_matrix((mu[work.order], work.indices, work.indptr), shape=work.shape)
         pools = work.pools if work.pool_draws is None else work.pool_draws[d % len(work.pool_draws)]
         alloc = allocator(mat, pools, work.caps, method=work.method, seed=seed)
+        del mu, mat  # two arrays of pairs fewer held while rounding (per draw thread)
         whole = sp.csr_matrix(alloc.to_integer(seed))
         if whole.data.dtype.kind != "i":  # another allocator's result: check, then cast
             if whole.nnz and not np.array_equal(whole.data, np.round(whole.data)):
@@ -262,4 +263,5 @@ def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=No
             new_placed=_new_placed(whole, work.new_mask),
             pair_placed=_on_structure(whole, work) if work.keep_pairs else None,
         ))
+        del alloc, whole  # and the cached rounding plan, before the next draw's arrays
     return out
