@@ -205,8 +205,7 @@ def _new_placed(whole: sp.csr_matrix, new_mask: sp.csr_matrix) -> float:
             and whole.indices.shape == new_mask.indices.shape
             and np.array_equal(whole.indptr, new_mask.indptr)
             and np.array_equal(whole.indices, new_mask.indices)):
-        # mask data is 0 / 1: a dot product of whole numbers below 2^53, exact in any order
-        return float(np.dot(whole.data.astype(float), new_mask.data))
+        return float(whole.data[new_mask.data != 0].sum())  # mask data is 0 / 1
     return float(whole.multiply(new_mask).sum())
 
 
