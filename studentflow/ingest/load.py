@@ -32,6 +32,7 @@ from studentflow.ingest.manifest import Source, manifest_path, read_manifest
 from studentflow.ingest.places import PlaceMatcher
 from studentflow.ingest.roads import scan_road_network
 from studentflow.ingest.validate import validate_tables
+from studentflow.ingest.values import isin
 from studentflow.ingest.years import pick_year, source_years, year_sources
 from studentflow.malloc import trim
 from studentflow.schema import ALL_REGIONS, SCHOOLS, Bundle, Panel
@@ -264,7 +265,7 @@ def _load(sources: list[Source], read, ledger: Ledger | None = None, *,
     geometry = gpd.points_from_xy(coords["lon"].reindex(schools.index), coords["lat"].reindex(schools.index))
     cols = [c for c in SCHOOLS if c != "geometry"]
     gdf = gpd.GeoDataFrame(schools[cols], geometry=geometry, crs="EPSG:4326")
-    gdf.loc[~gdf.index.isin(coords.index), "geometry"] = None
+    gdf.loc[~isin(gdf.index, coords.index), "geometry"] = None
     gdf.index.name = "school_id"
     table = xw.ledger_ids(_fill_esc_schools(ledger.frame(), parts, crosswalk))
     validate_tables({"schools": gdf, "flows": flows, "areas": areas, "subsidy": subsidy, "ledger": table})
