@@ -103,7 +103,7 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
         import gzip
 
         text = csv_text().encode("utf-8")
-        return atomic_write(path, lambda tmp: tmp.write_bytes(gzip.compress(text, compresslevel=6, mtime=0)))
+        return atomic_write(path, lambda tmp: tmp.write_bytes(gzip.compress(text, compresslevel=3, mtime=0)))
     return atomic_write(path, csv_text)
 
 
