@@ -166,8 +166,11 @@ def _reading(sources: list[Source], client, select):
     picked = select(prepared)
     uses = Counter(id(s) for sel in picked for s in sel)
     todo = [s for s in prepared if uses[id(s)] and id(s) not in done]
-    if client is None:
-        yield picked, _once(read_source, done, uses)
+    if client is None:  # the files read ahead on a thread or two (studentflow.ingest.prefetch)
+        from studentflow.ingest.prefetch import thread_reader
+
+        with thread_reader(todo) as read:
+            yield picked, _once(read, done, uses)
         return
     from studentflow.ingest.learners_dask import dask_reader
 
