@@ -186,12 +186,16 @@ def jhs_seats(schools: pd.DataFrame, seats: pd.DataFrame, ledger: Ledger, defaul
     util = (schools["jhs_enrolment"] / value).where(offers & ~need & (schools["jhs_enrolment"] > 0))
     imputed = value.copy()
     medians: dict = {}  # (sector, level, value) → (peers, median): each group scanned once
+    codes = {c: pd.factorize(schools[c]) for c in ("sector", "division", "region")}  # equality on integer codes
+
+    def equal(col: str, value) -> np.ndarray:  # schools[col] == value (missing equals nothing)
+        k = codes[col][1].get_indexer([value])[0]
+        return codes[col][0] == k if k >= 0 else np.zeros(len(schools), dtype=bool)
 
     def peer_median(sector, level: str | None, of) -> tuple[int, float]:
         key = (sector, level, of)
         if key not in medians:
-            peers = util.dropna() if level is None else \
-                util[(schools["sector"] == sector) & (schools[level] == of)].dropna()
+            peers = util.dropna() if level is None else util[equal("sector", sector) & equal(level, of)].dropna()
             medians[key] = (len(peers), float(peers.median()) if len(peers) else 1.0)
         return medians[key]
 
