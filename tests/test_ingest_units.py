@@ -166,3 +166,14 @@ def test_school_str_pads_to_six_digits(ids):
     out = V.school_str(pd.array(ids, dtype="int32").to_numpy() if ids else pd.array([], dtype="int32").to_numpy())
     assert list(out) == ["" if i < 0 else f"{i:06d}" for i in ids]
     assert all(type(v) is str for v in out)
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="0123456789.,- \t١٢x", max_size=10),
+                          st.floats(-200, 200).map(repr)), min_size=1, max_size=40))
+def test_coordinate_decimals_by_arrow_equal_the_python_regex(cells):
+    """Digits after the decimal point, by Arrow (\\p{Nd}) as by pandas' Python regex (\\d)."""
+    from studentflow.ingest.readers import _decimals
+
+    raw = pd.Series(cells, dtype="str", index=pd.RangeIndex(7, 7 + len(cells)))
+    want = raw.str.strip().str.extract(r"\.(\d+)$")[0].str.len().fillna(0)
+    pd.testing.assert_series_equal(_decimals(raw), want.astype("float64"), check_names=False, check_exact=True)
