@@ -331,6 +331,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         written = stage(6, "report", lambda: write_report(result, out, bundle=bundle, model=model, pairs=pairs,
                                                           models=models, comparisons=comparisons,
                                                           truth=truth, timings=timings, provenance=record,
+                                                          ledger=panel is not None,  # else written after ingest
                                                           truth_placements=None if plan else _truth_placements(
                                                               manifest, scenarios, draws, seed), **extra),
                         lambda w: f"{len(w)} files in {out}")

@@ -147,7 +147,7 @@ def _headline(result, comparisons=None) -> str:
 
 def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models=None,
                  comparisons=None, truth=None, timings=None, truth_placements=None, provenance=None,
-                 title="studentflow: ESC scenarios and public JHS decongestion", sections=()) -> dict:
+                 title="studentflow: ESC scenarios and public JHS decongestion", sections=(), ledger=True) -> dict:
     """Write the report files for a :class:`~studentflow.scenario_result.ScenarioResult`.
 
     Parameters
@@ -181,6 +181,9 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     provenance : dict, optional
         The run's ``run.json`` record (:mod:`studentflow.report.provenance`), shown as the
         report's footer with the ledger counts and timings.
+    ledger : bool
+        Write ``ledger.csv`` and ``sources.csv`` from ``bundle`` (False: the caller wrote
+        the same files, as :func:`studentflow.pipeline.run_pipeline` does after ingest).
 
     Returns
     -------
@@ -207,7 +210,7 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
         named["public_jhs"] = with_names(result.public_jhs, labels)
         written["public_jhs.csv"] = _write_csv(out / "public_jhs.csv", named["public_jhs"])
     written.update(_drilldown_csvs(out, result, labels))
-    if bundle is not None:
+    if bundle is not None and ledger:
         written["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
         if len(getattr(bundle, "sources", ())):
             written["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
