@@ -153,6 +153,8 @@ def main() -> None:
     models = stage("fit", lambda: fit_models(pairs, "truncate", method="fast", formula=ORIGIN_REGION_FORMULA),
                    lambda m: f"{len(m)} models")
     model = next(iter(models.values()))
+    import gc  # as `studentflow run` does (pipeline.run_pipeline): what the stages so far built lives to
+    gc.freeze()  # the end, frozen out of the garbage collector's scans (each costs 0.13 s less)
     # as `studentflow run` does: no per-draw arrays kept (they are not written)
     kw = dict(pairs=pairs, distances=dist, draws=args.draws, seed=args.seed, progress=False, keep_draws=False)
     try:

@@ -19,6 +19,7 @@ always estimated as well and shown beside the one used in the report.
 
 from __future__ import annotations
 
+import gc
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -40,11 +41,8 @@ ORIGIN_REGION_FORMULA = (
     "np.log1p(origin_lgu_revenue) + C(origin_region, Treatment('NCR'))"
 )
 STAGES = ("ingest", "distances", "pairs", "fit", "scenarios", "report")
-MODEL_LABELS = {
-    "truncate": "zero-truncated NB2, positive pairs",
-    "include": "NB2, all pairs within the radius",
-    "drop": "NB2, positive pairs only (study)",
-}
+MODEL_LABELS = {"truncate": "zero-truncated NB2, positive pairs", "include": "NB2, all pairs within the radius",
+                "drop": "NB2, positive pairs only (study)"}
 
 
 @dataclass(frozen=True)
@@ -142,16 +140,12 @@ def run_pipeline(
     draws: int = 100, seed: int = 0,
     zeros: Literal["truncate", "include", "drop"] = "truncate",
     radius_km: float = 5.0, max_km: float | None = None,
-    fit_method: Literal["statsmodels", "fast"] = "fast",
-    formula: str | None = None,
+    fit_method: Literal["statsmodels", "fast"] = "fast", formula: str | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     write: bool = True, client=None, keep_draws=True,
-    calibrate: bool = True,
-    overwrite: bool = False,
-    argv=None,
-    fit_years: Literal["all", "latest"] = "latest",
-    for_year: str | None = None,
+    calibrate: bool = True, overwrite: bool = False, argv=None,
+    fit_years: Literal["all", "latest"] = "latest", for_year: str | None = None,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
 
@@ -165,8 +159,7 @@ def run_pipeline(
     out_dir : str or Path
         Output folder (created), default ``./studentflow-output``.
     draws, seed : int
-        Monte Carlo draws of the gravity coefficients and the seed (same seed → same
-        outputs).
+        Monte Carlo draws of the gravity coefficients and the seed (same seed → same outputs).
     zeros : {"truncate", "include", "drop"}
         Estimator for the scenarios (see the module text); "drop" is the study's.
     radius_km : float
@@ -226,12 +219,16 @@ def run_pipeline(
     timings: dict[str, float] = {}
     outputs: dict[str, Path] = {}
 
+    freeze = gc.get_freeze_count() == 0  # what stages 1-4 build lives to the end: frozen after the fit (below)
+
     def stage(k: int, name: str, fn, detail=lambda r: ""):
         say(f"[{k}/{len(STAGES)}] {name} ...")
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res = fn()
+        if freeze and name == "fit":  # 250,000 objects nationally: the scenario runs' gc passes skip them
+            gc.freeze()
         timings[name] = time.perf_counter() - t0
         extra = detail(res)
         say(f"[{k}/{len(STAGES)}] {name} done in {timings[name]:.1f} s" + (f": {extra}" if extra else ""))
@@ -260,6 +257,8 @@ def run_pipeline(
             close_run(out, record, timings=timings, error=exc)
         raise
     finally:
+        if freeze:
+            gc.unfreeze()
         if owned:
             from studentflow.dask_client import close
 
@@ -332,6 +331,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         written = stage(6, "report", lambda: write_report(result, out, bundle=bundle, model=model, pairs=pairs,
                                                           models=models, comparisons=comparisons,
                                                           truth=truth, timings=timings, provenance=record,
+                                                          ledger=panel is not None,  # else written after ingest
                                                           truth_placements=None if plan else _truth_placements(
                                                               manifest, scenarios, draws, seed), **extra),
                         lambda w: f"{len(w)} files in {out}")

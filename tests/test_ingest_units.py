@@ -146,3 +146,34 @@ def test_coordinates_every_row_kept_or_in_ledger(tmp_path_factory, rows):
         if kind in ("ok", "swapped"):
             assert ok.loc[k + 2, "lat"] == pytest.approx(lat, abs=1e-6)
             assert ok.loc[k + 2, "lon"] == pytest.approx(lon, abs=1e-6)
+
+
+_CELLS = st.sampled_from(["", " ", "N/A", "-", "12", " 1,250 ", "1250.0", "3.5", "-4", "₱9,000.00", "PHP 9000",
+                          "Public", "PRIVATE school", "purely jhs", "ES and JHS", "Excellent", "x", None])
+
+
+@given(st.lists(_CELLS, min_size=1, max_size=60))
+def test_parsers_once_per_distinct_text_equal_cell_by_cell(cells):
+    """per_distinct parses each distinct text once and spreads the result back: the same
+    Series (values, dtype, index, name) as parsing every cell, whatever the repeats."""
+    raw = pd.Series(cells * 5, dtype="str", name="col", index=pd.RangeIndex(3, 3 + 5 * len(cells)))
+    for fn in (V.counts, V.pesos, V.is_missing, V.sector, V.offering, V.rating_rank):
+        pd.testing.assert_series_equal(fn(raw), fn.__wrapped__(raw), check_exact=True)
+
+
+@given(st.lists(st.integers(-1, 1_999_999), max_size=50))
+def test_school_str_pads_to_six_digits(ids):
+    out = V.school_str(pd.array(ids, dtype="int32").to_numpy() if ids else pd.array([], dtype="int32").to_numpy())
+    assert list(out) == ["" if i < 0 else f"{i:06d}" for i in ids]
+    assert all(type(v) is str for v in out)
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="0123456789.,- \t١٢x", max_size=10),
+                          st.floats(-200, 200).map(repr)), min_size=1, max_size=40))
+def test_coordinate_decimals_by_arrow_equal_the_python_regex(cells):
+    """Digits after the decimal point, by Arrow (\\p{Nd}) as by pandas' Python regex (\\d)."""
+    from studentflow.ingest.readers import _decimals
+
+    raw = pd.Series(cells, dtype="str", index=pd.RangeIndex(7, 7 + len(cells)))
+    want = raw.str.strip().str.extract(r"\.(\d+)$")[0].str.len().fillna(0)
+    pd.testing.assert_series_equal(_decimals(raw), want.astype("float64"), check_names=False, check_exact=True)

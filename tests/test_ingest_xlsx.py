@@ -180,3 +180,19 @@ def test_whitespace_only_cells_read_blank_and_count_as_missing(tmp_path):
     new, old = both(p)
     assert new == [["", "", " a ", "x"]] and old == [[" ", "\t", " a ", "x"]]
     assert V.is_missing(pd.Series(old[0][:2])).all() and not V.is_missing(pd.Series(old[0][2:])).any()
+
+
+@pytest.mark.parametrize("header_row", [None, 3])
+def test_workbook_frame_from_values_equals_frame_from_text_rows(typed, header_row):
+    """read_table turns only the needed cells to text, column by column: the frame of
+    every row turned to text first (blank rows skipped, physical row numbers)."""
+    from studentflow.ingest.columns import _found, _frame_from_rows, locate
+
+    cols = [Col("School ID"), Col("Name"), Col("Flag", required=False), Col("When", required=False),
+            Col("Neg", required=False)]
+    got = read_table(typed, cols, name="typed.xlsx", sheet="DATA", header_row=header_row)
+    rows = _xlsx_rows(typed, "DATA", "typed.xlsx")
+    h, how = locate(rows, cols, "typed.xlsx", header_row=header_row)
+    want = _frame_from_rows(rows, h, _found(rows[h], cols, how, None))
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert got["_row"].tolist() == [4, 5, 6, 7, 9, 10]  # row 8 blank in every column, skipped

@@ -113,3 +113,46 @@ def test_outlines_are_read_back_from_the_disk_cache(sample_bundle, tmp_path, mon
         gb.municipal_boundaries(codes[:5])
     monkeypatch.setenv("STUDENTFLOW_CACHE", "")  # empty: no disk cache at all
     assert gb.cache_dir() is None
+
+
+@given(st.integers(1, 40), st.integers(1, 6), st.integers(0, 10_000), st.booleans())
+@settings(max_examples=10, deadline=None)
+def test_municipality_grouping_reused_only_for_the_same_schools(n, n_mun, seed, shuffle):
+    """A cached grouping gives the table a fresh one gives: for the same schools (reused)
+    and for another order or set of schools (grouped again)."""
+    from studentflow.report.map_layers import by_municipality
+
+    bundle, result = _toy(n, 1, n_mun, seed)
+    rows = result.public_jhs
+    base, more = rows[rows["scenario"] == "base"], rows[rows["scenario"] == "more"]
+    other = more.sample(frac=1.0, random_state=seed) if shuffle else more.iloc[: max(1, n // 2)]
+    cache: dict = {}
+    sums = ["enrolment_before", "relieved_mean"]
+    for frame in (base, more, other, base):
+        pd.testing.assert_frame_equal(by_municipality(frame, bundle, sums, cache), by_municipality(frame, bundle, sums),
+                                      check_exact=True)
+
+
+def test_map_page_splices_the_outlines_figure_dict_holds(tmp_path):
+    """interactive_map writes the outlines' GeoJSON text in place of the placeholder: the
+    page's figure JSON is the JSON of figure_dict (the parsed outlines)."""
+    import plotly.io as pio
+    from shapely.geometry import box
+
+    from studentflow.report.interactive import _NO_WORLD, _OUTLINES, figure_dict, interactive_map
+
+    bundle, result = _toy(6, 3, 2, 1)
+    codes = sorted(set(bundle.schools["psgc_code"]))
+    outlines = gpd.GeoDataFrame(geometry=[box(120 + k, 14, 120.5 + k, 14.5) for k in range(len(codes))],
+                                index=pd.Index(codes, name="psgc_code"), crs="EPSG:4326")
+    bundle.areas = pd.DataFrame({"municipality": ["A <b>", None][: len(codes)], "province": "P"},
+                                index=pd.Index(codes, name="psgc_code"))
+    page = interactive_map(result, bundle, boundaries=outlines)
+    assert _OUTLINES not in page
+    fig = figure_dict(result, bundle, boundaries=outlines)  # the outlines parsed, as plotly would write them
+    assert isinstance(fig["data"][0]["geojson"], dict) and len(fig["data"][0]["geojson"]["features"]) == len(codes)
+    fig["layout"]["template"] = pio.templates[pio.templates.default].to_plotly_json()
+    whole = pio.to_html(fig, validate=False, full_html=False, include_plotlyjs=True, div_id="studentflow-map",
+                        config={"displaylogo": False, "scrollZoom": True, "responsive": True})
+    assert page == _NO_WORLD + whole
+    assert fig["data"][0]["hovertext"][0] == "A &lt;b&gt;, P"

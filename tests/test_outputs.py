@@ -116,6 +116,23 @@ def test_no_hostile_text_unescaped_in_the_report(hostile_run):
     assert "Raw files read" in footer and "SHA-256" in footer
 
 
+@given(st.lists(st.tuples(st.floats(), st.floats(width=32), st.integers(-10**6, 10**6), st.text(max_size=6)),
+                min_size=1, max_size=30))
+@settings(max_examples=80, deadline=None)
+def test_floats_written_as_text_give_the_same_csv(rows):
+    """floats_as_text (float.__repr__ per value) writes the very bytes pandas writes for float
+    columns (numpy's text): NaN, ±inf, -0.0, subnormals, huge and tiny values included."""
+    from studentflow.report.files import floats_as_text
+
+    a, b, n, t = zip(*rows)
+    frame = pd.DataFrame({"a": np.array(a, dtype=np.float64), "b": np.array(b, dtype=np.float64), "n": n,
+                          "t": pd.Series(t, dtype="str"), "f32": np.array(b, dtype=np.float32)})
+    frame.insert(2, "a2", frame["a"] * 1e20)
+    text = floats_as_text(frame)
+    assert text.to_csv(index=False) == frame.to_csv(index=False)
+    assert frame["a"].dtype == np.float64  # the caller's frame is left as it was
+
+
 @given(st.lists(st.one_of(st.text(max_size=12), st.none(), st.floats(allow_nan=False, allow_infinity=False)),
                 min_size=1, max_size=20))
 @settings(max_examples=60, deadline=None)

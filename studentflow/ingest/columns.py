@@ -86,12 +86,24 @@ def _xlsx_rows(path: Path, sheet: str | None, name: str, info: dict | None = Non
         No sheet named ``sheet`` (the message lists the sheets), or the file cannot be
         read as an XLSX workbook.
     """
+    values, text = _xlsx_values(path, sheet, name, info)
+    return values if text else [_text_row(r, _FloatText()) for r in values]
+
+
+def _text_row(r: list, floats: _FloatText) -> list[str]:
+    """A calamine row as text (:func:`_xlsx_rows`)."""
+    return [v if v.__class__ is str else floats[v] if v.__class__ is float else _value_text(v) for v in r]
+
+
+def _xlsx_values(path: Path, sheet: str | None, name: str, info: dict | None = None) -> tuple[list[list], bool]:
+    """The rows of :func:`_xlsx_rows` as calamine's values (``False``: turn each cell to
+    text with :func:`_text_row`), or as openpyxl's text (``True``) when calamine fails."""
     from python_calamine import CalamineWorkbook
 
     try:
         wb = CalamineWorkbook.from_path(str(path))
     except Exception:  # not a zip, broken XML, encrypted: openpyxl reads it or says why
-        return _xlsx_rows_openpyxl(path, sheet, name, info)
+        return _xlsx_rows_openpyxl(path, sheet, name, info), True
     try:
         names = list(wb.sheet_names)
         if sheet is not None and sheet not in names:
@@ -103,12 +115,10 @@ def _xlsx_rows(path: Path, sheet: str | None, name: str, info: dict | None = Non
         try:
             values = wb.get_sheet_by_name(names[0] if sheet is None else sheet).to_python(skip_empty_area=False)
         except Exception:
-            return _xlsx_rows_openpyxl(path, sheet, name, info)
+            return _xlsx_rows_openpyxl(path, sheet, name, info), True
     finally:
         wb.close()
-    floats = _FloatText()
-    return [[v if v.__class__ is str else floats[v] if v.__class__ is float else _value_text(v) for v in r]
-            for r in values]
+    return values, False
 
 
 def _xlsx_rows_openpyxl(path: Path, sheet: str | None, name: str, info: dict | None = None) -> list[list[str]]:
@@ -186,10 +196,17 @@ def read_table(path: Path, cols: list[Col], *, name: str, sheet: str | None = No
     suffix = path.name.lower()
     info: dict = {"sheet": None}
     if suffix.endswith((".xlsx", ".xlsm")):
-        rows = _xlsx_rows(path, sheet, name, info)
-        h, how = locate(rows, cols, name, header_row=header_row, mapping=mapping)
+        values, text = _xlsx_values(path, sheet, name, info)
+        floats = _FloatText()
+        rows = values if text else [_text_row(r, floats) for r in values[:max(HEADER_SCAN_ROWS, int(header_row or 0))]]
+        try:  # the header among the first rows, as for CSV (only the cells needed are turned to text)
+            h, how = locate(rows, cols, name, header_row=header_row, mapping=mapping)
+        except DataError:  # the message as for the whole sheet
+            rows = values if text else [_text_row(r, floats) for r in values]
+            h, how = locate(rows, cols, name, header_row=header_row, mapping=mapping)
         found = _found(rows[h], cols, how, extra)
-        return _with_header(_frame_from_rows(rows, h, found), h, cols, how, found, info)
+        frame = _frame_from_rows(values, h, found) if text else _frame_from_values(values, rows[h], h, found, floats)
+        return _with_header(frame, h, cols, how, found, info)
     if suffix.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
         head = _csv_head(path, name, max(HEADER_SCAN_ROWS, int(header_row or 0)))
         h, how = locate(head, cols, name, header_row=header_row, mapping=mapping)
@@ -242,6 +259,28 @@ def _frame_from_rows(rows: list[list[str]], h: int, found: dict[str, str]) -> pd
             data[c].append(str(r[j]) if j < len(r) else "")
     out = pd.DataFrame({c: pd.Series(v, dtype="str") for c, v in data.items()})
     out["_row"] = np.asarray(phys, dtype="int64")
+    return out
+
+
+def _frame_from_values(values: list[list], header: list[str], h: int, found: dict[str, str],
+                       floats: _FloatText) -> pd.DataFrame:
+    """:func:`_frame_from_rows` of calamine's values (``header``: row ``h`` as text): only
+    the needed columns' cells are turned to text, column by column (a national workbook:
+    1.7 million cells)."""
+    pos = {c: header.index(raw) for c, raw in found.items()}
+
+    def filled(r) -> bool:  # not blank: a cell whose text is not blank (stops at the first)
+        return any((v if v.__class__ is str else floats[v] if v.__class__ is float else _value_text(v)).strip()
+                   for v in r)
+
+    kept = [i for i in range(h + 1, len(values)) if filled(values[i])]
+    data = {}
+    for c, j in pos.items():
+        cells = [values[i][j] if j < len(values[i]) else "" for i in kept]
+        data[c] = pd.Series([v if v.__class__ is str else floats[v] if v.__class__ is float else _value_text(v)
+                             for v in cells], dtype="str")
+    out = pd.DataFrame(data) if data else pd.DataFrame(index=pd.RangeIndex(len(kept)))
+    out["_row"] = np.asarray(kept, dtype="int64") + 1
     return out
 
 

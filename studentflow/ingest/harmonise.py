@@ -77,10 +77,13 @@ def impute_places(schools: pd.DataFrame, coords: pd.DataFrame, places: pd.DataFr
     Schools without a point keep ''.
     """
     codes = schools["psgc_code"].copy()
-    todo = schools.index[(codes == "") & schools.index.isin(coords.index)]
+    todo = schools.index[(codes == "").to_numpy() & isin(schools.index, coords.index)]
+    pools: dict = {}  # region → its municipalities (one scan of the places per region)
     for sid in todo:
         s = schools.loc[sid]
-        pool = places[places["region"] == s["region"]]
+        if s["region"] not in pools:
+            pools[s["region"]] = places[places["region"] == s["region"]]
+        pool = pools[s["region"]]
         if not len(pool):
             continue
         lon, lat = coords.at[sid, "lon"], coords.at[sid, "lat"]
@@ -156,7 +159,7 @@ def _haversine_km(lon1, lat1, lon2, lat2) -> np.ndarray:
 
 def note_unplaced(schools: pd.DataFrame, coords: pd.DataFrame, ledger: Ledger) -> None:
     """Ledger rows (``incomplete``) for schools left without a point, or without a PSGC code."""
-    nopoint = ~schools.index.isin(coords.index)
+    nopoint = ~isin(schools.index, coords.index)  # Arrow's hash lookup: pandas' builds a list
     nocode = nopoint & (schools["psgc_code"] == "").to_numpy()
     for mask, why in ((nopoint, "no valid point for the school in any coordinates source: no location (the "
                                 "school is left out of road distances and pairs)"),
@@ -182,16 +185,28 @@ def jhs_seats(schools: pd.DataFrame, seats: pd.DataFrame, ledger: Ledger, defaul
     need = offers & (value.isna() | (value <= 0))
     util = (schools["jhs_enrolment"] / value).where(offers & ~need & (schools["jhs_enrolment"] > 0))
     imputed = value.copy()
+    medians: dict = {}  # (sector, level, value) → (peers, median): each group scanned once
+    codes = {c: pd.factorize(schools[c]) for c in ("sector", "division", "region")}  # equality on integer codes
+
+    def equal(col: str, value) -> np.ndarray:  # schools[col] == value (missing equals nothing)
+        k = codes[col][1].get_indexer([value])[0]
+        return codes[col][0] == k if k >= 0 else np.zeros(len(schools), dtype=bool)
+
+    def peer_median(sector, level: str | None, of) -> tuple[int, float]:
+        key = (sector, level, of)
+        if key not in medians:
+            peers = util.dropna() if level is None else util[equal("sector", sector) & equal(level, of)].dropna()
+            medians[key] = (len(peers), float(peers.median()) if len(peers) else 1.0)
+        return medians[key]
+
     for sid in schools.index[need]:
         s = schools.loc[sid]
-        peers = util[(schools["sector"] == s["sector"]) & (schools["division"] == s["division"])].dropna()
+        n, med = peer_median(s["sector"], "division", s["division"])
         how = "division"
-        if len(peers) < MIN_GROUP:
-            peers = util[(schools["sector"] == s["sector"]) & (schools["region"] == s["region"])].dropna()
-            how = "region"
-        if len(peers) < MIN_GROUP:
-            peers, how = util.dropna(), "study area"
-        med = float(peers.median()) if len(peers) else 1.0
+        if n < MIN_GROUP:
+            (n, med), how = peer_median(s["sector"], "region", s["region"]), "region"
+        if n < MIN_GROUP:
+            (n, med), how = peer_median(None, None, None), "study area"
         imputed[sid] = float(np.round(s["jhs_enrolment"] / med)) if med > 0 else float(s["jhs_enrolment"])
         if sid in by_school.index:
             r = by_school.loc[sid]

@@ -32,6 +32,7 @@ from studentflow.ingest.manifest import Source, manifest_path, read_manifest
 from studentflow.ingest.places import PlaceMatcher
 from studentflow.ingest.roads import scan_road_network
 from studentflow.ingest.validate import validate_tables
+from studentflow.ingest.values import isin
 from studentflow.ingest.years import pick_year, source_years, year_sources
 from studentflow.malloc import trim
 from studentflow.schema import ALL_REGIONS, SCHOOLS, Bundle, Panel
@@ -165,8 +166,11 @@ def _reading(sources: list[Source], client, select):
     picked = select(prepared)
     uses = Counter(id(s) for sel in picked for s in sel)
     todo = [s for s in prepared if uses[id(s)] and id(s) not in done]
-    if client is None:
-        yield picked, _once(read_source, done, uses)
+    if client is None:  # the files read ahead on a thread or two (studentflow.ingest.prefetch)
+        from studentflow.ingest.prefetch import thread_reader
+
+        with thread_reader(todo) as read:
+            yield picked, _once(read, done, uses)
         return
     from studentflow.ingest.learners_dask import dask_reader
 
@@ -264,7 +268,7 @@ def _load(sources: list[Source], read, ledger: Ledger | None = None, *,
     geometry = gpd.points_from_xy(coords["lon"].reindex(schools.index), coords["lat"].reindex(schools.index))
     cols = [c for c in SCHOOLS if c != "geometry"]
     gdf = gpd.GeoDataFrame(schools[cols], geometry=geometry, crs="EPSG:4326")
-    gdf.loc[~gdf.index.isin(coords.index), "geometry"] = None
+    gdf.loc[~isin(gdf.index, coords.index), "geometry"] = None
     gdf.index.name = "school_id"
     table = xw.ledger_ids(_fill_esc_schools(ledger.frame(), parts, crosswalk))
     validate_tables({"schools": gdf, "flows": flows, "areas": areas, "subsidy": subsidy, "ledger": table})

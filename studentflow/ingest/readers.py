@@ -56,11 +56,24 @@ def read_coordinates(src: Source, ledger: Ledger) -> pd.DataFrame:
     lat2 = lat.where(~swapped, lon)
     lon2 = lon.where(~swapped, lat)
     keep = inside | swapped
-    decimals = (df["Latitude"].str.strip().str.extract(r"\.(\d+)$")[0].str.len().fillna(0)
-                + df["Longitude"].str.strip().str.extract(r"\.(\d+)$")[0].str.len().fillna(0))
+    decimals = _decimals(df["Latitude"]) + _decimals(df["Longitude"])
     return pd.DataFrame({"school_id": sid[keep], "lon": lon2[keep].astype("float64"),
                          "lat": lat2[keep].astype("float64"), "decimals": decimals[keep].astype("int64"),
                          "_row": df.loc[keep, "_row"]})
+
+
+def _decimals(raw: pd.Series) -> pd.Series:
+    """Digits written after the decimal point (0 for none): the length of the match of
+    ``\\.(\\d+)$`` in the stripped text, by Arrow's regex engine (``\\p{Nd}``: Python's
+    Unicode ``\\d``) instead of pandas' Python loop (0.25 s per national column)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = raw.astype("str").str.strip()
+    arr = pa.array(text.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    found = pc.extract_regex(arr, r"\.(?P<d>\p{Nd}+)$")
+    n = pc.utf8_length(pc.struct_field(found, [0])).fill_null(0)
+    return pd.Series(np.asarray(n.to_numpy(zero_copy_only=False), dtype="float64"), index=raw.index)
 
 
 SEAT_COLS = [Col("School ID", SCHOOL_ID_ALIASES, key="school_id"), Col("Seats ES", required=False),

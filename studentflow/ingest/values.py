@@ -7,6 +7,7 @@ why in the ledger.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -16,6 +17,27 @@ import pandas as pd
 from studentflow.schema import ALL_REGIONS, ESC_RATING_RANK, OFFERINGS
 
 _MISSING = {"", "n/a", "na", "none", "null", "nan", "-", "--", "—", "#n/a", "not available"}
+
+
+def per_distinct(fn):
+    """Apply a cell-by-cell parser of a text Series once per distinct text.
+
+    The parsers below treat every cell on its own (their first step is ``astype("str")``),
+    so parsing each distinct text once and spreading the results back gives the same
+    Series; a national file repeats few distinct counts, amounts and labels in 59,000
+    rows. A column of mostly distinct texts is parsed as it is.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(raw: pd.Series) -> pd.Series:
+        codes, uniques = pd.factorize(raw.astype("str"), use_na_sentinel=False)
+        if 4 * len(uniques) > len(codes):
+            return fn(raw)
+        done = fn(pd.Series(np.asarray(uniques, dtype=object), dtype="str", name=raw.name))
+        return pd.Series(done.to_numpy()[codes], index=raw.index, dtype=done.dtype, name=done.name)
+
+    return wrapper
+
 
 
 def school_ids(raw: pd.Series, extra=frozenset()) -> tuple[pd.Series, pd.Series]:
@@ -53,11 +75,13 @@ def esc_ids(raw: pd.Series) -> pd.Series:
     return s.where(ok, "").astype("str")
 
 
+@per_distinct
 def is_missing(raw: pd.Series) -> pd.Series:
     """True where a cell is blank or a missing-value marker ("N/A", "-", ...)."""
     return raw.astype("str").str.strip().str.lower().isin(_MISSING)
 
 
+@per_distinct
 def pesos(raw: pd.Series) -> pd.Series:
     """Parse peso amounts ("₱9,000.00", "PHP 9000", "9,000") to float pesos; NaN if not."""
     s = raw.astype("str").str.strip()
@@ -66,6 +90,7 @@ def pesos(raw: pd.Series) -> pd.Series:
     return pd.to_numeric(s.replace("", np.nan), errors="coerce").astype("float64")
 
 
+@per_distinct
 def counts(raw: pd.Series) -> pd.Series:
     """Parse counts written as numbers or text ("1,250", "1250.0") to float; NaN if not."""
     s = raw.astype("str").str.strip().str.replace(r"[,\s]", "", regex=True)
@@ -157,11 +182,13 @@ def region(raw: pd.Series) -> pd.Series:
 _OFFERING_LOOKUP = {fold(k): v for k, v in OFFERINGS.items()}
 
 
+@per_distinct
 def offering(raw: pd.Series) -> pd.Series:
     """Canonical offering codes from DepEd "Modified COC" text; '' if unrecognised."""
     return raw.astype("str").map(lambda t: _OFFERING_LOOKUP.get(fold(t), "")).astype("str")
 
 
+@per_distinct
 def sector(raw: pd.Series) -> pd.Series:
     """'public' / 'private' from DepEd sector text; '' if unrecognised."""
     f = raw.astype("str").map(fold)
@@ -174,6 +201,7 @@ def sector(raw: pd.Series) -> pd.Series:
 _RATING_LOOKUP = {fold(k): v for k, v in ESC_RATING_RANK.items()}
 
 
+@per_distinct
 def rating_rank(raw: pd.Series) -> pd.Series:
     """ESC certification text → rank 1 (best) … 8 as float; NaN when missing/unknown."""
     return raw.astype("str").map(lambda t: _RATING_LOOKUP.get(fold(t), np.nan)).astype("float64")
@@ -204,9 +232,16 @@ def isin(values, pool) -> np.ndarray:
 
 def school_str(ids: np.ndarray) -> np.ndarray:
     """int school IDs → 6-digit strings ('' for -1; a 7-digit old ID as written), as an object array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     ids = np.asarray(ids)
     if not ids.size:
         return np.empty(0, dtype=object)
-    out = np.char.zfill(ids.astype("U7"), 6).astype(object)  # U7: a crosswalk's 7-digit old IDs
+    if ids.dtype.kind in "iu":  # Arrow's integer text, left-padded: 4x numpy's zfill of U7 text
+        text = pc.utf8_lpad(pa.array(ids.astype(np.int64)).cast(pa.string()), 6, "0")
+        out = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
+    else:
+        out = np.char.zfill(ids.astype("U7"), 6).astype(object)  # U7: a crosswalk's 7-digit old IDs
     out[ids < 0] = ""
     return out

@@ -29,12 +29,10 @@ def status_quo_scatter(fit: pd.DataFrame):
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: no global backend, no figure kept open
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5.0))
+    fig = Figure(figsize=(5.5, 5.0))
+    ax = fig.subplots()
     x = fit["observed"].to_numpy(float)
     y = fit["placed_mean"].to_numpy(float)
     err = np.vstack([y - fit["placed_lo"].to_numpy(float), fit["placed_hi"].to_numpy(float) - y])

@@ -83,8 +83,14 @@ def _place(places, sid) -> str:
 MANY_AREAS = 400
 
 
-def _outline_trace(boundaries, bundle):
-    """Choropleth of the municipal outlines (one flat colour; hover: municipality), or None."""
+def _outline_trace(boundaries, bundle, splice: dict | None = None):
+    """Choropleth of the municipal outlines (one flat colour; hover: municipality), or None.
+
+    ``splice``: the trace's ``geojson`` is the placeholder :data:`_OUTLINES` and
+    ``splice["geojson"]`` receives the FeatureCollection as JSON text, to put in its place
+    in the page: the text GEOS writes, the same bytes as plotly's JSON of the parsed
+    features, without parsing and writing 1.6 MB of coordinates again (national).
+    """
     import shapely
 
     if boundaries is None or boundaries.empty:
@@ -95,22 +101,28 @@ def _outline_trace(boundaries, bundle):
     geom = shapely.orient_polygons(geom, exterior_cw=True)  # d3-geo wants clockwise exteriors
     digits = round(-np.log10(grid))  # the nearest doubles to the decimals: short in JSON
     geom = shapely.transform(geom, lambda xy: np.round(xy, digits))
-    frame = boundaries.set_geometry(geom)[["geometry"]]
+    codes = boundaries.index
     # GEOS writes each geometry's GeoJSON (geopandas' to_json walks every coordinate in Python)
-    gj = {"type": "FeatureCollection", "features": [
-        {"id": code, "type": "Feature", "properties": {}, "geometry": json.loads(g)}
-        for code, g in zip(frame.index, shapely.to_geojson(geom)) if g is not None]}
+    text = '{"type":"FeatureCollection","features":[' + ",".join(
+        '{"id":%s,"type":"Feature","properties":{},"geometry":%s}' % (json.dumps(code), g)
+        for code, g in zip(codes, shapely.to_geojson(geom)) if g is not None) + "]}"
+    if splice is not None:
+        splice["geojson"] = text
+    hover = [_esc(code) for code in codes]
     areas = getattr(bundle, "areas", None)
-    text = []
-    for code in frame.index:
-        if areas is not None and code in areas.index:
-            a = areas.loc[code]
-            text.append(f"{_esc(a.get('municipality'))}, {_esc(a.get('province'))}")
-        else:
-            text.append(_esc(code))
-    return dict(type="choropleth", geojson=gj, locations=list(frame.index), z=[0] * len(frame), showscale=False,
+    if areas is not None:  # "municipality, province" where the area is known (one reindex, not a .loc per code)
+        place = areas.reindex(codes)
+        mun, prov = ([None] * len(codes) if c not in place else place[c].tolist() for c in ("municipality", "province"))
+        hover = [f"{_esc(m)}, {_esc(p)}" if k else h
+                 for h, k, m, p in zip(hover, codes.isin(areas.index), mun, prov)]
+    return dict(type="choropleth", geojson=_OUTLINES if splice is not None else json.loads(text),
+                locations=list(codes), z=[0] * len(codes), showscale=False,
                 colorscale=[[0, "#f1f0ea"], [1, "#f1f0ea"]], marker=dict(line=dict(color="#9a9a9a", width=0.5)),
-                hovertext=text, hoverinfo="text", name="municipalities (approximate)", showlegend=True)
+                hovertext=hover, hoverinfo="text", name="municipalities (approximate)", showlegend=True)
+
+
+#: Placeholder of the outlines' GeoJSON in a figure whose JSON text is spliced in (:func:`_outline_trace`).
+_OUTLINES = "__studentflow_municipal_outlines__"
 
 
 #: At most this many scenarios get a layer (a long sweep would make the report huge).
@@ -129,14 +141,14 @@ def _shown(result, scenario) -> list[str]:
     return [n for n in names if n in keep]
 
 
-def _jhs_trace(rows, name, bundle, labels, marker, agg: bool, **kw):
+def _jhs_trace(rows, name, bundle, labels, marker, agg: bool, groups=None, **kw):
     """Public JHS today (``name`` None) or after scenario ``name``: per school, or per
     municipality when ``agg`` (:mod:`studentflow.report.map_layers`); a plotly trace as a dict."""
 
     iv = "relieved_vs_baseline" if "relieved_vs_baseline_mean" in rows else "relieved"
     label = "public JHS today" if name is None else f"public JHS after: {_esc(name)}"
     if agg:
-        m = by_municipality(rows, bundle, ["enrolment_before", "jhs_seats", "relieved_mean", iv + "_mean"])
+        m = by_municipality(rows, bundle, ["enrolment_before", "jhs_seats", "relieved_mean", iv + "_mean"], groups)
         seats = m["jhs_seats"].to_numpy(dtype=float)
         before = m["enrolment_before"].to_numpy(dtype=float) / seats
         after = (m["enrolment_before"].to_numpy(dtype=float) - m["relieved_mean"].to_numpy(dtype=float)) / seats
@@ -179,11 +191,11 @@ def _scatter(lon, lat, **kw) -> dict:
     return dict(type="scattergeo", lon=plain(lon), lat=plain(lat), mode="markers", marker=marker, **kw)
 
 
-def _esc_trace(rows, name, bundle, labels, agg: bool, slots_max: float, **kw):
+def _esc_trace(rows, name, bundle, labels, agg: bool, slots_max: float, groups=None, **kw):
     """ESC schools of scenario ``name``, sized by slots: per school, or per municipality."""
 
     if agg:
-        m = by_municipality(rows, bundle, ["slots", "placed_mean"])
+        m = by_municipality(rows, bundle, ["slots", "placed_mean"], groups)
         slots_max = max(float(m["slots"].max()), 1.0) if len(m) else 1.0
         size = 5 + 20 * np.sqrt(m["slots"].to_numpy(float) / slots_max)
         text = [f"<b>{_esc(mu)}</b>, {_esc(pr)}<br>{n:,} ESC schools<br><i>{_esc(name)}</i><br>ESC placed "
@@ -202,9 +214,10 @@ def _esc_trace(rows, name, bundle, labels, agg: bool, slots_max: float, **kw):
                          name=f"ESC schools: {_esc(name)}", **kw)
 
 
-def figure_dict(result, bundle, *, boundaries=None, scenario: str | None = None) -> dict:
+def figure_dict(result, bundle, *, boundaries=None, scenario: str | None = None, _splice=None) -> dict:
     """The map as a plain plotly figure dict (``data``, ``layout``): built without plotly's
-    validation, which deep-copies every coordinate list (seconds at national size)."""
+    validation, which deep-copies every coordinate list (seconds at national size).
+    ``_splice``: see :func:`_outline_trace`."""
     from studentflow.report.names import school_labels
 
     labels = _Places(school_labels(bundle))
@@ -214,7 +227,7 @@ def figure_dict(result, bundle, *, boundaries=None, scenario: str | None = None)
         scenario = t["relieved_mean"].idxmax() if "relieved_mean" in t else result.baseline
     names = _shown(result, scenario)
     data = []
-    outline = _outline_trace(boundaries, bundle)
+    outline = _outline_trace(boundaries, bundle, _splice)
     if outline is not None:
         data.append(outline)
     agg_jhs, agg_esc = aggregated(pj, result.baseline), aggregated(es, result.baseline)
@@ -223,13 +236,14 @@ def figure_dict(result, bundle, *, boundaries=None, scenario: str | None = None)
             labels.add(frame["school_id"])
     marker = dict(size=9, colorscale=_SCALE, cmin=_CMIN, cmax=_CMAX,
                   colorbar=dict(title=dict(text="seat<br>utilisation"), x=1.0, len=0.7))
+    groups: dict = {}  # each layer's municipalities, grouped once (by_municipality)
     today_trace = _jhs_trace(pj[pj["scenario"] == result.baseline], None, bundle, labels, marker, agg_jhs,
-                             visible=False, legendgroup="today")
+                             groups, visible=False, legendgroup="today")
     slots_max = max(float(es["slots"].max()), 1.0) if len(es) else 1.0
     for name in names:
-        data.append(_esc_trace(es[es["scenario"] == name], name, bundle, labels, agg_esc, slots_max,
+        data.append(_esc_trace(es[es["scenario"] == name], name, bundle, labels, agg_esc, slots_max, groups,
                                visible=name == scenario, legendgroup=name))
-        data.append(_jhs_trace(pj[pj["scenario"] == name], name, bundle, labels, marker, agg_jhs,
+        data.append(_jhs_trace(pj[pj["scenario"] == name], name, bundle, labels, marker, agg_jhs, groups,
                                visible=name == scenario, legendgroup=name))  # over the ESC schools
     data.append(today_trace)
     fixed = [True] if outline is not None else []
@@ -279,10 +293,13 @@ def interactive_map(result, bundle, *, boundaries=None, scenario: str | None = N
     """
     import plotly.io as pio
 
-    fig = figure_dict(result, bundle, boundaries=boundaries, scenario=scenario)
+    splice: dict = {}
+    fig = figure_dict(result, bundle, boundaries=boundaries, scenario=scenario, _splice=splice)
     template = pio.templates[pio.templates.default] if pio.templates.default else None
     if template is not None:  # what a validated Figure carries: the same look
         fig["layout"]["template"] = template.to_plotly_json()
-    return _NO_WORLD + pio.to_html(fig, validate=False, full_html=False, include_plotlyjs=True,
-                                   div_id="studentflow-map",
-                                   config={"displaylogo": False, "scrollZoom": True, "responsive": True})
+    page = pio.to_html(fig, validate=False, full_html=False, include_plotlyjs=True, div_id="studentflow-map",
+                       config={"displaylogo": False, "scrollZoom": True, "responsive": True})
+    if "geojson" in splice:
+        page = page.replace(json.dumps(_OUTLINES), splice["geojson"], 1)
+    return _NO_WORLD + page

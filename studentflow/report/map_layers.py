@@ -43,8 +43,13 @@ def aggregated(frame: pd.DataFrame, baseline: str) -> bool:
     return int((frame["scenario"] == baseline).sum()) > MAX_SCHOOLS
 
 
-def by_municipality(rows: pd.DataFrame, bundle, sums: list[str]) -> pd.DataFrame:
+def by_municipality(rows: pd.DataFrame, bundle, sums: list[str], cache: dict | None = None) -> pd.DataFrame:
     """One row per city/municipality of the schools in ``rows`` (column ``school_id``).
+
+    ``cache`` (a dict the caller keeps for one map): the grouping of a set of schools
+    (positions, names, which row goes where) is kept there and reused for the next
+    ``rows`` of the same schools in the same order (every scenario's layer), so only the
+    sums are taken again.
 
     Returns
     -------
@@ -53,23 +58,35 @@ def by_municipality(rows: pd.DataFrame, bundle, sums: list[str]) -> pd.DataFrame
         degrees), ``schools`` (count), ``municipality``, ``province`` and the sums of the
         columns ``sums`` (learners, seats or slots).
     """
-    s = bundle.schools
     ids = pd.Index(rows["school_id"].astype(str))
+    key = ids.to_numpy(dtype=object)
+    hit = (cache or {}).get((len(key), key[0] if len(key) else None))
+    if hit is None or not np.array_equal(hit[0], key):
+        hit = (key, *_grouping(ids, bundle))
+        if cache is not None:
+            cache[(len(key), key[0] if len(key) else None)] = hit
+    _, base, group = hit
+    out = base.copy()
+    for col in sums:  # the same grouped sums as a groupby on the codes: groups numbered in sorted code order
+        out[col] = pd.Series(rows[col].to_numpy(dtype=float)).groupby(group, sort=True).sum().to_numpy()
+    return out
+
+
+def _grouping(ids: pd.Index, bundle) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per municipality of the schools ``ids``: lon, lat, schools, municipality, province;
+    and each school's group number (0.. in sorted code order)."""
+    s = bundle.schools
     lon, lat = lonlat(bundle, ids)
     code = s["psgc_code"].reindex(ids).astype("string").fillna("?").to_numpy() if "psgc_code" in s else \
         np.full(len(ids), "?")
     frame = pd.DataFrame({"psgc_code": code, "lon": lon, "lat": lat, "schools": 1})
-    for col in sums:
-        frame[col] = rows[col].to_numpy(dtype=float)
     g = frame.groupby("psgc_code", sort=True)
     out = g[["lon", "lat"]].mean().round(DIGITS)
     out["schools"] = g["schools"].sum()
-    for col in sums:
-        out[col] = g[col].sum()
     for col in ("municipality", "province"):
         if col in s:
             first = pd.Series(s[col].reindex(ids).astype("string").fillna("").to_numpy(), index=code)
             out[col] = first.groupby(level=0).first().reindex(out.index).fillna("")
         else:
             out[col] = ""
-    return out
+    return out, g.ngroup().to_numpy()

@@ -15,6 +15,7 @@ are treated as untrusted:
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["PLACE_COLUMNS", "school_labels", "with_names", "spreadsheet_safe", "unsafe_text",
@@ -60,11 +61,14 @@ def with_names(frame: pd.DataFrame, labels: pd.DataFrame, *, id_column: str = "s
         return frame
     out = frame.copy()
     at = out.columns.get_loc(id_column) + 1
-    ids = out[id_column].astype(str)
+    pos = labels.index.get_indexer(out[id_column].astype(str))  # each id looked up once, for every column
     for k, col in enumerate(columns):
         if f"{prefix}{col}" in out:
             continue
-        out.insert(at + k, f"{prefix}{col}", labels[col].reindex(ids).fillna("").to_numpy())
+        cell = np.full(len(pos), "", dtype=object)
+        cell[pos >= 0] = labels[col].to_numpy(dtype=object)[pos[pos >= 0]]
+        cell[pd.isna(cell)] = ""
+        out.insert(at + k, f"{prefix}{col}", cell)
     return out
 
 

