@@ -150,7 +150,7 @@ def run_pipeline(
     calibrate: bool = True,
     overwrite: bool = False,
     argv=None,
-    fit_years: Literal["all", "latest"] = "latest",
+    fit_years: Literal["all", "latest"] = "all",
     for_year: str | None = None,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
@@ -204,8 +204,8 @@ def run_pipeline(
     overwrite, argv : bool, list of str
         Write into a non-empty ``out_dir`` lacking studentflow's ``run.json``; the command line as typed.
     fit_years : {"all", "latest"}
-        Multi-year manifest: the latest year alone (default) or the pooled NB2 with year
-        effects (:mod:`studentflow.gravity.panel`).
+        Multi-year manifest: the pooled NB2 with year effects (default,
+        :mod:`studentflow.gravity.panel`) or the latest year alone.
     for_year : {None, "next"}
         "next": plan the year after the latest (forecast pools, :mod:`studentflow.next_year`).
 
@@ -271,7 +271,7 @@ def run_pipeline(
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
                 progress, write, client, keep_draws, stage, timings, outputs, calibrate=True,
-                record=None, fit_years="latest", for_year=None) -> PipelineResult:
+                record=None, fit_years="all", for_year=None) -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.gravity.panel import fit_years_panel, pooled_models
     from studentflow.ingest import load_bundle
