@@ -125,7 +125,7 @@ def _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius
     result = stage("optimize", lambda: optimize(
         bundle, model, budget=budget, pairs=plan.pairs if plan else pairs, distances=distances, levers=lev,
         draws=draws, seed=seed, budget_quantile=quantile, calibrate=plan.calibration if plan else True,
-        client=client))
+        client=client, pool_draws=plan.pool_draws if plan and draws else None))
     if plan is not None:  # the outputs say which school year they plan
         result = dataclasses.replace(result, plan_table=result.plan_table.assign(school_year=plan.school_year),
                                      frontier=result.frontier.assign(school_year=plan.school_year))
