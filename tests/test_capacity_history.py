@@ -58,7 +58,7 @@ def _problem(seed, n, m):
     pools = np.asarray(mu.sum(axis=1)).ravel() * rng.uniform(0.5, 2.0, n)
     caps = np.floor(np.asarray(mu.sum(axis=0)).ravel() * rng.uniform(0.3, 2.0, m))
     observed = np.asarray(allocate(mu @ sp.diags(rng.lognormal(0.0, 0.5, m)), pools, caps).flows.sum(axis=0)).ravel()
-    return mu, pools, caps, np.round(observed), rng.random(m) < 0.3
+    return mu, pools, caps, np.floor(observed + 1e-9), rng.random(m) < 0.3  # whole learners, still feasible
 
 
 @settings(max_examples=30, deadline=None)
