@@ -23,6 +23,12 @@ Worlds
   (each school keeps its slot factor and billing utilisation; a fifth of the schools held
   25 % fewer slots before the latest year), rationed by billable capacity. The latest year is the world as written, so its truth is the oracle's.
 
+Calibration: a multi-year world's latest-year pair table carries the earlier years' billing
+(``destination_billed_share_before``), so both fits run on the "unconstrain" calibration with
+the schools below capacity matched (:mod:`studentflow.scenarios.calibrate`); the in-memory
+panels of ``--one-year`` carry no slot history and run on the floor rule. The pooled fit's
+standard errors are clustered by origin and ESC school (:mod:`studentflow.gravity.panel`).
+
 ``--decompose`` also runs each fit with its coefficient covariance set to zero: what is
 left of the interval is the Monte Carlo part (rounding of expected flows to learners,
 the same draws otherwise), the rest is coefficient uncertainty.

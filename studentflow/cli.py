@@ -49,10 +49,9 @@ def _data_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--formula", metavar="FORMULA", default=None,
                      help="gravity formula 'esc_beneficiaries ~ terms' over the pair table's columns "
                           "(default: the study's); collinear terms are dropped with a note")
-    sub.add_argument("--fit-years", choices=("all", "latest"), default="latest",
-                     help="multi-year manifest: fit the latest year alone (default) or the pooled NB2 with "
-                          "year effects on every school year ('all'; narrower intervals that covered the "
-                          "synthetic truth less often, see README); scenarios act on the latest year either way")
+    sub.add_argument("--fit-years", choices=("all", "latest"), default="all",
+                     help="multi-year manifest: the pooled NB2 with year effects on every school year "
+                          "(default) or the latest year alone; scenarios act on the latest year either way")
 
 
 def _check_data_options(args) -> None:

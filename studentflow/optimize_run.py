@@ -19,7 +19,7 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
                  seed: int = 0, zeros: str = "truncate", radius_km: float = 5.0, max_km: float | None = None,
                  fit_method: str = "fast", formula: str | None = None, log: Callable[[str], None] | None = None,
                  write: bool = True, budget_quantile=0.95, overwrite: bool = False, argv=None,
-                 fit_years: str = "latest", for_year: str | None = None, client=None):
+                 fit_years: str = "all", for_year: str | None = None, client=None):
     """Fit the model on the data of ``manifest`` and choose the plan for ``budget`` pesos.
 
     Parameters
@@ -43,7 +43,7 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
     draws, seed, zeros, radius_km, max_km, fit_method, formula, fit_years
         As for :func:`studentflow.pipeline.run_pipeline` (``fit_years="all"``: on a multi-year
         manifest the model is the pooled fit with year effects; the plan is for the latest year
-        either way; default "latest").
+        either way; default "all").
     log : callable, optional
         Receives one line per stage and, as "note:" lines, the warnings a stage raised
         (e.g. a term dropped from the fit).
@@ -91,7 +91,7 @@ def run_optimize(manifest=None, *, budget: float, levers=None, out_dir="studentf
 
 
 def _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius_km, max_km, fit_method, formula,
-            say, write, timings, record, fit_years="latest", for_year=None, client=None):
+            say, write, timings, record, fit_years="all", for_year=None, client=None):
     from studentflow.gravity.panel import fit_years_panel, pooled_fit
     from studentflow.optimize import optimize
     from studentflow.pairs import build_pairs
@@ -125,7 +125,7 @@ def _stages(manifest, budget, lev, quantile, out_dir, draws, seed, zeros, radius
     result = stage("optimize", lambda: optimize(
         bundle, model, budget=budget, pairs=plan.pairs if plan else pairs, distances=distances, levers=lev,
         draws=draws, seed=seed, budget_quantile=quantile, calibrate=plan.calibration if plan else True,
-        client=client))
+        client=client, pool_draws=plan.pool_draws if plan and draws else None))
     if plan is not None:  # the outputs say which school year they plan
         result = dataclasses.replace(result, plan_table=result.plan_table.assign(school_year=plan.school_year),
                                      frontier=result.frontier.assign(school_year=plan.school_year))

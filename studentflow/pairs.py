@@ -101,8 +101,12 @@ PAIR_COLUMNS = (
     "distance_method", "tuition", "esc_amount", "net_cost_k", "esc_rating", "esc_unrated",
     "origin_lgu_revenue", "origin_region", "destination_region", "origin_pool",
     "origin_esc_beneficiaries", "destination_slots", "destination_billed",
-    "origin_feeds_congested", "origin_congested_share", "within_radius",
+    "origin_feeds_congested", "origin_congested_share", "within_radius", "destination_billed_share_before",
 )
+#: The destination's largest share of contracted slots billed in an earlier school year
+#: (``Bundle.slot_history``; NaN without one): tells a full school from one that bills
+#: what it admitted (:func:`studentflow.scenarios.calibrate.below_capacity`).
+BILLED_SHARE_BEFORE = "destination_billed_share_before"
 CANDIDATES = ("study", "radius")
 Candidates = Literal["study", "radius"]
 
@@ -323,6 +327,7 @@ def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b
     pairs["destination_billed"] = pd.to_numeric(dest["esc_slots_billed"], errors="coerce").fillna(0).astype(np.int64).to_numpy()
     pairs["origin_feeds_congested"] = oc["feeds_congested"].reindex(o).fillna(False).astype(bool).to_numpy()
     pairs["origin_congested_share"] = oc["congested_share"].reindex(o).fillna(0.0).to_numpy(float)
+    pairs[BILLED_SHARE_BEFORE] = billed_share_before(bundle).reindex(d).to_numpy(float)
     out = pairs.loc[:, list(PAIR_COLUMNS)].reset_index(drop=True)
     out.attrs["summary"] = PairSummary(
         observed=int((out["pair_type"] == "observed").sum()), new=int((out["pair_type"] == "new").sum()),
@@ -332,6 +337,17 @@ def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b
         within_radius=int(out["within_radius"].sum()))
     log.info(out.attrs["summary"].summary())
     return out
+
+
+def billed_share_before(bundle) -> pd.Series:
+    """Per ESC school: the largest share of its contracted slots it billed in an earlier
+    school year (``Bundle.slot_history``), dimensionless; empty without a history."""
+    h = getattr(bundle, "slot_history", None)
+    if h is None or not len(h):
+        return pd.Series(dtype=float)
+    slots = pd.to_numeric(h["slots"], errors="coerce")
+    share = pd.to_numeric(h["billed"], errors="coerce") / slots.where(slots > 0)
+    return share.groupby(h["school_id"].astype(str).to_numpy()).max()
 
 
 def net_cost_k(tuition, esc_amount) -> np.ndarray:

@@ -145,7 +145,7 @@ def run_pipeline(
     log: Callable[[str], None] | None = None,
     write: bool = True, client=None, keep_draws=True,
     calibrate: bool = True, overwrite: bool = False, argv=None,
-    fit_years: Literal["all", "latest"] = "latest", for_year: str | None = None,
+    fit_years: Literal["all", "latest"] = "all", for_year: str | None = None,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
 
@@ -197,8 +197,8 @@ def run_pipeline(
     overwrite, argv : bool, list of str
         Write into a non-empty ``out_dir`` lacking studentflow's ``run.json``; the command line as typed.
     fit_years : {"all", "latest"}
-        Multi-year manifest: the latest year alone (default) or the pooled NB2 with year
-        effects (:mod:`studentflow.gravity.panel`).
+        Multi-year manifest: the pooled NB2 with year effects (default,
+        :mod:`studentflow.gravity.panel`) or the latest year alone.
     for_year : {None, "next"}
         "next": plan the year after the latest (forecast pools, :mod:`studentflow.next_year`).
 
@@ -270,7 +270,7 @@ def run_pipeline(
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
                 progress, write, client, keep_draws, stage, timings, outputs, calibrate=True,
-                record=None, fit_years="latest", for_year=None) -> PipelineResult:
+                record=None, fit_years="all", for_year=None) -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.gravity.panel import fit_years_panel, pooled_models
     from studentflow.ingest import load_bundle

@@ -231,6 +231,10 @@ class Bundle:
     school_year : str or None
         The school year ``"YYYY-YYYY"`` the bundle holds (a transitions file's year is its
         Grade 7 year); None when the manifest names none.
+    slot_history : pandas.DataFrame or None
+        ESC slots in the school years before this one, from a multi-year manifest's
+        yearly ``esc_slots`` sources (IDs through the crosswalk): ``school_year``,
+        ``school_id``, ``slots`` and ``billed`` (learners). None without earlier years.
     """
 
     schools: Any
@@ -241,6 +245,7 @@ class Bundle:
     sources: pd.DataFrame = field(default_factory=pd.DataFrame)
     extras: dict = field(default_factory=dict)
     school_year: str | None = None
+    slot_history: pd.DataFrame | None = None
 
     def summary(self) -> str:
         """Plain-text summary: table sizes and, per source, rows read/kept/changed/dropped."""

@@ -154,7 +154,7 @@ def compare_with_truth(bundle, distances, pairs, truth_dir, *, draws: int = 20, 
 def validate(manifest=None, *, draws: int = 20, seed: int = 0, zeros: str = "truncate",
              by: str = "origin_region", truth: bool = True, radius_km: float = 5.0,
              max_km: float | None = None, formula: str | None = None,
-             log: Callable[[str], None] | None = None, fit_years: str = "latest") -> ValidationResult:
+             log: Callable[[str], None] | None = None, fit_years: str = "all") -> ValidationResult:
     """Status quo check, out-of-sample check and (synthetic data) errors against the truth.
 
     Parameters

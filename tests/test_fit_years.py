@@ -39,6 +39,7 @@ def runs(tmp_path_factory, small_region):
         assert main(["run", "--data", str(manifest), "--out", str(d), "--draws", "2", "--no-progress",
                      "--fit-years", fit]) == 0
         out[fit] = d
+    out["manifest"] = manifest
     return out
 
 
@@ -59,16 +60,26 @@ def test_fit_years_all_pools_the_years_and_says_so(runs):
 
 def test_two_identical_years_carry_no_new_information(runs):
     """Two copies of one year: the pooled point estimates are the year's, the year effect is 0,
-    and clustered standard errors (one cluster per origin school across years) do not shrink."""
+    and clustered standard errors (clusters are schools across years) do not shrink: the
+    pooled fit's two-way SEs are one year's two-way SEs."""
+    from studentflow.gravity.panel import fit_panel_gravity
+    from studentflow.ingest import load_bundle
+    from studentflow.pairs import build_pairs
+    from studentflow.pipeline import compute_distances
+
     pooled = (runs["all"] / "model.txt").read_text(encoding="utf-8")
     single = (runs["latest"] / "model.txt").read_text(encoding="utf-8")
+    year = load_bundle(runs["manifest"])
+    one = fit_panel_gravity(build_pairs(year, compute_distances(year)).assign(school_year=year.school_year))
+    assert one.cluster == "origin_id and destination_id"
+    names = {"ln(1+net cost, thousand pesos)": "np.log1p(net_cost_k)", "ln(1+distance km)": "np.log1p(distance_km)"}
     assert "Year effects" not in single and "pooled" not in single
     blocks = dict(zip(*[iter(re.split(r"^=== (.+) ===$", pooled, flags=re.M)[1:])] * 2))  # label -> summary
     pooled_block = next(text for label, text in blocks.items() if "pooled" in label)
     for label in ("ln(1+net cost, thousand pesos)", "ln(1+distance km)"):
         b_all, se_all = _coef(pooled_block, label)
-        b_one, se_one = _coef(single, label)
+        b_one, _ = _coef(single, label)
         assert b_all == pytest.approx(b_one, abs=2e-4)
-        assert se_all == pytest.approx(se_one, rel=0.02)
+        assert se_all == pytest.approx(one.bse[names[label]], rel=0.02)
     effect = re.search(rf"{EARLIER}: ([+-]\d+\.\d+)", pooled)
     assert abs(float(effect[1])) < 1e-3

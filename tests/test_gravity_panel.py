@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -106,3 +107,28 @@ def test_the_reference_year_only_shifts_the_year_effects(seed, ref):
     rows = pp[pp["school_year"] == ref]
     np.testing.assert_allclose(other.predict(rows.drop(columns="school_year")), latest.pooled.predict(rows),
                                rtol=1e-4)
+
+
+def test_two_way_clusters_are_statsmodels_cameron_gelbach_miller(panel_pairs):
+    """The pooled fit's default two-way (origin and ESC school) covariance is statsmodels'
+    two-way cluster covariance at the same estimates; one-way clustering is narrower here."""
+    import statsmodels.api as sm
+
+    two = fit_panel_gravity(panel_pairs, family="poisson", zeros="include")
+    one = fit_panel_gravity(panel_pairs, family="poisson", zeros="include", cluster="origin_id")
+    full = two.pooled
+    assert two.cluster == full.cluster == "origin_id and destination_id"
+    groups = panel_pairs[["origin_id", "destination_id"]].apply(lambda c: c.factorize()[0]).to_numpy()
+    assert len(groups) == full.endog.size
+    with warnings.catch_warnings():  # statsmodels warns that 0 iterations "failed to converge"
+        warnings.simplefilter("ignore")
+        ref = sm.Poisson(full.endog, full.exog).fit(start_params=full.params.to_numpy(), maxiter=0, disp=0,
+                                                    cov_type="cluster", cov_kwds={"groups": groups}, method="newton")
+    np.testing.assert_allclose(np.sqrt(np.diag(full.cov_params.to_numpy())), ref.bse, rtol=1e-6)
+    for name in two.params.index:
+        j = list(full.params.index).index(name)
+        assert two.bse[name] == pytest.approx(ref.bse[j], rel=1e-6)
+    pd.testing.assert_series_equal(two.params, one.params)  # the same estimates, other standard errors
+    assert not np.allclose(two.bse, one.bse, rtol=1e-3)
+    with pytest.raises(ValueError, match="cluster"):
+        fit_panel_gravity(panel_pairs, cluster=("origin_id", "no_such_column"))

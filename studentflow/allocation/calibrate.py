@@ -30,6 +30,19 @@ away. The two kinds of school are therefore calibrated differently:
   cost come out far too small (on the bundled sample the error of scenario changes
   against the truth grows from ~90 to ~1,260 learners; docs/design.md "Calibration").
 
+* **unconstrained** (``capacity_bound="unconstrain"``): a capacity-bound school's
+  demand is raised to its expected value *given* that it filled its capacity,
+  ``E[D_j | D_j >= K_j]``, where ``D_j`` is negative binomial with the calibrated
+  mean ``sum_i a_i mu_ij`` and the NB2 variance ``mean + alpha sum_i (a_i mu_ij)^2``
+  (``dispersion`` = alpha; 0: Poisson). The floor rule keeps the larger of the model's
+  demand and ``K_j``, the least that is consistent with a full school; this rule keeps
+  what a full school's demand is expected to be (the "demand unconstraining" of
+  revenue management, one E-step of EM for censored counts). It is only as good as the
+  list of schools that were really full: a school that bills exactly the learners it
+  admitted looks full without being so. ``below_capacity`` names schools known to have
+  been below their capacity (e.g. from their billing in other school years,
+  :mod:`studentflow.scenarios.calibrate`); they are calibrated as demand-bound.
+
 ``a_i`` are the allocator's origin factors (1 unless the origin's pool binds). The
 factors are found by balancing ``T_ij = a_i mu_ij c_j`` to column sums equal to the
 targets ``min(P_j, K_j)`` and row sums within the pools (Furness's alternation, as for
@@ -48,7 +61,10 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["DestinationCalibration", "calibrate_destinations"]
+__all__ = ["CAPACITY_RULES", "DestinationCalibration", "calibrate_destinations"]
+
+#: Rules for capacity-bound schools (see the module text).
+CAPACITY_RULES = ("floor", "match", "unconstrain")
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +93,9 @@ class DestinationCalibration:
     max_violation : float
         Largest ``|placed_j - target_j|`` over reachable schools, learners.
     capacity_rule : str
-        ``"floor"`` or ``"match"`` (see the module text).
+        ``"floor"``, ``"match"`` or ``"unconstrain"`` (see the module text).
+    below_capacity : numpy.ndarray of bool or None
+        Schools given as below their capacity (calibrated as demand-bound), if any.
     """
 
     factors: np.ndarray
@@ -92,6 +110,7 @@ class DestinationCalibration:
     max_violation: float
     capacity_rule: str = "floor"
     observed: np.ndarray = field(default=None, repr=False)
+    below_capacity: np.ndarray = field(default=None, repr=False)
 
     def summary(self) -> str:
         """Short description: totals before and after, factor spread, schools by kind (learners)."""
@@ -111,6 +130,9 @@ class DestinationCalibration:
         if self.unreachable.any():
             lines.append(f"  {int(self.unreachable.sum())} school(s) with observed placements but no "
                          "expected flow on any pair (left uncalibrated)")
+        if self.below_capacity is not None and self.below_capacity.any():
+            lines.append(f"  {int(self.below_capacity.sum())} school(s) below capacity by their billing "
+                         "history: calibrated as demand-bound")
         if self.over_capacity:
             lines.append(f"  {self.over_capacity} school(s) placed more than their capacity "
                          "(target clipped to capacity)")
@@ -181,7 +203,9 @@ def calibrate_destinations(
     capacities,
     observed,
     *,
-    capacity_bound: Literal["floor", "match"] = "floor",
+    capacity_bound: Literal["floor", "match", "unconstrain"] = "floor",
+    dispersion: float = 0.0,
+    below_capacity=None,
     tol: float = 1e-6,
     max_iter: int = 10_000,
     max_factor: float = 1e4,
@@ -200,9 +224,15 @@ def calibrate_destinations(
         Status-quo capacities K_j (e.g. billed ESC slots), learners.
     observed : array-like
         Observed placements P_j per destination, learners.
-    capacity_bound : {"floor", "match"}
+    capacity_bound : {"floor", "match", "unconstrain"}
         Rule for schools with ``P_j >= K_j``: raise demand only as far as needed to fill
-        them (default) or set it to exactly ``K_j``.
+        them (default), set it to exactly ``K_j``, or raise it to its expected value
+        given that it filled ``K_j`` (see the module text).
+    dispersion : float
+        NB2 alpha of the demand (``"unconstrain"`` only; 0 = Poisson), dimensionless.
+    below_capacity : array-like of bool, optional
+        Per destination: known to have been below its capacity, so calibrated as
+        demand-bound even where ``P_j >= K_j`` (default: none).
     tol : float
         Stop when every reachable school's calibrated placements are within ``tol``
         × max(1, target) of its target.
@@ -221,8 +251,10 @@ def calibrate_destinations(
     """
     if allocator is None:
         from studentflow.allocation.solve import allocate as allocator
-    if capacity_bound not in ("floor", "match"):
-        raise ValueError(f"capacity_bound must be 'floor' or 'match', got {capacity_bound!r}")
+    if capacity_bound not in CAPACITY_RULES:
+        raise ValueError(f"capacity_bound must be one of {CAPACITY_RULES}, got {capacity_bound!r}")
+    if not (np.isfinite(dispersion) and dispersion >= 0):
+        raise ValueError(f"dispersion must be a finite NB2 alpha >= 0, got {dispersion!r}")
     mu = sp.csr_matrix(expected, dtype=float)
     n, m = mu.shape
     pools = np.asarray(pools, dtype=float)
@@ -233,7 +265,10 @@ def calibrate_destinations(
             raise ValueError(f"{name}: expected {size} values, got shape {arr.shape}")
         if not np.all(np.isfinite(arr)) or (arr < 0).any():
             raise ValueError(f"{name}: must be finite and non-negative (learners)")
-    bound = obs >= caps
+    below = np.zeros(m, bool) if below_capacity is None else np.asarray(below_capacity, dtype=bool)
+    if below.shape != (m,):
+        raise ValueError(f"below_capacity: expected {m} values, got shape {below.shape}")
+    bound = (obs >= caps) & ~below
     target = np.minimum(obs, caps)
     first = allocator(mu, pools, caps)
     predicted = np.asarray(first.flows.sum(axis=0), dtype=float).ravel()
@@ -256,7 +291,9 @@ def calibrate_destinations(
         violation = np.max((np.abs(col - target) / np.maximum(target, 1.0))[ok]) if ok.any() else 0.0
         converged = violation <= tol
     unreachable = ~ok & (target > 0)
-    w = np.maximum(1.0, c) if capacity_bound == "floor" else c.copy()
+    w = c.copy() if capacity_bound == "match" else np.maximum(1.0, c)
+    if capacity_bound == "unconstrain":
+        w = np.maximum(w, _censored_mean_factor(mu, a, target, dispersion))
     w = np.where(bound, w, c)
     alloc = allocator(mu @ sp.diags(w), pools, caps)
     placed = np.asarray(alloc.flows.sum(axis=0), dtype=float).ravel()
@@ -265,5 +302,37 @@ def calibrate_destinations(
         factors=w, capacity_bound=bound, target=target, predicted=predicted, placed=placed,
         unreachable=unreachable, over_capacity=int((obs > caps).sum()), converged=converged,
         iterations=rounds, max_violation=float(gap.max()) if gap.size else 0.0,
-        capacity_rule=capacity_bound, observed=obs,
+        capacity_rule=capacity_bound, observed=obs, below_capacity=below if below_capacity is not None else None,
     )
+
+
+def _censored_mean_factor(mu: sp.csr_matrix, a: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
+    """``E[D_j | D_j >= t_j] / E[D_j]`` per destination (1 where the mean is 0).
+
+    ``D_j`` is negative binomial with mean ``m_j = sum_i a_i mu_ij`` and variance
+    ``m_j + alpha sum_i (a_i mu_ij)^2`` (moment-matched NB2 sum; Poisson when that sum is
+    0). Uses ``k P(D = k) = m P(D' = k - 1)``, ``D'`` with one more "success" (NB) or
+    the same (Poisson), so ``E[D | D >= t] = m P(D' >= t - 1) / P(D >= t)``; computed
+    in logs, so a target far above the mean gives a factor near ``t / m``.
+    """
+    from scipy import stats
+
+    scaled = sp.diags(a) @ mu
+    mean = np.asarray(scaled.sum(axis=0), dtype=float).ravel()
+    square = np.asarray(scaled.multiply(scaled).sum(axis=0), dtype=float).ravel()
+    out = np.ones_like(mean)
+    ok = (mean > 0) & (target > 0)
+    if not ok.any():
+        return out
+    m, t = mean[ok], np.ceil(target[ok] - 1e-9)
+    extra = alpha * square[ok]
+    nb = extra > 1e-12 * m
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = np.where(nb, m * m / np.where(nb, extra, 1.0), 1.0)
+        p = np.where(nb, n / (n + m), 0.5)
+        log_tail = np.where(nb, stats.nbinom.logsf(t - 1, n, p), stats.poisson.logsf(t - 1, m))
+        log_shift = np.where(nb, stats.nbinom.logsf(t - 2, n + 1, p), stats.poisson.logsf(t - 2, m))
+        ratio = np.exp(log_shift - log_tail)
+    # E[D | D >= t] is at least t and at least the mean; where the tail underflows, t / m
+    out[ok] = np.where(np.isfinite(ratio), np.maximum(ratio, t / m), t / m)
+    return np.maximum(out, 1.0)

@@ -16,9 +16,10 @@ Plain numpy/scipy; the solver is :mod:`studentflow.gravity.newton`.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy.special import gammaln, polygamma, psi
 
-__all__ = ["row_derivatives", "loglike", "score_hessian_alpha", "cluster_cov", "covariance"]
+__all__ = ["row_derivatives", "loglike", "score_hessian_alpha", "cluster_cov", "two_way_cluster_cov", "covariance"]
 
 _ETA_MAX = 700.0
 _XTWX_BLOCK = 32_768  # rows per block of X' W X
@@ -215,6 +216,30 @@ def cluster_cov(S: np.ndarray, H: np.ndarray, groups: np.ndarray) -> np.ndarray:
     n, p = S.shape
     cov = Hinv @ (Sg.T @ Sg) @ Hinv
     return cov * G / (G - 1.0) * (n - 1.0) / (n - p)
+
+
+def two_way_cluster_cov(S: np.ndarray, H: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Two-way cluster-robust covariance (Cameron, Gelbach and Miller 2011).
+
+    ``V = V_first + V_second - V_both``, each term :func:`cluster_cov` with its own
+    small-sample correction (as statsmodels' ``cov_cluster_2groups``), ``both`` the
+    intersection of the two clusterings. Negative eigenvalues, which the difference can
+    leave in small samples, are set to 0 (CGM's remedy), so ``V`` is a covariance.
+
+    Parameters
+    ----------
+    S, H : numpy.ndarray
+        Row scores (n, p) and the Hessian of the total log-likelihood (p, p).
+    first, second : numpy.ndarray
+        Cluster labels per row (e.g. origin and destination school).
+    """
+    first = pd.factorize(np.asarray(first))[0]
+    second = pd.factorize(np.asarray(second))[0]
+    both = pd.factorize(first.astype(np.int64) * (int(second.max()) + 1) + second)[0]
+    V = cluster_cov(S, H, first) + cluster_cov(S, H, second) - cluster_cov(S, H, both)
+    V = (V + V.T) / 2.0
+    w, U = np.linalg.eigh(V)
+    return (U * np.maximum(w, 0.0)) @ U.T
 
 
 def covariance(y, X, beta, alpha, family, truncated, groups=None) -> np.ndarray:

@@ -13,8 +13,12 @@ so that everything that moves all flows of a year alike (cohort size, the econom
 into ``gamma_t``, and ``beta`` is shared by the years. The latest year is the reference:
 its ``gamma`` is 0, so the model predicts the latest year's pairs without a year column
 and scenarios, calibration and the optimizer use it as they use a single-year fit.
-Standard errors are clustered by origin school across years (origin IDs are the current
-ones after the crosswalk, so one school is one cluster whatever ID it had).
+Standard errors are clustered two ways (Cameron, Gelbach and Miller 2011): by origin
+school and by ESC school, each across years (IDs are the current ones after the
+crosswalk, so one school is one cluster whatever ID it had). Pooling repeats every ESC
+school once a year, and what is particular to a school (its pull, a full school's
+rationing) repeats with it; clustering by origin alone treats those years as new
+information and gives intervals too narrow to cover the truth (docs/design.md).
 
 - :func:`panel_distances`: road distances (km) once for the union of every year's schools.
 - :func:`build_panel_pairs`: every year's :func:`studentflow.pairs.build_pairs`, stacked.
@@ -33,7 +37,9 @@ import numpy as np
 import pandas as pd
 
 from studentflow.gravity.fit import STUDY_FORMULA, _build, fit_gravity
+from studentflow.gravity.likelihood import score_hessian_alpha, two_way_cluster_cov
 from studentflow.gravity.model import DispersionTest, GravityModel
+from studentflow.gravity.newton import ALPHA_BOUNDARY
 
 __all__ = ["YEAR_COLUMN", "PanelGravityModel", "panel_distances", "build_panel_pairs", "fit_panel_gravity",
            "year_sort_key"]
@@ -174,7 +180,8 @@ def build_panel_pairs(panel, distances: pd.DataFrame | None = None, *, radius_km
 
 def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *, year_column: str = YEAR_COLUMN,
                       reference: str | None = None, family: str = "negbin", zeros: str = "truncate",
-                      cluster: str | None = "origin_id", method: str = "fast") -> PanelGravityModel:
+                      cluster: str | tuple[str, str] | None = ("origin_id", "destination_id"),
+                      method: str = "fast") -> PanelGravityModel:
     """Fit the gravity model on stacked school years with year fixed effects.
 
     Adds ``C(school_year, Treatment(reference))`` to ``formula`` and fits
@@ -193,8 +200,12 @@ def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *
         Column naming each row's school year.
     reference : str, optional
         Year whose effect is 0 and that the returned model predicts (default the latest).
-    family, zeros, cluster, method
+    family, zeros, method
         As :func:`studentflow.gravity.fit.fit_gravity`.
+    cluster : str, (str, str) or None
+        Column(s) of cluster labels: one column as :func:`fit_gravity`; two columns (default
+        origin and destination school) for two-way cluster-robust standard errors
+        (:func:`studentflow.gravity.likelihood.two_way_cluster_cov`).
 
     Returns
     -------
@@ -219,7 +230,10 @@ def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *
     reference = years[-1] if reference is None else str(reference)
     if reference not in years:
         raise ValueError(f"fit_panel_gravity: reference year {reference!r} is not among {list(years)}")
-    kw = dict(family=family, zeros=zeros, cluster=cluster, method=method)
+    two_way = isinstance(cluster, (tuple, list))
+    if two_way and (len(cluster) != 2 or any(c not in data.columns for c in cluster)):
+        raise ValueError(f"fit_panel_gravity: cluster must name one or two columns of the pair table, got {cluster!r}")
+    kw = dict(family=family, zeros=zeros, cluster=cluster[0] if two_way else cluster, method=method)
     full_formula = formula if len(years) == 1 else f"{formula} + C({year_column}, Treatment({reference!r}))"
     full = fit_gravity(data, full_formula, **kw)
     year_cols = [c for c in full.params.index if c.startswith(f"C({year_column}")]
@@ -230,6 +244,8 @@ def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *
                          f"the pooled fit {list(full.params.index)}")
     y = pd.to_numeric(data[formula.split("~")[0].strip()]).to_numpy(float)
     sample = (y > 0) if zeros in ("drop", "truncate") else np.ones(len(y), bool)
+    if two_way:
+        full = _two_way(full, data.loc[sample, cluster[0]], data.loc[sample, cluster[1]], tuple(cluster))
     ref_rows = (data[year_column].to_numpy() == reference)[sample]
     keep = names + (["alpha"] if "alpha" in full.cov_params.index else [])
     effects = pd.DataFrame({"coef": np.where(np.asarray(years) == reference, 0.0, np.nan),
@@ -250,6 +266,24 @@ def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *
         dropped=tuple(d for d in getattr(full, "dropped", ()) if not d.column.startswith(f"C({year_column}")),
         years=years, reference_year=reference, year_effects=effects, pooled=full,
     )
+
+
+def _two_way(model: GravityModel, first: pd.Series, second: pd.Series, names: tuple) -> GravityModel:
+    """``model`` with two-way cluster-robust ``cov_params``/``bse`` (rows: its estimation sample)."""
+    X = np.asarray(model.exog, float)
+    if X.shape[0] != len(first) or X.shape[1] != len(model.params):
+        raise ValueError(f"fit_panel_gravity: the estimation sample has {X.shape[0]} rows, the cluster "
+                         f"columns {len(first)}: cannot cluster two ways")
+    nb = model.family == "negbin" and model.alpha >= ALPHA_BOUNDARY
+    S, H = score_hessian_alpha(np.asarray(model.endog, float), X, model.params.to_numpy(float), model.alpha,
+                               "negbin" if nb else "poisson", model.zeros == "truncate")
+    V = two_way_cluster_cov(S, H, first.to_numpy(), second.to_numpy())
+    cov = model.cov_params * 0.0  # alpha on its boundary: its row stays 0, as fit_gravity leaves it
+    k, p = len(model.params), V.shape[0]
+    cov.iloc[:p, :p] = V
+    bse = pd.Series(np.sqrt(np.diag(cov.to_numpy())[:k]), index=model.params.index, name=model.bse.name)
+    return dataclasses.replace(model, cov_params=cov, bse=bse, cluster=" and ".join(names),
+                               n_clusters=int(pd.unique(first).size))
 
 
 #: ``fit_years`` values: pool every school year of the manifest, or fit the latest alone.

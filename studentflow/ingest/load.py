@@ -33,7 +33,7 @@ from studentflow.ingest.places import PlaceMatcher
 from studentflow.ingest.roads import scan_road_network
 from studentflow.ingest.validate import validate_tables
 from studentflow.ingest.values import isin
-from studentflow.ingest.years import pick_year, source_years, year_sources
+from studentflow.ingest.years import pick_year, source_years, year_key, year_sources
 from studentflow.malloc import trim
 from studentflow.schema import ALL_REGIONS, SCHOOLS, Bundle, Panel
 
@@ -107,9 +107,18 @@ def load_bundle(manifest: str | Path | None = None, *, year: str | None = None, 
     """
     path = _manifest(manifest)
     sources = read_manifest(path)
-    chosen = pick_year(source_years(sources), year, path.name)
-    with _reading(sources, client, lambda prepared: [year_sources(prepared, chosen, path.name)]) as (picked, read):
+    years = source_years(sources)
+    chosen = pick_year(years, year, path.name)
+    earlier = [y for y in years if chosen is not None and year_key(y) < year_key(chosen)]
+
+    def select(prepared):
+        return [year_sources(prepared, chosen, path.name)] + [_slot_sources(prepared, y) for y in earlier]
+
+    with _reading(sources, client, select) as (picked, read):
         bundle = _load(picked[0], read, school_year=chosen)[0]
+        history = [_slot_table(srcs, read, y) for srcs, y in zip(picked[1:], earlier)]
+    if len(years) > 1:
+        bundle = replace(bundle, slot_history=_history(history))
     trim()  # the raw files' temporaries: free heap pages back to the OS (studentflow.malloc)
     return bundle
 
@@ -142,10 +151,16 @@ def load_panel(manifest: str | Path | None = None, *, client=None) -> Panel:
     path = _manifest(manifest)
     sources = read_manifest(path)
     years = source_years(sources) or (None,)
-    with _reading(sources, client, lambda prep: [year_sources(prep, y, path.name) for y in years]) as (picked, read):
+    def select(prep):  # every year's sources, then its own slot files again (read once, kept)
+        return [year_sources(prep, y, path.name) for y in years] + [_slot_sources(prep, y) for y in years]
+
+    with _reading(sources, client, select) as (picked, read):
         loaded = [_load(sel, read, school_year=y) for sel, y in zip(picked, years)]
+        slots = [_slot_table(sel, read, y) for sel, y in zip(picked[len(years):], years)]
     keys = tuple(y or "" for y in years)
     bundles = {k: b for k, (b, _) in zip(keys, loaded)}
+    if len(keys) > 1:  # each year's bundle knows the slots of the years before it
+        bundles = {k: replace(b, slot_history=_history(slots[:i])) for i, (k, b) in enumerate(bundles.items())}
     identity = pd.concat([pd.DataFrame({"school_year": k, "school_id": b.schools.index.astype("str"),
                                         "year_id": ids.reindex(b.schools.index).astype("str").to_numpy()})
                           for k, (b, ids) in zip(keys, loaded)], ignore_index=True)
@@ -275,6 +290,38 @@ def _load(sources: list[Source], read, ledger: Ledger | None = None, *,
     bundle = Bundle(schools=gdf, flows=flows, areas=areas, subsidy=subsidy, ledger=table,
                     sources=_source_table(sources, ledger, table), extras=extras, school_year=school_year)
     return bundle, schools["_year_id"].astype("str")
+
+
+def _slot_sources(sources: list[Source], year: str) -> list[Source]:
+    """The crosswalks and the ``esc_slots`` sources that carry ``year`` (its own contracts)."""
+    return [s for s in sources if s.kind == "school_id_crosswalk" or (s.kind == "esc_slots" and s.school_year == year)]
+
+
+_HISTORY = ["school_year", "school_id", "slots", "billed"]
+
+
+def _slot_table(sources: list[Source], read, year: str) -> pd.DataFrame:
+    """Contracted and billed ESC slots per school (current ID) in one year's own slot files."""
+    ledger = Ledger()  # the history's remaps belong to no year's ledger
+    xw = build_crosswalk([(s, read(s)[0]) for s in sources if s.kind == "school_id_crosswalk"])
+    parts = []
+    for src in (s for s in sources if s.kind == "esc_slots"):
+        df = read(src)[0]
+        parts.append(xw.remap_frame(src, df, ledger) if xw else df)
+    if not parts:
+        return pd.DataFrame(columns=_HISTORY)
+    df = pd.concat(parts, ignore_index=True)
+    total = df.groupby(df["school_id"].astype("str"))[["slots_total", "slots_billed"]].sum()
+    return pd.DataFrame({"school_year": year, "school_id": total.index.to_numpy(),
+                         "slots": total["slots_total"].to_numpy(), "billed": total["slots_billed"].to_numpy()})
+
+
+def _history(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """The earlier years' slot tables stacked (columns :data:`_HISTORY`)."""
+    tables = [t for t in tables if len(t)]
+    if not tables:
+        return pd.DataFrame(columns=_HISTORY)
+    return pd.concat(tables, ignore_index=True)[_HISTORY]
 
 
 def _schools(parts: dict, ledger: Ledger) -> pd.DataFrame:

@@ -164,7 +164,7 @@ class OptimizeResult:
 def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=None, levers=None,
              draws: int = 20, seed: int = 0, status_quo=None, calibrate=True, problem: Problem | None = None,
              actions=None, frontier_points: int = 40, budget_quantile=DEFAULT_QUANTILE,
-             client=None) -> OptimizeResult:
+             client=None, pool_draws=None) -> OptimizeResult:
     """Choose, within ``budget`` pesos per school year, the actions that relieve most
     learners from congested public JHS (mean over Monte Carlo draws).
 
@@ -199,6 +199,11 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
         The plan's cost stays within ``budget`` in at least this share of the draws
         (default 0.95); "mean": its mean cost does (the rule before this option).
         :func:`studentflow.optimize.budget_rule.within_budget`.
+    pool_draws : pandas.DataFrame, optional
+        Origin pools per Monte Carlo draw (rows: ``draws`` draws; columns: origin ids;
+        learners), e.g. a forecast year's (:func:`studentflow.next_year.plan_next_year`):
+        draw d's allocations use row d, so the plan's intervals carry the pools'
+        uncertainty as well as the coefficients'. Default: the pair table's pools.
 
     Returns
     -------
@@ -224,7 +229,7 @@ def optimize(bundle=None, model=None, *, budget: float, pairs=None, distances=No
         problem = build_problem(bundle, model, pairs, status_quo=status_quo, distances=distances, draws=draws,
                                 seed=seed, subsidy_step=lev.subsidy_step, max_steps=lev.max_steps,
                                 calibrate=calibrate, max_added_slots=lev.max_added_slots, min_lot=lev.min_lot,
-                                unused_slot_share=lev.unused_slot_share)
+                                unused_slot_share=lev.unused_slot_share, pool_draws=pool_draws)
     else:  # a prepared problem: the levers' lot and unused-slot price apply to it too
         problem = dataclasses.replace(problem, min_lot=lev.min_lot, unused_slot_share=lev.unused_slot_share)
     if actions is None:

@@ -70,7 +70,8 @@ def _calibration(calibrate, model, p, sq, bundle):
 
 def build_problem(bundle, model, pairs: pd.DataFrame, *, status_quo=None, distances=None, draws: int = 20,
                   seed: int = 0, subsidy_step: float = 1000.0, max_steps: int = 20, calibrate=True,
-                  max_added_slots="current", min_lot: float = 5.0, unused_slot_share: float = 0.0) -> Problem:
+                  max_added_slots="current", min_lot: float = 5.0, unused_slot_share: float = 0.0,
+                  pool_draws=None) -> Problem:
     """The optimizer's problem for the status quo of ``bundle`` under ``model``.
 
     Parameters
@@ -97,6 +98,9 @@ def build_problem(bundle, model, pairs: pd.DataFrame, *, status_quo=None, distan
         Where slots may be added and what unused ones cost
         (:mod:`studentflow.optimize.slots`): slots only up to a school's free JHS seats
         and, by default, its current slots, in lots of at least ``min_lot``.
+    pool_draws : pandas.DataFrame, optional
+        Origin pools per draw (``draws`` rows × origin ids, learners); the problem's
+        ``pools`` is then draws × origins. Origins it lacks keep the pair table's pool.
     """
     from studentflow.scenarios.levers import _apply_subsidy, _tiers, scenario_capacities, scenario_pairs
     from studentflow.scenarios.result import relief_matrix
@@ -145,6 +149,11 @@ def build_problem(bundle, model, pairs: pd.DataFrame, *, status_quo=None, distan
     slot_limit = caps + added_slot_cap(caps, free_seats.to_numpy(dtype=float), max_added_slots, min_lot)
     by_origin = p.groupby(r, sort=True).first()
     pools = by_origin["origin_pool"].to_numpy(dtype=float)
+    if pool_draws is not None:
+        if len(pool_draws) != draws:
+            raise ValueError(f"build_problem: pool_draws has {len(pool_draws)} rows, one per draw ({draws}) needed")
+        per_draw = pool_draws.reindex(columns=pd.Index(origin_ids, dtype=str)).to_numpy(dtype=float)
+        pools = np.where(np.isnan(per_draw), pools[None, :], per_draw)
     if sq.pool == "non_beneficiaries":
         pools = pools - by_origin["origin_esc_beneficiaries"].to_numpy(dtype=float)
     share, public_total, jhs = relief_matrix(bundle, origin_ids)

@@ -126,7 +126,8 @@ def evaluate_change(problem: Problem, cur: Evaluation, state: State, *, referenc
     po = problem.pair_origin[P]
     O, inv = np.unique(po, return_inverse=True)
     origin = cur.origin[:, O] + _sums(flows - cur.flows[:, P], inv, O.size)
-    bound = bool(np.any(origin - problem.pools[O] > 1e-9 * np.maximum(problem.pools[O], 1.0)))
+    pools = problem.pools[..., O]  # per origin, or draws × origins
+    bound = bool(np.any(origin - pools > 1e-9 * np.maximum(pools, 1.0)))
     if bound and exact:
         return full()  # an origin pool binds: the allocator's full solution is needed
     b[:, K == 0] = np.where(demand[:, K == 0] > 0, 0.0, 1.0)

@@ -49,7 +49,8 @@ class Problem:
     log_mu : numpy.ndarray
         Draws × pairs (CSR order): log expected flows in the status quo, learners.
     pools : numpy.ndarray
-        Per origin: learners available.
+        Per origin: learners available; or draws × origins, a pool per draw (a forecast
+        year's pools drawn with the coefficients, ``optimize --for-year next``).
     capacities, slot_limit, contracted : numpy.ndarray
         Per ESC school: slots in the status quo, the most slots it can have (its seats),
         and its contracted slots (for the "fill slots" comparison), learners.
@@ -101,7 +102,7 @@ class Problem:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return (self.pools.size, self.capacities.size)
+        return (self.pools.shape[-1], self.capacities.size)
 
     @property
     def draws(self) -> int:
@@ -116,7 +117,7 @@ class Problem:
     def pair_origin(self) -> np.ndarray:
         """Origin (row) of every pair, CSR order."""
         if "pair_origin" not in self._cache:
-            self._cache["pair_origin"] = np.repeat(np.arange(self.pools.size), np.diff(self.indptr))
+            self._cache["pair_origin"] = np.repeat(np.arange(self.pools.shape[-1]), np.diff(self.indptr))
         return self._cache["pair_origin"]
 
     def blocks(self) -> tuple[np.ndarray, np.ndarray]:
@@ -289,7 +290,7 @@ def _columns_only(problem: Problem, mu: np.ndarray, capacities: np.ndarray):
     if np.any(rows - problem.pools > 1e-9 * np.maximum(problem.pools, 1.0)):
         return None, None, None
     b[:, capacities == 0] = np.where(col[:, capacities == 0] > 0, 0.0, 1.0)
-    return np.ones((mu.shape[0], problem.pools.size)), b, t
+    return np.ones((mu.shape[0], problem.shape[0])), b, t
 
 
 def relief_of(problem: Problem, origin: np.ndarray, seats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -322,7 +323,7 @@ def evaluate(problem: Problem, state: State, *, seat_cost: float = 0.0, referenc
         # offset by d), whose balanced solution is each block's own (no pair links two)
         indices, indptr = problem.blocks()
         mat = sp.csr_matrix((mu.ravel(), indices, indptr), shape=(D * n, D * m))
-        alloc = allocate(mat, np.tile(problem.pools, D), np.tile(state.capacities, D))
+        alloc = allocate(mat, np.broadcast_to(problem.pools, (D, n)).ravel(), np.tile(state.capacities, D))
         a_all = alloc.origin_factors.reshape(D, n)
         b_all = alloc.destination_factors.reshape(D, m)
         t = mu * a_all[:, problem.pair_origin] * b_all[:, problem.indices]

@@ -96,11 +96,18 @@ def calibration_html(result, comparisons: dict | None = None, truth: pd.Series |
     parts = ["<h2>Status quo and calibration</h2>"]
     cal = result.calibration
     if cal is not None:
+        if cal.capacity_rule == "unconstrain":
+            full = ("Schools that were full today (every status-quo slot taken) get the demand a full "
+                    "school is expected to have, given that it filled its slots: their count is a floor on "
+                    "their demand. A school whose billing equals its admissions but that billed a larger "
+                    "share of its contracted slots in an earlier school year was not full, and is matched. ")
+        else:
+            full = ("Schools that were full today (every status-quo slot taken) are only raised to fill, "
+                    "never lowered: their count is a floor on their demand. ")
         parts.append("<p>Before any scenario, the model is calibrated to today: one factor per ESC school "
                      "so that the status quo, at the point estimate, places the learners each school "
-                     "actually enrolled. Schools that were full today (every status-quo slot taken) are "
-                     "only raised to fill, never lowered: their count is a floor on their demand. Every "
-                     "scenario then applies its levers on top of this calibrated state.</p>")
+                     "actually enrolled. " + full + "Every scenario then applies its levers on top of this "
+                     "calibrated state.</p>")
         parts.append("<pre>" + html.escape(cal.summary()) + "</pre>")
     else:
         parts.append("<p>This run was not calibrated (<code>calibrate=False</code> / "

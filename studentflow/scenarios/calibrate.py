@@ -15,6 +15,18 @@ Schools that were full today (observed placements reach their status-quo capacit
 only raised to fill, never lowered: their observed count is a floor on their demand,
 not a measure of it, and lowering it would hide exactly the excess demand that more
 slots or a lower net cost would serve.
+
+**Several school years.** A school that bills exactly the learners it admitted looks
+full whether or not it was. Its billing in earlier years tells the two apart: a school
+that billed a larger share of its contracted slots before was below its capacity now
+(:func:`below_capacity`, from the PairTable's ``destination_billed_share_before``,
+which :func:`studentflow.pairs.build_pairs` fills from a multi-year manifest). With that
+history the calibration (rule ``"auto"``) calibrates those schools as demand-bound and
+raises the demand of the schools that stay capacity-bound to its expected value given
+that they filled their slots (rule ``"unconstrain"`` of
+:mod:`studentflow.allocation.calibrate`); without it, the floor rule. On the 3-year
+synthetic worlds of ``scripts/validate_years.py`` this halves the error of scenario
+changes against the truth (docs/design.md, "Calibration").
 """
 
 from __future__ import annotations
@@ -26,11 +38,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from studentflow.pairs import BILLED_SHARE_BEFORE
 from studentflow.scenarios.levers import scenario_capacities, scenario_pairs
 from studentflow.scenarios.spec import Scenario
 from studentflow.schema import id_map, id_positions
 
-__all__ = ["Calibration", "CalibratedModel", "calibrate_status_quo", "status_quo_fit", "status_quo_inputs"]
+__all__ = ["BILLED_SHARE_BEFORE", "Calibration", "CalibratedModel", "below_capacity", "calibrate_status_quo",
+           "status_quo_fit", "status_quo_inputs"]
+
+
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,11 +61,12 @@ class Calibration:
         ``w_j`` by ``destination_id`` (dimensionless); schools not listed keep 1.
     schools : pandas.DataFrame
         One row per ESC school (index ``school_id``): ``observed`` placements,
-        ``capacity`` (status quo, learners), ``capacity_bound`` (observed >= capacity),
+        ``capacity`` (status quo, learners), ``capacity_bound`` (observed >= capacity and
+        not known to be below capacity), ``below_capacity`` (by the billing history),
         ``predicted`` (uncalibrated status quo at the point estimate), ``calibrated``
         (after), ``factor``.
     capacity_rule : str
-        ``"floor"`` or ``"match"`` (:mod:`studentflow.allocation.calibrate`).
+        ``"floor"``, ``"match"`` or ``"unconstrain"`` (:mod:`studentflow.allocation.calibrate`).
     converged : bool
     iterations : int
     max_violation : float
@@ -94,13 +111,18 @@ class Calibration:
         w = s["factor"].to_numpy(dtype=float)
         q = np.percentile(w, [10, 50, 90]) if w.size else np.full(3, np.nan)
         bound = s["capacity_bound"].to_numpy(dtype=bool)
+        below = int(s["below_capacity"].sum()) if "below_capacity" in s else 0
+        how = {"floor": "raised to fill, never lowered", "match": "matched to capacity",
+               "unconstrain": "raised to their expected demand given a full school"}.get(self.capacity_rule, "")
+        history = (f"; {below} school(s) below capacity by their billing in earlier years, matched"
+                   if below else "")
         return "\n".join([
             f"Calibration of {self.scenario!r} to observed ESC placements ({self.capacity_rule} rule)",
             f"  observed {self.observed:,.0f} learners in {len(s)} ESC schools; status quo before "
             f"{self.predicted:,.1f} ({100 * (self.predicted / max(self.observed, 1) - 1):+.1f} %), "
             f"after {self.calibrated:,.1f}",
-            f"  {int(bound.sum())} capacity-bound schools (raised to fill, never lowered), "
-            f"{int((~bound).sum())} demand-bound (matched)",
+            f"  {int(bound.sum())} capacity-bound schools ({how}), "
+            f"{int((~bound).sum())} demand-bound (matched){history}",
             f"  factors: 10 % {q[0]:.2f}, median {q[1]:.2f}, 90 % {q[2]:.2f}; "
             f"converged {self.converged} in {self.iterations} rounds, max gap {self.max_violation:.1e} learners",
         ])
@@ -166,7 +188,7 @@ def calibrate_status_quo(
     *,
     bundle=None,
     distances=None,
-    capacity_bound: Literal["floor", "match"] = "floor",
+    capacity_bound: Literal["auto", "floor", "match", "unconstrain"] = "auto",
 ) -> Calibration:
     """Calibrate ``scenario`` (the status quo) to the observed ESC placements per school.
 
@@ -180,9 +202,12 @@ def calibrate_status_quo(
         The state to calibrate, normally the baseline (billed slots, today's amounts).
     bundle, distances : optional
         Only for a scenario whose radius needs the pairs rebuilt.
-    capacity_bound : {"floor", "match"}
+    capacity_bound : {"auto", "floor", "match", "unconstrain"}
         Rule for schools whose observed placements reach their capacity (see
-        :mod:`studentflow.allocation.calibrate`); "floor" (default) never lowers their demand.
+        :mod:`studentflow.allocation.calibrate`). "auto" (default): "unconstrain" when
+        ``pairs`` carries a billing history (:data:`BILLED_SHARE_BEFORE`), whose
+        :func:`below_capacity` schools are then calibrated as demand-bound; else "floor",
+        which never lowers their demand. "unconstrain" uses the model's NB2 ``alpha``.
 
     Returns
     -------
@@ -192,9 +217,16 @@ def calibrate_status_quo(
 
     mat, pools, caps, observed, schools = status_quo_inputs(scenario, pairs, model, bundle=bundle,
                                                             distances=distances)
-    res = calibrate_destinations(mat, pools, caps, observed, capacity_bound=capacity_bound)
+    below = below_capacity(pairs).reindex(schools.astype(str), fill_value=False).to_numpy(dtype=bool)
+    history = BILLED_SHARE_BEFORE in pairs and bool(pairs[BILLED_SHARE_BEFORE].notna().any())
+    if capacity_bound == "auto":
+        capacity_bound = "unconstrain" if history else "floor"
+    alpha = float(getattr(model, "alpha", 0.0) or 0.0) if getattr(model, "family", "negbin") != "poisson" else 0.0
+    res = calibrate_destinations(mat, pools, caps, observed, capacity_bound=capacity_bound,
+                                 dispersion=alpha if np.isfinite(alpha) else 0.0,
+                                 below_capacity=below if history else None)
     table = pd.DataFrame({
-        "observed": observed, "capacity": caps, "capacity_bound": res.capacity_bound,
+        "observed": observed, "capacity": caps, "capacity_bound": res.capacity_bound, "below_capacity": below,
         "predicted": res.predicted, "calibrated": res.placed, "factor": res.factors,
     }, index=pd.Index(schools.astype(str), name="school_id"))
     return Calibration(
@@ -202,6 +234,37 @@ def calibrate_status_quo(
         schools=table, capacity_rule=capacity_bound, converged=res.converged,
         iterations=res.iterations, max_violation=res.max_violation,
     )
+
+
+def below_capacity(pairs: pd.DataFrame, *, tolerance: float = 1.0) -> pd.Series:
+    """ESC schools known to have been below their capacity, from their billing history.
+
+    A school billed ``billed_j`` of its ``slots_j`` contracted slots this year and, in an
+    earlier year, at most the share ``s_j`` (:data:`BILLED_SHARE_BEFORE`, the largest over
+    the earlier years). If ``billed_j < slots_j s_j - tolerance`` it could have billed
+    more this year, so its billing was not capped by its capacity.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame
+        PairTable with ``destination_slots`` and ``destination_billed`` (learners) and,
+        optionally, :data:`BILLED_SHARE_BEFORE` (dimensionless).
+    tolerance : float
+        Slots of slack for rounding of shares between years (learners).
+
+    Returns
+    -------
+    pandas.Series
+        Bool by ``destination_id`` (all False without the history column).
+    """
+    cols = ["destination_slots", "destination_billed"] + ([BILLED_SHARE_BEFORE] if BILLED_SHARE_BEFORE in pairs else [])
+    d = pairs.groupby(pairs["destination_id"].astype(str))[cols].first()
+    if BILLED_SHARE_BEFORE not in d:
+        return pd.Series(False, index=d.index, name="below_capacity")
+    share = pd.to_numeric(d[BILLED_SHARE_BEFORE], errors="coerce")
+    slots = pd.to_numeric(d["destination_slots"], errors="coerce")
+    billed = pd.to_numeric(d["destination_billed"], errors="coerce")
+    return (billed < slots * share - tolerance).fillna(False).astype(bool).rename("below_capacity")
 
 
 def status_quo_fit(result, pairs: pd.DataFrame | None = None) -> pd.DataFrame:
