@@ -22,7 +22,7 @@ from __future__ import annotations
 import gc
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -282,10 +282,11 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     panel, bundle = stage(1, "ingest", lambda: fit_years_panel(manifest, fit_years, client=client, load=load_bundle),
                           lambda pb: f"{len(pb[1].schools):,} schools, {len(pb[1].flows):,} flows, {len(pb[1].ledger):,} "
                                      f"ledger rows" + (f"; {len(pb[0].years)} school years to fit on" if pb[0] else ""))
+    bundle = bundle if panel is None else replace(bundle, ledger=panel.ledger)  # every year's: files, run.json
     if write:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.html").unlink(missing_ok=True)  # an older run's report no longer applies
-        outputs["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger if panel is None else panel.ledger)
+        outputs["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
         if len(bundle.sources):
             outputs["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
     distances = stage(2, "distances", lambda: compute_distances(panel or bundle, max_km=max_km, client=client),
@@ -331,7 +332,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         written = stage(6, "report", lambda: write_report(result, out, bundle=bundle, model=model, pairs=pairs,
                                                           models=models, comparisons=comparisons,
                                                           truth=truth, timings=timings, provenance=record,
-                                                          ledger=panel is not None,  # else written after ingest
+                                                          ledger=False,  # written after ingest
                                                           truth_placements=None if plan else _truth_placements(
                                                               manifest, scenarios, draws, seed), **extra),
                         lambda w: f"{len(w)} files in {out}")

@@ -83,3 +83,20 @@ def test_two_identical_years_carry_no_new_information(runs):
         assert se_all == pytest.approx(one.bse[names[label]], rel=0.02)
     effect = re.search(rf"{EARLIER}: ([+-]\d+\.\d+)", pooled)
     assert abs(float(effect[1])) < 1e-3
+
+
+def test_every_years_ledger_is_in_the_pooled_runs_files(runs):
+    """A pooled run reads every year: ledger.csv and run.json hold every year's records."""
+    import json
+
+    import pandas as pd
+
+    ledger = pd.read_csv(runs["all"] / "ledger.csv", dtype=str)
+    from studentflow.ingest import manifest_years
+
+    years = manifest_years(runs["manifest"])
+    assert len(years) == 2 and set(ledger["school_year"]) == set(years)
+    one = pd.read_csv(runs["latest"] / "ledger.csv", dtype=str)
+    assert len(ledger) == 2 * len(one)  # two identical years, each with its records
+    record = json.loads((runs["all"] / "run.json").read_text(encoding="utf-8"))
+    assert record["ledger"]["rows"] == len(ledger)
