@@ -98,6 +98,8 @@ def test_optimize_plans_on_next_years_pools(fitted):
 
     bundle, pairs, model = fitted
     plan = plan_next_year([bundle], model, pairs, draws=2, seed=0)
-    best = sf.optimize(bundle, model, budget=1_000_000, pairs=plan.pairs, calibrate=plan.calibration, draws=2)
+    best = sf.optimize(bundle, model, budget=1_000_000, pairs=plan.pairs, calibrate=plan.calibration, draws=2,
+                       pool_draws=plan.pool_draws)
     assert best.cost[0] <= 1_000_000 * 1.05 and best.relief[0] >= 0
     assert len(best.plan_table) > 0
+    assert best.problem.pools.shape == (2, best.problem.shape[0])  # each draw with its own forecast pools
