@@ -88,7 +88,9 @@ def relief_metrics(name, o_out, obs_origin, relief, base_relieved=None, is_basel
     (zero for the baseline itself, ``is_baseline``).
     """
     share, public_total, jhs = relief
-    extra = np.minimum(np.clip(o_out - obs_origin, 0, None), public_total)
+    extra = np.subtract(o_out, obs_origin, dtype=float)  # draws × origins, in place below: one array, not three
+    np.clip(extra, 0, None, out=extra)
+    np.minimum(extra, public_total, out=extra)
     relieved = np.asarray(share.T @ extra.T).T  # draws × JHS, learners
     enrol = jhs["jhs_enrolment"].to_numpy(dtype=float)
     seats = jhs["jhs_seats"].to_numpy(dtype=float)
