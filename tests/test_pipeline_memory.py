@@ -6,12 +6,16 @@ from __future__ import annotations
 import gc
 import weakref
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import studentflow.pipeline as pipeline
 import studentflow.scenarios.run as scenario_run
 from studentflow.scenarios.levers import needs_distances, pair_reach, widened_pairs
+from studentflow.scenarios.result import interval
 from studentflow.scenarios.spec import Scenario
 
 SCENARIOS = [Scenario("now", baseline=True), Scenario("-5K", subsidy=5000)]
@@ -74,3 +78,17 @@ def test_a_wider_scenario_radius_keeps_the_distances(small_region, tmp_path, run
                                   draws=0, seed=2, progress=False, write=False, keep_distances=False)
     assert again.distances is not None
     pd.testing.assert_frame_equal(again.distances, res.distances)
+
+
+@settings(max_examples=150, deadline=None)
+@given(draws=st.integers(1, 300), cols=st.integers(1, 40), block=st.integers(1, 200),
+       ints=st.booleans(), fortran=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_interval_in_column_blocks_gives_the_whole_arrays_figures(draws, cols, block, ints, fortran, seed):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 50, (draws, cols), dtype=np.int32) if ints else rng.normal(10, 3, (draws, cols))
+    values = np.asfortranarray(values) if fortran else values  # a transposed product's layout
+    whole = interval(values, block=values.size + 1)
+    blocks = interval(values, block=block)
+    for a, b in zip(whole, blocks):  # the same computation per column, in the same process
+        np.testing.assert_array_equal(a, b)
+        assert a.shape == (cols,)
