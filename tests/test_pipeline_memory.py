@@ -92,3 +92,25 @@ def test_interval_in_column_blocks_gives_the_whole_arrays_figures(draws, cols, b
     for a, b in zip(whole, blocks):  # the same computation per column, in the same process
         np.testing.assert_array_equal(a, b)
         assert a.shape == (cols,)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(0, 300), rows=st.integers(1, 120), seed=st.integers(0, 2**32 - 1))
+def test_gzipped_csv_in_row_blocks_has_the_bytes_of_the_whole(tmp_path_factory, n, rows, seed):
+    import gzip
+
+    from studentflow.report.files import _write_csv, floats_as_text, mask_lrns
+    from studentflow.report.names import spreadsheet_safe
+
+    rng = np.random.default_rng(seed)
+    text = np.array(["ok", "=SUM(A1)", "123456789012", "@x", "plain, comma", None], dtype=object)
+    frame = pd.DataFrame({
+        "school_id": pd.array(rng.choice(text[:5], n), dtype="string"), "note": rng.choice(text, n),
+        "placed_mean": np.where(rng.random(n) < 0.1, np.nan, rng.normal(5, 3, n)),
+        "observed_esc": rng.integers(-3, 40, n), "full": rng.random(n) < 0.5,
+    })
+    folder = tmp_path_factory.mktemp("gz")
+    got = _write_csv(folder / "blocks.csv.gz", frame, rows=rows).read_bytes()
+    whole = floats_as_text(spreadsheet_safe(mask_lrns(frame))).to_csv(index=False).encode("utf-8")
+    assert got == gzip.compress(whole, compresslevel=3, mtime=0)  # what the one-shot writer wrote
+    assert b"123456789012" not in gzip.decompress(got)
