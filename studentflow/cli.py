@@ -210,6 +210,7 @@ def _run(args) -> int:
             fit_method=args.fit_method, formula=args.formula, calibrate=not args.no_calibrate,
             progress=False if args.no_progress else None, log=_say, client=client,
             keep_draws=False,  # the written outputs do not need the per-draw arrays
+            keep_distances=False,  # nor the road distances, once the pairs are built
             overwrite=args.overwrite, argv=["studentflow", *args.argv], fit_years=args.fit_years,
             for_year=args.for_year,
         )

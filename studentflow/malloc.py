@@ -56,12 +56,15 @@ def large_thresholds() -> bool:
     return ok
 
 
-def trim() -> None:
+def trim(collect: bool = True) -> None:
     """Collect garbage, then return free heap memory to the OS (glibc ``malloc_trim(0)``,
     and pyarrow's memory pool when pyarrow is loaded). Some 0.1 s on a national heap:
     after building the national pair table 290 MB were unreachable cycles that only a
-    full collection frees (927 MB held, 634 MB after)."""
-    gc.collect()
+    full collection frees (927 MB held, 634 MB after). ``collect=False`` skips the
+    collection (milliseconds): for memory freed by reference counts, e.g. what worker
+    threads allocated in their own malloc arenas, which the main thread cannot reuse."""
+    if collect:
+        gc.collect()
     pa = sys.modules.get("pyarrow")
     if pa is not None:
         try:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from studentflow.errors import DataError
 from studentflow.report.provenance import close_run, open_run
+from studentflow.report.truth import synthetic_truth, truth_placements as _truth_placements
 
 __all__ = ["PipelineResult", "run_pipeline", "compute_distances", "fit_models", "synthetic_truth", "STAGES",
            "ORIGIN_REGION_FORMULA"]
@@ -51,7 +52,8 @@ class PipelineResult:
 
     Attributes
     ----------
-    bundle, distances, pairs : the canonical data, road distances (km) and PairTable
+    bundle, distances, pairs : the canonical data, road distances (km; None when released,
+        ``keep_distances``) and PairTable
     model : GravityModel used for the scenarios
     models : dict, Label → fitted model (the one used and the study's positive-only NB2).
     result : ScenarioResult
@@ -60,7 +62,7 @@ class PipelineResult:
     """
 
     bundle: object
-    distances: pd.DataFrame
+    distances: pd.DataFrame | None
     pairs: pd.DataFrame
     model: object
     models: dict
@@ -146,6 +148,7 @@ def run_pipeline(
     write: bool = True, client=None, keep_draws=True,
     calibrate: bool = True, overwrite: bool = False, argv=None,
     fit_years: Literal["all", "latest"] = "all", for_year: str | None = None,
+    keep_distances: bool = True,
 ) -> PipelineResult:
     """Run ingest → distances → pairs → fit → scenarios → report.
 
@@ -201,6 +204,12 @@ def run_pipeline(
         :mod:`studentflow.gravity.panel`) or the latest year alone.
     for_year : {None, "next"}
         "next": plan the year after the latest (forecast pools, :mod:`studentflow.next_year`).
+    keep_distances : bool
+        Keep the road distance table in the result (default). False releases it after the
+        fit when no scenario reaches beyond the pair table's radius (nothing later reads it;
+        :func:`studentflow.scenarios.levers.needs_distances`), and the result's
+        ``distances`` is None: 118 MB less held through the scenarios and the report at
+        national scale. ``studentflow run`` passes False.
 
     Returns
     -------
@@ -251,7 +260,7 @@ def run_pipeline(
     try:
         res = _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method,
                           formula, progress, write, client, keep_draws, stage, timings, outputs,
-                          calibrate, record, fit_years, for_year)
+                          calibrate, record, fit_years, for_year, keep_distances)
     except BaseException as exc:
         if record is not None:  # run.json says the run failed, and why
             close_run(out, record, timings=timings, error=exc)
@@ -270,12 +279,14 @@ def run_pipeline(
 
 def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km, fit_method, formula,
                 progress, write, client, keep_draws, stage, timings, outputs, calibrate=True,
-                record=None, fit_years="all", for_year=None) -> PipelineResult:
+                record=None, fit_years="all", for_year=None, keep_distances=True) -> PipelineResult:
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.gravity.panel import fit_years_panel, pooled_models
     from studentflow.ingest import load_bundle
     from studentflow.pairs import build_pairs
+    from studentflow.malloc import trim
     from studentflow.report.write import _write_csv, write_report
+    from studentflow.scenarios.levers import needs_distances
     from studentflow.scenarios.run import run_scenarios
 
     truth = synthetic_truth(manifest)
@@ -309,6 +320,9 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
 
     from studentflow.next_year import plan_inputs  # next year's pools, calibrated on the latest year
     plan, p, cal, pool_draws = plan_inputs(for_year, panel or manifest, bundle, model, pairs, scenarios, draws, seed, calibrate)
+    if not keep_distances and not needs_distances(scenarios, p):  # nothing later reads them
+        distances = None
+        trim()  # their pages back to the OS before the scenarios' peak (studentflow.malloc)
 
     def scenario_stage():
         main = run_scenarios(bundle, model, scenarios, pairs=p, distances=distances, draws=draws,
@@ -338,49 +352,6 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
                         lambda w: f"{len(w)} files in {out}")
         outputs.update(written)
     return PipelineResult(bundle, distances, pairs, model, models, result, comparisons, outputs, timings)
-
-
-def synthetic_truth(manifest=None) -> dict | None:
-    """Known gravity coefficients of a synthetic region (``truth/params.json`` beside the manifest;
-    the bundled sample by default), or None for real data."""
-    import json
-
-    from studentflow.paths import sample_manifest
-
-    try:
-        path = Path(manifest) if manifest is not None else sample_manifest()
-    except DataError:
-        return None
-    params = (path if path.is_dir() else path.parent) / "truth" / "params.json"
-    if not params.is_file():
-        return None
-    try:
-        data = json.loads(params.read_text(encoding="utf-8"))
-        return {**{k: float(v) for k, v in data["params"].items()}, "alpha": float(data["alpha"])}
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-def _truth_placements(manifest, scenarios, draws, seed):
-    """Learners placed per scenario in a synthetic world (``truth/`` beside the manifest),
-    when every scenario uses only the levers the oracle simulates (subsidy, capacity); else None."""
-    from studentflow.paths import sample_manifest
-    from studentflow.scenarios.spec import Scenario
-
-    try:
-        path = Path(manifest) if manifest is not None else sample_manifest()
-    except DataError:
-        return None
-    folder = (path if path.is_dir() else path.parent) / "truth"
-    plain = Scenario("plain")
-    same = ("subsidy_by_tier", "subsidy_targeted", "add_slots", "add_slots_to", "scale_slots", "move_slots",
-            "radius_km", "pool", "method", "add_slots_at", "subsidy_at")
-    if not (folder / "pairs.csv").is_file() or any(
-            getattr(s, k) != getattr(plain, k) for s in scenarios for k in same):
-        return None
-    from studentflow.synth.oracle import oracle_placements
-
-    return oracle_placements(folder, scenarios, draws=max(1, min(draws, 20)), seed=seed)
 
 
 def _slopes(model) -> str:

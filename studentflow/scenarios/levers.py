@@ -15,7 +15,8 @@ from studentflow.errors import DataError
 from studentflow.scenarios.spec import Scenario
 from studentflow.schema import SUBSIDY_TIERS, id_map
 
-__all__ = ["pair_reach", "scenario_capacities", "scenario_pairs", "subsidy_parts", "widened_pairs"]
+__all__ = ["needs_distances", "pair_reach", "scenario_capacities", "scenario_pairs", "subsidy_parts",
+           "widened_pairs"]
 
 
 # ---------------------------------------------------------------- slot levers
@@ -127,6 +128,23 @@ def pair_reach(pairs: pd.DataFrame) -> float:
     return float(pairs.loc[new, "distance_km"].max()) if new.any() else 0.0
 
 
+def _wider_radii(scenarios, pairs: pd.DataFrame) -> list[float]:
+    """The scenario radii (km) beyond ``pairs``' own reach (:func:`pair_reach`)."""
+    reach = pair_reach(pairs)
+    return [s.radius_km for s in scenarios if s.radius_km is not None and s.radius_km > reach]
+
+
+def needs_distances(scenarios, pairs: pd.DataFrame) -> bool:
+    """Whether a run of ``scenarios`` on ``pairs`` reads the road distances at all.
+
+    Only a scenario whose ``radius_km`` reaches beyond the table's own (:func:`pair_reach`)
+    rebuilds pairs from the distance table (:func:`widened_pairs`); every other lever
+    changes the table itself. False lets a caller release the distance table before
+    the scenarios run (2.3 million rows, 118 MB at national scale with ``max_km`` 15).
+    """
+    return bool(_wider_radii(scenarios, pairs))
+
+
 def widened_pairs(scenarios, pairs: pd.DataFrame, bundle=None, distances=None) -> pd.DataFrame | None:
     """The one pair table every scenario reaching beyond ``pairs`` filters from.
 
@@ -135,8 +153,7 @@ def widened_pairs(scenarios, pairs: pd.DataFrame, bundle=None, distances=None) -
     scenario reaches further, or when ``bundle`` or ``distances`` is missing (those
     scenarios then keep the new pairs ``pairs`` has).
     """
-    reach = pair_reach(pairs)
-    wider = [s.radius_km for s in scenarios if s.radius_km is not None and s.radius_km > reach]
+    wider = _wider_radii(scenarios, pairs)
     if not wider or bundle is None or distances is None:
         return None
     from studentflow.pairs import build_pairs

@@ -218,6 +218,8 @@ def run_scenarios(
                        keep_draws)
     large = len(pairs) >= THREAD_MIN_PAIRS  # a full collection costs ~0.1 s: worth it on large tables only
     for i, kept, outs in stream:
+        if large:  # the draw threads' freed temporaries sit in their own arenas: back to the OS first
+            trim(collect=False)
         acc.add(i, kept, outs)
         if large:
             trim()  # the scenario's work unit and draws: free heap pages back to the OS
