@@ -312,7 +312,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
             estimation = radius.loc[radius["within_radius"]]
         return pooled_models(panel, distances, fit_models(pairs, zeros, method=fit_method, formula=formula,
                              estimation_pairs=estimation), MODEL_LABELS[zeros], zeros, radius_km=radius_km,
-                             method=fit_method, formula=formula)
+                             method=fit_method, formula=formula, built={bundle.school_year: pairs})
 
     models = stage(4, "fit", fit_stage,
                    lambda m: "; ".join(f"{k}: {_slopes(v)}" for k, v in m.items()))

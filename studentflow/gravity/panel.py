@@ -147,7 +147,7 @@ def panel_distances(panel, *, max_km: float | None = None, client=None) -> pd.Da
 
 
 def build_panel_pairs(panel, distances: pd.DataFrame | None = None, *, radius_km: float = 5.0,
-                      candidates: str = "study", year_column: str = YEAR_COLUMN) -> pd.DataFrame:
+                      candidates: str = "study", year_column: str = YEAR_COLUMN, built=None) -> pd.DataFrame:
     """Every school year's PairTable, stacked, with a ``school_year`` column.
 
     Parameters
@@ -162,6 +162,9 @@ def build_panel_pairs(panel, distances: pd.DataFrame | None = None, *, radius_km
         Candidate set of each year's table (as :func:`studentflow.pairs.build_pairs`).
     year_column : str
         Name of the year column added.
+    built : dict, optional
+        Year → that year's PairTable already built with the same distances, radius and
+        candidates (e.g. the pipeline's latest year); used instead of building it again.
 
     Returns
     -------
@@ -172,8 +175,10 @@ def build_panel_pairs(panel, distances: pd.DataFrame | None = None, *, radius_km
     from studentflow.pairs import build_pairs
 
     parts = []
+    built = built or {}
     for year in sorted(panel.years, key=year_sort_key):
-        p = build_pairs(panel[year], distances, radius_km=radius_km, candidates=candidates)
+        p = built[year] if year in built else build_pairs(panel[year], distances, radius_km=radius_km,
+                                                           candidates=candidates)
         parts.append(p.assign(**{year_column: str(year)}))
     return pd.concat(parts, ignore_index=True)
 
@@ -221,6 +226,8 @@ def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *
     """
     if year_column not in panel_pairs.columns:
         raise ValueError(f"fit_panel_gravity: the pair table has no {year_column!r} column")
+    if panel_pairs.empty:
+        raise ValueError("fit_panel_gravity: the pair table is empty")
     if panel_pairs[year_column].isna().any():
         raise ValueError(f"fit_panel_gravity: column {year_column!r} has missing values")
     if year_column in formula:
@@ -315,15 +322,17 @@ def fit_years_panel(manifest=None, fit_years: str = "all", *, client=None, load=
 
 
 def pooled_fit(panel, distances: pd.DataFrame, zeros: str = "truncate", *, radius_km: float = 5.0,
-               method: str = "fast", formula: str | None = None) -> PanelGravityModel:
+               method: str = "fast", formula: str | None = None, built=None) -> PanelGravityModel:
     """:func:`fit_panel_gravity` on the panel's stacked pair tables, as the pipeline fits one year.
 
     ``zeros="include"`` fits every year's outcome-independent radius set
     (``candidates="radius"``, ``within_radius`` rows); the other modes the study's pair
-    tables. ``distances`` (km) must cover every year (:func:`panel_distances`).
+    tables. ``distances`` (km) must cover every year (:func:`panel_distances`). ``built``:
+    study pair tables already built, by year (:func:`build_panel_pairs`; ignored with "include").
     """
     radius = zeros == "include"
-    stacked = build_panel_pairs(panel, distances, radius_km=radius_km, candidates="radius" if radius else "study")
+    stacked = build_panel_pairs(panel, distances, radius_km=radius_km, candidates="radius" if radius else "study",
+                                built=None if radius else built)
     if radius:
         stacked = stacked.loc[stacked["within_radius"]]
     return fit_panel_gravity(stacked, STUDY_FORMULA if formula is None else formula, zeros=zeros, method=method)
