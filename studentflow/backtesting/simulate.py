@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from studentflow.scenarios.draws import draw_seed
+from studentflow.scenarios.holdout import pair_index
 from studentflow.scenarios.work import _design
 
 __all__ = ["Simulated", "simulate_year", "oracle_flows"]
@@ -81,11 +82,7 @@ def simulate_year(model, pairs: pd.DataFrame, capacity: pd.Series, *, calibratio
     """
     from studentflow.allocation.solve import allocate
 
-    origins = pd.Index(pd.unique(pairs["origin_id"]))
-    schools = pd.Index(np.sort(pd.unique(pairs["destination_id"])))
-    r = origins.get_indexer(pairs["origin_id"])
-    c = schools.get_indexer(pairs["destination_id"])
-    pools = pairs.groupby("origin_id", sort=False)["origin_pool"].first().reindex(origins).to_numpy(float)
+    origins, schools, r, c, pools = pair_index(pairs)
     caps = capacity.reindex(schools).fillna(0).to_numpy(float)
     if draws:
         betas = model.draw_params(draws, seed)[list(model.params.index)].to_numpy(float)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from studentflow.report.figures import COLORS, _figure, _styled
-from studentflow.report.write import _CSS, _png, _table_html, _write_csv, _write_text, atomic_write
+from studentflow.report.write import _png, _table_html, _write_csv, _write_text, atomic_write, page_open
 
 __all__ = ["backtest_plot", "backtest_section", "backtest_csv", "write_backtest"]
 
@@ -121,8 +121,6 @@ def write_backtest(result, out_dir) -> dict:
     png = _png(backtest_plot(result))
     written["fig_backtest.png"] = atomic_write(out / "fig_backtest.png", lambda tmp: tmp.write_bytes(png))
     title = f"studentflow: backtest {result.train} → {result.test}"
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"{backtest_section(result, png)}</body></html>")
+    page = f"{page_open(title)}{backtest_section(result, png)}</body></html>"
     written["backtest.html"] = _write_text(out / "backtest.html", page)
     return written

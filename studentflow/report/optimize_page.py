@@ -9,12 +9,11 @@ and handed in as data; this module only writes and shows them.
 from __future__ import annotations
 
 import base64
-import html
 from pathlib import Path
 
 import pandas as pd
 
-from studentflow.report.write import _CSS, _png, _table_html, _write_csv, _write_text, atomic_write
+from studentflow.report.write import _png, _table_html, _write_csv, _write_text, atomic_write, page_open
 
 __all__ = ["write_optimize", "optimize_section"]
 
@@ -118,8 +117,6 @@ def write_optimize(opt, out_dir, *, by_school: pd.DataFrame | None = None, plan_
     png = _png(frontier_plot(opt.frontier))
     written["fig_frontier.png"] = atomic_write(out / "fig_frontier.png", lambda tmp: tmp.write_bytes(png))
     title = "studentflow: where the budget relieves most learners"
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"{optimize_section(opt, png, by_school, map_html)}{footer}</body></html>")
+    page = f"{page_open(title)}{optimize_section(opt, png, by_school, map_html)}{footer}</body></html>"
     written["optimize.html"] = _write_text(out / "optimize.html", page)
     return written

@@ -316,10 +316,15 @@ def _calibration_section(result, pairs, comparisons, truth_placements, figures) 
     return calibration_html(result, comparisons, truth_placements, base64.b64encode(png).decode())
 
 
+def page_open(title: str) -> str:
+    """A standalone page's opening: its head with the report's style, and ``title`` as heading."""
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>")
+
+
 def _html(result, title, figures, models, bundle, pairs, timings, comparisons=None, truth=None,
           calibration_section="", map_html: str = "") -> str:
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+    parts = [page_open(title),
              f"<p class='note'>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · "
              f"{result.draws} Monte Carlo draws · seed {result.seed}</p>", _headline(result, comparisons)]
     parts.append("<h2>Scenarios</h2><p>Means over the Monte Carlo draws with 95 % intervals; each draw uses a "

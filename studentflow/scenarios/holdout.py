@@ -84,15 +84,21 @@ def _formula_without(formula: str, column: str) -> str:
     return f"{lhs.strip()} ~ {' + '.join(keep) if keep else '1'}"
 
 
+def pair_index(pairs: pd.DataFrame):
+    """``(origins, schools, rows, cols, pools)`` of a PairTable: origin ids (first seen first),
+    school ids (sorted), each pair's row and column in them, and each origin's pool (learners)."""
+    origins = pd.Index(pd.unique(pairs["origin_id"]))
+    schools = pd.Index(np.sort(pd.unique(pairs["destination_id"])))
+    pools = pairs.groupby("origin_id", sort=False)["origin_pool"].first().reindex(origins).to_numpy(float)
+    return (origins, schools, origins.get_indexer(pairs["origin_id"]), schools.get_indexer(pairs["destination_id"]),
+            pools)
+
+
 def _status_quo_draws(model, pairs, caps, betas, seeds):
     """Per draw: allocated flows per pair row (fractional) and whole placements per school."""
     from studentflow.allocation.solve import allocate
 
-    origins = pd.Index(pd.unique(pairs["origin_id"]))
-    schools = pd.Index(np.sort(pd.unique(pairs["destination_id"])))
-    r = origins.get_indexer(pairs["origin_id"])
-    c = schools.get_indexer(pairs["destination_id"])
-    pools = pairs.groupby("origin_id", sort=False)["origin_pool"].first().reindex(origins).to_numpy(float)
+    origins, schools, r, c, pools = pair_index(pairs)
     k = caps.reindex(schools).fillna(0).to_numpy(float)
     flows = np.zeros((len(betas), len(pairs)))
     per_school = np.zeros((len(betas), len(schools)))
