@@ -76,12 +76,17 @@ class PanelGravityModel(GravityModel):
         term as collinear), ``std_err``, ``pairs`` (rows of the estimation sample that year).
     pooled : GravityModel
         The full fit, year-effect terms included (predicts any year given ``school_year``).
+    uncensored : GravityModel or None
+        With ``censored=``: the NB2 fit that treats every count as demand (the censored
+        fit's start; the overdispersion test is its). None otherwise.
     """
 
     years: tuple = ()
     reference_year: str = ""
     year_effects: pd.DataFrame = field(default=None, repr=False, compare=False)
     pooled: GravityModel = field(default=None, repr=False, compare=False)
+    uncensored: GravityModel = field(default=None, repr=False, compare=False)
+    censored_schools: int = 0
 
     @property
     def k_params(self) -> int:
@@ -89,13 +94,16 @@ class PanelGravityModel(GravityModel):
         return self.pooled.k_params
 
     def dispersion_test(self, method: str = "lr") -> DispersionTest:
-        """Overdispersion test of the pooled fit (see :meth:`GravityModel.dispersion_test`)."""
-        return self.pooled.dispersion_test(method)
+        """Overdispersion test of the pooled fit (the uncensored one when censored;
+        see :meth:`GravityModel.dispersion_test`)."""
+        return (self.uncensored or self.pooled).dispersion_test(method)
 
     def summary(self) -> str:
         """The pooled fit's summary, then the year effects (vs the reference year)."""
         lines = [f"Pooled over {len(self.years)} school years ({', '.join(self.years)}) with year "
-                 f"effects; reference year {self.reference_year} (effect 0, the year predicted)",
+                 f"effects; reference year {self.reference_year} (effect 0, the year predicted)"
+                 + (f"; counts of ESC schools at capacity treated as censored ({self.censored_schools:,} "
+                    "school-years: P(demand >= placed) and the split over origins)" if self.uncensored else ""),
                  GravityModel.summary(self), "Year effects (log flow level vs the reference year):"]
         for year, r in self.year_effects.iterrows():
             if year != self.reference_year and not np.isfinite(r["coef"]):
@@ -186,7 +194,7 @@ def build_panel_pairs(panel, distances: pd.DataFrame | None = None, *, radius_km
 def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *, year_column: str = YEAR_COLUMN,
                       reference: str | None = None, family: str = "negbin", zeros: str = "truncate",
                       cluster: str | tuple[str, str] | None = ("origin_id", "destination_id"),
-                      method: str = "fast") -> PanelGravityModel:
+                      method: str = "fast", censored: pd.DataFrame | None = None) -> PanelGravityModel:
     """Fit the gravity model on stacked school years with year fixed effects.
 
     Adds ``C(school_year, Treatment(reference))`` to ``formula`` and fits
@@ -211,6 +219,12 @@ def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *
         Column(s) of cluster labels: one column as :func:`fit_gravity`; two columns (default
         origin and destination school) for two-way cluster-robust standard errors
         (:func:`studentflow.gravity.likelihood.two_way_cluster_cov`).
+    censored : pandas.DataFrame, optional
+        Which ESC school was full in which year (:func:`studentflow.gravity.censored.
+        capacity_bound_years`: index ``destination_id``, ``year_column``; bool column
+        ``capacity_bound``). Its counts are then censored demand
+        (:mod:`studentflow.gravity.censored`): needs ``family="negbin"``,
+        ``zeros="include"`` and two cluster columns.
 
     Returns
     -------
@@ -251,7 +265,22 @@ def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *
                          f"the pooled fit {list(full.params.index)}")
     y = pd.to_numeric(data[formula.split("~")[0].strip()]).to_numpy(float)
     sample = (y > 0) if zeros in ("drop", "truncate") else np.ones(len(y), bool)
-    if two_way:
+    uncensored, n_censored = None, 0
+    if censored is not None:
+        if family != "negbin" or zeros != "include" or not two_way:
+            raise ValueError("fit_panel_gravity: censored= needs family='negbin', zeros='include' and two cluster "
+                             "columns")
+        from studentflow.gravity.censored import fit_censored
+
+        rows = data.loc[sample]
+        keys = pd.MultiIndex.from_arrays([rows["destination_id"].astype(str), rows[year_column]])
+        group, uniq = pd.factorize(keys)
+        bound = censored["capacity_bound"].reindex(uniq).fillna(False).to_numpy(bool)
+        total = np.bincount(group, y[sample], minlength=len(uniq))
+        uncensored, n_censored = full, int(bound.sum())
+        full = fit_censored(full, group, bound, total, rows[cluster[0]].to_numpy(), rows[cluster[1]].to_numpy(),
+                            cluster_names=tuple(cluster))
+    elif two_way:
         full = _two_way(full, data.loc[sample, cluster[0]], data.loc[sample, cluster[1]], tuple(cluster))
     ref_rows = (data[year_column].to_numpy() == reference)[sample]
     keep = names + (["alpha"] if "alpha" in full.cov_params.index else [])
@@ -272,6 +301,7 @@ def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *
         groups=None if full.groups is None else full.groups[ref_rows],
         dropped=tuple(d for d in getattr(full, "dropped", ()) if not d.column.startswith(f"C({year_column}")),
         years=years, reference_year=reference, year_effects=effects, pooled=full,
+        uncensored=uncensored, censored_schools=n_censored,
     )
 
 
@@ -322,14 +352,25 @@ def fit_years_panel(manifest=None, fit_years: str = "all", *, client=None, load=
 
 
 def pooled_fit(panel, distances: pd.DataFrame, zeros: str = "truncate", *, radius_km: float = 5.0,
-               method: str = "fast", formula: str | None = None, built=None) -> PanelGravityModel:
+               method: str = "fast", formula: str | None = None, built=None,
+               censored: bool = False) -> PanelGravityModel:
     """:func:`fit_panel_gravity` on the panel's stacked pair tables, as the pipeline fits one year.
 
     ``zeros="include"`` fits every year's outcome-independent radius set
     (``candidates="radius"``, ``within_radius`` rows); the other modes the study's pair
     tables. ``distances`` (km) must cover every year (:func:`panel_distances`). ``built``:
     study pair tables already built, by year (:func:`build_panel_pairs`; ignored with "include").
+    ``censored=True``: the counts of ESC schools at capacity are censored demand
+    (:mod:`studentflow.gravity.censored`); the radius set with its zeros is fitted whatever
+    ``zeros`` says, and the study tables say which school was full in which year.
     """
+    if censored:
+        from studentflow.gravity.censored import capacity_bound_years
+
+        study = build_panel_pairs(panel, distances, radius_km=radius_km, built=built)
+        stacked = build_panel_pairs(panel, distances, radius_km=radius_km, candidates="radius")
+        return fit_panel_gravity(stacked.loc[stacked["within_radius"]], STUDY_FORMULA if formula is None else formula,
+                                 zeros="include", method=method, censored=capacity_bound_years(study))
     radius = zeros == "include"
     stacked = build_panel_pairs(panel, distances, radius_km=radius_km, candidates="radius" if radius else "study",
                                 built=None if radius else built)

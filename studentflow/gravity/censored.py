@@ -1,0 +1,229 @@
+"""The pooled NB2 fit with capacity-censored ESC schools (demand above a full school's slots).
+
+A school that filled its billable capacity admitted ``C_j`` learners out of a demand
+``D_j >= C_j`` that nobody observed; the learners it turned away went elsewhere. Its pair
+counts are therefore rationed: fitting the NB2 to them as if they were demand biases the
+coefficients (the dearer, emptier schools look as popular as the cheap, full ones) and,
+because the rationing repeats every year at the same school, it leaves a school-level
+residual that only destination-clustered standard errors absorb. This module fits the
+likelihood that knows which counts are censored (Tobit-style, for counts)::
+
+    not full:  sum_i log NB2(y_ij; mu_ij, alpha)
+    full:      log P(D_j >= C_j) + sum_i y_ij log(mu_ij / M_j)
+
+per school and year, ``M_j = sum_i mu_ij``. A full school still tells how its admitted
+learners split over the origins (a multinomial given the total, which the rationing by
+lot leaves unbiased) and that its demand reached its capacity: ``D_j`` is the NB2 sum,
+moment-matched to a negative binomial with mean ``M_j`` and variance
+``M_j + alpha sum_i mu_ij^2``. The rows are the outcome-independent radius candidate
+set with its zeros (``zeros="include"``). A school is taken as full in a year when it
+placed at least its billed slots, placed at least one learner, and its billing history
+does not show it below capacity (:func:`capacity_bound_years`).
+
+Standard errors are the two-way (origin, ESC school) cluster sandwich of the censored
+likelihood; a full school's ``P(D >= C)`` term is spread over its rows by their shares
+``mu_ij / M_j`` so that each row has one origin and one school.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import optimize, special
+
+from studentflow.gravity.likelihood import row_derivatives, two_way_cluster_cov
+from studentflow.pairs import BILLED_SHARE_BEFORE
+
+__all__ = ["CAPACITY_BOUND", "capacity_bound_years", "fit_censored"]
+
+#: Column of a stacked pair table: the row's ESC school was full that year (bool).
+CAPACITY_BOUND = "destination_capacity_bound"
+_STEP = 1e-5
+
+
+def capacity_bound_years(study_pairs: pd.DataFrame, year_column: str = "school_year", *,
+                         tolerance: float = 1.0) -> pd.DataFrame:
+    """Which ESC school was full in which year, from placements, billing and its history.
+
+    Parameters
+    ----------
+    study_pairs : pandas.DataFrame
+        Stacked study PairTables (every observed flow; ``esc_beneficiaries``,
+        ``destination_slots`` and ``destination_billed`` in learners, optionally
+        :data:`studentflow.pairs.BILLED_SHARE_BEFORE`) with ``year_column``.
+    tolerance : float
+        Slots of slack for the billing-history rule (learners), as
+        :func:`studentflow.scenarios.calibrate.below_capacity`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (``destination_id``, ``year_column``); ``observed`` (learners placed),
+        ``billed``, ``below_capacity`` and ``capacity_bound``: observed >= billed, observed
+        > 0 and not below capacity by its billing in earlier years.
+    """
+    key = [study_pairs["destination_id"].astype(str), study_pairs[year_column].astype(str)]
+    g = study_pairs.groupby(key)
+    out = pd.DataFrame({"observed": g["esc_beneficiaries"].sum().astype(float),
+                        "billed": pd.to_numeric(g["destination_billed"].first(), errors="coerce")})
+    out.index.names = ["destination_id", year_column]
+    below = pd.Series(False, index=out.index)
+    if BILLED_SHARE_BEFORE in study_pairs:
+        share = pd.to_numeric(g[BILLED_SHARE_BEFORE].first(), errors="coerce")
+        slots = pd.to_numeric(g["destination_slots"].first(), errors="coerce")
+        below = (out["billed"] < slots * share - tolerance).fillna(False)
+    out["below_capacity"] = below.astype(bool)
+    out["capacity_bound"] = (out["observed"] >= out["billed"]) & (out["observed"] > 0) & ~out["below_capacity"]
+    return out
+
+
+def _tail(M, Q, alpha, C):
+    """log P(D >= C), D negative binomial with mean M and variance M + alpha Q."""
+    n = M * M / np.maximum(alpha * Q, 1e-300)
+    return np.log(np.maximum(special.betainc(C, n, M / (n + M)), 1e-300))  # I_{1-p}(C, n), p = n / (n + M)
+
+
+class _Censored:
+    """The censored log-likelihood and its row scores in ``theta = (beta, log alpha)``."""
+
+    def __init__(self, y, X, group, bound, total):
+        self.y, self.X, self.group = y, X, group
+        self.sum = sp.csr_matrix((np.ones(len(y)), (group, np.arange(len(y)))), shape=(len(bound), len(y)))
+        self.bound_row = bound[group]
+        self.bound, self.total = bound, total
+        self.G = len(bound)
+
+    def _parts(self, theta):
+        beta, alpha = theta[:-1], float(np.exp(theta[-1]))
+        eta = self.X @ beta
+        mu = np.exp(np.minimum(eta, 700.0))
+        M = np.bincount(self.group, mu, minlength=self.G)
+        Q = np.bincount(self.group, mu * mu, minlength=self.G)
+        return beta, alpha, eta, mu, M, Q
+
+    def rows(self, theta, scores: bool = True):
+        """Per-row log-likelihood (n,) and scores (n, p+1) at ``theta``."""
+        beta, alpha, eta, mu, M, Q = self._parts(theta)
+        r = 1.0 / alpha
+        nb = row_derivatives(self.y, eta, r, "negbin", False, order=1 if scores else 0)
+        b, g = self.bound_row, self.group
+        Mr = np.where(M > 0, M, 1.0)[g]
+        share = mu / Mr
+        tail = np.zeros(self.G)
+        cb = self.bound & (M > 0)
+        tail[cb] = _tail(M[cb], Q[cb], alpha, self.total[cb])
+        ll = np.where(b, self.y * (eta - np.log(Mr)) + share * tail[g], nb["ll"])
+        if not scores:
+            return ll, None
+        X = self.X
+        # d tail / d(M, Q, alpha), numerically (central, relative steps)
+        dM, dQ, dA = (np.zeros(self.G) for _ in range(3))
+        if cb.any():
+            m, q, c = M[cb], Q[cb], self.total[cb]
+            h = _STEP
+            dM[cb] = (_tail(m * (1 + h), q, alpha, c) - _tail(m * (1 - h), q, alpha, c)) / (2 * h * m)
+            dQ[cb] = (_tail(m, q * (1 + h), alpha, c) - _tail(m, q * (1 - h), alpha, c)) / (2 * h * q)
+            dA[cb] = (_tail(m, q, alpha * (1 + h), c) - _tail(m, q, alpha * (1 - h), c)) / (2 * h)
+        wsum = self.sum @ (mu[:, None] * X)  # sum_i mu_i x_i per group
+        xbar = wsum / np.where(M > 0, M, 1.0)[:, None]
+        qsum = self.sum @ ((2.0 * mu * mu)[:, None] * X)  # sum_i 2 mu_i^2 x_i per group
+        tail_beta = dM[:, None] * wsum + dQ[:, None] * qsum  # (G, p)
+        multi = self.y[:, None] * (X - xbar[g]) + share[:, None] * tail_beta[g]
+        S = np.empty((len(self.y), X.shape[1] + 1))
+        S[:, :-1] = np.where(b[:, None], multi, nb["e"][:, None] * X)
+        S[:, -1] = np.where(b, share * dA[g], -nb["r"] * r)  # dA is already d/d log alpha
+        return ll, S
+
+    def negative(self, theta):
+        ll, S = self.rows(theta)
+        n = len(self.y)
+        return -ll.sum() / n, -S.sum(axis=0) / n
+
+    def hessian(self, theta):
+        """Hessian of the total log-likelihood by central differences of the scores."""
+        k = len(theta)
+        H = np.empty((k, k))
+        for j in range(k):
+            e = np.zeros(k)
+            e[j] = 1e-5 * max(1.0, abs(theta[j]))
+            H[:, j] = (self.rows(theta + e)[1].sum(axis=0) - self.rows(theta - e)[1].sum(axis=0)) / (2 * e[j])
+        return (H + H.T) / 2.0
+
+
+def _newton(lik: _Censored, theta: np.ndarray, steps: int = 8, tol: float = 1e-7):
+    """Polish a quasi-Newton optimum with Newton steps (halved until the likelihood rises).
+
+    Returns the parameters and whether the mean score is below ``tol`` in every entry."""
+    value, grad = lik.negative(theta)
+    for _ in range(steps):
+        if np.max(np.abs(grad)) < tol:
+            return theta, True
+        step = np.linalg.solve(lik.hessian(theta), grad * len(lik.y))  # H is of the total, grad of the mean
+        for _ in range(20):
+            trial = theta + step
+            v, g = lik.negative(trial)
+            if np.isfinite(v) and v <= value:
+                theta, value, grad = trial, v, g
+                break
+            step = step / 2.0
+        else:
+            break
+    return theta, bool(np.max(np.abs(grad)) < tol)
+
+
+def fit_censored(model, group: np.ndarray, bound: np.ndarray, total: np.ndarray, first: np.ndarray,
+                 second: np.ndarray, *, cluster_names: tuple = ("origin_id", "destination_id")):
+    """Refit a pooled NB2 ``model`` (``zeros="include"``) with capacity-censored schools.
+
+    Parameters
+    ----------
+    model : studentflow.gravity.model.GravityModel
+        The uncensored NB2 fit on the rows (start values; its ``endog``, ``exog`` and
+        names are used).
+    group : numpy.ndarray of int
+        Row → school-year index (0 … G-1).
+    bound : numpy.ndarray of bool
+        Per school-year: full (censored) that year.
+    total : numpy.ndarray
+        Per school-year: learners placed from these rows (``C_j``, learners).
+    first, second : numpy.ndarray
+        Cluster labels per row (origin and ESC school).
+
+    Returns
+    -------
+    GravityModel
+        ``model`` with the censored ``params``, ``alpha``, two-way cluster ``cov_params``
+        and ``bse``, ``llf`` and ``llnull`` of the censored likelihood (the null keeps
+        only the intercept and the year effects) and ``converged``.
+    """
+    if model.family != "negbin":
+        raise ValueError("fit_censored: needs an NB2 model (family 'negbin')")
+    y = np.asarray(model.endog, float)
+    X = np.asarray(model.exog, float)
+    lik = _Censored(y, X, np.asarray(group), np.asarray(bound, bool), np.asarray(total, float))
+    start = np.r_[model.params.to_numpy(float), np.log(max(model.alpha, 1e-4))]
+    res = optimize.minimize(lik.negative, start, jac=True, method="BFGS", options={"gtol": 1e-6, "maxiter": 1000})
+    theta, converged = _newton(lik, res.x)
+    H = lik.hessian(theta)
+    S = lik.rows(theta)[1]
+    V = two_way_cluster_cov(S, H, first, second)
+    alpha = float(np.exp(theta[-1]))
+    J = np.ones(len(theta))
+    J[-1] = alpha  # d alpha / d log alpha
+    V = V * np.outer(J, J)
+    names = list(model.params.index)
+    cov = pd.DataFrame(V, index=names + ["alpha"], columns=names + ["alpha"])
+    params = pd.Series(theta[:-1], index=model.params.index, name=model.params.name)
+    bse = pd.Series(np.sqrt(np.diag(V)[:-1]), index=model.params.index, name=model.bse.name)
+    llf = -res.fun * len(y)
+    null = [i for i, n in enumerate(names) if n == "Intercept" or n.startswith("C(school_year")]
+    lik0 = _Censored(y, X[:, null], lik.group, lik.bound, lik.total)
+    r0 = optimize.minimize(lik0.negative, np.r_[start[null], start[-1]], jac=True, method="BFGS",
+                           options={"gtol": 1e-6, "maxiter": 1000})
+    return dataclasses.replace(
+        model, params=params, bse=bse, alpha=alpha, cov_params=cov, llf=float(llf), llnull=float(-r0.fun * len(y)),
+        converged=converged, cluster=" and ".join(cluster_names),
+        n_clusters=int(pd.unique(np.asarray(first)).size))
