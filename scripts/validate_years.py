@@ -151,7 +151,7 @@ def _true_model(model, truth_dir: Path):
 
 
 def world_table(path: Path, *, one_year: bool, draws: int, seed: int, decompose: bool, true_coef: bool = False,
-                log=print) -> pd.DataFrame:
+                censored: bool = False, log=print) -> pd.DataFrame:
     """Per scenario (not the status quo): the truth's change and each fit's mean, interval, hit.
 
     ``path``: a world's folder (its ``manifest.toml``) or a manifest file in it."""
@@ -167,6 +167,8 @@ def world_table(path: Path, *, one_year: bool, draws: int, seed: int, decompose:
     distances = compute_distances(panel)
     pairs = build_pairs(bundle, distances)
     fits = {"latest": next(iter(fit_models(pairs).values())), "pooled": pooled_fit(panel, distances)}
+    if censored:  # the pooled fit with full schools' counts censored (studentflow.gravity.censored)
+        fits["censored"] = pooled_fit(panel, distances, censored=True)
     scenarios = study_scenarios()
     oracle = oracle_placements(_truth_dir(folder), scenarios, draws=max(draws, 20), seed=seed)
     rows = pd.DataFrame({"truth": oracle - oracle["status quo"]})
@@ -180,19 +182,22 @@ def world_table(path: Path, *, one_year: bool, draws: int, seed: int, decompose:
         ch = _changes(bundle, _true_model(fits["latest"], _truth_dir(folder)), pairs, distances, scenarios, draws, seed)
         rows["true-beta mean"] = ch["mean"]
     cost = "np.log1p(net_cost_k)"
-    log(f"{folder.name}: cost elasticity latest {fits['latest'].params[cost]:+.3f} ({fits['latest'].bse[cost]:.3f}), "
-        f"pooled {fits['pooled'].params[cost]:+.3f} ({fits['pooled'].bse[cost]:.3f}); distance latest "
-        f"{fits['latest'].bse['np.log1p(distance_km)']:.3f}, pooled {fits['pooled'].bse['np.log1p(distance_km)']:.3f} "
-        f"SE; {time.perf_counter() - t0:.0f} s")
+    dist = "np.log1p(distance_km)"
+    log(f"{folder.name}: " + "; ".join(f"{k} cost {m.params[cost]:+.3f} ({m.bse[cost]:.3f}), distance "
+                                      f"{m.params[dist]:+.3f} ({m.bse[dist]:.3f})" for k, m in fits.items())
+        + f"; {time.perf_counter() - t0:.0f} s")
     rows = rows.drop(index="status quo")
     rows.insert(0, "world", folder.name)
     return rows
 
 
+FITS = ("latest", "pooled", "censored")
+
+
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
     """Coverage, mean absolute error and mean half-width (learners) per fit."""
     out = {}
-    for label in ("latest", "pooled"):
+    for label in [x for x in FITS if f"{x} mean" in table]:
         inside = (table[f"{label} lo"] <= table["truth"]) & (table["truth"] <= table[f"{label} hi"])
         half = (table[f"{label} hi"] - table[f"{label} lo"]) / 2
         out[label] = {"cases": len(table), "inside": int(inside.sum()), "coverage %": 100 * inside.mean(),
@@ -212,11 +217,14 @@ def main(argv=None) -> None:
     ap.add_argument("--draws", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--decompose", action="store_true", help="also the Monte Carlo part of each interval")
+    ap.add_argument("--censored", action="store_true",
+                    help="also the pooled fit with full schools' counts censored (gravity.censored)")
     ap.add_argument("--true-coefficients", action="store_true",
                     help="also run the package with the world's true coefficients (its structural error)")
     args = ap.parse_args(argv)
     t0, c0 = time.perf_counter(), time.process_time()
-    kw = dict(draws=args.draws, seed=args.seed, decompose=args.decompose, true_coef=args.true_coefficients)
+    kw = dict(draws=args.draws, seed=args.seed, decompose=args.decompose, true_coef=args.true_coefficients,
+              censored=args.censored)
     parts = [world_table(f, one_year=False, **kw) for f in args.worlds]
     parts += [world_table(f, one_year=True, **kw) for f in args.one_year]
     table = pd.concat(parts)
@@ -225,7 +233,7 @@ def main(argv=None) -> None:
     print(f"\nchange vs status quo, learners ({args.draws} draws, seed {args.seed}): truth, then each fit's "
           "mean [95 % interval]")
     show = table[["world", "truth"]].copy()
-    for label in ("latest", "pooled"):
+    for label in [x for x in FITS if f"{x} mean" in table]:
         show[label] = [f"{m:7,.0f} [{lo:7,.0f}, {hi:7,.0f}] {'in ' if lo <= t <= hi else 'OUT'}"
                        for m, lo, hi, t in zip(table[f"{label} mean"], table[f"{label} lo"], table[f"{label} hi"],
                                                table["truth"])]

@@ -379,16 +379,23 @@ def pooled_fit(panel, distances: pd.DataFrame, zeros: str = "truncate", *, radiu
     return fit_panel_gravity(stacked, STUDY_FORMULA if formula is None else formula, zeros=zeros, method=method)
 
 
-def pooled_models(panel, distances: pd.DataFrame, models: dict, label: str, zeros: str = "truncate", **kw) -> dict:
+def pooled_models(panel, distances: pd.DataFrame, models: dict, label: str, zeros: str = "truncate", *,
+                  censored: bool = False, **kw) -> dict:
     """``models`` (label → single-year fit, the used one first) with the pooled fit first.
 
     Returns ``models`` unchanged when ``panel`` is None. Else the pooled fit
     (:func:`pooled_fit` with ``zeros`` and ``kw``: ``radius_km``, ``method``, ``formula``)
     comes first, labelled ``label + ", pooled over N school years with year effects (used)"``,
-    and the single-year labels lose "(used)" and name the year.
+    and the single-year labels lose "(used)" and name the year. ``censored=True`` adds the
+    pooled fit with full schools' counts censored (:mod:`studentflow.gravity.censored`)
+    second, reported beside the others and not used by the scenarios.
     """
     if panel is None:
         return models
     pooled = pooled_fit(panel, distances, zeros, **kw)
     first = f"{label}, pooled over {len(pooled.years)} school years with year effects (used)"
-    return {first: pooled, **{k.replace(" (used)", f", {pooled.reference_year} alone"): m for k, m in models.items()}}
+    out = {first: pooled}
+    if censored:
+        out[f"NB2, pooled over {len(pooled.years)} school years, full ESC schools' counts censored (reported, "
+            "not used)"] = pooled_fit(panel, distances, **kw, censored=True)
+    return {**out, **{k.replace(" (used)", f", {pooled.reference_year} alone"): m for k, m in models.items()}}

@@ -64,13 +64,19 @@ class Calibration:
         ``capacity`` (status quo, learners), ``capacity_bound`` (observed >= capacity and
         not known to be below capacity), ``below_capacity`` (by the billing history),
         ``predicted`` (uncalibrated status quo at the point estimate), ``calibrated``
-        (after), ``factor``.
+        (after), ``factor``; ``demand`` and ``demand_sq`` (sum of the model's expected
+        flows into the school and of their squares at the point estimate, learners and
+        learners²) and ``p_full`` (probability that its capacity bound: 1 for a
+        capacity-bound school, 0 for the others, between under the "posterior" rule).
     capacity_rule : str
-        ``"floor"``, ``"match"`` or ``"unconstrain"`` (:mod:`studentflow.allocation.calibrate`).
+        ``"floor"``, ``"match"``, ``"unconstrain"`` (:mod:`studentflow.allocation.calibrate`)
+        or ``"posterior"`` (:func:`calibrate_status_quo`).
     converged : bool
     iterations : int
     max_violation : float
         Largest gap between calibrated and observed placements, learners.
+    dispersion : float
+        The model's NB2 alpha used for the demand of full schools (0: Poisson).
     """
 
     scenario: str
@@ -80,6 +86,7 @@ class Calibration:
     converged: bool
     iterations: int
     max_violation: float
+    dispersion: float = 0.0
 
     @property
     def observed(self) -> float:
@@ -188,7 +195,7 @@ def calibrate_status_quo(
     *,
     bundle=None,
     distances=None,
-    capacity_bound: Literal["auto", "floor", "match", "unconstrain"] = "auto",
+    capacity_bound: Literal["auto", "floor", "match", "unconstrain", "posterior"] = "auto",
 ) -> Calibration:
     """Calibrate ``scenario`` (the status quo) to the observed ESC placements per school.
 
@@ -208,12 +215,19 @@ def calibrate_status_quo(
         ``pairs`` carries a billing history (:data:`BILLED_SHARE_BEFORE`), whose
         :func:`below_capacity` schools are then calibrated as demand-bound; else "floor",
         which never lowers their demand. "unconstrain" uses the model's NB2 ``alpha``.
+        "posterior": as "unconstrain", but a school that placed its billed slots is full
+        only with its probability given what it placed
+        (:func:`studentflow.scenarios.latent.full_probability`, a flat prior on the
+        billable capacity up to the contracted slots); its demand is that mixture's mean.
+        With a history ("auto" → "unconstrain", and "posterior"), a school that placed
+        nobody is not taken as full (a capacity of 0 is no contract).
 
     Returns
     -------
     Calibration
     """
     from studentflow.allocation.calibrate import calibrate_destinations
+    from studentflow.scenarios.latent import full_probability, school_demand
 
     mat, pools, caps, observed, schools = status_quo_inputs(scenario, pairs, model, bundle=bundle,
                                                             distances=distances)
@@ -221,18 +235,33 @@ def calibrate_status_quo(
     history = BILLED_SHARE_BEFORE in pairs and bool(pairs[BILLED_SHARE_BEFORE].notna().any())
     if capacity_bound == "auto":
         capacity_bound = "unconstrain" if history else "floor"
+    if capacity_bound == "posterior" or (history and capacity_bound == "unconstrain"):
+        below = below | (observed <= 0)
+        history = True
     alpha = float(getattr(model, "alpha", 0.0) or 0.0) if getattr(model, "family", "negbin") != "poisson" else 0.0
-    res = calibrate_destinations(mat, pools, caps, observed, capacity_bound=capacity_bound,
-                                 dispersion=alpha if np.isfinite(alpha) else 0.0,
+    alpha = alpha if np.isfinite(alpha) else 0.0
+    rule = "unconstrain" if capacity_bound == "posterior" else capacity_bound
+    res = calibrate_destinations(mat, pools, caps, observed, capacity_bound=rule, dispersion=alpha,
                                  below_capacity=below if history else None)
+    demand, demand_sq = school_demand(mat)
+    factors, p_full = np.asarray(res.factors, float), res.capacity_bound.astype(float)
+    if capacity_bound == "posterior":
+        slots = pairs.groupby("destination_id")["destination_slots"].first()
+        slots = slots.set_axis(slots.index.astype(str)).reindex(schools.astype(str)).to_numpy(float)
+        bound = res.capacity_bound & (demand > 0)
+        t = np.minimum(observed, caps)
+        p_full = np.where(bound, full_probability(t, slots, demand, demand_sq, alpha), p_full)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factors = np.where(bound, p_full * factors + (1 - p_full) * t / demand, factors)
     table = pd.DataFrame({
         "observed": observed, "capacity": caps, "capacity_bound": res.capacity_bound, "below_capacity": below,
-        "predicted": res.predicted, "calibrated": res.placed, "factor": res.factors,
+        "predicted": res.predicted, "calibrated": res.placed, "factor": factors,
+        "demand": demand, "demand_sq": demand_sq, "p_full": p_full,
     }, index=pd.Index(schools.astype(str), name="school_id"))
     return Calibration(
-        scenario=scenario.name, factors=pd.Series(res.factors, index=table.index, name="factor"),
+        scenario=scenario.name, factors=pd.Series(factors, index=table.index, name="factor"),
         schools=table, capacity_rule=capacity_bound, converged=res.converged,
-        iterations=res.iterations, max_violation=res.max_violation,
+        iterations=res.iterations, max_violation=res.max_violation, dispersion=alpha,
     )
 
 

@@ -53,6 +53,9 @@ class DrawWork:
     pool_draws : numpy.ndarray or None
         Origin pools per draw number × local origin, learners (forecast pools with their
         uncertainty); None: ``pools`` in every draw.
+    demand_draws : numpy.ndarray or None
+        Multiplier of each school's expected demand per draw number × local school
+        (latent demand of full schools); None: 1.
     """
 
     name: str
@@ -68,6 +71,7 @@ class DrawWork:
     new_mask: sp.csr_matrix
     keep_pairs: bool = False
     pool_draws: np.ndarray | None = None
+    demand_draws: np.ndarray | None = None
 
     def expected(self, beta: np.ndarray) -> np.ndarray:
         """Expected flows μ per pair row (learners) for the coefficient vector ``beta``."""
@@ -241,7 +245,10 @@ def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=No
     out = []
     for beta, d, seed in zip(betas, draws, seeds):
         mu = work.expected(beta)
-        mat = sp.csr_matrix((mu[work.order], work.indices, work.indptr), shape=work.shape)
+        data = mu[work.order]
+        if work.demand_draws is not None:
+            data *= work.demand_draws[d % len(work.demand_draws)][work.indices]
+        mat = sp.csr_matrix((data, work.indices, work.indptr), shape=work.shape)
         pools = work.pools if work.pool_draws is None else work.pool_draws[d % len(work.pool_draws)]
         alloc = allocator(mat, pools, work.caps, method=work.method, seed=seed)
         del mu, mat  # two arrays of pairs fewer held while rounding (per draw thread)

@@ -118,6 +118,7 @@ def run_scenarios(
     school_flows: bool = False,
     threads: int | None = None,
     pool_draws: pd.DataFrame | None = None,
+    latent_demand: bool = False,
 ) -> ScenarioResult:
     """Run policy scenarios with Monte Carlo over the gravity coefficients.
 
@@ -164,11 +165,12 @@ def run_scenarios(
     in_flight : int
         With ``client``: at most this many scenarios' work units on the cluster at once
         (each is sent to every worker), >= 1.
-    calibrate : bool or Calibration
+    calibrate : bool, str or Calibration
         True (default): calibrate the baseline to the observed ESC placements per school
         (:func:`studentflow.scenarios.calibrate.calibrate_status_quo`, at the point
         estimate) and run every scenario on top of that calibrated state (its expected
-        flows into school j multiplied by w_j); a
+        flows into school j multiplied by w_j); a rule name ("posterior", …) calibrates
+        with that ``capacity_bound`` rule; a
         :class:`~studentflow.scenarios.calibrate.Calibration` uses that one; False runs
         the model as fitted. The result's ``calibration`` holds what was used.
     school_flows : bool
@@ -184,6 +186,12 @@ def run_scenarios(
         forecast pools with their uncertainty
         (:meth:`studentflow.scenarios.cohort.PoolForecast.draw`); an origin not among the
         columns keeps its ``origin_pool``. Intervals then carry the pools' uncertainty too.
+    latent_demand : bool
+        With a calibration, draw each full school's demand (given that it reached its
+        capacity) in every draw (:func:`studentflow.scenarios.latent.latent_demand_draws`)
+        instead of using its expected value: draws then place ``min(demand, capacity)``
+        one by one, and intervals carry what is not known of the demand that full schools
+        turned away.
 
     Returns
     -------
@@ -203,10 +211,11 @@ def run_scenarios(
     origin_pos = pd.Series(np.arange(len(origins)), index=origins.index)
     pools_d = _pool_draws(pool_draws, origins, len(betas))
     school_pos = pd.Series(np.arange(len(schools)), index=schools.index)
+    demand_d = _demand_draws(calibration, schools, len(betas), seed) if latent_demand else None
 
     def make(i):
         prep = _prepare(scenarios[i], tables, bundle, model, origin_pos, school_pos, origins, schools,
-                        calibration, keep_pairs=school_flows, pool_draws=pools_d)
+                        calibration, keep_pairs=school_flows, pool_draws=pools_d, demand_draws=demand_d)
         positions = pair_positions(prep.work, prep.pairs) if school_flows else None
         return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps,
                                 prep.school_extra, prep.origin_extra, positions)
@@ -279,6 +288,21 @@ def _pair_table(pairs, bundle, distances) -> pd.DataFrame:
     return pairs
 
 
+def _demand_draws(calibration, schools, n, seed):
+    """Draws × global schools: multipliers of full schools' calibrated demand (else 1)."""
+    if calibration is None or "p_full" not in calibration.schools:
+        return None
+    from studentflow.scenarios.latent import latent_demand_draws
+
+    frame = latent_demand_draws(calibration.schools, calibration.dispersion, n, seed + 7_919)
+    out = np.ones((n, len(schools)))
+    if frame is not None:
+        pos = schools.index.astype(str).get_indexer(frame.columns.astype(str))
+        ok = pos >= 0
+        out[:, pos[ok]] = frame.to_numpy()[:, ok]
+    return out
+
+
 def _pool_draws(pool_draws, origins, n):
     """Pools per draw × global origin (learners), or None."""
     if pool_draws is None:
@@ -304,10 +328,10 @@ def _comparisons(scenarios) -> tuple[Scenario, dict[str, str]]:
 
 def _calibration(calibrate, model, tables, base, bundle):
     """The calibrated status quo every scenario runs on (None: the model as fitted)."""
-    if calibrate is True:
+    if calibrate is True or isinstance(calibrate, str):
         return calibrate_status_quo(model, tables.for_scenario(base, bundle), dataclasses.replace(
             base, subsidy=0.0, subsidy_by_tier={}, subsidy_targeted=None, subsidy_at={}, radius_km=None),
-            bundle=bundle)
+            bundle=bundle, capacity_bound="auto" if calibrate is True else calibrate)
     if calibrate is False or calibrate is None:
         return None
     if not hasattr(calibrate, "factor_of"):

@@ -145,10 +145,11 @@ class _Prepared:
 
 
 def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_pos, origins, schools,
-             calibration=None, keep_pairs: bool = False, pool_draws=None):
+             calibration=None, keep_pairs: bool = False, pool_draws=None, demand_draws=None):
     """The work unit of scenario ``s``: its pair table, design and sparse structure; with a
     :class:`~studentflow.scenarios.calibrate.Calibration`, μ_ij × w_j (the calibrated state);
-    ``pool_draws`` (draws × global origins, learners): the pools of each draw."""
+    ``pool_draws`` (draws × global origins, learners): the pools of each draw;
+    ``demand_draws`` (draws × global schools): multipliers of each school's demand."""
     p, school_extra, origin_extra = tables.for_scenario(s, bundle, parts=True)
     if p.empty:
         raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
@@ -190,6 +191,7 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
         order=order, indices=c[order].astype(np.int32), indptr=indptr, shape=shape,
         pools=pools[rows], caps=caps[cols].astype(float), new_mask=new_mask, keep_pairs=keep_pairs,
         pool_draws=pool_draws,
+        demand_draws=None if demand_draws is None else np.ascontiguousarray(demand_draws[:, cols]),
     )
     school_extra = school_extra.reindex(schools.index).fillna(0.0).to_numpy(dtype=float)
     origin_extra = origin_extra.reindex(origins.index).fillna(0.0).to_numpy(dtype=float)

@@ -1,0 +1,115 @@
+"""The demand nobody saw: full ESC schools' latent demand, its probability and its draws.
+
+A school that placed exactly its billed slots ``t`` either was full (capacity ``t``, demand
+``D >= t`` of which ``D - t`` learners were turned away) or only looks full (its capacity
+was larger and its demand happened to be ``t``; it billed what it admitted). The model's
+expected flows into the school give ``D`` a negative binomial law (mean ``M = sum_i mu_ij``,
+variance ``M + alpha sum_i mu_ij^2``, the NB2 sum moment-matched). Two pieces follow.
+
+- :func:`full_probability`: ``P(full | t)`` with a flat prior on the billable capacity
+  over ``t … K`` (the contracted slots): full explains ``t`` with ``P(D >= t)``, not full
+  with ``P(D = t)`` for each of the ``K - t`` larger capacities, so
+  ``p = S / (S + (K - t) f)``. A school billing its whole contract (``K <= t``) is full.
+- :func:`latent_demand_draws`: for each Monte Carlo draw, each full school's demand is
+  drawn from its law given ``D >= t`` (and, with ``p < 1``, whether it was full at all),
+  as a multiplier of its calibrated expected demand (mean 1). A scenario's draws then
+  place ``min(D, capacity)`` learners draw by draw, whose average is the expected
+  placement, where one expected demand would give ``min(E[D], capacity)``, too many
+  whenever a school's new capacity is within reach of its demand (Jensen).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import stats
+
+__all__ = ["demand_law", "full_probability", "latent_demand_draws"]
+
+
+def demand_law(demand, demand_sq, alpha: float):
+    """Negative binomial ``(n, p)`` of scipy with mean ``demand`` and variance
+    ``demand + alpha demand_sq`` (learners; ``n`` infinite, i.e. Poisson, when 0)."""
+    m = np.asarray(demand, float)
+    extra = alpha * np.asarray(demand_sq, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = np.where(extra > 1e-12 * m, m * m / np.maximum(extra, 1e-300), 1e12)
+        p = n / (n + m)
+    return n, p
+
+
+def full_probability(placed, slots, demand, demand_sq, alpha: float) -> np.ndarray:
+    """P(capacity bound | placed ``t``) of schools that placed their billed slots.
+
+    Parameters
+    ----------
+    placed : array-like
+        Learners placed (= billed slots), ``t``.
+    slots : array-like
+        Contracted slots ``K`` (learners); the billable capacity is taken as equally
+        likely to be any whole number in ``t … K``.
+    demand, demand_sq : array-like
+        ``sum_i mu_ij`` and ``sum_i mu_ij^2`` of the school (learners, learners²).
+    alpha : float
+        NB2 dispersion (0: Poisson).
+
+    Returns
+    -------
+    numpy.ndarray
+        Probability in [0, 1]; 1 where ``K <= t`` or the model expects no demand.
+    """
+    t = np.asarray(placed, float)
+    gap = np.maximum(np.asarray(slots, float) - t, 0.0)
+    n, p = demand_law(demand, demand_sq, alpha)
+    tail = stats.nbinom.sf(t - 1, n, p)
+    point = stats.nbinom.pmf(t, n, p)
+    den = tail + gap * point
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den > 0, tail / den, 1.0)
+    return np.where(np.asarray(demand, float) > 0, out, 1.0)
+
+
+def school_demand(mat: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """``(sum_i mu_ij, sum_i mu_ij^2)`` per column of an origins × schools matrix."""
+    mat = sp.csr_matrix(mat)
+    return (np.asarray(mat.sum(axis=0), float).ravel(),
+            np.asarray(mat.multiply(mat).sum(axis=0), float).ravel())
+
+
+def latent_demand_draws(schools: pd.DataFrame, alpha: float, draws: int, seed: int) -> pd.DataFrame | None:
+    """Per draw, each full school's demand as a multiplier of its calibrated demand.
+
+    Parameters
+    ----------
+    schools : pandas.DataFrame
+        A calibration's school table (:class:`studentflow.scenarios.calibrate.Calibration`
+        ``schools``): ``observed``, ``capacity``, ``factor``, ``demand``, ``demand_sq``,
+        ``p_full``.
+    alpha : float
+        NB2 dispersion.
+    draws : int
+        Monte Carlo draws.
+    seed : int
+        Seed of the draws.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Draws × school ids (only schools with ``p_full > 0``), dimensionless, each column
+        of mean about 1; None when no school is full.
+    """
+    full = schools.loc[(schools["p_full"] > 0) & (schools["demand"] > 0)]
+    if full.empty:
+        return None
+    rng = np.random.default_rng(seed)
+    t = np.minimum(full["observed"], full["capacity"]).to_numpy(float)
+    n, p = demand_law(full["demand"], full["demand_sq"], alpha)
+    below = stats.nbinom.cdf(t - 1, n, p)  # P(D < t): the draws start above it
+    u = below + (1.0 - below) * rng.random((draws, len(full)))
+    latent = stats.nbinom.ppf(np.minimum(u, 1 - 1e-12), n, p)
+    latent = np.where(np.isfinite(latent), np.maximum(latent, t), t)
+    is_full = rng.random((draws, len(full))) < full["p_full"].to_numpy(float)
+    demand = np.where(is_full, latent, t)
+    mean = (full["factor"] * full["demand"]).to_numpy(float)
+    return pd.DataFrame(demand / mean, columns=full.index)
