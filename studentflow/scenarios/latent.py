@@ -61,13 +61,37 @@ def full_probability(placed, slots, demand, demand_sq, alpha: float) -> np.ndarr
     """
     t = np.asarray(placed, float)
     gap = np.maximum(np.asarray(slots, float) - t, 0.0)
-    n, p = demand_law(demand, demand_sq, alpha)
-    tail = stats.nbinom.sf(t - 1, n, p)
-    point = stats.nbinom.pmf(t, n, p)
+    law = _law(demand, demand_sq, alpha)
+    tail, point = law.sf(t - 1), law.pmf(t)
     den = tail + gap * point
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(den > 0, tail / den, 1.0)
     return np.where(np.asarray(demand, float) > 0, out, 1.0)
+
+
+class _law:
+    """The school demand's law: negative binomial, or Poisson where alpha sum mu^2 is ~0."""
+
+    def __init__(self, demand, demand_sq, alpha):
+        self.m = np.asarray(demand, float)
+        self.n, self.p = demand_law(demand, demand_sq, alpha)
+        self.poisson = self.n >= 1e12
+
+    def _both(self, f, k):
+        nb = getattr(stats.nbinom, f)(k, np.where(self.poisson, 1.0, self.n), np.where(self.poisson, 0.5, self.p))
+        return np.where(self.poisson, getattr(stats.poisson, f)(k, self.m), nb)
+
+    def sf(self, k):
+        return self._both("sf", k)
+
+    def pmf(self, k):
+        return self._both("pmf", k)
+
+    def cdf(self, k):
+        return self._both("cdf", k)
+
+    def ppf(self, q):
+        return self._both("ppf", q)
 
 
 def school_demand(mat: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -104,10 +128,10 @@ def latent_demand_draws(schools: pd.DataFrame, alpha: float, draws: int, seed: i
         return None
     rng = np.random.default_rng(seed)
     t = np.minimum(full["observed"], full["capacity"]).to_numpy(float)
-    n, p = demand_law(full["demand"], full["demand_sq"], alpha)
-    below = stats.nbinom.cdf(t - 1, n, p)  # P(D < t): the draws start above it
+    law = _law(full["demand"], full["demand_sq"], alpha)
+    below = law.cdf(t - 1)  # P(D < t): the draws start above it
     u = below + (1.0 - below) * rng.random((draws, len(full)))
-    latent = stats.nbinom.ppf(np.minimum(u, 1 - 1e-12), n, p)
+    latent = law.ppf(np.minimum(u, 1 - 1e-12))
     latent = np.where(np.isfinite(latent), np.maximum(latent, t), t)
     is_full = rng.random((draws, len(full))) < full["p_full"].to_numpy(float)
     demand = np.where(is_full, latent, t)
