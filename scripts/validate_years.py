@@ -151,7 +151,7 @@ def _true_model(model, truth_dir: Path):
 
 
 def world_table(path: Path, *, one_year: bool, draws: int, seed: int, decompose: bool, true_coef: bool = False,
-                censored: bool = False, log=print) -> pd.DataFrame:
+                uncensored: bool = False, log=print) -> pd.DataFrame:
     """Per scenario (not the status quo): the truth's change and each fit's mean, interval, hit.
 
     ``path``: a world's folder (its ``manifest.toml``) or a manifest file in it."""
@@ -167,8 +167,8 @@ def world_table(path: Path, *, one_year: bool, draws: int, seed: int, decompose:
     distances = compute_distances(panel)
     pairs = build_pairs(bundle, distances)
     fits = {"latest": next(iter(fit_models(pairs).values())), "pooled": pooled_fit(panel, distances)}
-    if censored:  # the pooled fit with full schools' counts censored (studentflow.gravity.censored)
-        fits["censored"] = pooled_fit(panel, distances, censored=True)
+    if uncensored:  # the pooled fit that takes every count for demand (the default before issue 21's third pass)
+        fits["uncensored"] = pooled_fit(panel, distances, censored=False)
     scenarios = study_scenarios()
     oracle = oracle_placements(_truth_dir(folder), scenarios, draws=max(draws, 20), seed=seed)
     rows = pd.DataFrame({"truth": oracle - oracle["status quo"]})
@@ -179,7 +179,7 @@ def world_table(path: Path, *, one_year: bool, draws: int, seed: int, decompose:
             mc = _changes(bundle, _no_cov(model), pairs, distances, scenarios, draws, seed)
             rows[f"{label} mc half"] = (mc["hi"] - mc["lo"]) / 2
     if true_coef:  # the package's own structure (candidate pairs, allocation, calibration) with the truth's β
-        ch = _changes(bundle, _true_model(fits["latest"], _truth_dir(folder)), pairs, distances, scenarios, draws, seed)
+        ch = _changes(bundle, _true_model(fits["pooled"], _truth_dir(folder)), pairs, distances, scenarios, draws, seed)
         rows["true-beta mean"] = ch["mean"]
     cost = "np.log1p(net_cost_k)"
     dist = "np.log1p(distance_km)"
@@ -191,7 +191,7 @@ def world_table(path: Path, *, one_year: bool, draws: int, seed: int, decompose:
     return rows
 
 
-FITS = ("latest", "pooled", "censored")
+FITS = ("latest", "pooled", "uncensored")
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
@@ -217,14 +217,14 @@ def main(argv=None) -> None:
     ap.add_argument("--draws", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--decompose", action="store_true", help="also the Monte Carlo part of each interval")
-    ap.add_argument("--censored", action="store_true",
-                    help="also the pooled fit with full schools' counts censored (gravity.censored)")
+    ap.add_argument("--uncensored", action="store_true",
+                    help="also the pooled fit that takes every count for demand (censored=False)")
     ap.add_argument("--true-coefficients", action="store_true",
                     help="also run the package with the world's true coefficients (its structural error)")
     args = ap.parse_args(argv)
     t0, c0 = time.perf_counter(), time.process_time()
     kw = dict(draws=args.draws, seed=args.seed, decompose=args.decompose, true_coef=args.true_coefficients,
-              censored=args.censored)
+              uncensored=args.uncensored)
     parts = [world_table(f, one_year=False, **kw) for f in args.worlds]
     parts += [world_table(f, one_year=True, **kw) for f in args.one_year]
     table = pd.concat(parts)

@@ -58,29 +58,39 @@ def test_fit_years_all_pools_the_years_and_says_so(runs):
         assert f'"fit_years": "{fit}"' in (runs[fit] / "run.json").read_text(encoding="utf-8")
 
 
+class _OneYear:
+    """A one-year panel (as :func:`studentflow.gravity.panel.pooled_fit` reads one)."""
+
+    def __init__(self, bundle):
+        self.years, self._bundle = (bundle.school_year,), bundle
+
+    def __getitem__(self, year):
+        return self._bundle
+
+
 def test_two_identical_years_carry_no_new_information(runs):
-    """Two copies of one year: the pooled point estimates are the year's, the year effect is 0,
-    and clustered standard errors (clusters are schools across years) do not shrink: the
-    pooled fit's two-way SEs are one year's two-way SEs."""
-    from studentflow.gravity.panel import fit_panel_gravity
+    """Two copies of one year: the pooled point estimates are the year's (the same censored
+    fit on that year alone), the year effect is 0, and clustered standard errors (clusters
+    are schools across years) do not shrink: the pooled fit's two-way SEs are one year's."""
+    from studentflow.gravity.panel import pooled_fit
     from studentflow.ingest import load_bundle
-    from studentflow.pairs import build_pairs
     from studentflow.pipeline import compute_distances
 
     pooled = (runs["all"] / "model.txt").read_text(encoding="utf-8")
     single = (runs["latest"] / "model.txt").read_text(encoding="utf-8")
     year = load_bundle(runs["manifest"])
-    one = fit_panel_gravity(build_pairs(year, compute_distances(year)).assign(school_year=year.school_year))
-    assert one.cluster == "origin_id and destination_id"
+    one = pooled_fit(_OneYear(year),
+                     compute_distances(year))
+    assert one.cluster == "origin_id and destination_id" and one.censored_schools > 0
     names = {"ln(1+net cost, thousand pesos)": "np.log1p(net_cost_k)", "ln(1+distance km)": "np.log1p(distance_km)"}
     assert "Year effects" not in single and "pooled" not in single
     blocks = dict(zip(*[iter(re.split(r"^=== (.+) ===$", pooled, flags=re.M)[1:])] * 2))  # label -> summary
     pooled_block = next(text for label, text in blocks.items() if "pooled" in label)
     for label in ("ln(1+net cost, thousand pesos)", "ln(1+distance km)"):
         b_all, se_all = _coef(pooled_block, label)
-        b_one, _ = _coef(single, label)
-        assert b_all == pytest.approx(b_one, abs=2e-4)
+        assert b_all == pytest.approx(one.params[names[label]], abs=2e-4)
         assert se_all == pytest.approx(one.bse[names[label]], rel=0.02)
+        assert _coef(single, label)[0] != pytest.approx(b_all, abs=2e-4)  # the study's fit differs
     effect = re.search(rf"{EARLIER}: ([+-]\d+\.\d+)", pooled)
     assert abs(float(effect[1])) < 1e-3
 

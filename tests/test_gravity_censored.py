@@ -106,6 +106,8 @@ def test_scores_are_the_gradient_of_the_censored_likelihood(seed, share):
     num = [(lik.rows(theta + e, scores=False)[0].sum() - lik.rows(theta - e, scores=False)[0].sum()) / (2 * h)
            for e in np.eye(len(theta)) * h]
     np.testing.assert_allclose(S.sum(axis=0), num, rtol=1e-4, atol=1e-4)
+    # the analytic Hessian (tail second derivatives numerical) = differences of the scores
+    np.testing.assert_allclose(lik.hessian(theta), lik.numeric_hessian(theta), rtol=2e-3, atol=2e-3)
 
 
 def test_capacity_bound_years_reads_placements_billing_and_history():

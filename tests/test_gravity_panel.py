@@ -135,18 +135,20 @@ def test_two_way_clusters_are_statsmodels_cameron_gelbach_miller(panel_pairs):
 
 
 def test_a_year_already_built_is_not_built_again(sample_dir):
-    """The pipeline hands the pooled fit its latest-year pair table: the same fit as building it."""
+    """The pipeline hands the pooled fit its latest-year pair table: the same fit as building it
+    (the study tables' fit, ``censored=False``; the censored fit reads the radius sets)."""
     from studentflow.gravity.panel import fit_years_panel, panel_distances, pooled_fit
     from studentflow.pairs import build_pairs
 
     panel, bundle = fit_years_panel(sample_dir / "manifest.toml", "all")
     distances = panel_distances(panel)
     latest = build_pairs(bundle, distances)
-    fresh, reused = pooled_fit(panel, distances), pooled_fit(panel, distances, built={bundle.school_year: latest})
+    kw = dict(censored=False)
+    fresh, reused = pooled_fit(panel, distances, **kw), pooled_fit(panel, distances, built={bundle.school_year: latest}, **kw)
     pd.testing.assert_series_equal(fresh.params, reused.params)
     pd.testing.assert_frame_equal(fresh.cov_params, reused.cov_params)
     doubled = latest.assign(esc_beneficiaries=2 * latest["esc_beneficiaries"])  # a table given is used as given
-    other = pooled_fit(panel, distances, built={bundle.school_year: doubled})
+    other = pooled_fit(panel, distances, built={bundle.school_year: doubled}, **kw)
     assert not np.allclose(other.params, fresh.params)
     with pytest.raises(ValueError, match="empty"):
-        pooled_fit(panel, distances, built={y: latest.head(0) for y in panel.years})
+        pooled_fit(panel, distances, built={y: latest.head(0) for y in panel.years}, **kw)

@@ -45,7 +45,7 @@ _STEP = 1e-5
 
 
 def capacity_bound_years(study_pairs: pd.DataFrame, year_column: str = "school_year", *,
-                         tolerance: float = 1.0) -> pd.DataFrame:
+                         tolerance: float = 1.0, observed: pd.Series | None = None) -> pd.DataFrame:
     """Which ESC school was full in which year, from placements, billing and its history.
 
     Parameters
@@ -57,6 +57,9 @@ def capacity_bound_years(study_pairs: pd.DataFrame, year_column: str = "school_y
     tolerance : float
         Slots of slack for the billing-history rule (learners), as
         :func:`studentflow.scenarios.calibrate.below_capacity`.
+    observed : pandas.Series, optional
+        Learners placed per (``destination_id``, year), e.g. from each year's flows;
+        default the sum of ``esc_beneficiaries`` over the rows.
 
     Returns
     -------
@@ -70,6 +73,8 @@ def capacity_bound_years(study_pairs: pd.DataFrame, year_column: str = "school_y
     out = pd.DataFrame({"observed": g["esc_beneficiaries"].sum().astype(float),
                         "billed": pd.to_numeric(g["destination_billed"].first(), errors="coerce")})
     out.index.names = ["destination_id", year_column]
+    if observed is not None:
+        out["observed"] = observed.reindex(out.index).fillna(0.0).to_numpy(float)
     below = pd.Series(False, index=out.index)
     if BILLED_SHARE_BEFORE in study_pairs:
         share = pd.to_numeric(g[BILLED_SHARE_BEFORE].first(), errors="coerce")
@@ -84,6 +89,36 @@ def _tail(M, Q, alpha, C):
     """log P(D >= C), D negative binomial with mean M and variance M + alpha Q."""
     n = M * M / np.maximum(alpha * Q, 1e-300)
     return np.log(np.maximum(special.betainc(C, n, M / (n + M)), 1e-300))  # I_{1-p}(C, n), p = n / (n + M)
+
+
+def _tail_first(M, Q, alpha, C, h: float = _STEP):
+    """d log P(D >= C) / d(log M, log Q, log alpha), central differences."""
+    out = []
+    for k in range(3):
+        up, dn = [np.log(M), np.log(Q), np.log(alpha) + 0 * M], [np.log(M), np.log(Q), np.log(alpha) + 0 * M]
+        up[k], dn[k] = up[k] + h, dn[k] - h
+        out.append((_tail(*np.exp(up[:2]), np.exp(up[2]), C) - _tail(*np.exp(dn[:2]), np.exp(dn[2]), C)) / (2 * h))
+    return out
+
+
+def _tail_second(M, Q, alpha, C, h: float = 1e-3):
+    """Second derivatives of log P(D >= C) in (log M, log Q, log alpha): a 3 x 3 x G array."""
+    base = np.array([np.log(M), np.log(Q), np.log(alpha) + 0 * M])
+
+    def at(*steps):
+        z = base.copy()
+        for k, d in steps:
+            z[k] = z[k] + d
+        return _tail(np.exp(z[0]), np.exp(z[1]), np.exp(z[2]), C)
+
+    out = np.empty((3, 3, len(M)))
+    centre = at()
+    for k in range(3):
+        out[k, k] = (at((k, h)) - 2 * centre + at((k, -h))) / (h * h)
+        for j in range(k):
+            out[k, j] = out[j, k] = (at((k, h), (j, h)) - at((k, h), (j, -h)) - at((k, -h), (j, h))
+                                     + at((k, -h), (j, -h))) / (4 * h * h)
+    return out
 
 
 class _Censored:
@@ -122,11 +157,9 @@ class _Censored:
         # d tail / d(M, Q, alpha), numerically (central, relative steps)
         dM, dQ, dA = (np.zeros(self.G) for _ in range(3))
         if cb.any():
-            m, q, c = M[cb], Q[cb], self.total[cb]
-            h = _STEP
-            dM[cb] = (_tail(m * (1 + h), q, alpha, c) - _tail(m * (1 - h), q, alpha, c)) / (2 * h * m)
-            dQ[cb] = (_tail(m, q * (1 + h), alpha, c) - _tail(m, q * (1 - h), alpha, c)) / (2 * h * q)
-            dA[cb] = (_tail(m, q, alpha * (1 + h), c) - _tail(m, q, alpha * (1 - h), c)) / (2 * h)
+            m, q = M[cb], Q[cb]
+            tu, tv, tl = _tail_first(m, q, alpha, self.total[cb])
+            dM[cb], dQ[cb], dA[cb] = tu / m, tv / q, tl
         wsum = self.sum @ (mu[:, None] * X)  # sum_i mu_i x_i per group
         xbar = wsum / np.where(M > 0, M, 1.0)[:, None]
         qsum = self.sum @ ((2.0 * mu * mu)[:, None] * X)  # sum_i 2 mu_i^2 x_i per group
@@ -143,6 +176,53 @@ class _Censored:
         return -ll.sum() / n, -S.sum(axis=0) / n
 
     def hessian(self, theta):
+        """Hessian of the total log-likelihood in ``(beta, log alpha)``: analytic but for
+        the tail's second derivatives in (M, Q, alpha), taken by central differences."""
+        beta, alpha, eta, mu, M, Q = self._parts(theta)
+        r = 1.0 / alpha
+        X, y, g, b = self.X, self.y, self.group, self.bound_row
+        k = X.shape[1]
+        H = np.zeros((k + 1, k + 1))
+        u = ~b
+        nb = row_derivatives(y[u], eta[u], r, "negbin", False, order=2)
+        Xu = X[u]
+        H[:k, :k] += (Xu * nb["ee"][:, None]).T @ Xu
+        H[:k, k] += Xu.T @ (-r * nb["er"])
+        H[k, k] += np.sum(r * r * nb["rr"] + r * nb["r"])
+        cb = self.bound & (M > 0)
+        if not cb.any():
+            H[k, :k] = H[:k, k]
+            return H
+        Mg = np.where(M > 0, M, 1.0)
+        Y = np.bincount(g, y, minlength=self.G)
+        TM, TQ, TL = (np.zeros(self.G) for _ in range(3))
+        d2 = np.zeros((3, 3, self.G))
+        m, q = M[cb], Q[cb]
+        tu, tv, tl = _tail_first(m, q, alpha, self.total[cb])
+        TM[cb], TQ[cb], TL[cb] = tu / m, tv / q, tl
+        d2[:, :, cb] = _tail_second(m, q, alpha, self.total[cb])
+        TMM, TQQ = np.zeros(self.G), np.zeros(self.G)
+        TMM[cb] = (d2[0, 0, cb] - tu) / (m * m)
+        TQQ[cb] = (d2[1, 1, cb] - tv) / (q * q)
+        TMQ = np.where(cb, d2[0, 1] / (Mg * np.where(Q > 0, Q, 1.0)), 0.0)
+        TML = np.where(cb, d2[0, 2] / Mg, 0.0)
+        TQL = np.where(cb, d2[1, 2] / np.where(Q > 0, Q, 1.0), 0.0)
+        gb = np.where(self.bound, 1.0, 0.0)  # groups of full schools
+        # sum_i w_i x_i x_i' over rows of full schools: multinomial -Y/M mu, tail T_M mu + 4 T_Q mu^2
+        w = (gb * (-Y / Mg + TM))[g] * mu + (gb * 4.0 * TQ)[g] * mu * mu
+        Xb = X[b]
+        H[:k, :k] += (Xb * w[b][:, None]).T @ Xb
+        a = self.sum @ (mu[:, None] * X)  # (G, k): sum_i mu_i x_i
+        bq = self.sum @ ((2.0 * mu * mu)[:, None] * X)  # sum_i 2 mu_i^2 x_i
+        c1 = gb * (Y / (Mg * Mg) + TMM)
+        H[:k, :k] += (a * c1[:, None]).T @ a + (bq * (gb * TQQ)[:, None]).T @ bq
+        H[:k, :k] += (a * (gb * TMQ)[:, None]).T @ bq + (bq * (gb * TMQ)[:, None]).T @ a
+        H[:k, k] += a.T @ (gb * TML) + bq.T @ (gb * TQL)
+        H[k, k] += np.sum(np.where(cb, d2[2, 2], 0.0))
+        H[k, :k] = H[:k, k]
+        return H
+
+    def numeric_hessian(self, theta):
         """Hessian of the total log-likelihood by central differences of the scores."""
         k = len(theta)
         H = np.empty((k, k))
@@ -205,8 +285,10 @@ def fit_censored(model, group: np.ndarray, bound: np.ndarray, total: np.ndarray,
     X = np.asarray(model.exog, float)
     lik = _Censored(y, X, np.asarray(group), np.asarray(bound, bool), np.asarray(total, float))
     start = np.r_[model.params.to_numpy(float), np.log(max(model.alpha, 1e-4))]
-    res = optimize.minimize(lik.negative, start, jac=True, method="BFGS", options={"gtol": 1e-6, "maxiter": 1000})
-    theta, converged = _newton(lik, res.x)
+    theta, converged = _newton(lik, start, steps=50)
+    if not converged:  # far from the optimum: quasi-Newton first, then Newton again
+        res = optimize.minimize(lik.negative, theta, jac=True, method="BFGS", options={"gtol": 1e-6, "maxiter": 1000})
+        theta, converged = _newton(lik, res.x)
     H = lik.hessian(theta)
     S = lik.rows(theta)[1]
     V = two_way_cluster_cov(S, H, first, second)
@@ -218,12 +300,12 @@ def fit_censored(model, group: np.ndarray, bound: np.ndarray, total: np.ndarray,
     cov = pd.DataFrame(V, index=names + ["alpha"], columns=names + ["alpha"])
     params = pd.Series(theta[:-1], index=model.params.index, name=model.params.name)
     bse = pd.Series(np.sqrt(np.diag(V)[:-1]), index=model.params.index, name=model.bse.name)
-    llf = -res.fun * len(y)
+    llf = -lik.negative(theta)[0] * len(y)
     null = [i for i, n in enumerate(names) if n == "Intercept" or n.startswith("C(school_year")]
     lik0 = _Censored(y, X[:, null], lik.group, lik.bound, lik.total)
-    r0 = optimize.minimize(lik0.negative, np.r_[start[null], start[-1]], jac=True, method="BFGS",
-                           options={"gtol": 1e-6, "maxiter": 1000})
+    theta0, _ = _newton(lik0, np.r_[start[null], start[-1]], steps=50)
+    ll0 = -lik0.negative(theta0)[0]
     return dataclasses.replace(
-        model, params=params, bse=bse, alpha=alpha, cov_params=cov, llf=float(llf), llnull=float(-r0.fun * len(y)),
+        model, params=params, bse=bse, alpha=alpha, cov_params=cov, llf=float(llf), llnull=float(ll0 * len(y)),
         converged=converged, cluster=" and ".join(cluster_names),
         n_clusters=int(pd.unique(np.asarray(first)).size))

@@ -353,24 +353,30 @@ def fit_years_panel(manifest=None, fit_years: str = "all", *, client=None, load=
 
 def pooled_fit(panel, distances: pd.DataFrame, zeros: str = "truncate", *, radius_km: float = 5.0,
                method: str = "fast", formula: str | None = None, built=None,
-               censored: bool = False) -> PanelGravityModel:
+               censored: bool = True) -> PanelGravityModel:
     """:func:`fit_panel_gravity` on the panel's stacked pair tables, as the pipeline fits one year.
 
     ``zeros="include"`` fits every year's outcome-independent radius set
     (``candidates="radius"``, ``within_radius`` rows); the other modes the study's pair
     tables. ``distances`` (km) must cover every year (:func:`panel_distances`). ``built``:
     study pair tables already built, by year (:func:`build_panel_pairs`; ignored with "include").
-    ``censored=True``: the counts of ESC schools at capacity are censored demand
+    ``censored=True`` (default): the counts of ESC schools at capacity are censored demand
     (:mod:`studentflow.gravity.censored`); the radius set with its zeros is fitted whatever
     ``zeros`` says, and the study tables say which school was full in which year.
+    ``censored=False``: every count is demand (the study's way, with ``zeros``).
     """
     if censored:
         from studentflow.gravity.censored import capacity_bound_years
 
-        study = build_panel_pairs(panel, distances, radius_km=radius_km, built=built)
         stacked = build_panel_pairs(panel, distances, radius_km=radius_km, candidates="radius")
-        return fit_panel_gravity(stacked.loc[stacked["within_radius"]], STUDY_FORMULA if formula is None else formula,
-                                 zeros="include", method=method, censored=capacity_bound_years(study))
+        stacked = stacked.loc[stacked["within_radius"]]
+        placed = None  # learners placed per school and year: every flow, not only those within the radius
+        if all(getattr(panel[y], "flows", None) is not None for y in panel.years):
+            placed = pd.concat({str(y): panel[y].flows.groupby(panel[y].flows["destination_id"].astype(str))
+                                ["esc_beneficiaries"].sum() for y in panel.years},
+                               names=[YEAR_COLUMN, "destination_id"]).swaplevel().astype(float)
+        return fit_panel_gravity(stacked, STUDY_FORMULA if formula is None else formula, zeros="include",
+                                 method=method, censored=capacity_bound_years(stacked, observed=placed))
     radius = zeros == "include"
     stacked = build_panel_pairs(panel, distances, radius_km=radius_km, candidates="radius" if radius else "study",
                                 built=None if radius else built)
@@ -380,22 +386,17 @@ def pooled_fit(panel, distances: pd.DataFrame, zeros: str = "truncate", *, radiu
 
 
 def pooled_models(panel, distances: pd.DataFrame, models: dict, label: str, zeros: str = "truncate", *,
-                  censored: bool = False, **kw) -> dict:
+                  censored: bool = True, **kw) -> dict:
     """``models`` (label → single-year fit, the used one first) with the pooled fit first.
 
     Returns ``models`` unchanged when ``panel`` is None. Else the pooled fit
-    (:func:`pooled_fit` with ``zeros`` and ``kw``: ``radius_km``, ``method``, ``formula``)
-    comes first, labelled ``label + ", pooled over N school years with year effects (used)"``,
-    and the single-year labels lose "(used)" and name the year. ``censored=True`` adds the
-    pooled fit with full schools' counts censored (:mod:`studentflow.gravity.censored`)
-    second, reported beside the others and not used by the scenarios.
+    (:func:`pooled_fit` with ``zeros``, ``censored`` and ``kw``: ``radius_km``, ``method``,
+    ``formula``, ``built``) comes first, labelled ``"…, pooled over N school years with
+    year effects (used)"``, and the single-year labels lose "(used)" and name the year.
     """
     if panel is None:
         return models
-    pooled = pooled_fit(panel, distances, zeros, **kw)
-    first = f"{label}, pooled over {len(pooled.years)} school years with year effects (used)"
-    out = {first: pooled}
-    if censored:
-        out[f"NB2, pooled over {len(pooled.years)} school years, full ESC schools' counts censored (reported, "
-            "not used)"] = pooled_fit(panel, distances, **kw, censored=True)
-    return {**out, **{k.replace(" (used)", f", {pooled.reference_year} alone"): m for k, m in models.items()}}
+    pooled = pooled_fit(panel, distances, zeros, censored=censored, **kw)
+    what = ("NB2 on every candidate pair, full ESC schools' counts censored" if censored else label)
+    first = f"{what}, pooled over {len(pooled.years)} school years with year effects (used)"
+    return {first: pooled, **{k.replace(" (used)", f", {pooled.reference_year} alone"): m for k, m in models.items()}}

@@ -211,10 +211,12 @@ def calibrate_status_quo(
         Only for a scenario whose radius needs the pairs rebuilt.
     capacity_bound : {"auto", "floor", "match", "unconstrain"}
         Rule for schools whose observed placements reach their capacity (see
-        :mod:`studentflow.allocation.calibrate`). "auto" (default): "unconstrain" when
-        ``pairs`` carries a billing history (:data:`BILLED_SHARE_BEFORE`), whose
-        :func:`below_capacity` schools are then calibrated as demand-bound; else "floor",
-        which never lowers their demand. "unconstrain" uses the model's NB2 ``alpha``.
+        :mod:`studentflow.allocation.calibrate`). "auto" (default): with a billing history
+        in ``pairs`` (:data:`BILLED_SHARE_BEFORE`), whose :func:`below_capacity` schools are
+        then calibrated as demand-bound, "posterior" for a model fitted with censored full
+        schools (:mod:`studentflow.gravity.censored`, whose demand at full schools is
+        unbiased) and "unconstrain" for the others; without a history "floor", which never
+        lowers their demand. "unconstrain" uses the model's NB2 ``alpha``.
         "posterior": as "unconstrain", but a school that placed its billed slots is full
         only with its probability given what it placed
         (:func:`studentflow.scenarios.latent.full_probability`, a flat prior on the
@@ -234,7 +236,8 @@ def calibrate_status_quo(
     below = below_capacity(pairs).reindex(schools.astype(str), fill_value=False).to_numpy(dtype=bool)
     history = BILLED_SHARE_BEFORE in pairs and bool(pairs[BILLED_SHARE_BEFORE].notna().any())
     if capacity_bound == "auto":
-        capacity_bound = "unconstrain" if history else "floor"
+        censored = getattr(getattr(model, "model", model), "censored_schools", 0) > 0
+        capacity_bound = ("posterior" if censored else "unconstrain") if history else "floor"
     if capacity_bound == "posterior" or (history and capacity_bound == "unconstrain"):
         below = below | (observed <= 0)
         history = True

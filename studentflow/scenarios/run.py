@@ -118,7 +118,7 @@ def run_scenarios(
     school_flows: bool = False,
     threads: int | None = None,
     pool_draws: pd.DataFrame | None = None,
-    latent_demand: bool = False,
+    latent_demand: bool | None = None,
 ) -> ScenarioResult:
     """Run policy scenarios with Monte Carlo over the gravity coefficients.
 
@@ -186,8 +186,9 @@ def run_scenarios(
         forecast pools with their uncertainty
         (:meth:`studentflow.scenarios.cohort.PoolForecast.draw`); an origin not among the
         columns keeps its ``origin_pool``. Intervals then carry the pools' uncertainty too.
-    latent_demand : bool
-        With a calibration, draw each full school's demand (given that it reached its
+    latent_demand : bool, optional
+        Default: True when the calibration's rule is "posterior" (a censored fit on
+        several school years). With a calibration, draw each full school's demand (given that it reached its
         capacity) in every draw (:func:`studentflow.scenarios.latent.latent_demand_draws`)
         instead of using its expected value: draws then place ``min(demand, capacity)``
         one by one, and intervals carry what is not known of the demand that full schools
@@ -211,6 +212,8 @@ def run_scenarios(
     origin_pos = pd.Series(np.arange(len(origins)), index=origins.index)
     pools_d = _pool_draws(pool_draws, origins, len(betas))
     school_pos = pd.Series(np.arange(len(schools)), index=schools.index)
+    if latent_demand is None:
+        latent_demand = calibration is not None and calibration.capacity_rule == "posterior"
     demand_d = _demand_draws(calibration, schools, len(betas), seed) if latent_demand else None
 
     def make(i):
