@@ -37,7 +37,7 @@ from scipy import optimize, special
 from studentflow.gravity.likelihood import row_derivatives, two_way_cluster_cov
 from studentflow.pairs import BILLED_SHARE_BEFORE
 
-__all__ = ["CAPACITY_BOUND", "capacity_bound_years", "fit_censored"]
+__all__ = ["CAPACITY_BOUND", "capacity_bound_years", "fit_censored", "fit_censored_rows"]
 
 #: Column of a stacked pair table: the row's ESC school was full that year (bool).
 CAPACITY_BOUND = "destination_capacity_bound"
@@ -309,3 +309,16 @@ def fit_censored(model, group: np.ndarray, bound: np.ndarray, total: np.ndarray,
         model, params=params, bse=bse, alpha=alpha, cov_params=cov, llf=float(llf), llnull=float(ll0 * len(y)),
         converged=converged, cluster=" and ".join(cluster_names),
         n_clusters=int(pd.unique(np.asarray(first)).size))
+
+
+def fit_censored_rows(model, rows: pd.DataFrame, censored: pd.DataFrame, cluster: tuple, year_column: str):
+    """:func:`fit_censored` of ``model`` fitted on ``rows`` (a stacked pair table with
+    ``destination_id`` and ``year_column``), full schools from ``censored``
+    (:func:`capacity_bound_years`). Returns the model and the number of full school-years."""
+    keys = pd.MultiIndex.from_arrays([rows["destination_id"].astype(str), rows[year_column].astype(str)])
+    group, uniq = pd.factorize(keys)
+    bound = censored["capacity_bound"].reindex(uniq).fillna(False).to_numpy(bool)
+    total = np.bincount(group, np.asarray(model.endog, float), minlength=len(uniq))
+    fit = fit_censored(model, group, bound, total, rows[cluster[0]].to_numpy(), rows[cluster[1]].to_numpy(),
+                       cluster_names=cluster)
+    return fit, int(bound.sum())

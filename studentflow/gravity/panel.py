@@ -270,16 +270,10 @@ def fit_panel_gravity(panel_pairs: pd.DataFrame, formula: str = STUDY_FORMULA, *
         if family != "negbin" or zeros != "include" or not two_way:
             raise ValueError("fit_panel_gravity: censored= needs family='negbin', zeros='include' and two cluster "
                              "columns")
-        from studentflow.gravity.censored import fit_censored
+        from studentflow.gravity.censored import fit_censored_rows
 
-        rows = data.loc[sample]
-        keys = pd.MultiIndex.from_arrays([rows["destination_id"].astype(str), rows[year_column]])
-        group, uniq = pd.factorize(keys)
-        bound = censored["capacity_bound"].reindex(uniq).fillna(False).to_numpy(bool)
-        total = np.bincount(group, y[sample], minlength=len(uniq))
-        uncensored, n_censored = full, int(bound.sum())
-        full = fit_censored(full, group, bound, total, rows[cluster[0]].to_numpy(), rows[cluster[1]].to_numpy(),
-                            cluster_names=tuple(cluster))
+        uncensored = full
+        full, n_censored = fit_censored_rows(full, data.loc[sample], censored, tuple(cluster), year_column)
     elif two_way:
         full = _two_way(full, data.loc[sample, cluster[0]], data.loc[sample, cluster[1]], tuple(cluster))
     ref_rows = (data[year_column].to_numpy() == reference)[sample]

@@ -96,7 +96,14 @@ def calibration_html(result, comparisons: dict | None = None, truth: pd.Series |
     parts = ["<h2>Status quo and calibration</h2>"]
     cal = result.calibration
     if cal is not None:
-        if cal.capacity_rule == "unconstrain":
+        if cal.capacity_rule == "posterior":
+            full = ("The model was fitted with full schools' counts as censored demand. A school that "
+                    "placed exactly its billed slots was full only with a probability, given what it placed "
+                    "and its contracted slots (a school billing what it admitted only looks full); a school "
+                    "that billed a larger share of its slots in an earlier year, or placed nobody, was not "
+                    "full. In every draw, each full school's demand is drawn given that it filled its "
+                    "slots, so the draws place what it turned away only as far as new slots reach. ")
+        elif cal.capacity_rule == "unconstrain":
             full = ("Schools that were full today (every status-quo slot taken) get the demand a full "
                     "school is expected to have, given that it filled its slots: their count is a floor on "
                     "their demand. A school whose billing equals its admissions but that billed a larger "

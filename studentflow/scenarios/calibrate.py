@@ -120,7 +120,9 @@ class Calibration:
         bound = s["capacity_bound"].to_numpy(dtype=bool)
         below = int(s["below_capacity"].sum()) if "below_capacity" in s else 0
         how = {"floor": "raised to fill, never lowered", "match": "matched to capacity",
-               "unconstrain": "raised to their expected demand given a full school"}.get(self.capacity_rule, "")
+               "unconstrain": "raised to their expected demand given a full school",
+               "posterior": "full with their probability given what they placed; demand drawn given a full "
+                            "school"}.get(self.capacity_rule, "")
         history = (f"; {below} school(s) below capacity by their billing in earlier years, matched"
                    if below else "")
         return "\n".join([
