@@ -29,6 +29,8 @@ _PUBLIC = {
     "compare_models": "studentflow.gravity",
     "fit_panel_gravity": "studentflow.gravity",
     "build_panel_pairs": "studentflow.gravity",
+    "pooled_fit": "studentflow.gravity",
+    "capacity_bound_years": "studentflow.gravity",
     "allocate": "studentflow.allocation",
     "Allocation": "studentflow.allocation",
     "GravityModel": "studentflow.gravity",

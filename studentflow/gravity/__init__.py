@@ -5,7 +5,9 @@
 - :func:`compare_models`, :data:`STUDY_FORMULA`, :data:`NESTED_FORMULAS`.
 - :func:`fit_panel_gravity` (:mod:`.panel`) → :class:`PanelGravityModel`: the pooled fit
   over several school years with year effects, predicting the latest year;
-  :func:`build_panel_pairs` stacks every year's PairTable.
+  :func:`build_panel_pairs` stacks every year's PairTable; :func:`pooled_fit` fits a
+  Panel, by default with full ESC schools' counts censored (:mod:`.censored`,
+  :func:`capacity_bound_years` says which school was full in which year).
 
 Defaults: the zero-truncated NB2 on positive flows by the fast Newton path; the study's
 model is ``zeros="drop"``, statsmodels' optimiser ``method="statsmodels"``.
@@ -24,11 +26,12 @@ from studentflow.gravity.fit import (
 from studentflow.gravity.collinear import DroppedTerm
 from studentflow.gravity.design import design_matrix
 from studentflow.gravity.model import DispersionTest, GravityModel
-from studentflow.gravity.panel import PanelGravityModel, build_panel_pairs, fit_panel_gravity
+from studentflow.gravity.censored import capacity_bound_years
+from studentflow.gravity.panel import PanelGravityModel, build_panel_pairs, fit_panel_gravity, pooled_fit
 
 __all__ = [
     "STUDY_FORMULA", "NESTED_FORMULAS", "fit_gravity", "compare_models", "GravityModel",
     "DispersionTest", "design_matrix", "GravityWarning", "GravityConvergenceWarning",
     "AlphaBoundaryWarning", "CollinearityWarning", "DroppedTerm", "fit_panel_gravity", "build_panel_pairs",
-    "PanelGravityModel",
+    "PanelGravityModel", "pooled_fit", "capacity_bound_years",
 ]
