@@ -23,11 +23,16 @@ Worlds
   (each school keeps its slot factor and billing utilisation; a fifth of the schools held
   25 % fewer slots before the latest year), rationed by billable capacity. The latest year is the world as written, so its truth is the oracle's.
 
+Fits: ``latest`` (the latest year alone, as ``--fit-years latest``), ``pooled`` (the default
+pooled fit: full ESC schools' counts censored, :mod:`studentflow.gravity.censored`) and,
+with ``--uncensored``, the pooled fit that takes every count for demand (``censored=False``).
 Calibration: a multi-year world's latest-year pair table carries the earlier years' billing
-(``destination_billed_share_before``), so both fits run on the "unconstrain" calibration with
-the schools below capacity matched (:mod:`studentflow.scenarios.calibrate`); the in-memory
-panels of ``--one-year`` carry no slot history and run on the floor rule. The pooled fit's
-standard errors are clustered by origin and ESC school (:mod:`studentflow.gravity.panel`).
+(``destination_billed_share_before``), so the censored fit runs on the "posterior"
+calibration with latent demand draws (:mod:`studentflow.scenarios.latent`) and the others on
+"unconstrain", the schools below capacity matched (:mod:`studentflow.scenarios.calibrate`);
+the in-memory panels of ``--one-year`` carry no slot history and run on the floor rule.
+Standard errors are clustered by origin and ESC school (:mod:`studentflow.gravity.panel`).
+``--true-coefficients`` runs the default engine with the truth's coefficients.
 
 ``--decompose`` also runs each fit with its coefficient covariance set to zero: what is
 left of the interval is the Monte Carlo part (rounding of expected flows to learners,
@@ -37,6 +42,7 @@ Usage::
 
     python scripts/validate_years.py --one-year /tmp/w31 /tmp/w47 /tmp/w59 --draws 100
     python scripts/validate_years.py --worlds /tmp/y31 /tmp/y47 /tmp/y59 --draws 100 --decompose
+    python scripts/validate_years.py --worlds data/sample /tmp/y101 --draws 100 --uncensored --true-coefficients
 """
 
 from __future__ import annotations
