@@ -104,7 +104,7 @@ def test_posterior_calibration_with_latent_draws_keeps_today_in_every_draw(sampl
     today = np.minimum(s["observed"], s["capacity"]).reindex(ids).to_numpy()
     assert full.sum() > 100 and np.abs(placed[:, full] - today[None, full]).max() <= 1.0
     plain = run_scenarios(sample_bundle, model, scenarios, pairs=pairs, draws=20, seed=0, progress=False,
-                          calibrate="posterior")
+                          calibrate="posterior", latent_demand=False)
     t, u = res.table.set_index("scenario"), plain.table.set_index("scenario")
     name = scenarios[1].name
     # draws of demand place fewer than one expected demand would (Jensen), and spread more
