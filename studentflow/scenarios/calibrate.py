@@ -223,8 +223,8 @@ def calibrate_status_quo(
         only with its probability given what it placed
         (:func:`studentflow.scenarios.latent.full_probability`, a flat prior on the
         billable capacity up to the contracted slots); its demand is that mixture's mean.
-        With a history ("auto" → "unconstrain", and "posterior"), a school that placed
-        nobody is not taken as full (a capacity of 0 is no contract).
+        Under "posterior" a school that placed nobody is not taken as full (a capacity of 0
+        is no contract in use).
 
     Returns
     -------
@@ -240,7 +240,7 @@ def calibrate_status_quo(
     if capacity_bound == "auto":
         censored = getattr(getattr(model, "model", model), "censored_schools", 0) > 0
         capacity_bound = ("posterior" if censored else "unconstrain") if history else "floor"
-    if capacity_bound == "posterior" or (history and capacity_bound == "unconstrain"):
+    if capacity_bound == "posterior":  # a school that placed nobody was not full (no contract in use)
         below = below | (observed <= 0)
         history = True
     alpha = float(getattr(model, "alpha", 0.0) or 0.0) if getattr(model, "family", "negbin") != "poisson" else 0.0
