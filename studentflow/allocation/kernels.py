@@ -89,50 +89,73 @@ def level_apply(wd, sel, ln, coins, k, b):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _sort_tail(buf, t, k):  # pragma: no cover - compiled
-    """Sort ``buf[t:k]`` in place (insertion sort for a few values)."""
-    if k - t > 32:
-        buf[t:k].sort()
+def _sort_head(buf, k):  # pragma: no cover - compiled
+    """Sort ``buf[:k]`` in place (insertion sort for a few values)."""
+    if k > 32:
+        buf[:k].sort()
         return
-    for u in range(t + 1, k):
+    for u in range(1, k):
         x = buf[u]
         v = u - 1
-        while v >= t and buf[v] > x:
+        while v >= 0 and buf[v] > x:
             buf[v + 1] = buf[v]
             v -= 1
         buf[v + 1] = x
 
 
 @njit(cache=True, nogil=True)
-def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out, steps):  # pragma: no cover - compiled
+def _select(buf, k, q):  # pragma: no cover - compiled
+    """Rearrange distinct ``buf[:k]`` so that its ``q`` smallest values come first (in
+    any order): Hoare's quickselect with a median-of-three pivot, O(k)."""
+    lo, hi, target = 0, k - 1, q - 1
+    while hi > lo:
+        mid = (lo + hi) >> 1
+        a, b, c = buf[lo], buf[mid], buf[hi]
+        pivot = max(min(a, b), min(max(a, b), c))
+        i, j = lo, hi
+        while i <= j:
+            while buf[i] < pivot:
+                i += 1
+            while buf[j] > pivot:
+                j -= 1
+            if i <= j:
+                x = buf[i]
+                buf[i] = buf[j]
+                buf[j] = x
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            return
+
+
+@njit(cache=True, nogil=True)
+def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out):  # pragma: no cover - compiled
     """``buf[:k]``: distinct packed keys whose low ``pb`` bits are positions in ``seg``;
     mark the edges of the freed prefix in increasing key order (``_free_prefix``'s rule).
 
     ``f(t) = t + ceil((W - cumw_t) / 2^32)`` never decreases (each weight is below
     2^32), so the freed edges are a prefix of the order: all of them when
-    ``f(k) = k <= cap``; else the smallest keys are taken one by one (selection, for
-    the first ``steps``: columns free short prefixes, and numba's sort is slow on a few
-    dozen keys) and the rest sorted when
-    reached, until ``f`` exceeds ``cap``."""
+    ``f(k) = k <= cap``; else at most ``cap`` of them (``f(t) >= t``), so only the
+    ``cap + 1`` smallest keys are needed in order: selected in O(k), then sorted.  (A
+    full sort, or a selection scan per step, cost the national plan 10 ms per draw:
+    nearly every school column has more fractional edges than slots left.)"""
     low = (np.int64(1) << pb) - 1
     if k <= cap_v:
         for t in range(k):
             out[seg[buf[t] & low]] = True
         return
+    if cap_v <= 0:  # the first edge already breaks the rule
+        return
+    q = cap_v + 1  # < = k
+    if q < k:
+        _select(buf, k, q)
+    _sort_head(buf, q)
     cw = np.int64(0)
-    for t in range(k):
-        if t == steps:
-            _sort_tail(buf, t, k)
-        if t < steps:  # select the smallest remaining key (branch-free scan)
-            j = t
-            bj = buf[t]
-            for u in range(t + 1, k):
-                x = buf[u]
-                c = x < bj
-                bj = x if c else bj
-                j = u if c else j
-            buf[j] = buf[t]
-            buf[t] = bj
+    for t in range(q):
         e = seg[buf[t] & low]
         cw += w[e]
         rest = W_v - cw
@@ -207,7 +230,7 @@ def classify(rows, cols, w, cap_r, cap_c, WR, WC, n, m):  # pragma: no cover - c
                     buf[k] = (slack[cols[i]] << (32 + pb_r)) | (((_ONE - 1) - w[i]) << pb_r) | k
                     seg[k] = i
                     k += 1
-            _mark_prefix(buf, k, pb_r, seg, w, WR[v], cap_r[v], free_r, 1)
+            _mark_prefix(buf, k, pb_r, seg, w, WR[v], cap_r[v], free_r)
         s = e
     for j in range(m):
         cnt[j + 1] += cnt[j]
@@ -230,7 +253,7 @@ def classify(rows, cols, w, cap_r, cap_c, WR, WC, n, m):  # pragma: no cover - c
         for t in range(e - s):
             buf[t] = (np.int64(r_col[s + t]) << (32 + pb_c)) | (((_ONE - 1) - w_col[s + t]) << pb_c) | t
         if e > s:
-            _mark_prefix(buf, e - s, pb_c, ident, w_col[s:e], WC[j], cap_c[j], c_col[s:e], 48)
+            _mark_prefix(buf, e - s, pb_c, ident, w_col[s:e], WC[j], cap_c[j], c_col[s:e])
         for p in range(s, e):
             rc = np.int64(r_col[p])
             cc = np.int64(c_col[p])

@@ -11,6 +11,7 @@ seed, never on where or in which order it runs, so both paths give identical res
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -68,6 +69,24 @@ class DrawWork:
     new_mask: sp.csr_matrix
     keep_pairs: bool = False
     pool_draws: np.ndarray | None = None
+
+    @cached_property
+    def structure(self):
+        """``(rows, cols, new)`` of the canonical CSR structure (the rounding plan's row and
+        column per data position, new-pair positions as a boolean mask), or None when the
+        structure is not canonical (duplicate pairs): the general path then. Computed once
+        per work unit, on first use."""
+        from studentflow.allocation.integer import structure_positions
+        from studentflow.allocation.structured import is_canonical
+
+        if not is_canonical(self.indices, self.indptr, self.shape):
+            return None
+        same = (np.array_equal(self.new_mask.indptr, self.indptr)
+                and np.array_equal(self.new_mask.indices, self.indices))
+        if not same:
+            return None
+        rows, cols = structure_positions(self.indices, self.indptr, self.shape)
+        return rows, cols, self.new_mask.data != 0
 
     def expected(self, beta: np.ndarray) -> np.ndarray:
         """Expected flows μ per pair row (learners) for the coefficient vector ``beta``."""
@@ -215,6 +234,38 @@ def _on_structure(whole, work):
     return on_structure(whole, work.indptr, work.indices, work.shape)
 
 
+def _structured_draw(work: DrawWork, structure, beta, d, seed) -> DrawOutcome:
+    """One draw of the default allocator on the work unit's canonical structure: the
+    outcome of the general path, bit for bit, without building, copying and checking
+    the sparse matrices around allocation and rounding (``allocation.structured``)."""
+    from studentflow.allocation.integer import round_data
+    from studentflow.allocation.structured import allocate_structured
+
+    rows, cols, new = structure
+    pools = work.pools if work.pool_draws is None else work.pool_draws[d % len(work.pool_draws)]
+    alloc = allocate_structured(work.expected(beta)[work.order], work.indices, work.indptr, work.shape,
+                                pools, work.caps)
+    flows = alloc.flows.data
+    whole = round_data(flows, rows, cols, work.shape, alloc.pools, alloc.capacities, seed)
+    n, m = work.shape
+    placed_o = np.zeros(n, np.int64)  # as _whole_sums: exact integer sums
+    nz = np.flatnonzero(np.diff(work.indptr))
+    if whole.size:
+        placed_o[nz] = np.add.reduceat(whole, work.indptr[nz])
+    placed_s = np.bincount(cols, weights=whole, minlength=m).round().astype(np.int64)
+    _check_whole(work.name, d, placed_o, placed_s, whole, pools, work.caps)
+    expected_o = np.zeros(n)  # as scipy's CSR sum(axis=1): reduceat over the non-empty rows
+    if flows.size:
+        expected_o[nz] = np.add.reduceat(flows, work.indptr[nz])
+    return DrawOutcome(
+        origin_placed=placed_o.astype(np.int32), origin_expected=expected_o,
+        school_placed=placed_s.astype(np.int32),
+        expected=float(np.sum(flows)) if flows.size else 0.0,
+        new_placed=float(whole[new].sum()),
+        pair_placed=whole.astype(np.int32) if work.keep_pairs else None,
+    )
+
+
 def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=None) -> list[DrawOutcome]:
     """Allocate and round the draws ``draws`` of one scenario.
 
@@ -235,11 +286,17 @@ def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=No
     list of DrawOutcome
         In the order of ``draws``.
     """
+    from studentflow.allocation.solve import allocate as _allocate
+
     if allocator is None:
-        from studentflow.allocation.solve import allocate as allocator
+        allocator = _allocate
     betas = np.atleast_2d(np.asarray(betas, dtype=float))
+    fast = work.structure if allocator is _allocate and work.method == "balance" else None
     out = []
     for beta, d, seed in zip(betas, draws, seeds):
+        if fast is not None:
+            out.append(_structured_draw(work, fast, beta, d, seed))
+            continue
         mu = work.expected(beta)
         mat = sp.csr_matrix((mu[work.order], work.indices, work.indptr), shape=work.shape)
         pools = work.pools if work.pool_draws is None else work.pool_draws[d % len(work.pool_draws)]
