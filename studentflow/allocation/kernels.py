@@ -104,45 +104,19 @@ def _sort_head(buf, k):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _select(buf, k, q):  # pragma: no cover - compiled
-    """Rearrange distinct ``buf[:k]`` so that its ``q`` smallest values come first (in
-    any order): Hoare's quickselect with a median-of-three pivot, O(k)."""
-    lo, hi, target = 0, k - 1, q - 1
-    while hi > lo:
-        mid = (lo + hi) >> 1
-        a, b, c = buf[lo], buf[mid], buf[hi]
-        pivot = max(min(a, b), min(max(a, b), c))
-        i, j = lo, hi
-        while i <= j:
-            while buf[i] < pivot:
-                i += 1
-            while buf[j] > pivot:
-                j -= 1
-            if i <= j:
-                x = buf[i]
-                buf[i] = buf[j]
-                buf[j] = x
-                i += 1
-                j -= 1
-        if target <= j:
-            hi = j
-        elif target >= i:
-            lo = i
-        else:
-            return
-
-
-@njit(cache=True, nogil=True)
 def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out):  # pragma: no cover - compiled
     """``buf[:k]``: distinct packed keys whose low ``pb`` bits are positions in ``seg``;
     mark the edges of the freed prefix in increasing key order (``_free_prefix``'s rule).
 
-    ``f(t) = t + ceil((W - cumw_t) / 2^32)`` never decreases (each weight is below
-    2^32), so the freed edges are a prefix of the order: all of them when
-    ``f(k) = k <= cap``; else at most ``cap`` of them (``f(t) >= t``), so only the
-    ``cap + 1`` smallest keys are needed in order: selected in O(k), then sorted.  (A
-    full sort, or a selection scan per step, cost the national plan 10 ms per draw:
-    nearly every school column has more fractional edges than slots left.)"""
+    ``g(t) = t + ceil((W - S_t) / 2^32)``, with ``S_t`` the weight of the ``t`` smallest
+    keys, never decreases (each weight is below 2^32), so the freed edges are the ``T``
+    smallest keys, ``T`` the largest ``t`` with ``g(t) <= cap`` (0 if none): all of
+    them when ``g(k) = k <= cap``; else ``T <= cap``.  ``T`` is found by partitioning
+    around pivots (a quickselect guided by ``g``, O(k)) instead of sorting: ``buf[:lo]``
+    holds the ``lo`` smallest keys, all freed (weight ``S``), and ``T`` lies in
+    ``[lo, hi]``; only keys of rank below ``end`` can still matter.  (Sorting the keys,
+    or a selection scan per step, cost the national plan 10 ms per draw: nearly every
+    school column has more fractional edges than slots left.)"""
     low = (np.int64(1) << pb) - 1
     if k <= cap_v:
         for t in range(k):
@@ -150,18 +124,41 @@ def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out):  # pragma: no cover - com
         return
     if cap_v <= 0:  # the first edge already breaks the rule
         return
-    q = cap_v + 1  # < = k
-    if q < k:
-        _select(buf, k, q)
-    _sort_head(buf, q)
-    cw = np.int64(0)
-    for t in range(q):
-        e = seg[buf[t] & low]
-        cw += w[e]
-        rest = W_v - cw
-        if (t + 1) + (-((-rest) // _ONE)) > cap_v:
-            return
-        out[e] = True
+    lo, hi, end, S = 0, cap_v, k, np.int64(0)
+    while lo < hi:
+        if end - lo <= 16:  # a few keys left: sort them and walk the rule
+            _sort_head(buf[lo:end], end - lo)
+            for t in range(lo, min(end, hi)):
+                S += w[seg[buf[t] & low]]
+                if (t + 1) + (-((S - W_v) // _ONE)) > cap_v:
+                    break
+                lo = t + 1
+            break
+        mid = (lo + end) >> 1  # median-of-three pivot, moved to end - 1 (Lomuto)
+        x, y, z = buf[lo], buf[mid], buf[end - 1]
+        pv = max(min(x, y), min(max(x, y), z))
+        j = lo if pv == x else (mid if pv == y else end - 1)
+        buf[j] = buf[end - 1]
+        buf[end - 1] = pv
+        i = lo
+        part = np.int64(0)
+        for u in range(lo, end - 1):
+            v = buf[u]
+            if v < pv:
+                buf[u] = buf[i]
+                buf[i] = v
+                part += w[seg[v & low]]
+                i += 1
+        buf[end - 1] = buf[i]
+        buf[i] = pv  # keys of rank lo..i-1 below the pivot, the pivot at rank i
+        t = i + 1  # the prefix up to and including the pivot
+        St = S + part + w[seg[pv & low]]
+        if t <= hi and t + (-((St - W_v) // _ONE)) <= cap_v:
+            lo, S = t, St  # T >= t: all of them freed
+        else:
+            hi, end = min(hi, i), i  # T <= i: ranks >= i do not matter
+    for t in range(lo):
+        out[seg[buf[t] & low]] = True
 
 
 @njit(cache=True, nogil=True)
