@@ -100,10 +100,20 @@ def test_canonical_structure_is_recognised():
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31), n=st.integers(1, 30), m=st.integers(1, 20),
-       pool_draws=st.booleans(), keep_pairs=st.booleans())
-def test_structured_draw_equals_the_general_path(seed, n, m, pool_draws, keep_pairs):
+       pool_draws=st.booleans(), keep_pairs=st.booleans(), compiled=st.booleans())
+def test_structured_draw_equals_the_general_path(seed, n, m, pool_draws, keep_pairs, compiled):
     """The structured draw is taken for the default allocator; a wrapper of ``allocate``
-    (the same results through the general path) must give every outcome field the same."""
+    (the same results through the general path) must give every outcome field the same,
+    with the compiled kernels (rounding, sums) and without."""
+    before = apl.MIN_PAIRS
+    apl.MIN_PAIRS = 0 if compiled else 10**9
+    try:
+        _check_draws(seed, n, m, pool_draws, keep_pairs)
+    finally:
+        apl.MIN_PAIRS = before
+
+
+def _check_draws(seed, n, m, pool_draws, keep_pairs):
     rng = np.random.default_rng(seed)
     mu, E, K = problem(seed, n, m, 0.4, 0.8)
     k = mu.nnz

@@ -37,7 +37,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["level_cycles", "level_apply", "classify", "split_parts", "linear_predictor", "draw_parts"]
+__all__ = ["level_cycles", "level_apply", "classify", "split_parts", "linear_predictor", "draw_parts",
+           "whole_sums"]
 
 _ONE = np.int64(1) << 32
 
@@ -392,3 +393,20 @@ def draw_parts(ip, w, c_real, zc, g_edges, g_of, g_S, g_w, U, indep, r):  # prag
         e = indep[t]
         out[e] += r[t] < np.float64(w[e]) / one
     return out
+
+
+@njit(cache=True, nogil=True)
+def whole_sums(whole, rows, cols, new, n, m):  # pragma: no cover - compiled
+    """Row and column totals of whole learners per data position (``rows``, ``cols``:
+    each position's row and column) and the total on positions ``new``, in one pass
+    (integer sums: exact in any order)."""
+    r = np.zeros(n, np.int64)
+    c = np.zeros(m, np.int64)
+    t = np.int64(0)
+    for i in range(whole.size):
+        x = whole[i]
+        r[rows[i]] += x
+        c[cols[i]] += x
+        if new[i]:
+            t += x
+    return r, c, t

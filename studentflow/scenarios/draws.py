@@ -54,6 +54,10 @@ class DrawWork:
     pool_draws : numpy.ndarray or None
         Origin pools per draw number × local origin, learners (forecast pools with their
         uncertainty); None: ``pools`` in every draw.
+    in_order : bool
+        The design's rows are in data order (row ``k`` is data position ``k``, as
+        :func:`studentflow.scenarios.work._prepare` builds it: no gather per draw);
+        False: in pair-row order.
     """
 
     name: str
@@ -69,6 +73,7 @@ class DrawWork:
     new_mask: sp.csr_matrix
     keep_pairs: bool = False
     pool_draws: np.ndarray | None = None
+    in_order: bool = False
 
     @cached_property
     def structure(self):
@@ -88,8 +93,14 @@ class DrawWork:
         rows, cols = structure_positions(self.indices, self.indptr, self.shape)
         return rows, cols, self.new_mask.data != 0
 
+    def expected_data(self, beta: np.ndarray) -> np.ndarray:
+        """Expected flows μ per data position of the CSR structure (learners)."""
+        mu = self.expected(beta)
+        return mu if self.in_order and self.design is not None else mu[self.order]
+
     def expected(self, beta: np.ndarray) -> np.ndarray:
-        """Expected flows μ per pair row (learners) for the coefficient vector ``beta``."""
+        """Expected flows μ per design row (learners) for the coefficient vector ``beta``:
+        per pair row, or per data position when ``in_order``."""
         if self.design is not None:
             X, off = self.design
             eta = linear_predictor(X, off, beta)
@@ -127,6 +138,11 @@ class CompactDesign:
 
         return cls(stack([c for c in cols if c.dtype != np.uint8], float),
                    stack([c for c in cols if c.dtype == np.uint8], np.uint8), is_bin, pos)
+
+    def take(self, rows: np.ndarray) -> "CompactDesign":
+        """The design with its rows (pairs) in the order ``rows``."""
+        return CompactDesign(np.ascontiguousarray(self.floats[:, rows]), np.ascontiguousarray(self.binary[:, rows]),
+                             self.is_binary, self.pos)
 
     def columns(self) -> tuple:
         """The design's columns in term order (contiguous views)."""
@@ -239,20 +255,27 @@ def _structured_draw(work: DrawWork, structure, beta, d, seed) -> DrawOutcome:
     outcome of the general path, bit for bit, without building, copying and checking
     the sparse matrices around allocation and rounding (``allocation.structured``)."""
     from studentflow.allocation.integer import round_data
+    from studentflow.allocation.plan import kernels
     from studentflow.allocation.structured import allocate_structured
 
     rows, cols, new = structure
     pools = work.pools if work.pool_draws is None else work.pool_draws[d % len(work.pool_draws)]
-    alloc = allocate_structured(work.expected(beta)[work.order], work.indices, work.indptr, work.shape,
+    alloc = allocate_structured(work.expected_data(beta), work.indices, work.indptr, work.shape,
                                 pools, work.caps)
     flows = alloc.flows.data
     whole = round_data(flows, rows, cols, work.shape, alloc.pools, alloc.capacities, seed)
     n, m = work.shape
-    placed_o = np.zeros(n, np.int64)  # as _whole_sums: exact integer sums
     nz = np.flatnonzero(np.diff(work.indptr))
-    if whole.size:
-        placed_o[nz] = np.add.reduceat(whole, work.indptr[nz])
-    placed_s = np.bincount(cols, weights=whole, minlength=m).round().astype(np.int64)
+    kern = kernels(whole.size)
+    if kern is not None:  # exact integer sums, as _whole_sums and _new_placed give them
+        placed_o, placed_s, on_new = (np.asarray(a) for a in kern.whole_sums(whole, rows, cols, new, n, m))
+        placed_o, placed_s = placed_o.view(np.int64), placed_s.view(np.int64)
+    else:
+        placed_o = np.zeros(n, np.int64)
+        if whole.size:
+            placed_o[nz] = np.add.reduceat(whole, work.indptr[nz])
+        placed_s = np.bincount(cols, weights=whole, minlength=m).round().astype(np.int64)
+        on_new = whole[new].sum()
     _check_whole(work.name, d, placed_o, placed_s, whole, pools, work.caps)
     expected_o = np.zeros(n)  # as scipy's CSR sum(axis=1): reduceat over the non-empty rows
     if flows.size:
@@ -261,7 +284,7 @@ def _structured_draw(work: DrawWork, structure, beta, d, seed) -> DrawOutcome:
         origin_placed=placed_o.astype(np.int32), origin_expected=expected_o,
         school_placed=placed_s.astype(np.int32),
         expected=float(np.sum(flows)) if flows.size else 0.0,
-        new_placed=float(whole[new].sum()),
+        new_placed=float(on_new),
         pair_placed=whole.astype(np.int32) if work.keep_pairs else None,
     )
 
@@ -297,8 +320,8 @@ def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=No
         if fast is not None:
             out.append(_structured_draw(work, fast, beta, d, seed))
             continue
-        mu = work.expected(beta)
-        mat = sp.csr_matrix((mu[work.order], work.indices, work.indptr), shape=work.shape)
+        mu = work.expected_data(beta)
+        mat = sp.csr_matrix((mu, work.indices, work.indptr), shape=work.shape)
         pools = work.pools if work.pool_draws is None else work.pool_draws[d % len(work.pool_draws)]
         alloc = allocator(mat, pools, work.caps, method=work.method, seed=seed)
         del mu, mat  # two arrays of pairs fewer held while rounding (per draw thread)
