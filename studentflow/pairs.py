@@ -126,6 +126,9 @@ class PairSummary:
     candidates: str = "study"
     within_radius: int = 0  # pairs in the outcome-independent radius set
 
+    def __deepcopy__(self, memo):  # immutable: pandas deep-copies attrs on every new frame
+        return self
+
     def summary(self) -> str:
         """One paragraph in words."""
         rule = ("congested feeders × ESC schools with slots" if self.candidates == "study"
@@ -142,11 +145,8 @@ class PairSummary:
 def _observed(bundle, esc_ids: pd.Index) -> pd.DataFrame:
     f = bundle.flows
     require_columns(f, ["origin_id", "destination_id", "learners", "esc_beneficiaries"], name="bundle.flows")
-    f = pd.DataFrame({
-        "origin_id": f["origin_id"].astype(str), "destination_id": f["destination_id"].astype(str),
-        "learners": pd.to_numeric(f["learners"]).astype(np.int64),
-        "esc_beneficiaries": pd.to_numeric(f["esc_beneficiaries"]).astype(np.int64),
-    })
+    f = pd.DataFrame({"origin_id": f["origin_id"].astype(str), "destination_id": f["destination_id"].astype(str),
+                      **{c: pd.to_numeric(f[c]).astype(np.int64) for c in ("learners", "esc_beneficiaries")}})
     f = f[(f["learners"] >= 1) & f["destination_id"].isin(esc_ids)]
     return f.groupby(["origin_id", "destination_id"], as_index=False, sort=True)[
         ["learners", "esc_beneficiaries"]].sum()

@@ -15,17 +15,15 @@ core of 400,000) they take a whole scenario draw from ~0.65 s to ~0.33 s of CPU
   are coin flips): about 3.5 ms per level instead of 12 ms at 400,000 core edges.
 * :func:`classify`: the freeing pass of the plan
   (:func:`studentflow.allocation.plan._free_prefix` after the ``_lexsort3`` orders;
-  per vertex, a sort of its few edges by distinct packed keys, then the prefix rule),
-  the edge classes and the star groups, in one pass per side over the pairs.
+  per vertex, the prefix rule on distinct packed keys, selected without a sort), the
+  edge classes and the star groups, in one pass per side over the pairs.
 * :func:`split_parts`: the plan's first lines (scaling to the limits, integer and
-  fractional parts, limits left, fractional totals) in one pass, with the same
-  floating-point operations.
-
+  fractional parts, limits left, fractional totals) in one pass, the same float operations.
 * :func:`draw_parts`: the per-draw part after the core's bit levels (the core's
   outcomes, systematic sampling of the star groups, independent edges) in one pass.
 * :func:`linear_predictor`: ``off + X @ beta`` of a scenario draw over a compact design
   (float columns and 0/1 columns as uint8), adding the terms in column order as the
-  numpy loop does (no fused multiply-adds: the same bits).
+  numpy loop does (no fused multiply-adds: the same bits); :func:`whole_sums`, a draw's totals.
 
 Arrays made here carry numba's own int64 / bool dtype instances, on which some numpy
 loops (``np.add.at``) take a generic path 25x slower: callers view them with numpy's
@@ -37,8 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["level_cycles", "level_apply", "classify", "split_parts", "linear_predictor", "draw_parts",
-           "whole_sums"]
+__all__ = ["level_cycles", "level_apply", "classify", "split_parts", "linear_predictor", "draw_parts", "whole_sums"]
 
 _ONE = np.int64(1) << 32
 
@@ -108,16 +105,12 @@ def _sort_head(buf, k):  # pragma: no cover - compiled
 def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out):  # pragma: no cover - compiled
     """``buf[:k]``: distinct packed keys whose low ``pb`` bits are positions in ``seg``;
     mark the edges of the freed prefix in increasing key order (``_free_prefix``'s rule).
-
-    ``g(t) = t + ceil((W - S_t) / 2^32)``, with ``S_t`` the weight of the ``t`` smallest
-    keys, never decreases (each weight is below 2^32), so the freed edges are the ``T``
-    smallest keys, ``T`` the largest ``t`` with ``g(t) <= cap`` (0 if none): all of
-    them when ``g(k) = k <= cap``; else ``T <= cap``.  ``T`` is found by partitioning
-    around pivots (a quickselect guided by ``g``, O(k)) instead of sorting: ``buf[:lo]``
-    holds the ``lo`` smallest keys, all freed (weight ``S``), and ``T`` lies in
-    ``[lo, hi]``; only keys of rank below ``end`` can still matter.  (Sorting the keys,
-    or a selection scan per step, cost the national plan 10 ms per draw: nearly every
-    school column has more fractional edges than slots left.)"""
+    ``g(t) = t + ceil((W - S_t) / 2^32)`` (``S_t``: weight of the ``t`` smallest keys)
+    never decreases, so the freed edges are the ``T`` smallest keys, ``T`` the largest
+    ``t`` with ``g(t) <= cap`` (all when ``k <= cap``, else ``T <= cap``), found by a
+    quickselect guided by ``g`` (O(k), no sort): ``buf[:lo]`` holds the ``lo`` smallest
+    keys, all freed (weight ``S``), ``T`` is in ``[lo, hi]``, ranks from ``end`` on no
+    longer matter.  (Sorting cost the national plan 10 ms per draw.)"""
     low = (np.int64(1) << pb) - 1
     if k <= cap_v:
         for t in range(k):
@@ -139,19 +132,15 @@ def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out):  # pragma: no cover - com
         x, y, z = buf[lo], buf[mid], buf[end - 1]
         pv = max(min(x, y), min(max(x, y), z))
         j = lo if pv == x else (mid if pv == y else end - 1)
-        buf[j] = buf[end - 1]
-        buf[end - 1] = pv
-        i = lo
-        part = np.int64(0)
+        buf[j], buf[end - 1] = buf[end - 1], pv
+        i, part = lo, np.int64(0)
         for u in range(lo, end - 1):
             v = buf[u]
             if v < pv:
-                buf[u] = buf[i]
-                buf[i] = v
+                buf[u], buf[i] = buf[i], v
                 part += w[seg[v & low]]
                 i += 1
-        buf[end - 1] = buf[i]
-        buf[i] = pv  # keys of rank lo..i-1 below the pivot, the pivot at rank i
+        buf[end - 1], buf[i] = buf[i], pv  # keys of rank lo..i-1 below the pivot, the pivot at rank i
         t = i + 1  # the prefix up to and including the pivot
         St = S + part + w[seg[pv & low]]
         if t <= hi and t + (-((St - W_v) // _ONE)) <= cap_v:
@@ -397,9 +386,8 @@ def draw_parts(ip, w, c_real, zc, g_edges, g_of, g_S, g_w, U, indep, r):  # prag
 
 @njit(cache=True, nogil=True)
 def whole_sums(whole, rows, cols, new, n, m):  # pragma: no cover - compiled
-    """Row and column totals of whole learners per data position (``rows``, ``cols``:
-    each position's row and column) and the total on positions ``new``, in one pass
-    (integer sums: exact in any order)."""
+    """Row and column totals of whole learners per data position and their total on
+    positions ``new``, in one pass (integer sums: exact in any order)."""
     r = np.zeros(n, np.int64)
     c = np.zeros(m, np.int64)
     t = np.int64(0)
