@@ -134,12 +134,12 @@ def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out):  # pragma: no cover - com
         j = lo if pv == x else (mid if pv == y else end - 1)
         buf[j], buf[end - 1] = buf[end - 1], pv
         i, part = lo, np.int64(0)
-        for u in range(lo, end - 1):
+        for u in range(lo, end - 1):  # branch-free: the comparisons are coin flips
             v = buf[u]
-            if v < pv:
-                buf[u], buf[i] = buf[i], v
-                part += w[seg[v & low]]
-                i += 1
+            c = v < pv
+            buf[u], buf[i] = buf[i], v  # a no-op swap of two keys >= pv when not c
+            part += ((_ONE - 1) - ((v >> pb) & (_ONE - 1))) * c  # the key's weight field
+            i += c
         buf[end - 1], buf[i] = buf[i], pv  # keys of rank lo..i-1 below the pivot, the pivot at rank i
         t = i + 1  # the prefix up to and including the pivot
         St = S + part + w[seg[pv & low]]
@@ -221,16 +221,14 @@ def classify(rows, cols, w, cap_r, cap_c, WR, WC, n, m):  # pragma: no cover - c
         s = e
     for j in range(m):
         cnt[j + 1] += cnt[j]
-    fill = cnt[:-1].copy()
     by_col = np.empty(nf, np.int64)  # stable counting sort by column (pairs in index
     w_col = np.empty(nf, np.int64)   # order), with weights and row marks alongside: the
     r_col = np.empty(nf, np.uint8)   # column passes below read these in order
+    fill = cnt[:-1].copy()
     for i in range(w.size):
         if w[i] > 0:
             p = fill[cols[i]]
-            by_col[p] = i
-            w_col[p] = w[i]
-            r_col[p] = free_r[i]
+            by_col[p], w_col[p], r_col[p] = i, w[i], free_r[i]
             fill[cols[i]] += 1
     c_col = np.zeros(nf, np.bool_)  # freed at the column, per sorted position
     ident = np.arange(buf.size)
@@ -388,13 +386,10 @@ def draw_parts(ip, w, c_real, zc, g_edges, g_of, g_S, g_w, U, indep, r):  # prag
 def whole_sums(whole, rows, cols, new, n, m):  # pragma: no cover - compiled
     """Row and column totals of whole learners per data position and their total on
     positions ``new``, in one pass (integer sums: exact in any order)."""
-    r = np.zeros(n, np.int64)
-    c = np.zeros(m, np.int64)
-    t = np.int64(0)
+    r, c, t = np.zeros(n, np.int64), np.zeros(m, np.int64), np.int64(0)
     for i in range(whole.size):
         x = whole[i]
         r[rows[i]] += x
         c[cols[i]] += x
-        if new[i]:
-            t += x
+        t += x * np.int64(new[i])
     return r, c, t
