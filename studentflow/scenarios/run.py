@@ -231,7 +231,11 @@ def run_scenarios(
             trim()  # the scenario's work unit and draws: free heap pages back to the OS
     if bar is not None:
         bar.close()
-    return dataclasses.replace(acc.result(scenarios, seed, params), calibration=calibration)
+    result = dataclasses.replace(acc.result(scenarios, seed, params), calibration=calibration)
+    if large:  # the accumulator's draws x origins arrays (the reference's expected placements,
+        del acc  # the baseline's placements) back to the OS before the next stage
+        trim(collect=False)
+    return result
 
 
 # ---------------------------------------------------------------- the steps
