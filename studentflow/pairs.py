@@ -126,14 +126,16 @@ class PairSummary:
     candidates: str = "study"
     within_radius: int = 0  # pairs in the outcome-independent radius set
 
+    def __deepcopy__(self, memo):  # immutable: pandas deep-copies attrs on every new frame
+        return self
+
     def summary(self) -> str:
         """One paragraph in words."""
         rule = ("congested feeders × ESC schools with slots" if self.candidates == "study"
                 else "origins × ESC schools")
         return (f"PairTable ({self.candidates} candidates): {self.observed:,} observed and {self.new:,} new "
-                f"pairs (new = {rule} within {self.radius_km:g} km); {self.within_radius:,} pairs "
-                f"within the radius set. "
-                f"{self.gc_fallback:,} observed pairs use great-circle × circuity distance; "
+                f"pairs (new = {rule} within {self.radius_km:g} km); {self.within_radius:,} pairs within the "
+                f"radius set. {self.gc_fallback:,} observed pairs use great-circle × circuity distance; "
                 f"{self.dropped_no_location:,} observed pairs dropped for want of coordinates "
                 f"({self.dropped_beneficiaries:,} ESC beneficiaries); "
                 f"{self.unrated_destinations:,} unrated destinations got the median rank; "
@@ -143,11 +145,8 @@ class PairSummary:
 def _observed(bundle, esc_ids: pd.Index) -> pd.DataFrame:
     f = bundle.flows
     require_columns(f, ["origin_id", "destination_id", "learners", "esc_beneficiaries"], name="bundle.flows")
-    f = pd.DataFrame({
-        "origin_id": f["origin_id"].astype(str), "destination_id": f["destination_id"].astype(str),
-        "learners": pd.to_numeric(f["learners"]).astype(np.int64),
-        "esc_beneficiaries": pd.to_numeric(f["esc_beneficiaries"]).astype(np.int64),
-    })
+    f = pd.DataFrame({"origin_id": f["origin_id"].astype(str), "destination_id": f["destination_id"].astype(str),
+                      **{c: pd.to_numeric(f[c]).astype(np.int64) for c in ("learners", "esc_beneficiaries")}})
     f = f[(f["learners"] >= 1) & f["destination_id"].isin(esc_ids)]
     return f.groupby(["origin_id", "destination_id"], as_index=False, sort=True)[
         ["learners", "esc_beneficiaries"]].sum()
@@ -155,11 +154,7 @@ def _observed(bundle, esc_ids: pd.Index) -> pd.DataFrame:
 
 def _extra(extras: dict, *keys):
     """First of ``keys`` present in ``extras`` with a value (no truth test: may be a DataFrame)."""
-    for k in keys:
-        v = extras.get(k)
-        if v is not None:
-            return v
-    return None
+    return next((extras[k] for k in keys if extras.get(k) is not None), None)
 
 
 def bundle_distances(bundle, origins, esc_ids, *, circuity: float = 1.3,
@@ -197,9 +192,7 @@ def _trimmed(fn):
     pair table's temporaries: 290 MB of cycles and free heap)."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        out = fn(*args, **kwargs)
-        trim()
-        return out
+        return (fn(*args, **kwargs), trim())[0]
     return run
 
 
@@ -261,13 +254,21 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
         "origin_id": distances["origin_id"].astype(str), "destination_id": distances["destination_id"].astype(str),
         "distance_km": distances["distance_km"].astype(float),
         "distance_method": (distances["method"].astype(str) if "method" in distances else "supplied"),
-    }).drop_duplicates(["origin_id", "destination_id"])
+    })
+    # dedup, isin, merge rows on integer id codes: the national table's 2.3M strings hashed once
+    (co, uo), (cd, ud) = (pd.factorize(dist[c]) for c in ("origin_id", "destination_id"))
+    key = (co + 1) * (len(ud) + 1) + (cd + 1)  # one per (origin, destination), NaN too
+    if ((ks := np.sort(key))[1:] == ks[:-1]).any():  # (a sorted copy: a third of a hash table's bytes)
+        dup = pd.Series(key).duplicated().to_numpy()
+        dist, co, cd, key = dist[~dup], co[~dup], cd[~dup], key[~dup]
     # the outcome-independent radius set: senders × ESC schools (flag) within the radius
-    radius_set = dist[dist["origin_id"].isin(senders) & dist["destination_id"].isin(esc_flag)
-                      & (dist["distance_km"] <= radius_km)]
-
-    # observed pairs: attach distances, fall back to great-circle × circuity, else drop
-    obs = obs.merge(dist, on=["origin_id", "destination_id"], how="left")
+    def isin(codes, uniques, ids):  # Series(uniques.take(codes)).isin(ids), -1 being NaN
+        return np.append(pd.Index(uniques).isin(ids), pd.Index([np.nan], dtype=object).isin(ids))[codes]
+    radius_set = dist[isin(co, uo, senders) & isin(cd, ud, esc_flag) & (dist["distance_km"] <= radius_km).to_numpy()]
+    # observed pairs: attach distances (rows with matching codes), else great-circle × circuity, else drop
+    ok = (pd.Index(uo).get_indexer(obs["origin_id"]) + 1) * (len(ud) + 1) + pd.Index(ud).get_indexer(obs["destination_id"]) + 1
+    obs = obs.merge(dist[pd.Series(key).isin(ok).to_numpy()], on=["origin_id", "destination_id"], how="left")
+    del co, cd, key, ks
     miss = obs["distance_km"].isna().to_numpy()
     gc_fallback = dropped = dropped_b = 0
     if miss.any():
@@ -294,8 +295,7 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
     new = new[~_keys(new).isin(_keys(obs))]
     new = new.assign(pair_type="new", learners=0, esc_beneficiaries=0).sort_values(["origin_id", "destination_id"])
     pairs = pd.concat([obs, new], ignore_index=True)
-    pairs["learners"] = pairs["learners"].astype(np.int64)
-    pairs["esc_beneficiaries"] = pairs["esc_beneficiaries"].astype(np.int64)
+    pairs = pairs.astype({"learners": np.int64, "esc_beneficiaries": np.int64})
     inside = _keys(pairs).isin(_keys(radius_set))
     pairs["within_radius"] = inside & (pairs["distance_method"] != "great_circle_fallback").to_numpy()
     return _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b, candidates)
@@ -303,8 +303,8 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
 
 def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b, candidates) -> pd.DataFrame:
     o, d = pairs["origin_id"], pairs["destination_id"]
-    dest = s.reindex(d)
-    orig = s.reindex(o)
+    dest = s[["tuition", "region", "esc_slots", "esc_slots_billed"]].reindex(d)  # the columns read below
+    orig = s[["psgc_code", "region"]].reindex(o)
     amount = pd.to_numeric(bundle.subsidy["amount"], errors="coerce").set_axis(bundle.subsidy.index.astype(str))
     pairs["tuition"] = pd.to_numeric(dest["tuition"], errors="coerce").to_numpy(float)
     pairs["esc_amount"] = amount.reindex(d).to_numpy(float)

@@ -96,7 +96,7 @@ from studentflow.allocation.plan import (  # noqa: F401 - re-exported for caller
     _stable_argsort, kernels,
 )
 
-__all__ = ["round_flows", "BITS"]
+__all__ = ["round_flows", "round_data", "structure_positions", "BITS"]
 
 
 def _dyadic(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
@@ -190,6 +190,25 @@ def _draw(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
     return plan.ip + Z
 
 
+def structure_positions(indices, indptr, shape):
+    """(row, column) of each data position of a CSR structure, as the rounding plan reads
+    them: int32 where the compiled kernels run (half the bytes), else int64."""
+    n, m = shape
+    ix = np.int32 if kernels(indices.size) is not None and max(n, m) < 2**31 else np.int64
+    return np.repeat(np.arange(n, dtype=ix), np.diff(indptr)), indices.astype(ix, copy=False)
+
+
+def round_data(data, rows, cols, shape, pools, capacities, seed) -> np.ndarray:
+    """Whole learners (int64) per data position of a CSR structure: what
+    :func:`round_flows` gives on ``csr_array((data, indices, indptr))`` with the same
+    seed, without building the matrices (``rows, cols`` from
+    :func:`structure_positions`, computed once per structure)."""
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    limE = np.floor(np.asarray(pools, dtype=float))
+    limK = np.floor(np.asarray(capacities, dtype=float))
+    return _draw(_plan(rows, cols, np.asarray(data, float), limE, limK, *shape), rng)
+
+
 def round_flows(flows: Any, pools: Any, capacities: Any, seed=None, *, cache: dict | None = None):
     """Round fractional flows to whole learners by dependent rounding.
 
@@ -220,11 +239,8 @@ def round_flows(flows: Any, pools: Any, capacities: Any, seed=None, *, cache: di
         csr = flows.tocsr() if flows.format != "csr" else flows
         n, m = csr.shape
         if plan is None:
-            # the compiled kernels read int32 positions as they are (half the bytes)
-            ix = np.int32 if kernels(csr.nnz) is not None and max(n, m) < 2**31 else np.int64
-            rows = np.repeat(np.arange(n, dtype=ix), np.diff(csr.indptr))
-            plan = _plan(rows, csr.indices.astype(ix, copy=False), np.asarray(csr.data, float),
-                         limE, limK, n, m)
+            rows, cols = structure_positions(csr.indices, csr.indptr, (n, m))
+            plan = _plan(rows, cols, np.asarray(csr.data, float), limE, limK, n, m)
         data = _draw(plan, rng)
         out = sp.csr_array((data, csr.indices.copy(), csr.indptr.copy()), shape=(n, m))
         out = out if isinstance(flows, sp.sparray) else sp.csr_matrix(out)

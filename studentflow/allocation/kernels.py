@@ -15,17 +15,15 @@ core of 400,000) they take a whole scenario draw from ~0.65 s to ~0.33 s of CPU
   are coin flips): about 3.5 ms per level instead of 12 ms at 400,000 core edges.
 * :func:`classify`: the freeing pass of the plan
   (:func:`studentflow.allocation.plan._free_prefix` after the ``_lexsort3`` orders;
-  per vertex, a sort of its few edges by distinct packed keys, then the prefix rule),
-  the edge classes and the star groups, in one pass per side over the pairs.
+  per vertex, the prefix rule on distinct packed keys, selected without a sort), the
+  edge classes and the star groups, in one pass per side over the pairs.
 * :func:`split_parts`: the plan's first lines (scaling to the limits, integer and
-  fractional parts, limits left, fractional totals) in one pass, with the same
-  floating-point operations.
-
+  fractional parts, limits left, fractional totals) in one pass, the same float operations.
 * :func:`draw_parts`: the per-draw part after the core's bit levels (the core's
   outcomes, systematic sampling of the star groups, independent edges) in one pass.
 * :func:`linear_predictor`: ``off + X @ beta`` of a scenario draw over a compact design
   (float columns and 0/1 columns as uint8), adding the terms in column order as the
-  numpy loop does (no fused multiply-adds: the same bits).
+  numpy loop does (no fused multiply-adds: the same bits); :func:`whole_sums`, a draw's totals.
 
 Arrays made here carry numba's own int64 / bool dtype instances, on which some numpy
 loops (``np.add.at``) take a generic path 25x slower: callers view them with numpy's
@@ -37,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["level_cycles", "level_apply", "classify", "split_parts", "linear_predictor", "draw_parts"]
+__all__ = ["level_cycles", "level_apply", "classify", "split_parts", "linear_predictor", "draw_parts", "whole_sums"]
 
 _ONE = np.int64(1) << 32
 
@@ -89,56 +87,68 @@ def level_apply(wd, sel, ln, coins, k, b):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _sort_tail(buf, t, k):  # pragma: no cover - compiled
-    """Sort ``buf[t:k]`` in place (insertion sort for a few values)."""
-    if k - t > 32:
-        buf[t:k].sort()
+def _sort_head(buf, k):  # pragma: no cover - compiled
+    """Sort ``buf[:k]`` in place (insertion sort for a few values)."""
+    if k > 32:
+        buf[:k].sort()
         return
-    for u in range(t + 1, k):
+    for u in range(1, k):
         x = buf[u]
         v = u - 1
-        while v >= t and buf[v] > x:
+        while v >= 0 and buf[v] > x:
             buf[v + 1] = buf[v]
             v -= 1
         buf[v + 1] = x
 
 
 @njit(cache=True, nogil=True)
-def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out, steps):  # pragma: no cover - compiled
+def _mark_prefix(buf, k, pb, seg, w, W_v, cap_v, out):  # pragma: no cover - compiled
     """``buf[:k]``: distinct packed keys whose low ``pb`` bits are positions in ``seg``;
     mark the edges of the freed prefix in increasing key order (``_free_prefix``'s rule).
-
-    ``f(t) = t + ceil((W - cumw_t) / 2^32)`` never decreases (each weight is below
-    2^32), so the freed edges are a prefix of the order: all of them when
-    ``f(k) = k <= cap``; else the smallest keys are taken one by one (selection, for
-    the first ``steps``: columns free short prefixes, and numba's sort is slow on a few
-    dozen keys) and the rest sorted when
-    reached, until ``f`` exceeds ``cap``."""
+    ``g(t) = t + ceil((W - S_t) / 2^32)`` (``S_t``: weight of the ``t`` smallest keys)
+    never decreases, so the freed edges are the ``T`` smallest keys, ``T`` the largest
+    ``t`` with ``g(t) <= cap`` (all when ``k <= cap``, else ``T <= cap``), found by a
+    quickselect guided by ``g`` (O(k), no sort): ``buf[:lo]`` holds the ``lo`` smallest
+    keys, all freed (weight ``S``), ``T`` is in ``[lo, hi]``, ranks from ``end`` on no
+    longer matter.  (Sorting cost the national plan 10 ms per draw.)"""
     low = (np.int64(1) << pb) - 1
     if k <= cap_v:
         for t in range(k):
             out[seg[buf[t] & low]] = True
         return
-    cw = np.int64(0)
-    for t in range(k):
-        if t == steps:
-            _sort_tail(buf, t, k)
-        if t < steps:  # select the smallest remaining key (branch-free scan)
-            j = t
-            bj = buf[t]
-            for u in range(t + 1, k):
-                x = buf[u]
-                c = x < bj
-                bj = x if c else bj
-                j = u if c else j
-            buf[j] = buf[t]
-            buf[t] = bj
-        e = seg[buf[t] & low]
-        cw += w[e]
-        rest = W_v - cw
-        if (t + 1) + (-((-rest) // _ONE)) > cap_v:
-            return
-        out[e] = True
+    if cap_v <= 0:  # the first edge already breaks the rule
+        return
+    lo, hi, end, S = 0, cap_v, k, np.int64(0)
+    while lo < hi:
+        if end - lo <= 16:  # a few keys left: sort them and walk the rule
+            _sort_head(buf[lo:end], end - lo)
+            for t in range(lo, min(end, hi)):
+                S += w[seg[buf[t] & low]]
+                if (t + 1) + (-((S - W_v) // _ONE)) > cap_v:
+                    break
+                lo = t + 1
+            break
+        mid = (lo + end) >> 1  # median-of-three pivot, moved to end - 1 (Lomuto)
+        x, y, z = buf[lo], buf[mid], buf[end - 1]
+        pv = max(min(x, y), min(max(x, y), z))
+        j = lo if pv == x else (mid if pv == y else end - 1)
+        buf[j], buf[end - 1] = buf[end - 1], pv
+        i, part = lo, np.int64(0)
+        for u in range(lo, end - 1):  # branch-free: the comparisons are coin flips
+            v = buf[u]
+            c = v < pv
+            buf[u], buf[i] = buf[i], v  # a no-op swap of two keys >= pv when not c
+            part += ((_ONE - 1) - ((v >> pb) & (_ONE - 1))) * c  # the key's weight field
+            i += c
+        buf[end - 1], buf[i] = buf[i], pv  # keys of rank lo..i-1 below the pivot, the pivot at rank i
+        t = i + 1  # the prefix up to and including the pivot
+        St = S + part + w[seg[pv & low]]
+        if t <= hi and t + (-((St - W_v) // _ONE)) <= cap_v:
+            lo, S = t, St  # T >= t: all of them freed
+        else:
+            hi, end = min(hi, i), i  # T <= i: ranks >= i do not matter
+    for t in range(lo):
+        out[seg[buf[t] & low]] = True
 
 
 @njit(cache=True, nogil=True)
@@ -207,20 +217,18 @@ def classify(rows, cols, w, cap_r, cap_c, WR, WC, n, m):  # pragma: no cover - c
                     buf[k] = (slack[cols[i]] << (32 + pb_r)) | (((_ONE - 1) - w[i]) << pb_r) | k
                     seg[k] = i
                     k += 1
-            _mark_prefix(buf, k, pb_r, seg, w, WR[v], cap_r[v], free_r, 1)
+            _mark_prefix(buf, k, pb_r, seg, w, WR[v], cap_r[v], free_r)
         s = e
     for j in range(m):
         cnt[j + 1] += cnt[j]
-    fill = cnt[:-1].copy()
     by_col = np.empty(nf, np.int64)  # stable counting sort by column (pairs in index
     w_col = np.empty(nf, np.int64)   # order), with weights and row marks alongside: the
     r_col = np.empty(nf, np.uint8)   # column passes below read these in order
+    fill = cnt[:-1].copy()
     for i in range(w.size):
         if w[i] > 0:
             p = fill[cols[i]]
-            by_col[p] = i
-            w_col[p] = w[i]
-            r_col[p] = free_r[i]
+            by_col[p], w_col[p], r_col[p] = i, w[i], free_r[i]
             fill[cols[i]] += 1
     c_col = np.zeros(nf, np.bool_)  # freed at the column, per sorted position
     ident = np.arange(buf.size)
@@ -230,7 +238,7 @@ def classify(rows, cols, w, cap_r, cap_c, WR, WC, n, m):  # pragma: no cover - c
         for t in range(e - s):
             buf[t] = (np.int64(r_col[s + t]) << (32 + pb_c)) | (((_ONE - 1) - w_col[s + t]) << pb_c) | t
         if e > s:
-            _mark_prefix(buf, e - s, pb_c, ident, w_col[s:e], WC[j], cap_c[j], c_col[s:e], 48)
+            _mark_prefix(buf, e - s, pb_c, ident, w_col[s:e], WC[j], cap_c[j], c_col[s:e])
         for p in range(s, e):
             rc = np.int64(r_col[p])
             cc = np.int64(c_col[p])
@@ -372,3 +380,16 @@ def draw_parts(ip, w, c_real, zc, g_edges, g_of, g_S, g_w, U, indep, r):  # prag
         e = indep[t]
         out[e] += r[t] < np.float64(w[e]) / one
     return out
+
+
+@njit(cache=True, nogil=True)
+def whole_sums(whole, rows, cols, new, n, m):  # pragma: no cover - compiled
+    """Row and column totals of whole learners per data position and their total on
+    positions ``new``, in one pass (integer sums: exact in any order)."""
+    r, c, t = np.zeros(n, np.int64), np.zeros(m, np.int64), np.int64(0)
+    for i in range(whole.size):
+        x = whole[i]
+        r[rows[i]] += x
+        c[cols[i]] += x
+        t += x * np.int64(new[i])
+    return r, c, t

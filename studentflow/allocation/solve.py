@@ -197,11 +197,15 @@ def _prepare(expected: Any):
     return "dense", np.ascontiguousarray(arr)
 
 
-def _wrap(kind: str, mu, values: np.ndarray | None = None):
-    """Flows in the caller's container type (CSR with mu's pattern when sparse)."""
+def _wrap(kind: str, mu, values: np.ndarray | None = None, share: bool = False):
+    """Flows in the caller's container type (CSR with mu's pattern when sparse; its index
+    arrays shared with ``mu`` when ``share``)."""
     if kind == "dense":
         return values
-    out = sp.csr_array((values, mu.indices.copy(), mu.indptr.copy()), shape=mu.shape)
+    if share:
+        out = sp.csr_array((values, mu.indices, mu.indptr), shape=mu.shape, copy=False)
+    else:
+        out = sp.csr_array((values, mu.indices.copy(), mu.indptr.copy()), shape=mu.shape)
     return out if kind == "sparray" else sp.csr_matrix(out)
 
 
@@ -314,6 +318,13 @@ def allocate(
             capacities=K, tol=float(tol),
         )
 
+    return _balanced(kind, mu, E, K, tol, max_iter)
+
+
+def _balanced(kind, mu, E, K, tol, max_iter, share: bool = False) -> Allocation:
+    """The balanced allocation of checked inputs (``mu`` canonical CSR or dense);
+    ``share``: the sparse flows share ``mu``'s index arrays instead of copies."""
+    n, m = mu.shape
     if kind == "dense":
         mv = mu.__matmul__
 
@@ -338,7 +349,7 @@ def allocate(
     else:
         t = np.repeat(a, np.diff(mu.indptr)) * mu.data
         t *= b[mu.indices]
-        flows = _wrap(kind, mu, t)
+        flows = _wrap(kind, mu, t, share)
         R = a * mv(b)
         C = b * rmv(a)
     return Allocation(

@@ -49,23 +49,40 @@ class _Accumulator:
         self.base_costs = None  # the baseline's placements for the cost model (costs.BaselineDraws)
         self.amount = schools["esc_amount"].to_numpy(dtype=float)  # today's ESC amount, pesos
 
-    def add(self, i: int, k, outs) -> None:
+    def add(self, i: int, k, outs, after_draws=None) -> None:
         """Take scenario ``i``'s draws (``k``: its constraints and positions). ``outs``
-        (a list of DrawOutcome) is emptied as its arrays are copied, so that a
-        scenario's draws are not held twice."""
-        s, n = k.scenario, self.n_draws
-        expected = np.array([o.expected for o in outs])
-        new_placed = np.array([o.new_placed for o in outs])
-        pair_placed = np.stack([o.pair_placed for o in outs]) if k.pair_positions is not None else None
-        o_out = np.zeros((n, len(self.origins)), dtype=np.int32)
-        o_exp = np.zeros((n, len(self.origins)))
+        (DrawOutcomes in draw order: a list, emptied as its arrays are copied, or an
+        iterator, read as the draws finish) is never held whole beside the scenario's
+        arrays; ``after_draws`` is called once every draw is read.  Expected placements
+        per origin are kept only where needed (the scenarios others compare with, the
+        per-draw arrays asked for); else each draw's shortfall against the reference is
+        summed as it comes in."""
+        s, n, n_o = k.scenario, self.n_draws, len(self.origins)
+        ref = self.ref_expected.get(self.ref_of[s.name])
+        streamed = ref is not None and s.name not in self.refs and self.keep_draws is False
+        expected, new_placed, pair_placed = np.zeros(n), np.zeros(n), None
+        o_out = np.zeros((n, n_o), dtype=np.int32)
+        o_exp = None if streamed else np.zeros((n, n_o))
+        displaced, row = (np.zeros(n), np.zeros(n_o)) if streamed else (None, None)
         s_out = np.zeros((n, len(self.schools)), dtype=np.int32)
-        for d in range(len(outs)):  # draw by draw, each dropped once copied
-            o, outs[d] = outs[d], None
+        for d, o in enumerate(outs):  # draw by draw, each dropped once copied
+            if isinstance(outs, list):
+                outs[d] = None
+            expected[d], new_placed[d] = o.expected, o.new_placed
+            if k.pair_positions is not None:
+                if pair_placed is None:
+                    pair_placed = np.zeros((n, o.pair_placed.size), dtype=np.int32)
+                pair_placed[d] = o.pair_placed
             o_out[d, k.rows] = o.origin_placed
-            o_exp[d, k.rows] = o.origin_expected
+            if streamed:  # as np.clip(ref - o_exp, 0, None).sum(axis=1), row by row
+                row[k.rows] = o.origin_expected
+                displaced[d] = np.clip(ref[d] - row, 0, None).sum()
+            else:
+                o_exp[d, k.rows] = o.origin_expected
             s_out[d, k.cols] = o.school_placed
             del o
+        if after_draws is not None:
+            after_draws()
         if pair_placed is not None:
             from studentflow.scenarios.drill import scenario_tables
 
@@ -96,7 +113,10 @@ class _Accumulator:
         # displaced: on expected (unrounded) placements, so rounding noise is not counted
         if s.name in self.refs:
             self.ref_expected[s.name] = o_exp
-        self.waiting[s.name] = o_exp
+        if streamed:
+            self.displaced[s.name] = displaced
+        else:
+            self.waiting[s.name] = o_exp
         for name in [m for m in self.waiting if self.ref_of[m] in self.ref_expected]:
             ref = self.ref_expected[self.ref_of[name]]
             self.displaced[name] = np.clip(ref - self.waiting.pop(name), 0, None).sum(axis=1)

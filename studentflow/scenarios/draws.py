@@ -11,6 +11,7 @@ seed, never on where or in which order it runs, so both paths give identical res
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,10 @@ class DrawWork:
     pool_draws : numpy.ndarray or None
         Origin pools per draw number × local origin, learners (forecast pools with their
         uncertainty); None: ``pools`` in every draw.
+    in_order : bool
+        The design's rows are in data order (row ``k`` is data position ``k``, as
+        :func:`studentflow.scenarios.work._prepare` builds it: no gather per draw);
+        False: in pair-row order.
     demand_draws : numpy.ndarray or None
         Multiplier of each school's expected demand per draw number × local school
         (latent demand of full schools); None: 1.
@@ -71,10 +76,39 @@ class DrawWork:
     new_mask: sp.csr_matrix
     keep_pairs: bool = False
     pool_draws: np.ndarray | None = None
+    in_order: bool = False
     demand_draws: np.ndarray | None = None
 
+    @cached_property
+    def structure(self):
+        """``(rows, cols, new)`` of the canonical CSR structure (the rounding plan's row and
+        column per data position, new-pair positions as a boolean mask), or None when the
+        structure is not canonical (duplicate pairs): the general path then. Computed once
+        per work unit, on first use."""
+        from studentflow.allocation.integer import structure_positions
+        from studentflow.allocation.structured import is_canonical
+
+        if not is_canonical(self.indices, self.indptr, self.shape):
+            return None
+        same = (np.array_equal(self.new_mask.indptr, self.indptr)
+                and np.array_equal(self.new_mask.indices, self.indices))
+        if not same:
+            return None
+        rows, cols = structure_positions(self.indices, self.indptr, self.shape)
+        return rows, cols, self.new_mask.data != 0
+
+    def expected_data(self, beta: np.ndarray, d: int | None = None) -> np.ndarray:
+        """Expected flows μ per data position of the CSR structure (learners); with a draw
+        number ``d`` and ``demand_draws``, each school's demand times its draw's multiplier."""
+        mu = self.expected(beta)
+        mu = mu if self.in_order and self.design is not None else mu[self.order]
+        if d is not None and self.demand_draws is not None:
+            mu = mu * self.demand_draws[d % len(self.demand_draws)][self.indices]
+        return mu
+
     def expected(self, beta: np.ndarray) -> np.ndarray:
-        """Expected flows μ per pair row (learners) for the coefficient vector ``beta``."""
+        """Expected flows μ per design row (learners) for the coefficient vector ``beta``:
+        per pair row, or per data position when ``in_order``."""
         if self.design is not None:
             X, off = self.design
             eta = linear_predictor(X, off, beta)
@@ -112,6 +146,11 @@ class CompactDesign:
 
         return cls(stack([c for c in cols if c.dtype != np.uint8], float),
                    stack([c for c in cols if c.dtype == np.uint8], np.uint8), is_bin, pos)
+
+    def take(self, rows: np.ndarray) -> "CompactDesign":
+        """The design with its rows (pairs) in the order ``rows``."""
+        return CompactDesign(np.ascontiguousarray(self.floats[:, rows]), np.ascontiguousarray(self.binary[:, rows]),
+                             self.is_binary, self.pos)
 
     def columns(self) -> tuple:
         """The design's columns in term order (contiguous views)."""
@@ -219,6 +258,45 @@ def _on_structure(whole, work):
     return on_structure(whole, work.indptr, work.indices, work.shape)
 
 
+def _structured_draw(work: DrawWork, structure, beta, d, seed) -> DrawOutcome:
+    """One draw of the default allocator on the work unit's canonical structure: the
+    outcome of the general path, bit for bit, without building, copying and checking
+    the sparse matrices around allocation and rounding (``allocation.structured``)."""
+    from studentflow.allocation.integer import round_data
+    from studentflow.allocation.plan import kernels
+    from studentflow.allocation.structured import allocate_structured
+
+    rows, cols, new = structure
+    pools = work.pools if work.pool_draws is None else work.pool_draws[d % len(work.pool_draws)]
+    alloc = allocate_structured(work.expected_data(beta, d), work.indices, work.indptr, work.shape,
+                                pools, work.caps)
+    flows = alloc.flows.data
+    whole = round_data(flows, rows, cols, work.shape, alloc.pools, alloc.capacities, seed)
+    n, m = work.shape
+    nz = np.flatnonzero(np.diff(work.indptr))
+    kern = kernels(whole.size)
+    if kern is not None:  # exact integer sums, as _whole_sums and _new_placed give them
+        placed_o, placed_s, on_new = (np.asarray(a) for a in kern.whole_sums(whole, rows, cols, new, n, m))
+        placed_o, placed_s = placed_o.view(np.int64), placed_s.view(np.int64)
+    else:
+        placed_o = np.zeros(n, np.int64)
+        if whole.size:
+            placed_o[nz] = np.add.reduceat(whole, work.indptr[nz])
+        placed_s = np.bincount(cols, weights=whole, minlength=m).round().astype(np.int64)
+        on_new = whole[new].sum()
+    _check_whole(work.name, d, placed_o, placed_s, whole, pools, work.caps)
+    expected_o = np.zeros(n)  # as scipy's CSR sum(axis=1): reduceat over the non-empty rows
+    if flows.size:
+        expected_o[nz] = np.add.reduceat(flows, work.indptr[nz])
+    return DrawOutcome(
+        origin_placed=placed_o.astype(np.int32), origin_expected=expected_o,
+        school_placed=placed_s.astype(np.int32),
+        expected=float(np.sum(flows)) if flows.size else 0.0,
+        new_placed=float(on_new),
+        pair_placed=whole.astype(np.int32) if work.keep_pairs else None,
+    )
+
+
 def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=None) -> list[DrawOutcome]:
     """Allocate and round the draws ``draws`` of one scenario.
 
@@ -239,16 +317,19 @@ def simulate_draws(work: DrawWork, betas: np.ndarray, draws, seeds, allocator=No
     list of DrawOutcome
         In the order of ``draws``.
     """
+    from studentflow.allocation.solve import allocate as _allocate
+
     if allocator is None:
-        from studentflow.allocation.solve import allocate as allocator
+        allocator = _allocate
     betas = np.atleast_2d(np.asarray(betas, dtype=float))
+    fast = work.structure if allocator is _allocate and work.method == "balance" else None
     out = []
     for beta, d, seed in zip(betas, draws, seeds):
-        mu = work.expected(beta)
-        data = mu[work.order]
-        if work.demand_draws is not None:
-            data *= work.demand_draws[d % len(work.demand_draws)][work.indices]
-        mat = sp.csr_matrix((data, work.indices, work.indptr), shape=work.shape)
+        if fast is not None:
+            out.append(_structured_draw(work, fast, beta, d, seed))
+            continue
+        mu = work.expected_data(beta, d)
+        mat = sp.csr_matrix((mu, work.indices, work.indptr), shape=work.shape)
         pools = work.pools if work.pool_draws is None else work.pool_draws[d % len(work.pool_draws)]
         alloc = allocator(mat, pools, work.caps, method=work.method, seed=seed)
         del mu, mat  # two arrays of pairs fewer held while rounding (per draw thread)

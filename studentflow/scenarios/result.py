@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from studentflow.scenarios.costs import COST_METRICS, RATIO_METRICS
+from studentflow.schema import id_positions
 
 #: Per-draw metrics summarised into ``table`` as ``<metric>_mean/_lo/_hi``.
 DRAW_METRICS: dict[str, str] = {
@@ -91,12 +92,12 @@ def relief_matrix(bundle, origin_ids):
 
     jhs = jhs_congestion(bundle)
     jhs = jhs[jhs["jhs_seats"].astype(float) > 0]
-    f = bundle.flows
-    f = f[f["destination_id"].isin(jhs.index) & f["origin_id"].isin(origin_ids)]
-    o_pos = pd.Index(origin_ids).get_indexer(f["origin_id"])
-    j_pos = jhs.index.get_indexer(f["destination_id"])
+    f = bundle.flows  # ids looked up once per distinct id (the flows' isin cost 0.25 s nationally)
+    o_pos = id_positions(pd.Index(origin_ids), f["origin_id"])
+    j_pos = id_positions(jhs.index, f["destination_id"])
+    keep = (o_pos >= 0) & (j_pos >= 0)
     flows = sp.csr_matrix(
-        (f["learners"].to_numpy(dtype=float), (o_pos, j_pos)), shape=(len(origin_ids), len(jhs))
+        (f["learners"].to_numpy(dtype=float)[keep], (o_pos[keep], j_pos[keep])), shape=(len(origin_ids), len(jhs))
     )
     total = np.asarray(flows.sum(axis=1)).ravel()
     share = sp.diags(np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)) @ flows

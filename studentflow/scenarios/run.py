@@ -73,7 +73,9 @@ THREAD_MIN_PAIRS = 100_000
 
 
 def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
-    """Yield ``(i, kept, outcomes)`` per scenario, building each work unit only when it runs.
+    """Yield ``(i, kept, outcomes)`` per scenario, building each work unit only when it
+    runs; ``outcomes`` is an iterator over the draws in draw order, to be read before the
+    next scenario.
 
     With ``threads`` > 1 the draws of a scenario of at least :data:`THREAD_MIN_PAIRS`
     pairs run on that many threads (the compiled rounding kernels, numpy and scipy's
@@ -88,13 +90,16 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
             def one(d, work=work):
                 return simulate_draws(work, betas[d], [d], [seeds[d]], allocator)
 
-            outs = []
             big = pool is not None and work.indices.size >= THREAD_MIN_PAIRS
-            for got in (pool.map(one, range(len(betas))) if big else map(one, range(len(betas)))):
-                outs += got
-                bar.update(1)
-            del work, one
-            yield i, kept, outs
+            results = pool.map(one, range(len(betas))) if big else map(one, range(len(betas)))
+
+            def stream(results=results):  # read as the draws finish, in draw order
+                for got in results:
+                    bar.update(1)
+                    yield from got
+
+            yield i, kept, stream()
+            del work, one, results, stream
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -229,15 +234,20 @@ def run_scenarios(
                        ref_of, relief_matrix(bundle, origins.index) if bundle is not None else None,
                        keep_draws)
     large = len(pairs) >= THREAD_MIN_PAIRS  # a full collection costs ~0.1 s: worth it on large tables only
+    # with a large table, once the draws are read: the draw threads' freed temporaries
+    # sit in their own arenas, back to the OS before the scenario's summaries
+    after = (lambda: trim(collect=False)) if large else None
     for i, kept, outs in stream:
-        if large:  # the draw threads' freed temporaries sit in their own arenas: back to the OS first
-            trim(collect=False)
-        acc.add(i, kept, outs)
+        acc.add(i, kept, outs, after)
         if large:
             trim()  # the scenario's work unit and draws: free heap pages back to the OS
     if bar is not None:
         bar.close()
-    return dataclasses.replace(acc.result(scenarios, seed, params), calibration=calibration)
+    result = dataclasses.replace(acc.result(scenarios, seed, params), calibration=calibration)
+    if large:  # the accumulator's draws x origins arrays (the reference's expected placements,
+        del acc  # the baseline's placements) back to the OS before the next stage
+        trim(collect=False)
+    return result
 
 
 # ---------------------------------------------------------------- the steps

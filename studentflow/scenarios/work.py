@@ -183,14 +183,17 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
             from studentflow.scenarios.calibrate import CalibratedModel
 
             model = CalibratedModel(model, calibration)
-    if design is not None:
-        design = (design[0], np.ascontiguousarray(design[1], dtype=float))
+    if design is not None:  # rows in data order: no gather of μ per draw
+        X, off = design
+        X = X.take(order) if isinstance(X, CompactDesign) else np.ascontiguousarray(X[order])
+        design = (X, np.ascontiguousarray(np.asarray(off, dtype=float)[order]))
+        del X, off
     work = DrawWork(
         name=s.name, method=s.method, design=design,
         predict=None if design is not None else (model, p, model.params.index),
         order=order, indices=c[order].astype(np.int32), indptr=indptr, shape=shape,
         pools=pools[rows], caps=caps[cols].astype(float), new_mask=new_mask, keep_pairs=keep_pairs,
-        pool_draws=pool_draws,
+        pool_draws=pool_draws, in_order=design is not None,
         demand_draws=None if demand_draws is None else np.ascontiguousarray(demand_draws[:, cols]),
     )
     school_extra = school_extra.reindex(schools.index).fillna(0.0).to_numpy(dtype=float)
