@@ -20,6 +20,8 @@ variance ``M + alpha sum_i mu_ij^2``, the NB2 sum moment-matched). Two pieces fo
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -101,6 +103,17 @@ def school_demand(mat: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
             np.asarray(mat.multiply(mat).sum(axis=0), float).ravel())
 
 
+def _school_uniforms(ids, draws: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two draws × schools arrays of uniforms, each school's from its own stream (seed and
+    the school id), so a school gets the same draws whichever other schools a table holds."""
+    first, second = np.empty((draws, len(ids))), np.empty((draws, len(ids)))
+    for k, sid in enumerate(ids):
+        key = zlib.crc32(str(sid).encode("utf-8"))
+        u = np.random.default_rng([int(seed), key]).random(2 * draws)
+        first[:, k], second[:, k] = u[:draws], u[draws:]
+    return first, second
+
+
 def latent_demand_draws(schools: pd.DataFrame, alpha: float, draws: int, seed: int) -> pd.DataFrame | None:
     """Per draw, each full school's demand as a multiplier of its calibrated demand.
 
@@ -121,19 +134,20 @@ def latent_demand_draws(schools: pd.DataFrame, alpha: float, draws: int, seed: i
     -------
     pandas.DataFrame or None
         Draws × school ids (only schools with ``p_full > 0``), dimensionless, each column
-        of mean about 1; None when no school is full.
+        of mean about 1; None when no school is full. Each school's draws come from its own
+        random stream (``seed`` and its id), the same whatever else the table holds.
     """
     full = schools.loc[(schools["p_full"] > 0) & (schools["demand"] > 0)]
     if full.empty:
         return None
-    rng = np.random.default_rng(seed)
     t = np.minimum(full["observed"], full["capacity"]).to_numpy(float)
     law = _law(full["demand"], full["demand_sq"], alpha)
     below = law.cdf(t - 1)  # P(D < t): the draws start above it
-    u = below + (1.0 - below) * rng.random((draws, len(full)))
+    first, second = _school_uniforms(full.index, draws, seed)
+    u = below + (1.0 - below) * first
     latent = law.ppf(np.minimum(u, 1 - 1e-12))
     latent = np.where(np.isfinite(latent), np.maximum(latent, t), t)
-    is_full = rng.random((draws, len(full))) < full["p_full"].to_numpy(float)
+    is_full = second < full["p_full"].to_numpy(float)
     demand = np.where(is_full, latent, t)
     mean = (full["factor"] * full["demand"]).to_numpy(float)
     return pd.DataFrame(demand / mean, columns=full.index)
