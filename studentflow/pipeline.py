@@ -28,6 +28,7 @@ from typing import Callable, Literal
 
 import pandas as pd
 
+from studentflow import forked
 from studentflow.errors import DataError
 from studentflow.report.provenance import close_run, open_run
 from studentflow.report.truth import synthetic_truth, truth_placements as _truth_placements
@@ -42,6 +43,10 @@ ORIGIN_REGION_FORMULA = (
     "np.log1p(origin_lgu_revenue) + C(origin_region, Treatment('NCR'))"
 )
 STAGES = ("ingest", "distances", "pairs", "fit", "scenarios", "report")
+#: pair-table rows up to which the scenario and report stages put independent work on the
+#: other core (:mod:`studentflow.forked`); beyond, the child's copied pages would add to the
+#: peak memory, and the national draws already run on two threads
+FORK_MAX_PAIRS = 100_000
 MODEL_LABELS = {"truncate": "zero-truncated NB2, positive pairs", "include": "NB2, all pairs within the radius",
                 "drop": "NB2, positive pairs only (study)"}
 
@@ -324,10 +329,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         distances = None
         trim()  # their pages back to the OS before the scenarios' peak (studentflow.malloc)
 
-    def scenario_stage():
-        main = run_scenarios(bundle, model, scenarios, pairs=p, distances=distances, draws=draws,
-                             seed=seed, progress=progress, client=client, keep_draws=keep_draws,
-                             calibrate=cal(model), school_flows=write, pool_draws=pool_draws)
+    def side_work():  # the other estimators' point estimates and a synthetic region's truth
         others = {label: run_scenarios(bundle, m, scenarios, pairs=p, distances=distances, draws=0,
                                        seed=seed, progress=False, calibrate=cal(m))
                   for label, m in list(models.items())[1:]}
@@ -335,9 +337,20 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
             others.update({f"{label.replace(' (used)', '')} as fitted": run_scenarios(
                 bundle, m, scenarios, pairs=p, distances=distances, draws=0, seed=seed, progress=False,
                 calibrate=False) for label, m in models.items()})
-        return main, others
+        return others, (None if plan or not write else _truth_placements(manifest, scenarios, draws, seed))
 
-    result, comparisons = stage(5, "scenarios", scenario_stage,
+    def scenario_stage():  # the side work on the other core while the main model's draws run (small runs)
+        side = forked.start(side_work, fork=client is None and len(p) <= FORK_MAX_PAIRS)
+        try:
+            main = run_scenarios(bundle, model, scenarios, pairs=p, distances=distances, draws=draws,
+                                 seed=seed, progress=progress, client=client, keep_draws=keep_draws,
+                                 calibrate=cal(model), school_flows=write, pool_draws=pool_draws)
+        except BaseException:
+            side.cancel()
+            raise
+        return main, *side.result()
+
+    result, comparisons, truth_placed = stage(5, "scenarios", scenario_stage,
                                 lambda r: f"{len(r[0].scenarios)} scenarios x {r[0].draws} draws"
                                           + (f" (+ point estimates under {len(r[1])} other estimator(s))"
                                              if r[1] else ""))
@@ -347,8 +360,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
                                                           models=models, comparisons=comparisons,
                                                           truth=truth, timings=timings, provenance=record,
                                                           ledger=False,  # written after ingest
-                                                          truth_placements=None if plan else _truth_placements(
-                                                              manifest, scenarios, draws, seed), **extra),
+                                                          truth_placements=truth_placed, **extra),
                         lambda w: f"{len(w)} files in {out}")
         outputs.update(written)
     return PipelineResult(bundle, distances, pairs, model, models, result, comparisons, outputs, timings)

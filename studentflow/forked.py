@@ -1,0 +1,140 @@
+"""Independent work of one run on the second core: a function run in a forked child process.
+
+Most of a run holds the GIL (pandas, matplotlib, Python loops), so two threads only take
+turns. A forked child starts with everything the parent has built (no pickling of the
+inputs, no imports again) and runs on the other core; only its result comes back,
+pickled through a pipe. :func:`start` forks and returns at once; :meth:`Pending.result`
+waits for the child and returns what the function returned, re-raises what it raised
+(its traceback text added as a note) and re-issues the warnings it emitted, so a caller
+recording warnings sees the same ones as when the function runs here.
+
+The function must not depend on side effects in this process (it runs in another one;
+files it writes are written, objects it changes are not), and its result must pickle.
+
+Where fork is unavailable (Windows), with fewer than two usable cores, or with
+``STUDENTFLOW_FORK=0`` in the environment, :func:`start` does not fork: the function
+runs when :meth:`Pending.result` is called, in this process, with the same result.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import traceback
+import warnings
+from typing import Callable
+
+__all__ = ["start", "Pending", "available"]
+
+
+def available() -> bool:
+    """True when :func:`start` forks: ``os.fork`` exists, two cores or more are usable and
+    ``STUDENTFLOW_FORK`` is not "0"."""
+    if not hasattr(os, "fork") or os.environ.get("STUDENTFLOW_FORK", "1") == "0":
+        return False
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores >= 2
+
+
+class Pending:
+    """The result of :func:`start`, to be collected once with :meth:`result`."""
+
+    def __init__(self, fn: Callable, pid: int | None = None, fd: int | None = None):
+        self._fn, self._pid, self._fd = fn, pid, fd
+
+    @property
+    def forked(self) -> bool:
+        """True when the function runs in a child process."""
+        return self._pid is not None
+
+    def result(self):
+        """What the function returned (waits for the child), or raise what it raised."""
+        if self._pid is None:
+            fn, self._fn = self._fn, None
+            if fn is None:
+                raise RuntimeError("forked.Pending.result: already collected")
+            return fn()
+        with os.fdopen(self._fd, "rb") as fh:
+            data = fh.read()
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = self._fd = None
+        if not data:
+            raise RuntimeError(f"forked: the child process ended without a result (wait status {status})")
+        ok, value, caught = pickle.loads(data)
+        for message, category in caught:
+            warnings.warn(message, category, stacklevel=2)
+        if not ok:
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        """Stop the child (if any) and reap it; :meth:`result` cannot be called after."""
+        self._fn = None
+        if self._pid is not None:
+            import signal
+
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.close(self._fd)
+            os.waitpid(self._pid, 0)
+            self._pid = self._fd = None
+
+
+def start(fn: Callable, *, fork: bool = True) -> Pending:
+    """Run ``fn()`` in a forked child process (``fork`` and :func:`available`), else later here.
+
+    Parameters
+    ----------
+    fn : callable
+        No arguments; its return value must pickle.
+    fork : bool
+        False: never fork (e.g. on large inputs, where the child's copy-on-write pages
+        would add to the peak memory).
+
+    Returns
+    -------
+    Pending
+        ``result()`` gives ``fn()``'s return value.
+    """
+    if not (fork and available()):
+        return Pending(fn)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    r, w = os.pipe()
+    with warnings.catch_warnings():  # Python 3.12+ warns on forking a process with threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid:
+        os.close(w)
+        return Pending(fn, pid, r)
+    try:  # the child: run, send the result, and leave without running any exit handler
+        os.close(r)
+        _send(w, _child(fn))
+    finally:
+        os._exit(0)
+
+
+def _child(fn: Callable) -> bytes:
+    """``fn()``'s pickled (ok, value or exception, warnings)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            payload = (True, fn())
+        except BaseException as exc:  # noqa: BLE001 -- everything goes back to the parent
+            exc.add_note("in the forked child process:\n" + "".join(traceback.format_exception(exc)))
+            payload = (False, exc)
+    notes = [(str(c.message), c.category) for c in caught]
+    try:
+        return pickle.dumps((*payload, notes), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        what = "result" if payload[0] else f"error ({type(payload[1]).__name__}: {payload[1]})"
+        return pickle.dumps((False, RuntimeError(f"forked: the {what} does not pickle: {exc}"), notes))
+
+
+def _send(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

@@ -1,0 +1,83 @@
+"""studentflow.forked: work run in a forked child gives what running it here gives."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from studentflow import forked
+from studentflow.errors import DataError
+
+needs_fork = pytest.mark.skipif(not forked.available(), reason="no fork or a single core")
+
+
+def _work(seed: int):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"school_id": [f"{i:06d}" for i in range(50)], "x": rng.normal(size=50)})
+    return os.getpid(), frame
+
+
+@needs_fork
+def test_the_child_returns_what_the_function_returns_here():
+    pending = forked.start(lambda: _work(3))
+    assert pending.forked
+    pid, got = pending.result()
+    assert pid != os.getpid()
+    pd.testing.assert_frame_equal(got, _work(3)[1])
+
+
+def test_without_fork_the_function_runs_when_collected(monkeypatch):
+    monkeypatch.setenv("STUDENTFLOW_FORK", "0")
+    assert not forked.available()
+    calls = []
+    pending = forked.start(lambda: calls.append(1) or _work(4))
+    assert not pending.forked and calls == []
+    pid, got = pending.result()
+    assert pid == os.getpid() and calls == [1]
+    with pytest.raises(RuntimeError, match="already collected"):
+        pending.result()
+    assert not forked.start(lambda: 1, fork=False).forked
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_errors_and_warnings_come_back(fork):
+    def bad():
+        warnings.warn("a note from the side work", UserWarning)
+        raise DataError("enrollment.xlsx: row 7, column 'school_id': not a 6-digit id")
+
+    pending = forked.start(bad, fork=fork)
+    in_child = pending.forked
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(DataError, match="row 7, column 'school_id'") as err:
+            pending.result()
+    assert [str(w.message) for w in caught] == ["a note from the side work"]
+    assert any("forked child" in n for n in getattr(err.value, "__notes__", [])) == in_child
+
+    def noisy():
+        warnings.warn("alpha on its boundary", RuntimeWarning)
+        return 5
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert forked.start(noisy, fork=fork).result() == 5
+    assert [(str(w.message), w.category) for w in caught] == [("alpha on its boundary", RuntimeWarning)]
+
+
+@needs_fork
+def test_a_result_that_does_not_pickle_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="does not pickle"):
+        forked.start(lambda: (lambda: 1)).result()
+
+
+@needs_fork
+def test_a_child_that_dies_is_an_error_and_cancel_reaps():
+    with pytest.raises(RuntimeError, match="without a result"):
+        forked.start(lambda: os._exit(3)).result()
+    pending = forked.start(lambda: __import__("time").sleep(30))
+    pending.cancel()
+    assert not pending.forked
