@@ -329,6 +329,8 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         distances = None
         trim()  # their pages back to the OS before the scenarios' peak (studentflow.malloc)
 
+    small = client is None and len(p) <= FORK_MAX_PAIRS  # independent work forked (studentflow.forked)
+
     def side_work():  # the other estimators' point estimates and a synthetic region's truth
         others = {label: run_scenarios(bundle, m, scenarios, pairs=p, distances=distances, draws=0,
                                        seed=seed, progress=False, calibrate=cal(m))
@@ -340,7 +342,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         return others, (None if plan or not write else _truth_placements(manifest, scenarios, draws, seed))
 
     def scenario_stage():  # the side work on the other core while the main model's draws run (small runs)
-        side = forked.start(side_work, fork=client is None and len(p) <= FORK_MAX_PAIRS)
+        side = forked.start(side_work, fork=small)
         try:
             main = run_scenarios(bundle, model, scenarios, pairs=p, distances=distances, draws=draws,
                                  seed=seed, progress=progress, client=client, keep_draws=keep_draws,
@@ -360,7 +362,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
                                                           models=models, comparisons=comparisons,
                                                           truth=truth, timings=timings, provenance=record,
                                                           ledger=False,  # written after ingest
-                                                          truth_placements=truth_placed, **extra),
+                                                          truth_placements=truth_placed, fork=small, **extra),
                         lambda w: f"{len(w)} files in {out}")
         outputs.update(written)
     return PipelineResult(bundle, distances, pairs, model, models, result, comparisons, outputs, timings)
