@@ -43,10 +43,11 @@ ORIGIN_REGION_FORMULA = (
     "np.log1p(origin_lgu_revenue) + C(origin_region, Treatment('NCR'))"
 )
 STAGES = ("ingest", "distances", "pairs", "fit", "scenarios", "report")
-#: pair-table rows up to which the scenario and report stages put independent work on the
-#: other core (:mod:`studentflow.forked`); beyond, the child's copied pages would add to the
-#: peak memory, and the national draws already run on two threads
-FORK_MAX_PAIRS = 100_000
+#: schools (the latest year's bundle) up to which a run puts independent work on the other
+#: core (:mod:`studentflow.forked`): the earlier years' pair tables, the other estimators'
+#: point estimates, the figures. The sample has 3,000; beyond, at national scale (59,000), a
+#: child's copied pages would add to the peak memory, and the scenario draws use two threads.
+FORK_MAX_SCHOOLS = 20_000
 MODEL_LABELS = {"truncate": "zero-truncated NB2, positive pairs", "include": "NB2, all pairs within the radius",
                 "drop": "NB2, positive pairs only (study)"}
 
@@ -305,19 +306,32 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         outputs["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
         if len(bundle.sources):
             outputs["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
+    small = client is None and len(bundle.schools) <= FORK_MAX_SCHOOLS  # independent work forked
     distances = stage(2, "distances", lambda: compute_distances(panel or bundle, max_km=max_km, client=client),
                       lambda d: f"{len(d):,} origin-school distances ({', '.join(sorted(d['method'].unique()))})")
-    pairs = stage(3, "pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km),
-                  lambda p: f"{int((p['pair_type'] == 'observed').sum()):,} observed + "
-                            f"{int((p['pair_type'] == 'new').sum()):,} new pairs")
+    earlier = [y for y in (panel.years if panel is not None and zeros != "include" else ()) if y != bundle.school_year]
+    side = forked.start(lambda: {y: build_pairs(panel[y], distances, radius_km=radius_km) for y in earlier},
+                        fork=small and bool(earlier))  # the pooled fit's earlier years, on the other core
+    try:
+        pairs = stage(3, "pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km),
+                      lambda p: f"{int((p['pair_type'] == 'observed').sum()):,} observed + "
+                                f"{int((p['pair_type'] == 'new').sum()):,} new pairs")
+    except BaseException:
+        side.cancel()
+        raise
+
     def fit_stage():
         estimation = None
         if zeros == "include":  # an outcome-independent candidate set: every pair within the radius
             radius = build_pairs(bundle, distances, radius_km=radius_km, candidates="radius")
             estimation = radius.loc[radius["within_radius"]]
-        return pooled_models(panel, distances, fit_models(pairs, zeros, method=fit_method, formula=formula,
-                             estimation_pairs=estimation), MODEL_LABELS[zeros], zeros, radius_km=radius_km,
-                             method=fit_method, formula=formula, built={bundle.school_year: pairs})
+        try:
+            single = fit_models(pairs, zeros, method=fit_method, formula=formula, estimation_pairs=estimation)
+        except BaseException:
+            side.cancel()
+            raise
+        return pooled_models(panel, distances, single, MODEL_LABELS[zeros], zeros, radius_km=radius_km,
+                             method=fit_method, formula=formula, built={**side.result(), bundle.school_year: pairs})
 
     models = stage(4, "fit", fit_stage,
                    lambda m: "; ".join(f"{k}: {_slopes(v)}" for k, v in m.items()))
@@ -328,8 +342,6 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     if not keep_distances and not needs_distances(scenarios, p):  # nothing later reads them
         distances = None
         trim()  # their pages back to the OS before the scenarios' peak (studentflow.malloc)
-
-    small = client is None and len(p) <= FORK_MAX_PAIRS  # independent work forked (studentflow.forked)
 
     def side_work():  # the other estimators' point estimates and a synthetic region's truth
         others = {label: run_scenarios(bundle, m, scenarios, pairs=p, distances=distances, draws=0,
