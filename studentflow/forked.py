@@ -38,10 +38,18 @@ def available() -> bool:
 
 
 class Pending:
-    """The result of :func:`start`, to be collected once with :meth:`result`."""
+    """The result of :func:`start`, to be collected once with :meth:`result`; as a context
+    manager, :meth:`cancel` on an error in its block."""
 
     def __init__(self, fn: Callable, pid: int | None = None, fd: int | None = None):
         self._fn, self._pid, self._fd = fn, pid, fd
+
+    def __enter__(self) -> "Pending":
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:  # an error before the result was collected: stop the child
+        if kind is not None:
+            self.cancel()
 
     @property
     def forked(self) -> bool:

@@ -48,6 +48,9 @@ STAGES = ("ingest", "distances", "pairs", "fit", "scenarios", "report")
 #: point estimates, the figures. The sample has 3,000; beyond, at national scale (59,000), a
 #: child's copied pages would add to the peak memory, and the scenario draws use two threads.
 FORK_MAX_SCHOOLS = 20_000
+#: raw bytes (the manifest's files) up to which ingest loads the earlier school years in a
+#: forked child (the sample: 16 MB over three years; one national year: 43 MB)
+FORK_MAX_BYTES = 32 << 20
 MODEL_LABELS = {"truncate": "zero-truncated NB2, positive pairs", "include": "NB2, all pairs within the radius",
                 "drop": "NB2, positive pairs only (study)"}
 
@@ -295,8 +298,13 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     from studentflow.scenarios.levers import needs_distances
     from studentflow.scenarios.run import run_scenarios
 
+    from studentflow.ingest.manifest import manifest_bytes
+    from studentflow.paths import sample_manifest
+
     truth = synthetic_truth(manifest)
-    panel, bundle = stage(1, "ingest", lambda: fit_years_panel(manifest, fit_years, client=client, load=load_bundle),
+    raw_small = client is None and manifest_bytes(manifest or sample_manifest()) <= FORK_MAX_BYTES  # forked ingest
+    panel, bundle = stage(1, "ingest", lambda: fit_years_panel(manifest, fit_years, client=client, load=load_bundle,
+                                                               fork=raw_small),
                           lambda pb: f"{len(pb[1].schools):,} schools, {len(pb[1].flows):,} flows, {len(pb[1].ledger):,} "
                                      f"ledger rows" + (f"; {len(pb[0].years)} school years to fit on" if pb[0] else ""))
     bundle = bundle if panel is None else replace(bundle, ledger=panel.ledger)  # every year's: files, run.json
@@ -310,31 +318,22 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     distances = stage(2, "distances", lambda: compute_distances(panel or bundle, max_km=max_km, client=client),
                       lambda d: f"{len(d):,} origin-school distances ({', '.join(sorted(d['method'].unique()))})")
     earlier = [y for y in (panel.years if panel is not None and zeros != "include" else ()) if y != bundle.school_year]
-    side = forked.start(lambda: {y: build_pairs(panel[y], distances, radius_km=radius_km) for y in earlier},
-                        fork=small and bool(earlier))  # the pooled fit's earlier years, on the other core
-    try:
+    with forked.start(lambda: {y: build_pairs(panel[y], distances, radius_km=radius_km) for y in earlier},
+                      fork=small and bool(earlier)) as side:  # the pooled fit's earlier years, on the other core
         pairs = stage(3, "pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km),
                       lambda p: f"{int((p['pair_type'] == 'observed').sum()):,} observed + "
                                 f"{int((p['pair_type'] == 'new').sum()):,} new pairs")
-    except BaseException:
-        side.cancel()
-        raise
 
-    def fit_stage():
-        estimation = None
-        if zeros == "include":  # an outcome-independent candidate set: every pair within the radius
-            radius = build_pairs(bundle, distances, radius_km=radius_km, candidates="radius")
-            estimation = radius.loc[radius["within_radius"]]
-        try:
+        def fit_stage():
+            estimation = None
+            if zeros == "include":  # an outcome-independent candidate set: every pair within the radius
+                radius = build_pairs(bundle, distances, radius_km=radius_km, candidates="radius")
+                estimation = radius.loc[radius["within_radius"]]
             single = fit_models(pairs, zeros, method=fit_method, formula=formula, estimation_pairs=estimation)
-        except BaseException:
-            side.cancel()
-            raise
-        return pooled_models(panel, distances, single, MODEL_LABELS[zeros], zeros, radius_km=radius_km,
-                             method=fit_method, formula=formula, built={**side.result(), bundle.school_year: pairs})
+            return pooled_models(panel, distances, single, MODEL_LABELS[zeros], zeros, radius_km=radius_km,
+                                 method=fit_method, formula=formula, built={**side.result(), bundle.school_year: pairs})
 
-    models = stage(4, "fit", fit_stage,
-                   lambda m: "; ".join(f"{k}: {_slopes(v)}" for k, v in m.items()))
+        models = stage(4, "fit", fit_stage, lambda m: "; ".join(f"{k}: {_slopes(v)}" for k, v in m.items()))
     model = next(iter(models.values()))
 
     from studentflow.next_year import plan_inputs  # next year's pools, calibrated on the latest year
@@ -354,15 +353,11 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         return others, (None if plan or not write else _truth_placements(manifest, scenarios, draws, seed))
 
     def scenario_stage():  # the side work on the other core while the main model's draws run (small runs)
-        side = forked.start(side_work, fork=small)
-        try:
+        with forked.start(side_work, fork=small) as side:
             main = run_scenarios(bundle, model, scenarios, pairs=p, distances=distances, draws=draws,
                                  seed=seed, progress=progress, client=client, keep_draws=keep_draws,
                                  calibrate=cal(model), school_flows=write, pool_draws=pool_draws)
-        except BaseException:
-            side.cancel()
-            raise
-        return main, *side.result()
+            return main, *side.result()
 
     result, comparisons, truth_placed = stage(5, "scenarios", scenario_stage,
                                 lambda r: f"{len(r[0].scenarios)} scenarios x {r[0].draws} draws"

@@ -43,6 +43,28 @@ def runs(tmp_path_factory, small_region):
     return out
 
 
+def test_work_forked_to_the_other_core_leaves_every_file_the_same(runs, monkeypatch):
+    """The pooled run forks (studentflow.forked: the earlier year's files and pair table, the other
+    estimators, the figures); with STUDENTFLOW_FORK=0 all of it runs in one process, to the same files."""
+    import gzip
+
+    from studentflow import forked
+
+    if not forked.available():
+        pytest.skip("no fork or a single core: both runs would be the same code path")
+    monkeypatch.setenv("STUDENTFLOW_FORK", "0")
+    one = runs["manifest"].parent / "out_one_process"
+    assert main(["run", "--data", str(runs["manifest"]), "--out", str(one), "--draws", "2", "--no-progress"]) == 0
+    names = sorted(p.name for p in runs["all"].iterdir())
+    assert names == sorted(p.name for p in one.iterdir()) and "esc_origins.csv.gz" in names
+    for name in names:
+        a, b = (runs["all"] / name).read_bytes(), (one / name).read_bytes()
+        if name.endswith(".gz"):
+            a, b = gzip.decompress(a), gzip.decompress(b)
+        if name.endswith((".csv", ".gz", ".txt", ".png")):
+            assert a == b, name
+
+
 def _coef(model_txt: str, label: str) -> tuple[float, float]:
     m = re.search(rf"^{re.escape(label)}\s+(-?\d+\.\d+)\s+(\d+\.\d+)", model_txt, re.M)
     return float(m[1]), float(m[2])

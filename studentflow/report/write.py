@@ -207,10 +207,9 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
         from studentflow.report.maps import boundaries_of, map_section
 
         outlines = boundaries_of(bundle)
-    drawn = forked.start(lambda: figure_set(result, models=all_models, truth=truth, bundle=bundle, outlines=outlines,
-                                            pairs=pairs, comparisons=comparisons, truth_placements=truth_placements),
-                         fork=fork)  # the PNGs on the other core while the files below are written
-    try:
+    with forked.start(lambda: figure_set(result, models=all_models, truth=truth, bundle=bundle, outlines=outlines,
+                                         pairs=pairs, comparisons=comparisons, truth_placements=truth_placements),
+                      fork=fork) as drawn:  # the PNGs on the other core while the files below are written
         from studentflow.report.names import school_labels, with_names
 
         labels = school_labels(bundle)
@@ -231,10 +230,7 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
         if mapped:
             map_html = map_section(result, bundle, outlines)
             written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", bundle, named)
-    except BaseException:
-        drawn.cancel()
-        raise
-    figures, section = drawn.result()
+        figures, section = drawn.result()
     extra_html = "\n".join(sections)
     for name, (_, png) in figures.items():
         written[name] = atomic_write(out / name, lambda tmp, png=png: tmp.write_bytes(png))
