@@ -226,11 +226,10 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
                 written["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
         if all_models:
             written["model.txt"] = _write_text(out / "model.txt", _models_text(all_models))
-        map_html = ""
-        if mapped:
-            map_html = map_section(result, bundle, outlines)
-            written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", bundle, named)
+        map_html = map_section(result, bundle, outlines) if mapped else ""
         figures, section = drawn.result()
+    if mapped:  # after the figures, as before they were drawn alongside: a failed map leaves no GeoPackage
+        written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", bundle, named)
     extra_html = "\n".join(sections)
     for name, (_, png) in figures.items():
         written[name] = atomic_write(out / name, lambda tmp, png=png: tmp.write_bytes(png))
