@@ -353,6 +353,10 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         return others, (None if plan or not write else _truth_placements(manifest, scenarios, draws, seed))
 
     def scenario_stage():  # the side work on the other core while the main model's draws run (small runs)
+        if small:  # numba and the kernels imported once, here, for both processes
+            from studentflow.allocation.plan import kernels
+
+            kernels()
         with forked.start(side_work, fork=small) as side:
             main = run_scenarios(bundle, model, scenarios, pairs=p, distances=distances, draws=draws,
                                  seed=seed, progress=progress, client=client, keep_draws=keep_draws,
