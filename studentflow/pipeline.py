@@ -43,14 +43,11 @@ ORIGIN_REGION_FORMULA = (
     "np.log1p(origin_lgu_revenue) + C(origin_region, Treatment('NCR'))"
 )
 STAGES = ("ingest", "distances", "pairs", "fit", "scenarios", "report")
-#: schools (the latest year's bundle) up to which a run puts independent work on the other
-#: core (:mod:`studentflow.forked`): the earlier years' pair tables, the other estimators'
-#: point estimates, the figures. The sample has 3,000; beyond, at national scale (59,000), a
-#: child's copied pages would add to the peak memory, and the scenario draws use two threads.
-FORK_MAX_SCHOOLS = 20_000
-#: raw bytes (the manifest's files) up to which ingest loads the earlier school years in a
-#: forked child (the sample: 16 MB over three years; one national year: 43 MB)
-FORK_MAX_BYTES = 32 << 20
+#: Independent work goes to the other core (:mod:`studentflow.forked`) up to these sizes: the
+#: earlier years at ingest (bytes of the manifest's files: the sample 16 MB over three years, one
+#: national year 43 MB); their pair tables, the other estimators' point estimates and the figures
+#: (schools: the sample 3,000, national 59,000, where a child's pages would add to the peak).
+FORK_MAX_BYTES, FORK_MAX_SCHOOLS = 32 << 20, 20_000
 MODEL_LABELS = {"truncate": "zero-truncated NB2, positive pairs", "include": "NB2, all pairs within the radius",
                 "drop": "NB2, positive pairs only (study)"}
 
@@ -304,7 +301,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     truth = synthetic_truth(manifest)
     raw_small = client is None and manifest_bytes(manifest or sample_manifest()) <= FORK_MAX_BYTES  # forked ingest
     panel, bundle = stage(1, "ingest", lambda: fit_years_panel(manifest, fit_years, client=client, load=load_bundle,
-                                                               fork=raw_small),
+                                                               fork=raw_small, meanwhile=_import_later_stages),
                           lambda pb: f"{len(pb[1].schools):,} schools, {len(pb[1].flows):,} flows, {len(pb[1].ledger):,} "
                                      f"ledger rows" + (f"; {len(pb[0].years)} school years to fit on" if pb[0] else ""))
     bundle = bundle if panel is None else replace(bundle, ledger=panel.ledger)  # every year's: files, run.json
@@ -353,10 +350,8 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         return others, (None if plan or not write else _truth_placements(manifest, scenarios, draws, seed))
 
     def scenario_stage():  # the side work on the other core while the main model's draws run (small runs)
-        if small:  # numba and the kernels imported once, here, for both processes
-            from studentflow.allocation.plan import kernels
-
-            kernels()
+        if small:
+            _import_later_stages()  # once, for both processes (numba's kernels: not again in the child)
         with forked.start(side_work, fork=small) as side:
             main = run_scenarios(bundle, model, scenarios, pairs=p, distances=distances, draws=draws,
                                  seed=seed, progress=progress, client=client, keep_draws=keep_draws,
@@ -377,6 +372,14 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
                         lambda w: f"{len(w)} files in {out}")
         outputs.update(written)
     return PipelineResult(bundle, distances, pairs, model, models, result, comparisons, outputs, timings)
+
+
+def _import_later_stages() -> None:
+    """Import what the stages after ingest use (0.5 s), while a forked ingest's child reads."""
+    import plotly.io, pyogrio, studentflow.gravity.fit, studentflow.report.interactive, studentflow.scenarios.calibrate  # noqa
+    from studentflow.allocation.plan import kernels
+
+    kernels()  # numba
 
 
 def _slopes(model) -> str:

@@ -124,7 +124,7 @@ def load_bundle(manifest: str | Path | None = None, *, year: str | None = None, 
     return bundle
 
 
-def load_panel(manifest: str | Path | None = None, *, client=None, fork: bool = False) -> Panel:
+def load_panel(manifest: str | Path | None = None, *, client=None, fork: bool = False, meanwhile=None) -> Panel:
     """Load every school year of a manifest: one :class:`Bundle` per year, linked by school.
 
     Each file is read once, however many years share it; every year's bundle is the one
@@ -141,6 +141,9 @@ def load_panel(manifest: str | Path | None = None, *, client=None, fork: bool = 
         Load the earlier years in a forked child process while this one loads the latest
         (:mod:`studentflow.forked`; the same panel; files both need are read by both).
         For small manifests: the child's pages add to the memory in use. Not with ``client``.
+    meanwhile : callable, optional
+        Called with no arguments in this process once it has loaded the latest year, while
+        the child still loads (e.g. the imports of the next stages); only when forked.
 
     Returns
     -------
@@ -169,6 +172,8 @@ def load_panel(manifest: str | Path | None = None, *, client=None, fork: bool = 
         earlier = forked.start(lambda: part(years[:-1]))
         try:
             latest = part(years[-1:])
+            if meanwhile is not None:
+                meanwhile()
         except BaseException:
             earlier.cancel()
             raise
