@@ -375,8 +375,9 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
 
 
 def _import_later_stages() -> None:
-    """Import what the stages after ingest use (0.5 s), while a forked ingest's child reads."""
-    import plotly.io, pyogrio, studentflow.gravity.fit, studentflow.report.interactive, studentflow.scenarios.calibrate  # noqa
+    """Import what the stages after ingest use (about 1 s), while a forked ingest's child reads."""
+    import plotly.io, pyogrio, scipy.stats  # noqa: E401,F401 -- the map, schools.gpkg, the fit's p-values
+    import studentflow.gravity.fit, studentflow.report.interactive, studentflow.scenarios.calibrate  # noqa
     from studentflow.allocation.plan import kernels
 
     kernels()  # numba
