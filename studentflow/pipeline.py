@@ -375,9 +375,10 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
 
 
 def _import_later_stages() -> None:
-    """Import what the stages after ingest use (about 1 s), while a forked ingest's child reads."""
+    """Import what the stages after ingest use (1.3 s), while a forked ingest's child reads."""
     import plotly.io, pyogrio, scipy.stats  # noqa: E401,F401 -- the map, schools.gpkg, the fit's p-values
     import studentflow.gravity.fit, studentflow.report.interactive, studentflow.scenarios.calibrate  # noqa
+    import studentflow.report.figures  # noqa: F401 -- matplotlib, then in the figures' child already
     from studentflow.allocation.plan import kernels
 
     kernels()  # numba
