@@ -289,14 +289,13 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.gravity.panel import fit_years_panel, pooled_models
     from studentflow.ingest import load_bundle
-    from studentflow.pairs import build_pairs
+    from studentflow.ingest.manifest import manifest_bytes
     from studentflow.malloc import trim
+    from studentflow.pairs import build_pairs
+    from studentflow.paths import sample_manifest
     from studentflow.report.write import _write_csv, write_report
     from studentflow.scenarios.levers import needs_distances
     from studentflow.scenarios.run import run_scenarios
-
-    from studentflow.ingest.manifest import manifest_bytes
-    from studentflow.paths import sample_manifest
 
     truth = synthetic_truth(manifest)
     raw_small = client is None and manifest_bytes(manifest or sample_manifest()) <= FORK_MAX_BYTES  # forked ingest
