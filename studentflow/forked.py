@@ -11,9 +11,10 @@ recording warnings sees the same ones as when the function runs here.
 The function must not depend on side effects in this process (it runs in another one;
 files it writes are written, objects it changes are not), and its result must pickle.
 
-Where fork is unavailable (Windows), with fewer than two usable cores, or with
-``STUDENTFLOW_FORK=0`` in the environment, :func:`start` does not fork: the function
-runs when :meth:`Pending.result` is called, in this process, with the same result.
+Off Linux (Windows has no fork; on macOS system libraries may crash in a forked child),
+with fewer than two usable cores, or with ``STUDENTFLOW_FORK=0`` in the environment,
+:func:`start` does not fork: the function runs when :meth:`Pending.result` is called, in
+this process, with the same result.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ __all__ = ["start", "Pending", "available"]
 
 
 def available() -> bool:
-    """True when :func:`start` forks: ``os.fork`` exists, two cores or more are usable and
-    ``STUDENTFLOW_FORK`` is not "0"."""
-    if not hasattr(os, "fork") or os.environ.get("STUDENTFLOW_FORK", "1") == "0":
+    """True when :func:`start` forks: on Linux (macOS's system libraries are not safe to use in a
+    forked child, and Windows has no fork), with two cores or more usable and ``STUDENTFLOW_FORK``
+    not "0"."""
+    if not sys.platform.startswith("linux") or os.environ.get("STUDENTFLOW_FORK", "1") == "0":
         return False
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return cores >= 2
