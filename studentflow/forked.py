@@ -12,9 +12,11 @@ The function must not depend on side effects in this process (it runs in another
 files it writes are written, objects it changes are not), and its result must pickle.
 
 Off Linux (Windows has no fork; on macOS system libraries may crash in a forked child),
-with fewer than two usable cores, or with ``STUDENTFLOW_FORK=0`` in the environment,
-:func:`start` does not fork: the function runs when :meth:`Pending.result` is called, in
-this process, with the same result.
+with fewer than two usable cores, on a busy machine (no core free: the child would only
+take turns with other processes, and forking costs CPU: copied pages, files both read),
+or with ``STUDENTFLOW_FORK=0`` in the environment, :func:`start` does not fork: the
+function runs when :meth:`Pending.result` is called, in this process, with the same
+result. ``STUDENTFLOW_FORK=1`` forks whatever the load.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ __all__ = ["start", "Pending", "available"]
 
 def available() -> bool:
     """True when :func:`start` forks: on Linux (macOS's system libraries are not safe to use in a
-    forked child, and Windows has no fork), with two cores or more usable and ``STUDENTFLOW_FORK``
-    not "0"."""
-    if not sys.platform.startswith("linux") or os.environ.get("STUDENTFLOW_FORK", "1") == "0":
+    forked child, and Windows has no fork) with two cores or more usable, and, unless
+    ``STUDENTFLOW_FORK=1``, a core free: a one-minute load average at most the cores less 0.5.
+    ``STUDENTFLOW_FORK=0``: never."""
+    mode = os.environ.get("STUDENTFLOW_FORK", "")
+    if not sys.platform.startswith("linux") or mode == "0":
         return False
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores >= 2
+    cores = len(os.sched_getaffinity(0))
+    return cores >= 2 and (mode == "1" or os.getloadavg()[0] <= cores - 0.5)
 
 
 class Pending:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -36,8 +38,9 @@ def runs(tmp_path_factory, small_region):
     out = {}
     for fit in ("all", "latest"):
         d = root / f"out_{fit}"
-        assert main(["run", "--data", str(manifest), "--out", str(d), "--draws", "2", "--no-progress",
-                     "--fit-years", fit]) == 0
+        with mock.patch.dict(os.environ, STUDENTFLOW_FORK="1"):  # forked whatever the load (studentflow.forked)
+            assert main(["run", "--data", str(manifest), "--out", str(d), "--draws", "2", "--no-progress",
+                         "--fit-years", fit]) == 0
         out[fit] = d
     out["manifest"] = manifest
     return out
@@ -50,6 +53,7 @@ def test_work_forked_to_the_other_core_leaves_every_file_the_same(runs, monkeypa
 
     from studentflow import forked
 
+    monkeypatch.setenv("STUDENTFLOW_FORK", "1")
     if not forked.available():
         pytest.skip("no fork or a single core: both runs would be the same code path")
     monkeypatch.setenv("STUDENTFLOW_FORK", "0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -12,7 +13,22 @@ import pytest
 from studentflow import forked
 from studentflow.errors import DataError
 
-needs_fork = pytest.mark.skipif(not forked.available(), reason="no fork or a single core")
+needs_fork = pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                                reason="forks on Linux with two cores or more")
+
+
+@pytest.fixture(autouse=True)
+def _fork_whatever_the_load(monkeypatch):
+    monkeypatch.setenv("STUDENTFLOW_FORK", "1")
+
+
+def test_fork_is_off_on_a_busy_machine_unless_asked_for(monkeypatch):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.0, 0.0, 0.0))
+    monkeypatch.setenv("STUDENTFLOW_FORK", "")
+    assert not forked.available() and not forked.start(lambda: 1).forked
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert forked.available() == (sys.platform.startswith("linux") and cores >= 2)
 
 
 def _work(seed: int):
