@@ -12,8 +12,9 @@ The function must not depend on side effects in this process (it runs in another
 files it writes are written, objects it changes are not), and its result must pickle.
 
 Off Linux (Windows has no fork; on macOS system libraries may crash in a forked child),
-with fewer than two usable cores, on a busy machine (no core free: the child would only
-take turns with other processes, and forking costs CPU: copied pages, files both read),
+with fewer than two usable cores, on a busy machine (no core free, :func:`core_free`: the
+child would only take turns with other processes, and forking costs CPU: copied pages,
+files both processes read),
 or with ``STUDENTFLOW_FORK=0`` in the environment, :func:`start` does not fork: the
 function runs when :meth:`Pending.result` is called, in this process, with the same
 result. ``STUDENTFLOW_FORK=1`` forks whatever the load.
@@ -28,19 +29,41 @@ import traceback
 import warnings
 from typing import Callable
 
-__all__ = ["start", "Pending", "available"]
+__all__ = ["start", "Pending", "available", "core_free", "cpu_pressure"]
+
+
+#: % of the last 10 s in which some task waited for a CPU (Linux's pressure stall information)
+#: up to which a core counts as free
+FREE_PRESSURE = 10.0
 
 
 def available() -> bool:
     """True when :func:`start` forks: on Linux (macOS's system libraries are not safe to use in a
     forked child, and Windows has no fork) with two cores or more usable, and, unless
-    ``STUDENTFLOW_FORK=1``, a core free: a one-minute load average at most the cores less 0.5.
-    ``STUDENTFLOW_FORK=0``: never."""
+    ``STUDENTFLOW_FORK=1``, a core free (:func:`core_free`). ``STUDENTFLOW_FORK=0``: never."""
     mode = os.environ.get("STUDENTFLOW_FORK", "")
     if not sys.platform.startswith("linux") or mode == "0":
         return False
     cores = len(os.sched_getaffinity(0))
-    return cores >= 2 and (mode == "1" or os.getloadavg()[0] <= cores - 0.5)
+    return cores >= 2 and (mode == "1" or core_free(cores))
+
+
+def core_free(cores: int) -> bool:
+    """Whether no task had to wait for a CPU lately: at most :data:`FREE_PRESSURE` % of the
+    last 10 s (``/proc/pressure/cpu``, "some avg10"); where the kernel does not report it, a
+    one-minute load average at most ``cores`` less 0.5 (which lags: a minute after others
+    stop it still counts them)."""
+    pressure = cpu_pressure()
+    return pressure <= FREE_PRESSURE if pressure is not None else os.getloadavg()[0] <= cores - 0.5
+
+
+def cpu_pressure() -> float | None:
+    """% of the last 10 s in which some task waited for a CPU, or None where not reported."""
+    try:
+        with open("/proc/pressure/cpu", encoding="ascii") as fh:
+            return float(fh.readline().split()[1].partition("=")[2])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class Pending:

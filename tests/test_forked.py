@@ -22,13 +22,29 @@ def _fork_whatever_the_load(monkeypatch):
     monkeypatch.setenv("STUDENTFLOW_FORK", "1")
 
 
-def test_fork_is_off_on_a_busy_machine_unless_asked_for(monkeypatch):
+@pytest.mark.parametrize("pressure", [None, 0.0])
+def test_fork_is_off_on_a_busy_machine_unless_asked_for(monkeypatch, pressure):
+    """Busy: tasks waited for a CPU most of the last 10 s (or, where that is not reported, a load
+    average above the cores); forced with STUDENTFLOW_FORK=1, never with 0."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.0, 0.0, 0.0))
+    can = sys.platform.startswith("linux") and cores >= 2
     monkeypatch.setenv("STUDENTFLOW_FORK", "")
+    monkeypatch.setattr(forked, "cpu_pressure", lambda: None if pressure is None else 80.0)
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.0, 0.0, 0.0))
     assert not forked.available() and not forked.start(lambda: 1).forked
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
-    assert forked.available() == (sys.platform.startswith("linux") and cores >= 2)
+    monkeypatch.setenv("STUDENTFLOW_FORK", "1")
+    assert forked.available() == can
+    monkeypatch.setenv("STUDENTFLOW_FORK", "")
+    monkeypatch.setattr(forked, "cpu_pressure", lambda: pressure)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2 if pressure is None else cores + 1.0, 0.0, 0.0))
+    assert forked.available() == can  # free: by pressure when reported (whatever the lagging load), else load
+    monkeypatch.setenv("STUDENTFLOW_FORK", "0")
+    assert not forked.available()
+
+
+def test_cpu_pressure_reads_the_kernels_figure():
+    p = forked.cpu_pressure()
+    assert p is None or 0.0 <= p <= 100.0
 
 
 def _work(seed: int):
