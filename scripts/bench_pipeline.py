@@ -69,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     warnings.simplefilter("ignore")
 
-    forks = forked.available()
+    forks = forked.wanted()
     with tempfile.TemporaryDirectory() as out:
         c0 = _cpu()
         total, res = _time(lambda: run_pipeline(args.data, out_dir=out, draws=args.draws, progress=False))

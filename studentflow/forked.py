@@ -12,12 +12,12 @@ The function must not depend on side effects in this process (it runs in another
 files it writes are written, objects it changes are not), and its result must pickle.
 
 Off Linux (Windows has no fork; on macOS system libraries may crash in a forked child),
-with fewer than two usable cores, on a busy machine (no core free, :func:`core_free`: the
-child would only take turns with other processes, and forking costs CPU: copied pages,
-files both processes read),
-or with ``STUDENTFLOW_FORK=0`` in the environment, :func:`start` does not fork: the
-function runs when :meth:`Pending.result` is called, in this process, with the same
-result. ``STUDENTFLOW_FORK=1`` forks whatever the load.
+with fewer than two usable cores, with ``STUDENTFLOW_FORK=0`` in the environment, or
+when the caller says so (``fork=False``), :func:`start` does not fork: the function runs
+when :meth:`Pending.result` is called, in this process, with the same result. A caller
+asks :func:`wanted` once per run: not on a busy machine (no core free, :func:`core_free`:
+the child would only take turns with other processes, and forking costs CPU: copied
+pages, files both processes read), unless ``STUDENTFLOW_FORK=1``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import traceback
 import warnings
 from typing import Callable
 
-__all__ = ["start", "Pending", "available", "core_free", "cpu_pressure"]
+__all__ = ["start", "Pending", "possible", "wanted", "core_free", "cpu_pressure"]
 
 
 #: % of the last 10 s in which some task waited for a CPU (Linux's pressure stall information)
@@ -37,15 +37,21 @@ __all__ = ["start", "Pending", "available", "core_free", "cpu_pressure"]
 FREE_PRESSURE = 10.0
 
 
-def available() -> bool:
+def possible() -> bool:
     """True when :func:`start` forks: on Linux (macOS's system libraries are not safe to use in a
-    forked child, and Windows has no fork) with two cores or more usable, and, unless
-    ``STUDENTFLOW_FORK=1``, a core free (:func:`core_free`). ``STUDENTFLOW_FORK=0``: never."""
-    mode = os.environ.get("STUDENTFLOW_FORK", "")
-    if not sys.platform.startswith("linux") or mode == "0":
+    forked child, and Windows has no fork), with two cores or more usable, and
+    ``STUDENTFLOW_FORK`` not "0"."""
+    return (sys.platform.startswith("linux") and os.environ.get("STUDENTFLOW_FORK", "") != "0"
+            and len(os.sched_getaffinity(0)) >= 2)
+
+
+def wanted() -> bool:
+    """Whether a run should fork its independent work: :func:`possible`, and a core free
+    (:func:`core_free`) unless ``STUDENTFLOW_FORK=1``. Ask once, at the start of a run: its
+    own forks make the CPU pressure that :func:`core_free` reads."""
+    if not possible():
         return False
-    cores = len(os.sched_getaffinity(0))
-    return cores >= 2 and (mode == "1" or core_free(cores))
+    return os.environ.get("STUDENTFLOW_FORK", "") == "1" or core_free(len(os.sched_getaffinity(0)))
 
 
 def core_free(cores: int) -> bool:
@@ -136,7 +142,7 @@ def start(fn: Callable, *, fork: bool = True) -> Pending:
     Pending
         ``result()`` gives ``fn()``'s return value.
     """
-    if not (fork and available()):
+    if not (fork and possible()):
         return Pending(fn)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -298,7 +298,8 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     from studentflow.scenarios.run import run_scenarios
 
     truth = synthetic_truth(manifest)
-    raw_small = client is None and manifest_bytes(manifest or sample_manifest()) <= FORK_MAX_BYTES  # forked ingest
+    spare = client is None and forked.wanted()  # a core free now, before this run's own forks make it busy
+    raw_small = spare and manifest_bytes(manifest or sample_manifest()) <= FORK_MAX_BYTES  # forked ingest
     panel, bundle = stage(1, "ingest", lambda: fit_years_panel(manifest, fit_years, client=client, load=load_bundle,
                                                                fork=raw_small, meanwhile=_import_later_stages),
                           lambda pb: f"{len(pb[1].schools):,} schools, {len(pb[1].flows):,} flows, {len(pb[1].ledger):,} "
@@ -310,7 +311,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         outputs["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
         if len(bundle.sources):
             outputs["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
-    small = client is None and len(bundle.schools) <= FORK_MAX_SCHOOLS  # independent work forked
+    small = spare and len(bundle.schools) <= FORK_MAX_SCHOOLS  # independent work forked
     distances = stage(2, "distances", lambda: compute_distances(panel or bundle, max_km=max_km, client=client),
                       lambda d: f"{len(d):,} origin-school distances ({', '.join(sorted(d['method'].unique()))})")
     earlier = [y for y in (panel.years if panel is not None and zeros != "include" else ()) if y != bundle.school_year]
@@ -379,7 +380,6 @@ def _import_later_stages() -> None:
     import studentflow.gravity.fit, studentflow.report.interactive, studentflow.scenarios.calibrate  # noqa
     import studentflow.report.figures  # noqa: F401 -- matplotlib, then in the figures' child already
     from studentflow.allocation.plan import kernels
-
     kernels()  # numba
 
 

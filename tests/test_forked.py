@@ -23,7 +23,7 @@ def _fork_whatever_the_load(monkeypatch):
 
 
 @pytest.mark.parametrize("pressure", [None, 0.0])
-def test_fork_is_off_on_a_busy_machine_unless_asked_for(monkeypatch, pressure):
+def test_a_run_forks_on_a_busy_machine_only_when_asked(monkeypatch, pressure):
     """Busy: tasks waited for a CPU most of the last 10 s (or, where that is not reported, a load
     average above the cores); forced with STUDENTFLOW_FORK=1, never with 0."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
@@ -31,15 +31,15 @@ def test_fork_is_off_on_a_busy_machine_unless_asked_for(monkeypatch, pressure):
     monkeypatch.setenv("STUDENTFLOW_FORK", "")
     monkeypatch.setattr(forked, "cpu_pressure", lambda: None if pressure is None else 80.0)
     monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.0, 0.0, 0.0))
-    assert not forked.available() and not forked.start(lambda: 1).forked
+    assert not forked.wanted() and forked.possible() == can  # a caller that forks anyway (fork=True) may
     monkeypatch.setenv("STUDENTFLOW_FORK", "1")
-    assert forked.available() == can
+    assert forked.wanted() == can
     monkeypatch.setenv("STUDENTFLOW_FORK", "")
     monkeypatch.setattr(forked, "cpu_pressure", lambda: pressure)
     monkeypatch.setattr(os, "getloadavg", lambda: (0.2 if pressure is None else cores + 1.0, 0.0, 0.0))
-    assert forked.available() == can  # free: by pressure when reported (whatever the lagging load), else load
+    assert forked.wanted() == can  # free: by pressure when reported (whatever the lagging load), else load
     monkeypatch.setenv("STUDENTFLOW_FORK", "0")
-    assert not forked.available()
+    assert not forked.wanted() and not forked.possible() and not forked.start(lambda: 1).forked
 
 
 def test_cpu_pressure_reads_the_kernels_figure():
@@ -64,7 +64,7 @@ def test_the_child_returns_what_the_function_returns_here():
 
 def test_without_fork_the_function_runs_when_collected(monkeypatch):
     monkeypatch.setenv("STUDENTFLOW_FORK", "0")
-    assert not forked.available()
+    assert not forked.possible()
     calls = []
     pending = forked.start(lambda: calls.append(1) or _work(4))
     assert not pending.forked and calls == []
