@@ -29,7 +29,7 @@ import traceback
 import warnings
 from typing import Callable
 
-__all__ = ["start", "Pending", "possible", "wanted", "core_free", "cpu_pressure"]
+__all__ = ["start", "Pending", "possible", "wanted", "core_free", "cpu_pressure", "procs_running"]
 
 
 #: % of the last 10 s in which some task waited for a CPU (Linux's pressure stall information)
@@ -55,12 +55,34 @@ def wanted() -> bool:
 
 
 def core_free(cores: int) -> bool:
-    """Whether no task had to wait for a CPU lately: at most :data:`FREE_PRESSURE` % of the
-    last 10 s (``/proc/pressure/cpu``, "some avg10"); where the kernel does not report it, a
-    one-minute load average at most ``cores`` less 0.5 (which lags: a minute after others
-    stop it still counts them)."""
+    """Whether a core is free: no task had to wait for a CPU lately (at most
+    :data:`FREE_PRESSURE` % of the last 10 s, ``/proc/pressure/cpu`` "some avg10"), or no
+    other task is running now (``/proc/stat`` procs_running, this process included, at most
+    ``cores`` less 1: just after another busy run ended, whose waiting the 10 s average still
+    counts); where neither is reported, a one-minute load average at most ``cores`` less 0.5."""
     pressure = cpu_pressure()
-    return pressure <= FREE_PRESSURE if pressure is not None else os.getloadavg()[0] <= cores - 0.5
+    if pressure is not None and pressure <= FREE_PRESSURE:
+        return True
+    running = procs_running()
+    if running is not None:
+        return running <= cores - 1
+    return pressure is None and os.getloadavg()[0] <= cores - 0.5
+
+
+def procs_running(samples: int = 3) -> int | None:
+    """Tasks running now, this one included (the least of ``samples`` reads 2 ms apart), or None."""
+    import time
+
+    seen = []
+    for k in range(samples):
+        try:
+            with open("/proc/stat", encoding="ascii") as fh:
+                seen += [int(line.split()[1]) for line in fh if line.startswith("procs_running")]
+        except (OSError, ValueError, IndexError):
+            return None
+        if k + 1 < samples:
+            time.sleep(0.002)
+    return min(seen) if seen else None
 
 
 def cpu_pressure() -> float | None:

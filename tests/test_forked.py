@@ -30,8 +30,11 @@ def test_a_run_forks_on_a_busy_machine_only_when_asked(monkeypatch, pressure):
     can = sys.platform.startswith("linux") and cores >= 2
     monkeypatch.setenv("STUDENTFLOW_FORK", "")
     monkeypatch.setattr(forked, "cpu_pressure", lambda: None if pressure is None else 80.0)
+    monkeypatch.setattr(forked, "procs_running", lambda: None if pressure is None else cores + 1)
     monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.0, 0.0, 0.0))
     assert not forked.wanted() and forked.possible() == can  # a caller that forks anyway (fork=True) may
+    monkeypatch.setattr(forked, "procs_running", lambda: None if pressure is None else 1)
+    assert forked.wanted() == (can and pressure is not None)  # waited lately, but nothing else runs now
     monkeypatch.setenv("STUDENTFLOW_FORK", "1")
     assert forked.wanted() == can
     monkeypatch.setenv("STUDENTFLOW_FORK", "")
@@ -42,9 +45,10 @@ def test_a_run_forks_on_a_busy_machine_only_when_asked(monkeypatch, pressure):
     assert not forked.wanted() and not forked.possible() and not forked.start(lambda: 1).forked
 
 
-def test_cpu_pressure_reads_the_kernels_figure():
-    p = forked.cpu_pressure()
+def test_cpu_pressure_and_running_tasks_read_the_kernels_figures():
+    p, n = forked.cpu_pressure(), forked.procs_running()
     assert p is None or 0.0 <= p <= 100.0
+    assert n is None or n >= 1  # this process is running
 
 
 def _work(seed: int):
