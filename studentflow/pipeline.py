@@ -28,6 +28,7 @@ from typing import Callable, Literal
 
 import pandas as pd
 
+from studentflow import forked
 from studentflow.errors import DataError
 from studentflow.report.provenance import close_run, open_run
 from studentflow.report.truth import synthetic_truth, truth_placements as _truth_placements
@@ -42,6 +43,11 @@ ORIGIN_REGION_FORMULA = (
     "np.log1p(origin_lgu_revenue) + C(origin_region, Treatment('NCR'))"
 )
 STAGES = ("ingest", "distances", "pairs", "fit", "scenarios", "report")
+#: Independent work goes to the other core (:mod:`studentflow.forked`) up to these sizes: the
+#: earlier years at ingest (bytes of the manifest's files: the sample 16 MB over three years, one
+#: national year 43 MB); their pair tables, the other estimators' point estimates and the figures
+#: (schools: the sample 3,000, national 59,000, where a child's pages would add to the peak).
+FORK_MAX_BYTES, FORK_MAX_SCHOOLS = 32 << 20, 20_000
 MODEL_LABELS = {"truncate": "zero-truncated NB2, positive pairs", "include": "NB2, all pairs within the radius",
                 "drop": "NB2, positive pairs only (study)"}
 
@@ -283,14 +289,19 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     """The six stages of :func:`run_pipeline`, in order (``stage`` times and logs each)."""
     from studentflow.gravity.panel import fit_years_panel, pooled_models
     from studentflow.ingest import load_bundle
-    from studentflow.pairs import build_pairs
+    from studentflow.ingest.manifest import manifest_bytes
     from studentflow.malloc import trim
+    from studentflow.pairs import build_pairs
+    from studentflow.paths import sample_manifest
     from studentflow.report.write import _write_csv, write_report
     from studentflow.scenarios.levers import needs_distances
     from studentflow.scenarios.run import run_scenarios
 
     truth = synthetic_truth(manifest)
-    panel, bundle = stage(1, "ingest", lambda: fit_years_panel(manifest, fit_years, client=client, load=load_bundle),
+    spare = client is None and forked.wanted()  # a core free now, before this run's own forks make it busy
+    raw_small = spare and manifest_bytes(manifest or sample_manifest()) <= FORK_MAX_BYTES  # forked ingest
+    panel, bundle = stage(1, "ingest", lambda: fit_years_panel(manifest, fit_years, client=client, load=load_bundle,
+                                                               fork=raw_small, meanwhile=_import_later_stages),
                           lambda pb: f"{len(pb[1].schools):,} schools, {len(pb[1].flows):,} flows, {len(pb[1].ledger):,} "
                                      f"ledger rows" + (f"; {len(pb[0].years)} school years to fit on" if pb[0] else ""))
     bundle = bundle if panel is None else replace(bundle, ledger=panel.ledger)  # every year's: files, run.json
@@ -300,22 +311,26 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         outputs["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
         if len(bundle.sources):
             outputs["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
+    small = spare and len(bundle.schools) <= FORK_MAX_SCHOOLS  # independent work forked
     distances = stage(2, "distances", lambda: compute_distances(panel or bundle, max_km=max_km, client=client),
                       lambda d: f"{len(d):,} origin-school distances ({', '.join(sorted(d['method'].unique()))})")
-    pairs = stage(3, "pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km),
-                  lambda p: f"{int((p['pair_type'] == 'observed').sum()):,} observed + "
-                            f"{int((p['pair_type'] == 'new').sum()):,} new pairs")
-    def fit_stage():
-        estimation = None
-        if zeros == "include":  # an outcome-independent candidate set: every pair within the radius
-            radius = build_pairs(bundle, distances, radius_km=radius_km, candidates="radius")
-            estimation = radius.loc[radius["within_radius"]]
-        return pooled_models(panel, distances, fit_models(pairs, zeros, method=fit_method, formula=formula,
-                             estimation_pairs=estimation), MODEL_LABELS[zeros], zeros, radius_km=radius_km,
-                             method=fit_method, formula=formula, built={bundle.school_year: pairs})
+    earlier = [y for y in (panel.years if panel is not None and zeros != "include" else ()) if y != bundle.school_year]
+    with forked.start(lambda: {y: build_pairs(panel[y], distances, radius_km=radius_km) for y in earlier},
+                      fork=small and bool(earlier)) as side:  # the pooled fit's earlier years, on the other core
+        pairs = stage(3, "pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km),
+                      lambda p: f"{int((p['pair_type'] == 'observed').sum()):,} observed + "
+                                f"{int((p['pair_type'] == 'new').sum()):,} new pairs")
 
-    models = stage(4, "fit", fit_stage,
-                   lambda m: "; ".join(f"{k}: {_slopes(v)}" for k, v in m.items()))
+        def fit_stage():
+            estimation = None
+            if zeros == "include":  # an outcome-independent candidate set: every pair within the radius
+                radius = build_pairs(bundle, distances, radius_km=radius_km, candidates="radius")
+                estimation = radius.loc[radius["within_radius"]]
+            single = fit_models(pairs, zeros, method=fit_method, formula=formula, estimation_pairs=estimation)
+            return pooled_models(panel, distances, single, MODEL_LABELS[zeros], zeros, radius_km=radius_km,
+                                 method=fit_method, formula=formula, built={**side.result(), bundle.school_year: pairs})
+
+        models = stage(4, "fit", fit_stage, lambda m: "; ".join(f"{k}: {_slopes(v)}" for k, v in m.items()))
     model = next(iter(models.values()))
 
     from studentflow.next_year import plan_inputs  # next year's pools, calibrated on the latest year
@@ -324,10 +339,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         distances = None
         trim()  # their pages back to the OS before the scenarios' peak (studentflow.malloc)
 
-    def scenario_stage():
-        main = run_scenarios(bundle, model, scenarios, pairs=p, distances=distances, draws=draws,
-                             seed=seed, progress=progress, client=client, keep_draws=keep_draws,
-                             calibrate=cal(model), school_flows=write, pool_draws=pool_draws)
+    def side_work():  # the other estimators' point estimates and a synthetic region's truth
         others = {label: run_scenarios(bundle, m, scenarios, pairs=p, distances=distances, draws=0,
                                        seed=seed, progress=False, calibrate=cal(m))
                   for label, m in list(models.items())[1:]}
@@ -335,9 +347,18 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
             others.update({f"{label.replace(' (used)', '')} as fitted": run_scenarios(
                 bundle, m, scenarios, pairs=p, distances=distances, draws=0, seed=seed, progress=False,
                 calibrate=False) for label, m in models.items()})
-        return main, others
+        return others, (None if plan or not write else _truth_placements(manifest, scenarios, draws, seed))
 
-    result, comparisons = stage(5, "scenarios", scenario_stage,
+    def scenario_stage():  # the side work on the other core while the main model's draws run (small runs)
+        if small:
+            _import_later_stages()  # once, for both processes (numba's kernels: not again in the child)
+        with forked.start(side_work, fork=small) as side:
+            main = run_scenarios(bundle, model, scenarios, pairs=p, distances=distances, draws=draws,
+                                 seed=seed, progress=progress, client=client, keep_draws=keep_draws,
+                                 calibrate=cal(model), school_flows=write, pool_draws=pool_draws)
+            return main, *side.result()
+
+    result, comparisons, truth_placed = stage(5, "scenarios", scenario_stage,
                                 lambda r: f"{len(r[0].scenarios)} scenarios x {r[0].draws} draws"
                                           + (f" (+ point estimates under {len(r[1])} other estimator(s))"
                                              if r[1] else ""))
@@ -347,11 +368,19 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
                                                           models=models, comparisons=comparisons,
                                                           truth=truth, timings=timings, provenance=record,
                                                           ledger=False,  # written after ingest
-                                                          truth_placements=None if plan else _truth_placements(
-                                                              manifest, scenarios, draws, seed), **extra),
+                                                          truth_placements=truth_placed, fork=small, **extra),
                         lambda w: f"{len(w)} files in {out}")
         outputs.update(written)
     return PipelineResult(bundle, distances, pairs, model, models, result, comparisons, outputs, timings)
+
+
+def _import_later_stages() -> None:
+    """Import what the stages after ingest use (1.3 s), while a forked ingest's child reads."""
+    import plotly.io, pyogrio, scipy.stats  # noqa: E401,F401 -- the map, schools.gpkg, the fit's p-values
+    import studentflow.gravity.fit, studentflow.report.interactive, studentflow.scenarios.calibrate  # noqa
+    import studentflow.report.figures  # noqa: F401 -- matplotlib, then in the figures' child already
+    from studentflow.allocation.plan import kernels
+    kernels()  # numba
 
 
 def _slopes(model) -> str:

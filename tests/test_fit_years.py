@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -36,11 +38,35 @@ def runs(tmp_path_factory, small_region):
     out = {}
     for fit in ("all", "latest"):
         d = root / f"out_{fit}"
-        assert main(["run", "--data", str(manifest), "--out", str(d), "--draws", "2", "--no-progress",
-                     "--fit-years", fit]) == 0
+        with mock.patch.dict(os.environ, STUDENTFLOW_FORK="1"):  # forked whatever the load (studentflow.forked)
+            assert main(["run", "--data", str(manifest), "--out", str(d), "--draws", "2", "--no-progress",
+                         "--fit-years", fit]) == 0
         out[fit] = d
     out["manifest"] = manifest
     return out
+
+
+def test_work_forked_to_the_other_core_leaves_every_file_the_same(runs, monkeypatch):
+    """The pooled run forks (studentflow.forked: the earlier year's files and pair table, the other
+    estimators, the figures); with STUDENTFLOW_FORK=0 all of it runs in one process, to the same files."""
+    import gzip
+
+    from studentflow import forked
+
+    monkeypatch.setenv("STUDENTFLOW_FORK", "1")
+    if not forked.possible():
+        pytest.skip("no fork or a single core: both runs would be the same code path")
+    monkeypatch.setenv("STUDENTFLOW_FORK", "0")
+    one = runs["manifest"].parent / "out_one_process"
+    assert main(["run", "--data", str(runs["manifest"]), "--out", str(one), "--draws", "2", "--no-progress"]) == 0
+    names = sorted(p.name for p in runs["all"].iterdir())
+    assert names == sorted(p.name for p in one.iterdir()) and "esc_origins.csv.gz" in names
+    for name in names:
+        a, b = (runs["all"] / name).read_bytes(), (one / name).read_bytes()
+        if name.endswith(".gz"):
+            a, b = gzip.decompress(a), gzip.decompress(b)
+        if name.endswith((".csv", ".gz", ".txt", ".png")):
+            assert a == b, name
 
 
 def _coef(model_txt: str, label: str) -> tuple[float, float]:

@@ -231,6 +231,19 @@ def test_two_identical_years_make_one_panel(two_years, panel, sample_bundle):
     assert "40 under an older ID" in panel.summary() and "schools in every year: 3,000" in panel.summary()
 
 
+def test_earlier_years_loaded_in_a_forked_child_are_the_same_panel(panel, two_years, monkeypatch):
+    monkeypatch.setenv("STUDENTFLOW_FORK", "1")  # forked whatever the machine's load (studentflow.forked)
+    forked = load_panel(two_years[0], fork=True)
+    assert forked.years == panel.years
+    for y in panel:
+        _same_bundle(forked[y], panel[y])
+        for t in ("ledger", "sources", "slot_history"):
+            pd.testing.assert_frame_equal(getattr(forked[y], t), getattr(panel[y], t))
+        assert forked[y].extras == panel[y].extras
+    pd.testing.assert_frame_equal(forked.identity, panel.identity)
+    pd.testing.assert_frame_equal(forked.ledger, panel.ledger)
+
+
 def test_two_year_ledger_says_which_id_each_year_used(panel, two_years):
     _, old_of = two_years
     led = panel.ledger

@@ -29,7 +29,7 @@ FLOORS = [
     {"ingest", "synth", "congestion"},
     {"geo", "schema", "paths"},
     {"dask_client"},
-    {"errors", "_compat", "malloc"},
+    {"errors", "_compat", "malloc", "forked"},
 ]
 FLOOR = {unit: k for k, units in enumerate(FLOORS) for unit in units}
 MAX_LINES = 400

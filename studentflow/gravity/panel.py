@@ -321,13 +321,15 @@ def _two_way(model: GravityModel, first: pd.Series, second: pd.Series, names: tu
 FIT_YEARS = ("all", "latest")
 
 
-def fit_years_panel(manifest=None, fit_years: str = "all", *, client=None, load=None):
+def fit_years_panel(manifest=None, fit_years: str = "all", *, client=None, load=None, fork: bool = False,
+                    meanwhile=None):
     """``(panel, bundle)``: the Panel to pool over (or None) and the latest year's Bundle.
 
     The panel is None when ``fit_years == "latest"`` or the manifest has one school year
     (both then mean the same); the bundle is then ``load(manifest, client=client)``
     (default :func:`studentflow.ingest.load_bundle`), else ``panel.latest`` of
-    :func:`studentflow.ingest.load_panel`.
+    :func:`studentflow.ingest.load_panel` (``fork``, ``meanwhile``: its earlier years in a
+    forked child, and what this process does while it waits).
 
     Raises
     ------
@@ -341,7 +343,7 @@ def fit_years_panel(manifest=None, fit_years: str = "all", *, client=None, load=
 
     if fit_years == "latest" or len(manifest_years(sample_manifest() if manifest is None else manifest)) < 2:
         return None, (load or load_bundle)(manifest, client=client)
-    panel = load_panel(manifest, client=client)
+    panel = load_panel(manifest, client=client, fork=fork, meanwhile=meanwhile)
     return panel, panel.latest
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from studentflow.gravity import metrics as gm
 
@@ -20,6 +19,8 @@ ZEROS_NAME = {
 def model_summary(self) -> str:
     """A statsmodels-like text summary of a GravityModel with the study's term names,
     and a section naming each dropped term and why."""
+    from scipy import stats  # lazily: 0.4 s of import, not needed before the fit
+
     cov = (f"cluster ({self.cluster}, {self.n_clusters} clusters)" if self.cluster
            else "model-based")
     left = [

@@ -20,6 +20,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
+from studentflow import forked
 from studentflow.errors import DataError
 from studentflow.ingest.crosswalk import build_crosswalk
 from studentflow.ingest.harmonise import (
@@ -123,7 +124,7 @@ def load_bundle(manifest: str | Path | None = None, *, year: str | None = None, 
     return bundle
 
 
-def load_panel(manifest: str | Path | None = None, *, client=None) -> Panel:
+def load_panel(manifest: str | Path | None = None, *, client=None, fork: bool = False, meanwhile=None) -> Panel:
     """Load every school year of a manifest: one :class:`Bundle` per year, linked by school.
 
     Each file is read once, however many years share it; every year's bundle is the one
@@ -136,6 +137,13 @@ def load_panel(manifest: str | Path | None = None, *, client=None) -> Panel:
         one-year panel (its year ``""`` when the manifest names none).
     client : dask.distributed.Client or str, optional
         As in :func:`load_bundle`: every file of every year is one Dask task.
+    fork : bool
+        Load the earlier years in a forked child process while this one loads the latest
+        (:mod:`studentflow.forked`; the same panel; files both need are read by both).
+        For small manifests: the child's pages add to the memory in use. Not with ``client``.
+    meanwhile : callable, optional
+        Called with no arguments in this process once it has loaded the latest year, while
+        the child still loads (e.g. the imports of the next stages); only when forked.
 
     Returns
     -------
@@ -151,12 +159,27 @@ def load_panel(manifest: str | Path | None = None, *, client=None) -> Panel:
     path = _manifest(manifest)
     sources = read_manifest(path)
     years = source_years(sources) or (None,)
-    def select(prep):  # every year's sources, then its own slot files again (read once, kept)
-        return [year_sources(prep, y, path.name) for y in years] + [_slot_sources(prep, y) for y in years]
 
-    with _reading(sources, client, select) as (picked, read):
-        loaded = [_load(sel, read, school_year=y) for sel, y in zip(picked, years)]
-        slots = [_slot_table(sel, read, y) for sel, y in zip(picked[len(years):], years)]
+    def part(chosen):  # (bundle, year ids) and slot table of each year in ``chosen``
+        def select(prep):  # every year's sources, then its own slot files again (read once, kept)
+            return [year_sources(prep, y, path.name) for y in chosen] + [_slot_sources(prep, y) for y in chosen]
+
+        with _reading(sources, client, select) as (picked, read):
+            return ([_load(sel, read, school_year=y) for sel, y in zip(picked, chosen)],
+                    [_slot_table(sel, read, y) for sel, y in zip(picked[len(chosen):], chosen)])
+
+    if fork and client is None and len(years) > 1:
+        earlier = forked.start(lambda: part(years[:-1]))
+        try:
+            latest = part(years[-1:])
+            if meanwhile is not None:
+                meanwhile()
+        except BaseException:
+            earlier.cancel()
+            raise
+        loaded, slots = (a + b for a, b in zip(earlier.result(), latest))
+    else:
+        loaded, slots = part(years)
     keys = tuple(y or "" for y in years)
     bundles = {k: b for k, (b, _) in zip(keys, loaded)}
     if len(keys) > 1:  # each year's bundle knows the slots of the years before it

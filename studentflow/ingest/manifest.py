@@ -187,3 +187,12 @@ def _entry(e, where: str, folder: Path, name: str) -> Source:
     year = school_year(e.get("school_year"), f"{where} ({kind})")
     return Source(kind=kind, path=path, file=rel, sheet=e.get("sheet"), school_year=year,
                   index=index, columns=columns, header_row=header_row)
+
+
+def manifest_bytes(manifest) -> int:
+    """Bytes of the raw files ``manifest`` names (each file once; its matrix index too):
+    how large a run is before anything is read."""
+    files = set()
+    for s in read_manifest(manifest_path(manifest)):
+        files.update(p for p in (s.path, s.index) if p is not None)
+    return sum(p.stat().st_size for p in files if p.is_file())

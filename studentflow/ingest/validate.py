@@ -1,6 +1,15 @@
-"""Validation of the canonical tables (pandera): types, ranges and keys."""
+"""Validation of the canonical tables (pandera): types, ranges and keys.
+
+pandera registers its pandas checks on the first validation, and with them its data
+synthesis strategies, which import hypothesis when it is installed (0.3 s, a third of
+the sample's ingest of one year). studentflow synthesises nothing with pandera, so the
+first validation registers the checks with hypothesis hidden, unless hypothesis is
+already imported (a test session): pandera then behaves as when hypothesis is absent.
+"""
 
 from __future__ import annotations
+
+import sys
 
 import pandera.pandas as pa
 from pandera.errors import SchemaError, SchemaErrors
@@ -87,6 +96,7 @@ SCHEMAS = {"schools": SCHOOLS_SCHEMA, "flows": FLOWS_SCHEMA, "areas": AREAS_SCHE
 
 def validate_tables(tables: dict) -> None:
     """Check every canonical table; raise :class:`DataError` naming table and failure."""
+    _register_checks()
     for name, schema in SCHEMAS.items():
         df = tables[name]
         if name == "schools":
@@ -97,3 +107,14 @@ def validate_tables(tables: dict) -> None:
             cases = getattr(exc, "failure_cases", None)
             detail = cases.head(5).to_string() if cases is not None else str(exc)
             raise DataError(f"canonical table {name!r} failed validation:\n{detail}") from None
+
+
+def _register_checks() -> None:
+    """pandera's pandas checks registered without importing hypothesis (module text)."""
+    if "hypothesis" in sys.modules or "pandera.backends.pandas.builtin_checks" in sys.modules:
+        return
+    sys.modules["hypothesis"] = None  # type: ignore[assignment] -- "import hypothesis" fails: pandera's fallback
+    try:
+        import pandera.backends.pandas.builtin_checks  # noqa: F401 -- what registering imports
+    finally:
+        del sys.modules["hypothesis"]

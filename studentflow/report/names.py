@@ -65,9 +65,13 @@ def with_names(frame: pd.DataFrame, labels: pd.DataFrame, *, id_column: str = "s
     for k, col in enumerate(columns):
         if f"{prefix}{col}" in out:
             continue
-        cell = np.full(len(pos), "", dtype=object)
-        cell[pos >= 0] = labels[col].to_numpy(dtype=object)[pos[pos >= 0]]
-        cell[pd.isna(cell)] = ""
+        known = labels[col]
+        if isinstance(known.dtype, pd.StringDtype) and known.dtype.na_value is np.nan:  # school_labels' "str"
+            cell = known.fillna("").array.take(pos, allow_fill=True, fill_value="")  # the same column, in C
+        else:
+            cell = np.full(len(pos), "", dtype=object)
+            cell[pos >= 0] = known.to_numpy(dtype=object)[pos[pos >= 0]]
+            cell[pd.isna(cell)] = ""
         out.insert(at + k, f"{prefix}{col}", cell)
     return out
 

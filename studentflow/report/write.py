@@ -26,21 +26,20 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
+from studentflow import forked
+from studentflow.report.figure_set import figure_set, png_bytes
 from studentflow.report.files import _write_csv, _write_text, atomic_write, mask_lrns
 
 __all__ = ["write_report", "atomic_write", "mask_lrns", "_write_csv"]
 
 
 def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130, bbox_inches="tight")
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def _models_text(models: dict) -> str:
@@ -147,7 +146,8 @@ def _headline(result, comparisons=None) -> str:
 
 def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models=None,
                  comparisons=None, truth=None, timings=None, truth_placements=None, provenance=None,
-                 title="studentflow: ESC scenarios and public JHS decongestion", sections=(), ledger=True) -> dict:
+                 title="studentflow: ESC scenarios and public JHS decongestion", sections=(), ledger=True,
+                 fork: bool = False) -> dict:
     """Write the report files for a :class:`~studentflow.scenario_result.ScenarioResult`.
 
     Parameters
@@ -184,14 +184,16 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     ledger : bool
         Write ``ledger.csv`` and ``sources.csv`` from ``bundle`` (False: the caller wrote
         the same files, as :func:`studentflow.pipeline.run_pipeline` does after ingest).
+    fork : bool
+        Render the figures in a forked child process while the other files are written
+        (:mod:`studentflow.forked`; the same files). For small runs: the child's copied
+        pages add to the memory in use.
 
     Returns
     -------
     dict
         Output name → path of every file written.
     """
-    from studentflow.report import figures as rf
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.html").unlink(missing_ok=True)  # written last: marks a complete set
@@ -199,53 +201,35 @@ def write_report(result, out_dir, *, bundle=None, model=None, pairs=None, models
     all_models = dict(models or {})
     if model is not None and not any(m is model for m in all_models.values()):
         all_models = {"used for scenarios": model, **all_models}
-
-    from studentflow.report.names import school_labels, with_names
-
-    labels = school_labels(bundle)
-    named = {"esc_schools": with_names(result.esc_schools, labels)}  # for the CSVs and schools.gpkg
-    written["scenarios.csv"] = _write_csv(out / "scenarios.csv", result.table)
-    written["esc_schools.csv"] = _write_csv(out / "esc_schools.csv", named["esc_schools"])
-    if not result.public_jhs.empty:
-        named["public_jhs"] = with_names(result.public_jhs, labels)
-        written["public_jhs.csv"] = _write_csv(out / "public_jhs.csv", named["public_jhs"])
-    written.update(_drilldown_csvs(out, result, labels))
-    if bundle is not None and ledger:
-        written["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
-        if len(getattr(bundle, "sources", ())):
-            written["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
-    if all_models:
-        written["model.txt"] = _write_text(out / "model.txt", _models_text(all_models))
-
-    figures: dict[str, tuple[str, bytes]] = {}
-    if all_models:
-        figures["fig_coefficients.png"] = (
-            "Gravity coefficients with 95 % intervals. Negative distance and net-cost effects: "
-            "learners go to nearer, cheaper ESC schools.", _png(rf.coefficient_plot(all_models, truth)))
-    figures["fig_placed.png"] = (
-        "Learners placed in ESC schools per scenario (mean of the Monte Carlo draws, 95 % interval).",
-        _png(rf.placed_plot(result, comparisons)))
-    figures["fig_utilisation.png"] = (
-        "ESC slot utilisation per school: how many schools are full.", _png(rf.utilisation_plot(result)))
-    map_html = ""
-    if bundle is not None and not result.public_jhs.empty:
+    mapped = bundle is not None and not result.public_jhs.empty
+    outlines = None
+    if mapped:
         from studentflow.report.maps import boundaries_of, map_section
 
         outlines = boundaries_of(bundle)
-        figures["fig_map.png"] = (
-            "Public JHS seat utilisation before and after the scenario relieving most learners; "
-            "ESC schools in blue." + (" Grey: approximate municipal outlines (generated, not official)."
-                                      if outlines is not None else ""),
-            _png(rf.congestion_map(result, bundle, boundaries=outlines)))
-        map_html = map_section(result, bundle, outlines)
-        written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", bundle, named)
-    section = _calibration_section(result, pairs, comparisons, truth_placements, figures)
-    if "cost_vs_baseline_mean" in result.table:
-        from studentflow.report.cost_figures import cost_effectiveness_plot
+    with forked.start(lambda: figure_set(result, models=all_models, truth=truth, bundle=bundle, outlines=outlines,
+                                         pairs=pairs, comparisons=comparisons, truth_placements=truth_placements),
+                      fork=fork) as drawn:  # the PNGs on the other core while the files below are written
+        from studentflow.report.names import school_labels, with_names
 
-        figures["fig_cost_effectiveness.png"] = (
-            "What each scenario buys: learners relieved from congested public JHS against added cost per school "
-            "year, both versus the baseline in the same draw (95 % intervals).", _png(cost_effectiveness_plot(result)))
+        labels = school_labels(bundle)
+        named = {"esc_schools": with_names(result.esc_schools, labels)}  # for the CSVs and schools.gpkg
+        written["scenarios.csv"] = _write_csv(out / "scenarios.csv", result.table)
+        written["esc_schools.csv"] = _write_csv(out / "esc_schools.csv", named["esc_schools"])
+        if not result.public_jhs.empty:
+            named["public_jhs"] = with_names(result.public_jhs, labels)
+            written["public_jhs.csv"] = _write_csv(out / "public_jhs.csv", named["public_jhs"])
+        written.update(_drilldown_csvs(out, result, labels))
+        if bundle is not None and ledger:
+            written["ledger.csv"] = _write_csv(out / "ledger.csv", bundle.ledger)
+            if len(getattr(bundle, "sources", ())):
+                written["sources.csv"] = _write_csv(out / "sources.csv", bundle.sources)
+        if all_models:
+            written["model.txt"] = _write_text(out / "model.txt", _models_text(all_models))
+        map_html = map_section(result, bundle, outlines) if mapped else ""
+        figures, section = drawn.result()
+    if mapped:  # after the figures, as before they were drawn alongside: a failed map leaves no GeoPackage
+        written["schools.gpkg"] = _schools_gpkg(out / "schools.gpkg", bundle, named)
     extra_html = "\n".join(sections)
     for name, (_, png) in figures.items():
         written[name] = atomic_write(out / name, lambda tmp, png=png: tmp.write_bytes(png))
@@ -302,18 +286,6 @@ def _comparison_html(result, comparisons: dict) -> str:
             "lies on candidate pairs outside the table; compare scenarios with the baseline rather than with "
             "the observed count.</p>")
     return text + _table_html(table)
-
-
-def _calibration_section(result, pairs, comparisons, truth_placements, figures) -> str:
-    """HTML of the status-quo/calibration section; adds ``fig_status_quo.png`` to ``figures``."""
-    from studentflow.report.calibration import calibration_html, status_quo_scatter
-    from studentflow.scenarios.calibrate import status_quo_fit
-
-    if result.calibration is None and pairs is None:
-        return ""
-    png = _png(status_quo_scatter(status_quo_fit(result, pairs)))
-    figures["fig_status_quo.png"] = ("Observed vs status-quo ESC placements per school, 45° line.", png)
-    return calibration_html(result, comparisons, truth_placements, base64.b64encode(png).decode())
 
 
 def page_open(title: str) -> str:
