@@ -314,9 +314,9 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     small = spare and len(bundle.schools) <= FORK_MAX_SCHOOLS  # independent work forked
     distances = stage(2, "distances", lambda: compute_distances(panel or bundle, max_km=max_km, client=client),
                       lambda d: f"{len(d):,} origin-school distances ({', '.join(sorted(d['method'].unique()))})")
-    earlier = [y for y in (panel.years if panel is not None and zeros != "include" else ()) if y != bundle.school_year]
-    with forked.start(lambda: {y: build_pairs(panel[y], distances, radius_km=radius_km) for y in earlier},
-                      fork=small and bool(earlier)) as side:  # the pooled fit's earlier years, on the other core
+    years = list(panel.years) if panel is not None else []  # the pooled fit's radius sets, on the other core
+    with forked.start(lambda: {y: build_pairs(panel[y], distances, radius_km=radius_km, candidates="radius")
+                               for y in years}, fork=small and bool(years)) as side:
         pairs = stage(3, "pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km),
                       lambda p: f"{int((p['pair_type'] == 'observed').sum()):,} observed + "
                                 f"{int((p['pair_type'] == 'new').sum()):,} new pairs")
@@ -328,7 +328,7 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
                 estimation = radius.loc[radius["within_radius"]]
             single = fit_models(pairs, zeros, method=fit_method, formula=formula, estimation_pairs=estimation)
             return pooled_models(panel, distances, single, MODEL_LABELS[zeros], zeros, radius_km=radius_km,
-                                 method=fit_method, formula=formula, built={**side.result(), bundle.school_year: pairs})
+                                 method=fit_method, formula=formula, built=side.result())
 
         models = stage(4, "fit", fit_stage, lambda m: "; ".join(f"{k}: {_slopes(v)}" for k, v in m.items()))
     model = next(iter(models.values()))

@@ -355,7 +355,9 @@ def pooled_fit(panel, distances: pd.DataFrame, zeros: str = "truncate", *, radiu
     ``zeros="include"`` fits every year's outcome-independent radius set
     (``candidates="radius"``, ``within_radius`` rows); the other modes the study's pair
     tables. ``distances`` (km) must cover every year (:func:`panel_distances`). ``built``:
-    study pair tables already built, by year (:func:`build_panel_pairs`; ignored with "include").
+    pair tables already built, by year (:func:`build_panel_pairs`): the radius sets
+    (``candidates="radius"``) with ``censored=True``, else the study tables (ignored with
+    "include").
     ``censored=True`` (default): the counts of ESC schools at capacity are censored demand
     (:mod:`studentflow.gravity.censored`); the radius set with its zeros is fitted whatever
     ``zeros`` says, and the study tables say which school was full in which year.
@@ -364,7 +366,7 @@ def pooled_fit(panel, distances: pd.DataFrame, zeros: str = "truncate", *, radiu
     if censored:
         from studentflow.gravity.censored import capacity_bound_years
 
-        stacked = build_panel_pairs(panel, distances, radius_km=radius_km, candidates="radius")
+        stacked = build_panel_pairs(panel, distances, radius_km=radius_km, candidates="radius", built=built)
         stacked = stacked.loc[stacked["within_radius"]]
         placed = None  # learners placed per school and year: every flow, not only those within the radius
         if all(getattr(panel[y], "flows", None) is not None for y in panel.years):
