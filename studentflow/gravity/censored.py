@@ -37,10 +37,8 @@ from scipy import optimize, special
 from studentflow.gravity.likelihood import row_derivatives, two_way_cluster_cov
 from studentflow.pairs import BILLED_SHARE_BEFORE
 
-__all__ = ["CAPACITY_BOUND", "capacity_bound_years", "fit_censored", "fit_censored_rows"]
+__all__ = ["capacity_bound_years", "fit_censored", "fit_censored_rows"]
 
-#: Column of a stacked pair table: the row's ESC school was full that year (bool).
-CAPACITY_BOUND = "destination_capacity_bound"
 _STEP = 1e-5
 
 
