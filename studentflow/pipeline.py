@@ -314,21 +314,20 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
     small = spare and len(bundle.schools) <= FORK_MAX_SCHOOLS  # independent work forked
     distances = stage(2, "distances", lambda: compute_distances(panel or bundle, max_km=max_km, client=client),
                       lambda d: f"{len(d):,} origin-school distances ({', '.join(sorted(d['method'].unique()))})")
-    years = list(panel.years) if panel is not None else []  # the pooled fit's radius sets, on the other core
+    earlier = [y for y in (panel.years if panel is not None else ()) if y != bundle.school_year]
     with forked.start(lambda: {y: build_pairs(panel[y], distances, radius_km=radius_km, candidates="radius")
-                               for y in years}, fork=small and bool(years)) as side:
+                               for y in earlier}, fork=small and bool(earlier)) as side:  # pooled fit's radius sets
         pairs = stage(3, "pairs", lambda: build_pairs(bundle, distances, radius_km=radius_km),
                       lambda p: f"{int((p['pair_type'] == 'observed').sum()):,} observed + "
                                 f"{int((p['pair_type'] == 'new').sum()):,} new pairs")
 
         def fit_stage():
-            estimation = None
-            if zeros == "include":  # an outcome-independent candidate set: every pair within the radius
-                radius = build_pairs(bundle, distances, radius_km=radius_km, candidates="radius")
-                estimation = radius.loc[radius["within_radius"]]
+            radius = (build_pairs(bundle, distances, radius_km=radius_km, candidates="radius")  # outcome-independent
+                      if zeros == "include" or panel is not None else None)
+            estimation = radius.loc[radius["within_radius"]] if zeros == "include" else None
             single = fit_models(pairs, zeros, method=fit_method, formula=formula, estimation_pairs=estimation)
             return pooled_models(panel, distances, single, MODEL_LABELS[zeros], zeros, radius_km=radius_km,
-                                 method=fit_method, formula=formula, built=side.result())
+                                 method=fit_method, formula=formula, built={**side.result(), bundle.school_year: radius})
 
         models = stage(4, "fit", fit_stage, lambda m: "; ".join(f"{k}: {_slopes(v)}" for k, v in m.items()))
     model = next(iter(models.values()))
