@@ -252,6 +252,22 @@ def _newton(lik: _Censored, theta: np.ndarray, steps: int = 8, tol: float = 1e-7
     return theta, bool(np.max(np.abs(grad)) < tol)
 
 
+def _solve(lik: _Censored, start: np.ndarray, with_flag: bool = False):
+    """Newton from ``start``; if it stalls (far from the optimum, the Hessian not negative
+    definite), quasi-Newton first, then Newton again."""
+    theta, converged = _newton(lik, start, steps=50)
+    if not converged:
+        res = optimize.minimize(lik.negative, theta, jac=True, method="BFGS", options={"gtol": 1e-6, "maxiter": 1000})
+        theta, converged = _newton(lik, res.x)
+    return (theta, converged) if with_flag else theta
+
+
+def _null_start(names, null, y, log_alpha):
+    """Start of the null model (intercept and year effects): the mean count, no year effect."""
+    return np.array([np.log(max(float(np.mean(y)), 1e-9)) if names[i] == "Intercept" else 0.0 for i in null]
+                    + [log_alpha])
+
+
 def fit_censored(model, group: np.ndarray, bound: np.ndarray, total: np.ndarray, first: np.ndarray,
                  second: np.ndarray, *, cluster_names: tuple = ("origin_id", "destination_id")):
     """Refit a pooled NB2 ``model`` (``zeros="include"``) with capacity-censored schools.
@@ -283,10 +299,7 @@ def fit_censored(model, group: np.ndarray, bound: np.ndarray, total: np.ndarray,
     X = np.asarray(model.exog, float)
     lik = _Censored(y, X, np.asarray(group), np.asarray(bound, bool), np.asarray(total, float))
     start = np.r_[model.params.to_numpy(float), np.log(max(model.alpha, 1e-4))]
-    theta, converged = _newton(lik, start, steps=50)
-    if not converged:  # far from the optimum: quasi-Newton first, then Newton again
-        res = optimize.minimize(lik.negative, theta, jac=True, method="BFGS", options={"gtol": 1e-6, "maxiter": 1000})
-        theta, converged = _newton(lik, res.x)
+    theta, converged = _solve(lik, start, with_flag=True)
     H = lik.hessian(theta)
     S = lik.rows(theta)[1]
     V = two_way_cluster_cov(S, H, first, second)
@@ -301,8 +314,7 @@ def fit_censored(model, group: np.ndarray, bound: np.ndarray, total: np.ndarray,
     llf = -lik.negative(theta)[0] * len(y)
     null = [i for i, n in enumerate(names) if n == "Intercept" or n.startswith("C(school_year")]
     lik0 = _Censored(y, X[:, null], lik.group, lik.bound, lik.total)
-    theta0, _ = _newton(lik0, np.r_[start[null], start[-1]], steps=50)
-    ll0 = -lik0.negative(theta0)[0]
+    ll0 = -lik0.negative(_solve(lik0, _null_start(names, null, y, theta[-1])))[0]
     return dataclasses.replace(
         model, params=params, bse=bse, alpha=alpha, cov_params=cov, llf=float(llf), llnull=float(ll0 * len(y)),
         converged=converged, cluster=" and ".join(cluster_names),
