@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,11 @@ from hypothesis import settings
 # No per-example deadline: on a loaded 2-core CI machine a 200 ms deadline fails tests
 # for being slow, not wrong (seen on test_coordinates_every_row_kept_or_in_ledger).
 settings.register_profile("studentflow", deadline=None)
-settings.load_profile("studentflow")
+# CI (.ci/run sets STUDENTFLOW_HYPOTHESIS_PROFILE=ci) draws the same examples every run, so a
+# landing is gated on regressions, not on which new example a random search met that day;
+# developers' runs keep searching at random (that is how test_plan's seed 1301 was found).
+settings.register_profile("ci", deadline=None, derandomize=True)
+settings.load_profile(os.environ.get("STUDENTFLOW_HYPOTHESIS_PROFILE", "studentflow"))
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "data" / "sample"
