@@ -77,7 +77,8 @@ def test_draws_are_reproducible_and_skip_schools_that_are_not_full():
     # a school's draws are its own: the same whichever other schools the table holds
     more = pd.concat([table.iloc[[0]].rename(index={"a": "z"}), table])
     pd.testing.assert_series_equal(latent_demand_draws(more, 0.4, 50, seed=3)["a"], one["a"])
-    n, p = demand_law([5.0], [6.0], 0.4)
+    n, p, poisson = demand_law([5.0], [6.0], 0.4)
+    assert not poisson[0] and demand_law([5.0], [6.0], 0.0)[2][0]
     assert stats.nbinom.mean(n, p)[0] == pytest.approx(5.0) and stats.nbinom.var(n, p)[0] == pytest.approx(5 + 2.4)
 
 

@@ -61,7 +61,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["CAPACITY_RULES", "DestinationCalibration", "calibrate_destinations"]
+__all__ = ["CAPACITY_RULES", "DestinationCalibration", "calibrate_destinations", "demand_law"]
 
 #: Rules for capacity-bound schools (see the module text).
 CAPACITY_RULES = ("floor", "match", "unconstrain")
@@ -306,6 +306,19 @@ def calibrate_destinations(
     )
 
 
+def demand_law(demand, demand_sq, alpha: float):
+    """A school's demand as the moment-matched NB2 sum: scipy's negative binomial ``(n, p)``
+    with mean ``demand`` and variance ``demand + alpha demand_sq`` (learners, learners²),
+    and where that extra variance is ~0, a Poisson flag (``n`` is then 1e12, unused)."""
+    m = np.asarray(demand, float)
+    extra = alpha * np.asarray(demand_sq, float)
+    poisson = ~(extra > 1e-12 * m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = np.where(poisson, 1e12, m * m / np.where(poisson, 1.0, extra))
+        p = n / (n + m)
+    return n, p, poisson
+
+
 def _censored_mean_factor(mu: sp.csr_matrix, a: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
     """``E[D_j | D_j >= t_j] / E[D_j]`` per destination (1 where the mean is 0).
 
@@ -325,11 +338,10 @@ def _censored_mean_factor(mu: sp.csr_matrix, a: np.ndarray, target: np.ndarray, 
     if not ok.any():
         return out
     m, t = mean[ok], np.ceil(target[ok] - 1e-9)
-    extra = alpha * square[ok]
-    nb = extra > 1e-12 * m
+    n, p, poisson = demand_law(m, square[ok], alpha)
+    nb = ~poisson
+    n, p = np.where(nb, n, 1.0), np.where(nb, p, 0.5)
     with np.errstate(divide="ignore", invalid="ignore"):
-        n = np.where(nb, m * m / np.where(nb, extra, 1.0), 1.0)
-        p = np.where(nb, n / (n + m), 0.5)
         log_tail = np.where(nb, stats.nbinom.logsf(t - 1, n, p), stats.poisson.logsf(t - 1, m))
         log_shift = np.where(nb, stats.nbinom.logsf(t - 2, n + 1, p), stats.poisson.logsf(t - 2, m))
         ratio = np.exp(log_shift - log_tail)

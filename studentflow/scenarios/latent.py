@@ -27,18 +27,9 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
+from studentflow.allocation.calibrate import demand_law
+
 __all__ = ["demand_law", "full_probability", "latent_demand_draws"]
-
-
-def demand_law(demand, demand_sq, alpha: float):
-    """Negative binomial ``(n, p)`` of scipy with mean ``demand`` and variance
-    ``demand + alpha demand_sq`` (learners; ``n`` infinite, i.e. Poisson, when 0)."""
-    m = np.asarray(demand, float)
-    extra = alpha * np.asarray(demand_sq, float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        n = np.where(extra > 1e-12 * m, m * m / np.maximum(extra, 1e-300), 1e12)
-        p = n / (n + m)
-    return n, p
 
 
 def full_probability(placed, slots, demand, demand_sq, alpha: float) -> np.ndarray:
@@ -76,8 +67,7 @@ class _law:
 
     def __init__(self, demand, demand_sq, alpha):
         self.m = np.asarray(demand, float)
-        self.n, self.p = demand_law(demand, demand_sq, alpha)
-        self.poisson = self.n >= 1e12
+        self.n, self.p, self.poisson = demand_law(demand, demand_sq, alpha)
 
     def _both(self, f, k):
         nb = getattr(stats.nbinom, f)(k, np.where(self.poisson, 1.0, self.n), np.where(self.poisson, 0.5, self.p))
