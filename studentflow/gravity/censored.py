@@ -37,9 +37,17 @@ from scipy import optimize, special
 from studentflow.gravity.likelihood import row_derivatives, two_way_cluster_cov
 from studentflow.pairs import BILLED_SHARE_BEFORE
 
-__all__ = ["capacity_bound_years", "fit_censored", "fit_censored_rows"]
+__all__ = ["below_by_billing", "capacity_bound_years", "fit_censored", "fit_censored_rows"]
 
 _STEP = 1e-5
+
+
+def below_by_billing(billed, slots, share_before, tolerance: float = 1.0):
+    """Below capacity by the billing history: billed ``< slots × share_before − tolerance``
+    (learners; the largest share of its contracted slots the school billed in an earlier
+    year). Missing values give False. Same type as ``billed`` (array or Series)."""
+    billed, slots, share = (pd.to_numeric(x, errors="coerce") for x in (billed, slots, share_before))
+    return (billed < slots * share - tolerance).fillna(False).astype(bool)
 
 
 def capacity_bound_years(study_pairs: pd.DataFrame, year_column: str = "school_year", *,
@@ -75,9 +83,8 @@ def capacity_bound_years(study_pairs: pd.DataFrame, year_column: str = "school_y
         out["observed"] = observed.reindex(out.index).fillna(0.0).to_numpy(float)
     below = pd.Series(False, index=out.index)
     if BILLED_SHARE_BEFORE in study_pairs:
-        share = pd.to_numeric(g[BILLED_SHARE_BEFORE].first(), errors="coerce")
-        slots = pd.to_numeric(g["destination_slots"].first(), errors="coerce")
-        below = (out["billed"] < slots * share - tolerance).fillna(False)
+        below = below_by_billing(out["billed"], g["destination_slots"].first(), g[BILLED_SHARE_BEFORE].first(),
+                                 tolerance)
     out["below_capacity"] = below.astype(bool)
     out["capacity_bound"] = (out["observed"] >= out["billed"]) & (out["observed"] > 0) & ~out["below_capacity"]
     return out

@@ -68,21 +68,6 @@ def _calibration(calibrate, model, p, sq, bundle):
     return calibrate
 
 
-def _latent_log(calibration, school_ids, draws: int, seed: int) -> np.ndarray:
-    """Draws × schools: log multipliers of full schools' demand, as ``run_scenarios`` draws
-    them (:func:`studentflow.scenarios.latent.latent_demand_draws`; 0 elsewhere)."""
-    from studentflow.scenarios.latent import latent_demand_draws
-
-    out = np.zeros((draws, len(school_ids)))
-    frame = latent_demand_draws(calibration.schools, calibration.dispersion, draws, seed + 7_919)
-    if frame is not None:
-        pos = pd.Index(np.asarray(school_ids).astype(str)).get_indexer(frame.columns.astype(str))
-        ok = pos >= 0
-        with np.errstate(divide="ignore"):
-            out[:, pos[ok]] = np.log(frame.to_numpy()[:, ok])
-    return out
-
-
 def build_problem(bundle, model, pairs: pd.DataFrame, *, status_quo=None, distances=None, draws: int = 20,
                   seed: int = 0, subsidy_step: float = 1000.0, max_steps: int = 20, calibrate=True,
                   max_added_slots="current", min_lot: float = 5.0, unused_slot_share: float = 0.0,
@@ -146,7 +131,9 @@ def build_problem(bundle, model, pairs: pd.DataFrame, *, status_quo=None, distan
     betas = _draw_betas(model, draws, seed)
     log_mu = betas @ X.T + off[None, :]
     if calibration is not None and calibration.capacity_rule == "posterior":  # full schools' latent demand
-        log_mu = log_mu + _latent_log(calibration, school_ids, draws, seed)[:, c]
+        from studentflow.scenarios.latent import demand_multipliers
+
+        log_mu = log_mu + np.log(demand_multipliers(calibration, school_ids, draws, seed))[:, c]
 
     probe = _design(model, _apply_subsidy(p, np.full(len(p), subsidy_step)))
     changed = np.flatnonzero(np.any(probe[0] != X, axis=0)) if probe is not None else np.array([], int)

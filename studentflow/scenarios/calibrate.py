@@ -295,10 +295,10 @@ def below_capacity(pairs: pd.DataFrame, *, tolerance: float = 1.0) -> pd.Series:
     d = pairs.groupby(pairs["destination_id"].astype(str))[cols].first()
     if BILLED_SHARE_BEFORE not in d:
         return pd.Series(False, index=d.index, name="below_capacity")
-    share = pd.to_numeric(d[BILLED_SHARE_BEFORE], errors="coerce")
-    slots = pd.to_numeric(d["destination_slots"], errors="coerce")
-    billed = pd.to_numeric(d["destination_billed"], errors="coerce")
-    return (billed < slots * share - tolerance).fillna(False).astype(bool).rename("below_capacity")
+    from studentflow.gravity.censored import below_by_billing
+
+    return below_by_billing(d["destination_billed"], d["destination_slots"], d[BILLED_SHARE_BEFORE],
+                            tolerance).rename("below_capacity")
 
 
 def status_quo_fit(result, pairs: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -29,7 +29,10 @@ from scipy import stats
 
 from studentflow.allocation.calibrate import demand_law
 
-__all__ = ["demand_law", "full_probability", "latent_demand_draws"]
+__all__ = ["demand_law", "demand_multipliers", "full_probability", "latent_demand_draws"]
+
+#: The latent-demand draws' seed is the run's plus this (the coefficient draws use the seed).
+SEED_OFFSET = 7_919
 
 
 def full_probability(placed, slots, demand, demand_sq, alpha: float) -> np.ndarray:
@@ -141,3 +144,16 @@ def latent_demand_draws(schools: pd.DataFrame, alpha: float, draws: int, seed: i
     demand = np.where(is_full, latent, t)
     mean = (full["factor"] * full["demand"]).to_numpy(float)
     return pd.DataFrame(demand / mean, columns=full.index)
+
+
+def demand_multipliers(calibration, school_ids, draws: int, seed: int) -> np.ndarray:
+    """Draws × ``school_ids``: each school's demand multiplier per draw (1 where it is not
+    full), from a calibration (:class:`studentflow.scenarios.calibrate.Calibration`); the
+    same for the scenarios and the optimizer at the same ``seed``."""
+    out = np.ones((draws, len(school_ids)))
+    frame = latent_demand_draws(calibration.schools, calibration.dispersion, draws, seed + SEED_OFFSET)
+    if frame is not None:
+        pos = pd.Index(np.asarray(school_ids).astype(str)).get_indexer(frame.columns.astype(str))
+        ok = pos >= 0
+        out[:, pos[ok]] = frame.to_numpy()[:, ok]
+    return out

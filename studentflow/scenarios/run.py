@@ -305,15 +305,9 @@ def _demand_draws(calibration, schools, n, seed):
     """Draws × global schools: multipliers of full schools' calibrated demand (else 1)."""
     if calibration is None or "p_full" not in calibration.schools:
         return None
-    from studentflow.scenarios.latent import latent_demand_draws
+    from studentflow.scenarios.latent import demand_multipliers
 
-    frame = latent_demand_draws(calibration.schools, calibration.dispersion, n, seed + 7_919)
-    out = np.ones((n, len(schools)))
-    if frame is not None:
-        pos = schools.index.astype(str).get_indexer(frame.columns.astype(str))
-        ok = pos >= 0
-        out[:, pos[ok]] = frame.to_numpy()[:, ok]
-    return out
+    return demand_multipliers(calibration, schools.index, n, seed)
 
 
 def _pool_draws(pool_draws, origins, n):
