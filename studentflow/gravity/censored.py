@@ -96,25 +96,34 @@ def _tail(M, Q, alpha, C):
     return np.log(np.maximum(special.betainc(C, n, M / (n + M)), 1e-300))  # I_{1-p}(C, n), p = n / (n + M)
 
 
+def _tail_log(z, C):
+    """:func:`_tail` at log coordinates ``z = (log M, log Q, log alpha)`` (3 × G)."""
+    return _tail(np.exp(z[0]), np.exp(z[1]), np.exp(z[2]), C)
+
+
+def _log_coords(M, Q, alpha) -> np.ndarray:
+    return np.array([np.log(M), np.log(Q), np.full(len(M), np.log(alpha))])
+
+
+def _moved(z, *steps):
+    out = z.copy()
+    for k, d in steps:
+        out[k] = out[k] + d
+    return out
+
+
 def _tail_first(M, Q, alpha, C, h: float = _STEP):
     """d log P(D >= C) / d(log M, log Q, log alpha), central differences."""
-    out = []
-    for k in range(3):
-        up, dn = [np.log(M), np.log(Q), np.log(alpha) + 0 * M], [np.log(M), np.log(Q), np.log(alpha) + 0 * M]
-        up[k], dn[k] = up[k] + h, dn[k] - h
-        out.append((_tail(*np.exp(up[:2]), np.exp(up[2]), C) - _tail(*np.exp(dn[:2]), np.exp(dn[2]), C)) / (2 * h))
-    return out
+    z = _log_coords(M, Q, alpha)
+    return [(_tail_log(_moved(z, (k, h)), C) - _tail_log(_moved(z, (k, -h)), C)) / (2 * h) for k in range(3)]
 
 
 def _tail_second(M, Q, alpha, C, h: float = 1e-3):
     """Second derivatives of log P(D >= C) in (log M, log Q, log alpha): a 3 x 3 x G array."""
-    base = np.array([np.log(M), np.log(Q), np.log(alpha) + 0 * M])
+    z = _log_coords(M, Q, alpha)
 
     def at(*steps):
-        z = base.copy()
-        for k, d in steps:
-            z[k] = z[k] + d
-        return _tail(np.exp(z[0]), np.exp(z[1]), np.exp(z[2]), C)
+        return _tail_log(_moved(z, *steps), C)
 
     out = np.empty((3, 3, len(M)))
     centre = at()
@@ -146,7 +155,7 @@ class _Censored:
 
     def rows(self, theta, scores: bool = True):
         """Per-row log-likelihood (n,) and scores (n, p+1) at ``theta``."""
-        beta, alpha, eta, mu, M, Q = self._parts(theta)
+        _, alpha, eta, mu, M, Q = self._parts(theta)
         r = 1.0 / alpha
         nb = row_derivatives(self.y, eta, r, "negbin", False, order=1 if scores else 0)
         b, g = self.bound_row, self.group
@@ -183,7 +192,7 @@ class _Censored:
     def hessian(self, theta):
         """Hessian of the total log-likelihood in ``(beta, log alpha)``: analytic but for
         the tail's second derivatives in (M, Q, alpha), taken by central differences."""
-        beta, alpha, eta, mu, M, Q = self._parts(theta)
+        _, alpha, eta, mu, M, Q = self._parts(theta)
         r = 1.0 / alpha
         X, y, g, b = self.X, self.y, self.group, self.bound_row
         k = X.shape[1]
@@ -200,11 +209,11 @@ class _Censored:
             return H
         Mg = np.where(M > 0, M, 1.0)
         Y = np.bincount(g, y, minlength=self.G)
-        TM, TQ, TL = (np.zeros(self.G) for _ in range(3))
+        TM, TQ = np.zeros(self.G), np.zeros(self.G)
         d2 = np.zeros((3, 3, self.G))
         m, q = M[cb], Q[cb]
-        tu, tv, tl = _tail_first(m, q, alpha, self.total[cb])
-        TM[cb], TQ[cb], TL[cb] = tu / m, tv / q, tl
+        tu, tv, _ = _tail_first(m, q, alpha, self.total[cb])
+        TM[cb], TQ[cb] = tu / m, tv / q
         d2[:, :, cb] = _tail_second(m, q, alpha, self.total[cb])
         TMM, TQQ = np.zeros(self.G), np.zeros(self.G)
         TMM[cb] = (d2[0, 0, cb] - tu) / (m * m)
@@ -239,7 +248,7 @@ class _Censored:
 
 
 def _newton(lik: _Censored, theta: np.ndarray, steps: int = 8, tol: float = 1e-7):
-    """Polish a quasi-Newton optimum with Newton steps (halved until the likelihood rises).
+    """Newton steps from ``theta`` (each halved until the likelihood does not fall).
 
     Returns the parameters and whether the mean score is below ``tol`` in every entry."""
     value, grad = lik.negative(theta)
