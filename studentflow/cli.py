@@ -51,8 +51,8 @@ def _data_options(sub: argparse.ArgumentParser) -> None:
                      help="gravity formula 'esc_beneficiaries ~ terms' over the pair table's columns "
                           "(default: the study's); collinear terms are dropped with a note")
     sub.add_argument("--fit-years", choices=("all", "latest"), default="all",
-                     help="multi-year manifest: the pooled NB2 with year effects on every school year "
-                          "(default) or the latest year alone; scenarios act on the latest year either way")
+                     help="multi-year manifest: the pooled NB2 (year effects, full schools' counts "
+                          "censored) on every school year (default) or the latest year alone")
 
 
 def _check_data_options(args) -> None:

@@ -113,4 +113,6 @@ def test_posterior_calibration_with_latent_draws_keeps_today_in_every_draw(sampl
     name = scenarios[1].name
     # draws of demand place fewer than one expected demand would (Jensen), and spread more
     assert t.loc[name, "vs_baseline_mean"] < u.loc[name, "vs_baseline_mean"]
-    assert t.loc[name, "vs_baseline_hi"] - t.loc[name, "vs_baseline_lo"] > 0
+    # (coefficients fixed: the plain run spreads only by rounding to whole learners)
+    width = t.loc[name, "vs_baseline_hi"] - t.loc[name, "vs_baseline_lo"]
+    assert width > u.loc[name, "vs_baseline_hi"] - u.loc[name, "vs_baseline_lo"]

@@ -24,9 +24,11 @@ which :func:`studentflow.pairs.build_pairs` fills from a multi-year manifest). W
 history the calibration (rule ``"auto"``) calibrates those schools as demand-bound and
 raises the demand of the schools that stay capacity-bound to its expected value given
 that they filled their slots (rule ``"unconstrain"`` of
-:mod:`studentflow.allocation.calibrate`); without it, the floor rule. On the 3-year
-synthetic worlds of ``scripts/validate_years.py`` this halves the error of scenario
-changes against the truth (docs/design.md, "Calibration").
+:mod:`studentflow.allocation.calibrate`); for a model fitted with full schools' counts
+censored (the pooled default, :mod:`studentflow.gravity.censored`) it weighs each school
+that looks full by its probability of being full and its demand is drawn in every draw
+(rule ``"posterior"``, :mod:`studentflow.scenarios.latent`); without a history, the floor
+rule (docs/design.md, "Fitting on several years" and "Calibration").
 """
 
 from __future__ import annotations
@@ -45,8 +47,6 @@ from studentflow.schema import id_map, id_positions
 
 __all__ = ["BILLED_SHARE_BEFORE", "Calibration", "CalibratedModel", "below_capacity", "calibrate_status_quo",
            "status_quo_fit", "status_quo_inputs"]
-
-
 
 
 @dataclass(frozen=True, eq=False)
