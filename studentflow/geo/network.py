@@ -15,6 +15,7 @@ helpers here: it also sets within-school pairs to 0 km.
 from __future__ import annotations
 
 import gzip
+import os
 from collections.abc import Callable
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -35,6 +36,12 @@ __all__ = ["RoadNetwork", "read_network", "project", "projector", "snap", "SNAP_
 #: Projected CRS used for snapping (UTM zone 51N).
 SNAP_CRS = "EPSG:32651"
 _MIN_EDGE_KM = 1e-9  # csgraph would treat explicit zero weights as missing edges
+#: use the compiled Dijkstra (:mod:`studentflow.geo.dijkstra`) where numba is installed
+#: (False: scipy's dense blocks everywhere; the table is identical either way)
+COMPILED = True
+#: threads of the compiled Dijkstra blocks in one process (they release the GIL)
+THREADS = max(1, min(2, os.cpu_count() or 1))
+_KERNEL: list = []
 
 
 @dataclass(frozen=True, eq=False)
@@ -261,8 +268,32 @@ def snap(net: RoadNetwork, lon, lat, *, project=project) -> tuple[np.ndarray, np
     return idx, haversine_km(lon, lat, net.lon[idx], net.lat[idx])
 
 
+def kernel():
+    """:mod:`studentflow.geo.dijkstra`, or None when numba is missing or :data:`COMPILED` is False."""
+    if not COMPILED:
+        return None
+    if not _KERNEL:
+        try:
+            from studentflow.geo import dijkstra as compiled
+        except ImportError:  # numba missing: scipy's blocks give the same table
+            compiled = None
+        _KERNEL.append(compiled)
+    return _KERNEL[0]
+
+
 def _network_block(plan: dict, s: int, e: int):
-    """Pairs (i, j, km) of the origins snapped to source nodes ``s:e`` (one Dijkstra block)."""
+    """Pairs (i, j, km) of the origins snapped to source nodes ``s:e`` (one Dijkstra block).
+
+    Compiled (:func:`studentflow.geo.dijkstra.near_pairs`) where numba is installed, else
+    scipy's dense block: the same entries in the same order, bit for bit.
+    """
+    k = kernel() if plan["compiled"] else None
+    if k is not None:
+        g = plan["graph"]
+        i, j, km = k.near_pairs(g.indptr, g.indices, g.data, plan["src"], s, e, plan["o_ptr"], plan["order"],
+                                plan["o_snap"], plan["t_ptr"], plan["t_idx"], plan["d_snap"], plan["limit"],
+                                np.inf if plan["max_km"] is None else float(plan["max_km"]))
+        return i.view(np.int64), j.view(np.int64), km
     paths = dijkstra(plan["graph"], directed=True, indices=plan["src"][s:e], limit=plan["limit"])[:, plan["d_unique"]]
     lo, hi = np.searchsorted(plan["sorted_rows"], [s, e])
     sel = plan["order"][lo:hi]
@@ -277,6 +308,7 @@ def _network(net: RoadNetwork, olon, olat, dlon, dlat, max_km, block_size, clien
 
     With a Dask ``client`` the points are projected with dask-geopandas and the Dijkstra
     blocks run as tasks (:func:`studentflow.geo.distances._run_blocks`); same result bit for bit.
+    In one process the compiled blocks run in :data:`THREADS` threads.
     """
     proj = project
     if client is not None:
@@ -290,11 +322,22 @@ def _network(net: RoadNetwork, olon, olat, dlon, dlat, max_km, block_size, clien
     d_unique, d_col = np.unique(d_node, return_inverse=True)
     src, o_row = np.unique(o_node, return_inverse=True)
     order = np.argsort(o_row, kind="stable")
+    sorted_rows = o_row[order]
+    n_nodes = net.graph.shape[0]
+    t_idx = np.argsort(d_node, kind="stable")  # destinations by node, ascending within a node
+    compiled = kernel() is not None
     plan = {"graph": net.graph, "src": src, "d_unique": d_unique, "d_col": d_col, "o_row": o_row,
-            "order": order, "sorted_rows": o_row[order], "o_snap": o_snap, "d_snap": d_snap,
-            "limit": np.inf if max_km is None else float(max_km), "max_km": max_km}
-    bounds = _bounds(len(src), _block_rows(net.graph.shape[0], block_size))
-    i, j, d = _cat(_run_blocks(_network_block, plan, bounds, client))
+            "order": order, "sorted_rows": sorted_rows, "o_snap": o_snap, "d_snap": d_snap,
+            "limit": np.inf if max_km is None else float(max_km), "max_km": max_km, "compiled": compiled,
+            "o_ptr": np.searchsorted(sorted_rows, np.arange(len(src) + 1)),
+            "t_ptr": np.searchsorted(d_node[t_idx], np.arange(n_nodes + 1)), "t_idx": t_idx}
+    if compiled and block_size is None and client is None:  # no dense block: a few blocks per thread
+        rows = max(64, -(-len(src) // (8 * THREADS)))
+    else:
+        rows = _block_rows(n_nodes, block_size)
+    bounds = _bounds(len(src), rows)
+    parts = _run_blocks(_network_block, plan, bounds, client, threads=THREADS if compiled else 1)
+    i, j, d = _cat(parts)
     order = np.argsort(i, kind="stable")  # within an origin, j is already ascending
     snap_max = float(max(o_snap.max(initial=0.0), d_snap.max(initial=0.0)))
     return i[order], j[order], d[order], unreachable, snap_max
