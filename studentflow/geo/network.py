@@ -30,6 +30,7 @@ from scipy.spatial import cKDTree
 from studentflow.dask_client import worker_count
 from studentflow.errors import DataError
 from studentflow.geo.blocks import _block_rows, _bounds, _cat, _run_blocks, haversine_km
+from studentflow.geo.lines import line_ends
 
 __all__ = ["RoadNetwork", "read_network", "project", "projector", "snap", "SNAP_CRS"]
 
@@ -137,23 +138,10 @@ def _network_from_edges(edges: pd.DataFrame, source: str, first_line: int = 0) -
         raise DataError(f"{source}: missing column(s) {missing}; found {list(edges.columns)}")
     if len(edges) == 0:
         raise DataError(f"{source}: empty road network (no edges)")
-    import shapely
-
     geom = edges["geometry"]
     if getattr(geom, "crs", None) is not None and not geom.crs.equals("EPSG:4326"):
         geom = geom.to_crs("EPSG:4326")
-    geom = np.asarray(geom, dtype=object)
-    if isinstance(geom[0], str):
-        try:
-            geom = shapely.from_wkt(geom)
-        except Exception as exc:  # shapely raises GEOSException
-            raise DataError(f"{source}: column 'geometry' is not valid WKT ({exc})") from None
-    if shapely.is_missing(geom).any():
-        bad = int(np.flatnonzero(shapely.is_missing(geom))[0])
-        raise DataError(f"{source}: {f'line {bad + first_line}' if first_line else f'edge {bad + 1}'}: "
-                        "column 'geometry' is empty")
-    start = shapely.get_coordinates(shapely.get_point(geom, 0))
-    end = shapely.get_coordinates(shapely.get_point(geom, -1))
+    start, end = line_ends(geom, source, first_line)
     u = edges["u"].astype(str).to_numpy()
     v = edges["v"].astype(str).to_numpy()
     length = pd.to_numeric(edges["length_m"], errors="coerce").to_numpy(dtype=float) / 1000.0
