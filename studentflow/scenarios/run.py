@@ -14,10 +14,11 @@ For each scenario and draw d = 1..D:
 Every scenario uses the same coefficient draws and the same rounding seeds (common
 random numbers), so differences between scenarios are not blurred by sampling noise.
 
-Scenarios run one at a time (on Dask, at most ``in_flight`` at once): a scenario's work
-unit is built when it runs and dropped after, and only its summaries (and the per-draw
-arrays ``keep_draws`` asks for) are kept, so a sweep's memory does not grow with its
-number of scenarios beyond those summaries.
+Scenarios run one at a time (on Dask, at most ``in_flight`` at once; with draw threads
+the next scenario's work unit is built while one scenario's draws run, so at most two
+are alive): a scenario's work unit is built just before it runs and dropped after, and
+only its summaries (and the per-draw arrays ``keep_draws`` asks for) are kept, so a
+sweep's memory does not grow with its number of scenarios beyond those summaries.
 
 :func:`run_scenarios` reads as its steps: check the scenarios and options, build every
 pair table of the run once (:class:`studentflow.scenarios.work.PairTables`; a scenario
@@ -35,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -73,33 +75,55 @@ THREAD_MIN_PAIRS = 100_000
 
 
 def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
-    """Yield ``(i, kept, outcomes)`` per scenario, building each work unit only when it
-    runs; ``outcomes`` is an iterator over the draws in draw order, to be read before the
-    next scenario.
+    """Yield ``(i, kept, outcomes)`` per scenario; ``outcomes`` is an iterator over the
+    draws in draw order, to be read before the next scenario.
 
     With ``threads`` > 1 the draws of a scenario of at least :data:`THREAD_MIN_PAIRS`
     pairs run on that many threads (the compiled rounding kernels, numpy and scipy's
-    sparse products release the GIL; smaller draws mostly hold it); each draw
-    depends only on its coefficients and seed, and outcomes are kept in draw order, so
-    the result is the one-thread result."""
+    sparse products release the GIL; smaller draws mostly hold it), and the sweep is
+    pipelined so that the threads never wait for the main thread: once a scenario's
+    draws are queued, the next scenario's work unit is built and its draws queued
+    behind them, so that the caller's summaries of one scenario (and the work unit
+    after it) are made while the next one's draws run. At most two work units are
+    alive at a time. Each draw depends only on its coefficients and seed, and outcomes
+    are read in draw order, so the result is the one-thread result."""
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(betas) > 1 else None
+    launched: deque = deque()  # (i, kept, futures or None, one): made, draws queued if threaded
+    ahead = 0  # position in ``order`` of the next scenario to make
+
+    def launch(i):
+        work, kept = make(i)
+
+        def one(d, work=work):
+            return simulate_draws(work, betas[d], [d], [seeds[d]], allocator)
+
+        if pool is not None and work.indices.size >= THREAD_MIN_PAIRS:
+            return i, kept, [pool.submit(one, d) for d in range(len(betas))], None
+        return i, kept, None, one  # drawn on this thread as the caller reads
+
+    def top_up():  # the next work unit made and queued while threaded draws run
+        nonlocal ahead
+        while ahead < len(order) and (not launched or (launched[-1][2] is not None and len(launched) < 2)):
+            launched.append(launch(order[ahead]))
+            ahead += 1
+
+    def stream(futures, one):  # read as the draws finish, in draw order
+        for d in range(len(betas)):
+            if futures is None:
+                got = one(d)
+            else:
+                got, futures[d] = futures[d].result(), None
+            bar.update(1)
+            yield from got
+
     try:
-        for i in order:
-            work, kept = make(i)
-
-            def one(d, work=work):
-                return simulate_draws(work, betas[d], [d], [seeds[d]], allocator)
-
-            big = pool is not None and work.indices.size >= THREAD_MIN_PAIRS
-            results = pool.map(one, range(len(betas))) if big else map(one, range(len(betas)))
-
-            def stream(results=results):  # read as the draws finish, in draw order
-                for got in results:
-                    bar.update(1)
-                    yield from got
-
-            yield i, kept, stream()
-            del work, one, results, stream
+        top_up()
+        while launched:
+            i, kept, futures, one = launched[0]
+            yield i, kept, stream(futures, one)
+            launched.popleft()
+            del futures, one
+            top_up()
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -128,9 +152,10 @@ def run_scenarios(
     """Run policy scenarios with Monte Carlo over the gravity coefficients.
 
     Scenarios run one after another: each scenario's work unit (design matrix, sparse
-    structure) is built when it runs and dropped after, and only its summaries (and the
-    per-draw arrays ``keep_draws`` asks for) are kept, so a sweep of hundreds of
-    scenarios needs the memory of one (plus its summaries).
+    structure) is built just before it runs (with draw threads, while the scenario
+    before it draws) and dropped after, and only its summaries (and the per-draw arrays
+    ``keep_draws`` asks for) are kept, so a sweep of hundreds of scenarios needs the
+    memory of two (plus their summaries).
 
     Parameters
     ----------
