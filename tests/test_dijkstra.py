@@ -64,16 +64,32 @@ def scipy_pairs(graph, o_node, o_snap, d_node, d_snap, limit):
     return tuple(np.concatenate(p) for p in zip(*out))
 
 
-def compiled_pairs(graph, o_node, o_snap, d_node, d_snap, limit, bounds):
-    """near_pairs over the blocks ``bounds`` of source nodes, concatenated."""
+def grouped(graph, o_node, d_node):
+    """Source nodes, origins by source (o_ptr, o_idx), destinations by node (t_ptr, t_idx)."""
     src, o_row = np.unique(o_node, return_inverse=True)
     order = np.argsort(o_row, kind="stable")
     o_ptr = np.searchsorted(o_row[order], np.arange(len(src) + 1))
     t_idx = np.argsort(d_node, kind="stable")
     t_ptr = np.searchsorted(d_node[t_idx], np.arange(graph.shape[0] + 1))
+    return src, o_ptr, order, t_ptr, t_idx
+
+
+def compiled_pairs(graph, o_node, o_snap, d_node, d_snap, limit, bounds):
+    """near_pairs over the blocks ``bounds`` of source nodes, concatenated."""
+    src, o_ptr, order, t_ptr, t_idx = grouped(graph, o_node, d_node)
     parts = [dij.near_pairs(graph.indptr, graph.indices, graph.data, src, s, e, o_ptr, order, o_snap,
                             t_ptr, t_idx, d_snap, limit, limit) for s, e in bounds]
     return tuple(np.concatenate(p) for p in zip(*parts))
+
+
+def larger_graph(seed):
+    rng = np.random.default_rng(seed)
+    n, m = 400, 1600
+    u, v = rng.integers(0, n, m), rng.integers(0, n, m)
+    w = np.where(rng.random(m) < 0.5, rng.integers(0, 4, m) / 2, rng.exponential(1.0, m))
+    graph = sparse.csr_matrix((np.r_[w, w], (np.r_[u, v], np.r_[v, u])), shape=(n, n))
+    o_node, d_node = rng.integers(0, n, 300), rng.integers(0, n, 200)
+    return graph, o_node, rng.exponential(0.2, 300), d_node, rng.exponential(0.2, 200)
 
 
 @settings(max_examples=300, deadline=None)
@@ -92,17 +108,27 @@ def test_near_pairs_equal_scipy_dijkstra_bit_for_bit(problem):
 @pytest.mark.parametrize("seed", range(4))
 def test_near_pairs_equal_scipy_on_larger_graphs(seed):
     """Deep heaps (a few hundred nodes from every source): what tiny graphs do not reach."""
-    rng = np.random.default_rng(seed)
-    n, m = 400, 1600
-    u, v = rng.integers(0, n, m), rng.integers(0, n, m)
-    w = np.where(rng.random(m) < 0.5, rng.integers(0, 4, m) / 2, rng.exponential(1.0, m))
-    graph = sparse.csr_matrix((np.r_[w, w], (np.r_[u, v], np.r_[v, u])), shape=(n, n))
-    o_node, d_node = rng.integers(0, n, 300), rng.integers(0, n, 200)
-    o_snap, d_snap = rng.exponential(0.2, 300), rng.exponential(0.2, 200)
+    graph, o_node, o_snap, d_node, d_snap = larger_graph(seed)
     limit = [np.inf, 3.0, 1.5, 6.0][seed]
     want = scipy_pairs(graph, o_node, o_snap, d_node, d_snap, limit)
     n_src = len(np.unique(o_node))
     got = compiled_pairs(graph, o_node, o_snap, d_node, d_snap, limit, [(0, n_src // 3), (n_src // 3, n_src)])
+    assert len(want[0]) > 1000
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert got[2].tobytes() == want[2].tobytes()
+
+
+@pytest.mark.parametrize("cap", [1, 50, 1 << 18])
+def test_threaded_blocks_on_small_buffers_equal_scipy(cap):
+    """Two threads on buffers of the main thread; full buffers resume mid-block, a source
+    larger than its buffer gets a larger one."""
+    graph, o_node, o_snap, d_node, d_snap = larger_graph(7)
+    src, o_ptr, order, t_ptr, t_idx = grouped(graph, o_node, d_node)
+    bounds = [(s, min(s + 40, len(src))) for s in range(0, len(src), 40)]
+    parts = dij.near_pairs_threaded(graph, src, o_ptr, order, o_snap, t_ptr, t_idx, d_snap, 3.0, 3.0, bounds,
+                                    threads=2, cap=cap)
+    got = tuple(np.concatenate(p) for p in zip(*parts))
+    want = scipy_pairs(graph, o_node, o_snap, d_node, d_snap, 3.0)
     assert len(want[0]) > 1000
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     assert got[2].tobytes() == want[2].tobytes()

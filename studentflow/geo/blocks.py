@@ -52,20 +52,14 @@ def _block_rows(n_cols: int, block_size: int | None) -> int:
     return int(max(16, min(1024, _BLOCK_BYTES // (8 * max(n_cols, 1)))))
 
 
-def _run_blocks(block, plan: dict, bounds, client=None, threads: int = 1) -> list:
+def _run_blocks(block, plan: dict, bounds, client=None) -> list:
     """``[block(plan, s, e) for s, e in bounds]``, in-process or as Dask tasks (same order).
 
-    The one place a block loop runs: single-process here (in ``threads`` threads, for
-    block functions that release the GIL), or with a Dask ``client`` through
-    :func:`studentflow.geo.blocks_dask.run_blocks` (``plan`` sent to every worker once,
+    The one place a block loop runs: single-process here, or with a Dask ``client``
+    through :func:`studentflow.geo.blocks_dask.run_blocks` (``plan`` sent to every worker once,
     each task carrying only its bounds). Dask is imported only when a client is given.
     """
     bounds = list(bounds)
-    if client is None and threads > 1 and len(bounds) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(threads, len(bounds)), thread_name_prefix="studentflow-geo") as pool:
-            return list(pool.map(lambda b: block(plan, *b), bounds))
     if client is None or not bounds:
         return [block(plan, s, e) for s, e in bounds]
     from studentflow.geo.blocks_dask import run_blocks  # Dask only when a client is given

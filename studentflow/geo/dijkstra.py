@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["near_pairs"]
+__all__ = ["near_pairs", "near_pairs_threaded", "fill_pairs", "work_arrays"]
 
 
 @njit(cache=True, nogil=True)
@@ -87,6 +87,53 @@ def _settle(indptr, indices, weights, source, limit, dist, done, hk, hn, seen): 
     return m
 
 
+def work_arrays(n_nodes: int, n_edges: int, n_dest: int) -> tuple:
+    """Scratch arrays of one running block (``dist`` all inf, ``done`` all False; the
+    kernel leaves them so): 4.8 MB nationally. Allocated by the caller's thread."""
+    return (np.full(n_nodes, np.inf), np.zeros(n_nodes, np.bool_), np.empty(n_edges + 1),
+            np.empty(n_edges + 1, np.int64), np.empty(n_nodes, np.int64), np.empty(n_dest, np.int64),
+            np.empty(n_dest))
+
+
+@njit(cache=True, nogil=True)
+def fill_pairs(indptr, indices, weights, src, s, e, o_ptr, o_idx, o_snap, t_ptr, t_idx, d_snap, limit, max_km,
+               dist, done, hk, hn, seen, hit_j, hit_d, oi, oj, ok):  # pragma: no cover - compiled
+    """Pairs of sources ``s:e`` written into ``oi, oj, ok`` from position 0, a source at a
+    time while its origins' pairs surely fit; returns ``(k, b, need)``: ``k`` entries
+    written, ``b`` the first source not written (``e`` when done) and ``need`` the room
+    source ``b`` asks for. The scratch arrays (:func:`work_arrays`) come back as given.
+    Allocates nothing large, so threads may run it on buffers of the main thread."""
+    cap = oi.size
+    k = 0
+    for b in range(s, e):
+        m = _settle(indptr, indices, weights, src[b], limit, dist, done, hk, hn, seen)
+        h = 0
+        for q in range(m):
+            v = seen[q]
+            for t in range(t_ptr[v], t_ptr[v + 1]):
+                hit_j[h] = t_idx[t]
+                hit_d[h] = dist[v]
+                h += 1
+        for q in range(m):
+            v = seen[q]
+            dist[v] = np.inf
+            done[v] = False
+        need = (o_ptr[b + 1] - o_ptr[b]) * h
+        if k + need > cap:  # stop before the source; it is run again with room
+            return k, b, need
+        order = np.argsort(hit_j[:h])
+        for q in range(o_ptr[b], o_ptr[b + 1]):
+            o = o_idx[q]
+            for r in range(h):
+                x = order[r]
+                j = hit_j[x]
+                tot = hit_d[x] + o_snap[o] + d_snap[j]
+                if tot <= max_km:
+                    oi[k], oj[k], ok[k] = o, j, tot
+                    k += 1
+    return k, e, 0
+
+
 @njit(cache=True, nogil=True)
 def near_pairs(indptr, indices, weights, src, s, e, o_ptr, o_idx, o_snap,
                t_ptr, t_idx, d_snap, limit, max_km):  # pragma: no cover - compiled
@@ -114,45 +161,62 @@ def near_pairs(indptr, indices, weights, src, s, e, o_ptr, o_idx, o_snap,
         Origin, destination and km of each pair, by source, then origin, then ``j``.
     """
     n = indptr.size - 1
-    dist = np.full(n, np.inf)
-    done = np.zeros(n, np.bool_)
-    hk = np.empty(indices.size + 1)
-    hn = np.empty(indices.size + 1, np.int64)
-    seen = np.empty(n, np.int64)
-    hit_j = np.empty(t_idx.size, np.int64)
-    hit_d = np.empty(t_idx.size)
+    dist, done, hk, hn, seen, hit_j, hit_d = (np.full(n, np.inf), np.zeros(n, np.bool_), np.empty(indices.size + 1),
+                                              np.empty(indices.size + 1, np.int64), np.empty(n, np.int64),
+                                              np.empty(t_idx.size, np.int64), np.empty(t_idx.size))
     cap = 1024
-    oi = np.empty(cap, np.int64)
-    oj = np.empty(cap, np.int64)
-    ok = np.empty(cap)
-    k = 0
-    for b in range(s, e):
-        m = _settle(indptr, indices, weights, src[b], limit, dist, done, hk, hn, seen)
-        h = 0
-        for q in range(m):
-            v = seen[q]
-            for t in range(t_ptr[v], t_ptr[v + 1]):
-                hit_j[h] = t_idx[t]
-                hit_d[h] = dist[v]
-                h += 1
-        order = np.argsort(hit_j[:h])
-        for q in range(o_ptr[b], o_ptr[b + 1]):
-            o = o_idx[q]
-            if k + h > cap:
-                while k + h > cap:
-                    cap *= 2
-                oi2, oj2, ok2 = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap)
-                oi2[:k], oj2[:k], ok2[:k] = oi[:k], oj[:k], ok[:k]
-                oi, oj, ok = oi2, oj2, ok2
-            for r in range(h):
-                x = order[r]
-                j = hit_j[x]
-                tot = hit_d[x] + o_snap[o] + d_snap[j]
-                if tot <= max_km:
-                    oi[k], oj[k], ok[k] = o, j, tot
-                    k += 1
-        for q in range(m):
-            v = seen[q]
-            dist[v] = np.inf
-            done[v] = False
+    oi, oj, ok = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap)
+    k, b = 0, s
+    while b < e:
+        w, b, need = fill_pairs(indptr, indices, weights, src, b, e, o_ptr, o_idx, o_snap, t_ptr, t_idx, d_snap,
+                                limit, max_km, dist, done, hk, hn, seen, hit_j, hit_d, oi[k:], oj[k:], ok[k:])
+        k += w
+        if b < e:  # grow
+            cap = max(2 * cap, k + need)
+            oi2, oj2, ok2 = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap)
+            oi2[:k], oj2[:k], ok2[:k] = oi[:k], oj[:k], ok[:k]
+            oi, oj, ok = oi2, oj2, ok2
     return oi[:k].copy(), oj[:k].copy(), ok[:k].copy()
+
+
+def near_pairs_threaded(graph, src, o_ptr, o_idx, o_snap, t_ptr, t_idx, d_snap, limit: float, max_km: float,
+                        bounds, threads: int, cap: int = 1 << 18) -> list:
+    """:func:`near_pairs` of each block in ``bounds``, ``threads`` at a time; returns
+    ``(i, j, km)`` parts whose concatenation is the blocks' pairs in the order of ``bounds``.
+
+    Every array is allocated here, in the calling thread: a thread's own malloc arena
+    keeps the top of its heap after a free (``malloc_trim`` does not return it), 50 MB
+    nationally when the blocks allocated their own. Each thread gets scratch arrays and an
+    output buffer of ``cap`` entries (6 MB); a finished or full buffer is copied out here
+    and handed to the next block (or to the rest of the same one).
+    """
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    g = graph
+    consts = (o_ptr, o_idx, o_snap, t_ptr, t_idx, d_snap, float(limit), float(max_km))
+    todo = [(s, s, e) for s, e in reversed(list(bounds))]  # (block, from, to)
+    parts: dict[int, list] = {s: [] for _, s, _ in todo}
+    free = [(work_arrays(g.shape[0], g.indices.size, t_idx.size),
+             (np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap))) for _ in range(threads)]
+
+    def run(s, e, work, out):
+        return fill_pairs(g.indptr, g.indices, g.data, src, s, e, *consts, *work, *out)
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="studentflow-dijkstra") as pool:
+        running = {}
+        while todo or running:
+            while todo and free:
+                (block, s, e), (work, out) = todo.pop(), free.pop()
+                running[pool.submit(run, s, e, work, out)] = (block, e, work, out)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                block, e, work, out = running.pop(f)
+                k, b, need = f.result()
+                parts[block].append(tuple(a[:k].copy() for a in out))
+                if b < e:  # the buffer filled: the rest of the block, with room for source b
+                    todo.append((block, b, e))
+                    if need > out[0].size:
+                        n = max(need, 2 * out[0].size)
+                        out = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n))
+                free.append((work, out))
+    return [part for block in sorted(parts) for part in parts[block]]

@@ -328,7 +328,12 @@ def _network(net: RoadNetwork, olon, olat, dlon, dlat, max_km, block_size, clien
     else:
         rows = _block_rows(n_nodes, block_size)
     bounds = _bounds(len(src), rows)
-    parts = _run_blocks(_network_block, plan, bounds, client, threads=THREADS if compiled else 1)
+    if compiled and client is None and THREADS > 1 and len(bounds) > 1:
+        g = net.graph
+        parts = kernel().near_pairs_threaded(g, src, plan["o_ptr"], order, o_snap, plan["t_ptr"], t_idx, d_snap,
+                                             float(max_km), float(max_km), bounds, THREADS)
+    else:
+        parts = _run_blocks(_network_block, plan, bounds, client)
     i, j, d = _cat(parts)
     order = np.argsort(i, kind="stable")  # within an origin, j is already ascending
     snap_max = float(max(o_snap.max(initial=0.0), d_snap.max(initial=0.0)))
