@@ -80,13 +80,11 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
 
     With ``threads`` > 1 the draws of a scenario of at least :data:`THREAD_MIN_PAIRS`
     pairs run on that many threads (the compiled rounding kernels, numpy and scipy's
-    sparse products release the GIL; smaller draws mostly hold it), and the sweep is
-    pipelined so that the threads never wait for the main thread: once a scenario's
-    draws are queued, the next scenario's work unit is built and its draws queued
-    behind them, so that the caller's summaries of one scenario (and the work unit
-    after it) are made while the next one's draws run. At most two work units are
-    alive at a time. Each draw depends only on its coefficients and seed, and outcomes
-    are read in draw order, so the result is the one-thread result."""
+    sparse products release the GIL; smaller draws mostly hold it), pipelined: once a
+    scenario's draws are queued, the next work unit is built and its draws queued behind
+    them, so the caller's summaries are made while the threads draw (at most two units
+    alive). Each draw depends only on its coefficients and seed, and outcomes are read
+    in draw order, so the result is the one-thread result."""
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(betas) > 1 else None
     launched: deque = deque()  # (i, kept, futures or None, one): made, draws queued if threaded
     ahead = 0  # position in ``order`` of the next scenario to make
