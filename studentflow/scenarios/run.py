@@ -248,14 +248,14 @@ def run_scenarios(
     acc = _Accumulator(origins, schools, int(pairs["esc_beneficiaries"].sum()), len(betas), base.name,
                        ref_of, relief_matrix(bundle, origins.index) if bundle is not None else None,
                        keep_draws)
-    large = len(pairs) >= THREAD_MIN_PAIRS  # a full collection costs ~0.1 s: worth it on large tables only
+    large = len(pairs) >= THREAD_MIN_PAIRS  # heap pages back to the OS: on large tables only
     # with a large table, once the draws are read: the draw threads' freed temporaries
     # sit in their own arenas, back to the OS before the scenario's summaries
     after = (lambda: trim(collect=False)) if large else None
     for i, kept, outs in stream:
         acc.add(i, kept, outs, after)
         if large:
-            trim()  # the scenario's work unit and draws: free heap pages back to the OS
+            trim(collect=False)  # the work unit and draws (freed by their counts: no cycles) back to the OS
     if bar is not None:
         bar.close()
     result = dataclasses.replace(acc.result(scenarios, seed, params), calibration=calibration)
