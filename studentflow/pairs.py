@@ -92,7 +92,7 @@ import pandas as pd
 from studentflow import geo
 from studentflow.congestion import origin_congestion
 from studentflow.malloc import trim
-from studentflow.schema import id_positions, ids_isin, require_columns
+from studentflow.schema import id_positions, ids_isin, require_columns, take_at as _at
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,7 @@ def _observed(bundle, esc_ids: pd.Index) -> pd.DataFrame:
     f = pd.DataFrame({"origin_id": f["origin_id"].astype(str), "destination_id": f["destination_id"].astype(str),
                       **{c: pd.to_numeric(f[c]).astype(np.int64) for c in ("learners", "esc_beneficiaries")}})
     f = f[(f["learners"] >= 1).to_numpy() & ids_isin(f["destination_id"], esc_ids)]
-    return f.groupby(["origin_id", "destination_id"], as_index=False, sort=True)[
-        ["learners", "esc_beneficiaries"]].sum()
+    return f.groupby(["origin_id", "destination_id"], as_index=False)[["learners", "esc_beneficiaries"]].sum()
 
 
 def _extra(extras: dict, *keys):
@@ -183,17 +182,14 @@ def bundle_distances(bundle, origins, esc_ids, *, circuity: float = 1.3,
     return out
 
 
-def _keys(df: pd.DataFrame) -> pd.MultiIndex:
+def _keys(df: pd.DataFrame) -> pd.MultiIndex:  # (origin_id, destination_id)
     return pd.MultiIndex.from_frame(df[["origin_id", "destination_id"]])
 
 
 def _trimmed(fn):
     """``fn``, then :func:`studentflow.malloc.trim` once its locals are gone (the national
     pair table's temporaries: 290 MB of cycles and free heap)."""
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        return (fn(*args, **kwargs), trim())[0]
-    return run
+    return functools.wraps(fn)(lambda *args, **kwargs: (fn(*args, **kwargs), trim())[0])
 
 
 @_trimmed
@@ -301,14 +297,9 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
     return _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b, candidates)
 
 
-def _at(values: pd.Series, pos: np.ndarray) -> pd.Series:
-    """``values.reindex(ids)`` for a unique index, with ``pos = id_positions(values.index, ids)``
-    (missing where ``pos`` is -1): the ids hashed once, not once per column."""
-    return pd.Series(pd.api.extensions.take(values.array, pos, allow_fill=True))
-
-
 def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b, candidates) -> pd.DataFrame:
-    o_at, d_at = id_positions(s.index, pairs["origin_id"]), id_positions(s.index, pairs["destination_id"])
+    o, d = pairs["origin_id"], pairs["destination_id"]
+    o_at, d_at = id_positions(s.index, o), id_positions(s.index, d)
     amount = pd.to_numeric(bundle.subsidy["amount"], errors="coerce").set_axis(bundle.subsidy.index.astype(str))
     pairs["tuition"] = pd.to_numeric(_at(s["tuition"], d_at), errors="coerce").to_numpy(float)
     pairs["esc_amount"] = _at(amount, id_positions(amount.index, pairs["destination_id"])).to_numpy(float)
@@ -328,12 +319,9 @@ def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b
     benef = pd.to_numeric(f["esc_beneficiaries"]).groupby(f["origin_id"].astype(str)).sum()
     oc_at = id_positions(oc.index, pairs["origin_id"])
     pairs["origin_pool"] = _at(oc["grade7_learners"], oc_at).fillna(0).astype(np.int64).to_numpy()
-    pairs["origin_esc_beneficiaries"] = _at(benef, id_positions(benef.index, pairs["origin_id"])).fillna(0).astype(
-        np.int64).to_numpy()
-    pairs["destination_slots"] = pd.to_numeric(_at(s["esc_slots"], d_at), errors="coerce").fillna(0).astype(
-        np.int64).to_numpy()
-    pairs["destination_billed"] = pd.to_numeric(_at(s["esc_slots_billed"], d_at), errors="coerce").fillna(0).astype(
-        np.int64).to_numpy()
+    pairs["origin_esc_beneficiaries"] = _at(benef, id_positions(benef.index, o)).fillna(0).astype(np.int64).to_numpy()
+    for col, src in (("destination_slots", "esc_slots"), ("destination_billed", "esc_slots_billed")):
+        pairs[col] = pd.to_numeric(_at(s[src], d_at), errors="coerce").fillna(0).astype(np.int64).to_numpy()
     pairs["origin_feeds_congested"] = _at(oc["feeds_congested"], oc_at).fillna(False).astype(bool).to_numpy()
     pairs["origin_congested_share"] = _at(oc["congested_share"], oc_at).fillna(0.0).to_numpy(float)
     billed = billed_share_before(bundle)

@@ -243,6 +243,12 @@ def ids_isin(ids, values) -> "np.ndarray":
     return pd.Index(ids).isin(values)
 
 
+def take_at(values: pd.Series, pos) -> pd.Series:
+    """``values.reindex(ids)`` (unique index) as a fresh Series, given
+    ``pos = id_positions(values.index, ids)``: missing where ``pos`` is -1."""
+    return pd.Series(pd.api.extensions.take(values.array, pos, allow_fill=True))
+
+
 def id_map(values: pd.Series, ids, fill=float("nan")) -> "np.ndarray":
     """``ids.map(values)`` as a float array (``fill`` where absent) for a ``values``
     Series with a unique index, through :func:`id_positions`."""

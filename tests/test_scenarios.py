@@ -668,33 +668,34 @@ def test_arrow_id_helpers_match_pandas(ids, keys, dtype):
     np.testing.assert_array_equal(id_positions(index, derived["id"]), index.get_indexer(col))
 
 
-def test_sweep_builds_the_next_work_unit_while_draws_run(monkeypatch):
-    """Threaded draws: the next scenario's work unit is made (and its draws queued) as
-    soon as one scenario's draws are queued, never more than two ahead of the reader;
-    on one thread each unit is made when it is read. Draws come in draw order."""
+def test_sweep_builds_the_next_work_unit_before_the_summaries(monkeypatch):
+    """Threaded draws: once a scenario's last draw is read, the next work unit is made and
+    its draws queued before the caller summarises the scenario (so the threads draw
+    during the summaries), one unit at a time; on one thread each unit is made when it is
+    read. Draws come in draw order."""
     import studentflow.scenarios.run as sc
 
     monkeypatch.setattr(sc, "THREAD_MIN_PAIRS", 0)
     monkeypatch.setattr(sc, "simulate_draws", lambda work, beta, ds, seeds, alloc: [(work.name, ds[0])])
-    bar = SimpleNamespace(update=lambda n: None)
 
     def sweep(threads):
-        events = []
+        events, read = [], []
+        bar = SimpleNamespace(update=lambda n: read.append(n))
 
         def make(i):
-            events.append(("make", i))
+            events.append(("make", i, len(read)))  # draws read so far, all scenarios
             return SimpleNamespace(name=i, indices=np.zeros(3)), f"kept {i}"
 
         for i, kept, outs in sc._local_sweep(make, [2, 0, 1], [0.0] * 4, range(4), None, bar, threads):
             assert kept == f"kept {i}"
-            events.append(("read", i, list(outs)))
+            events.append(("read", i, list(outs)))  # the caller's summaries come after this
         return events
 
     draws = {i: [(i, d) for d in range(4)] for i in range(3)}
-    assert sweep(2) == [("make", 2), ("make", 0), ("read", 2, draws[2]), ("make", 1), ("read", 0, draws[0]),
-                        ("read", 1, draws[1])]
-    assert sweep(1) == [("make", 2), ("read", 2, draws[2]), ("make", 0), ("read", 0, draws[0]), ("make", 1),
-                        ("read", 1, draws[1])]
+    assert sweep(2) == [("make", 2, 0), ("make", 0, 4), ("read", 2, draws[2]), ("make", 1, 8),
+                        ("read", 0, draws[0]), ("read", 1, draws[1])]
+    assert sweep(1) == [("make", 2, 0), ("read", 2, draws[2]), ("make", 0, 4), ("read", 0, draws[0]),
+                        ("make", 1, 8), ("read", 1, draws[1])]
 
 
 def test_malloc_thresholds_are_set_once():

@@ -15,10 +15,10 @@ Every scenario uses the same coefficient draws and the same rounding seeds (comm
 random numbers), so differences between scenarios are not blurred by sampling noise.
 
 Scenarios run one at a time (on Dask, at most ``in_flight`` at once; with draw threads
-the next scenario's work unit is built while one scenario's draws run, so at most two
-are alive): a scenario's work unit is built just before it runs and dropped after, and
-only its summaries (and the per-draw arrays ``keep_draws`` asks for) are kept, so a
-sweep's memory does not grow with its number of scenarios beyond those summaries.
+the next scenario draws while one scenario's draws are summarised): a scenario's work
+unit is built just before it runs and dropped after, and only its summaries (and the
+per-draw arrays ``keep_draws`` asks for) are kept, so a sweep's memory does not grow
+with its number of scenarios beyond those summaries.
 
 :func:`run_scenarios` reads as its steps: check the scenarios and options, build every
 pair table of the run once (:class:`studentflow.scenarios.work.PairTables`; a scenario
@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,16 +79,14 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
 
     With ``threads`` > 1 the draws of a scenario of at least :data:`THREAD_MIN_PAIRS`
     pairs run on that many threads (the compiled rounding kernels, numpy and scipy's
-    sparse products release the GIL; smaller draws mostly hold it), and the sweep is
-    pipelined so that the threads never wait for the main thread: once a scenario's
-    draws are queued, the next scenario's work unit is built and its draws queued
-    behind them, so that the caller's summaries of one scenario (and the work unit
-    after it) are made while the next one's draws run. At most two work units are
-    alive at a time. Each draw depends only on its coefficients and seed, and outcomes
-    are read in draw order, so the result is the one-thread result."""
+    sparse products release the GIL; smaller draws mostly hold it), pipelined: once a
+    scenario's last draw is read, its work unit is dropped and the next one built and
+    its draws queued, before the caller summarises the scenario (one unit alive at a
+    time; the threads draw during the summaries). Each draw depends only on its
+    coefficients and seed, and outcomes are read in draw order, so the result is the
+    one-thread result."""
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(betas) > 1 else None
-    launched: deque = deque()  # (i, kept, futures or None, one): made, draws queued if threaded
-    ahead = 0  # position in ``order`` of the next scenario to make
+    queued: list = []  # the next scenario: (i, kept, futures), its draws queued on the threads
 
     def launch(i):
         work, kept = make(i)
@@ -101,13 +98,7 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
             return i, kept, [pool.submit(one, d) for d in range(len(betas))], None
         return i, kept, None, one  # drawn on this thread as the caller reads
 
-    def top_up():  # the next work unit made and queued while threaded draws run
-        nonlocal ahead
-        while ahead < len(order) and (not launched or (launched[-1][2] is not None and len(launched) < 2)):
-            launched.append(launch(order[ahead]))
-            ahead += 1
-
-    def stream(futures, one):  # read as the draws finish, in draw order
+    def stream(futures, one, nxt):  # read as the draws finish, in draw order
         for d in range(len(betas)):
             if futures is None:
                 got = one(d)
@@ -115,15 +106,15 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
                 got, futures[d] = futures[d].result(), None
             bar.update(1)
             yield from got
+        if futures is not None and nxt is not None:  # every draw read: the work unit is
+            del got  # gone with its last task; the next one builds and draws meanwhile
+            queued.append(launch(nxt))
 
     try:
-        top_up()
-        while launched:
-            i, kept, futures, one = launched[0]
-            yield i, kept, stream(futures, one)
-            launched.popleft()
+        for k, i in enumerate(order):
+            i, kept, futures, one = queued.pop() if queued else launch(i)
+            yield i, kept, stream(futures, one, order[k + 1] if k + 1 < len(order) else None)
             del futures, one
-            top_up()
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -152,10 +143,9 @@ def run_scenarios(
     """Run policy scenarios with Monte Carlo over the gravity coefficients.
 
     Scenarios run one after another: each scenario's work unit (design matrix, sparse
-    structure) is built just before it runs (with draw threads, while the scenario
-    before it draws) and dropped after, and only its summaries (and the per-draw arrays
-    ``keep_draws`` asks for) are kept, so a sweep of hundreds of scenarios needs the
-    memory of two (plus their summaries).
+    structure) is built just before it runs and dropped after, and only its summaries
+    (and the per-draw arrays ``keep_draws`` asks for) are kept, so a sweep of hundreds
+    of scenarios needs the memory of one (plus its summaries).
 
     Parameters
     ----------
@@ -258,14 +248,14 @@ def run_scenarios(
     acc = _Accumulator(origins, schools, int(pairs["esc_beneficiaries"].sum()), len(betas), base.name,
                        ref_of, relief_matrix(bundle, origins.index) if bundle is not None else None,
                        keep_draws)
-    large = len(pairs) >= THREAD_MIN_PAIRS  # a full collection costs ~0.1 s: worth it on large tables only
+    large = len(pairs) >= THREAD_MIN_PAIRS  # heap pages back to the OS: on large tables only
     # with a large table, once the draws are read: the draw threads' freed temporaries
     # sit in their own arenas, back to the OS before the scenario's summaries
     after = (lambda: trim(collect=False)) if large else None
     for i, kept, outs in stream:
         acc.add(i, kept, outs, after)
         if large:
-            trim()  # the scenario's work unit and draws: free heap pages back to the OS
+            trim(collect=False)  # the work unit and draws (freed by their counts: no cycles) back to the OS
     if bar is not None:
         bar.close()
     result = dataclasses.replace(acc.result(scenarios, seed, params), calibration=calibration)
