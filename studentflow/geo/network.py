@@ -3,9 +3,11 @@
 The network distance of :func:`studentflow.geo.distances.road_distances` (docs/contracts.md §2):
 each school is snapped to its nearest network node (KD-tree in EPSG:32651, UTM 51N,
 which covers Luzon); ``distance_km = haversine(school, node) + shortest path(node, node')
-+ haversine(node', school')``. Shortest paths come from
-:func:`scipy.sparse.csgraph.dijkstra` on the undirected graph, run from blocks of origin
-nodes at once with ``limit=max_km``. Each edge length is raised, where needed, to the
++ haversine(node', school')``. Shortest paths come, with ``max_km``, from the compiled
+limited Dijkstra of :mod:`studentflow.geo.dijkstra` (numba; blocks of origin nodes in
+:data:`THREADS` threads), else from :func:`scipy.sparse.csgraph.dijkstra` on the
+undirected graph, run from blocks of origin nodes at once with ``limit=max_km``: the same
+pairs and km bit for bit. Each edge length is raised, where needed, to the
 haversine length between its end nodes, so a network distance is never shorter than the
 great-circle distance (triangle inequality). Pairs in different connected components are
 left out and counted. Use :func:`studentflow.geo.distances.road_distances` rather than the private
