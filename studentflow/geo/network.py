@@ -326,7 +326,7 @@ def _network(net: RoadNetwork, olon, olat, dlon, dlat, max_km, block_size, clien
             "o_ptr": np.searchsorted(sorted_rows, np.arange(len(src) + 1)),
             "t_ptr": np.searchsorted(d_node[t_idx], np.arange(n_nodes + 1)), "t_idx": t_idx}
     if compiled and block_size is None and client is None:  # no dense block: a few blocks per thread
-        rows = max(64, -(-len(src) // (8 * THREADS)))
+        rows = max(64, -(-len(src) // (16 * THREADS)))
     else:
         rows = _block_rows(n_nodes, block_size)
     bounds = _bounds(len(src), rows)
