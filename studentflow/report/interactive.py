@@ -223,13 +223,14 @@ def _esc_trace(rows, name, bundle, labels, agg: bool, slots_max: float, groups=N
                          name=f"ESC schools: {shown}", **kw)
 
 
-def figure_dict(result, bundle, *, boundaries=None, scenario: str | None = None, _splice=None) -> dict:
+def figure_dict(result, bundle, *, boundaries=None, scenario: str | None = None, labels=None, _splice=None) -> dict:
     """The map as a plain plotly figure dict (``data``, ``layout``): built without plotly's
     validation, which deep-copies every coordinate list (seconds at national size).
-    ``_splice``: see :func:`_outline_trace`."""
+    ``labels``: :func:`studentflow.report.names.school_labels` of ``bundle`` when the caller
+    has them (made here otherwise). ``_splice``: see :func:`_outline_trace`."""
     from studentflow.report.names import school_labels
 
-    labels = _Places(school_labels(bundle))
+    labels = _Places(school_labels(bundle) if labels is None else labels)
     pj, es = result.public_jhs, result.esc_schools
     t = result.table.set_index("scenario")
     if scenario is None:
@@ -286,7 +287,7 @@ def map_figure(result, bundle, *, boundaries=None, scenario: str | None = None):
     return go.Figure(figure_dict(result, bundle, boundaries=boundaries, scenario=scenario))
 
 
-def interactive_map(result, bundle, *, boundaries=None, scenario: str | None = None) -> str:
+def interactive_map(result, bundle, *, boundaries=None, scenario: str | None = None, labels=None) -> str:
     """HTML fragment of the interactive map, plotly.js inlined (no network needed, opens from disk).
 
     Parameters
@@ -299,11 +300,13 @@ def interactive_map(result, bundle, *, boundaries=None, scenario: str | None = N
         Municipal outlines (:func:`studentflow.geo.boundaries.municipal_boundaries`).
     scenario : str, optional
         Scenario shown first (default: the one relieving most learners).
+    labels : pandas.DataFrame, optional
+        :func:`studentflow.report.names.school_labels` of ``bundle``, when already made.
     """
     import plotly.io as pio
 
     splice: dict = {}
-    fig = figure_dict(result, bundle, boundaries=boundaries, scenario=scenario, _splice=splice)
+    fig = figure_dict(result, bundle, boundaries=boundaries, scenario=scenario, labels=labels, _splice=splice)
     template = pio.templates[pio.templates.default] if pio.templates.default else None
     if template is not None:  # what a validated Figure carries: the same look
         fig["layout"]["template"] = template.to_plotly_json()
