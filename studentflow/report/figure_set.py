@@ -40,12 +40,12 @@ def png_bytes(fig, dpi: int = 130, pad_inches: float = 0.1) -> bytes:
         return buf.getvalue()
     pixels = np.asarray(canvas.buffer_rgba())
     rows, cols = pixels.shape[:2]
+    box = box.padded(pad_inches)  # the pad shows what is drawn there, as savefig's does; white past the edge
     x0, x1 = int(np.floor(box.x0 * dpi)), int(np.ceil(box.x1 * dpi))
     top, bottom = int(np.floor(rows - box.y1 * dpi)), int(np.ceil(rows - box.y0 * dpi))
-    x0, top, x1, bottom = max(x0, 0), max(top, 0), min(x1, cols), min(bottom, rows)
-    pad = int(round(pad_inches * dpi))
-    out = np.full((bottom - top + 2 * pad, x1 - x0 + 2 * pad, 4), 255, dtype=np.uint8)  # white margin
-    out[pad:pad + bottom - top, pad:pad + x1 - x0] = pixels[top:bottom, x0:x1]
+    out = np.full((bottom - top, x1 - x0, 4), 255, dtype=np.uint8)
+    a, b, c, d = max(top, 0), min(bottom, rows), max(x0, 0), min(x1, cols)
+    out[a - top:b - top, c - x0:d - x0] = pixels[a:b, c:d]
     imsave(buf, out, format="png", dpi=dpi)
     return buf.getvalue()
 

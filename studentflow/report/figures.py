@@ -94,7 +94,7 @@ def coefficient_plot(models: dict, truth: dict | None = None):
         frames.append(df)
     data = pd.concat(frames)
     terms = sorted(dict.fromkeys(data.index), key=_term_order)
-    fig, ax = _figure(figsize=(8.5, 0.55 * len(terms) + 1.6))  # the legend fits: one draw (png_bytes)
+    fig, ax = _figure(figsize=(8, 0.55 * len(terms) + 1.6))
     n = len(models)
     for k, (label, grp) in enumerate(data.groupby("model", sort=False)):
         y = np.array([terms.index(t) for t in grp.index]) + (k - (n - 1) / 2) * 0.22
@@ -111,7 +111,9 @@ def coefficient_plot(models: dict, truth: dict | None = None):
     ax.invert_yaxis()
     ax.set_xlabel("coefficient (effect on log expected learners), 95 % interval")
     ax.set_title("Gravity model: what drives ESC enrolment flows")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09 - 0.3 / len(terms)), ncol=n,
+    # at most two columns: three entries in a row are wider than the figure, which png_bytes
+    # then saves with a second draw
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09 - 0.3 / len(terms)), ncol=min(n, 2),
               fontsize=9, frameon=False)
     fig.tight_layout()
     return fig
