@@ -260,10 +260,11 @@ def run_scenarios(
     # sit in their own arenas, back to the OS before the scenario's summaries
     after = (lambda: trim(collect=False)) if large else None
     for i, kept, outs in stream:
-        acc.add(i, kept, outs, after)
-        for label, work, kept_point in siblings.pop(i):  # while the threads draw the next scenario
+        for label, work, kept_point in siblings.pop(i):  # while the threads draw this scenario (its unit alive)
             o = others[label]
             point_accs[label].add(i, kept_point, simulate_draws(work, o.betas[0], [0], [o.seeds[0]], allocator))
+        work = None  # the last point unit: not held through the summaries
+        acc.add(i, kept, outs, after)
         if large:
             trim(collect=False)  # the work unit and draws (freed by their counts: no cycles) back to the OS
     if bar is not None:
