@@ -343,8 +343,8 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         points.update({f"{label.replace(' (used)', '')} as fitted": (m, False) for label, m in models.items()})
 
     def side_work():  # on small runs the point estimates too; a synthetic region's truth
-        return ({label: run_scenarios(bundle, m, scenarios, pairs=p, distances=distances, draws=0, seed=seed,
-                                      progress=False, calibrate=c) for label, (m, c) in points.items()} if small else {},
+        return ({label: run_scenarios(bundle, m, scenarios, pairs=p, distances=distances, draws=0, seed=seed, progress=False,
+                                      calibrate=c, keep_draws=False) for label, (m, c) in points.items()} if small else {},
                 None if plan or not write else _truth_placements(manifest, scenarios, draws, seed))
 
     def scenario_stage():  # small runs: the side work on the other core while the main model's draws run;

@@ -208,9 +208,10 @@ def run_scenarios(
     points : dict, optional
         Label → ``(model, calibrate)``: point estimates of other fitted models on the same
         scenarios, in ``result.points[label]``: each the result of ``run_scenarios(bundle,
-        model, scenarios, draws=0, calibrate=calibrate)`` with this run's pairs, seed and
-        allocator, but computed on this run's work units (pair tables, sparse structures,
-        and the design matrix where the formulas are the same) instead of building them again.
+        model, scenarios, draws=0, calibrate=calibrate, keep_draws=False)`` with this run's
+        pairs, seed and allocator, but computed on this run's work units (pair tables, sparse
+        structures, and the design matrix where the formulas are the same) instead of
+        building them again.
 
     Returns
     -------
@@ -253,7 +254,7 @@ def run_scenarios(
     relief = relief_matrix(bundle, origins.index) if bundle is not None else None
     observed = int(pairs["esc_beneficiaries"].sum())
     acc = _Accumulator(origins, schools, observed, len(betas), base.name, ref_of, relief, keep_draws)
-    point_accs = {label: _Accumulator(origins, schools, observed, 1, base.name, ref_of, relief, True)
+    point_accs = {label: _Accumulator(origins, schools, observed, 1, base.name, ref_of, relief, False)
                   for label in others}
     large = len(pairs) >= THREAD_MIN_PAIRS  # heap pages back to the OS: on large tables only
     # with a large table, once the draws are read: the draw threads' freed temporaries
