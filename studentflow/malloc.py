@@ -40,6 +40,13 @@ TRIM_THRESHOLD = 64 << 20
 ARENA_MAX = 1
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 _DONE: list[bool] = []
+_LIBC: list = []  # glibc, loaded once (a CDLL made per call is a reference cycle: garbage)
+
+
+def _libc():
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL("libc.so.6"))
+    return _LIBC[0]
 
 
 def large_thresholds() -> bool:
@@ -53,7 +60,7 @@ def large_thresholds() -> bool:
     if (sys.platform.startswith("linux") and env.get("STUDENTFLOW_MALLOC") != "default"
             and "MALLOC_MMAP_THRESHOLD_" not in env and "MALLOC_TRIM_THRESHOLD_" not in env):
         try:
-            libc = ctypes.CDLL("libc.so.6")
+            libc = _libc()
             ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
                 libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
             if ok and "MALLOC_ARENA_MAX" not in env:
@@ -81,7 +88,7 @@ def trim(collect: bool = True) -> None:
             pass
     if sys.platform.startswith("linux") and env_allows():
         try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            _libc().malloc_trim(0)
         except (OSError, AttributeError):
             pass
 

@@ -92,7 +92,7 @@ import pandas as pd
 from studentflow import geo
 from studentflow.congestion import origin_congestion
 from studentflow.malloc import trim
-from studentflow.schema import require_columns
+from studentflow.schema import id_positions, ids_isin, require_columns, take_at as _at
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +147,8 @@ def _observed(bundle, esc_ids: pd.Index) -> pd.DataFrame:
     require_columns(f, ["origin_id", "destination_id", "learners", "esc_beneficiaries"], name="bundle.flows")
     f = pd.DataFrame({"origin_id": f["origin_id"].astype(str), "destination_id": f["destination_id"].astype(str),
                       **{c: pd.to_numeric(f[c]).astype(np.int64) for c in ("learners", "esc_beneficiaries")}})
-    f = f[(f["learners"] >= 1) & f["destination_id"].isin(esc_ids)]
-    return f.groupby(["origin_id", "destination_id"], as_index=False, sort=True)[
-        ["learners", "esc_beneficiaries"]].sum()
+    f = f[(f["learners"] >= 1).to_numpy() & ids_isin(f["destination_id"], esc_ids)]
+    return f.groupby(["origin_id", "destination_id"], as_index=False)[["learners", "esc_beneficiaries"]].sum()
 
 
 def _extra(extras: dict, *keys):
@@ -183,17 +182,14 @@ def bundle_distances(bundle, origins, esc_ids, *, circuity: float = 1.3,
     return out
 
 
-def _keys(df: pd.DataFrame) -> pd.MultiIndex:
+def _keys(df: pd.DataFrame) -> pd.MultiIndex:  # (origin_id, destination_id)
     return pd.MultiIndex.from_frame(df[["origin_id", "destination_id"]])
 
 
 def _trimmed(fn):
     """``fn``, then :func:`studentflow.malloc.trim` once its locals are gone (the national
     pair table's temporaries: 290 MB of cycles and free heap)."""
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        return (fn(*args, **kwargs), trim())[0]
-    return run
+    return functools.wraps(fn)(lambda *args, **kwargs: (fn(*args, **kwargs), trim())[0])
 
 
 @_trimmed
@@ -263,7 +259,7 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
         dist, co, cd, key = dist[~dup], co[~dup], cd[~dup], key[~dup]
     # the outcome-independent radius set: senders × ESC schools (flag) within the radius
     def isin(codes, uniques, ids):  # Series(uniques.take(codes)).isin(ids), -1 being NaN
-        return np.append(pd.Index(uniques).isin(ids), pd.Index([np.nan], dtype=object).isin(ids))[codes]
+        return np.append(ids_isin(pd.Index(uniques), ids), pd.Index([np.nan], dtype=object).isin(ids))[codes]
     radius_set = dist[isin(co, uo, senders) & isin(cd, ud, esc_flag) & (dist["distance_km"] <= radius_km).to_numpy()]
     # observed pairs: attach distances (rows with matching codes), else great-circle × circuity, else drop
     ok = (pd.Index(uo).get_indexer(obs["origin_id"]) + 1) * (len(ud) + 1) + pd.Index(ud).get_indexer(obs["destination_id"]) + 1
@@ -289,7 +285,7 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
     if candidates == "study":  # congested feeders × ESC schools with slots within radius
         slots = pd.to_numeric(s["esc_slots"], errors="coerce").fillna(0)
         with_slots = s.index[s["esc"].fillna(False).astype(bool) & (slots > 0)]
-        new = radius_set[radius_set["origin_id"].isin(feeders) & radius_set["destination_id"].isin(with_slots)]
+        new = radius_set[ids_isin(radius_set["origin_id"], feeders) & ids_isin(radius_set["destination_id"], with_slots)]
     else:
         new = radius_set
     new = new[~_keys(new).isin(_keys(obs))]
@@ -303,31 +299,33 @@ def build_pairs(bundle, distances: pd.DataFrame | None = None, *, radius_km: flo
 
 def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b, candidates) -> pd.DataFrame:
     o, d = pairs["origin_id"], pairs["destination_id"]
-    dest = s[["tuition", "region", "esc_slots", "esc_slots_billed"]].reindex(d)  # the columns read below
-    orig = s[["psgc_code", "region"]].reindex(o)
+    o_at, d_at = id_positions(s.index, o), id_positions(s.index, d)
     amount = pd.to_numeric(bundle.subsidy["amount"], errors="coerce").set_axis(bundle.subsidy.index.astype(str))
-    pairs["tuition"] = pd.to_numeric(dest["tuition"], errors="coerce").to_numpy(float)
-    pairs["esc_amount"] = amount.reindex(d).to_numpy(float)
+    pairs["tuition"] = pd.to_numeric(_at(s["tuition"], d_at), errors="coerce").to_numpy(float)
+    pairs["esc_amount"] = _at(amount, id_positions(amount.index, pairs["destination_id"])).to_numpy(float)
     pairs["net_cost_k"] = net_cost_k(pairs["tuition"], pairs["esc_amount"])
     rating = pd.to_numeric(s["esc_rating"], errors="coerce")
     esc_rated = rating[s["esc"].fillna(False).astype(bool)].dropna()
     median = float(esc_rated.median()) if len(esc_rated) else float(rating.median())
-    r = rating.reindex(d).to_numpy(float)
+    r = _at(rating, d_at).to_numpy(float)
     pairs["esc_unrated"] = np.isnan(r)
     pairs["esc_rating"] = np.where(np.isnan(r), median, r)
     revenue = pd.to_numeric(bundle.areas["lgu_revenue"], errors="coerce").set_axis(bundle.areas.index.astype(str))
-    pairs["origin_lgu_revenue"] = revenue.reindex(orig["psgc_code"].astype(str)).to_numpy(float)
-    pairs["origin_region"] = orig["region"].to_numpy()
-    pairs["destination_region"] = dest["region"].to_numpy()
+    psgc = _at(s["psgc_code"], o_at).astype(str)
+    pairs["origin_lgu_revenue"] = _at(revenue, id_positions(revenue.index, psgc)).to_numpy(float)
+    pairs["origin_region"] = _at(s["region"], o_at).to_numpy()
+    pairs["destination_region"] = _at(s["region"], d_at).to_numpy()
     f = bundle.flows
     benef = pd.to_numeric(f["esc_beneficiaries"]).groupby(f["origin_id"].astype(str)).sum()
-    pairs["origin_pool"] = oc["grade7_learners"].reindex(o).fillna(0).astype(np.int64).to_numpy()
-    pairs["origin_esc_beneficiaries"] = benef.reindex(o).fillna(0).astype(np.int64).to_numpy()
-    pairs["destination_slots"] = pd.to_numeric(dest["esc_slots"], errors="coerce").fillna(0).astype(np.int64).to_numpy()
-    pairs["destination_billed"] = pd.to_numeric(dest["esc_slots_billed"], errors="coerce").fillna(0).astype(np.int64).to_numpy()
-    pairs["origin_feeds_congested"] = oc["feeds_congested"].reindex(o).fillna(False).astype(bool).to_numpy()
-    pairs["origin_congested_share"] = oc["congested_share"].reindex(o).fillna(0.0).to_numpy(float)
-    pairs[BILLED_SHARE_BEFORE] = billed_share_before(bundle).reindex(d).to_numpy(float)
+    oc_at = id_positions(oc.index, pairs["origin_id"])
+    pairs["origin_pool"] = _at(oc["grade7_learners"], oc_at).fillna(0).astype(np.int64).to_numpy()
+    pairs["origin_esc_beneficiaries"] = _at(benef, id_positions(benef.index, o)).fillna(0).astype(np.int64).to_numpy()
+    for col, src in (("destination_slots", "esc_slots"), ("destination_billed", "esc_slots_billed")):
+        pairs[col] = pd.to_numeric(_at(s[src], d_at), errors="coerce").fillna(0).astype(np.int64).to_numpy()
+    pairs["origin_feeds_congested"] = _at(oc["feeds_congested"], oc_at).fillna(False).astype(bool).to_numpy()
+    pairs["origin_congested_share"] = _at(oc["congested_share"], oc_at).fillna(0.0).to_numpy(float)
+    billed = billed_share_before(bundle)
+    pairs[BILLED_SHARE_BEFORE] = _at(billed, id_positions(billed.index, pairs["destination_id"])).to_numpy(float)
     out = pairs.loc[:, list(PAIR_COLUMNS)].reset_index(drop=True)
     out.attrs["summary"] = PairSummary(
         observed=int((out["pair_type"] == "observed").sum()), new=int((out["pair_type"] == "new").sum()),

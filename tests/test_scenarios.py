@@ -643,6 +643,61 @@ def test_id_lookups_match_pandas(ids, keys):
     assert id_positions(index, with_na)[-1] == -1
 
 
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d", "e"])), max_size=30),
+       st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "x"])), unique=True),
+       st.sampled_from(["str", "string", object]))
+@settings(max_examples=80)
+def test_arrow_id_helpers_match_pandas(ids, keys, dtype):
+    """The cached factorisation and the Arrow ``isin`` give pandas' answers, missing ids
+    included, and a frame derived from a table reuses the table's codes."""
+    from studentflow.schema import id_codes, id_positions, ids_isin
+
+    col = pd.Series(ids, dtype=dtype)
+    np.testing.assert_array_equal(ids_isin(col, keys), col.isin(keys).to_numpy())
+    np.testing.assert_array_equal(ids_isin(col, pd.Series(keys, dtype=dtype)), col.isin(keys).to_numpy())
+    codes, uniques = id_codes(col)
+    ref_codes, ref_uniques = pd.factorize(col)
+    np.testing.assert_array_equal(codes, ref_codes)
+    assert list(uniques) == list(ref_uniques)
+    frame = pd.DataFrame({"id": col, "x": np.arange(len(col))})
+    derived = frame.assign(x=-frame["x"]).reset_index(drop=True)
+    again = id_codes(derived["id"])[0]
+    np.testing.assert_array_equal(again, ref_codes)
+    assert (again is codes) == hasattr(col.array, "__arrow_array__")  # Arrow-backed: the same cached codes
+    index = pd.Index([k for k in keys if k is not None], dtype="str")
+    np.testing.assert_array_equal(id_positions(index, derived["id"]), index.get_indexer(col))
+
+
+def test_sweep_builds_the_next_work_unit_before_the_summaries(monkeypatch):
+    """Threaded draws: once a scenario's last draw is read, the next work unit is made and
+    its draws queued before the caller summarises the scenario (so the threads draw
+    during the summaries), one unit at a time; on one thread each unit is made when it is
+    read. Draws come in draw order."""
+    import studentflow.scenarios.run as sc
+
+    monkeypatch.setattr(sc, "THREAD_MIN_PAIRS", 0)
+    monkeypatch.setattr(sc, "simulate_draws", lambda work, beta, ds, seeds, alloc: [(work.name, ds[0])])
+
+    def sweep(threads):
+        events, read = [], []
+        bar = SimpleNamespace(update=lambda n: read.append(n))
+
+        def make(i):
+            events.append(("make", i, len(read)))  # draws read so far, all scenarios
+            return SimpleNamespace(name=i, indices=np.zeros(3)), f"kept {i}"
+
+        for i, kept, outs in sc._local_sweep(make, [2, 0, 1], [0.0] * 4, range(4), None, bar, threads):
+            assert kept == f"kept {i}"
+            events.append(("read", i, list(outs)))  # the caller's summaries come after this
+        return events
+
+    draws = {i: [(i, d) for d in range(4)] for i in range(3)}
+    assert sweep(2) == [("make", 2, 0), ("make", 0, 4), ("read", 2, draws[2]), ("make", 1, 8),
+                        ("read", 0, draws[0]), ("read", 1, draws[1])]
+    assert sweep(1) == [("make", 2, 0), ("read", 2, draws[2]), ("make", 0, 4), ("read", 0, draws[0]),
+                        ("make", 1, 8), ("read", 1, draws[1])]
+
+
 def test_malloc_thresholds_are_set_once():
     from studentflow import malloc
 
