@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -64,20 +65,28 @@ __all__ = [
 THREAD_MIN_PAIRS = 100_000
 
 
+#: Threaded draws queued ahead of the reader, per thread: enough to keep the threads busy
+#: while the caller summarises a scenario, few enough that finished draws waiting to be
+#: read stay a few MB (a national draw's outcome is about 0.8 MB).
+AHEAD_PER_THREAD = 8
+
+
 def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
     """Yield ``(i, kept, outcomes)`` per scenario; ``outcomes`` is an iterator over the
     draws in draw order, to be read before the next scenario.
 
     With ``threads`` > 1 the draws of a scenario of at least :data:`THREAD_MIN_PAIRS`
     pairs run on that many threads (the compiled rounding kernels, numpy and scipy's
-    sparse products release the GIL; smaller draws mostly hold it), pipelined: once a
+    sparse products release the GIL; smaller draws mostly hold it), at most
+    :data:`AHEAD_PER_THREAD` per thread ahead of the reader, pipelined: once a
     scenario's last draw is read, its work unit is dropped and the next one built and
-    its draws queued, before the caller summarises the scenario (one unit alive at a
-    time; the threads draw during the summaries). Each draw depends only on its
+    its first draws queued, before the caller summarises the scenario (one unit alive
+    at a time; the threads draw during the summaries). Each draw depends only on its
     coefficients and seed, and outcomes are read in draw order, so the result is the
     one-thread result."""
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(betas) > 1 else None
-    queued: list = []  # the next scenario: (i, kept, futures), its draws queued on the threads
+    ahead = AHEAD_PER_THREAD * threads
+    queued: list = []  # the next scenario's unit, its first draws queued on the threads
 
     def launch(i):
         work, kept = make(i)
@@ -85,27 +94,32 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
         def one(d, work=work):
             return simulate_draws(work, betas[d], [d], [seeds[d]], allocator)
 
+        unit = SimpleNamespace(i=i, kept=kept, one=one, futures=None)
         if pool is not None and work.indices.size >= THREAD_MIN_PAIRS:
-            return i, kept, [pool.submit(one, d) for d in range(len(betas))], None
-        return i, kept, None, one  # drawn on this thread as the caller reads
+            unit.futures = [pool.submit(one, d) if d < ahead else None for d in range(len(betas))]
+        return unit  # else drawn on this thread as the caller reads
 
-    def stream(futures, one, nxt):  # read as the draws finish, in draw order
+    def stream(unit, nxt):  # read as the draws finish, in draw order
+        futures = unit.futures
         for d in range(len(betas)):
             if futures is None:
-                got = one(d)
+                got = unit.one(d)
             else:
+                if d + ahead < len(futures):
+                    futures[d + ahead] = pool.submit(unit.one, d + ahead)
                 got, futures[d] = futures[d].result(), None
             bar.update(1)
             yield from got
         if futures is not None and nxt is not None:  # every draw read: the work unit is
             del got  # gone with its last task; the next one builds and draws meanwhile
+            unit.one = unit.futures = None
             queued.append(launch(nxt))
 
     try:
         for k, i in enumerate(order):
-            i, kept, futures, one = queued.pop() if queued else launch(i)
-            yield i, kept, stream(futures, one, order[k + 1] if k + 1 < len(order) else None)
-            del futures, one
+            unit = queued.pop() if queued else launch(i)
+            yield unit.i, unit.kept, stream(unit, order[k + 1] if k + 1 < len(order) else None)
+            unit = None
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
