@@ -104,6 +104,10 @@ def relief_matrix(bundle, origin_ids):
     return share.tocsr(), total, jhs
 
 
+#: Draws per block of :func:`relief_metrics`' placements above today (draws × origins).
+RELIEF_DRAWS = 20
+
+
 def relief_metrics(name, o_out, obs_origin, relief, base_relieved=None, is_baseline=False):
     """Per-draw relief totals, the per-JHS table and the draws × JHS relief of one scenario.
 
@@ -114,10 +118,12 @@ def relief_metrics(name, o_out, obs_origin, relief, base_relieved=None, is_basel
     (zero for the baseline itself, ``is_baseline``).
     """
     share, public_total, jhs = relief
-    extra = np.subtract(o_out, obs_origin, dtype=float)  # draws × origins, in place below: one array, not three
-    np.clip(extra, 0, None, out=extra)
-    np.minimum(extra, public_total, out=extra)
-    relieved = np.asarray(share.T @ extra.T).T  # draws × JHS, learners
+    relieved = np.empty((o_out.shape[0], share.shape[1]))  # draws × JHS, learners
+    for a in range(0, o_out.shape[0], RELIEF_DRAWS):  # draws × origins in blocks: 8 MB, not 38 nationally
+        extra = np.subtract(o_out[a:a + RELIEF_DRAWS], obs_origin, dtype=float)  # in place below
+        np.clip(extra, 0, None, out=extra)
+        np.minimum(extra, public_total, out=extra)
+        relieved[a:a + RELIEF_DRAWS] = np.asarray(share.T @ extra.T).T  # each draw its own column
     enrol = jhs["jhs_enrolment"].to_numpy(dtype=float)
     seats = jhs["jhs_seats"].to_numpy(dtype=float)
     after = enrol - relieved

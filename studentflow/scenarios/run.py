@@ -113,6 +113,7 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
         if futures is not None and nxt is not None:  # every draw read: the work unit is
             del got  # gone with its last task; the next one builds and draws meanwhile
             unit.one = unit.futures = None
+            trim(collect=False)  # the draws' freed temporaries back to the OS before the next unit
             queued.append(launch(nxt))
 
     try:
