@@ -91,6 +91,16 @@ def pesos(raw: pd.Series) -> pd.Series:
 
 
 @per_distinct
+def grade_number(raw: pd.Series) -> pd.Series:
+    """The first run of digits of each cell as a number ("Grade 7" → 7); NaN where none.
+
+    Parsed once per distinct text (:func:`per_distinct`): pandas' ``str.extract`` runs
+    Python's regex cell by cell (0.5 s of held GIL over the national billing files).
+    """
+    return pd.to_numeric(raw.astype("str").str.extract(r"(\d+)")[0], errors="coerce")
+
+
+@per_distinct
 def counts(raw: pd.Series) -> pd.Series:
     """Parse counts written as numbers or text ("1,250", "1250.0") to float; NaN if not."""
     s = raw.astype("str").str.strip().str.replace(r"[,\s]", "", regex=True)
