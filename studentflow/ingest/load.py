@@ -295,7 +295,7 @@ def _load(sources: list[Source], read, ledger: Ledger | None = None, *,
     schools = schools.join(esc)
 
     lgu_src = first.get("lgu_income") or first["enrollment"]
-    present = set(schools["region"])
+    present = set(schools["region"].unique().tolist())  # not a Python pass over 59,000 Arrow strings
     regions = [r for r in ALL_REGIONS if r in present]
     areas = areas_table(schools, stack(parts["lgu_income"]) if "lgu_income" in parts else None,
                         matcher, ledger, regions, lambda: (lgu_src.kind, lgu_src.file, 0))
