@@ -58,3 +58,24 @@ def test_grade_number_equals_extract_then_to_numeric(cells):
     raw = pd.Series(cells, dtype="str", index=pd.RangeIndex(3, 3 + len(cells)))
     want = pd.to_numeric(raw.str.extract(r"(\d+)")[0], errors="coerce")
     pd.testing.assert_series_equal(V.grade_number(raw), want, check_exact=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 999_999), st.integers(1_000_000, 1_999_999), st.just(-1)), max_size=30))
+def test_school_array_equals_school_str(ids):
+    arr = np.asarray(ids, dtype=np.int64)
+    pd.testing.assert_extension_array_equal(V.school_array(arr), pd.array(V.school_str(arr), dtype="str"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 50), max_size=200), st.booleans())
+def test_sort_by_runs_or_quicksort_equals_numpy_sort(values, runs):
+    from studentflow.ingest.learners import _counts, _sort, _stable_order
+
+    x = np.sort(np.asarray(values, dtype=np.int64)) if runs else np.asarray(values, dtype=np.int64)
+    np.testing.assert_array_equal(_sort(x), np.sort(x))
+    np.testing.assert_array_equal(_stable_order(x), np.argsort(x, kind="stable"))
+    u, n = _counts(x)
+    want_u, want_n = np.unique(x, return_counts=True)
+    np.testing.assert_array_equal(u, want_u)
+    np.testing.assert_array_equal(n, want_n)

@@ -370,17 +370,16 @@ def _fill_esc_schools(table: pd.DataFrame, parts: dict, crosswalk: pd.Series) ->
 
 
 def _source_table(sources: list[Source], ledger: Ledger, table: pd.DataFrame) -> pd.DataFrame:
-    rows = []
+    counted = table["row"] > 0  # per (kind, file, action): distinct rows; imputed: events
+    rows = table[counted].groupby(["source", "file", "action"], sort=False)["row"].nunique().to_dict()
+    imputed = (table["action"] == "imputed").groupby([table["source"], table["file"]], sort=False).sum().to_dict()
+    out = []
     for s in sources:
         if (s.kind, s.file) not in ledger.rows_read:
             continue
-        mine = table[(table["source"] == s.kind) & (table["file"] == s.file)]
-        n = {a: int(mine.loc[(mine["action"] == a) & (mine["row"] > 0), "row"].nunique())
-             for a in ("dropped", "merged", "corrected", "remapped")}
-        n["imputed"] = int((mine["action"] == "imputed").sum())
+        n = {a: int(rows.get((s.kind, s.file, a), 0)) for a in ("dropped", "merged", "corrected", "remapped")}
+        n["imputed"] = int(imputed.get((s.kind, s.file), 0))
         read = int(ledger.rows_read[(s.kind, s.file)])
-        rows.append({"kind": s.kind, "file": s.file, "rows_read": read,
-                     "kept": read - n["dropped"] - n["merged"], **n})
-    return pd.DataFrame(rows, columns=_SOURCE_COLS)
-
-
+        out.append({"kind": s.kind, "file": s.file, "rows_read": read,
+                    "kept": read - n["dropped"] - n["merged"], **n})
+    return pd.DataFrame(out, columns=_SOURCE_COLS)

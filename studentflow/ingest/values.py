@@ -255,3 +255,15 @@ def school_str(ids: np.ndarray) -> np.ndarray:
         out = np.char.zfill(ids.astype("U7"), 6).astype(object)  # U7: a crosswalk's 7-digit old IDs
     out[ids < 0] = ""
     return out
+
+
+def school_array(ids: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """int school IDs → a ``str`` array of 6-digit IDs, as ``pd.array(school_str(ids), dtype="str")``;
+    IDs all non-negative go from Arrow's text to the array directly (no Python string per ID)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = np.asarray(ids)
+    if ids.size and ids.dtype.kind in "iu" and ids.min() >= 0:
+        return pd.array(pc.utf8_lpad(pa.array(ids.astype(np.int64)).cast(pa.string()), 6, "0"), dtype="str")
+    return pd.array(school_str(ids), dtype="str")
