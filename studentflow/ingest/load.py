@@ -241,6 +241,7 @@ def _load(sources: list[Source], read, ledger: Ledger | None = None, *,
     ``rows_read`` and ``detected``. Returns the bundle and, per school (current ID), the
     ID its enrolment row was written with (the year's ID)."""
     ledger = Ledger() if ledger is None else ledger
+    matcher = PlaceMatcher(ALL_REGIONS)  # built while the files are still being read (needs none of them)
     parts: dict[str, list[tuple[Source, pd.DataFrame]]] = {}
     learners: dict[str, list[LearnerPart]] = {k: [] for k in LEARNER_KINDS}
     extras: dict = {}
@@ -273,7 +274,6 @@ def _load(sources: list[Source], read, ledger: Ledger | None = None, *,
     first = {k: v[0][0] for k, v in parts.items()}
 
     schools = _schools(parts, ledger)
-    matcher = PlaceMatcher(ALL_REGIONS)
     schools["psgc_code"] = match_places(schools, matcher)
     coords = resolve_coordinates(stack(parts["coordinates"]), schools, ledger)
     schools["psgc_code"] = impute_places(schools, coords, matcher.places, ledger)
