@@ -66,3 +66,14 @@ def test_frame_from_values_equals_the_frame_of_text_rows(body, ragged, h):
     got = _frame_from_values(values, header, h, found, floats)
     want = _frame_from_rows([_text_row(r, _FloatText()) for r in values], h, found)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
+def test_blank_rows_are_skipped_with_their_physical_rows_kept():
+    nan = float("nan")
+    header = ["A", "B", "C"]
+    values = [["Title", "", ""], header, ["x", 1.0, ""], ["", nan, " "], [" \t", "", 2.5], ["", "", ""],
+              ["", "", dt.date(2024, 1, 2)]]
+    got = _frame_from_values(values, header, 1, {"a": "A", "c": "C"}, _FloatText())
+    assert got["_row"].tolist() == [3, 5, 7] and got["c"].tolist() == ["", "2.5", "2024-01-02 00:00:00"]
+    want = _frame_from_rows([_text_row(r, _FloatText()) for r in values], 1, {"a": "A", "c": "C"})
+    pd.testing.assert_frame_equal(got, want, check_exact=True)

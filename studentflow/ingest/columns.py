@@ -276,8 +276,11 @@ def _frame_from_values(values: list[list], header: list[str], h: int, found: dic
                    for v in r)
 
     body = values[h + 1:]
-    kept = [i for i in range(h + 1, len(values)) if filled(values[i])]
     grid = _grid(body)
+    if grid is None:
+        kept = [i for i in range(h + 1, len(values)) if filled(values[i])]
+    else:  # column by column over the rows not yet known to be filled (most: by the first column)
+        kept = (np.flatnonzero(_filled_rows(grid, floats)) + h + 1).tolist()
     data = {}
     for c, j in pos.items():
         if grid is not None and j < grid.shape[1]:
@@ -297,6 +300,21 @@ def _grid(rows: list[list]) -> np.ndarray | None:
     grid = np.empty((len(rows), len(rows[0])), dtype=object)
     grid[:] = rows
     return grid
+
+
+def _filled_rows(grid: np.ndarray, floats: _FloatText) -> np.ndarray:
+    """Rows of ``grid`` with a cell whose text (:func:`_text_row`) is not blank."""
+    filled = np.zeros(grid.shape[0], dtype=bool)
+    todo = np.arange(grid.shape[0])
+    for j in range(grid.shape[1]):
+        if not todo.size:
+            break
+        text = (v if v.__class__ is str else floats[v] if v.__class__ is float else _value_text(v)
+                for v in grid[todo, j])
+        hit = np.fromiter((bool(t.strip()) for t in text), dtype=bool, count=todo.size)
+        filled[todo[hit]] = True
+        todo = todo[~hit]
+    return filled
 
 
 def _cells_text(cells, floats: _FloatText):
