@@ -31,8 +31,16 @@ part Dask spreads); the dask-geopandas projection adds ~1 s; moving 24 bytes per
 back to the client and worker overhead add ~50 % CPU at 32 M pairs. On a 2-core machine
 already busy, the cluster does not pay; it is for machines with idle cores or several hosts.
 
+Compiled limited Dijkstra (issue 22, ``--kernel``): the national distance stage
+(``compute_distances(bundle, max_km=15)`` on ``--national``, else the synthetic scale-10
+region) with the numba kernel in two threads and in one, against scipy's dense blocks
+(``network.COMPILED = False``, the baseline) in the same process, and ``read_network``
+with WKT text parsed by pyarrow against shapely; wall, CPU, load and whether the tables
+and networks are identical. Seen 6 Dec 2026 (2 cores, load ~1-2): see docs/scaling.md,
+"Road distances, fifth pass".
+
 Run: ``PYTHONPATH=. python scripts/bench_distances.py [--skip-large] [--region DIR]
-[--dask [--dask-only] [--national MANIFEST]]``.
+[--dask [--dask-only] [--national MANIFEST]] [--kernel [--national MANIFEST]]``.
 """
 
 from __future__ import annotations
@@ -212,14 +220,87 @@ def dask_case(national: Path | None, workers: int = 2) -> None:
     print(f"  outputs: {same}")
 
 
+def kernel_case(national: Path | None) -> None:
+    """Compiled limited Dijkstra vs scipy's dense blocks (baseline), same inputs, same process."""
+    import os
+
+    from studentflow.geo import lines, network
+
+    if national is not None:
+        from studentflow.ingest import load_bundle
+        from studentflow.pipeline import compute_distances
+
+        t_load, bundle = timed(lambda: load_bundle(national), "load")
+        roads = bundle.extras["road_network"]
+        label = f"national distance stage, {national.parent.name} (load {t_load:.1f} s), max_km=15"
+
+        def stage():
+            return compute_distances(bundle, max_km=15.0)
+    else:
+        schools, roads = synthetic_schools(30_000, 10), synthetic_network(88_000, 10)
+        label = "synthetic 30,000 schools x 30,000 on an 88k-node network, max_km=15"
+
+        def stage():
+            return geo.road_distances(schools, schools, network=roads, max_km=15.0)
+
+    print(f"\n== kernel: {label}")
+    print("  (wall-clock s; CPU s of this process in brackets; 1-minute load average after each run)")
+    t_k, _ = timed(network.kernel, "kernel")
+    print(f"  import numba + load the compiled kernel: {t_k:.2f} s [{CPU['kernel']:.2f}] (once per process)")
+    text_ends, saved = lines._text_ends, (network.COMPILED, network.THREADS)
+    configs = {"read_network, shapely (baseline)": lambda: setattr(lines, "_text_ends", lambda v: None),
+               "read_network, WKT text by pyarrow": lambda: setattr(lines, "_text_ends", text_ends),
+               "scipy dense blocks (baseline)": lambda: setattr(network, "COMPILED", False),
+               f"compiled, {saved[1]} thread(s)": lambda: setattr(network, "COMPILED", True),
+               "compiled, 1 thread": lambda: (setattr(network, "COMPILED", True), setattr(network, "THREADS", 1))}
+    runs: dict[str, list] = {name: [] for name in configs}
+    try:
+        for _ in range(2):  # interleaved, twice: the load moves while we measure; the best of two is shown
+            for name, setup in configs.items():
+                setup()
+                fn = (lambda: geo.read_network(roads)) if name.startswith("read") else stage
+                t, out = timed(fn, name)
+                runs[name].append((t, CPU[name], os.getloadavg()[0], out))
+                network.THREADS, lines._text_ends = saved[1], text_ends
+    finally:
+        (network.COMPILED, network.THREADS), lines._text_ends = saved, text_ends
+    best = {name: min(r, key=lambda x: x[0]) for name, r in runs.items()}
+    for name, (t, cpu, ld, out) in best.items():
+        base = best["read_network, shapely (baseline)" if name.startswith("read") else "scipy dense blocks (baseline)"]
+        extra = f"{len(out):>10,} pairs" if isinstance(out, pd.DataFrame) else f"{'':>16}"
+        both = " / ".join(f"{x[0]:.2f}" for x in runs[name])
+        print(f"  {name:<36} {t:6.2f} s [{cpu:5.2f}] {extra}  ratio to baseline {t / base[0]:5.2f}x wall, "
+              f"{cpu / base[1]:5.2f}x CPU  (runs {both} s; load {ld:.1f})")
+    a, b = best["read_network, shapely (baseline)"][3], best["read_network, WKT text by pyarrow"][3]
+    same_net = (a.lon.tobytes() == b.lon.tobytes() and a.lat.tobytes() == b.lat.tobytes()
+                and (a.graph != b.graph).nnz == 0 and a.graph.nnz == b.graph.nnz)
+    ref, same = best["scipy dense blocks (baseline)"][3], []
+    for name, r in runs.items():
+        for *_, out in r:
+            if isinstance(out, pd.DataFrame) and out is not ref:
+                try:
+                    pd.testing.assert_frame_equal(out, ref, check_exact=True)
+                    same.append(True)
+                except AssertionError as exc:
+                    same.append(False)
+                    print(f"  {name}: DIFFERENT ({str(exc).splitlines()[0]})")
+    print(f"  networks: {'identical' if same_net else 'DIFFERENT'} (node coordinates and edge km, bit for bit)")
+    print(f"  tables: {sum(same)} of {len(same)} runs identical to the baseline's (assert_frame_equal, exact)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-large", action="store_true", help="only the sample-size case")
     ap.add_argument("--region", type=Path, help="a make_region(scale=10) output folder")
     ap.add_argument("--dask", action="store_true", help="also compare a 2-worker Dask cluster with one process")
     ap.add_argument("--dask-only", action="store_true", help="only the Dask comparison")
-    ap.add_argument("--national", type=Path, help="manifest.toml of a national bundle for the Dask comparison")
+    ap.add_argument("--national", type=Path, help="manifest.toml of a national bundle (Dask and kernel cases)")
+    ap.add_argument("--kernel", action="store_true",
+                    help="only the compiled Dijkstra vs scipy's blocks (on --national if given)")
     args = ap.parse_args()
+    if args.kernel:
+        kernel_case(args.national)
+        return
     if args.dask_only:
         dask_case(args.national)
         return

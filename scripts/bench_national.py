@@ -27,9 +27,12 @@ bytes, and the peak compared with the target in GiB); the report (``write_report
 most 5 s with a ``report.html`` of at most 15 MB. Each figure is printed beside its target, with CPU
 seconds and the load average (others may share the cores). ``--threads-baseline`` also
 runs the scenarios on one thread, the baseline of the draw threads, in the same process.
-The point estimates under the other estimators (``comparisons``, which ``studentflow
-run`` computes in its scenarios stage) are their own stage; before issue 22 they were
-counted in the report's seconds.
+The point estimates under the other estimators (``comparisons``: as ``studentflow run``
+makes them, the other estimator calibrated and every estimator as fitted, three here)
+are computed inside the scenarios stage, on its work units (``run_scenarios(points=...)``,
+as ``studentflow run`` does at this size); code from before that (a baseline run of this
+script) runs them as their own stage, as it did: one estimator, calibrated (before issue
+22 they were counted in the report's seconds).
 National optimize at ₱1 billion, 20 draws: at most 120 s.
 """
 
@@ -175,12 +178,22 @@ def main() -> None:
         single_threads = _threads(None)
     except ImportError:  # code from before issue 22 (a baseline run of this script): one thread
         single_threads = 1
-    single = stage("scenarios", lambda: run_scenarios(bundle, model, scen, **kw),
-                   lambda r: f"placed (status quo) {r.table['placed_mean'].iloc[0]:,.0f}")
+    import inspect
 
-    others = stage("comparisons", lambda: {
-        label: run_scenarios(bundle, m, scen, pairs=pairs, distances=dist, draws=0, seed=args.seed, progress=False)
-        for label, m in list(models.items())[1:]}, lambda o: f"point estimates under {len(o)} other estimator(s)")
+    if "points" in inspect.signature(run_scenarios).parameters:  # as studentflow run (pipeline.run_pipeline)
+        points = {label: (m, True) for label, m in list(models.items())[1:]}
+        points.update({f"{label.replace(' (used)', '')} as fitted": (m, False) for label, m in models.items()})
+        single = stage("scenarios", lambda: run_scenarios(bundle, model, scen, points=points, **kw),
+                       lambda r: f"placed (status quo) {r.table['placed_mean'].iloc[0]:,.0f}; "
+                                 f"+ point estimates under {len(r.points)} other estimator(s)")
+        others = single.points
+    else:  # code from before: the other estimator's point estimates as their own stage
+        single = stage("scenarios", lambda: run_scenarios(bundle, model, scen, **kw),
+                       lambda r: f"placed (status quo) {r.table['placed_mean'].iloc[0]:,.0f}")
+        others = stage("comparisons", lambda: {
+            label: run_scenarios(bundle, m, scen, pairs=pairs, distances=dist, draws=0, seed=args.seed,
+                                 progress=False) for label, m in list(models.items())[1:]},
+            lambda o: f"point estimates under {len(o)} other estimator(s)")
     out = Path(tempfile.mkdtemp(prefix="national-report-"))
 
     def report():

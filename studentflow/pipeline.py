@@ -338,24 +338,25 @@ def _run_stages(manifest, scenarios, out, draws, seed, zeros, radius_km, max_km,
         distances = None
         trim()  # their pages back to the OS before the scenarios' peak (studentflow.malloc)
 
-    def side_work():  # the other estimators' point estimates and a synthetic region's truth
-        others = {label: run_scenarios(bundle, m, scenarios, pairs=p, distances=distances, draws=0,
-                                       seed=seed, progress=False, calibrate=cal(m))
-                  for label, m in list(models.items())[1:]}
-        if calibrate:  # what calibration changes: every estimator as fitted too (point estimates)
-            others.update({f"{label.replace(' (used)', '')} as fitted": run_scenarios(
-                bundle, m, scenarios, pairs=p, distances=distances, draws=0, seed=seed, progress=False,
-                calibrate=False) for label, m in models.items()})
-        return others, (None if plan or not write else _truth_placements(manifest, scenarios, draws, seed))
+    points = {label: (m, cal(m)) for label, m in list(models.items())[1:]}  # other estimators' point estimates
+    if calibrate:  # what calibration changes: every estimator as fitted too
+        points.update({f"{label.replace(' (used)', '')} as fitted": (m, False) for label, m in models.items()})
 
-    def scenario_stage():  # the side work on the other core while the main model's draws run (small runs)
-        if small:
+    def side_work():  # on small runs the point estimates too; a synthetic region's truth
+        return ({label: run_scenarios(bundle, m, scenarios, pairs=p, distances=distances, draws=0, seed=seed, progress=False,
+                                      calibrate=c, keep_draws=False) for label, (m, c) in points.items()} if small else {},
+                None if plan or not write else _truth_placements(manifest, scenarios, draws, seed))
+
+    def scenario_stage():  # small runs: the side work on the other core while the main model's draws run;
+        if small:  # else the point estimates on the main run's work units, between its scenarios' draws
             _import_later_stages()  # once, for both processes (numba's kernels: not again in the child)
         with forked.start(side_work, fork=small) as side:
             main = run_scenarios(bundle, model, scenarios, pairs=p, distances=distances, draws=draws,
                                  seed=seed, progress=progress, client=client, keep_draws=keep_draws,
-                                 calibrate=cal(model), school_flows=write, pool_draws=pool_draws)
-            return main, *side.result()
+                                 calibrate=cal(model), school_flows=write, pool_draws=pool_draws,
+                                 points=None if small else points)
+            others, truth = side.result()
+            return main, others if small else main.points, truth
 
     result, comparisons, truth_placed = stage(5, "scenarios", scenario_stage,
                                 lambda r: f"{len(r[0].scenarios)} scenarios x {r[0].draws} draws"

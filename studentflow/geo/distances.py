@@ -9,8 +9,10 @@ for its ground truth). :func:`road_distances` dispatches to one of:
   (:mod:`studentflow.geo.matrix`).
 - **Network**: each school is snapped to its nearest network node (KD-tree in
   EPSG:32651, UTM 51N, which covers Luzon); ``distance_km = haversine(school, node)
-  + shortest path(node, node') + haversine(node', school')``, shortest paths by blocked
-  :func:`scipy.sparse.csgraph.dijkstra` with ``limit=max_km``. Edge lengths are raised
+  + shortest path(node, node') + haversine(node', school')``, shortest paths by a
+  compiled Dijkstra that stops at ``max_km`` (:mod:`studentflow.geo.dijkstra`), or by
+  blocked :func:`scipy.sparse.csgraph.dijkstra` (no ``max_km``, or no numba; the same
+  table bit for bit). Edge lengths are raised
   to the haversine length of their end nodes, so a network distance is never shorter
   than the great-circle distance; pairs in different connected components are left out
   and counted (:mod:`studentflow.geo.network`).

@@ -3,9 +3,11 @@
 The network distance of :func:`studentflow.geo.distances.road_distances` (docs/contracts.md §2):
 each school is snapped to its nearest network node (KD-tree in EPSG:32651, UTM 51N,
 which covers Luzon); ``distance_km = haversine(school, node) + shortest path(node, node')
-+ haversine(node', school')``. Shortest paths come from
-:func:`scipy.sparse.csgraph.dijkstra` on the undirected graph, run from blocks of origin
-nodes at once with ``limit=max_km``. Each edge length is raised, where needed, to the
++ haversine(node', school')``. Shortest paths come, with ``max_km``, from the compiled
+limited Dijkstra of :mod:`studentflow.geo.dijkstra` (numba; blocks of origin nodes in
+:data:`THREADS` threads), else from :func:`scipy.sparse.csgraph.dijkstra` on the
+undirected graph, run from blocks of origin nodes at once with ``limit=max_km``: the same
+pairs and km bit for bit. Each edge length is raised, where needed, to the
 haversine length between its end nodes, so a network distance is never shorter than the
 great-circle distance (triangle inequality). Pairs in different connected components are
 left out and counted. Use :func:`studentflow.geo.distances.road_distances` rather than the private
@@ -15,6 +17,7 @@ helpers here: it also sets within-school pairs to 0 km.
 from __future__ import annotations
 
 import gzip
+import os
 from collections.abc import Callable
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -29,12 +32,19 @@ from scipy.spatial import cKDTree
 from studentflow.dask_client import worker_count
 from studentflow.errors import DataError
 from studentflow.geo.blocks import _block_rows, _bounds, _cat, _run_blocks, haversine_km
+from studentflow.geo.lines import line_ends
 
 __all__ = ["RoadNetwork", "read_network", "project", "projector", "snap", "SNAP_CRS"]
 
 #: Projected CRS used for snapping (UTM zone 51N).
 SNAP_CRS = "EPSG:32651"
 _MIN_EDGE_KM = 1e-9  # csgraph would treat explicit zero weights as missing edges
+#: use the compiled Dijkstra (:mod:`studentflow.geo.dijkstra`) where numba is installed
+#: (False: scipy's dense blocks everywhere; the table is identical either way)
+COMPILED = True
+#: threads of the compiled Dijkstra blocks in one process (they release the GIL)
+THREADS = max(1, min(2, os.cpu_count() or 1))
+_KERNEL: list = []
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,23 +140,10 @@ def _network_from_edges(edges: pd.DataFrame, source: str, first_line: int = 0) -
         raise DataError(f"{source}: missing column(s) {missing}; found {list(edges.columns)}")
     if len(edges) == 0:
         raise DataError(f"{source}: empty road network (no edges)")
-    import shapely
-
     geom = edges["geometry"]
     if getattr(geom, "crs", None) is not None and not geom.crs.equals("EPSG:4326"):
         geom = geom.to_crs("EPSG:4326")
-    geom = np.asarray(geom, dtype=object)
-    if isinstance(geom[0], str):
-        try:
-            geom = shapely.from_wkt(geom)
-        except Exception as exc:  # shapely raises GEOSException
-            raise DataError(f"{source}: column 'geometry' is not valid WKT ({exc})") from None
-    if shapely.is_missing(geom).any():
-        bad = int(np.flatnonzero(shapely.is_missing(geom))[0])
-        raise DataError(f"{source}: {f'line {bad + first_line}' if first_line else f'edge {bad + 1}'}: "
-                        "column 'geometry' is empty")
-    start = shapely.get_coordinates(shapely.get_point(geom, 0))
-    end = shapely.get_coordinates(shapely.get_point(geom, -1))
+    start, end = line_ends(geom, source, first_line)
     u = edges["u"].astype(str).to_numpy()
     v = edges["v"].astype(str).to_numpy()
     length = pd.to_numeric(edges["length_m"], errors="coerce").to_numpy(dtype=float) / 1000.0
@@ -261,8 +258,33 @@ def snap(net: RoadNetwork, lon, lat, *, project=project) -> tuple[np.ndarray, np
     return idx, haversine_km(lon, lat, net.lon[idx], net.lat[idx])
 
 
+def kernel():
+    """:mod:`studentflow.geo.dijkstra`, or None when numba is missing or :data:`COMPILED` is False."""
+    if not COMPILED:
+        return None
+    if not _KERNEL:
+        try:
+            from studentflow.geo import dijkstra as compiled
+        except ImportError:  # numba missing: scipy's blocks give the same table
+            compiled = None
+        _KERNEL.append(compiled)
+    return _KERNEL[0]
+
+
 def _network_block(plan: dict, s: int, e: int):
-    """Pairs (i, j, km) of the origins snapped to source nodes ``s:e`` (one Dijkstra block)."""
+    """Pairs (i, j, km) of the origins snapped to source nodes ``s:e`` (one Dijkstra block).
+
+    Compiled (:func:`studentflow.geo.dijkstra.near_pairs`) where numba is installed and
+    ``max_km`` is set, else scipy's dense block: the same entries in the same order, bit
+    for bit.
+    """
+    k = kernel() if plan["compiled"] else None
+    if k is not None:
+        g = plan["graph"]
+        i, j, km = k.near_pairs(g.indptr, g.indices, g.data, plan["src"], s, e, plan["o_ptr"], plan["order"],
+                                plan["o_snap"], plan["t_ptr"], plan["t_idx"], plan["d_snap"], plan["limit"],
+                                np.inf if plan["max_km"] is None else float(plan["max_km"]))
+        return i.view(np.int64), j.view(np.int64), km
     paths = dijkstra(plan["graph"], directed=True, indices=plan["src"][s:e], limit=plan["limit"])[:, plan["d_unique"]]
     lo, hi = np.searchsorted(plan["sorted_rows"], [s, e])
     sel = plan["order"][lo:hi]
@@ -277,6 +299,10 @@ def _network(net: RoadNetwork, olon, olat, dlon, dlat, max_km, block_size, clien
 
     With a Dask ``client`` the points are projected with dask-geopandas and the Dijkstra
     blocks run as tasks (:func:`studentflow.geo.distances._run_blocks`); same result bit for bit.
+    With ``max_km`` (and numba) each block runs the compiled limited Dijkstra
+    (:mod:`studentflow.geo.dijkstra`), in :data:`THREADS` threads in one process;
+    without a limit every source reaches every node and scipy's dense blocks are faster
+    (sample, all x all: 5.0 s against 6.2 s).
     """
     proj = project
     if client is not None:
@@ -290,11 +316,27 @@ def _network(net: RoadNetwork, olon, olat, dlon, dlat, max_km, block_size, clien
     d_unique, d_col = np.unique(d_node, return_inverse=True)
     src, o_row = np.unique(o_node, return_inverse=True)
     order = np.argsort(o_row, kind="stable")
+    sorted_rows = o_row[order]
+    n_nodes = net.graph.shape[0]
+    t_idx = np.argsort(d_node, kind="stable")  # destinations by node, ascending within a node
+    compiled = max_km is not None and kernel() is not None  # without a limit scipy's blocks are faster
     plan = {"graph": net.graph, "src": src, "d_unique": d_unique, "d_col": d_col, "o_row": o_row,
-            "order": order, "sorted_rows": o_row[order], "o_snap": o_snap, "d_snap": d_snap,
-            "limit": np.inf if max_km is None else float(max_km), "max_km": max_km}
-    bounds = _bounds(len(src), _block_rows(net.graph.shape[0], block_size))
-    i, j, d = _cat(_run_blocks(_network_block, plan, bounds, client))
+            "order": order, "sorted_rows": sorted_rows, "o_snap": o_snap, "d_snap": d_snap,
+            "limit": np.inf if max_km is None else float(max_km), "max_km": max_km, "compiled": compiled,
+            "o_ptr": np.searchsorted(sorted_rows, np.arange(len(src) + 1)),
+            "t_ptr": np.searchsorted(d_node[t_idx], np.arange(n_nodes + 1)), "t_idx": t_idx}
+    if compiled and block_size is None and client is None:  # no dense block: a few blocks per thread
+        rows = max(64, -(-len(src) // (16 * THREADS)))
+    else:
+        rows = _block_rows(n_nodes, block_size)
+    bounds = _bounds(len(src), rows)
+    if compiled and client is None and THREADS > 1 and len(bounds) > 1:
+        g = net.graph
+        parts = kernel().near_pairs_threaded(g, src, plan["o_ptr"], order, o_snap, plan["t_ptr"], t_idx, d_snap,
+                                             float(max_km), float(max_km), bounds, THREADS)
+    else:
+        parts = _run_blocks(_network_block, plan, bounds, client)
+    i, j, d = _cat(parts)
     order = np.argsort(i, kind="stable")  # within an origin, j is already ascending
     snap_max = float(max(o_snap.max(initial=0.0), d_snap.max(initial=0.0)))
     return i[order], j[order], d[order], unreachable, snap_max

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["UFUNCS", "DirectPlan", "plan", "fit_design", "evaluate", "with_references"]
+__all__ = ["UFUNCS", "DirectPlan", "plan", "same_plan", "fit_design", "evaluate", "with_references"]
 
 #: numpy functions a numeric term may apply to a column (nested calls allowed).
 UFUNCS = frozenset({"log", "log1p", "log2", "log10", "exp", "expm1", "sqrt", "square",
@@ -139,6 +139,25 @@ def _level_codes(s: pd.Series, levels: list, what: str) -> np.ndarray:
     if (codes < 0).any():  # NaN: check_missing names it before we get here
         raise ValueError(f"{what}: column {s.name!r} has missing values")
     return to_level[codes]
+
+
+def same_plan(a: Any, b: Any) -> bool:
+    """Whether two fitted designs (patsy DesignInfos) compute the same design for every
+    pair table: both have direct plans (:func:`plan`) with the same columns, and the same
+    terms (the same numeric codes; the same column, levels and contrast matrix for each
+    categorical)."""
+    pa, pb = plan(a), plan(b)
+    if pa is None or pb is None or list(pa.info.column_names) != list(pb.info.column_names) \
+            or pa.slices != pb.slices or len(pa.terms) != len(pb.terms):
+        return False
+    for (ka, va), (kb, vb) in zip(pa.terms, pb.terms):
+        if ka != kb:
+            return False
+        if ka == "num" and ast.dump(va) != ast.dump(vb):
+            return False
+        if ka == "cat" and not (va[0] == vb[0] and list(va[1]) == list(vb[1]) and np.array_equal(va[2], vb[2])):
+            return False
+    return True
 
 
 def evaluate(p: DirectPlan, pairs: pd.DataFrame, what: str = "predict") -> pd.DataFrame | None:

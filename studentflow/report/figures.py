@@ -111,7 +111,9 @@ def coefficient_plot(models: dict, truth: dict | None = None):
     ax.invert_yaxis()
     ax.set_xlabel("coefficient (effect on log expected learners), 95 % interval")
     ax.set_title("Gravity model: what drives ESC enrolment flows")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09 - 0.3 / len(terms)), ncol=n,
+    # at most two columns: three entries in a row are wider than the figure, which png_bytes
+    # then saves with a second draw
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09 - 0.3 / len(terms)), ncol=min(n, 2),
               fontsize=9, frameon=False)
     fig.tight_layout()
     return fig
@@ -218,6 +220,17 @@ def _outlines(ax, boundaries) -> None:
                                      edgecolor="#9a9a9a", linewidth=0.4, zorder=0))
 
 
+def _mapped(frame: pd.DataFrame, schools) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The rows of ``frame`` (index school id) whose school has a point in ``schools``, with
+    the points' longitude and latitude (degrees)."""
+    import shapely
+
+    geom = schools.geometry.reindex(frame.index).to_numpy(dtype=object)
+    geom[pd.isna(geom)] = None  # an id without a school row
+    ok = ~(shapely.is_missing(geom) | shapely.is_empty(geom))
+    return frame[ok], shapely.get_x(geom[ok]), shapely.get_y(geom[ok])
+
+
 @_styled
 def congestion_map(result, bundle, scenario: str | None = None, boundaries=None):
     """Public JHS utilisation before and after ``scenario``, with ESC schools.
@@ -227,28 +240,21 @@ def congestion_map(result, bundle, scenario: str | None = None, boundaries=None)
     ``boundaries`` (a GeoDataFrame of polygons, e.g.
     :func:`studentflow.geo.boundaries.municipal_boundaries`) are drawn underneath.
     """
-    import geopandas as gpd
-
     pj = result.public_jhs
     if scenario is None:
         t = result.table.set_index("scenario")
         scenario = t["relieved_mean"].idxmax() if "relieved_mean" in t else result.baseline
-    sch = bundle.schools
-    geo = gpd.GeoSeries(sch.geometry, crs=getattr(sch, "crs", None) or "EPSG:4326")
     jhs = pj[pj["scenario"] == scenario].set_index("school_id")
     relieved_all = float(jhs["relieved_mean"].sum())  # every public JHS, mapped or not
-    jhs = gpd.GeoDataFrame(jhs, geometry=geo.reindex(jhs.index).to_numpy(), crs=geo.crs)
-    jhs = jhs[~jhs.geometry.isna() & ~jhs.geometry.is_empty]
-    esc = result.esc_schools[result.esc_schools["scenario"] == scenario].set_index("school_id")
-    esc = gpd.GeoDataFrame(esc, geometry=geo.reindex(esc.index).to_numpy(), crs=geo.crs)
-    esc = esc[~esc.geometry.isna() & ~esc.geometry.is_empty]
+    jhs, jx, jy = _mapped(jhs, bundle.schools)
+    esc, ex, ey = _mapped(result.esc_schools[result.esc_schools["scenario"] == scenario].set_index("school_id"),
+                          bundle.schools)
     fig, axes = _figure(1, 2, figsize=(12, 5.6), sharex=True, sharey=True)
     norm = matplotlib.colors.TwoSlopeNorm(vmin=0.5, vcenter=1.0, vmax=max(1.6, float(jhs["utilisation_before"].max())))
     cmap = matplotlib.colormaps["RdYlGn_r"]
     extent = None
     if len(jhs) or len(esc):
-        xs = np.concatenate([jhs.geometry.x.to_numpy(), esc.geometry.x.to_numpy()])
-        ys = np.concatenate([jhs.geometry.y.to_numpy(), esc.geometry.y.to_numpy()])
+        xs, ys = np.concatenate([jx, ex]), np.concatenate([jy, ey])
         pad = 0.03 * max(np.ptp(xs), np.ptp(ys), 0.05)
         extent = (xs.min() - pad, xs.max() + pad, ys.min() - pad, ys.max() + pad)
     for ax in axes if boundaries is not None and extent is not None else ():
@@ -260,19 +266,21 @@ def congestion_map(result, bundle, scenario: str | None = None, boundaries=None)
                             f"After: {scenario} ({relieved_all:,.0f} learners relieved"
                             + (f"; {jhs['relieved_mean'].sum():,.0f} at mapped schools)"
                                if jhs["relieved_mean"].sum() < relieved_all - 0.5 else ")"))]:
-        if len(esc):
-            size = 6 + 40 * esc["slots"] / max(float(esc["slots"].max()), 1)
-            esc.plot(ax=ax, marker="s", markersize=size, color="#1b6ca8", alpha=0.35, zorder=1)
+        if len(esc):  # one scatter per layer (not GeoDataFrame.plot: no GeoDataFrame, no pyplot import)
+            size = 6 + 40 * esc["slots"].to_numpy(float) / max(float(esc["slots"].max()), 1)
+            ax.scatter(ex, ey, marker="s", s=size, color="#1b6ca8", alpha=0.35, zorder=1)
         if col == "utilisation_before":
-            size = 22
+            size = np.full(len(jhs), 22.0)
         else:  # marker area grows with the learners relieved, so the change is visible
-            size = 14 + 120 * jhs["relieved_mean"] / max(float(jhs["relieved_mean"].max()), 1.0)
-        jhs.plot(ax=ax, column=col, cmap=cmap, norm=norm, markersize=size, edgecolor="k",
-                 linewidth=0.3, zorder=2)
+            size = 14 + 120 * jhs["relieved_mean"].to_numpy(float) / max(float(jhs["relieved_mean"].max()), 1.0)
+        value = jhs[col].to_numpy(float)
+        shown = ~np.isnan(value)  # as GeoDataFrame.plot: schools without a value are left out
+        ax.scatter(jx[shown], jy[shown], c=value[shown], cmap=cmap, norm=norm, s=size[shown], edgecolor="k",
+                   linewidth=0.3, zorder=2)
         n_cong = int((jhs[col] > 1).sum())
         ax.set_title(f"{title}\n{n_cong} of {len(jhs)} public JHS congested")
         ax.set_xlabel("longitude")
-        lat = float(np.nanmean(jhs.geometry.y)) if len(jhs) else 14.6
+        lat = float(np.nanmean(jy)) if len(jhs) else 14.6
         ax.set_aspect(1 / np.cos(np.radians(lat)), adjustable="box")
     axes[0].set_ylabel("latitude")
     axes[1].set_ylabel("")

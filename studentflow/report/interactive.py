@@ -51,6 +51,13 @@ def _esc(v) -> str:
     return html.escape("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
 
 
+def _esc_all(values) -> list[str]:
+    """:func:`_esc` of each of ``values`` (text), each distinct one escaped once: a national map
+    names the same 1,600 municipalities in every scenario's layers (53,000 escapes → 3,500)."""
+    seen: dict = {}
+    return [seen[v] if v in seen else seen.setdefault(v, _esc(v)) for v in values]
+
+
 class _Places(dict):
     """School id → escaped "<b>name</b> (id)<br>municipality, province" hover header, for
     the ids :meth:`add` was given (a national bundle has 59,000 schools; a map shows a
@@ -108,13 +115,13 @@ def _outline_trace(boundaries, bundle, splice: dict | None = None):
         for code, g in zip(codes, shapely.to_geojson(geom)) if g is not None) + "]}"
     if splice is not None:
         splice["geojson"] = text
-    hover = [_esc(code) for code in codes]
+    hover = _esc_all(codes)
     areas = getattr(bundle, "areas", None)
     if areas is not None:  # "municipality, province" where the area is known (one reindex, not a .loc per code)
         place = areas.reindex(codes)
         mun, prov = ([None] * len(codes) if c not in place else place[c].tolist() for c in ("municipality", "province"))
-        hover = [f"{_esc(m)}, {_esc(p)}" if k else h
-                 for h, k, m, p in zip(hover, codes.isin(areas.index), mun, prov)]
+        hover = [f"{m}, {p}" if k else h
+                 for h, k, m, p in zip(hover, codes.isin(areas.index), _esc_all(mun), _esc_all(prov))]
     return dict(type="choropleth", geojson=_OUTLINES if splice is not None else json.loads(text),
                 locations=list(codes), z=[0] * len(codes), showscale=False,
                 colorscale=[[0, "#f1f0ea"], [1, "#f1f0ea"]], marker=dict(line=dict(color="#9a9a9a", width=0.5)),
@@ -146,19 +153,20 @@ def _jhs_trace(rows, name, bundle, labels, marker, agg: bool, groups=None, **kw)
     municipality when ``agg`` (:mod:`studentflow.report.map_layers`); a plotly trace as a dict."""
 
     iv = "relieved_vs_baseline" if "relieved_vs_baseline_mean" in rows else "relieved"
-    label = "public JHS today" if name is None else f"public JHS after: {_esc(name)}"
+    shown = _esc(name)
+    label = "public JHS today" if name is None else f"public JHS after: {shown}"
     if agg:
         m = by_municipality(rows, bundle, ["enrolment_before", "jhs_seats", "relieved_mean", iv + "_mean"], groups)
         seats = m["jhs_seats"].to_numpy(dtype=float)
         before = m["enrolment_before"].to_numpy(dtype=float) / seats
         after = (m["enrolment_before"].to_numpy(dtype=float) - m["relieved_mean"].to_numpy(dtype=float)) / seats
-        head = [f"<b>{_esc(mu)}</b>, {_esc(pr)}<br>{n:,} public JHS" for mu, pr, n in
-                zip(m["municipality"], m["province"], m["schools"])]
+        head = [f"<b>{mu}</b>, {pr}<br>{n:,} public JHS" for mu, pr, n in
+                zip(_esc_all(m["municipality"]), _esc_all(m["province"]), m["schools"])]
         if name is None:
             text = [f"{h}<br>today: {e:,.0f} learners / {t:,.0f} seats<br>utilisation {u:.2f}" for h, e, t, u in
                     zip(head, m["enrolment_before"], seats, before)]
         else:
-            text = [f"{h}<br><i>{_esc(name)}</i><br>utilisation {u:.2f} → {v:.2f}<br>learners relieved {r:,.1f}"
+            text = [f"{h}<br><i>{shown}</i><br>utilisation {u:.2f} → {v:.2f}<br>learners relieved {r:,.1f}"
                     f"<br>vs baseline {d:+,.1f} (means of draws)" for h, u, v, r, d in
                     zip(head, before, after, m["relieved_mean"], m[iv + "_mean"])]
         color = np.round(before if name is None else after, 3)
@@ -170,7 +178,7 @@ def _jhs_trace(rows, name, bundle, labels, marker, agg: bool, groups=None, **kw)
                 f"{r.jhs_seats:,.0f} seats<br>utilisation {r.utilisation_before:.2f}" for r in rows.itertuples()]
         color = rows["utilisation_before"]
     else:
-        text = [f"{_place(labels, r.school_id)}<br><i>{_esc(name)}</i><br>utilisation {r.utilisation_before:.2f} "
+        text = [f"{_place(labels, r.school_id)}<br><i>{shown}</i><br>utilisation {r.utilisation_before:.2f} "
                 f"→ {r.utilisation_after_mean:.2f}<br>learners relieved {r.relieved_mean:,.1f} "
                 f"[{r.relieved_lo:,.1f}, {r.relieved_hi:,.1f}]<br>vs baseline {getattr(r, iv + '_mean'):+,.1f} "
                 f"[{getattr(r, iv + '_lo'):+,.1f}, {getattr(r, iv + '_hi'):+,.1f}]" for r in rows.itertuples()]
@@ -194,33 +202,35 @@ def _scatter(lon, lat, **kw) -> dict:
 def _esc_trace(rows, name, bundle, labels, agg: bool, slots_max: float, groups=None, **kw):
     """ESC schools of scenario ``name``, sized by slots: per school, or per municipality."""
 
+    shown = _esc(name)
     if agg:
         m = by_municipality(rows, bundle, ["slots", "placed_mean"], groups)
         slots_max = max(float(m["slots"].max()), 1.0) if len(m) else 1.0
         size = 5 + 20 * np.sqrt(m["slots"].to_numpy(float) / slots_max)
-        text = [f"<b>{_esc(mu)}</b>, {_esc(pr)}<br>{n:,} ESC schools<br><i>{_esc(name)}</i><br>ESC placed "
+        text = [f"<b>{mu}</b>, {pr}<br>{n:,} ESC schools<br><i>{shown}</i><br>ESC placed "
                 f"{p:,.1f} of {t:,.0f} slots (mean of draws)" for mu, pr, n, p, t in
-                zip(m["municipality"], m["province"], m["schools"], m["placed_mean"], m["slots"])]
+                zip(_esc_all(m["municipality"]), _esc_all(m["province"]), m["schools"], m["placed_mean"], m["slots"])]
         return _scatter(m["lon"], m["lat"], hovertext=text, hoverinfo="text",
                              marker=dict(size=size.round(1), color="#1b6ca8", opacity=0.45),
-                             name=f"ESC schools: {_esc(name)} (per municipality)", **kw)
+                             name=f"ESC schools: {shown} (per municipality)", **kw)
     lon, lat = lonlat(bundle, rows["school_id"])
     size = 5 + 20 * np.sqrt(rows["slots"].to_numpy(float) / slots_max)
-    text = [f"{_place(labels, r.school_id)}<br><i>{_esc(name)}</i><br>ESC placed {r.placed_mean:,.1f} "
+    text = [f"{_place(labels, r.school_id)}<br><i>{shown}</i><br>ESC placed {r.placed_mean:,.1f} "
             f"[{r.placed_lo:,.0f}, {r.placed_hi:,.0f}] of {r.slots:,} slots<br>full in {r.full_share:.0%} "
             "of draws" for r in rows.itertuples()]
     return _scatter(lon, lat, hovertext=text, hoverinfo="text",
                          marker=dict(size=size.round(1), color="#1b6ca8", opacity=0.45),
-                         name=f"ESC schools: {_esc(name)}", **kw)
+                         name=f"ESC schools: {shown}", **kw)
 
 
-def figure_dict(result, bundle, *, boundaries=None, scenario: str | None = None, _splice=None) -> dict:
+def figure_dict(result, bundle, *, boundaries=None, scenario: str | None = None, labels=None, _splice=None) -> dict:
     """The map as a plain plotly figure dict (``data``, ``layout``): built without plotly's
     validation, which deep-copies every coordinate list (seconds at national size).
-    ``_splice``: see :func:`_outline_trace`."""
+    ``labels``: :func:`studentflow.report.names.school_labels` of ``bundle`` when the caller
+    has them (made here otherwise). ``_splice``: see :func:`_outline_trace`."""
     from studentflow.report.names import school_labels
 
-    labels = _Places(school_labels(bundle))
+    labels = _Places(school_labels(bundle) if labels is None else labels)
     pj, es = result.public_jhs, result.esc_schools
     t = result.table.set_index("scenario")
     if scenario is None:
@@ -277,7 +287,7 @@ def map_figure(result, bundle, *, boundaries=None, scenario: str | None = None):
     return go.Figure(figure_dict(result, bundle, boundaries=boundaries, scenario=scenario))
 
 
-def interactive_map(result, bundle, *, boundaries=None, scenario: str | None = None) -> str:
+def interactive_map(result, bundle, *, boundaries=None, scenario: str | None = None, labels=None) -> str:
     """HTML fragment of the interactive map, plotly.js inlined (no network needed, opens from disk).
 
     Parameters
@@ -290,11 +300,13 @@ def interactive_map(result, bundle, *, boundaries=None, scenario: str | None = N
         Municipal outlines (:func:`studentflow.geo.boundaries.municipal_boundaries`).
     scenario : str, optional
         Scenario shown first (default: the one relieving most learners).
+    labels : pandas.DataFrame, optional
+        :func:`studentflow.report.names.school_labels` of ``bundle``, when already made.
     """
     import plotly.io as pio
 
     splice: dict = {}
-    fig = figure_dict(result, bundle, boundaries=boundaries, scenario=scenario, _splice=splice)
+    fig = figure_dict(result, bundle, boundaries=boundaries, scenario=scenario, labels=labels, _splice=splice)
     template = pio.templates[pio.templates.default] if pio.templates.default else None
     if template is not None:  # what a validated Figure carries: the same look
         fig["layout"]["template"] = template.to_plotly_json()

@@ -18,8 +18,9 @@ def boundaries_of(bundle):
     return municipal_boundaries(areas.index)
 
 
-def map_section(result, bundle, outlines=None) -> str:
-    """``<h2>`` + explanation + the interactive map (plotly.js inlined), or "" without plotly."""
+def map_section(result, bundle, outlines=None, labels=None) -> str:
+    """``<h2>`` + explanation + the interactive map (plotly.js inlined), or "" without plotly.
+    ``labels``: the bundle's :func:`~studentflow.report.names.school_labels`, when already made."""
     from studentflow.geo.boundaries import BOUNDARY_NOTE
 
     try:
@@ -39,4 +40,4 @@ def map_section(result, bundle, outlines=None) -> str:
             "congested), today and after the scenario chosen in the menu (mean over the draws); ESC schools in "
             "blue, sized by slots. Hover over a school for its name, figures and 95 % intervals; drag to pan, "
             "scroll to zoom, click legend entries to hide layers. The map needs no network."
-            f"{html.escape(note)}</p>" + interactive_map(result, bundle, boundaries=outlines))
+            f"{html.escape(note)}</p>" + interactive_map(result, bundle, boundaries=outlines, labels=labels))

@@ -203,6 +203,9 @@ class ScenarioResult:
     calibration : Calibration or None
         The calibrated status quo every scenario ran on
         (:func:`studentflow.scenarios.calibrate.calibrate_status_quo`), None if uncalibrated.
+    points : dict
+        Label → ScenarioResult: point estimates of other fitted models on the same
+        scenarios (``run_scenarios(points=...)``), else empty.
     """
 
     scenarios: tuple
@@ -225,6 +228,7 @@ class ScenarioResult:
     esc_origins: pd.DataFrame = field(default_factory=pd.DataFrame)
     jhs_destinations: pd.DataFrame = field(default_factory=pd.DataFrame)
     calibration: object = None
+    points: dict = field(default_factory=dict)
 
     def scenario_table(self) -> pd.DataFrame:
         """Readable table: one row per scenario, rounded, intervals as "lo–hi"."""

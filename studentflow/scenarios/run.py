@@ -34,43 +34,41 @@ observed flows (at most the learners it actually sent to public JHS).
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
-from studentflow.errors import DataError
 from studentflow.malloc import large_thresholds, trim
-from studentflow.scenarios.calibrate import calibrate_status_quo
-from studentflow.scenarios.draws import draw_seed, simulate_draws
+from studentflow.scenarios.draws import simulate_draws
 from studentflow.scenarios.drill import pair_positions
 from studentflow.scenarios.levers import scenario_capacities, scenario_pairs
 from studentflow.scenarios.collect import _Accumulator
 from studentflow.scenarios.result import ScenarioResult, relief_matrix
-from studentflow.scenarios.spec import Scenario, baseline_of, load_scenarios
+from studentflow.scenarios.spec import Scenario, load_scenarios
+from studentflow.scenarios.steps import (  # noqa: F401 - _threads: scripts/bench_national.py
+    PAIR_COLUMNS, _calibration, _check_options, _coefficient_draws, _comparisons, _demand_draws, _pair_table,
+    _point_runs, _pool_draws, _run_order, _scenario_list, _threads,
+)
 from studentflow.scenarios.work import PairTables, _global_index, _Kept, _prepare
-from studentflow.schema import require_columns
 
 __all__ = [
     "Scenario", "ScenarioResult", "load_scenarios", "run_scenarios", "scenario_capacities",
     "scenario_pairs",
 ]
 
-PAIR_COLUMNS = (
-    "origin_id", "destination_id", "pair_type", "esc_beneficiaries", "distance_km",
-    "tuition", "esc_amount", "net_cost_k", "origin_lgu_revenue", "origin_pool",
-    "origin_esc_beneficiaries", "destination_slots", "destination_billed",
-    "origin_feeds_congested",
-)
-
-
 #: Scenarios with fewer pairs run their draws on one thread (their draws are short and
 #: mostly hold the GIL; the compiled kernels, which release it, start at
 #: allocation.plan.MIN_PAIRS).
 THREAD_MIN_PAIRS = 100_000
+
+
+#: Threaded draws queued ahead of the reader, per thread: enough to keep the threads busy
+#: while the caller summarises a scenario, few enough that finished draws waiting to be
+#: read stay a few MB (a national draw's outcome is about 0.8 MB).
+AHEAD_PER_THREAD = 8
 
 
 def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
@@ -79,14 +77,16 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
 
     With ``threads`` > 1 the draws of a scenario of at least :data:`THREAD_MIN_PAIRS`
     pairs run on that many threads (the compiled rounding kernels, numpy and scipy's
-    sparse products release the GIL; smaller draws mostly hold it), pipelined: once a
+    sparse products release the GIL; smaller draws mostly hold it), at most
+    :data:`AHEAD_PER_THREAD` per thread ahead of the reader, pipelined: once a
     scenario's last draw is read, its work unit is dropped and the next one built and
-    its draws queued, before the caller summarises the scenario (one unit alive at a
-    time; the threads draw during the summaries). Each draw depends only on its
+    its first draws queued, before the caller summarises the scenario (one unit alive
+    at a time; the threads draw during the summaries). Each draw depends only on its
     coefficients and seed, and outcomes are read in draw order, so the result is the
     one-thread result."""
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(betas) > 1 else None
-    queued: list = []  # the next scenario: (i, kept, futures), its draws queued on the threads
+    ahead = AHEAD_PER_THREAD * threads
+    queued: list = []  # the next scenario's unit, its first draws queued on the threads
 
     def launch(i):
         work, kept = make(i)
@@ -94,27 +94,32 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
         def one(d, work=work):
             return simulate_draws(work, betas[d], [d], [seeds[d]], allocator)
 
+        unit = SimpleNamespace(i=i, kept=kept, one=one, futures=None)
         if pool is not None and work.indices.size >= THREAD_MIN_PAIRS:
-            return i, kept, [pool.submit(one, d) for d in range(len(betas))], None
-        return i, kept, None, one  # drawn on this thread as the caller reads
+            unit.futures = [pool.submit(one, d) if d < ahead else None for d in range(len(betas))]
+        return unit  # else drawn on this thread as the caller reads
 
-    def stream(futures, one, nxt):  # read as the draws finish, in draw order
+    def stream(unit, nxt):  # read as the draws finish, in draw order
+        futures = unit.futures
         for d in range(len(betas)):
             if futures is None:
-                got = one(d)
+                got = unit.one(d)
             else:
+                if d + ahead < len(futures):
+                    futures[d + ahead] = pool.submit(unit.one, d + ahead)
                 got, futures[d] = futures[d].result(), None
             bar.update(1)
             yield from got
         if futures is not None and nxt is not None:  # every draw read: the work unit is
             del got  # gone with its last task; the next one builds and draws meanwhile
+            unit.one = unit.futures = None
             queued.append(launch(nxt))
 
     try:
         for k, i in enumerate(order):
-            i, kept, futures, one = queued.pop() if queued else launch(i)
-            yield i, kept, stream(futures, one, order[k + 1] if k + 1 < len(order) else None)
-            del futures, one
+            unit = queued.pop() if queued else launch(i)
+            yield unit.i, unit.kept, stream(unit, order[k + 1] if k + 1 < len(order) else None)
+            unit = None
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -138,6 +143,7 @@ def run_scenarios(
     school_flows: bool = False,
     threads: int | None = None,
     pool_draws: pd.DataFrame | None = None,
+    points: dict | None = None,
     latent_demand: bool | None = None,
 ) -> ScenarioResult:
     """Run policy scenarios with Monte Carlo over the gravity coefficients.
@@ -213,6 +219,13 @@ def run_scenarios(
         instead of using its expected value: draws then place ``min(demand, capacity)``
         one by one, and intervals carry what is not known of the demand that full schools
         turned away.
+    points : dict, optional
+        Label → ``(model, calibrate)``: point estimates of other fitted models on the same
+        scenarios, in ``result.points[label]``: each the result of ``run_scenarios(bundle,
+        model, scenarios, draws=0, calibrate=calibrate, keep_draws=False)`` with this run's
+        pairs, seed and allocator, but computed on this run's work units (pair tables, sparse
+        structures, and the design matrix where the formulas are the same) instead of
+        building them again.
 
     Returns
     -------
@@ -235,148 +248,49 @@ def run_scenarios(
     if latent_demand is None:
         latent_demand = calibration is not None and calibration.capacity_rule == "posterior"
     demand_d = _demand_draws(calibration, schools, len(betas), seed) if latent_demand else None
+    others = _point_runs(points, tables, base, bundle, schools, seed)
+    siblings: dict = {}  # scenario → [(label, work unit, kept)] of the point estimates, until summarised
 
     def make(i):
         prep = _prepare(scenarios[i], tables, bundle, model, origin_pos, school_pos, origins, schools,
                         calibration, keep_pairs=school_flows, pool_draws=pools_d, demand_draws=demand_d)
         positions = pair_positions(prep.work, prep.pairs) if school_flows else None
+        siblings[i] = [(label, sib.work, _Kept(sib.scenario, sib.rows, sib.cols, sib.pools, sib.caps,
+                                               sib.school_extra, sib.origin_extra))
+                       for label, o in others.items()
+                       for sib in [_prepare(scenarios[i], tables, bundle, o.model, origin_pos, school_pos, origins,
+                                            schools, o.calibration, demand_draws=o.demand, sibling_of=(prep, model))]]
         return prep.work, _Kept(prep.scenario, prep.rows, prep.cols, prep.pools, prep.caps,
                                 prep.school_extra, prep.origin_extra, positions)
 
     order = _run_order(scenarios, base, ref_of)
     stream, bar = _sweep(make, order, betas, seeds, allocator, client, show, in_flight, len(scenarios), threads)
-    acc = _Accumulator(origins, schools, int(pairs["esc_beneficiaries"].sum()), len(betas), base.name,
-                       ref_of, relief_matrix(bundle, origins.index) if bundle is not None else None,
-                       keep_draws)
+    relief = relief_matrix(bundle, origins.index) if bundle is not None else None
+    observed = int(pairs["esc_beneficiaries"].sum())
+    acc = _Accumulator(origins, schools, observed, len(betas), base.name, ref_of, relief, keep_draws)
+    point_accs = {label: _Accumulator(origins, schools, observed, 1, base.name, ref_of, relief, False)
+                  for label in others}
     large = len(pairs) >= THREAD_MIN_PAIRS  # heap pages back to the OS: on large tables only
     # with a large table, once the draws are read: the draw threads' freed temporaries
     # sit in their own arenas, back to the OS before the scenario's summaries
     after = (lambda: trim(collect=False)) if large else None
     for i, kept, outs in stream:
+        for label, work, kept_point in siblings.pop(i):  # while the threads draw this scenario (its unit alive)
+            o = others[label]
+            point_accs[label].add(i, kept_point, simulate_draws(work, o.betas[0], [0], [o.seeds[0]], allocator))
+        work = None  # the last point unit: not held through the summaries
         acc.add(i, kept, outs, after)
         if large:
             trim(collect=False)  # the work unit and draws (freed by their counts: no cycles) back to the OS
     if bar is not None:
         bar.close()
-    result = dataclasses.replace(acc.result(scenarios, seed, params), calibration=calibration)
+    result = dataclasses.replace(acc.result(scenarios, seed, params), calibration=calibration, points={
+        label: dataclasses.replace(point_accs[label].result(scenarios, seed, o.params), calibration=o.calibration)
+        for label, o in others.items()})
     if large:  # the accumulator's draws x origins arrays (the reference's expected placements,
         del acc  # the baseline's placements) back to the OS before the next stage
         trim(collect=False)
     return result
-
-
-# ---------------------------------------------------------------- the steps
-def _scenario_list(scenarios) -> list[Scenario]:
-    """Scenarios as a non-empty list with unique names (a path is read as TOML)."""
-    if isinstance(scenarios, (str, Path)):
-        scenarios = load_scenarios(scenarios)
-    elif isinstance(scenarios, Scenario):
-        scenarios = [scenarios]
-    scenarios = list(scenarios)
-    if not scenarios:
-        raise ValueError("run_scenarios: scenarios is empty")
-    if len({s.name for s in scenarios}) != len(scenarios):
-        raise ValueError("run_scenarios: scenario names must be unique")
-    return scenarios
-
-
-def _check_options(draws, in_flight, keep_draws):
-    """Validate ``draws`` and ``in_flight``; ``keep_draws`` as a bool or a directory."""
-    if not isinstance(draws, (int, np.integer)) or draws < 0:
-        raise ValueError(f"run_scenarios: draws must be a non-negative integer, got {draws!r}")
-    if not isinstance(in_flight, (int, np.integer)) or in_flight < 1:
-        raise ValueError(f"run_scenarios: in_flight must be an integer >= 1, got {in_flight!r}")
-    if keep_draws is None or isinstance(keep_draws, (bool, np.bool_)):
-        return bool(keep_draws)
-    if not Path(keep_draws).is_dir():
-        raise ValueError(f"run_scenarios: keep_draws={str(keep_draws)!r} is not a directory")
-    return keep_draws
-
-
-def _threads(threads) -> int:
-    """Draw threads of a local sweep: ``threads``, or the cores (at most 2) when None."""
-    if threads is None:
-        return max(1, min(2, os.cpu_count() or 1))
-    if not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"run_scenarios: threads must be an integer >= 1, got {threads!r}")
-    return int(threads)
-
-
-def _pair_table(pairs, bundle, distances) -> pd.DataFrame:
-    """The run's PairTable: the one given (checked), or built from bundle and distances."""
-    if pairs is None:
-        if bundle is None or distances is None:
-            raise ValueError("run_scenarios: give pairs=, or both bundle and distances= to build them")
-        from studentflow.pairs import build_pairs
-
-        pairs = build_pairs(bundle, distances)
-    require_columns(pairs, PAIR_COLUMNS, name="run_scenarios(pairs=...)")
-    if pairs.empty:
-        raise DataError("run_scenarios(pairs=...): the pair table is empty")
-    return pairs
-
-
-def _demand_draws(calibration, schools, n, seed):
-    """Draws × global schools: multipliers of full schools' calibrated demand (else 1)."""
-    if calibration is None or "p_full" not in calibration.schools:
-        return None
-    from studentflow.scenarios.latent import demand_multipliers
-
-    return demand_multipliers(calibration, schools.index, n, seed)
-
-
-def _pool_draws(pool_draws, origins, n):
-    """Pools per draw × global origin (learners), or None."""
-    if pool_draws is None:
-        return None
-    frame = pd.DataFrame(pool_draws)
-    if len(frame) < n:
-        raise ValueError(f"run_scenarios: pool_draws has {len(frame)} rows for {n} draws")
-    frame = frame.iloc[:n].set_axis(frame.columns.astype(str), axis=1).reindex(columns=origins.index.astype(str))
-    base = origins["origin_pool"].to_numpy(dtype=float)
-    return np.where(frame.isna().to_numpy(), base[None, :], frame.to_numpy(dtype=float))
-
-
-def _comparisons(scenarios) -> tuple[Scenario, dict[str, str]]:
-    """The baseline and, per scenario name, the name of the scenario it is compared with."""
-    base = baseline_of(scenarios)
-    names = {s.name for s in scenarios}
-    ref_of = {s.name: s.compare_to or base.name for s in scenarios}
-    for s in scenarios:
-        if ref_of[s.name] not in names:
-            raise ValueError(f"run_scenarios: scenario {s.name!r}: compare_to={s.compare_to!r} is not a scenario")
-    return base, ref_of
-
-
-def _calibration(calibrate, model, tables, base, bundle):
-    """The calibrated status quo every scenario runs on (None: the model as fitted)."""
-    if calibrate is True or isinstance(calibrate, str):
-        return calibrate_status_quo(model, tables.for_scenario(base, bundle), dataclasses.replace(
-            base, subsidy=0.0, subsidy_by_tier={}, subsidy_targeted=None, subsidy_at={}, radius_km=None),
-            bundle=bundle, capacity_bound="auto" if calibrate is True else calibrate)
-    if calibrate is False or calibrate is None:
-        return None
-    if not hasattr(calibrate, "factor_of"):
-        raise ValueError(f"run_scenarios: calibrate must be True, False or a Calibration, got {calibrate!r}")
-    return calibrate
-
-
-def _coefficient_draws(model, draws: int, seed: int):
-    """(params DataFrame, betas array, per-draw seeds); ``draws=0``: the point estimate once."""
-    if draws == 0:
-        params = model.params.to_frame().T.reset_index(drop=True)
-    else:
-        params = model.draw_params(draws, seed)[list(model.params.index)].reset_index(drop=True)
-    return params, params.to_numpy(dtype=float), [draw_seed(seed, d) for d in range(len(params))]
-
-
-def _run_order(scenarios, base, ref_of) -> list[int]:
-    """Scenarios others compare with run first (the baseline first of all), so each other
-    scenario's expected flows are summarised as soon as it finishes, never held for the
-    whole sweep, and the baseline's per-draw relief pairs with every other scenario's."""
-    refs = set(ref_of.values())
-    rank = {s.name: (s.name != base.name, s.name not in refs) for s in scenarios}
-    return sorted(range(len(scenarios)), key=lambda i: rank[scenarios[i].name])
 
 
 def _sweep(make, order, betas, seeds, allocator, client, show, in_flight, n_scenarios, threads=1):

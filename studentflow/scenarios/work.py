@@ -12,7 +12,7 @@ pools and capacities.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -142,27 +142,62 @@ class _Prepared:
     work: DrawWork  # what each draw needs (local rows / columns)
     school_extra: np.ndarray  # global, pesos: the school part of the subsidy increase
     origin_extra: np.ndarray  # global, pesos: the origin part (targeted increases)
+    design: tuple | None = None  # (X, offset) in pair-row order, before calibration (sibling units share it)
+
+
+def _sibling_design(prep: _Prepared, model, first_model):
+    """``prep``'s design, if ``model`` would build the same one (the same fitted formula and
+    terms, and its own predictions match it): a sibling unit then shares it."""
+    from studentflow.gravity.direct import same_plan
+
+    if prep.design is None or list(model.params.index) != list(first_model.params.index) \
+            or not same_plan(getattr(model, "design_info", None), getattr(first_model, "design_info", None)):
+        return None
+    X, offset = prep.design
+    check = slice(0, min(len(prep.pairs), 2000))
+    ref = np.asarray(model.predict(prep.pairs.iloc[check]), dtype=float)
+    got = np.exp(linear_predictor(tuple(c[check] for c in X.columns()), offset[check],
+                                  model.params.to_numpy(dtype=float)))
+    return prep.design if np.allclose(got, ref, rtol=1e-6, atol=1e-12) else None
 
 
 def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_pos, origins, schools,
-             calibration=None, keep_pairs: bool = False, pool_draws=None, demand_draws=None):
+             calibration=None, keep_pairs: bool = False, pool_draws=None, demand_draws=None, *,
+             sibling_of: tuple | None = None):
     """The work unit of scenario ``s``: its pair table, design and sparse structure; with a
     :class:`~studentflow.scenarios.calibrate.Calibration`, μ_ij × w_j (the calibrated state);
     ``pool_draws`` (draws × global origins, learners): the pools of each draw;
-    ``demand_draws`` (draws × global schools): multipliers of each school's demand."""
-    p, school_extra, origin_extra = tables.for_scenario(s, bundle, parts=True)
-    if p.empty:
-        raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
-    o_glob = _global_positions(origin_pos, p["origin_id"])
-    d_glob = _global_positions(school_pos, p["destination_id"])
-    rows, r = _unique_positions(o_glob, len(origins))
-    cols, c = _unique_positions(d_glob, len(schools))
-    # np.lexsort((c, r)): one stable argsort of the packed keys (the same order)
-    order = np.argsort(r.astype(np.int64) * cols.size + c, kind="stable")
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=rows.size))])
-    shape = (rows.size, cols.size)
-    is_new = (p["pair_type"] == "new").to_numpy(dtype=bool, na_value=False).astype(float)[order]
-    new_mask = sp.csr_matrix((is_new, c[order], indptr), shape=shape)
+    ``demand_draws`` (draws × global schools): multipliers of each school's demand.
+    ``sibling_of=(prep, its model)``: the same scenario's unit for another model, sharing
+    ``prep``'s pair table and structure (and its design when the model's is the same):
+    what ``_prepare`` would build for this model, without building it again."""
+    if sibling_of is None:
+        p, school_extra, origin_extra = tables.for_scenario(s, bundle, parts=True)
+        if p.empty:
+            raise DataError(f"scenario {s.name!r}: no origin→ESC pairs left (radius_km={s.radius_km})")
+        o_glob = _global_positions(origin_pos, p["origin_id"])
+        d_glob = _global_positions(school_pos, p["destination_id"])
+        rows, r = _unique_positions(o_glob, len(origins))
+        cols, c = _unique_positions(d_glob, len(schools))
+        # np.lexsort((c, r)): one stable argsort of the packed keys (the same order)
+        order = np.argsort(r.astype(np.int64) * cols.size + c, kind="stable")
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=rows.size))])
+        shape = (rows.size, cols.size)
+        is_new = (p["pair_type"] == "new").to_numpy(dtype=bool, na_value=False).astype(float)[order]
+        new_mask = sp.csr_matrix((is_new, c[order], indptr), shape=shape)
+        indices = c[order].astype(np.int32)
+        caps = scenario_capacities(
+            s, schools["destination_slots"], schools["destination_billed"], schools.index
+        )
+        design = _design(model, p, compact=True)
+    else:
+        prep = sibling_of[0]
+        p, rows, cols, caps, w = prep.pairs, prep.rows, prep.cols, prep.caps, prep.work
+        order, indices, indptr, shape, new_mask = w.order, w.indices, w.indptr, w.shape, w.new_mask
+        design = _sibling_design(prep, model, sibling_of[1])
+        shared = design is not None and prep.work.in_order  # the same rows as prep's, already in data order
+        if design is None:
+            design = _design(model, p, compact=True)
     pools = origins["origin_pool"].to_numpy(dtype=float)
     if s.pool == "non_beneficiaries":
         pools = pools - origins["origin_esc_beneficiaries"].to_numpy(dtype=float)
@@ -171,10 +206,7 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
         if s.pool == "non_beneficiaries":
             pool_draws = pool_draws - origins["origin_esc_beneficiaries"].to_numpy(dtype=float)[None, :]
         pool_draws = np.ascontiguousarray(np.clip(pool_draws, 0, None)[:, rows])
-    caps = scenario_capacities(
-        s, schools["destination_slots"], schools["destination_billed"], schools.index
-    )
-    design = _design(model, p, compact=True)
+    unordered = design
     if calibration is not None:  # the calibrated state: μ_ij × w_j (log w_j joins the offset)
         if design is not None:
             with np.errstate(divide="ignore"):
@@ -185,20 +217,25 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
             model = CalibratedModel(model, calibration)
     if design is not None:  # rows in data order: no gather of μ per draw
         X, off = design
-        X = X.take(order) if isinstance(X, CompactDesign) else np.ascontiguousarray(X[order])
+        if sibling_of is not None and shared:
+            X = sibling_of[0].work.design[0]
+        else:
+            X = X.take(order) if isinstance(X, CompactDesign) else np.ascontiguousarray(X[order])
         design = (X, np.ascontiguousarray(np.asarray(off, dtype=float)[order]))
         del X, off
     work = DrawWork(
         name=s.name, method=s.method, design=design,
         predict=None if design is not None else (model, p, model.params.index),
-        order=order, indices=c[order].astype(np.int32), indptr=indptr, shape=shape,
+        order=order, indices=indices, indptr=indptr, shape=shape,
         pools=pools[rows], caps=caps[cols].astype(float), new_mask=new_mask, keep_pairs=keep_pairs,
         pool_draws=pool_draws, in_order=design is not None,
         demand_draws=None if demand_draws is None else np.ascontiguousarray(demand_draws[:, cols]),
     )
+    if sibling_of is not None:
+        return replace(prep, work=work, pools=pools, design=None)
     school_extra = school_extra.reindex(schools.index).fillna(0.0).to_numpy(dtype=float)
     origin_extra = origin_extra.reindex(origins.index).fillna(0.0).to_numpy(dtype=float)
-    return _Prepared(s, p, rows, cols, pools, caps, work, school_extra, origin_extra)
+    return _Prepared(s, p, rows, cols, pools, caps, work, school_extra, origin_extra, unordered)
 
 
 @dataclass(frozen=True)
