@@ -13,7 +13,14 @@ processes) is sampled with psutil every 20 ms:
   clock (cluster start-up printed separately); the workers import studentflow inside the
   timed call;
 - ``dask warm``: the same with workers that imported studentflow before the clock (a
-  cluster the pipeline already used).
+  cluster the pipeline already used);
+- with ``--fork-variants``: ``single`` twice more, with ``STUDENTFLOW_FORK=0`` (never fork
+  the enrolment workbook) and ``STUDENTFLOW_FORK=1`` (always, even on a busy machine); the
+  plain ``single`` forks when a core is free (:func:`studentflow.forked.wanted`).
+
+``--no-dask`` skips the Dask variants. ``--repeat N`` runs the variants in turn N times
+(before, single, ..., before, single, ...: load from other jobs falls on all alike) and
+keeps each one's fastest run.
 
 Prints wall seconds, CPU seconds of the process tree (user + system, all processes:
 a figure less sensitive to other jobs on the machine), peak RSS (GB) and ratios, and
@@ -22,6 +29,7 @@ whether flows, ledger and sources are identical across the variants. Reference f
 Usage::
 
     PYTHONPATH=. python scripts/bench_ingest_national.py [--manifest M] [--workers 2] [--repeat 1] [--no-baseline]
+        [--baseline-rev REV] [--no-dask] [--fork-variants]
 """
 
 from __future__ import annotations
@@ -71,8 +79,13 @@ if client is not None:
 
 
 def _tree_cpu(proc: psutil.Process) -> float:
-    """User + system CPU seconds of the process and its live children."""
-    total = 0.0
+    """User + system CPU seconds of the process, its live children and its reaped ones
+    (a forked child that read a workbook)."""
+    try:
+        t = proc.cpu_times()
+        total = t.children_user + t.children_system
+    except psutil.Error:
+        total = 0.0
     try:
         kids = proc.children(recursive=True)
     except psutil.Error:
@@ -100,11 +113,11 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run(label: str, manifest: Path, mode: str, workers: int, pythonpath: Path) -> dict:
+def run(label: str, manifest: Path, mode: str, workers: int, pythonpath: Path, env_extra: dict | None = None) -> dict:
     """Run one variant in a child process; sample its tree's RSS between READY and DONE."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.pkl"
-        env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+        env = {**os.environ, "PYTHONPATH": str(pythonpath), **(env_extra or {})}
         child = subprocess.Popen([sys.executable, "-c", _CHILD, str(manifest), str(out), mode, str(workers)],
                                  cwd=str(pythonpath), env=env, stdout=subprocess.PIPE, text=True)
         proc = psutil.Process(child.pid)
@@ -140,8 +153,8 @@ def run(label: str, manifest: Path, mode: str, workers: int, pythonpath: Path) -
     res["ready_gb"] = peak["before"] / 2**30
     res["cpu_s"] = cpu["stop"] - cpu["start"]
     extra = f", cluster start {res['startup']:.1f} s not counted" if mode.startswith("dask") else ""
-    print(f"  {label:<8} {res['seconds']:7.2f} s   CPU {res['cpu_s']:6.1f} s   peak RSS {res['peak_gb']:5.2f} GB "
-          f"(tree at start {res['ready_gb']:.2f} GB{extra})", flush=True)
+    print(f"  {label:<14} {res['seconds']:7.2f} s   CPU {res['cpu_s']:6.2f} s   peak RSS {res['peak_gb']:5.2f} GB "
+          f"(tree at start {res['ready_gb']:.2f} GB{extra}; load avg {os.getloadavg()[0]:.1f})", flush=True)
     return res
 
 
@@ -149,6 +162,15 @@ def best(label: str, repeat: int, *args) -> dict:
     """Fastest of ``repeat`` runs (each printed); machine load from other jobs varies."""
     runs = [run(label, *args) for _ in range(max(1, repeat))]
     return min(runs, key=lambda r: r["seconds"])
+
+
+def in_turn(variants: dict, repeat: int) -> dict:
+    """Run the variants ({key: (label, args)}) in turn ``repeat`` times; each one's fastest run."""
+    runs: dict = {k: [] for k in variants}
+    for _ in range(max(1, repeat)):
+        for k, (label, args) in variants.items():
+            runs[k].append(run(label, *args))
+    return {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
 
 
 def same(a: dict, b: dict) -> bool:
@@ -168,18 +190,40 @@ def main(argv=None) -> None:
     ap.add_argument("--baseline-rev", default="09c1159")
     ap.add_argument("--no-baseline", action="store_true", help="skip the pre-streaming run")
     ap.add_argument("--repeat", type=int, default=1, help="runs per variant; the fastest is kept")
+    ap.add_argument("--no-dask", action="store_true", help="skip the Dask variants")
+    ap.add_argument("--fork-variants", action="store_true",
+                    help="also run single with STUDENTFLOW_FORK=0 and =1 (the workbook never / always forked)")
     a = ap.parse_args(argv)
     if not a.manifest.exists():
         raise SystemExit(f"{a.manifest} not found: generate it with scripts/bench_national.py first")
     print(f"national ingest: {a.manifest}  (machine: {os.cpu_count()} cores, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GB; load avg {os.getloadavg()[0]:.1f})")
     res = {}
-    if not a.no_baseline:
-        with tempfile.TemporaryDirectory() as old:
+    with tempfile.TemporaryDirectory() as old:
+        variants = {}
+        if not a.no_baseline:
             arch = subprocess.run(["git", "-C", str(REPO), "archive", a.baseline_rev], capture_output=True, check=True)
             subprocess.run(["tar", "-x", "-C", old], input=arch.stdout, check=True)
-            res["before"] = best(f"before ({a.baseline_rev})", a.repeat, a.manifest, "single", a.workers, Path(old))
-    res["single"] = best("single", a.repeat, a.manifest, "single", a.workers, REPO)
+            variants["before"] = (f"before ({a.baseline_rev})", (a.manifest, "single", a.workers, Path(old)))
+        variants["single"] = ("single", (a.manifest, "single", a.workers, REPO))
+        if a.fork_variants:
+            variants["nofork"] = ("single, no fork", (a.manifest, "single", a.workers, REPO, {"STUDENTFLOW_FORK": "0"}))
+            variants["fork"] = ("single, fork", (a.manifest, "single", a.workers, REPO, {"STUDENTFLOW_FORK": "1"}))
+        res = in_turn(variants, a.repeat)
+    if a.no_dask:
+        s = res["single"]
+        if a.repeat > 1:
+            print(f"  fastest of {a.repeat} runs each:")
+            for k, r in res.items():
+                print(f"  {k:<8} {r['seconds']:7.2f} s   CPU {r['cpu_s']:6.2f} s   peak RSS {r['peak_gb']:5.2f} GB")
+        for k, r in res.items():
+            if k != "before" and "before" in res:
+                b = res["before"]
+                print(f"  {k} / before: time x{r['seconds'] / b['seconds']:.2f}, CPU x{r['cpu_s'] / b['cpu_s']:.2f}, "
+                      f"peak RSS x{r['peak_gb'] / b['peak_gb']:.2f}; identical flows, ledger, sources: {same(r, b)}")
+        print(f"  ({len(s['flows']):,} flows, {int(s['flows']['learners'].sum()):,} learners, "
+              f"{len(s['ledger']):,} ledger rows)")
+        return
     res["dask"] = best(f"dask x{a.workers}", a.repeat, a.manifest, "dask", a.workers, REPO)
     res["warm"] = best(f"dask x{a.workers} warm", a.repeat, a.manifest, "dask-warm", a.workers, REPO)
     s, d, w = res["single"], res["dask"], res["warm"]

@@ -266,22 +266,92 @@ def _frame_from_values(values: list[list], header: list[str], h: int, found: dic
                        floats: _FloatText) -> pd.DataFrame:
     """:func:`_frame_from_rows` of calamine's values (``header``: row ``h`` as text): only
     the needed columns' cells are turned to text, column by column (a national workbook:
-    1.7 million cells)."""
+    1.7 million cells). The rows go to a 2-D object array at once when they are all as
+    wide, and a column of only strings or only floats is turned to text at once
+    (:func:`_cells_text`); otherwise cell by cell."""
     pos = {c: header.index(raw) for c, raw in found.items()}
 
     def filled(r) -> bool:  # not blank: a cell whose text is not blank (stops at the first)
         return any((v if v.__class__ is str else floats[v] if v.__class__ is float else _value_text(v)).strip()
                    for v in r)
 
-    kept = [i for i in range(h + 1, len(values)) if filled(values[i])]
+    body = values[h + 1:]
+    grid = _grid(body)
+    if grid is None:
+        kept = [i for i in range(h + 1, len(values)) if filled(values[i])]
+    else:  # column by column over the rows not yet known to be filled (most: by the first column)
+        kept = (np.flatnonzero(_filled_rows(grid, floats)) + h + 1).tolist()
     data = {}
     for c, j in pos.items():
-        cells = [values[i][j] if j < len(values[i]) else "" for i in kept]
-        data[c] = pd.Series([v if v.__class__ is str else floats[v] if v.__class__ is float else _value_text(v)
-                             for v in cells], dtype="str")
+        if grid is not None and j < grid.shape[1]:
+            cells = grid[:, j] if len(kept) == len(body) else grid[np.asarray(kept, dtype=np.intp) - h - 1, j]
+        else:
+            cells = [values[i][j] if j < len(values[i]) else "" for i in kept]
+        data[c] = pd.Series(_cells_text(cells, floats), dtype="str")
     out = pd.DataFrame(data) if data else pd.DataFrame(index=pd.RangeIndex(len(kept)))
     out["_row"] = np.asarray(kept, dtype="int64") + 1
     return out
+
+
+def _grid(rows: list[list]) -> np.ndarray | None:
+    """Rows all as wide as a 2-D object array (cells as they are), else None."""
+    if not rows or len(set(map(len, rows))) != 1:
+        return None
+    grid = np.empty((len(rows), len(rows[0])), dtype=object)
+    grid[:] = rows
+    return grid
+
+
+def _filled_rows(grid: np.ndarray, floats: _FloatText) -> np.ndarray:
+    """Rows of ``grid`` with a cell whose text (:func:`_text_row`) is not blank."""
+    filled = np.zeros(grid.shape[0], dtype=bool)
+    todo = np.arange(grid.shape[0])
+    for j in range(grid.shape[1]):
+        if not todo.size:
+            break
+        text = (v if v.__class__ is str else floats[v] if v.__class__ is float else _value_text(v)
+                for v in grid[todo, j])
+        hit = np.fromiter((bool(t.strip()) for t in text), dtype=bool, count=todo.size)
+        filled[todo[hit]] = True
+        todo = todo[~hit]
+    return filled
+
+
+def _cells_text(cells, floats: _FloatText):
+    """Text of calamine cell values (:func:`_text_row`'s rule), at once for a column of
+    only ``str`` (kept) or only ``float`` (integral values below 1e16 as integers, NaN
+    blank, others through ``floats``); cell by cell otherwise.
+
+    Parameters
+    ----------
+    cells : sequence
+        One column's calamine values.
+    floats : _FloatText
+        Memo of float texts.
+
+    Returns
+    -------
+    pyarrow.StringArray or list of str
+        One text per cell (``pandas.Series(..., dtype="str")`` takes either).
+    """
+    import pyarrow as pa
+
+    kinds = set(map(type, cells))
+    if kinds == {str}:
+        return pa.array(cells, type=pa.string())
+    if kinds != {float}:
+        return [v if v.__class__ is str else floats[v] if v.__class__ is float else _value_text(v) for v in cells]
+    f = np.fromiter(cells, dtype=np.float64, count=len(cells))
+    whole = np.isfinite(f) & (np.trunc(f) == f) & (np.abs(f) < _INT_TEXT_LIMIT)
+    if whole.all():
+        return pa.array(f.astype(np.int64)).cast(pa.string())
+    out = np.empty(f.size, dtype=object)
+    out[whole] = f[whole].astype(np.int64).astype(str).tolist()
+    nan = np.isnan(f)
+    out[nan] = ""
+    rest = ~(whole | nan)
+    out[rest] = [floats[v] for v in f[rest].tolist()]
+    return out.tolist()
 
 
 def _csv_fast(path: Path, h: int, header: list[str], found: dict[str, str]) -> pd.DataFrame:

@@ -63,10 +63,13 @@ def drop_rows(ledger: Ledger, df: pd.DataFrame, mask, reason: str, action: str =
 
 def match_places(enrol: pd.DataFrame, matcher: PlaceMatcher) -> pd.Series:
     """PSGC code per school ('' where the municipality name has no unique match)."""
-    keys = enrol[["municipality", "province", "region"]].drop_duplicates()
-    codes = {tuple(k): matcher.match(*k) for k in keys.itertuples(index=False)}
-    return pd.Series([codes[tuple(k)] for k in enrol[["municipality", "province", "region"]].itertuples(index=False)],
-                     index=enrol.index, dtype="str")
+    cols = enrol[["municipality", "province", "region"]]
+    if not len(cols):
+        return pd.Series([], index=enrol.index, dtype="str")
+    group = cols.groupby(list(cols.columns), sort=False, dropna=False).ngroup().to_numpy()
+    _, first = np.unique(group, return_index=True)  # each distinct name once (not per school)
+    codes = np.array([matcher.match(*k) for k in cols.iloc[first].itertuples(index=False)], dtype=object)
+    return pd.Series(codes[group], index=enrol.index, dtype="str")
 
 
 def impute_places(schools: pd.DataFrame, coords: pd.DataFrame, places: pd.DataFrame,
@@ -184,38 +187,46 @@ def jhs_seats(schools: pd.DataFrame, seats: pd.DataFrame, ledger: Ledger, defaul
     value = by_school["seats_jhs"].reindex(schools.index).where(offers)
     need = offers & (value.isna() | (value <= 0))
     util = (schools["jhs_enrolment"] / value).where(offers & ~need & (schools["jhs_enrolment"] > 0))
-    imputed = value.copy()
+    imputed = value.to_numpy(dtype="float64", copy=True)
     medians: dict = {}  # (sector, level, value) → (peers, median): each group scanned once
-    codes = {c: pd.factorize(schools[c]) for c in ("sector", "division", "region")}  # equality on integer codes
+    codes = {}  # column → (integer code per school, {value: code}): equality on integer codes
+    for c in ("sector", "division", "region"):
+        k, uniq = pd.factorize(schools[c])
+        codes[c] = (k, {v: i for i, v in enumerate(uniq.tolist())})
+    ratio = util.to_numpy(dtype="float64")
+    has = ~np.isnan(ratio)
 
     def equal(col: str, value) -> np.ndarray:  # schools[col] == value (missing equals nothing)
-        k = codes[col][1].get_indexer([value])[0]
+        k = codes[col][1].get(value, -1) if value == value else -1
         return codes[col][0] == k if k >= 0 else np.zeros(len(schools), dtype=bool)
 
     def peer_median(sector, level: str | None, of) -> tuple[int, float]:
         key = (sector, level, of)
         if key not in medians:
-            peers = util.dropna() if level is None else util[equal("sector", sector) & equal(level, of)].dropna()
+            peers = util.dropna() if level is None else pd.Series(ratio[has & equal("sector", sector) & equal(level, of)])
             medians[key] = (len(peers), float(peers.median()) if len(peers) else 1.0)
         return medians[key]
 
-    for sid in schools.index[need]:
-        s = schools.loc[sid]
-        n, med = peer_median(s["sector"], "division", s["division"])
+    todo = np.flatnonzero(need.to_numpy())
+    at = by_school.index.get_indexer(schools.index[todo])
+    seat_kind, seat_file, seat_row = (by_school[c].tolist() for c in ("_kind", "_file", "_row"))
+    cols = [schools[c].to_numpy()[todo].tolist() for c in ("sector", "division", "region", "jhs_enrolment")]
+    for i, sid, j, sector, division, region, enrol in zip(todo, schools.index[todo].tolist(), at.tolist(), *cols):
+        n, med = peer_median(sector, "division", division)
         how = "division"
         if n < MIN_GROUP:
-            (n, med), how = peer_median(s["sector"], "region", s["region"]), "region"
+            (n, med), how = peer_median(sector, "region", region), "region"
         if n < MIN_GROUP:
             (n, med), how = peer_median(None, None, None), "study area"
-        imputed[sid] = float(np.round(s["jhs_enrolment"] / med)) if med > 0 else float(s["jhs_enrolment"])
-        if sid in by_school.index:
-            r = by_school.loc[sid]
-            kind, file, row = r["_kind"], r["_file"], int(r["_row"])
+        imputed[i] = float(np.round(enrol / med)) if med > 0 else float(enrol)
+        if j >= 0:
+            kind, file, row = seat_kind[j], seat_file[j], int(seat_row[j])
         else:
-            kind, file, row = default_src(s["sector"])
+            kind, file, row = default_src(sector)
         ledger.add(kind, file, row, sid, "imputed",
                    f"JHS seats missing: imputed as JHS enrolment / median utilisation "
-                   f"({med:.3f}) of {s['sector']} JHS schools in the same {how}")
+                   f"({med:.3f}) of {sector} JHS schools in the same {how}")
+    imputed = pd.Series(imputed, index=schools.index)
     return pd.DataFrame({"jhs_seats": imputed.astype("float64"), "jhs_seats_imputed": need.astype(bool)})
 
 

@@ -67,6 +67,9 @@ class Match:
     how: str
     score: float
 
+    def __deepcopy__(self, memo):  # immutable: pandas deep-copies a frame's attrs on every new frame
+        return self
+
     def as_dict(self) -> dict:
         return {"header": self.header, "how": self.how, "score": round(float(self.score), 1)}
 

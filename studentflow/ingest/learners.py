@@ -32,7 +32,7 @@ from studentflow.ingest.flows import REASONS, _lrn
 from studentflow.ingest.ledger import Ledger
 from studentflow.ingest.manifest import Source
 from studentflow.ingest.readers import READERS, read_esc_beneficiaries, read_transitions
-from studentflow.ingest.values import school_str
+from studentflow.ingest.values import school_array, school_str
 
 __all__ = ["LEARNER_KINDS", "LearnerPart", "read_learner_part", "read_source", "combine_flows"]
 
@@ -190,12 +190,13 @@ def _cat(parts: list[LearnerPart], key: str, dtype) -> np.ndarray:
 def _drop(ledger: Ledger, parts: list[LearnerPart], fidx, rows, sids, mask, reason: str,
           action: str = "dropped") -> np.ndarray:
     """Record rows under ``mask`` (file by file, in manifest order); return the keep mask."""
-    if mask.any():
+    if mask.any():  # one batch, file by file (as one add_many per file would record them)
         hit = np.flatnonzero(mask)
+        hit = hit[np.argsort(fidx[hit], kind="stable")]
         f = fidx[hit]
-        for i in np.unique(f):
-            sel = hit[f == i]
-            ledger.add_many(parts[i].kind, parts[i].file, rows[sel], school_str(sids[sel]), action, reason)
+        kinds = np.array([p.kind for p in parts], dtype=object)[f]
+        files = np.array([p.file for p in parts], dtype=object)[f]
+        ledger.add_many(kinds, files, rows[hit], school_str(sids[hit]), action, reason)
     return ~mask
 
 
@@ -303,8 +304,8 @@ def combine_flows(trans: list[LearnerPart], billing: list[LearnerPart], schools_
     beneficiaries = np.zeros(uniq.size, dtype=np.int64)
     beneficiaries[np.searchsorted(uniq, esc_pairs)] = esc_n
     return pd.DataFrame({
-        "origin_id": pd.array(school_str(uniq >> _SHIFT), dtype="str"),
-        "destination_id": pd.array(school_str(uniq & ((1 << _SHIFT) - 1)), dtype="str"),
+        "origin_id": school_array(uniq >> _SHIFT),
+        "destination_id": school_array(uniq & ((1 << _SHIFT) - 1)),
         "learners": learners, "esc_beneficiaries": beneficiaries,
     })
 
@@ -318,15 +319,26 @@ def _stable_order(values: np.ndarray) -> np.ndarray:
     n = values.size
     bits = max(1, int(n - 1).bit_length()) if n else 1
     if 40 + bits <= 63:
-        packed = np.sort((values.astype(np.int64) << bits) | np.arange(n, dtype=np.int64))
+        packed = _sort((values.astype(np.int64) << bits) | np.arange(n, dtype=np.int64))
         return packed & ((1 << bits) - 1)
     return np.argsort(values, kind="stable")
 
 
 def _counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct int64 ``keys`` and how often each occurs (int64)."""
-    s = np.sort(keys)
+    s = _sort(keys)
     if not s.size:
         return s, np.zeros(0, dtype=np.int64)
     start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
     return s[start], np.diff(np.r_[start, s.size]).astype(np.int64)
+
+
+def _sort(values: np.ndarray) -> np.ndarray:
+    """``np.sort(values)``, by the algorithm that suits their order: learner files list
+    learners school by school, so the stacked keys come in long ascending runs, which
+    numpy's stable sort (timsort) merges in a few passes (national pairs: 0.17 -> 0.02 s,
+    LRNs 0.17 -> 0.06 s); keys in no order (more than one descent in 8) take the default
+    quicksort (the stable sort is ~1.2x slower there). The sorted values are the same.
+    """
+    descents = np.count_nonzero(values[1:] < values[:-1]) if values.size > 1 else 0
+    return np.sort(values, kind="stable" if 8 * descents <= values.size else "quicksort")

@@ -122,16 +122,34 @@ def _text(arr, mask: np.ndarray) -> pd.Series:
     return pd.Series(pc.filter(arr, mask).to_pylist(), dtype="str")
 
 
+#: School IDs of the cells not written plainly, by (crosswalk old IDs, text): a file
+#: repeats a few such texts ('', '0', '9999999') block after block, and
+#: :func:`values.school_ids` costs ~4 ms of held GIL per call however few its cells.
+_SCHOOL_MEMO: dict = {}
+#: At most this many texts are remembered (a file of IDs all written oddly: about the schools).
+MEMO_LIMIT = 200_000
+
+
 def _fill_school(ids: np.ndarray, arr, clean: np.ndarray, old_ids=frozenset()) -> None:
     """School IDs of the cells not written plainly, by :func:`values.school_ids` (-1 invalid;
-    a crosswalk's 7-digit ``old_ids`` kept)."""
+    a crosswalk's 7-digit ``old_ids`` kept), each distinct text parsed once (:data:`_SCHOOL_MEMO`)."""
+    import pyarrow.compute as pc
+
     other = ~clean
     if other.any():
-        s, _ = V.school_ids(_text(arr, other), old_ids)
-        ok = (s != "").to_numpy()
-        vals = np.full(ok.size, -1, dtype=np.int64)
-        vals[ok] = s[ok].astype("int64").to_numpy()
-        ids[other] = vals
+        texts = pc.filter(arr, other).to_pylist()
+        memo = _SCHOOL_MEMO.setdefault(old_ids, {})
+        got = {t: memo.get(t) for t in texts}
+        new = [t for t, v in got.items() if v is None]
+        if new:
+            s, _ = V.school_ids(pd.Series(new, dtype="str"), old_ids)
+            ok = (s != "").to_numpy()
+            vals = np.full(ok.size, -1, dtype=np.int64)
+            vals[ok] = s[ok].astype("int64").to_numpy()
+            got.update(zip(new, vals.tolist()))
+            if len(memo) < MEMO_LIMIT:
+                memo.update(zip(new, vals.tolist()))
+        ids[other] = [got[t] for t in texts]
 
 
 def _fill_lrn(lrn: np.ndarray, arr, clean: np.ndarray) -> None:

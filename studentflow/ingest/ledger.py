@@ -36,11 +36,13 @@ class Ledger:
         _check(action, reason)
         self._rows.append((source, file, int(row), school_id or "", action, reason))
 
-    def add_many(self, source: str, file: str, rows, school_ids, action: str, reasons):
-        """Record a batch of events for one source file.
+    def add_many(self, source, file, rows, school_ids, action: str, reasons):
+        """Record a batch of events for one source file (or several: see ``source``).
 
         Parameters
         ----------
+        source, file : str or array-like of str
+            Source kind and file name; arrays give one per row (rows of several files).
         rows : array-like of int
             Physical rows (1-based).
         school_ids : array-like of str or a single str

@@ -241,6 +241,7 @@ def _load(sources: list[Source], read, ledger: Ledger | None = None, *,
     ``rows_read`` and ``detected``. Returns the bundle and, per school (current ID), the
     ID its enrolment row was written with (the year's ID)."""
     ledger = Ledger() if ledger is None else ledger
+    matcher = PlaceMatcher(ALL_REGIONS)  # built while the files are still being read (needs none of them)
     parts: dict[str, list[tuple[Source, pd.DataFrame]]] = {}
     learners: dict[str, list[LearnerPart]] = {k: [] for k in LEARNER_KINDS}
     extras: dict = {}
@@ -273,7 +274,6 @@ def _load(sources: list[Source], read, ledger: Ledger | None = None, *,
     first = {k: v[0][0] for k, v in parts.items()}
 
     schools = _schools(parts, ledger)
-    matcher = PlaceMatcher(ALL_REGIONS)
     schools["psgc_code"] = match_places(schools, matcher)
     coords = resolve_coordinates(stack(parts["coordinates"]), schools, ledger)
     schools["psgc_code"] = impute_places(schools, coords, matcher.places, ledger)
@@ -295,7 +295,7 @@ def _load(sources: list[Source], read, ledger: Ledger | None = None, *,
     schools = schools.join(esc)
 
     lgu_src = first.get("lgu_income") or first["enrollment"]
-    present = set(schools["region"])
+    present = set(schools["region"].unique().tolist())  # not a Python pass over 59,000 Arrow strings
     regions = [r for r in ALL_REGIONS if r in present]
     areas = areas_table(schools, stack(parts["lgu_income"]) if "lgu_income" in parts else None,
                         matcher, ledger, regions, lambda: (lgu_src.kind, lgu_src.file, 0))
@@ -370,17 +370,16 @@ def _fill_esc_schools(table: pd.DataFrame, parts: dict, crosswalk: pd.Series) ->
 
 
 def _source_table(sources: list[Source], ledger: Ledger, table: pd.DataFrame) -> pd.DataFrame:
-    rows = []
+    counted = table["row"] > 0  # per (kind, file, action): distinct rows; imputed: events
+    rows = table[counted].groupby(["source", "file", "action"], sort=False)["row"].nunique().to_dict()
+    imputed = (table["action"] == "imputed").groupby([table["source"], table["file"]], sort=False).sum().to_dict()
+    out = []
     for s in sources:
         if (s.kind, s.file) not in ledger.rows_read:
             continue
-        mine = table[(table["source"] == s.kind) & (table["file"] == s.file)]
-        n = {a: int(mine.loc[(mine["action"] == a) & (mine["row"] > 0), "row"].nunique())
-             for a in ("dropped", "merged", "corrected", "remapped")}
-        n["imputed"] = int((mine["action"] == "imputed").sum())
+        n = {a: int(rows.get((s.kind, s.file, a), 0)) for a in ("dropped", "merged", "corrected", "remapped")}
+        n["imputed"] = int(imputed.get((s.kind, s.file), 0))
         read = int(ledger.rows_read[(s.kind, s.file)])
-        rows.append({"kind": s.kind, "file": s.file, "rows_read": read,
-                     "kept": read - n["dropped"] - n["merged"], **n})
-    return pd.DataFrame(rows, columns=_SOURCE_COLS)
-
-
+        out.append({"kind": s.kind, "file": s.file, "rows_read": read,
+                    "kept": read - n["dropped"] - n["merged"], **n})
+    return pd.DataFrame(out, columns=_SOURCE_COLS)

@@ -147,8 +147,7 @@ def read_esc_beneficiaries(src: Source, ledger: Ledger) -> pd.DataFrame:
     df = _read(src, BILLING_COLS, ledger)
     df = _esc_ids(df, "school id", src, ledger)
     dep = V.school_ids(df["deped id"], src.old_ids)[0] if "deped id" in df else pd.Series("", index=df.index)
-    grade = (pd.to_numeric(df["grade"].str.extract(r"(\d+)")[0], errors="coerce")
-             if "grade" in df else pd.Series(np.nan, index=df.index))
+    grade = V.grade_number(df["grade"]) if "grade" in df else pd.Series(np.nan, index=df.index)
     amount = V.pesos(df["esc_subsidy_amount"]) if "esc_subsidy_amount" in df else np.nan
     return pd.DataFrame({"lrn": df["lrn"].str.strip(), "esc_id": df["school id"], "deped_id": dep,
                          "grade": grade, "amount": amount, "_row": df["_row"]})

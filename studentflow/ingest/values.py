@@ -91,6 +91,16 @@ def pesos(raw: pd.Series) -> pd.Series:
 
 
 @per_distinct
+def grade_number(raw: pd.Series) -> pd.Series:
+    """The first run of digits of each cell as a number ("Grade 7" → 7); NaN where none.
+
+    Parsed once per distinct text (:func:`per_distinct`): pandas' ``str.extract`` runs
+    Python's regex cell by cell (0.5 s of held GIL over the national billing files).
+    """
+    return pd.to_numeric(raw.astype("str").str.extract(r"(\d+)")[0], errors="coerce")
+
+
+@per_distinct
 def counts(raw: pd.Series) -> pd.Series:
     """Parse counts written as numbers or text ("1,250", "1250.0") to float; NaN if not."""
     s = raw.astype("str").str.strip().str.replace(r"[,\s]", "", regex=True)
@@ -245,3 +255,15 @@ def school_str(ids: np.ndarray) -> np.ndarray:
         out = np.char.zfill(ids.astype("U7"), 6).astype(object)  # U7: a crosswalk's 7-digit old IDs
     out[ids < 0] = ""
     return out
+
+
+def school_array(ids: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """int school IDs → a ``str`` array of 6-digit IDs, as ``pd.array(school_str(ids), dtype="str")``;
+    IDs all non-negative go from Arrow's text to the array directly (no Python string per ID)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = np.asarray(ids)
+    if ids.size and ids.dtype.kind in "iu" and ids.min() >= 0:
+        return pd.array(pc.utf8_lpad(pa.array(ids.astype(np.int64)).cast(pa.string()), 6, "0"), dtype="str")
+    return pd.array(school_str(ids), dtype="str")
