@@ -114,3 +114,29 @@ def test_gzipped_csv_in_row_blocks_has_the_bytes_of_the_whole(tmp_path_factory, 
     whole = floats_as_text(spreadsheet_safe(mask_lrns(frame))).to_csv(index=False).encode("utf-8")
     assert got == gzip.compress(whole, compresslevel=3, mtime=0)  # what the one-shot writer wrote
     assert b"123456789012" not in gzip.decompress(got)
+
+
+def test_arrow_buffers_come_from_the_system_allocator_after_ingest(sample_bundle, monkeypatch):
+    """Ingest switches pyarrow to glibc's malloc once (its own pool kept freed memory
+    resident), unless the user chose a pool or STUDENTFLOW_MALLOC=default."""
+    import os
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    from studentflow import malloc
+
+    assert malloc.arrow_pool() is malloc.arrow_pool()  # asked once per process
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ and malloc.env_allows():
+        assert pa.default_memory_pool().backend_name == "system"
+    code = ("import pyarrow as pa; from studentflow import malloc; malloc.arrow_pool(); "
+            "print(pa.default_memory_pool().backend_name)")
+    env = {k: v for k, v in os.environ.items() if k not in ("ARROW_DEFAULT_MEMORY_POOL", "STUDENTFLOW_MALLOC")}
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    left = subprocess.run([sys.executable, "-c", code], env={**env, "STUDENTFLOW_MALLOC": "default"},
+                          capture_output=True, text=True, check=True)
+    chosen = subprocess.run([sys.executable, "-c", code], env={**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"},
+                            capture_output=True, text=True, check=True)
+    assert default.stdout.strip() == "system"
+    assert left.stdout.strip() != "system" and chosen.stdout.strip() == "mimalloc"

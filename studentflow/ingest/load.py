@@ -35,7 +35,7 @@ from studentflow.ingest.roads import scan_road_network
 from studentflow.ingest.validate import validate_tables
 from studentflow.ingest.values import isin
 from studentflow.ingest.years import pick_year, source_years, year_key, year_sources
-from studentflow.malloc import trim
+from studentflow.malloc import arrow_pool, trim
 from studentflow.schema import ALL_REGIONS, SCHOOLS, Bundle, Panel
 
 __all__ = ["load_bundle", "load_panel", "manifest_years"]
@@ -106,6 +106,7 @@ def load_bundle(manifest: str | Path | None = None, *, year: str | None = None, 
         row and column); ``year`` not in the manifest (the message lists its years); the
         year without its own enrolment source.
     """
+    arrow_pool()  # Arrow's buffers from glibc: freed memory goes back to the OS (studentflow.malloc)
     path = _manifest(manifest)
     sources = read_manifest(path)
     years = source_years(sources)
@@ -156,6 +157,7 @@ def load_panel(manifest: str | Path | None = None, *, client=None, fork: bool = 
     DataError
         As :func:`load_bundle`, for any year.
     """
+    arrow_pool()  # Arrow's buffers from glibc: freed memory goes back to the OS (studentflow.malloc)
     path = _manifest(manifest)
     sources = read_manifest(path)
     years = source_years(sources) or (None,)
