@@ -704,3 +704,15 @@ def test_malloc_thresholds_are_set_once():
     first = malloc.large_thresholds()
     assert malloc.large_thresholds() is first
     assert isinstance(first, bool)
+
+
+@given(st.lists(st.integers(-5, 2**40), max_size=60))
+@settings(max_examples=60)
+def test_drill_unique_inverse_is_numpys(keys):
+    from studentflow.scenarios.drill import _unique_inverse
+
+    keys = np.asarray(keys, dtype=np.int64)
+    ref, inv = np.unique(keys, return_inverse=True)
+    got_ref, got_inv = _unique_inverse(keys)
+    np.testing.assert_array_equal(got_ref, ref)
+    np.testing.assert_array_equal(got_inv, inv)
