@@ -684,7 +684,7 @@ def test_sweep_builds_the_next_work_unit_before_the_summaries(monkeypatch):
 
         def make(i):
             events.append(("make", i, len(read)))  # draws read so far, all scenarios
-            return SimpleNamespace(name=i, indices=np.zeros(3)), f"kept {i}"
+            return SimpleNamespace(name=i, indices=np.zeros(3), keep_pairs=i == 0), f"kept {i}"
 
         for i, kept, outs in sc._local_sweep(make, [2, 0, 1], [0.0] * 4, range(4), None, bar, threads):
             assert kept == f"kept {i}"

@@ -78,7 +78,8 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
     With ``threads`` > 1 the draws of a scenario of at least :data:`THREAD_MIN_PAIRS`
     pairs run on that many threads (the compiled rounding kernels, numpy and scipy's
     sparse products release the GIL; smaller draws mostly hold it), at most
-    :data:`AHEAD_PER_THREAD` per thread ahead of the reader, pipelined: once a
+    :data:`AHEAD_PER_THREAD` per thread ahead of the reader (every draw when the unit
+    keeps its pair placements: the drill-down's summaries take seconds), pipelined: once a
     scenario's last draw is read, its work unit is dropped and the next one built and
     its first draws queued, before the caller summarises the scenario (one unit alive
     at a time; the threads draw during the summaries). Each draw depends only on its
@@ -94,9 +95,11 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
         def one(d, work=work):
             return simulate_draws(work, betas[d], [d], [seeds[d]], allocator)
 
-        unit = SimpleNamespace(i=i, kept=kept, one=one, futures=None)
+        # the drill-down's summaries are long: its draws may all run ahead meanwhile
+        unit = SimpleNamespace(i=i, kept=kept, one=one, futures=None,
+                               ahead=len(betas) if work.keep_pairs else ahead)
         if pool is not None and work.indices.size >= THREAD_MIN_PAIRS:
-            unit.futures = [pool.submit(one, d) if d < ahead else None for d in range(len(betas))]
+            unit.futures = [pool.submit(one, d) if d < unit.ahead else None for d in range(len(betas))]
         return unit  # else drawn on this thread as the caller reads
 
     def stream(unit, nxt):  # read as the draws finish, in draw order
@@ -105,8 +108,8 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
             if futures is None:
                 got = unit.one(d)
             else:
-                if d + ahead < len(futures):
-                    futures[d + ahead] = pool.submit(unit.one, d + ahead)
+                if d + unit.ahead < len(futures):
+                    futures[d + unit.ahead] = pool.submit(unit.one, d + unit.ahead)
                 got, futures[d] = futures[d].result(), None
             bar.update(1)
             yield from got
