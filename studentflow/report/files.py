@@ -115,10 +115,18 @@ def _write_csv(path: Path, frame: pd.DataFrame, rows: int = GZ_ROWS) -> Path:
         import zlib
 
         def write(tmp):
+            from concurrent.futures import ThreadPoolExecutor
+
             z = zlib.compressobj(3, zlib.DEFLATED, 31)  # gzip.compress(level 3, mtime=0)'s stream
-            with open(tmp, "wb") as fh:
+            with open(tmp, "wb") as fh, ThreadPoolExecutor(1) as deflate:  # zlib lets go of the GIL:
+                pending = None  # one block compressed on the other thread while the next one's text is made
                 for a in range(0, max(len(frame), 1), max(int(rows), 1)):
-                    fh.write(z.compress(csv_text(frame.iloc[a:a + rows], header=a == 0).encode("utf-8")))
+                    data = csv_text(frame.iloc[a:a + rows], header=a == 0).encode("utf-8")
+                    if pending is not None:
+                        fh.write(pending.result())
+                    pending = deflate.submit(z.compress, data)
+                if pending is not None:
+                    fh.write(pending.result())
                 fh.write(z.flush())
 
         return atomic_write(path, write)
