@@ -302,7 +302,7 @@ def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b
     o_at, d_at = id_positions(s.index, o), id_positions(s.index, d)
     amount = pd.to_numeric(bundle.subsidy["amount"], errors="coerce").set_axis(bundle.subsidy.index.astype(str))
     pairs["tuition"] = pd.to_numeric(_at(s["tuition"], d_at), errors="coerce").to_numpy(float)
-    pairs["esc_amount"] = _at(amount, id_positions(amount.index, pairs["destination_id"])).to_numpy(float)
+    pairs["esc_amount"] = _at(amount, id_positions(amount.index, d)).to_numpy(float)
     pairs["net_cost_k"] = net_cost_k(pairs["tuition"], pairs["esc_amount"])
     rating = pd.to_numeric(s["esc_rating"], errors="coerce")
     esc_rated = rating[s["esc"].fillna(False).astype(bool)].dropna()
@@ -317,7 +317,7 @@ def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b
     pairs["destination_region"] = _at(s["region"], d_at).to_numpy()
     f = bundle.flows
     benef = pd.to_numeric(f["esc_beneficiaries"]).groupby(f["origin_id"].astype(str)).sum()
-    oc_at = id_positions(oc.index, pairs["origin_id"])
+    oc_at = id_positions(oc.index, o)
     pairs["origin_pool"] = _at(oc["grade7_learners"], oc_at).fillna(0).astype(np.int64).to_numpy()
     pairs["origin_esc_beneficiaries"] = _at(benef, id_positions(benef.index, o)).fillna(0).astype(np.int64).to_numpy()
     for col, src in (("destination_slots", "esc_slots"), ("destination_billed", "esc_slots_billed")):
@@ -325,7 +325,7 @@ def _covariates(bundle, s, pairs, oc, radius_km, gc_fallback, dropped, dropped_b
     pairs["origin_feeds_congested"] = _at(oc["feeds_congested"], oc_at).fillna(False).astype(bool).to_numpy()
     pairs["origin_congested_share"] = _at(oc["congested_share"], oc_at).fillna(0.0).to_numpy(float)
     billed = billed_share_before(bundle)
-    pairs[BILLED_SHARE_BEFORE] = _at(billed, id_positions(billed.index, pairs["destination_id"])).to_numpy(float)
+    pairs[BILLED_SHARE_BEFORE] = _at(billed, id_positions(billed.index, d)).to_numpy(float)
     out = pairs.loc[:, list(PAIR_COLUMNS)].reset_index(drop=True)
     out.attrs["summary"] = PairSummary(
         observed=int((out["pair_type"] == "observed").sum()), new=int((out["pair_type"] == "new").sum()),

@@ -116,7 +116,7 @@ def test_gzipped_csv_in_row_blocks_has_the_bytes_of_the_whole(tmp_path_factory, 
     assert b"123456789012" not in gzip.decompress(got)
 
 
-def test_arrow_buffers_come_from_the_system_allocator_after_ingest(sample_bundle, monkeypatch):
+def test_arrow_buffers_come_from_the_system_allocator_after_ingest(sample_bundle):
     """Ingest switches pyarrow to glibc's malloc once (its own pool kept freed memory
     resident), unless the user chose a pool or STUDENTFLOW_MALLOC=default."""
     import os

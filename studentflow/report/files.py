@@ -133,8 +133,6 @@ def _write_csv(path: Path, frame: pd.DataFrame, rows: int = GZ_ROWS) -> Path:
     return atomic_write(path, lambda tmp: csv_text(frame, tmp))
 
 
-
-
 def _csv_quoted(texts) -> list[str]:
     """Each text as the csv module writes it in a row of several fields (QUOTE_MINIMAL, as
     ``DataFrame.to_csv``): asked of the csv module itself, so its rules hold exactly."""

@@ -116,7 +116,6 @@ def _local_sweep(make, order, betas, seeds, allocator, bar, threads: int = 1):
         if futures is not None and nxt is not None:  # every draw read: the work unit is
             del got  # gone with its last task; the next one builds and draws meanwhile
             unit.one = unit.futures = None
-            trim(collect=False)  # the draws' freed temporaries back to the OS before the next unit
             queued.append(launch(nxt))
 
     try:
@@ -249,9 +248,7 @@ def run_scenarios(
     origin_pos = pd.Series(np.arange(len(origins)), index=origins.index)
     pools_d = _pool_draws(pool_draws, origins, len(betas))
     school_pos = pd.Series(np.arange(len(schools)), index=schools.index)
-    if latent_demand is None:
-        latent_demand = calibration is not None and calibration.capacity_rule == "posterior"
-    demand_d = _demand_draws(calibration, schools, len(betas), seed) if latent_demand else None
+    demand_d = _demand_draws(calibration, schools, len(betas), seed, latent_demand)
     others = _point_runs(points, tables, base, bundle, schools, seed)
     siblings: dict = {}  # scenario → [(label, work unit, kept)] of the point estimates, until summarised
 

@@ -78,9 +78,12 @@ def _pair_table(pairs, bundle, distances) -> pd.DataFrame:
     return pairs
 
 
-def _demand_draws(calibration, schools, n, seed):
-    """Draws × global schools: multipliers of full schools' calibrated demand (else 1)."""
-    if calibration is None or "p_full" not in calibration.schools:
+def _demand_draws(calibration, schools, n, seed, latent_demand=None):
+    """Draws × global schools: multipliers of full schools' calibrated demand (else 1);
+    None without latent demand (``latent_demand`` None: on for the "posterior" rule)."""
+    if latent_demand is None:
+        latent_demand = calibration is not None and calibration.capacity_rule == "posterior"
+    if not latent_demand or calibration is None or "p_full" not in calibration.schools:
         return None
     from studentflow.scenarios.latent import demand_multipliers
 
@@ -163,7 +166,5 @@ def _point_runs(points, tables, base, bundle, schools, seed) -> dict:
         model, calibrate = spec
         calibration = _calibration(calibrate, model, tables, base, bundle)
         params, betas, seeds = _coefficient_draws(model, 0, seed)
-        posterior = calibration is not None and calibration.capacity_rule == "posterior"
-        out[label] = _PointRun(model, calibration, params, betas, seeds,
-                               _demand_draws(calibration, schools, 1, seed) if posterior else None)
+        out[label] = _PointRun(model, calibration, params, betas, seeds, _demand_draws(calibration, schools, 1, seed))
     return out

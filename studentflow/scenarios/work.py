@@ -106,14 +106,19 @@ def _design(model, pairs: pd.DataFrame, compact: bool = False):
                 cols.append(np.log(np.asarray(model.predict(pairs, params=unit), dtype=float)) - offset)
         X = np.column_stack(cols) if cols else np.zeros((len(pairs), 0))
         X = CompactDesign.from_columns(compact_columns(X, range(X.shape[1]))) if compact else X
+    return (X, offset) if _predicts(model, pairs, X, offset) else None
+
+
+def _predicts(model, pairs: pd.DataFrame, X, offset) -> bool:
+    """Whether the design ``(X, offset)`` (a matrix or a :class:`CompactDesign`) is finite
+    and gives ``model.predict`` on the first 2,000 pairs (relative 1e-6)."""
+    compact = isinstance(X, CompactDesign)
     check = slice(0, min(len(pairs), 2000))
     ref = np.asarray(model.predict(pairs.iloc[check]), dtype=float)
     head = tuple(c[check] for c in X.columns()) if compact else X[check]
     got = np.exp(linear_predictor(head, offset[check], model.params.to_numpy(dtype=float)))
     finite = np.isfinite(X.floats).all() if compact else np.all(np.isfinite(X))
-    if not (finite and np.allclose(got, ref, rtol=1e-6, atol=1e-12)):
-        return None
-    return X, offset
+    return bool(finite and np.allclose(got, ref, rtol=1e-6, atol=1e-12))
 
 
 def _global_positions(pos: pd.Series, ids: pd.Series) -> np.ndarray:
@@ -153,12 +158,7 @@ def _sibling_design(prep: _Prepared, model, first_model):
     if prep.design is None or list(model.params.index) != list(first_model.params.index) \
             or not same_plan(getattr(model, "design_info", None), getattr(first_model, "design_info", None)):
         return None
-    X, offset = prep.design
-    check = slice(0, min(len(prep.pairs), 2000))
-    ref = np.asarray(model.predict(prep.pairs.iloc[check]), dtype=float)
-    got = np.exp(linear_predictor(tuple(c[check] for c in X.columns()), offset[check],
-                                  model.params.to_numpy(dtype=float)))
-    return prep.design if np.allclose(got, ref, rtol=1e-6, atol=1e-12) else None
+    return prep.design if _predicts(model, prep.pairs, *prep.design) else None
 
 
 def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_pos, origins, schools,
@@ -195,7 +195,7 @@ def _prepare(s: Scenario, tables: PairTables, bundle, model, origin_pos, school_
         p, rows, cols, caps, w = prep.pairs, prep.rows, prep.cols, prep.caps, prep.work
         order, indices, indptr, shape, new_mask = w.order, w.indices, w.indptr, w.shape, w.new_mask
         design = _sibling_design(prep, model, sibling_of[1])
-        shared = design is not None and prep.work.in_order  # the same rows as prep's, already in data order
+        shared = design is not None  # prep's own X, already in data order in prep.work
         if design is None:
             design = _design(model, p, compact=True)
     pools = origins["origin_pool"].to_numpy(dtype=float)
